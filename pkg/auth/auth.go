@@ -1,0 +1,102 @@
+// Package auth is the protocol of authd's private socket (<spool>/private/auth): the
+// questions other daemons ask about accounts — does this recipient exist, where does mail
+// for it go, which Maildir does an account have, is this password right — and a client
+// that asks them.
+package auth
+
+import (
+	"context"
+
+	"postern/pkg/ipc"
+)
+
+// Operations on private/auth.
+const (
+	OpResolve = "resolve"
+	OpMailbox = "mailbox"
+	OpVerify  = "verify"
+)
+
+// ResolveRequest asks where mail for Address goes.
+type ResolveRequest struct {
+	Address string `json:"address"`
+}
+
+// ResolveResult answers a ResolveRequest.
+type ResolveResult struct {
+	// Local is true when the address's domain is one of ours.
+	Local bool `json:"local"`
+	// Found is true when a local address leads somewhere: an account, an alias or a
+	// catch-all. It is meaningless when Local is false.
+	Found bool `json:"found"`
+	// Targets are the final destinations after alias and catch-all expansion and after
+	// plus-addressing and case are folded away: account addresses (user@domain, in their
+	// canonical lower-case form) and, for aliases that forward, external addresses.
+	Targets []string `json:"targets,omitempty"`
+}
+
+// MailboxRequest asks for the mailbox of an account.
+type MailboxRequest struct {
+	Address string `json:"address"`
+}
+
+// MailboxResult describes an account's mailbox.
+type MailboxResult struct {
+	// Exists is false when no such account exists (any more).
+	Exists bool `json:"exists"`
+	// Address is the account's canonical address.
+	Address string `json:"address,omitempty"`
+	// Maildir is the absolute path of the account's Maildir.
+	Maildir string `json:"maildir,omitempty"`
+	// Quota is the account's storage limit in bytes; 0 means unlimited.
+	Quota int64 `json:"quota,omitempty"`
+}
+
+// VerifyRequest asks whether Password is right for User (an address). RemoteAddr, when
+// known, is the client's IP address, used to throttle guessing.
+type VerifyRequest struct {
+	User       string `json:"user"`
+	Password   string `json:"password"`
+	RemoteAddr string `json:"remote_addr,omitempty"`
+}
+
+// VerifyResult answers a VerifyRequest.
+type VerifyResult struct {
+	OK bool `json:"ok"`
+	// Address is the canonical address of the account that logged in.
+	Address string `json:"address,omitempty"`
+	// Throttled is true when the answer is no because of too many failures.
+	Throttled bool `json:"throttled,omitempty"`
+}
+
+// Client asks authd. It is safe for concurrent use.
+type Client struct {
+	c *ipc.Client
+}
+
+// NewClient returns a client of the socket at path (normally <spool>/private/auth).
+func NewClient(path string) *Client { return &Client{c: ipc.NewClient(path)} }
+
+// Resolve tells where mail for addr goes.
+func (c *Client) Resolve(ctx context.Context, addr string) (ResolveResult, error) {
+	var r ResolveResult
+	_, err := c.c.Call(ctx, OpResolve, ResolveRequest{Address: addr}, &r)
+	return r, err
+}
+
+// Mailbox describes the mailbox of the account addr.
+func (c *Client) Mailbox(ctx context.Context, addr string) (MailboxResult, error) {
+	var r MailboxResult
+	_, err := c.c.Call(ctx, OpMailbox, MailboxRequest{Address: addr}, &r)
+	return r, err
+}
+
+// Verify checks a password.
+func (c *Client) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
+	var r VerifyResult
+	_, err := c.c.Call(ctx, OpVerify, req, &r)
+	return r, err
+}
+
+// Close closes idle connections.
+func (c *Client) Close() { c.c.Close() }

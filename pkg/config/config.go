@@ -1,0 +1,466 @@
+// Package config reads postern.toml, the one configuration file of a Postern instance.
+//
+// Every key has a default (see Default); a key that Postern does not know, or a value of
+// the wrong type, is an error that names the file and line. Relative paths in the file are
+// taken relative to the directory that holds it, so a development instance is one
+// self-contained folder. The keys are documented in postern.toml(5).
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where the system instance keeps its configuration.
+const DefaultPath = "/etc/postern/postern.toml"
+
+// Config is a parsed postern.toml.
+type Config struct {
+	// Path is the file the configuration was read from; Dir is its directory.
+	Path string `toml:"-"`
+	Dir  string `toml:"-"`
+
+	// Hostname is the name this host gives in its SMTP greeting, EHLO and Received headers.
+	Hostname string `toml:"hostname"`
+	// SpoolDir holds the queue (incoming, active, deferred, hold, corrupt) and the sockets.
+	SpoolDir string `toml:"spool_dir"`
+	// DataDir holds users.db, the Maildirs and the spam database.
+	DataDir string `toml:"data_dir"`
+	// BinDir is where master finds the daemon programs.
+	BinDir string `toml:"bin_dir"`
+	// AdminGroup names the group whose members may use the control sockets (mailctl).
+	AdminGroup string `toml:"admin_group"`
+
+	Log      Log                 `toml:"log"`
+	TLS      TLS                 `toml:"tls"`
+	SMTPD    SMTPD               `toml:"smtpd"`
+	Queue    Queue               `toml:"queue"`
+	Local    Local               `toml:"local"`
+	Services map[string]*Service `toml:"services"`
+}
+
+// Log says how daemons log.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is text (logfmt) or json.
+	Format string `toml:"format"`
+}
+
+// TLS names the certificate and key served by smtpd and imapd.
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// SMTPD holds the limits and policy of the SMTP server.
+type SMTPD struct {
+	MaxMessageSize      Size     `toml:"max_message_size"`
+	MaxRecipients       int      `toml:"max_recipients"`
+	MaxConnections      int      `toml:"max_connections"`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
+	MaxLineLength       int      `toml:"max_line_length"`
+	MaxErrors           int      `toml:"max_errors"`
+	Timeout             Duration `toml:"timeout"`
+	DataTimeout         Duration `toml:"data_timeout"`
+	// ShutdownGrace is how long a stopping smtpd lets transactions in flight finish.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+}
+
+// Queue holds the retry schedule and the delivery concurrency of qmgr.
+type Queue struct {
+	MinBackoff   Duration `toml:"min_backoff"`
+	MaxBackoff   Duration `toml:"max_backoff"`
+	DelayWarning Duration `toml:"delay_warning"`
+	MaxLifetime  Duration `toml:"max_lifetime"`
+	// ScanInterval is how often qmgr looks into deferred/ for messages due again.
+	ScanInterval Duration `toml:"scan_interval"`
+	// LocalConcurrency is how many local deliveries run at once.
+	LocalConcurrency int `toml:"local_concurrency"`
+}
+
+// Local holds the mailbox policy of local delivery.
+type Local struct {
+	// DefaultQuota applies to accounts created without an explicit quota; 0 is unlimited.
+	DefaultQuota Size `toml:"default_quota"`
+}
+
+// Service is one entry of the [services] table, the part Postfix's master.cf plays.
+type Service struct {
+	// Enable says whether master runs the daemon.
+	Enable bool `toml:"enable"`
+	// User is the system user the daemon runs as when master is root.
+	User string `toml:"user"`
+	// Listen maps a listener name (smtp, submission, imap ...) to host:port.
+	Listen map[string]string `toml:"listen"`
+	// Command overrides the program; by default it is BinDir/<service name>.
+	Command string `toml:"command"`
+	// Args are extra arguments for the program.
+	Args []string `toml:"args"`
+}
+
+// Daemon describes what Postern knows about one of its daemons: the sockets master makes
+// for it and the user it runs as by default.
+type Daemon struct {
+	Name string
+	// User is the default system user.
+	User string
+	// Private are socket names under <spool>/private.
+	Private []string
+	// Control are socket names under <spool>/control, for administration.
+	Control []string
+	// Listeners are the inet listener names the daemon understands.
+	Listeners []string
+}
+
+// Daemons lists the daemons master can run, in start order.
+var Daemons = []Daemon{
+	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}},
+	{Name: "local", User: "vmail", Private: []string{"local"}},
+	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}},
+	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}},
+	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}},
+}
+
+// LookupDaemon returns the description of the named daemon.
+func LookupDaemon(name string) (Daemon, bool) {
+	for _, d := range Daemons {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return Daemon{}, false
+}
+
+// Default returns the configuration used for every key the file does not set.
+func Default() *Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	c := &Config{
+		Hostname:   host,
+		SpoolDir:   "/var/spool/postern",
+		DataDir:    "/var/lib/postern",
+		BinDir:     "/usr/lib/postern",
+		AdminGroup: "postern-admin",
+		Log:        Log{Level: "info", Format: "text"},
+		TLS:        TLS{Cert: "/etc/postern/tls/cert.pem", Key: "/etc/postern/tls/key.pem"},
+		SMTPD: SMTPD{
+			MaxMessageSize:      50 << 20,
+			MaxRecipients:       100,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 20,
+			MaxLineLength:       65536,
+			MaxErrors:           10,
+			Timeout:             Duration(5 * time.Minute),
+			DataTimeout:         Duration(10 * time.Minute),
+			ShutdownGrace:       Duration(30 * time.Second),
+		},
+		Queue: Queue{
+			MinBackoff:       Duration(5 * time.Minute),
+			MaxBackoff:       Duration(time.Hour),
+			DelayWarning:     Duration(4 * time.Hour),
+			MaxLifetime:      Duration(5 * 24 * time.Hour),
+			ScanInterval:     Duration(time.Minute),
+			LocalConcurrency: 20,
+		},
+		Services: map[string]*Service{},
+	}
+	for _, d := range Daemons {
+		c.Services[d.Name] = &Service{Enable: true, User: d.User, Listen: map[string]string{}}
+	}
+	c.Services["smtpd"].Listen = map[string]string{"smtp": "0.0.0.0:25", "submission": "0.0.0.0:587", "submissions": "0.0.0.0:465"}
+	return c
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as the contents of the file at path.
+func Parse(path string, data []byte) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c := Default()
+	// Services named in the file start from nothing but their defaults, so that a listener
+	// removed from the file is gone.
+	var probe struct {
+		Services map[string]toml.Primitive `toml:"services"`
+	}
+	if _, err := toml.Decode(string(data), &probe); err != nil {
+		return nil, positionError(abs, err)
+	}
+	for name := range probe.Services {
+		if d, ok := LookupDaemon(name); ok {
+			c.Services[name] = &Service{Enable: true, User: d.User}
+		}
+	}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, positionError(abs, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		key := und[0]
+		return nil, fmt.Errorf("%s:%d: unknown key %q", abs, keyLine(data, key), key.String())
+	}
+	c.Path = abs
+	c.Dir = filepath.Dir(abs)
+	for _, p := range []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(c.Dir, *p)
+		}
+	}
+	if err := c.validate(data); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) validate(data []byte) error {
+	bad := func(key, format string, args ...any) error {
+		k := toml.Key(strings.Split(key, "."))
+		return fmt.Errorf("%s:%d: %s: %s", c.Path, keyLine(data, k), key, fmt.Sprintf(format, args...))
+	}
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t\r\n") {
+		return bad("hostname", "must be a host name")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	positive := map[string]int{
+		"smtpd.max_recipients":          c.SMTPD.MaxRecipients,
+		"smtpd.max_connections":         c.SMTPD.MaxConnections,
+		"smtpd.max_connections_per_ip":  c.SMTPD.MaxConnectionsPerIP,
+		"smtpd.max_line_length":         c.SMTPD.MaxLineLength,
+		"smtpd.max_errors":              c.SMTPD.MaxErrors,
+		"queue.local_concurrency":       c.Queue.LocalConcurrency,
+		"smtpd.max_message_size":        int(min(c.SMTPD.MaxMessageSize, 1<<30)),
+		"smtpd.timeout (seconds)":       int(time.Duration(c.SMTPD.Timeout).Seconds()),
+		"smtpd.data_timeout (seconds)":  int(time.Duration(c.SMTPD.DataTimeout).Seconds()),
+		"queue.min_backoff (seconds)":   int(time.Duration(c.Queue.MinBackoff).Seconds()),
+		"queue.max_lifetime (seconds)":  int(time.Duration(c.Queue.MaxLifetime).Seconds()),
+		"queue.scan_interval (seconds)": int(time.Duration(c.Queue.ScanInterval).Seconds()),
+	}
+	keys := make([]string, 0, len(positive))
+	for k := range positive {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if positive[k] <= 0 {
+			return bad(strings.Fields(k)[0], "must be greater than zero")
+		}
+	}
+	if c.Queue.MaxBackoff < c.Queue.MinBackoff {
+		return bad("queue.max_backoff", "must not be less than queue.min_backoff")
+	}
+	names := make([]string, 0, len(c.Services))
+	for name := range c.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := c.Services[name]
+		d, ok := LookupDaemon(name)
+		if !ok {
+			return bad("services."+name, "no such daemon (known: %s)", daemonNames())
+		}
+		if s.User == "" {
+			return bad("services."+name+".user", "must name a system user")
+		}
+		lnames := make([]string, 0, len(s.Listen))
+		for l := range s.Listen {
+			lnames = append(lnames, l)
+		}
+		sort.Strings(lnames)
+		for _, l := range lnames {
+			key := "services." + name + ".listen." + l
+			if !contains(d.Listeners, l) {
+				return bad(key, "%s has no listener %q (it has: %s)", name, l, strings.Join(d.Listeners, ", "))
+			}
+			if _, port, err := net.SplitHostPort(s.Listen[l]); err != nil {
+				return bad(key, "must be host:port: %v", err)
+			} else if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+				return bad(key, "bad port %q", port)
+			}
+		}
+	}
+	return nil
+}
+
+// Service returns the [services] entry of the named daemon, or nil if it is not configured.
+func (c *Config) Service(name string) *Service { return c.Services[name] }
+
+// Program returns the path of the named daemon's program.
+func (c *Config) Program(name string) string {
+	if s := c.Services[name]; s != nil && s.Command != "" {
+		if filepath.IsAbs(s.Command) {
+			return s.Command
+		}
+		return filepath.Join(c.Dir, s.Command)
+	}
+	return filepath.Join(c.BinDir, name)
+}
+
+// PrivateSocket is the path of a daemon-to-daemon socket, such as "cleanup".
+func (c *Config) PrivateSocket(name string) string {
+	return filepath.Join(c.SpoolDir, "private", name)
+}
+
+// ControlSocket is the path of an administration socket, such as "authd".
+func (c *Config) ControlSocket(name string) string {
+	return filepath.Join(c.SpoolDir, "control", name)
+}
+
+// UsersDB is the path of authd's database.
+func (c *Config) UsersDB() string { return filepath.Join(c.DataDir, "users.db") }
+
+// MailDir is the root under which every account's Maildir lives.
+func (c *Config) MailDir() string { return filepath.Join(c.DataDir, "mail") }
+
+func daemonNames() string {
+	var n []string
+	for _, d := range Daemons {
+		n = append(n, d.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// positionError turns a TOML decoding error into one that names file and line.
+func positionError(path string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			msg = fmt.Sprintf("%s: %s", pe.LastKey, pe.Message)
+		}
+		return fmt.Errorf("%s:%d: %s", path, pe.Position.Line, msg)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+var tableRe = regexp.MustCompile(`^\s*\[+\s*([^\]]+?)\s*\]+`)
+
+// keyLine finds the line of the file where key is set or its table opens; 0 if not found.
+// BurntSushi/toml does not report the position of keys it could not place, so this reads
+// the file the way a person would.
+func keyLine(data []byte, key toml.Key) int {
+	if len(key) == 0 {
+		return 0
+	}
+	table := strings.Join(key[:len(key)-1], ".")
+	last := key[len(key)-1]
+	current := ""
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	tableLine := 0
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if m := tableRe.FindStringSubmatch(line); m != nil {
+			current = strings.ReplaceAll(m[1], " ", "")
+			if current == key.String() {
+				tableLine = n
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), `"`)
+		full := k
+		if current != "" {
+			full = current + "." + k
+		}
+		if (current == table && k == last) || full == key.String() {
+			return n
+		}
+	}
+	return tableLine
+}
+
+// Duration is a time.Duration written as a string in the file ("5m", "1h30m").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q (write it like \"30s\", \"5m\" or \"2h\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a number of bytes, written as an integer or a string with a K, M or G suffix.
+type Size int64
+
+// UnmarshalTOML implements toml.Unmarshaler, accepting 1048576 and "1M" alike.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 0 {
+			return fmt.Errorf("size %d is negative", x)
+		}
+		*s = Size(x)
+		return nil
+	case string:
+		str := strings.TrimSpace(strings.ToUpper(x))
+		mult := int64(1)
+		for suffix, m := range map[string]int64{"K": 1 << 10, "M": 1 << 20, "G": 1 << 30} {
+			if strings.HasSuffix(str, suffix) || strings.HasSuffix(str, suffix+"B") || strings.HasSuffix(str, suffix+"IB") {
+				str = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(str, "IB"), "B"), suffix)
+				mult = m
+				break
+			}
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(str), 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("bad size %q (write it like 52428800 or \"50M\")", x)
+		}
+		*s = Size(n * mult)
+		return nil
+	}
+	return fmt.Errorf("bad size %v (write it like 52428800 or \"50M\")", v)
+}

@@ -1,0 +1,162 @@
+// Package control defines the administration API: the operations that mailctl (and later
+// the admin panel) sends to the control sockets in <spool>/control — authd's for domains,
+// accounts and aliases, qmgr's for the queue, master's for the daemons. The sockets admit
+// only root, the instance's own user and members of the admin group (SO_PEERCRED).
+package control
+
+import "time"
+
+// Operations on control/authd.
+const (
+	DomainAdd  = "domain.add"
+	DomainDel  = "domain.del"
+	DomainList = "domain.list"
+	UserAdd    = "user.add"
+	UserDel    = "user.del"
+	UserList   = "user.list"
+	UserPasswd = "user.passwd"
+	AliasAdd   = "alias.add"
+	AliasDel   = "alias.del"
+	AliasList  = "alias.list"
+)
+
+// Operations on control/qmgr.
+const (
+	QueueList    = "queue.list"
+	QueueShow    = "queue.show"
+	QueueFlush   = "queue.flush"
+	QueueHold    = "queue.hold"
+	QueueRelease = "queue.release"
+	QueueDelete  = "queue.delete"
+	QueueCounts  = "queue.counts"
+)
+
+// Operations on control/master.
+const (
+	MasterStatus = "status"
+	MasterReload = "reload"
+)
+
+// Domain names a mail domain.
+type Domain struct {
+	Name    string `json:"name"`
+	Users   int    `json:"users,omitempty"`
+	Aliases int    `json:"aliases,omitempty"`
+}
+
+// DomainRequest is the body of domain.add and domain.del. Force on domain.del also
+// deletes the domain's accounts and aliases (never their mail on disk).
+type DomainRequest struct {
+	Name  string `json:"name"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// DomainListResult answers domain.list.
+type DomainListResult struct {
+	Domains []Domain `json:"domains"`
+}
+
+// User is an account.
+type User struct {
+	Address string    `json:"address"`
+	Quota   int64     `json:"quota,omitempty"`
+	Created time.Time `json:"created,omitzero"`
+	Maildir string    `json:"maildir,omitempty"`
+}
+
+// UserRequest is the body of user.add, user.del and user.passwd. Quota < 0 on user.add
+// means the configured default.
+type UserRequest struct {
+	Address  string `json:"address"`
+	Password string `json:"password,omitempty"`
+	Quota    int64  `json:"quota,omitempty"`
+}
+
+// ListRequest is the body of user.list and alias.list; an empty Domain lists all.
+type ListRequest struct {
+	Domain string `json:"domain,omitempty"`
+}
+
+// UserListResult answers user.list.
+type UserListResult struct {
+	Users []User `json:"users"`
+}
+
+// Alias sends mail for Address to Targets. An Address of the form "@domain" is the
+// domain's catch-all.
+type Alias struct {
+	Address string   `json:"address"`
+	Targets []string `json:"targets"`
+}
+
+// AliasListResult answers alias.list.
+type AliasListResult struct {
+	Aliases []Alias `json:"aliases"`
+}
+
+// QueueRecipient is one recipient of a queued message and where it stands.
+type QueueRecipient struct {
+	Addr   string `json:"addr"`
+	ORcpt  string `json:"orcpt,omitempty"`
+	Status string `json:"status,omitempty"` // "", delivered, failed, delayed
+	Reason string `json:"reason,omitempty"`
+}
+
+// QueueEntry describes one queued message, like a line of mailq.
+type QueueEntry struct {
+	ID         string           `json:"id"`
+	State      string           `json:"state"` // incoming, active, deferred, hold, corrupt
+	Size       int64            `json:"size"`
+	Arrival    time.Time        `json:"arrival"`
+	From       string           `json:"from"`
+	Recipients []QueueRecipient `json:"recipients"`
+	// Next is when qmgr tries again a deferred message; Attempts how often it tried.
+	Next     time.Time `json:"next,omitzero"`
+	Attempts int       `json:"attempts,omitempty"`
+}
+
+// QueueListResult answers queue.list.
+type QueueListResult struct {
+	Messages []QueueEntry `json:"messages"`
+}
+
+// QueueShowResult answers queue.show: the entry and the message's header section.
+type QueueShowResult struct {
+	Entry   QueueEntry `json:"entry"`
+	Headers string     `json:"headers"`
+}
+
+// IDsRequest names messages for queue.show, flush, hold, release and delete. An empty
+// list on queue.flush means every deferred message.
+type IDsRequest struct {
+	IDs []string `json:"ids,omitempty"`
+}
+
+// CountResult says how many messages an operation touched.
+type CountResult struct {
+	Count int `json:"count"`
+}
+
+// QueueCountsResult answers queue.counts: messages per queue directory.
+type QueueCountsResult struct {
+	Counts map[string]int `json:"counts"`
+}
+
+// DaemonStatus is what master knows about one daemon.
+type DaemonStatus struct {
+	Name     string    `json:"name"`
+	User     string    `json:"user"`
+	PID      int       `json:"pid,omitempty"`
+	State    string    `json:"state"` // running, starting, backoff, stopped, disabled
+	Started  time.Time `json:"started,omitzero"`
+	Restarts int       `json:"restarts,omitempty"`
+	LastExit string    `json:"last_exit,omitempty"`
+}
+
+// MasterStatusResult answers master's status.
+type MasterStatusResult struct {
+	PID     int            `json:"pid"`
+	Started time.Time      `json:"started"`
+	Config  string         `json:"config"`
+	Daemons []DaemonStatus `json:"daemons"`
+}

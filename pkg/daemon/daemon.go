@@ -1,0 +1,176 @@
+// Package daemon is what every Postern daemon does when it starts: read its flags and the
+// configuration, set up logging, take the listening sockets master (or systemd) handed it,
+// drop what privileges it can, and decide which peers it trusts.
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"postern/pkg/config"
+	"postern/pkg/ipc"
+)
+
+// Daemon is a started daemon.
+type Daemon struct {
+	Name   string
+	Config *config.Config
+	Log    *slog.Logger
+	// Listeners are the inherited sockets, by name (LISTEN_FDNAMES).
+	Listeners map[string]net.Listener
+}
+
+// Start parses the command line (-c FILE), loads the configuration, sets up logging and
+// collects the inherited listeners. It exits the process with a message on failure: a
+// daemon that cannot start must say why where master logs it.
+func Start(name string) *Daemon {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	path := fs.String("c", config.DefaultPath, "configuration file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [-c postern.toml]\n\n%s is a Postern daemon, started by master; see %s(8).\n", name, name, name)
+	}
+	fs.Parse(os.Args[1:])
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	d := &Daemon{Name: name, Config: cfg, Log: NewLogger(cfg, name)}
+	slog.SetDefault(d.Log)
+	ls, err := Listeners()
+	if err != nil {
+		d.Log.Error("taking inherited listeners", "err", err)
+		os.Exit(1)
+	}
+	d.Listeners = ls
+	// Nothing a daemon runs may gain privileges (setuid programs); master already gave it
+	// its user.
+	unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+	return d
+}
+
+// NewLogger returns the logger of a daemon: one line per event on standard error,
+// carrying the daemon's name and pid, as Postfix's "postfix/smtpd[123]:" prefix does.
+func NewLogger(cfg *config.Config, name string) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	} else {
+		h = slog.NewTextHandler(os.Stderr, opts)
+	}
+	return slog.New(h).With("daemon", name, "pid", os.Getpid())
+}
+
+// Context returns a context cancelled by SIGTERM or SIGINT.
+func (d *Daemon) Context() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
+
+// Unix returns the inherited Unix listener with the given name, or exits.
+func (d *Daemon) Unix(name string) *net.UnixListener {
+	l, ok := d.Listeners[name].(*net.UnixListener)
+	if !ok {
+		d.Log.Error("no inherited unix socket", "name", name)
+		os.Exit(1)
+	}
+	return l
+}
+
+// Listeners returns the sockets passed the systemd way: descriptors 3 .. 3+LISTEN_FDS-1,
+// named by LISTEN_FDNAMES, meant for this process if LISTEN_PID is its pid (see
+// sd_listen_fds(3)). The variables are removed from the environment so that children do
+// not take them too.
+func Listeners() (map[string]net.Listener, error) {
+	out := map[string]net.Listener{}
+	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	names := strings.Split(os.Getenv("LISTEN_FDNAMES"), ":")
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_FDNAMES")
+	if n <= 0 || pid != os.Getpid() {
+		return out, nil
+	}
+	for i := 0; i < n; i++ {
+		fd := 3 + i
+		unix.CloseOnExec(fd)
+		name := strconv.Itoa(fd)
+		if i < len(names) && names[i] != "" {
+			name = names[i]
+		}
+		f := os.NewFile(uintptr(fd), name)
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("inherited descriptor %d (%s): %w", fd, name, err)
+		}
+		out[name] = l
+	}
+	return out, nil
+}
+
+// Trust returns an ipc Allow function that admits root, this process's own uid, and the
+// users the named services run as. In a development instance every daemon runs as one
+// user, so that user is trusted.
+func Trust(cfg *config.Config, services ...string) func(ipc.Cred) bool {
+	uids := map[int]bool{0: true, os.Getuid(): true}
+	for _, s := range services {
+		svc := cfg.Service(s)
+		if svc == nil {
+			continue
+		}
+		if u, err := user.Lookup(svc.User); err == nil {
+			if id, err := strconv.Atoi(u.Uid); err == nil {
+				uids[id] = true
+			}
+		}
+	}
+	return func(c ipc.Cred) bool { return uids[c.UID] }
+}
+
+// Admin returns an Allow function for control sockets: root, this process's own uid, and
+// members of the configured admin group.
+func Admin(cfg *config.Config) func(ipc.Cred) bool {
+	gid := -1
+	if g, err := user.LookupGroup(cfg.AdminGroup); err == nil {
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	self := os.Getuid()
+	return func(c ipc.Cred) bool {
+		uid := c.UID
+		if uid == 0 || uid == self {
+			return true
+		}
+		if gid < 0 {
+			return false
+		}
+		u, err := user.LookupId(strconv.Itoa(uid))
+		if err != nil {
+			return false
+		}
+		groups, err := u.GroupIds()
+		if err != nil {
+			return false
+		}
+		for _, g := range groups {
+			if g == strconv.Itoa(gid) {
+				return true
+			}
+		}
+		return false
+	}
+}

@@ -1,0 +1,109 @@
+// Package delivery is the protocol between qmgr and the delivery agents (local, and
+// later remote): qmgr hands an agent one message — the queue file as an open descriptor
+// plus where the message lies in it — with the recipients the agent should deliver it to,
+// and the agent answers with one result per recipient.
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"postern/pkg/ipc"
+)
+
+// Operations of a delivery agent's socket.
+const (
+	// OpDeliver delivers one message; the request carries the queue file's descriptor.
+	OpDeliver = "deliver"
+	// OpCreateMailbox creates an account's Maildir with its standard folders (local only).
+	OpCreateMailbox = "create-mailbox"
+)
+
+// Request asks an agent to deliver one message.
+type Request struct {
+	QueueID string `json:"queue_id"`
+	// From is the envelope sender, empty for <>.
+	From string `json:"from"`
+	// Offset and Size locate the message in the descriptor sent along.
+	Offset int64 `json:"offset"`
+	Size   int64 `json:"size"`
+	// Recipients are the recipients this agent handles, in the order results come back.
+	Recipients []Recipient `json:"recipients"`
+	// Spam is spamd's verdict (later): true files the message into Junk.
+	Spam bool `json:"spam,omitempty"`
+}
+
+// Recipient is one recipient of a Request.
+type Recipient struct {
+	// Addr is the envelope recipient as queued; ORcpt the address the client gave.
+	Addr  string `json:"addr"`
+	ORcpt string `json:"orcpt,omitempty"`
+	// For local delivery: the account's Maildir and quota (bytes, 0 = none).
+	Maildir string `json:"maildir,omitempty"`
+	Quota   int64  `json:"quota,omitempty"`
+}
+
+// Status values of a Result.
+const (
+	Sent     = "sent"
+	Deferred = "deferred"
+	Bounced  = "bounced"
+)
+
+// Result is the outcome for one recipient.
+type Result struct {
+	Status string `json:"status"`
+	// Code is the enhanced status code (RFC 3463), Reason the words for logs and DSNs.
+	Code   string `json:"code,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Relay names where the message went ("local", or a host for remote).
+	Relay string `json:"relay,omitempty"`
+}
+
+// Response answers a Request with one Result per recipient.
+type Response struct {
+	Results []Result `json:"results"`
+}
+
+// CreateMailboxRequest asks local to create a Maildir.
+type CreateMailboxRequest struct {
+	Maildir string `json:"maildir"`
+}
+
+// Client talks to one delivery agent. It is safe for concurrent use; concurrent calls
+// use separate connections.
+type Client struct {
+	c *ipc.Client
+}
+
+// NewClient returns a client of the agent listening at path.
+func NewClient(path string) *Client {
+	cl := ipc.NewClient(path)
+	// A large message to many mailboxes takes a while; a hung agent must not hold the
+	// message forever either.
+	cl.Timeout = 10 * time.Minute
+	return &Client{c: cl}
+}
+
+// Deliver hands the agent a message. f is the open queue file.
+func (c *Client) Deliver(ctx context.Context, f *os.File, req *Request) ([]Result, error) {
+	var resp Response
+	if _, err := c.c.Call(ctx, OpDeliver, req, &resp, f); err != nil {
+		return nil, err
+	}
+	if len(resp.Results) != len(req.Recipients) {
+		return nil, fmt.Errorf("delivery agent answered %d results for %d recipients", len(resp.Results), len(req.Recipients))
+	}
+	return resp.Results, nil
+}
+
+// CreateMailbox asks the agent to create a Maildir.
+func (c *Client) CreateMailbox(ctx context.Context, maildir string) error {
+	_, err := c.c.Call(ctx, OpCreateMailbox, CreateMailboxRequest{Maildir: maildir}, nil)
+	return err
+}
+
+// Close closes idle connections.
+func (c *Client) Close() { c.c.Close() }

@@ -1,0 +1,211 @@
+// Package enqueue is how a message enters the queue: the protocol of cleanup's socket
+// (<spool>/private/cleanup) and the client that smtpd (and qmgr, for bounces) use.
+//
+// An exchange on one connection: the client sends an OpEnqueue request with the envelope,
+// streams the message as data frames (ipc.Conn.WriteStream), then sends an End frame that
+// says whether the stream is complete. cleanup writes the queue file as the data arrives,
+// and only after End{Complete: true} fsyncs it and answers with the queue ID. Anything
+// else — End{Complete: false}, a broken connection — discards the file. The client reads
+// the answer; the message is the queue's only once the answer carries a queue ID.
+package enqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"postern/pkg/ipc"
+)
+
+// OpEnqueue is the operation cleanup serves.
+const OpEnqueue = "enqueue"
+
+// Envelope is what the client knows about a message.
+type Envelope struct {
+	// From is the envelope sender; empty for the null reverse-path <>.
+	From       string      `json:"from"`
+	Recipients []Recipient `json:"recipients"`
+
+	// The connection the message came on, for the Received header (RFC 5321 §4.4).
+	ClientAddr string `json:"client_addr,omitempty"` // IP address
+	ClientName string `json:"client_name,omitempty"` // reverse DNS name, if verified
+	Helo       string `json:"helo,omitempty"`
+	// Protocol is the WITH of the Received header: SMTP, ESMTP, ESMTPS, ESMTPSA ...
+	// (RFC 3848).
+	Protocol string `json:"protocol,omitempty"`
+	// TLS describes the TLS session, e.g. "TLS1.3 TLS_AES_128_GCM_SHA256".
+	TLS string `json:"tls,omitempty"`
+	// AuthUser is the authenticated account, for submissions.
+	AuthUser string `json:"auth_user,omitempty"`
+	// Submission is true for mail from an authenticated user of ours (RFC 6409): cleanup
+	// then adds Message-ID and Date when they are missing.
+	Submission bool `json:"submission,omitempty"`
+	// Bounce is true for a delivery status notification made by qmgr.
+	Bounce bool `json:"bounce,omitempty"`
+
+	BodyType string `json:"body_type,omitempty"`
+	SMTPUTF8 bool   `json:"smtputf8,omitempty"`
+	EnvID    string `json:"envid,omitempty"`
+	Ret      string `json:"ret,omitempty"`
+}
+
+// Recipient is one recipient as the client gave it.
+type Recipient struct {
+	Addr   string `json:"addr"`
+	Notify string `json:"notify,omitempty"`
+	// ORcpt is RFC 3461's ORCPT parameter, if the client gave one.
+	ORcpt string `json:"orcpt,omitempty"`
+}
+
+// End closes the data stream of an enqueue exchange.
+type End struct {
+	Complete bool `json:"complete"`
+}
+
+// Result is cleanup's answer.
+type Result struct {
+	QueueID string `json:"queue_id"`
+	Size    int64  `json:"size"`
+}
+
+// Client submits messages to cleanup over pooled connections. Safe for concurrent use.
+type Client struct {
+	c *ipc.Client
+}
+
+// NewClient returns a client of cleanup's socket at path.
+func NewClient(path string) *Client { return &Client{c: ipc.NewClient(path)} }
+
+// Close closes idle connections.
+func (c *Client) Close() { c.c.Close() }
+
+// Tx is one message being streamed to cleanup. Write the message with Write, then call
+// Commit or Abort exactly once.
+type Tx struct {
+	cl    *Client
+	conn  *ipc.Conn
+	w     io.WriteCloser
+	err   error
+	ended bool
+}
+
+// Begin starts a message. The timeout bounds the whole exchange: ctx's deadline if it
+// has one, else ten minutes.
+func (c *Client) Begin(ctx context.Context, env *Envelope) (*Tx, error) {
+	conn, err := c.c.Get()
+	if err != nil {
+		return nil, fmt.Errorf("connecting to cleanup: %w", err)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Minute)
+	}
+	conn.SetDeadline(deadline)
+	if err := conn.SendRequest(OpEnqueue, env); err != nil {
+		// A pooled connection to a cleanup that restarted; one fresh try.
+		conn.Close()
+		if conn, err = c.c.Get(); err != nil {
+			return nil, fmt.Errorf("connecting to cleanup: %w", err)
+		}
+		conn.SetDeadline(deadline)
+		if err := conn.SendRequest(OpEnqueue, env); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("sending envelope to cleanup: %w", err)
+		}
+	}
+	return &Tx{cl: c, conn: conn, w: conn.StreamWriter()}, nil
+}
+
+// Write streams message content.
+func (t *Tx) Write(p []byte) (int, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.err = fmt.Errorf("streaming to cleanup: %w", err)
+	}
+	return n, t.err
+}
+
+// ReadFrom streams message content from r.
+func (t *Tx) ReadFrom(r io.Reader) (int64, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	buf := make([]byte, 64<<10)
+	var total int64
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			if _, err := t.Write(buf[:n]); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// Commit ends the stream and waits until cleanup has made the queue file durable. Only a
+// nil error means the message is queued.
+func (t *Tx) Commit() (Result, error) {
+	if t.ended {
+		return Result{}, errors.New("enqueue: transaction already ended")
+	}
+	t.ended = true
+	var res Result
+	if t.err != nil {
+		t.conn.Close()
+		return res, t.err
+	}
+	err := t.w.Close()
+	if err == nil {
+		err = t.conn.Send(End{Complete: true})
+	}
+	if err == nil {
+		_, err = t.conn.ReadResponse(&res)
+	}
+	if err != nil {
+		var ie *ipc.Error
+		if errors.As(err, &ie) {
+			t.cl.c.Put(t.conn)
+		} else {
+			t.conn.Close()
+		}
+		return res, fmt.Errorf("queueing message: %w", err)
+	}
+	t.cl.c.Put(t.conn)
+	return res, nil
+}
+
+// Abort discards the message.
+func (t *Tx) Abort() {
+	if t.ended {
+		return
+	}
+	t.ended = true
+	if t.err != nil {
+		t.conn.Close()
+		return
+	}
+	if t.w.Close() != nil || t.conn.Send(End{Complete: false}) != nil {
+		t.conn.Close()
+		return
+	}
+	if _, err := t.conn.ReadResponse(nil); err != nil {
+		var ie *ipc.Error
+		if !errors.As(err, &ie) {
+			t.conn.Close()
+			return
+		}
+	}
+	t.cl.c.Put(t.conn)
+}

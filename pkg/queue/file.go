@@ -1,0 +1,410 @@
+// Package queue is the on-disk mail queue: the spool directories, queue IDs, and the
+// format of a queue file.
+//
+// # Spool
+//
+// <spool>/incoming, active, deferred, hold and corrupt hold one file per message, named by
+// its queue ID. A file changes state only by rename(2) between these directories; cleanup
+// writes into incoming/, and qmgr alone moves files out of it.
+//
+// # Queue file format, version 1
+//
+// A queue file has three parts:
+//
+//	postern-queue 1 BBBBBBBBBBBB SSSSSSSSSSSS\n   header line, fixed width (42 bytes)
+//	{"id":...,"from":...,"rcpt":[...],...}\n        the envelope, one JSON object
+//	<message>                                       the message, CRLF lines, as delivered
+//	{"rcpt":0,"action":"delivered",...}\n           status records, appended by qmgr
+//
+// B is the byte offset of the message and S its length, both decimal, zero-padded; the
+// writer fills them in last. The owner-execute bit of the file mode marks a complete file
+// (as in Postfix): cleanup sets it after the whole message is written, right before it
+// fsyncs the file and acknowledges. A file without it is an interrupted write and never
+// leaves incoming/.
+//
+// Status records are JSON lines appended with O_APPEND and fsynced. A reader takes the
+// last record per recipient; a torn last line (a crash mid-append) is ignored. Unknown
+// envelope and record fields are ignored, so later versions can add fields; a change that
+// an older reader would misunderstand bumps the version number in the header line.
+package queue
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Version is the queue file format this package writes.
+const Version = 1
+
+const (
+	magic       = "postern-queue "
+	headerLen   = len(magic) + 1 + 1 + 12 + 1 + 12 + 1 // "postern-queue 1 " + 2 fields + "\n"
+	completeBit = 0o100
+)
+
+// ErrIncomplete is returned by Open for a file that cleanup has not finished.
+var ErrIncomplete = errors.New("queue file incomplete")
+
+// Envelope is what the queue knows about a message besides its content.
+type Envelope struct {
+	ID string `json:"id"`
+	// From is the envelope sender (MAIL FROM); empty for the null reverse-path <>.
+	From       string      `json:"from"`
+	Recipients []Recipient `json:"rcpt"`
+	Arrival    time.Time   `json:"arrival"`
+	// Size is the length of the message in the file.
+	Size int64 `json:"size"`
+
+	// How the message arrived, for logs, trace headers and bounces.
+	ClientAddr string `json:"client_addr,omitempty"`
+	ClientName string `json:"client_name,omitempty"`
+	Helo       string `json:"helo,omitempty"`
+	Protocol   string `json:"protocol,omitempty"`
+	AuthUser   string `json:"auth_user,omitempty"`
+
+	// BodyType is 7BIT or 8BITMIME (RFC 6152); SMTPUTF8 records RFC 6531's parameter.
+	BodyType string `json:"body_type,omitempty"`
+	SMTPUTF8 bool   `json:"smtputf8,omitempty"`
+	// EnvID and Ret are the DSN parameters of MAIL FROM (RFC 3461 §4.3, §4.4).
+	EnvID string `json:"envid,omitempty"`
+	Ret   string `json:"ret,omitempty"`
+	// Bounce marks a delivery status notification made by Postern itself.
+	Bounce bool `json:"bounce,omitempty"`
+}
+
+// Recipient is one envelope recipient.
+type Recipient struct {
+	// Addr is the address to deliver to, after alias expansion.
+	Addr string `json:"addr"`
+	// ORcpt is the address as the client gave it, when expansion changed it.
+	ORcpt string `json:"orcpt,omitempty"`
+	// Notify is RFC 3461's NOTIFY parameter (comma-separated), empty for the default.
+	Notify string `json:"notify,omitempty"`
+}
+
+// Original returns the address the client gave for this recipient.
+func (r Recipient) Original() string {
+	if r.ORcpt != "" {
+		return r.ORcpt
+	}
+	return r.Addr
+}
+
+// Action values of a Status, after RFC 3464 §2.3.3.
+const (
+	Delivered = "delivered"
+	Failed    = "failed"
+	Delayed   = "delayed"
+)
+
+// Status is one record of the status log: the outcome of one delivery attempt to one
+// recipient (Rcpt >= 0), or a message-level record (Rcpt < 0) saying when to try again.
+type Status struct {
+	Rcpt   int       `json:"rcpt"`
+	Action string    `json:"action,omitempty"`
+	Code   string    `json:"code,omitempty"` // enhanced status code, e.g. 5.1.1
+	Reason string    `json:"reason,omitempty"`
+	Relay  string    `json:"relay,omitempty"`
+	At     time.Time `json:"at"`
+	// Next and Attempts belong to message-level records.
+	Next     time.Time `json:"next,omitzero"`
+	Attempts int       `json:"attempts,omitempty"`
+	// Warned records that a delay warning was sent (message-level).
+	Warned bool `json:"warned,omitempty"`
+	// Bounced records that the DSN for the failed recipients was queued (message-level).
+	Bounced bool `json:"bounced,omitempty"`
+}
+
+// Writer writes a new queue file. Call Commit to make it durable and complete, or Abort.
+type Writer struct {
+	f       *os.File
+	dir     string
+	path    string
+	env     *Envelope
+	bodyOff int64
+	size    int64
+	bw      *bufio.Writer
+	done    bool
+}
+
+// Create starts a queue file for env in dir (normally <spool>/incoming). env.ID must be
+// set, usually from NewID.
+func Create(dir string, env *Envelope) (*Writer, error) {
+	path := filepath.Join(dir, env.ID)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating queue file: %w", err)
+	}
+	w := &Writer{f: f, dir: dir, path: path, env: env, bw: bufio.NewWriterSize(f, 64<<10)}
+	if err := w.start(); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Writer) start() error {
+	env, err := json.Marshal(w.env)
+	if err != nil {
+		return fmt.Errorf("encoding envelope: %w", err)
+	}
+	w.bw.WriteString(header(0, 0))
+	w.bw.Write(env)
+	w.bw.WriteByte('\n')
+	w.bodyOff = int64(headerLen + len(env) + 1)
+	return nil
+}
+
+func header(off, size int64) string {
+	return fmt.Sprintf("%s%d %012d %012d\n", magic, Version, off, size)
+}
+
+// Write appends message content.
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.bw.Write(p)
+	w.size += int64(n)
+	if err != nil {
+		err = fmt.Errorf("writing queue file: %w", err)
+	}
+	return n, err
+}
+
+// ReadFrom appends message content from r.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	n, err := w.bw.ReadFrom(r)
+	w.size += n
+	return n, err
+}
+
+// Path is the file being written.
+func (w *Writer) Path() string { return w.path }
+
+// Size is the message length written so far.
+func (w *Writer) Size() int64 { return w.size }
+
+// Commit finishes the file: it records the message's offset and size, marks the file
+// complete, and fsyncs the file and its directory. Only after Commit returns nil may the
+// message be acknowledged.
+func (w *Writer) Commit() error {
+	if w.done {
+		return errors.New("queue file already finished")
+	}
+	w.done = true
+	err := w.bw.Flush()
+	if err == nil {
+		_, err = w.f.WriteAt([]byte(header(w.bodyOff, w.size)), 0)
+	}
+	if err == nil {
+		err = w.f.Chmod(0o600 | completeBit)
+	}
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = SyncDir(w.dir)
+	}
+	if err != nil {
+		os.Remove(w.path)
+		return fmt.Errorf("committing queue file %s: %w", w.env.ID, err)
+	}
+	return nil
+}
+
+// Abort removes the unfinished file.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.path)
+}
+
+// File is an open, complete queue file.
+type File struct {
+	Path     string
+	Envelope Envelope
+	// Statuses is the status log in order of writing.
+	Statuses []Status
+
+	f       *os.File
+	bodyOff int64
+	size    int64
+	// tail is the offset just past the last complete status record.
+	tail int64
+}
+
+// Open reads the queue file at path. The file stays open (read-write) until Close, so
+// that the message can be read and status records appended.
+func Open(path string) (*File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening queue file: %w", err)
+	}
+	qf, err := read(path, f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return qf, nil
+}
+
+func read(path string, f *os.File) (*File, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("queue file %s: %w", path, err)
+	}
+	if st.Mode().Perm()&completeBit == 0 {
+		return nil, fmt.Errorf("queue file %s: %w", path, ErrIncomplete)
+	}
+	hdr := make([]byte, headerLen)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return nil, fmt.Errorf("queue file %s: reading header: %w", path, err)
+	}
+	off, size, err := parseHeader(hdr)
+	if err != nil {
+		return nil, fmt.Errorf("queue file %s: %w", path, err)
+	}
+	if off+size > st.Size() || off <= int64(headerLen) {
+		return nil, fmt.Errorf("queue file %s: message at %d+%d past end of file (%d)", path, off, size, st.Size())
+	}
+	envb := make([]byte, off-int64(headerLen))
+	if _, err := io.ReadFull(f, envb); err != nil {
+		return nil, fmt.Errorf("queue file %s: reading envelope: %w", path, err)
+	}
+	qf := &File{Path: path, f: f, bodyOff: off, size: size}
+	if err := json.Unmarshal(envb, &qf.Envelope); err != nil {
+		return nil, fmt.Errorf("queue file %s: decoding envelope: %w", path, err)
+	}
+	tail := make([]byte, st.Size()-off-size)
+	if _, err := f.ReadAt(tail, off+size); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("queue file %s: reading status log: %w", path, err)
+	}
+	qf.tail = off + size
+	for len(tail) > 0 {
+		i := bytes.IndexByte(tail, '\n')
+		if i < 0 {
+			break // a torn record: the crash happened before its fsync
+		}
+		var s Status
+		if err := json.Unmarshal(tail[:i], &s); err != nil {
+			break
+		}
+		qf.Statuses = append(qf.Statuses, s)
+		qf.tail += int64(i + 1)
+		tail = tail[i+1:]
+	}
+	return qf, nil
+}
+
+func parseHeader(h []byte) (off, size int64, err error) {
+	if !bytes.HasPrefix(h, []byte(magic)) || h[len(h)-1] != '\n' {
+		return 0, 0, errors.New("not a queue file")
+	}
+	f := bytes.Fields(h[len(magic):])
+	if len(f) != 3 {
+		return 0, 0, errors.New("bad header line")
+	}
+	if v, err := strconv.Atoi(string(f[0])); err != nil || v != Version {
+		return 0, 0, fmt.Errorf("unsupported queue file version %q", f[0])
+	}
+	off, err1 := strconv.ParseInt(string(f[1]), 10, 64)
+	size, err2 := strconv.ParseInt(string(f[2]), 10, 64)
+	if err1 != nil || err2 != nil || off < 0 || size < 0 {
+		return 0, 0, errors.New("bad header line")
+	}
+	return off, size, nil
+}
+
+// Close closes the file.
+func (qf *File) Close() error { return qf.f.Close() }
+
+// Fd returns the open file, for passing to a delivery agent.
+func (qf *File) OSFile() *os.File { return qf.f }
+
+// BodyOffset and BodySize locate the message within the file.
+func (qf *File) BodyOffset() int64 { return qf.bodyOff }
+
+// BodySize is the length of the message.
+func (qf *File) BodySize() int64 { return qf.size }
+
+// Body returns a reader of the message.
+func (qf *File) Body() *io.SectionReader { return io.NewSectionReader(qf.f, qf.bodyOff, qf.size) }
+
+// Append writes status records to the log and fsyncs them.
+func (qf *File) Append(recs ...Status) error {
+	var buf bytes.Buffer
+	for _, r := range recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encoding status record: %w", err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	// Write at the end of the last good record, overwriting a torn one if a crash left it.
+	if _, err := qf.f.WriteAt(buf.Bytes(), qf.tail); err != nil {
+		return fmt.Errorf("appending to queue file %s: %w", qf.Envelope.ID, err)
+	}
+	if err := qf.f.Truncate(qf.tail + int64(buf.Len())); err != nil {
+		return fmt.Errorf("appending to queue file %s: %w", qf.Envelope.ID, err)
+	}
+	if err := qf.f.Sync(); err != nil {
+		return fmt.Errorf("syncing queue file %s: %w", qf.Envelope.ID, err)
+	}
+	qf.tail += int64(buf.Len())
+	qf.Statuses = append(qf.Statuses, recs...)
+	return nil
+}
+
+// Last returns the latest record for recipient i, if any.
+func (qf *File) Last(i int) (Status, bool) {
+	for j := len(qf.Statuses) - 1; j >= 0; j-- {
+		if qf.Statuses[j].Rcpt == i {
+			return qf.Statuses[j], true
+		}
+	}
+	return Status{}, false
+}
+
+// Done reports whether recipient i needs no more delivery attempts: it was delivered, or
+// it failed for good.
+func (qf *File) Done(i int) bool {
+	s, ok := qf.Last(i)
+	return ok && (s.Action == Delivered || s.Action == Failed)
+}
+
+// Schedule returns the latest message-level record (zero if none).
+func (qf *File) Schedule() Status {
+	var last Status
+	for _, s := range qf.Statuses {
+		if s.Rcpt < 0 {
+			last = s
+		}
+	}
+	return last
+}
+
+// SyncDir fsyncs a directory, making renames and new entries in it durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory %s: %w", dir, err)
+	}
+	return nil
+}

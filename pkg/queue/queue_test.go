@@ -1,0 +1,91 @@
+package queue
+
+import (
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWriteOpenAppend(t *testing.T) {
+	s := Spool{Root: t.TempDir()}
+	if err := s.Create(0o700); err != nil {
+		t.Fatal(err)
+	}
+	env := &Envelope{ID: NewID(), From: "a@example.test", Arrival: time.Now(),
+		Recipients: []Recipient{{Addr: "b@example.test"}, {Addr: "c@example.test", ORcpt: "alias@example.test"}}}
+	w, err := Create(s.Dir(Incoming), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An unfinished file is not a message yet.
+	if _, err := Open(w.Path()); err == nil {
+		t.Fatal("opened an incomplete file")
+	}
+	body := "Subject: hi\r\n\r\nhello\r\n"
+	io.Copy(w, strings.NewReader(body))
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	qf, err := Open(s.Path(Incoming, env.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(qf.Body())
+	if string(b) != body || qf.Envelope.Recipients[1].Original() != "alias@example.test" {
+		t.Fatalf("read back %q %+v", b, qf.Envelope)
+	}
+	if err := qf.Append(Status{Rcpt: 0, Action: Delivered, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	qf.Close()
+
+	// A torn record (crash mid-append) is ignored and overwritten by the next append.
+	f, _ := os.OpenFile(s.Path(Incoming, env.ID), os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"rcpt":1,"act`)
+	f.Close()
+	qf, err = Open(s.Path(Incoming, env.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !qf.Done(0) || qf.Done(1) || len(qf.Statuses) != 1 {
+		t.Fatalf("statuses %+v", qf.Statuses)
+	}
+	qf.Append(Status{Rcpt: 1, Action: Failed, Code: "5.1.1", At: time.Now()}, Status{Rcpt: -1, Attempts: 1, Next: time.Now()})
+	qf.Close()
+	qf, err = Open(s.Path(Incoming, env.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qf.Close()
+	if !qf.Done(1) || qf.Schedule().Attempts != 1 || len(qf.Statuses) != 3 {
+		t.Fatalf("statuses %+v", qf.Statuses)
+	}
+	if err := s.Move(env.ID, Incoming, Active); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Find(env.ID); err != nil || st != Active {
+		t.Fatalf("find: %v %v", st, err)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	seen := map[string]bool{}
+	var ids []string
+	for i := 0; i < 100000; i++ {
+		id := NewID()
+		if !ValidID(id) || seen[id] {
+			t.Fatalf("bad or repeated id %q", id)
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	if !sort.StringsAreSorted(ids) {
+		t.Fatal("IDs do not sort by creation")
+	}
+	if d := time.Since(IDTime(ids[0])); d < 0 || d > time.Minute {
+		t.Fatalf("IDTime off by %v", d)
+	}
+}
