@@ -172,3 +172,13 @@ func IDTime(id string) time.Time {
 	}
 	return time.UnixMicro(v)
 }
+
+// OpWakeup is the operation of qmgr's private socket by which cleanup says that a new
+// file is complete in incoming/. qmgr also scans incoming/ on its own, so a lost wakeup
+// only delays a message.
+const OpWakeup = "wakeup"
+
+// Wakeup is the body of OpWakeup.
+type Wakeup struct {
+	ID string `json:"id"`
+}
