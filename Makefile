@@ -1,0 +1,39 @@
+# Postern — see README.md.
+GO      ?= go
+DAEMONS := master smtpd cleanup qmgr local authd mailctl
+RUN     ?= run
+
+.PHONY: all build test test-short run clean fmt vet bench-smtp
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/ $(addprefix ./,$(DAEMONS))
+
+# Everything: vet, unit tests, fuzz seed corpora and the end-to-end tests (which use bin/).
+test: build vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short: build
+	$(GO) test -short -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+# A development instance in ./run: created on first use, then master in the foreground.
+run: build
+	@test -f $(RUN)/postern.toml || bin/mailctl -c $(RUN)/postern.toml init --dev
+	@echo
+	@echo "Starting Postern (Ctrl-C stops it). Config: $(RUN)/postern.toml"
+	@echo "  send:  swaks --server 127.0.0.1:10025 --to demo@example.test"
+	@echo "  admin: bin/mailctl -c $(RUN)/postern.toml status"
+	@echo
+	exec bin/master -c $(RUN)/postern.toml
+
+bench-smtp: build
+	bench/smtp/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"postern/pkg/auth"
+	"postern/pkg/enqueue"
+	"postern/pkg/ipc"
+	"postern/pkg/queue"
+)
+
+// Cleanup serves enqueue requests.
+type Cleanup struct {
+	Hostname string
+	Spool    queue.Spool
+	Auth     *auth.Client
+	Qmgr     *ipc.Client
+	Log      *slog.Logger
+
+	wake chan string
+}
+
+// Server returns the ipc server of private/cleanup.
+func (c *Cleanup) Server(allow func(ipc.Cred) bool) *ipc.Server {
+	c.wake = make(chan string, 4096)
+	s := &ipc.Server{Name: "cleanup", Allow: allow, Logger: c.Log}
+	s.HandleStream(enqueue.OpEnqueue, c.serveEnqueue)
+	return s
+}
+
+func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Conn, body json.RawMessage, files []*os.File) error {
+	ipc.CloseFiles(files)
+	var env enqueue.Envelope
+	jerr := json.Unmarshal(body, &env)
+	var w *queueWriter
+	var err error
+	if jerr != nil {
+		err = ipc.Errorf("invalid", "decoding envelope: %v", jerr)
+	} else {
+		w, err = c.begin(ctx, &env)
+	}
+	if err != nil {
+		// The client streams regardless; drain it to keep the connection in sync.
+		if _, derr := io.Copy(io.Discard, conn.StreamReader()); derr != nil {
+			return derr
+		}
+		var end enqueue.End
+		if _, rerr := conn.Receive(&end); rerr != nil {
+			return rerr
+		}
+		return conn.Reply(nil, err)
+	}
+	_, cerr := io.Copy(w, newHeaderFixer(conn.StreamReader(), w, c.Hostname))
+	if cerr != nil {
+		// A broken stream is a broken connection: the client got no queue ID.
+		w.Abort()
+		return fmt.Errorf("receiving message: %w", cerr)
+	}
+	var end enqueue.End
+	if _, err := conn.Receive(&end); err != nil {
+		w.Abort()
+		return err
+	}
+	if !end.Complete {
+		w.Abort()
+		return conn.Reply(nil, ipc.Errorf("aborted", "message discarded"))
+	}
+	if err := w.Commit(); err != nil {
+		c.Log.Error("queue file not written", "id", w.env.ID, "err", err)
+		return conn.Reply(nil, ipc.Errorf("temporary", "queue file error"))
+	}
+	e := w.env
+	c.Log.Info("queued", "id", e.ID, "from", "<"+e.From+">", "size", w.Size(), "nrcpt", len(e.Recipients),
+		"client", e.ClientAddr, "auth", e.AuthUser, "bounce", e.Bounce)
+	if err := conn.Reply(enqueue.Result{QueueID: e.ID, Size: w.Size()}, nil); err != nil {
+		// The client may never learn the queue ID, but the message is queued: it may
+		// be delivered twice if the client retries, never lost.
+		c.Log.Warn("answer to client lost", "id", e.ID, "err", err)
+	}
+	c.wakeup(e.ID)
+	return nil
+}
+
+// begin expands the recipients and starts the queue file.
+func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope) (*queueWriter, error) {
+	if len(env.Recipients) == 0 {
+		return nil, ipc.Errorf("invalid", "no recipients")
+	}
+	rcpts, err := c.expand(ctx, env.Recipients)
+	if err != nil {
+		return nil, err
+	}
+	qe := &queue.Envelope{
+		ID:         queue.NewID(),
+		From:       env.From,
+		Recipients: rcpts,
+		Arrival:    time.Now(),
+		ClientAddr: env.ClientAddr,
+		ClientName: env.ClientName,
+		Helo:       env.Helo,
+		Protocol:   env.Protocol,
+		AuthUser:   env.AuthUser,
+		BodyType:   env.BodyType,
+		SMTPUTF8:   env.SMTPUTF8,
+		EnvID:      env.EnvID,
+		Ret:        env.Ret,
+		Bounce:     env.Bounce,
+	}
+	w, err := queue.Create(c.Spool.Dir(queue.Incoming), qe)
+	if err != nil {
+		c.Log.Error("cannot create queue file", "err", err)
+		return nil, ipc.Errorf("temporary", "queue file error")
+	}
+	return &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce, tls: env.TLS}, nil
+}
+
+// expand replaces each recipient of a local domain by the accounts and forwarding
+// addresses its aliases lead to, the way Postfix's cleanup expands virtual aliases, so
+// that every queue recipient is delivered, and recorded, exactly once. A recipient that
+// came in twice, directly or through aliases, is kept once (RFC 5321 §3.3 lets a server
+// drop such duplicates).
+func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.Recipient, error) {
+	var out []queue.Recipient
+	seen := map[string]bool{}
+	add := func(r queue.Recipient) {
+		key := strings.ToLower(r.Addr)
+		if seen[key] {
+			return
+		}
+		seen[key] = true
+		out = append(out, r)
+	}
+	for _, r := range in {
+		orcpt := r.ORcpt
+		if orcpt == "" {
+			orcpt = r.Addr
+		}
+		res, err := c.Auth.Resolve(ctx, r.Addr)
+		if err != nil {
+			c.Log.Warn("cannot resolve recipient", "to", "<"+r.Addr+">", "err", err)
+			return nil, ipc.Errorf("temporary", "recipient lookup failed")
+		}
+		if !res.Local || !res.Found || len(res.Targets) == 0 {
+			// Foreign (relayed) or unknown: qmgr routes it or bounces it.
+			add(queue.Recipient{Addr: r.Addr, ORcpt: origIfDifferent(orcpt, r.Addr), Notify: r.Notify})
+			continue
+		}
+		for _, t := range res.Targets {
+			add(queue.Recipient{Addr: t, ORcpt: origIfDifferent(orcpt, t), Notify: r.Notify})
+		}
+	}
+	return out, nil
+}
+
+func origIfDifferent(orig, addr string) string {
+	if orig == addr {
+		return ""
+	}
+	return orig
+}
+
+// queueWriter is a queue file being written plus what the header fixer needs to know.
+type queueWriter struct {
+	*queue.Writer
+	env        *queue.Envelope
+	submission bool
+	tls        string
+}
+
+// wakeup tells qmgr about a new file without holding up the client.
+func (c *Cleanup) wakeup(id string) {
+	select {
+	case c.wake <- id:
+	default:
+		// qmgr is slow or down; it scans incoming/ on its own.
+	}
+}
+
+// Wakeups sends queued IDs to qmgr until ctx ends.
+func (c *Cleanup) Wakeups(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-c.wake:
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := c.Qmgr.Call(cctx, queue.OpWakeup, queue.Wakeup{ID: id}, nil)
+			cancel()
+			if err != nil && !errors.Is(err, context.Canceled) {
+				c.Log.Debug("qmgr wakeup failed", "id", id, "err", err)
+			}
+		}
+	}
+}
+
+// newHeaderFixer returns the message as it goes into the queue file: a Received header,
+// then, for submissions, Message-ID and Date if the client left them out, then the
+// message as received.
+func newHeaderFixer(r io.Reader, w *queueWriter, hostname string) io.Reader {
+	return &headerFixer{r: r, w: w, hostname: hostname}
+}
+
+// maxHeaderScan bounds how much of the header section is buffered to look for
+// Message-ID and Date; past it the message is passed on as it is.
+const maxHeaderScan = 64 << 10
+
+type headerFixer struct {
+	r        io.Reader
+	w        *queueWriter
+	hostname string
+	out      []byte // prepared bytes not yet returned
+	started  bool
+}
+
+func (h *headerFixer) Read(p []byte) (int, error) {
+	if !h.started {
+		h.started = true
+		if err := h.prepare(); err != nil {
+			return 0, err
+		}
+	}
+	if len(h.out) > 0 {
+		n := copy(p, h.out)
+		h.out = h.out[n:]
+		return n, nil
+	}
+	return h.r.Read(p)
+}
+
+func (h *headerFixer) prepare() error {
+	var head bytes.Buffer
+	head.WriteString(received(h.w.env, h.hostname, h.w.tls, time.Now()))
+	if !h.w.submission {
+		h.out = head.Bytes()
+		return nil
+	}
+	// Read the header section (up to the empty line) to see what is there.
+	var buf []byte
+	chunk := make([]byte, 8192)
+	end := -1
+	for len(buf) < maxHeaderScan {
+		n, err := h.r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if end = headerEnd(buf); end >= 0 {
+			break
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	section := buf
+	if end >= 0 {
+		section = buf[:end]
+	}
+	now := time.Now()
+	if !hasField(section, "Message-ID") {
+		// RFC 6409 §8.3: a submission server may add a missing Message-ID.
+		fmt.Fprintf(&head, "Message-ID: <%s@%s>\r\n", h.w.env.ID, h.hostname)
+	}
+	if !hasField(section, "Date") {
+		// RFC 6409 §8.2: add a missing Date.
+		fmt.Fprintf(&head, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	}
+	head.Write(buf)
+	h.out = head.Bytes()
+	return nil
+}
+
+// headerEnd returns the offset of the empty line that ends the header section, or -1.
+func headerEnd(b []byte) int {
+	if bytes.HasPrefix(b, []byte("\r\n")) {
+		return 0
+	}
+	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		return i + 2
+	}
+	return -1
+}
+
+// hasField reports whether the header section has a field of that name (RFC 5322 §2.2:
+// a field starts at the beginning of a line; names compare case-insensitively).
+func hasField(section []byte, name string) bool {
+	for len(section) > 0 {
+		line := section
+		if i := bytes.Index(section, []byte("\r\n")); i >= 0 {
+			line, section = section[:i], section[i+2:]
+		} else {
+			section = nil
+		}
+		if len(line) > len(name) && line[len(name)] == ':' && strings.EqualFold(string(line[:len(name)]), name) {
+			return true
+		}
+		if i := bytes.IndexByte(line, ':'); i > 0 && strings.EqualFold(strings.TrimRight(string(line[:i]), " \t"), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// received formats the trace header of RFC 5321 §4.4 (and RFC 5322 §3.6.7).
+func received(e *queue.Envelope, hostname, tls string, now time.Time) string {
+	var b strings.Builder
+	b.WriteString("Received: ")
+	if e.ClientAddr != "" || e.Helo != "" {
+		helo := e.Helo
+		if helo == "" {
+			helo = "unknown"
+		}
+		name := e.ClientName
+		if name == "" {
+			name = "unknown"
+		}
+		fmt.Fprintf(&b, "from %s (%s [%s])\r\n\t", sanitize(helo), sanitize(name), e.ClientAddr)
+	}
+	fmt.Fprintf(&b, "by %s (Postern)", hostname)
+	if tls != "" {
+		fmt.Fprintf(&b, " (%s)", sanitize(tls))
+	}
+	proto := e.Protocol
+	if proto == "" {
+		proto = "ESMTP"
+		if e.Bounce {
+			proto = "local"
+		}
+	}
+	fmt.Fprintf(&b, " with %s id %s", proto, e.ID)
+	// Name the recipient only when there is exactly one, so the header does not
+	// disclose the other recipients of the message (RFC 5321 §7.2).
+	if len(e.Recipients) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", e.Recipients[0].Original())
+	}
+	fmt.Fprintf(&b, "; %s\r\n", now.Format(time.RFC1123Z))
+	return b.String()
+}
+
+// sanitize keeps client-supplied text from breaking the header: no CR, LF or parentheses.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\r' || r == '\n' || r == '(' || r == ')' || r < ' ':
+			return '?'
+		}
+		return r
+	}, s)
+}
