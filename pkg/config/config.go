@@ -202,22 +202,23 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	c := Default()
-	// Services named in the file start from nothing but their defaults, so that a listener
-	// removed from the file is gone.
-	var probe struct {
-		Services map[string]toml.Primitive `toml:"services"`
-	}
-	if _, err := toml.Decode(string(data), &probe); err != nil {
-		return nil, positionError(abs, err)
-	}
-	for name := range probe.Services {
-		if d, ok := LookupDaemon(name); ok {
-			c.Services[name] = &Service{Enable: true, User: d.User}
-		}
-	}
 	md, err := toml.Decode(string(data), c)
 	if err != nil {
 		return nil, positionError(abs, err)
+	}
+	// A service named in the file is decoded afresh (its listeners are only those the
+	// file gives); the keys it leaves out take their defaults here.
+	for name, s := range c.Services {
+		d, known := LookupDaemon(name)
+		if !known || !md.IsDefined("services", name) {
+			continue
+		}
+		if !md.IsDefined("services", name, "enable") {
+			s.Enable = true
+		}
+		if !md.IsDefined("services", name, "user") {
+			s.User = d.User
+		}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0]
@@ -365,15 +366,24 @@ func contains(list []string, s string) bool {
 // positionError turns a TOML decoding error into one that names file and line.
 func positionError(path string, err error) error {
 	var pe toml.ParseError
-	if errors.As(err, &pe) {
+	if ppe := (*toml.ParseError)(nil); errors.As(err, &ppe) {
+		pe = *ppe
+	}
+	if pe.Position.Line > 0 || errors.As(err, &pe) {
 		msg := pe.Message
 		if pe.LastKey != "" {
 			msg = fmt.Sprintf("%s: %s", pe.LastKey, pe.Message)
 		}
 		return fmt.Errorf("%s:%d: %s", path, pe.Position.Line, msg)
 	}
+	// Type mismatches come as plain errors: toml: line N (last key "k"): message.
+	if m := typeErrRe.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("%s:%s: %s: %s", path, m[1], m[2], m[3])
+	}
 	return fmt.Errorf("%s: %w", path, err)
 }
+
+var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 var tableRe = regexp.MustCompile(`^\s*\[+\s*([^\]]+?)\s*\]+`)
 
@@ -388,7 +398,7 @@ func keyLine(data []byte, key toml.Key) int {
 	last := key[len(key)-1]
 	current := ""
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	tableLine := 0
+	tableLine, within := 0, 0
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		if m := tableRe.FindStringSubmatch(line); m != nil {
@@ -410,6 +420,12 @@ func keyLine(data []byte, key toml.Key) int {
 		if (current == table && k == last) || full == key.String() {
 			return n
 		}
+		if strings.HasPrefix(key.String(), full+".") {
+			within = n // an inline table holding the key
+		}
+	}
+	if within > 0 {
+		return within
 	}
 	return tableLine
 }

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/smtp: SMTP → Maildir throughput, measured with Postfix's smtp-source.
+#
+#   bench/smtp/run.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-k] [-t HOST:PORT -m MAILDIR]
+#
+# Without -t it creates a fresh development instance in a temporary directory (fsync on,
+# as always), starts master, pushes MESSAGES messages of BYTES bytes over SESSIONS
+# parallel sessions to demo@example.test, and prints two rates:
+#   accepted  = messages / time until smtp-source finished (every message got its 250)
+#   delivered = messages / time until that many files exist in the Maildir's new/
+# With -t and -m it measures any other server (Postfix, say) the same way: HOST:PORT
+# receives the load, MAILDIR is the recipient's Maildir that fills up. -k keeps the
+# instance directory. smtp-source comes from Debian's postfix package.
+set -euo pipefail
+
+n=5000 sessions=10 size=4096 target="" maildir="" keep=""
+while getopts "n:s:l:t:m:k" opt; do
+	case $opt in
+	n) n=$OPTARG ;; s) sessions=$OPTARG ;; l) size=$OPTARG ;;
+	t) target=$OPTARG ;; m) maildir=$OPTARG ;; k) keep=1 ;;
+	*) sed -n '2,14p' "$0"; exit 2 ;;
+	esac
+done
+command -v smtp-source >/dev/null || PATH=$PATH:/usr/sbin
+command -v smtp-source >/dev/null || { echo "smtp-source missing: apt-get install postfix (see .ci/run)"; exit 1; }
+top=$(cd "$(dirname "$0")/../.." && pwd)
+
+count() { find "$1" -maxdepth 1 -type f 2>/dev/null | wc -l; }
+now() { date +%s.%N; }
+
+if [ -z "$target" ]; then
+	make -C "$top" -s build
+	dir=$(mktemp -d /tmp/postern-bench.XXXXXX)
+	chmod 755 "$dir"
+	base=${PORT_BASE:-31000}
+	"$top/bin/mailctl" -c "$dir/postern.toml" init --dev --port-base "$base" >/dev/null
+	"$top/bin/master" -c "$dir/postern.toml" 2>"$dir/master.log" &
+	master=$!
+	cleanup() {
+		kill -TERM $master 2>/dev/null; wait $master 2>/dev/null || true
+		if [ -z "$keep" ]; then rm -rf "$dir"; else echo "instance kept in $dir"; fi
+	}
+	trap cleanup EXIT
+	target=127.0.0.1:$((base + 25))
+	maildir=$dir/data/mail/example.test/demo/new
+	for _ in $(seq 100); do
+		(exec 3<>/dev/tcp/127.0.0.1/$((base + 25))) 2>/dev/null && break
+		sleep 0.1
+	done
+fi
+[ -n "$maildir" ] || { echo "-t needs -m MAILDIR"; exit 2; }
+
+before=$(count "$maildir")
+want=$((before + n))
+echo "smtp-source: $n messages of $size bytes over $sessions sessions to $target"
+start=$(now)
+smtp-source -s "$sessions" -m "$n" -l "$size" -f bench@other.test -t demo@example.test "$target"
+accepted=$(now)
+while [ "$(count "$maildir")" -lt "$want" ]; do
+	if awk -v a="$accepted" -v t="$(now)" 'BEGIN { exit !(t - a > 300) }'; then
+		echo "only $(( $(count "$maildir") - before )) of $n delivered after 300 s"; exit 1
+	fi
+	sleep 0.05
+done
+delivered=$(now)
+awk -v n="$n" -v s="$start" -v a="$accepted" -v d="$delivered" 'BEGIN {
+	printf "accepted:  %6.0f msg/s  (%.2f s)\n", n / (a - s), a - s
+	printf "delivered: %6.0f msg/s  (%.2f s)\n", n / (d - s), d - s
+}'

@@ -1,0 +1,73 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAndRelativePaths(t *testing.T) {
+	c, err := Parse("/srv/inst/postern.toml", []byte(`
+hostname = "mx.example.test"
+spool_dir = "spool"
+
+[smtpd]
+max_message_size = "10M"
+timeout = "30s"
+
+[services.smtpd]
+listen = { smtp = "127.0.0.1:2525" }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SpoolDir != "/srv/inst/spool" || c.DataDir != "/var/lib/postern" {
+		t.Errorf("paths: %q %q", c.SpoolDir, c.DataDir)
+	}
+	if c.SMTPD.MaxMessageSize != 10<<20 || c.SMTPD.Timeout.D() != 30*time.Second || c.SMTPD.MaxRecipients != 100 {
+		t.Errorf("smtpd: %+v", c.SMTPD)
+	}
+	s := c.Service("smtpd")
+	if len(s.Listen) != 1 || s.Listen["smtp"] != "127.0.0.1:2525" || s.User != "postern" || !s.Enable {
+		t.Errorf("service: %+v", s)
+	}
+	if c.Service("local") == nil || c.Service("local").User != "vmail" {
+		t.Errorf("local service missing its defaults")
+	}
+	if got := c.PrivateSocket("cleanup"); got != filepath.Join("/srv/inst/spool", "private", "cleanup") {
+		t.Errorf("private socket %q", got)
+	}
+}
+
+func TestErrorsNameTheLine(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"hostname = \"x\"\nbogus = 1\n", "postern.toml:2: unknown key \"bogus\""},
+		{"[smtpd]\n\nmax_recipients = \"many\"\n", "postern.toml:3:"},
+		{"[smtpd]\nmax_recipients = 0\n", "postern.toml:2: smtpd.max_recipients: must be greater than zero"},
+		{"[smtpd]\ntimeout = \"soon\"\n", "postern.toml:2:"},
+		{"[services.smtpd]\nlisten = { smtp = \"nohost\" }\n", "postern.toml:2: services.smtpd.listen.smtp"},
+		{"[services.smtpd]\nlisten = { pop3 = \"1.2.3.4:110\" }\n", "has no listener \"pop3\""},
+		{"[services.frobd]\nenable = true\n", "postern.toml:1: services.frobd: no such daemon"},
+		{"[log]\nlevel = \"loud\"\n", "postern.toml:2: log.level"},
+		{"hostname = \n", "postern.toml:1:"},
+	} {
+		_, err := Parse("/x/postern.toml", []byte(tc.file))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want it to contain %q", tc.file, err, tc.want)
+		}
+	}
+}
+
+func TestSize(t *testing.T) {
+	for in, want := range map[any]Size{int64(5): 5, "1K": 1024, "2M": 2 << 20, "1G": 1 << 30, "3MB": 3 << 20, "10": 10} {
+		var s Size
+		if err := s.UnmarshalTOML(in); err != nil || s != want {
+			t.Errorf("%v: %v %v", in, s, err)
+		}
+	}
+	var s Size
+	if s.UnmarshalTOML("lots") == nil || s.UnmarshalTOML(int64(-1)) == nil {
+		t.Error("bad sizes accepted")
+	}
+}
