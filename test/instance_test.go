@@ -338,3 +338,58 @@ func need(t *testing.T, tool, pkg string) string {
 	t.Skipf("%s not installed (apt-get install %s); skipping", tool, pkg)
 	return ""
 }
+
+// SetConfig sets key = value (value as TOML) in [section] of the instance's config file,
+// replacing the key if the section has it already.
+func (in *Instance) SetConfig(section, key, value string) {
+	in.t.Helper()
+	b, err := os.ReadFile(in.Config)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	var out []string
+	current, done := "", false
+	keyRe := regexp.MustCompile(`^\s*` + regexp.QuoteMeta(key) + `\s*=`)
+	for _, l := range lines {
+		if m := regexp.MustCompile(`^\s*\[([^\]]+)\]`).FindStringSubmatch(l); m != nil {
+			current = strings.TrimSpace(m[1])
+			out = append(out, l)
+			if current == section && !done {
+				out = append(out, key+" = "+value)
+				done = true
+			}
+			continue
+		}
+		if current == section && keyRe.MatchString(l) {
+			continue
+		}
+		out = append(out, l)
+	}
+	if !done {
+		out = append(out, "", "["+section+"]", key+" = "+value)
+	}
+	if err := os.WriteFile(in.Config, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		in.t.Fatal(err)
+	}
+	if _, err := config.Load(in.Config); err != nil {
+		in.t.Fatalf("SetConfig made a bad config: %v", err)
+	}
+}
+
+// Reload sends SIGHUP to master.
+func (in *Instance) Reload() {
+	in.master.Process.Signal(syscall.SIGHUP)
+}
+
+// WaitFor polls cond until it holds or the timeout passes.
+func (in *Instance) WaitFor(what string, timeout time.Duration, cond func() bool) {
+	in.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			in.t.Fatalf("timed out after %v waiting for %s\n%s", timeout, what, tail(in.Log(), 80))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
