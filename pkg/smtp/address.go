@@ -162,7 +162,7 @@ func parseAddressLiteral(s string) (string, error) {
 		return "", fmt.Errorf("%w: malformed address literal", ErrSyntax)
 	}
 	// The tag is case-insensitive, as are all ABNF strings (RFC 5234 §2.3).
-	if len(inner) >= 5 && strings.EqualFold(inner[:5], "IPv6:") {
+	if len(inner) >= 5 && equalFoldASCII(inner[:5], "IPv6:") {
 		ip, err := netip.ParseAddr(inner[5:])
 		if err != nil || !ip.Is6() {
 			return "", fmt.Errorf("%w: malformed IPv6 address literal", ErrSyntax)
@@ -186,6 +186,7 @@ func parseLocalPart(s string, smtputf8 bool) (string, int, error) {
 		return parseQuotedString(s, smtputf8)
 	}
 	i := 0
+scan:
 	for i < len(s) {
 		c := s[i]
 		switch {
@@ -198,10 +199,9 @@ func parseLocalPart(s string, smtputf8 bool) (string, int, error) {
 			}
 			i += n
 		default:
-			goto done
+			break scan
 		}
 	}
-done:
 	local := s[:i]
 	if local == "" {
 		return "", 0, fmt.Errorf("%w: empty local part", ErrSyntax)

@@ -246,6 +246,8 @@ func TestParseRcptTo(t *testing.T) {
 		{"TO:<Postmaster@Example.com>", false, Address{"Postmaster", "example.com"}, nil, nil},
 		{"TO:<@a.example:postmaster>", false, Address{}, nil, ErrSyntax},
 		{"TO:<postmistress>", false, Address{}, nil, ErrSyntax},
+		{"TO:<postmaſter>", true, Address{}, nil, ErrSyntax}, // no Unicode case folding
+		{"TO:<postmaſter>", false, Address{}, nil, ErrNonASCII},
 		{"TO:<>", false, Address{}, nil, ErrSyntax},
 		{"TO:<@a.example,@b.example:user@example.com>", false, Address{"user", "example.com"}, nil, nil},
 		{"TO:<user%foreign.test@example.test>", false, Address{"user%foreign.test", "example.test"}, nil, nil},

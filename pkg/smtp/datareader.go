@@ -44,6 +44,12 @@ func (l *limits) content(n int) bool {
 	return l.err == nil
 }
 
+// fits reports whether n more octets of content and a CRLF stay within the limits.
+func (l *limits) fits(n int) bool {
+	return (l.opts.MaxLineLength <= 0 || l.lineLen+int64(n) <= int64(l.opts.MaxLineLength)) &&
+		(l.opts.MaxSize <= 0 || l.size+int64(n)+2 <= l.opts.MaxSize)
+}
+
 // lineEnd counts a CRLF and reports whether it may still be passed on.
 func (l *limits) lineEnd() bool {
 	l.size += 2
@@ -172,13 +178,41 @@ func (d *DataReader) process(in, out []byte) (consumed, produced int) {
 		c := in[i]
 		switch d.state {
 		case dsMid:
-			if nextLF < i {
-				nextLF = indexByteFrom(in, i, '\n')
+			// Fast path: whole lines ending in CRLF go through unchanged, so as many
+			// as fit (in out and within the limits) are copied in one go.
+			first := i
+			for {
+				if nextLF < i {
+					nextLF = indexByteFrom(in, i, '\n')
+				}
+				if nextCR < i {
+					nextCR = indexByteFrom(in, i, '\r')
+				}
+				j := min(nextLF, nextCR)
+				if j+1 >= len(in) || in[j] != '\r' || in[j+1] != '\n' {
+					break
+				}
+				if d.lim.err == nil && (j+2-first > len(out)-o || !d.lim.fits(j-i)) {
+					break
+				}
+				d.lim.size += int64(j - i + 2)
+				d.lim.lineLen = 0
+				i = j + 2
+				if i == len(in) || in[i] == '.' {
+					break
+				}
 			}
-			if nextCR < i {
-				nextCR = indexByteFrom(in, i, '\r')
+			if i > first {
+				if d.lim.err == nil {
+					o += copy(out[o:], in[first:i])
+				}
+				d.state, d.crlfBefore = dsLineStart, true
+				continue
 			}
-			if j := min(nextLF, nextCR); j > i {
+			// Slow path: content up to a CR or LF that is not a plain CRLF, or up
+			// to the end of in or of out.
+			j := min(nextLF, nextCR)
+			if j > i {
 				run := in[i:j]
 				if d.lim.err == nil {
 					run = run[:min(len(run), len(out)-o)]

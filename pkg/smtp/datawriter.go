@@ -15,6 +15,8 @@ type DataWriter struct {
 	closed    bool
 }
 
+var _ io.WriteCloser = (*DataWriter)(nil)
+
 // NewDataWriter returns a DataWriter that writes to w, typically a bufio.Writer on the
 // connection. It does not flush or close w.
 func NewDataWriter(w io.Writer) *DataWriter {

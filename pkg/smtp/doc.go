@@ -42,7 +42,7 @@ const (
 	MaxExtendedCommandLine = 2048
 
 	// MaxReplyLine is the longest reply line, reply code and CRLF included
-	// (RFC 5321 §4.5.3.1.5). ReadReply tolerates longer lines, up to maxReplyLineRead.
+	// (RFC 5321 §4.5.3.1.5). ReadReply tolerates longer lines, up to 2048 octets.
 	MaxReplyLine = 512
 
 	// MaxTextLineLength is the longest line of message content, CRLF excluded

@@ -23,7 +23,7 @@ type Params []Param
 // Get returns the value of the parameter key (any case) and whether it is present.
 func (p Params) Get(key string) (string, bool) {
 	for _, kv := range p {
-		if strings.EqualFold(kv.Key, key) {
+		if equalFoldASCII(kv.Key, key) {
 			return kv.Value, true
 		}
 	}
@@ -80,9 +80,10 @@ func (p Params) Body() (Body, error) {
 	if !ok {
 		return "", nil
 	}
-	switch b := Body(strings.ToUpper(v)); b {
-	case Body7Bit, Body8BitMIME, BodyBinaryMIME:
-		return b, nil
+	for _, b := range []Body{Body7Bit, Body8BitMIME, BodyBinaryMIME} {
+		if equalFoldASCII(v, string(b)) {
+			return b, nil
+		}
 	}
 	return "", fmt.Errorf("%w: BODY=%q", ErrParam, v)
 }

@@ -65,6 +65,7 @@ func TestParamsBody(t *testing.T) {
 		{Params{{"BODY", "BinaryMIME"}}, BodyBinaryMIME, false},
 		{Params{{"BODY", ""}}, "", true},
 		{Params{{"BODY", "8BIT"}}, "", true},
+		{Params{{"BODY", "8bıtmıme"}}, "", true}, // dotless i upper-cases to I
 	}
 	for _, tt := range tests {
 		got, err := tt.params.Body()

@@ -64,7 +64,7 @@ func ParseRcptTo(arg string, smtputf8 bool) (Address, Params, error) {
 	if err != nil {
 		return Address{}, nil, err
 	}
-	if strings.EqualFold(path, "postmaster") {
+	if equalFoldASCII(path, "postmaster") {
 		return Address{Local: "postmaster"}, params, nil
 	}
 	addr, err := parsePath(path, smtputf8)
@@ -142,8 +142,29 @@ func parsePath(path string, smtputf8 bool) (Address, error) {
 
 // cutPrefixFold is strings.CutPrefix, ignoring ASCII case.
 func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+	if len(s) < len(prefix) || !equalFoldASCII(s[:len(prefix)], prefix) {
 		return s, false
 	}
 	return s[len(prefix):], true
+}
+
+// equalFoldASCII is strings.EqualFold for ASCII case only: SMTP keywords are ASCII, and
+// Unicode folding would let "ſ" (U+017F) pass for "s" or "K" (U+212A) for "k".
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerByte(a[i]) != lowerByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
