@@ -1,0 +1,212 @@
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Deliver writes the message read from r into the Maildir folder dir (a mailbox root for
+// the INBOX, or a folder path from FolderPath) and returns the path of the new file in
+// new/ and its size. See DeliverWithPrefix.
+func Deliver(dir string, r io.Reader) (path string, size int64, err error) {
+	return DeliverWithPrefix(dir, nil, r)
+}
+
+// DeliverWithPrefix writes prefix followed by the message read from r into the Maildir
+// folder dir, the way the Maildir protocol requires:
+//
+//  1. create tmp/<unique> with O_EXCL, mode 0600 (a name taken already is retried);
+//  2. copy prefix and r into it through a pooled buffer (the message is never held in
+//     memory whole) and fsync it;
+//  3. rename it to new/<unique>,S=<size> and fsync new/.
+//
+// The bytes are stored exactly as given. S= is Dovecot's physical size field; since the
+// queue keeps messages with CRLF line endings, it is also the RFC822.SIZE an IMAP client
+// sees. (No ",W=" virtual size is written: a message with a stray bare LF would make it
+// wrong, and Dovecot trusts it.)
+// prefix carries the header lines the delivery agent adds in front of the queued message
+// (Return-Path:, Delivered-To:); it may be nil.
+//
+// Once DeliverWithPrefix returns nil the message is durable. On any error the file is
+// removed from tmp/ (and from new/ if only the final directory fsync failed, so that a
+// retried delivery does not leave two copies) and the error says which step failed; an
+// error from r is wrapped as is. A folder without tmp/ gives an error satisfying
+// errors.Is(err, fs.ErrNotExist); the caller may then Create the mailbox and retry.
+func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, size int64, err error) {
+	var nameBuf [160]byte
+	var name []byte
+	var tmp string
+	var f *os.File
+	for attempt := 0; ; attempt++ {
+		name = appendUniqueName(nameBuf[:0], time.Now())
+		tmp = filepath.Join(dir, "tmp", string(name))
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) || attempt == 2 {
+			return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
+		}
+	}
+
+	size, err = writeMessage(f, prefix, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
+	}
+
+	name = append(name, ",S="...)
+	name = strconv.AppendInt(name, size, 10)
+	newDir := filepath.Join(dir, "new")
+	final := filepath.Join(newDir, string(name))
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
+	}
+	if err := syncDir(newDir); err != nil {
+		os.Remove(final)
+		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
+	}
+	return final, size, nil
+}
+
+// bufSize is the copy buffer: large enough that a typical message takes one write(2).
+const bufSize = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// readError marks an error returned by the message reader, as opposed to the file.
+type readError struct{ err error }
+
+func (e readError) Error() string { return "reading message: " + e.err.Error() }
+func (e readError) Unwrap() error { return e.err }
+
+// writeMessage writes prefix and then all of r to w and returns the bytes written. The
+// prefix shares the first write with the start of the message.
+func writeMessage(w io.Writer, prefix []byte, r io.Reader) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+
+	var total int64
+	n := 0
+	if len(prefix) < len(buf) {
+		n = copy(buf, prefix)
+	} else {
+		m, err := w.Write(prefix)
+		total += int64(m)
+		if err != nil {
+			return total, err
+		}
+	}
+	for {
+		m, rerr := io.ReadFull(r, buf[n:])
+		n += m
+		if n > 0 {
+			m, err := w.Write(buf[:n])
+			total += int64(m)
+			if err != nil {
+				return total, err
+			}
+			n = 0
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return total, nil
+		case rerr != nil:
+			return total, readError{rerr}
+		}
+	}
+}
+
+// Unique names.
+var (
+	pid        = os.Getpid()
+	deliveries atomic.Uint64
+	hostOnce   sync.Once
+	hostPart   string
+)
+
+// hostname returns this host's name as it appears in file names. The Maildir spec
+// replaces "/" by \057 and ":" by \072 (":" starts the info part of a name); "," is
+// replaced by \054 too, because Dovecot reads ",S=" and ",W=" fields from the name.
+func hostname() string {
+	hostOnce.Do(func() {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		hostPart = strings.NewReplacer("/", `\057`, ":", `\072`, ",", `\054`).Replace(h)
+	})
+	return hostPart
+}
+
+// UniqueName returns a new file name for a message, unique on this host:
+//
+//	<seconds>.M<microseconds>P<pid>Q<counter>R<random>.<hostname>
+//
+// after https://cr.yp.to/proto/maildir.html: seconds and microseconds of the current
+// time, the process ID, the number of names this process made so far, 64 random bits in
+// hex, and the hostname. Deliver uses it; imapd needs it for APPEND.
+func UniqueName() string {
+	var b [160]byte
+	return string(appendUniqueName(b[:0], time.Now()))
+}
+
+func appendUniqueName(b []byte, now time.Time) []byte {
+	b = strconv.AppendInt(b, now.Unix(), 10)
+	b = append(b, ".M"...)
+	b = strconv.AppendInt(b, int64(now.Nanosecond()/1000), 10)
+	b = append(b, 'P')
+	b = strconv.AppendInt(b, int64(pid), 10)
+	b = append(b, 'Q')
+	b = strconv.AppendUint(b, deliveries.Add(1), 10)
+	b = append(b, 'R')
+	const hex = "0123456789abcdef"
+	x := rand.Uint64()
+	for i := 60; i >= 0; i -= 4 {
+		b = append(b, hex[(x>>uint(i))&0xf])
+	}
+	b = append(b, '.')
+	return append(b, hostname()...)
+}
+
+// NameSize returns the size recorded in a message file name by a ",S=<size>" field (as
+// Deliver, Dovecot and Courier write it), ignoring the directory part and any ":2,<flags>"
+// info. ok is false when the name has no well-formed S= field.
+func NameSize(name string) (size int64, ok bool) {
+	name = filepath.Base(name)
+	i := strings.Index(name, ",S=")
+	if i < 0 {
+		return 0, false
+	}
+	s := name[i+3:]
+	end := 0
+	for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+		end++
+	}
+	if end == 0 || (end < len(s) && s[end] != ',' && s[end] != ':') {
+		return 0, false
+	}
+	size, err := strconv.ParseInt(s[:end], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return size, true
+}

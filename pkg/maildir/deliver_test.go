@@ -1,0 +1,271 @@
+package maildir
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var nameRE = regexp.MustCompile(`^[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+R[0-9a-f]{16}\.[^/:,]+,S=([0-9]+)$`)
+
+func newMaildir(t testing.TB) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "m")
+	if err := Create(root, DefaultFolders); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func dirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	names, err := readDirNames(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestDeliver(t *testing.T) {
+	root := newMaildir(t)
+	big := make([]byte, 3*bufSize+17)
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	tests := []struct {
+		name    string
+		prefix  []byte
+		message []byte
+	}{
+		{"small", nil, []byte("Subject: hi\r\n\r\nbody\r\n")},
+		{"prefix", []byte("Delivered-To: a@example.org\r\n"), []byte("Subject: hi\r\n\r\nbody\r\n")},
+		{"empty", nil, nil},
+		{"big", []byte("Return-Path: <b@example.net>\r\n"), big},
+		{"exact buffer", nil, big[:bufSize]},
+		{"huge prefix", big[:bufSize+3], []byte("x")},
+		{"bare LF kept", nil, []byte("a\nb\r\nc")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A reader that returns short reads exercises the buffer filling.
+			r := io.MultiReader(bytes.NewReader(tt.message[:len(tt.message)/2]),
+				bytes.NewReader(tt.message[len(tt.message)/2:]))
+			path, size, err := DeliverWithPrefix(root, tt.prefix, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append(append([]byte{}, tt.prefix...), tt.message...)
+			if size != int64(len(want)) {
+				t.Errorf("size %d, want %d", size, len(want))
+			}
+			if filepath.Dir(path) != filepath.Join(root, "new") {
+				t.Errorf("delivered to %s, not new/", path)
+			}
+			m := nameRE.FindStringSubmatch(filepath.Base(path))
+			if m == nil || m[1] != fmt.Sprint(len(want)) {
+				t.Errorf("name %q does not match %v with S=%d", filepath.Base(path), nameRE, len(want))
+			}
+			if s, ok := NameSize(path); !ok || s != size {
+				t.Errorf("NameSize = %d, %v", s, ok)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("content differs: got %d bytes, want %d", len(got), len(want))
+			}
+			fi, _ := os.Stat(path)
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode %v, want 0600", fi.Mode())
+			}
+			if n := dirNames(t, filepath.Join(root, "tmp")); len(n) != 0 {
+				t.Errorf("tmp/ not empty: %v", n)
+			}
+		})
+	}
+}
+
+func TestDeliverFolder(t *testing.T) {
+	root := newMaildir(t)
+	junk, err := FolderPath(root, "Junk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _, err := Deliver(junk, strings.NewReader("spam\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(path) != filepath.Join(root, ".Junk", "new") {
+		t.Errorf("delivered to %s", path)
+	}
+}
+
+type failingReader struct{ n int }
+
+var errBoom = errors.New("boom")
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errBoom
+	}
+	n := min(r.n, len(p))
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	r.n -= n
+	return n, nil
+}
+
+func TestDeliverErrors(t *testing.T) {
+	root := newMaildir(t)
+	_, _, err := DeliverWithPrefix(root, []byte("X: y\r\n"), &failingReader{n: 3 * bufSize})
+	if !errors.Is(err, errBoom) {
+		t.Errorf("reader error: got %v", err)
+	}
+	if n := dirNames(t, filepath.Join(root, "tmp")); len(n) != 0 {
+		t.Errorf("tmp/ not cleaned: %v", n)
+	}
+	if n := dirNames(t, filepath.Join(root, "new")); len(n) != 0 {
+		t.Errorf("new/ got a file: %v", n)
+	}
+
+	_, _, err = Deliver(filepath.Join(root, ".Nope"), strings.NewReader("x"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing folder: got %v, want fs.ErrNotExist", err)
+	}
+
+	// new/ missing: the rename fails and tmp/ is cleaned.
+	os.Remove(filepath.Join(root, ".Trash", "new"))
+	_, _, err = Deliver(filepath.Join(root, ".Trash"), strings.NewReader("x"))
+	if err == nil {
+		t.Error("delivery without new/ succeeded")
+	}
+	if n := dirNames(t, filepath.Join(root, ".Trash", "tmp")); len(n) != 0 {
+		t.Errorf("tmp/ not cleaned after failed rename: %v", n)
+	}
+}
+
+func TestDeliverConcurrent(t *testing.T) {
+	root := newMaildir(t)
+	n := 1000 // fsync-bound: about 10 s on a slow virtual disk
+	if testing.Short() {
+		n = 100
+	}
+	var wg sync.WaitGroup
+	paths := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			msg := fmt.Sprintf("Message-ID: <%d@test>\r\n\r\nbody %d\r\n", i, i)
+			paths[i], _, errs[i] = Deliver(root, strings.NewReader(msg))
+		})
+	}
+	wg.Wait()
+	seen := make(map[string]bool)
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if seen[paths[i]] {
+			t.Fatalf("duplicate name %s", paths[i])
+		}
+		seen[paths[i]] = true
+		got, err := os.ReadFile(paths[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("Message-ID: <%d@test>\r\n\r\nbody %d\r\n", i, i); string(got) != want {
+			t.Fatalf("file %d holds %q", i, got)
+		}
+	}
+	if got := len(dirNames(t, filepath.Join(root, "new"))); got != n {
+		t.Errorf("new/ holds %d files, want %d", got, n)
+	}
+	if got := len(dirNames(t, filepath.Join(root, "tmp"))); got != 0 {
+		t.Errorf("tmp/ holds %d files", got)
+	}
+}
+
+func TestUniqueName(t *testing.T) {
+	a, b := UniqueName(), UniqueName()
+	if a == b {
+		t.Fatal("two equal names")
+	}
+	if !nameRE.MatchString(a + ",S=0") {
+		t.Errorf("name %q has the wrong form", a)
+	}
+	if strings.ContainsAny(hostname(), "/:,") {
+		t.Errorf("hostname part %q not escaped", hostname())
+	}
+}
+
+func TestNameSize(t *testing.T) {
+	tests := []struct {
+		name string
+		size int64
+		ok   bool
+	}{
+		{"1.M1P1.host,S=1234", 1234, true},
+		{"cur/1.M1P1.host,S=1234:2,S", 1234, true},
+		{"1.M1P1.host,S=1234,W=1260:2,", 1234, true},
+		{"1.M1P1.host,W=1260,S=7", 7, true},
+		{"1.M1P1.host", 0, false},
+		{"1.M1P1.host,S=", 0, false},
+		{"1.M1P1.host,S=12x", 0, false},
+		{"1.M1P1.host,S=-1", 0, false},
+		{"1.M1P1.host,S=99999999999999999999", 0, false},
+	}
+	for _, tt := range tests {
+		size, ok := NameSize(tt.name)
+		if size != tt.size || ok != tt.ok {
+			t.Errorf("NameSize(%q) = %d, %v; want %d, %v", tt.name, size, ok, tt.size, tt.ok)
+		}
+	}
+}
+
+func BenchmarkDeliver4K(b *testing.B) {
+	root := newMaildir(b)
+	msg := make([]byte, 4096)
+	for i := range msg {
+		msg[i] = byte(' ' + rand.IntN(90))
+	}
+	prefix := []byte("Delivered-To: alice@example.org\r\n")
+	r := bytes.NewReader(msg)
+	b.SetBytes(int64(len(prefix) + len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(msg)
+		if _, _, err := DeliverWithPrefix(root, prefix, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDeliver4KParallel shows the throughput of concurrent deliveries, whose fsyncs
+// the filesystem can commit together.
+func BenchmarkDeliver4KParallel(b *testing.B) {
+	root := newMaildir(b)
+	msg := bytes.Repeat([]byte("0123456789abcde\n"), 256)
+	b.SetBytes(int64(len(msg)))
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		r := bytes.NewReader(msg)
+		for pb.Next() {
+			r.Reset(msg)
+			if _, _, err := Deliver(root, r); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
