@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"postern/pkg/auth"
+	"postern/pkg/control"
+	"postern/pkg/delivery"
+	"postern/pkg/ipc"
+	"postern/pkg/userdb"
+)
+
+// Authd answers questions about accounts and applies administrative changes to them.
+type Authd struct {
+	DB *userdb.DB
+	// MailRoot is where Maildirs live: MailRoot/<domain>/<local part>.
+	MailRoot string
+	// DefaultQuota is the quota (bytes, 0 unlimited) of accounts added with a negative one.
+	DefaultQuota int64
+	// Local is the client of the local delivery agent, asked to create new accounts'
+	// Maildirs (authd does not write into the mail store); nil skips that.
+	Local *delivery.Client
+	// Throttle slows down password guessing; nil means NewThrottle().
+	Throttle *Throttle
+	Log      *slog.Logger
+}
+
+// mailboxTimeout bounds the wait for local when creating a Maildir.
+const mailboxTimeout = 10 * time.Second
+
+func (a *Authd) init() {
+	if a.Throttle == nil {
+		a.Throttle = NewThrottle()
+	}
+	if a.Log == nil {
+		a.Log = slog.Default()
+	}
+}
+
+// Serve answers on the private socket (peers admitted by trust) and the control socket
+// (peers admitted by admin) until ctx ends, then lets the requests in flight finish.
+func (a *Authd) Serve(ctx context.Context, private, ctl *net.UnixListener, trust, admin func(ipc.Cred) bool) error {
+	ps := a.PrivateServer(trust)
+	cs := a.ControlServer(admin)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- ps.Serve(ctx, private) }()
+	go func() { errc <- cs.Serve(ctx, ctl) }()
+	err := <-errc
+	cancel()
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	ps.Shutdown(sctx)
+	cs.Shutdown(sctx)
+	return err
+}
+
+// PrivateServer returns the server of private/auth: resolve, mailbox and verify.
+func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
+	a.init()
+	s := &ipc.Server{Name: "private/auth", Allow: allow, Logger: a.Log}
+	s.Handle(auth.OpResolve, handler(a, a.resolve))
+	s.Handle(auth.OpMailbox, handler(a, a.mailbox))
+	s.Handle(auth.OpVerify, handler(a, a.verify))
+	return s
+}
+
+// ControlServer returns the server of control/authd: the domain, user and alias
+// operations of pkg/control.
+func (a *Authd) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
+	a.init()
+	s := &ipc.Server{Name: "control/authd", Allow: allow, Logger: a.Log}
+	s.Handle(control.DomainAdd, handler(a, a.domainAdd))
+	s.Handle(control.DomainDel, handler(a, a.domainDel))
+	s.Handle(control.DomainList, handler(a, a.domainList))
+	s.Handle(control.UserAdd, handler(a, a.userAdd))
+	s.Handle(control.UserDel, handler(a, a.userDel))
+	s.Handle(control.UserList, handler(a, a.userList))
+	s.Handle(control.UserPasswd, handler(a, a.userPasswd))
+	s.Handle(control.AliasAdd, handler(a, a.aliasAdd))
+	s.Handle(control.AliasDel, handler(a, a.aliasDel))
+	s.Handle(control.AliasList, handler(a, a.aliasList))
+	return s
+}
+
+// handler adapts a typed handler to ipc: it decodes the request body into Req and turns
+// userdb's errors into ipc error codes.
+func handler[Req any](a *Authd, h func(ctx context.Context, peer ipc.Cred, req *Req) (any, error)) ipc.HandlerFunc {
+	return func(ctx context.Context, peer ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+		ipc.CloseFiles(files)
+		req := new(Req)
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, req); err != nil {
+				return nil, ipc.Errorf("invalid", "decoding request: %v", err)
+			}
+		}
+		resp, err := h(ctx, peer, req)
+		if err != nil {
+			return nil, a.ipcError(err)
+		}
+		return resp, nil
+	}
+}
+
+// ipcError gives a userdb error its ipc code.
+func (a *Authd) ipcError(err error) error {
+	var e *ipc.Error
+	switch {
+	case errors.As(err, &e):
+		return err
+	case errors.Is(err, userdb.ErrNotFound):
+		return ipc.Errorf("notfound", "%v", err)
+	case errors.Is(err, userdb.ErrExists):
+		return ipc.Errorf("exists", "%v", err)
+	case errors.Is(err, userdb.ErrInvalid), errors.Is(err, userdb.ErrNotEmpty):
+		return ipc.Errorf("invalid", "%v", err)
+	default:
+		a.Log.Error("users database failed", "err", err)
+		return ipc.Errorf("temporary", "users database: %v", err)
+	}
+}
+
+// --- private/auth ---
+
+func (a *Authd) resolve(_ context.Context, _ ipc.Cred, req *auth.ResolveRequest) (any, error) {
+	r, err := a.DB.Resolve(req.Address)
+	if err != nil {
+		return nil, err
+	}
+	return auth.ResolveResult{Local: r.Local, Found: r.Found, Targets: r.Targets}, nil
+}
+
+func (a *Authd) mailbox(_ context.Context, _ ipc.Cred, req *auth.MailboxRequest) (any, error) {
+	u, err := a.DB.User(req.Address)
+	if errors.Is(err, userdb.ErrNotFound) || errors.Is(err, userdb.ErrInvalid) {
+		return auth.MailboxResult{Exists: false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	dir, err := userdb.Maildir(a.MailRoot, u.Address)
+	if err != nil {
+		return nil, err
+	}
+	return auth.MailboxResult{Exists: true, Address: u.Address, Maildir: dir, Quota: u.Quota}, nil
+}
+
+func (a *Authd) verify(_ context.Context, _ ipc.Cred, req *auth.VerifyRequest) (any, error) {
+	canonical, _ := userdb.CanonicalAddress(req.User)
+	keys := []string{accountKey(canonical, req.User)}
+	if k := clientKey(req.RemoteAddr); k != "" {
+		keys = append(keys, k)
+	}
+	if blocked, until := a.Throttle.Blocked(keys...); blocked {
+		a.Log.Warn("login throttled", "user", clipKey(req.User), "remote", clipKey(req.RemoteAddr), "until", until.UTC().Format(time.RFC3339))
+		return auth.VerifyResult{Throttled: true}, nil
+	}
+	ok, addr, err := a.DB.VerifyPassword(req.User, req.Password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		a.Throttle.Fail(keys...)
+		a.Log.Warn("authentication failed", "user", clipKey(req.User), "remote", clipKey(req.RemoteAddr))
+		return auth.VerifyResult{}, nil
+	}
+	a.Throttle.Succeed(keys[0])
+	a.Log.Debug("authenticated", "user", addr, "remote", clipKey(req.RemoteAddr))
+	return auth.VerifyResult{OK: true, Address: addr}, nil
+}
+
+// --- control/authd ---
+
+func (a *Authd) domainAdd(_ context.Context, peer ipc.Cred, req *control.DomainRequest) (any, error) {
+	d, err := a.DB.AddDomain(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	a.Log.Info("domain added", "domain", d.Name, "uid", peer.UID)
+	return control.Domain{Name: d.Name}, nil
+}
+
+func (a *Authd) domainDel(_ context.Context, peer ipc.Cred, req *control.DomainRequest) (any, error) {
+	if err := a.DB.DelDomain(req.Name, req.Force); err != nil {
+		return nil, err
+	}
+	a.Log.Info("domain deleted", "domain", canonicalDomain(req.Name), "force", req.Force, "uid", peer.UID)
+	return nil, nil
+}
+
+func (a *Authd) domainList(context.Context, ipc.Cred, *struct{}) (any, error) {
+	ds, err := a.DB.Domains()
+	if err != nil {
+		return nil, err
+	}
+	out := control.DomainListResult{Domains: []control.Domain{}}
+	for _, d := range ds {
+		out.Domains = append(out.Domains, control.Domain{Name: d.Name, Users: d.Users, Aliases: d.Aliases})
+	}
+	return out, nil
+}
+
+// UserAddResult answers user.add: the account, and a warning when it was created but its
+// Maildir could not be (local creates it on first delivery anyway).
+type UserAddResult struct {
+	control.User
+	Warning string `json:"warning,omitempty"`
+}
+
+func (a *Authd) userAdd(ctx context.Context, peer ipc.Cred, req *control.UserRequest) (any, error) {
+	quota := req.Quota
+	if quota < 0 {
+		quota = a.DefaultQuota
+	}
+	// Check the address fully before hashing the password, which takes a while.
+	dir, err := userdb.Maildir(a.MailRoot, req.Address)
+	if err != nil {
+		return nil, err
+	}
+	u, err := a.DB.AddUser(req.Address, req.Password, quota)
+	if err != nil {
+		return nil, err
+	}
+	a.Log.Info("account added", "user", u.Address, "quota", u.Quota, "maildir", dir, "uid", peer.UID)
+	res := UserAddResult{User: control.User{Address: u.Address, Quota: u.Quota, Created: u.Created, Maildir: dir}}
+	if a.Local != nil {
+		cctx, cancel := context.WithTimeout(ctx, mailboxTimeout)
+		err := a.Local.CreateMailbox(cctx, dir)
+		cancel()
+		if err != nil {
+			res.Warning = fmt.Sprintf("account created, but its Maildir was not (local delivery creates it with the first message): %v", err)
+			a.Log.Warn("creating maildir failed", "user", u.Address, "maildir", dir, "err", err)
+		}
+	}
+	return res, nil
+}
+
+func (a *Authd) userDel(_ context.Context, peer ipc.Cred, req *control.UserRequest) (any, error) {
+	if err := a.DB.DelUser(req.Address); err != nil {
+		return nil, err
+	}
+	dir, _ := userdb.Maildir(a.MailRoot, req.Address)
+	a.Log.Info("account deleted; its mail stays on disk", "user", canonical(req.Address), "maildir", dir, "uid", peer.UID)
+	return nil, nil
+}
+
+func (a *Authd) userPasswd(_ context.Context, peer ipc.Cred, req *control.UserRequest) (any, error) {
+	if err := a.DB.SetPassword(req.Address, req.Password); err != nil {
+		return nil, err
+	}
+	a.Log.Info("password changed", "user", canonical(req.Address), "uid", peer.UID)
+	return nil, nil
+}
+
+func (a *Authd) userList(_ context.Context, _ ipc.Cred, req *control.ListRequest) (any, error) {
+	us, err := a.DB.Users(req.Domain)
+	if err != nil {
+		return nil, err
+	}
+	out := control.UserListResult{Users: []control.User{}}
+	for _, u := range us {
+		dir, _ := userdb.Maildir(a.MailRoot, u.Address)
+		out.Users = append(out.Users, control.User{Address: u.Address, Quota: u.Quota, Created: u.Created, Maildir: dir})
+	}
+	return out, nil
+}
+
+func (a *Authd) aliasAdd(_ context.Context, peer ipc.Cred, req *control.Alias) (any, error) {
+	al, err := a.DB.AddAlias(req.Address, req.Targets)
+	if err != nil {
+		return nil, err
+	}
+	a.Log.Info("alias added", "alias", al.Address, "targets", al.Targets, "uid", peer.UID)
+	return control.Alias{Address: al.Address, Targets: al.Targets}, nil
+}
+
+func (a *Authd) aliasDel(_ context.Context, peer ipc.Cred, req *control.Alias) (any, error) {
+	if err := a.DB.DelAlias(req.Address); err != nil {
+		return nil, err
+	}
+	a.Log.Info("alias deleted", "alias", canonical(req.Address), "uid", peer.UID)
+	return nil, nil
+}
+
+func (a *Authd) aliasList(_ context.Context, _ ipc.Cred, req *control.ListRequest) (any, error) {
+	as, err := a.DB.Aliases(req.Domain)
+	if err != nil {
+		return nil, err
+	}
+	out := control.AliasListResult{Aliases: []control.Alias{}}
+	for _, al := range as {
+		out.Aliases = append(out.Aliases, control.Alias{Address: al.Address, Targets: al.Targets})
+	}
+	return out, nil
+}
+
+// canonical is an address (or "@domain") as the database keeps it, for logs.
+func canonical(addr string) string {
+	if d, ok := strings.CutPrefix(addr, "@"); ok {
+		return "@" + canonicalDomain(d)
+	}
+	if c, err := userdb.CanonicalAddress(addr); err == nil {
+		return c
+	}
+	return clipKey(addr)
+}
+
+// canonicalDomain is a domain name as the database keeps it, for logs.
+func canonicalDomain(name string) string {
+	if d, err := userdb.CanonicalDomain(name); err == nil {
+		return d
+	}
+	return clipKey(name)
+}

@@ -1,0 +1,566 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"postern/pkg/auth"
+	"postern/pkg/control"
+	"postern/pkg/delivery"
+	"postern/pkg/ipc"
+	"postern/pkg/userdb"
+)
+
+// env is an authd serving on temporary sockets, with a fake local delivery agent.
+type env struct {
+	a       *Authd
+	dir     string
+	auth    *auth.Client
+	ctl     *ipc.Client
+	clock   *clock
+	mu      sync.Mutex
+	created []string // Maildirs the fake local was asked to create
+	logs    *syncBuffer
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func listen(t *testing.T, path string) *net.UnixListener {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// start runs authd in-process. withLocal says whether a local agent answers.
+func start(t *testing.T, withLocal bool) *env {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "authd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	db, err := userdb.OpenWith(filepath.Join(dir, "users.db"), userdb.Options{Hash: userdb.HashParams{Memory: 64, Time: 1, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{dir: dir, clock: &clock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	th := NewThrottle()
+	th.Now = e.clock.Now
+	e.a = &Authd{
+		DB:           db,
+		MailRoot:     filepath.Join(dir, "mail"),
+		DefaultQuota: 1 << 30,
+		Local:        delivery.NewClient(filepath.Join(dir, "local")),
+		Throttle:     th,
+		Log:          slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if withLocal {
+		local := &ipc.Server{Name: "local"}
+		local.Handle(delivery.OpCreateMailbox, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
+			var req delivery.CreateMailboxRequest
+			json.Unmarshal(body, &req)
+			e.mu.Lock()
+			e.created = append(e.created, req.Maildir)
+			e.mu.Unlock()
+			return nil, nil
+		})
+		go local.Serve(ctx, listen(t, filepath.Join(dir, "local")))
+	}
+	done := make(chan error, 1)
+	private, ctl := listen(t, filepath.Join(dir, "auth")), listen(t, filepath.Join(dir, "ctl"))
+	go func() { done <- e.a.Serve(ctx, private, ctl, nil, nil) }()
+	e.auth = auth.NewClient(filepath.Join(dir, "auth"))
+	e.ctl = ipc.NewClient(filepath.Join(dir, "ctl"))
+	t.Cleanup(func() {
+		e.auth.Close()
+		e.ctl.Close()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+		db.Close()
+	})
+	return e
+}
+
+func (e *env) call(t *testing.T, op string, req, resp any) {
+	t.Helper()
+	if _, err := e.ctl.Call(context.Background(), op, req, resp); err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+}
+
+func (e *env) callErr(t *testing.T, code, op string, req any) {
+	t.Helper()
+	_, err := e.ctl.Call(context.Background(), op, req, nil)
+	if !ipc.IsCode(err, code) {
+		t.Errorf("%s %+v: err = %v; want code %q", op, req, err, code)
+	}
+}
+
+func TestControl(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	var d control.Domain
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "Example.ORG"}, &d)
+	if d.Name != "example.org" {
+		t.Errorf("domain.add = %+v", d)
+	}
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "b.example"}, nil)
+	e.callErr(t, "exists", control.DomainAdd, control.DomainRequest{Name: "example.org"})
+	e.callErr(t, "invalid", control.DomainAdd, control.DomainRequest{Name: "bad domain"})
+
+	var u UserAddResult
+	e.call(t, control.UserAdd, control.UserRequest{Address: "Alice@Example.org", Password: "secret", Quota: -1}, &u)
+	wantDir := filepath.Join(e.dir, "mail", "example.org", "alice")
+	if u.Address != "alice@example.org" || u.Quota != 1<<30 || u.Maildir != wantDir || u.Created.IsZero() || u.Warning != "" {
+		t.Errorf("user.add = %+v", u)
+	}
+	var u2 UserAddResult
+	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "pw"}, &u2)
+	if u2.Quota != 0 {
+		t.Errorf("user.add with quota 0: quota = %d; want unlimited", u2.Quota)
+	}
+	e.call(t, control.UserAdd, control.UserRequest{Address: "carol@b.example", Password: "pw", Quota: 5000}, nil)
+	e.mu.Lock()
+	if want := []string{wantDir, filepath.Join(e.dir, "mail", "example.org", "bob"), filepath.Join(e.dir, "mail", "b.example", "carol")}; !reflect.DeepEqual(e.created, want) {
+		t.Errorf("local was asked to create %v; want %v", e.created, want)
+	}
+	e.mu.Unlock()
+	e.callErr(t, "exists", control.UserAdd, control.UserRequest{Address: "ALICE@example.org", Password: "pw"})
+	e.callErr(t, "notfound", control.UserAdd, control.UserRequest{Address: "x@nope.example", Password: "pw"})
+	e.callErr(t, "invalid", control.UserAdd, control.UserRequest{Address: "../x@example.org", Password: "pw"})
+	e.callErr(t, "invalid", control.UserAdd, control.UserRequest{Address: "dave@example.org", Password: ""})
+
+	var ul control.UserListResult
+	e.call(t, control.UserList, control.ListRequest{}, &ul)
+	var names []string
+	for _, u := range ul.Users {
+		names = append(names, u.Address)
+	}
+	if want := []string{"carol@b.example", "alice@example.org", "bob@example.org"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("user.list = %v; want %v", names, want)
+	}
+	if ul.Users[0].Quota != 5000 || ul.Users[0].Maildir != filepath.Join(e.dir, "mail", "b.example", "carol") {
+		t.Errorf("user.list entry = %+v", ul.Users[0])
+	}
+	e.call(t, control.UserList, control.ListRequest{Domain: "b.example"}, &ul)
+	if len(ul.Users) != 1 {
+		t.Errorf("user.list b.example = %+v", ul)
+	}
+	e.callErr(t, "notfound", control.UserList, control.ListRequest{Domain: "nope.example"})
+
+	e.call(t, control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "new"}, nil)
+	if r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "new"}); err != nil || !r.OK {
+		t.Errorf("verify after user.passwd = %+v, %v", r, err)
+	}
+	e.callErr(t, "notfound", control.UserPasswd, control.UserRequest{Address: "nobody@example.org", Password: "new"})
+
+	var al control.Alias
+	e.call(t, control.AliasAdd, control.Alias{Address: "Sales@example.org", Targets: []string{"alice@example.org", "Ext@Elsewhere.example"}}, &al)
+	if al.Address != "sales@example.org" || !reflect.DeepEqual(al.Targets, []string{"alice@example.org", "Ext@elsewhere.example"}) {
+		t.Errorf("alias.add = %+v", al)
+	}
+	e.call(t, control.AliasAdd, control.Alias{Address: "@b.example", Targets: []string{"carol@b.example"}}, nil)
+	e.callErr(t, "exists", control.AliasAdd, control.Alias{Address: "alice@example.org", Targets: []string{"bob@example.org"}})
+	e.callErr(t, "invalid", control.AliasAdd, control.Alias{Address: "loop@example.org", Targets: []string{"loop@example.org"}})
+	e.callErr(t, "invalid", control.AliasAdd, control.Alias{Address: "x@example.org"})
+	var all control.AliasListResult
+	e.call(t, control.AliasList, control.ListRequest{}, &all)
+	if len(all.Aliases) != 2 || all.Aliases[0].Address != "@b.example" || all.Aliases[1].Address != "sales@example.org" {
+		t.Errorf("alias.list = %+v", all)
+	}
+
+	var dl control.DomainListResult
+	e.call(t, control.DomainList, nil, &dl)
+	if want := []control.Domain{{Name: "b.example", Users: 1, Aliases: 1}, {Name: "example.org", Users: 2, Aliases: 1}}; !reflect.DeepEqual(dl.Domains, want) {
+		t.Errorf("domain.list = %+v; want %+v", dl.Domains, want)
+	}
+
+	e.callErr(t, "invalid", control.DomainDel, control.DomainRequest{Name: "b.example"})
+	e.call(t, control.AliasDel, control.Alias{Address: "SALES@example.org"}, nil)
+	e.callErr(t, "notfound", control.AliasDel, control.Alias{Address: "sales@example.org"})
+	e.call(t, control.UserDel, control.UserRequest{Address: "Bob@example.org"}, nil)
+	e.callErr(t, "notfound", control.UserDel, control.UserRequest{Address: "bob@example.org"})
+	e.call(t, control.DomainDel, control.DomainRequest{Name: "b.example", Force: true}, nil)
+	e.callErr(t, "notfound", control.DomainDel, control.DomainRequest{Name: "b.example"})
+	dl = control.DomainListResult{}
+	e.call(t, control.DomainList, nil, &dl)
+	if len(dl.Domains) != 1 || dl.Domains[0].Name != "example.org" || dl.Domains[0].Users != 1 || dl.Domains[0].Aliases != 0 {
+		t.Errorf("domain.list after deletions = %+v", dl.Domains)
+	}
+	e.callErr(t, "invalid", "no.such.op", nil)
+	if _, err := e.ctl.Call(ctx, control.UserAdd, json.RawMessage(`"not an object"`), nil); !ipc.IsCode(err, "invalid") {
+		t.Errorf("undecodable request: err = %v", err)
+	}
+
+	logs := e.logs.String()
+	for _, want := range []string{`msg="domain added" domain=example.org`, `msg="account added" user=alice@example.org`,
+		`msg="password changed" user=alice@example.org`, `msg="alias added" alias=sales@example.org`,
+		`msg="alias deleted" alias=sales@example.org`, `user=bob@example.org`, `msg="domain deleted" domain=b.example force=true`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+	for _, secret := range []string{"secret", "new"} {
+		if strings.Contains(logs, "="+secret+" ") || strings.Contains(logs, "\""+secret+"\"") {
+			t.Errorf("logs contain a password: %s", logs)
+		}
+	}
+}
+
+func TestUserAddWithoutLocal(t *testing.T) {
+	e := start(t, false)
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	var u UserAddResult
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "pw", Quota: 10}, &u)
+	if u.Address != "alice@example.org" || u.Quota != 10 || u.Warning == "" {
+		t.Errorf("user.add without local = %+v", u)
+	}
+	// The account exists all the same.
+	r, err := e.auth.Mailbox(context.Background(), "alice@example.org")
+	if err != nil || !r.Exists {
+		t.Errorf("mailbox = %+v, %v", r, err)
+	}
+	if !strings.Contains(e.logs.String(), "creating maildir failed") {
+		t.Error("the failure was not logged")
+	}
+}
+
+func TestPrivate(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	db := e.a.DB
+	must(db.AddDomain("example.org"))
+	must(db.AddUser("alice@example.org", "pw", 1000))
+	must(db.AddAlias("team@example.org", []string{"alice@example.org", "x@external.example"}))
+
+	res, err := e.auth.Resolve(ctx, "Team+x@EXAMPLE.org")
+	if want := (auth.ResolveResult{Local: true, Found: true, Targets: []string{"alice@example.org", "x@external.example"}}); err != nil || !reflect.DeepEqual(res, want) {
+		t.Errorf("resolve = %+v, %v; want %+v", res, err, want)
+	}
+	res, err = e.auth.Resolve(ctx, "nobody@example.org")
+	if err != nil || !res.Local || res.Found {
+		t.Errorf("resolve unknown = %+v, %v", res, err)
+	}
+	res, err = e.auth.Resolve(ctx, "a@other.example")
+	if err != nil || res.Local || res.Found {
+		t.Errorf("resolve foreign = %+v, %v", res, err)
+	}
+	if _, err := e.auth.Resolve(ctx, "no-at-sign"); !ipc.IsCode(err, "invalid") {
+		t.Errorf("resolve without @: err = %v", err)
+	}
+
+	mb, err := e.auth.Mailbox(ctx, "ALICE@example.org")
+	want := auth.MailboxResult{Exists: true, Address: "alice@example.org", Maildir: filepath.Join(e.dir, "mail", "example.org", "alice"), Quota: 1000}
+	if err != nil || mb != want {
+		t.Errorf("mailbox = %+v, %v; want %+v", mb, err, want)
+	}
+	for _, addr := range []string{"team@example.org", "nobody@example.org", "bad address", "alice+x@example.org"} {
+		if mb, err := e.auth.Mailbox(ctx, addr); err != nil || mb.Exists {
+			t.Errorf("mailbox(%q) = %+v, %v", addr, mb, err)
+		}
+	}
+
+	v, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "Alice@Example.org", Password: "pw", RemoteAddr: "192.0.2.1"})
+	if err != nil || !v.OK || v.Address != "alice@example.org" || v.Throttled {
+		t.Errorf("verify = %+v, %v", v, err)
+	}
+	v, err = e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "wrong", RemoteAddr: "192.0.2.1"})
+	if err != nil || v.OK || v.Address != "" || v.Throttled {
+		t.Errorf("verify wrong = %+v, %v", v, err)
+	}
+	if strings.Contains(e.logs.String(), "wrong") {
+		t.Error("a password reached the logs")
+	}
+}
+
+func TestThrottling(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	must(e.a.DB.AddDomain("example.org"))
+	must(e.a.DB.AddUser("alice@example.org", "pw", 0))
+	must(e.a.DB.AddUser("bob@example.org", "pw", 0))
+	verify := func(user, pw, remote string) auth.VerifyResult {
+		t.Helper()
+		r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: user, Password: pw, RemoteAddr: remote})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	// Per client: five failures for several accounts, then even a right password from
+	// that client is refused, while other clients get in.
+	for i, user := range []string{"a@example.org", "b@example.org", "c@example.org", "d@example.org", "e@example.org"} {
+		if r := verify(user, "guess", "192.0.2.7:4567"); r.OK || r.Throttled {
+			t.Fatalf("failure %d: %+v", i+1, r)
+		}
+	}
+	if r := verify("alice@example.org", "pw", "192.0.2.7"); r.OK || !r.Throttled {
+		t.Errorf("throttled client got %+v", r)
+	}
+	if r := verify("alice@example.org", "pw", "198.51.100.1"); !r.OK {
+		t.Errorf("another client got %+v", r)
+	}
+	// An IPv4-mapped IPv6 address is the same client.
+	if r := verify("alice@example.org", "pw", "::ffff:192.0.2.7"); !r.Throttled {
+		t.Errorf("mapped address got %+v", r)
+	}
+	e.clock.Add(61 * time.Second)
+	if r := verify("alice@example.org", "pw", "192.0.2.7"); !r.OK {
+		t.Errorf("after a minute the client got %+v", r)
+	}
+	// A success does not forgive the client: its next failure doubles the wait.
+	verify("alice@example.org", "guess", "192.0.2.7")
+	e.clock.Add(61 * time.Second)
+	if r := verify("alice@example.org", "pw", "192.0.2.7"); !r.Throttled {
+		t.Errorf("second refusal lasted less than two minutes: %+v", r)
+	}
+	e.clock.Add(60 * time.Second)
+	if r := verify("alice@example.org", "pw", "192.0.2.7"); !r.OK {
+		t.Errorf("after two minutes the client got %+v", r)
+	}
+
+	// Per account: failures from many clients (a whole IPv6 /64 counting as one)
+	// throttle the account everywhere; a success afterwards forgives it.
+	for i := range 5 {
+		if r := verify("bob@example.org", "guess", "2001:db8:0:"+string(rune('1'+i))+"::1"); r.OK || r.Throttled {
+			t.Fatalf("account failure %d: %+v", i+1, r)
+		}
+	}
+	if r := verify("BOB@example.org", "pw", "203.0.113.9"); !r.Throttled {
+		t.Errorf("throttled account got %+v", r)
+	}
+	if r := verify("bob@example.org", "pw", ""); !r.Throttled {
+		t.Errorf("throttled account without a client address got %+v", r)
+	}
+	e.clock.Add(61 * time.Second)
+	if r := verify("bob@example.org", "pw", "203.0.113.9"); !r.OK {
+		t.Errorf("after a minute the account got %+v", r)
+	}
+	if r := verify("bob@example.org", "guess", "203.0.113.9"); r.Throttled {
+		t.Errorf("a success did not forgive the account: %+v", r)
+	}
+	for i := range 5 {
+		verify("x@example.org", "guess", "2001:db8:1:2::"+string(rune('1'+i)))
+	}
+	if r := verify("alice@example.org", "pw", "2001:db8:1:2::ff"); !r.Throttled {
+		t.Errorf("the /64 was not throttled as one client: %+v", r)
+	}
+	if !strings.Contains(e.logs.String(), `msg="login throttled"`) {
+		t.Error("throttling was not logged")
+	}
+}
+
+func TestThrottleRules(t *testing.T) {
+	c := &clock{t: time.Unix(1e9, 0)}
+	th := NewThrottle()
+	th.Now = c.Now
+	fail := func(n int) {
+		for range n {
+			th.Fail("k")
+		}
+	}
+	blockedFor := func() time.Duration {
+		ok, until := th.Blocked("k")
+		if !ok {
+			return 0
+		}
+		return until.Sub(c.Now())
+	}
+	// Four failures in the window are free; spread out, failures never add up.
+	fail(4)
+	if d := blockedFor(); d != 0 {
+		t.Errorf("blocked after 4 failures for %v", d)
+	}
+	c.Add(16 * time.Minute)
+	fail(4)
+	if d := blockedFor(); d != 0 {
+		t.Errorf("failures outside the window added up: blocked %v", d)
+	}
+	fail(1)
+	want := time.Minute
+	for range 8 {
+		if d := blockedFor(); d != want {
+			t.Errorf("blocked for %v; want %v", d, want)
+		}
+		c.Add(want)
+		fail(1)
+		want = min(2*want, time.Hour)
+	}
+	if d := blockedFor(); d != time.Hour {
+		t.Errorf("blocked for %v; want the maximum, an hour", d)
+	}
+	// Quiet for a window after the refusal ends: forgiven.
+	c.Add(time.Hour + 16*time.Minute)
+	fail(4)
+	if d := blockedFor(); d != 0 {
+		t.Errorf("not forgiven: blocked %v", d)
+	}
+	th.Succeed("k")
+	fail(4)
+	if d := blockedFor(); d != 0 {
+		t.Errorf("Succeed did not forget: blocked %v", d)
+	}
+
+	// The table stays bounded.
+	th = NewThrottle()
+	th.Now = c.Now
+	th.MaxEntries = 10
+	for i := range 100 {
+		th.Fail(string(rune('a' + i)))
+	}
+	if len(th.keys) > 10 {
+		t.Errorf("table grew to %d entries", len(th.keys))
+	}
+	c.Add(20 * time.Minute)
+	th.Fail("new")
+	if len(th.keys) != 1 {
+		t.Errorf("forgiven entries were not pruned: %d left", len(th.keys))
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                          "",
+		"192.0.2.1":                 "client:192.0.2.1",
+		"192.0.2.1:25":              "client:192.0.2.1",
+		"::ffff:192.0.2.1":          "client:192.0.2.1",
+		"2001:db8::1":               "client:2001:db8::/64",
+		"[2001:db8:0:0:ffff::1]:99": "client:2001:db8::/64",
+		"fe80::1%eth0":              "client:fe80::/64",
+		"unix socket":               "client:unix socket",
+	} {
+		if got := clientKey(in); got != want {
+			t.Errorf("clientKey(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestDeniedPeer(t *testing.T) {
+	e := start(t, true)
+	deny := func(ipc.Cred) bool { return false }
+	for _, tc := range []struct {
+		name string
+		srv  *ipc.Server
+	}{
+		{"private", e.a.PrivateServer(deny)},
+		{"control", e.a.ControlServer(deny)},
+	} {
+		path := filepath.Join(e.dir, tc.name+"-denied")
+		ctx, cancel := context.WithCancel(context.Background())
+		go tc.srv.Serve(ctx, listen(t, path))
+		// The server refuses before reading a request; read its answer on a bare
+		// connection (an ipc.Client may instead see its request fail with EPIPE when the
+		// refusal and close win the race with its write).
+		c, err := ipc.Dial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.ReadResponse(nil)
+		if !ipc.IsCode(err, "denied") {
+			t.Errorf("%s: err = %v; want denied", tc.name, err)
+		}
+		c.Close()
+		cancel()
+	}
+	if !strings.Contains(e.logs.String(), "peer refused") {
+		t.Error("refusal not logged")
+	}
+}
+
+// TestShutdown checks that Serve returns once its context ends, even with idle clients
+// connected.
+func TestShutdown(t *testing.T) {
+	dir, err := os.MkdirTemp("", "authd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := userdb.OpenWith(filepath.Join(dir, "users.db"), userdb.Options{Hash: userdb.HashParams{Memory: 64, Time: 1, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := &Authd{DB: db, MailRoot: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	private, ctl := listen(t, filepath.Join(dir, "auth")), listen(t, filepath.Join(dir, "ctl"))
+	go func() { done <- a.Serve(ctx, private, ctl, nil, nil) }()
+	cl := auth.NewClient(filepath.Join(dir, "auth"))
+	defer cl.Close()
+	if _, err := cl.Resolve(context.Background(), "a@b.c"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+}
+
+// must stops a test (by panicking, which fails it with a trace) when a setup step
+// fails.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

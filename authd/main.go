@@ -1,0 +1,46 @@
+// Command authd owns the account database, users.db.
+//
+// Other daemons ask it over <spool>/private/auth where mail for an address goes
+// (accounts, aliases, catch-alls, plus-addressing), which Maildir and quota an account has,
+// and whether a password is right (argon2id, with failed-login throttling). Administrators
+// change domains, accounts and aliases through <spool>/control/authd (mailctl). authd is
+// the only process that opens users.db while Postern runs. See authd(8).
+package main
+
+import (
+	"os"
+
+	"postern/pkg/daemon"
+	"postern/pkg/delivery"
+	"postern/pkg/userdb"
+)
+
+func main() {
+	d := daemon.Start("authd")
+	ctx, stop := d.Context()
+	defer stop()
+	cfg := d.Config
+	private, ctl := d.Unix("private/auth"), d.Unix("control/authd")
+	db, err := userdb.Open(cfg.UsersDB())
+	if err != nil {
+		d.Log.Error("opening the users database", "err", err)
+		os.Exit(1)
+	}
+	a := &Authd{
+		DB:           db,
+		MailRoot:     cfg.MailDir(),
+		DefaultQuota: int64(cfg.Local.DefaultQuota),
+		Local:        delivery.NewClient(cfg.PrivateSocket("local")),
+		Throttle:     NewThrottle(),
+		Log:          d.Log,
+	}
+	trust := daemon.Trust(cfg, "smtpd", "cleanup", "qmgr", "local", "imapd", "httpd")
+	err = a.Serve(ctx, private, ctl, trust, daemon.Admin(cfg))
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		d.Log.Error("serving", "err", err)
+		os.Exit(1)
+	}
+}

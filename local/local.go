@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"postern/pkg/delivery"
+	"postern/pkg/ipc"
+	"postern/pkg/maildir"
+)
+
+// Agent is the local delivery agent.
+type Agent struct {
+	// MailRoot is the directory every Maildir lives under (<data>/mail); local refuses
+	// to write anywhere else.
+	MailRoot string
+	Log      *slog.Logger
+}
+
+// Server returns the server of private/local.
+func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
+	if a.Log == nil {
+		a.Log = slog.Default()
+	}
+	s := &ipc.Server{Name: "local", Allow: allow, Logger: a.Log}
+	s.Handle(delivery.OpDeliver, a.serveDeliver)
+	s.Handle(delivery.OpCreateMailbox, a.serveCreateMailbox)
+	return s
+}
+
+func (a *Agent) serveDeliver(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+	defer ipc.CloseFiles(files)
+	var req delivery.Request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, ipc.Errorf("invalid", "decoding delivery request: %v", err)
+	}
+	if len(files) != 1 {
+		return nil, ipc.Errorf("invalid", "a delivery request carries one descriptor, not %d", len(files))
+	}
+	f := files[0]
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, ipc.Errorf("invalid", "the descriptor sent is not a queue file")
+	}
+	if req.Offset < 0 || req.Size < 0 || req.Offset > st.Size() || req.Size > st.Size()-req.Offset {
+		return nil, ipc.Errorf("invalid", "message at %d+%d lies outside the %d-byte queue file", req.Offset, req.Size, st.Size())
+	}
+	resp := delivery.Response{Results: make([]delivery.Result, len(req.Recipients))}
+	for i, r := range req.Recipients {
+		resp.Results[i] = a.deliver(f, &req, r)
+	}
+	return resp, nil
+}
+
+// deliver writes the message into one recipient's mailbox.
+func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient) delivery.Result {
+	log := a.Log.With("id", req.QueueID, "to", "<"+r.Addr+">")
+	root, err := a.mailbox(r.Maildir)
+	if err != nil {
+		// Defense in depth: authd names Maildirs under the mail root only, so this is a
+		// bug or an attack, not a state that waiting would fix (RFC 3463 X.3.0).
+		log.Error("refusing to deliver outside the mail directory", "maildir", r.Maildir, "err", err)
+		return result(delivery.Bounced, "5.3.0", "mailbox location refused")
+	}
+	folder := root
+	if req.Spam {
+		folder, _ = maildir.FolderPath(root, "Junk")
+	}
+	if _, err := os.Stat(filepath.Join(folder, "tmp")); errors.Is(err, fs.ErrNotExist) {
+		// A new account whose Maildir authd has not had created, or a Junk folder
+		// someone removed: Create completes what is missing and keeps what is there.
+		if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
+			log.Error("cannot create the mailbox", "maildir", root, "err", err)
+			return writeFailure(err)
+		}
+		log.Info("created mailbox", "maildir", root)
+	}
+
+	prefix := []byte("Return-Path: <" + headerSafe(req.From) + ">\r\nDelivered-To: " + headerSafe(r.Addr) + "\r\n")
+	size := int64(len(prefix)) + req.Size
+	if r.Quota > 0 {
+		q := maildir.Quota{Bytes: r.Quota}
+		used, count, err := maildir.Usage(root, q)
+		if err != nil {
+			log.Error("cannot read the mailbox's quota", "maildir", root, "err", err)
+			return writeFailure(err)
+		}
+		if q.Exceeded(used+size, count+1) {
+			// RFC 3463 X.2.2: mailbox full. Permanent, as Postfix's and Dovecot's
+			// default (quota_full_tempfail = no): the sender learns now rather than
+			// after days of retries into a mailbox nobody empties.
+			log.Info("mailbox full", "used", used, "quota", r.Quota, "size", size)
+			return result(delivery.Bounced, "5.2.2", "mailbox full")
+		}
+	}
+
+	// pread(2) through a SectionReader: the message is never read whole into memory,
+	// and the descriptor's offset, shared with qmgr, is never moved.
+	msg := &exactReader{r: io.NewSectionReader(f, req.Offset, req.Size), left: req.Size}
+	path, n, err := maildir.DeliverWithPrefix(folder, prefix, msg)
+	if err != nil {
+		log.Error("delivery failed", "maildir", folder, "err", err)
+		return writeFailure(err)
+	}
+	if r.Quota > 0 {
+		if err := maildir.AddUsage(root, n, 1); err != nil {
+			log.Warn("cannot update the mailbox's quota", "maildir", root, "err", err)
+		}
+	}
+	log.Debug("delivered", "file", path, "size", n)
+	return result(delivery.Sent, "2.0.0", "delivered to maildir")
+}
+
+func (a *Agent) serveCreateMailbox(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+	ipc.CloseFiles(files)
+	var req delivery.CreateMailboxRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, ipc.Errorf("invalid", "decoding request: %v", err)
+	}
+	root, err := a.mailbox(req.Maildir)
+	if err != nil {
+		return nil, ipc.Errorf("invalid", "%v", err)
+	}
+	if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
+		a.Log.Error("cannot create the mailbox", "maildir", root, "err", err)
+		return nil, ipc.Errorf("temporary", "creating the mailbox failed: %s", errnoText(err))
+	}
+	a.Log.Info("created mailbox", "maildir", root)
+	return nil, nil
+}
+
+// mailbox checks that p is a Maildir under the mail root and returns it cleaned: an
+// absolute path strictly below the root, not leading out of it through a symbolic link
+// in a part that exists already.
+func (a *Agent) mailbox(p string) (string, error) {
+	root := filepath.Clean(a.MailRoot)
+	if p == "" || !filepath.IsAbs(p) {
+		return "", fmt.Errorf("maildir %q is not an absolute path", p)
+	}
+	p = filepath.Clean(p)
+	if !below(root, p) {
+		return "", fmt.Errorf("maildir %s is not under %s", p, root)
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return p, nil // no mail root yet: nothing there to lead elsewhere
+	}
+	existing := p
+	for existing != root {
+		if _, err := os.Lstat(existing); err == nil {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	real, err := filepath.EvalSymlinks(existing)
+	if err != nil {
+		return "", fmt.Errorf("maildir %s: %w", p, err)
+	}
+	if real != realRoot && !below(realRoot, real) {
+		return "", fmt.Errorf("maildir %s leads to %s, outside %s", p, real, realRoot)
+	}
+	return p, nil
+}
+
+// below reports whether the clean path p lies strictly inside the clean directory dir.
+func below(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+func result(status, code, reason string) delivery.Result {
+	return delivery.Result{Status: status, Code: code, Reason: reason, Relay: "local"}
+}
+
+// writeFailure turns an error of the file system into a temporary failure: the disk
+// may be freed, the permission fixed.
+func writeFailure(err error) delivery.Result {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// RFC 3463 X.3.1: mail system full.
+		return result(delivery.Deferred, "4.3.1", "mail system full ("+errnoText(err)+")")
+	}
+	return result(delivery.Deferred, "4.3.0", "cannot write to the mailbox ("+errnoText(err)+")")
+}
+
+// errnoText names the system error behind err in a few words, without the paths that
+// the full error carries (the reason reaches senders in notifications; the log has the
+// whole error).
+func errnoText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	if errors.Is(err, errShort) {
+		return "queue file shorter than announced"
+	}
+	return "internal error"
+}
+
+// headerSafe keeps an address from breaking the header line it goes into.
+func headerSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || r == '<' || r == '>' {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+var errShort = errors.New("message shorter than announced")
+
+// exactReader reads exactly left bytes from r: an early end is an error, so that a
+// queue file cut short is never delivered as a shorter message.
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF {
+		if e.left > 0 {
+			return n, errShort
+		}
+	}
+	return n, err
+}

@@ -1,0 +1,34 @@
+// Command local is Postern's local delivery agent.
+//
+// qmgr hands local a message as an open queue file descriptor with the recipients that
+// have mailboxes on this host; local writes the message into each recipient's Maildir
+// (tmp/, fsync, rename into new/) — the INBOX, or Junk for spam — after checking the
+// mailbox's Maildir++ quota, and answers with one result per recipient. authd asks it to
+// create the Maildir of a new account. It serves <spool>/private/local and runs as the
+// mail user (vmail), the only user that can write the mailboxes. See local(8).
+package main
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"postern/pkg/daemon"
+)
+
+func main() {
+	d := daemon.Start("local")
+	ctx, stop := d.Context()
+	defer stop()
+	a := &Agent{MailRoot: d.Config.MailDir(), Log: d.Log}
+	srv := a.Server(daemon.Trust(d.Config, "qmgr", "authd"))
+	if err := srv.Serve(ctx, d.Unix("private/local")); err != nil {
+		d.Log.Error("serving", "err", err)
+		os.Exit(1)
+	}
+	// Let deliveries in flight finish: a message written but not reported would be
+	// delivered again.
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+}

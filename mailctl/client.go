@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"postern/pkg/config"
+	"postern/pkg/ipc"
+)
+
+// callTimeout bounds one call to a control socket.
+const callTimeout = 60 * time.Second
+
+// loadConfig reads the configuration named by -c.
+func (a *app) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(a.configPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w (give the configuration with -c FILE or $POSTERN_CONFIG; mailctl init creates one)", err)
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// call makes one request to the control socket of daemon and explains the usual
+// failures: the daemon is not running, or the caller may not use the socket.
+func (a *app) call(cfg *config.Config, daemon, op string, req, resp any) error {
+	path := cfg.ControlSocket(daemon)
+	cl := ipc.NewClient(path)
+	cl.Timeout = callTimeout
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	_, err := cl.Call(ctx, op, req, resp)
+	if err == nil {
+		return nil
+	}
+	var ie *ipc.Error
+	switch {
+	case errors.As(err, &ie) && ie.Code == "denied":
+		return fmt.Errorf("%s refused the request: %s (run mailctl as root or as a member of group %s)", daemon, ie.Message, cfg.AdminGroup)
+	case errors.As(err, &ie):
+		return ie
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("cannot use %s's control socket %s: permission denied (run mailctl as root or as a member of group %s)", daemon, path, cfg.AdminGroup)
+	case unreachable(err):
+		if daemon == "master" {
+			return fmt.Errorf("cannot reach master at %s: master is not running", path)
+		}
+		return fmt.Errorf("cannot reach %s at %s: is master running?", daemon, path)
+	}
+	return fmt.Errorf("%s: %w", daemon, err)
+}
+
+// unreachable reports whether err means that nobody listens on the socket.
+func unreachable(err error) bool {
+	var oe *net.OpError
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ENOTDIR) || (errors.As(err, &oe) && oe.Op == "dial")
+}
+
+// clean makes a string that came from the network (a sender, a deferral reason, a
+// header) safe to print on the administrator's terminal: control characters, which could
+// move the cursor or change the terminal's settings, are shown as ^X or \xNN.
+func clean(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f || c >= 0x80 {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case r == '\t':
+			b.WriteRune(r)
+		case r < 0x20:
+			b.WriteByte('^')
+			b.WriteByte(byte(r) + '@')
+		case r == 0x7f:
+			b.WriteString("^?")
+		case r >= 0x80 && r < 0xa0: // C1 controls
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}

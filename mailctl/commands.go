@@ -1,0 +1,291 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// command is one subcommand of mailctl, such as "user add".
+type command struct {
+	// name is the words that select the command: "status", "queue list".
+	name string
+	// args describes the positional arguments in the usage line.
+	args string
+	// minArgs and maxArgs bound the number of positional arguments; maxArgs < 0 means
+	// no bound.
+	minArgs, maxArgs int
+	// extraHint is added to the "too many arguments" error.
+	extraHint string
+	summary   string
+	// detail is the longer help text.
+	detail string
+	// flags declares the command's flags into o.
+	flags func(fs *flag.FlagSet, o *options)
+	run   func(a *app, o *options, args []string) error
+}
+
+// options holds every flag any subcommand has; each command declares the ones it takes.
+type options struct {
+	dev           bool
+	force         bool
+	listen        string
+	portBase      int
+	quota         string
+	passwordStdin bool
+}
+
+// group returns the first word of a two-word command, or "".
+func (c *command) group() string {
+	if g, _, ok := strings.Cut(c.name, " "); ok {
+		return g
+	}
+	return ""
+}
+
+// usage writes the command's usage; full adds the detailed help.
+func (c *command) usage(w io.Writer, full bool) {
+	fmt.Fprintf(w, "usage: mailctl [-c FILE] %s\n", strings.TrimSpace(c.name+" "+c.args))
+	if full {
+		fmt.Fprintf(w, "\n%s%s.\n", strings.ToUpper(c.summary[:1]), c.summary[1:])
+		if c.detail != "" {
+			fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.detail))
+		}
+	}
+	if c.flags != nil {
+		fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		c.flags(fs, &options{})
+		fmt.Fprintf(w, "\nOptions:\n")
+		printFlags(w, fs)
+	}
+}
+
+// printFlags lists the flags of fs the way the usage lines write them, with two dashes
+// (the flag package accepts one or two).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		if name == "value" {
+			name = ""
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n", strings.TrimSpace("--"+f.Name+" "+name), usage)
+	})
+}
+
+// shortArgs drops the options from an args description, for the list of commands.
+func shortArgs(args string) string {
+	var out []string
+	for _, f := range strings.Fields(args) {
+		if !strings.HasPrefix(f, "[--") && !strings.HasPrefix(f, "--") && !strings.HasSuffix(f, "]") || f == "[DOMAIN]" || f == "[ID...]" {
+			out = append(out, f)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// lookup finds the command named by the first words of args. It returns the command and
+// how many words named it; for a known group without a known subcommand it returns nil
+// and 1, and for an unknown word nil and 0.
+func lookup(args []string) (*command, int) {
+	if len(args) == 0 {
+		return nil, 0
+	}
+	if len(args) >= 2 {
+		for _, c := range commands {
+			if c.name == args[0]+" "+args[1] {
+				return c, 2
+			}
+		}
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c, 1
+		}
+	}
+	for _, c := range commands {
+		if c.group() == args[0] {
+			return nil, 1
+		}
+	}
+	return nil, 0
+}
+
+const passwordHint = "; a password is never given on the command line: mailctl asks for it on the terminal, or reads it from standard input with --password-stdin"
+
+// commands lists every subcommand, in the order help shows them.
+var commands = []*command{
+	{
+		name: "init", args: "[--dev] [--listen IP] [--port-base N]", maxArgs: 0,
+		summary: "create a new instance: configuration, certificate, accounts database",
+		detail: `
+With --dev, init creates a self-contained development instance in the directory of the
+configuration file given with -c (it is created if needed): postern.toml, spool/, data/
+(users.db and the Maildirs) and tls/ (a self-signed certificate). It listens on IP
+(default 127.0.0.1) at ports N+25 (smtp), N+587 (submission) and N+465 (submissions),
+N being --port-base (default 10000; 0 means the real ports 25, 587 and 465, which need
+root). It creates the domain example.test with the account demo@example.test (its
+password is generated and printed once) and the aliases postmaster@ and abuse@.
+
+Without --dev, init sets up the system instance (default /etc/postern/postern.toml) with
+the system paths and the real ports, a self-signed certificate if there is none yet, and an
+empty accounts database. It needs root.
+
+As root, init also creates the system users the daemons run as (postern, vmail,
+postern-spam, postern-web, all in group postern) and the admin group, and gives the
+accounts database and the Maildirs to their owners. init never overwrites an existing
+configuration file.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.dev, "dev", false, "create a development instance in the config file's directory")
+			fs.StringVar(&o.listen, "listen", "", "`IP` address to listen on (default 127.0.0.1 with --dev, else all)")
+			o.portBase = -1
+			fs.Func("port-base", "listen on ports `N`+25, N+587, N+465 (default 10000 with --dev, else 0: the real ports)", func(s string) error {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 0 {
+					return fmt.Errorf("%q is not a port number", s)
+				}
+				o.portBase = n
+				return nil
+			})
+		},
+		run: runInit,
+	},
+	{
+		name: "config check", maxArgs: 0,
+		summary: "load and validate the configuration file",
+		detail: `
+Reads the configuration the way the daemons do and prints "FILE: ok", or the first
+problem with the file and line it is on (exit status 1). Nothing is started.`,
+		run: runConfigCheck,
+	},
+	{
+		name: "status", maxArgs: 0,
+		summary: "show the daemons master runs and the size of the queue",
+		detail: `
+Asks master for its daemons (user, pid, state, uptime, restarts, how the last one
+ended) and qmgr for the number of messages in each queue directory. Exits with status 1
+when master is not running.`,
+		run: runStatus,
+	},
+	{
+		name: "reload", maxArgs: 0,
+		summary: "have master re-read the configuration",
+		detail: `
+Asks master, over its control socket, to re-read the configuration file and apply it,
+as SIGHUP or "systemctl reload postern" do, but waits for the outcome: a configuration
+that does not load is refused (master keeps running with the old one) and the reason is
+printed.`,
+		run: runReload,
+	},
+	{
+		name: "domain add", args: "DOMAIN", minArgs: 1, maxArgs: 1,
+		summary: "accept mail for a domain",
+		run:     runDomainAdd,
+	},
+	{
+		name: "domain del", args: "DOMAIN [--force]", minArgs: 1, maxArgs: 1,
+		summary: "stop accepting mail for a domain",
+		detail: `
+A domain that still has accounts or aliases is refused; --force deletes them with the
+domain. The mail on disk is never deleted.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.force, "force", false, "also delete the domain's accounts and aliases")
+		},
+		run: runDomainDel,
+	},
+	{
+		name: "domain list", maxArgs: 0,
+		summary: "list the domains",
+		run:     runDomainList,
+	},
+	{
+		name: "user add", args: "ADDRESS [--quota SIZE] [--password-stdin]", minArgs: 1, maxArgs: 1, extraHint: passwordHint,
+		summary: "create an account",
+		detail: `
+Creates the account ADDRESS (its domain must exist) and its Maildir. The password is
+asked twice on the terminal without echo, or read from the first line of standard input
+with --password-stdin. It is never taken from the command line, where other users could
+see it in the process list.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.quota, "quota", "", "the mailbox's quota, a `SIZE` like 500M or 2G; 0 means unlimited (default: local.default_quota)")
+			fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
+		},
+		run: runUserAdd,
+	},
+	{
+		name: "user del", args: "ADDRESS", minArgs: 1, maxArgs: 1,
+		summary: "delete an account (its mail stays on disk)",
+		run:     runUserDel,
+	},
+	{
+		name: "user list", args: "[DOMAIN]", maxArgs: 1,
+		summary: "list the accounts, of every domain or of one",
+		run:     runUserList,
+	},
+	{
+		name: "user passwd", args: "ADDRESS [--password-stdin]", minArgs: 1, maxArgs: 1, extraHint: passwordHint,
+		summary: "set an account's password",
+		detail: `
+The password is asked twice on the terminal without echo, or read from the first line
+of standard input with --password-stdin; never from the command line.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
+		},
+		run: runUserPasswd,
+	},
+	{
+		name: "alias add", args: "ADDRESS TARGET...", minArgs: 2, maxArgs: -1,
+		summary: "deliver mail for ADDRESS to the TARGET addresses",
+		detail: `
+ADDRESS must be in one of Postern's domains; the targets may be accounts, other aliases
+or outside addresses. "@DOMAIN" as ADDRESS is the domain's catch-all: it receives mail
+for every address of the domain that is neither an account nor an alias, as in
+"mailctl alias add @example.test demo@example.test".`,
+		run: runAliasAdd,
+	},
+	{
+		name: "alias del", args: "ADDRESS", minArgs: 1, maxArgs: 1,
+		summary: "delete an alias (or a catch-all, \"@DOMAIN\")",
+		run:     runAliasDel,
+	},
+	{
+		name: "alias list", args: "[DOMAIN]", maxArgs: 1,
+		summary: "list the aliases, of every domain or of one",
+		run:     runAliasList,
+	},
+	{
+		name: "queue list", maxArgs: 0,
+		summary: "list the queued messages, like mailq",
+		detail: `
+One entry per message: queue ID, size, arrival time and sender, then its recipients,
+each under the reason it was deferred for. A "*" after the ID marks a message being
+delivered (active/), "!" one on hold (hold/), "#" one set aside as corrupt (corrupt/).`,
+		run: runQueueList,
+	},
+	{
+		name: "queue show", args: "ID", minArgs: 1, maxArgs: 1,
+		summary: "show a queued message: envelope, recipients' status, header section",
+		run:     runQueueShow,
+	},
+	{
+		name: "queue flush", args: "[ID...]", maxArgs: -1,
+		summary: "try the deferred messages (or the given ones) again now",
+		run:     runQueueFlush,
+	},
+	{
+		name: "queue hold", args: "ID...", minArgs: 1, maxArgs: -1,
+		summary: "put messages on hold: they are not delivered until released",
+		run:     runQueueHold,
+	},
+	{
+		name: "queue release", args: "ID...", minArgs: 1, maxArgs: -1,
+		summary: "release messages from hold",
+		run:     runQueueRelease,
+	},
+	{
+		name: "queue delete", args: "ID...", minArgs: 1, maxArgs: -1,
+		summary: "delete messages from the queue without delivering or bouncing them",
+		run:     runQueueDelete,
+	},
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"postern/pkg/control"
+)
+
+// Restart backoff: a daemon that dies is started again after minBackoff; every further
+// death doubles the wait up to maxBackoff; a daemon that ran healthyAfter before dying
+// starts over at minBackoff. A daemon that cannot start at all (exit status 2, bad
+// configuration) backs off the same way instead of spinning.
+var (
+	minBackoff   = time.Second
+	maxBackoff   = time.Minute
+	healthyAfter = time.Minute
+)
+
+// backoff computes the restart delays of one daemon.
+type backoff struct{ next time.Duration }
+
+// delay returns how long to wait before the next start, given how long the daemon ran.
+func (b *backoff) delay(uptime time.Duration) time.Duration {
+	if b.next == 0 || uptime >= healthyAfter {
+		b.next = minBackoff
+	}
+	d := b.next
+	b.next = min(2*d, maxBackoff)
+	return d
+}
+
+// runSpec is everything needed to start one daemon.
+type runSpec struct {
+	Name    string
+	Program string
+	Args    []string
+	// ID is who the daemon runs as; Switch says whether master changes to that user
+	// (only as root).
+	ID      identity
+	Switch  bool
+	Sockets []socketSpec
+}
+
+// supervisor keeps one daemon running: it starts it, waits for it, logs why it ended,
+// and starts it again after a backoff, until stop is called.
+type supervisor struct {
+	spec   runSpec
+	m      *Master
+	stopc  chan time.Time // a stop request: its deadline
+	done   chan struct{}
+	first  chan struct{} // closed after the first start, whether it worked or not
+	mu     sync.Mutex
+	status control.DaemonStatus
+}
+
+func newSupervisor(m *Master, spec runSpec) *supervisor {
+	return &supervisor{
+		spec:   spec,
+		m:      m,
+		stopc:  make(chan time.Time),
+		done:   make(chan struct{}),
+		first:  make(chan struct{}),
+		status: control.DaemonStatus{Name: spec.Name, User: spec.ID.User, State: "starting"},
+	}
+}
+
+// snapshot returns the daemon's status for `mailctl status`.
+func (s *supervisor) snapshot() control.DaemonStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+func (s *supervisor) update(f func(*control.DaemonStatus)) {
+	s.mu.Lock()
+	f(&s.status)
+	s.mu.Unlock()
+}
+
+// stop stops the daemon: SIGTERM, then SIGKILL if it still runs at deadline. It returns
+// when the daemon is gone and will not be started again.
+func (s *supervisor) stop(deadline time.Time) {
+	select {
+	case s.stopc <- deadline:
+	case <-s.done:
+	}
+	<-s.done
+}
+
+// run is the supervisor's loop; it returns after stop.
+func (s *supervisor) run() {
+	defer close(s.done)
+	var b backoff
+	for n := 0; ; n++ {
+		var delay time.Duration
+		p, err := s.start()
+		if n == 0 {
+			close(s.first)
+		}
+		if err != nil {
+			delay = b.delay(0)
+			s.m.logger().Error("daemon not started", "name", s.spec.Name, "err", err, "restart_in", delay)
+			s.update(func(st *control.DaemonStatus) {
+				st.State, st.PID, st.LastExit = "backoff", 0, "not started: "+err.Error()
+			})
+		} else {
+			started := time.Now()
+			exited := make(chan *os.ProcessState, 1)
+			go func() {
+				st, _ := p.Wait()
+				exited <- st
+			}()
+			select {
+			case st := <-exited:
+				uptime := time.Since(started)
+				delay = b.delay(uptime)
+				why := exitReason(st)
+				s.m.logger().Warn("daemon exited", "name", s.spec.Name, "pid", p.Pid, "status", why,
+					"uptime", uptime.Round(time.Millisecond), "restart_in", delay)
+				s.update(func(ds *control.DaemonStatus) {
+					ds.State, ds.PID = "backoff", 0
+					ds.LastExit = fmt.Sprintf("%s after %s", why, uptime.Round(time.Millisecond))
+				})
+			case deadline := <-s.stopc:
+				s.terminate(p, started, exited, deadline)
+				return
+			}
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+			s.update(func(st *control.DaemonStatus) { st.Restarts++ })
+		case <-s.stopc:
+			t.Stop()
+			s.update(func(st *control.DaemonStatus) { st.State = "stopped" })
+			return
+		}
+	}
+}
+
+// start binds the daemon's sockets (they stay bound from an earlier start) and starts it.
+func (s *supervisor) start() (*os.Process, error) {
+	s.update(func(st *control.DaemonStatus) { st.State = "starting" })
+	files, err := s.m.sockets.acquire(s.spec.Sockets)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProgram(s.spec.Program); err != nil {
+		return nil, err
+	}
+	req := spawnRequest{Program: s.spec.Program, Args: s.spec.Args, Files: files}
+	for _, sp := range s.spec.Sockets {
+		req.Names = append(req.Names, sp.Name)
+	}
+	if s.spec.Switch {
+		id := s.spec.ID
+		req.ID = &id
+	}
+	p, err := s.m.spawner.spawn(req)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	s.m.logger().Info("daemon started", "name", s.spec.Name, "pid", p.Pid, "user", s.spec.ID.User)
+	s.update(func(st *control.DaemonStatus) { st.State, st.PID, st.Started = "running", p.Pid, now })
+	return p, nil
+}
+
+// terminate stops a running daemon: SIGTERM, and SIGKILL at deadline.
+func (s *supervisor) terminate(p *os.Process, started time.Time, exited <-chan *os.ProcessState, deadline time.Time) {
+	s.update(func(st *control.DaemonStatus) { st.State = "stopping" })
+	p.Signal(syscall.SIGTERM)
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	var st *os.ProcessState
+	select {
+	case st = <-exited:
+	case <-t.C:
+		s.m.logger().Warn("daemon did not stop in time, killing it", "name", s.spec.Name, "pid", p.Pid)
+		p.Kill()
+		st = <-exited
+	}
+	uptime := time.Since(started).Round(time.Millisecond)
+	why := exitReason(st)
+	s.m.logger().Info("daemon stopped", "name", s.spec.Name, "pid", p.Pid, "status", why, "uptime", uptime)
+	s.update(func(ds *control.DaemonStatus) {
+		ds.State, ds.PID = "stopped", 0
+		ds.LastExit = fmt.Sprintf("%s after %s", why, uptime)
+	})
+}
+
+// checkProgram says clearly when a daemon's program is missing, before a child fails to
+// exec it.
+func checkProgram(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("program %s: %w (set bin_dir, or the service's command)", path, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("program %s is not an executable file", path)
+	}
+	return nil
+}
+
+// exitReason says how a process ended: "exit 2", "signal SIGKILL", "signal SIGSEGV
+// (core dumped)".
+func exitReason(st *os.ProcessState) string {
+	if st == nil {
+		return "unknown"
+	}
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		return st.String()
+	case ws.Exited():
+		return fmt.Sprintf("exit %d", ws.ExitStatus())
+	case ws.Signaled():
+		r := "signal " + unix.SignalName(ws.Signal())
+		if ws.CoreDump() {
+			r += " (core dumped)"
+		}
+		return r
+	}
+	return st.String()
+}

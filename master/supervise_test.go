@@ -1,0 +1,72 @@
+package main
+
+import (
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestBackoff(t *testing.T) {
+	var b backoff
+	var got []time.Duration
+	for range 9 {
+		got = append(got, b.delay(time.Second))
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
+	for i := range want {
+		if got[i] != want[i]*time.Second {
+			t.Fatalf("delays %v, want %v seconds", got, want)
+		}
+	}
+	// A daemon that ran a healthy minute starts over at one second.
+	if d := b.delay(healthyAfter); d != time.Second {
+		t.Errorf("after a healthy run: %v, want 1s", d)
+	}
+	if d := b.delay(0); d != 2*time.Second {
+		t.Errorf("second quick failure after reset: %v, want 2s", d)
+	}
+	// A daemon that cannot start at all (uptime 0) never restarts in a tight loop.
+	var c backoff
+	total := time.Duration(0)
+	for range 10 {
+		total += c.delay(0)
+	}
+	if total < 3*time.Minute {
+		t.Errorf("ten failed starts within %v", total)
+	}
+}
+
+func TestExitReason(t *testing.T) {
+	for _, tc := range []struct {
+		script, want string
+	}{
+		{"exit 0", "exit 0"},
+		{"exit 2", "exit 2"},
+		{"kill -9 $$", "signal SIGKILL"},
+		{"kill -TERM $$", "signal SIGTERM"},
+	} {
+		cmd := exec.Command("/bin/sh", "-c", tc.script)
+		cmd.Run()
+		if got := exitReason(cmd.ProcessState); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.script, got, tc.want)
+		}
+	}
+	if got := exitReason(nil); got != "unknown" {
+		t.Errorf("nil state: %q", got)
+	}
+}
+
+func TestCheckProgram(t *testing.T) {
+	if err := checkProgram("/bin/sh"); err != nil {
+		t.Errorf("/bin/sh: %v", err)
+	}
+	if err := checkProgram("/nonexistent/smtpd"); err == nil {
+		t.Error("a missing program passed")
+	}
+	if err := checkProgram("/etc/passwd"); err == nil {
+		t.Error("a file that is not executable passed")
+	}
+	if err := checkProgram("/"); err == nil {
+		t.Error("a directory passed")
+	}
+}

@@ -1,0 +1,34 @@
+// Command qmgr is Postern's queue manager.
+//
+// qmgr owns the queue after cleanup has written a message: it moves complete files from
+// incoming/ to active/, asks authd where each recipient's mail goes, hands the message to
+// a delivery agent (local now, remote later), records each recipient's outcome in the
+// queue file, retries temporary failures from deferred/ with exponential backoff, returns
+// permanent failures to the sender as RFC 3464 delivery status notifications, and removes
+// the file once nothing is left to do. It serves <spool>/private/qmgr (wakeups from
+// cleanup) and <spool>/control/qmgr (queue administration for mailctl). See qmgr(8).
+package main
+
+import (
+	"context"
+	"time"
+
+	"postern/pkg/daemon"
+)
+
+func main() {
+	d := daemon.Start("qmgr")
+	ctx, stop := d.Context()
+	defer stop()
+	cfg := d.Config
+	q := New(cfg, d.Log)
+	priv := q.PrivateServer(daemon.Trust(cfg, "cleanup"))
+	ctl := q.ControlServer(daemon.Admin(cfg))
+	go priv.Serve(ctx, d.Unix("private/qmgr"))
+	go ctl.Serve(ctx, d.Unix("control/qmgr"))
+	q.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	priv.Shutdown(sctx)
+	ctl.Shutdown(sctx)
+}

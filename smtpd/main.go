@@ -1,0 +1,30 @@
+// Command smtpd is Postern's SMTP server (RFC 5321).
+//
+// It serves the listeners master hands it: "smtp" (port 25, mail from the world for our
+// domains), "submission" (587, STARTTLS) and "submissions" (465, implicit TLS), the last
+// two for our own users once AUTH is in place. It parses the commands with pkg/smtp, asks
+// authd (private/auth) about each recipient, and streams each message to cleanup
+// (private/cleanup); it answers 250 only once cleanup has said the queue file is
+// durable. It writes nothing to disk. See smtpd(8).
+package main
+
+import (
+	"os"
+
+	"postern/pkg/daemon"
+)
+
+func main() {
+	d := daemon.Start("smtpd")
+	ctx, stop := d.Context()
+	defer stop()
+	srv, err := New(d.Config, d.Log)
+	if err != nil {
+		d.Log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	if err := srv.Run(ctx, d.Listeners); err != nil {
+		d.Log.Error("serving", "err", err)
+		os.Exit(1)
+	}
+}

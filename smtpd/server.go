@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"postern/pkg/auth"
+	"postern/pkg/config"
+	"postern/pkg/enqueue"
+)
+
+// Listener names, as master passes them in LISTEN_FDNAMES.
+const (
+	listenSMTP        = "smtp"
+	listenSubmission  = "submission"
+	listenSubmissions = "submissions"
+)
+
+// listenerPolicy says how sessions on one listener behave.
+type listenerPolicy struct {
+	name string
+	// implicitTLS: TLS from the first octet, no STARTTLS (RFC 8314 §3.3).
+	implicitTLS bool
+	// submission: a message submission port (RFC 6409). Only authenticated users may
+	// give recipients there; AUTH (RFC 4954) will be offered on it.
+	submission bool
+}
+
+var listenerPolicies = map[string]listenerPolicy{
+	listenSMTP:        {name: listenSMTP},
+	listenSubmission:  {name: listenSubmission, submission: true},
+	listenSubmissions: {name: listenSubmissions, submission: true, implicitTLS: true},
+}
+
+// Server is the SMTP server: it accepts connections on its listeners and runs one
+// session per connection. Messages go to cleanup, recipient questions to authd.
+type Server struct {
+	log     *slog.Logger
+	auth    *auth.Client
+	cleanup *enqueue.Client
+	// tls is nil when no certificate could be loaded: STARTTLS is then not offered
+	// and the submissions listener is not served.
+	tls *tls.Config
+
+	hostname   string
+	postmaster string // the address <postmaster> stands for (RFC 5321 §4.5.1)
+
+	timeout     time.Duration
+	dataTimeout time.Duration
+	grace       time.Duration
+	maxSize     int64
+	maxLine     int
+	maxRcpts    int
+	maxErrors   int
+	maxConns    int
+	maxPerIP    int
+
+	r hostReplies
+
+	// draining is set when the server stops: sessions end at their next command
+	// outside a transaction.
+	draining atomic.Bool
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	perIP    map[netip.Addr]int
+	wg       sync.WaitGroup
+}
+
+// New returns a server configured by cfg. Its clients of cleanup and authd pool their
+// connections across sessions.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		log:         log,
+		auth:        auth.NewClient(cfg.PrivateSocket("auth")),
+		cleanup:     enqueue.NewClient(cfg.PrivateSocket("cleanup")),
+		hostname:    cfg.Hostname,
+		postmaster:  "postmaster@" + domainOf(cfg.Hostname),
+		timeout:     cfg.SMTPD.Timeout.D(),
+		dataTimeout: cfg.SMTPD.DataTimeout.D(),
+		grace:       cfg.SMTPD.ShutdownGrace.D(),
+		maxSize:     int64(cfg.SMTPD.MaxMessageSize),
+		maxLine:     cfg.SMTPD.MaxLineLength,
+		maxRcpts:    cfg.SMTPD.MaxRecipients,
+		maxErrors:   cfg.SMTPD.MaxErrors,
+		maxConns:    cfg.SMTPD.MaxConnections,
+		maxPerIP:    cfg.SMTPD.MaxConnectionsPerIP,
+		sessions:    map[*session]struct{}{},
+		perIP:       map[netip.Addr]int{},
+	}
+	if s.timeout <= 0 || s.dataTimeout <= 0 {
+		return nil, errors.New("smtpd: timeout and data_timeout must be positive")
+	}
+	tc, err := loadTLS(cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		log.Warn("no TLS certificate: STARTTLS not offered, submissions not served", "err", err)
+	}
+	s.tls = tc
+	s.r = newHostReplies(s.hostname, s.maxSize, s.tls != nil)
+	return s, nil
+}
+
+// domainOf returns the domain of a host name the way Postfix derives $mydomain from
+// $myhostname: without its first label, unless that would leave fewer than two labels.
+func domainOf(host string) string {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if _, rest, ok := strings.Cut(host, "."); ok && strings.Contains(rest, ".") {
+		return rest
+	}
+	return host
+}
+
+// loadTLS returns the TLS configuration of STARTTLS and implicit TLS: the configured
+// certificate, TLS 1.2 or later.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("tls.cert or tls.key not set")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Close closes the idle connections to cleanup and authd.
+func (s *Server) Close() {
+	s.auth.Close()
+	s.cleanup.Close()
+}
+
+// Run serves the listeners it knows ("smtp", "submission", "submissions"; any may be
+// missing) until ctx is done, then shuts down gracefully: it stops accepting, lets
+// transactions in progress finish for up to the shutdown grace, tells the other
+// sessions 421 and closes them. It returns once every session has ended, or soon after
+// the grace when some do not.
+func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) error {
+	names := make([]string, 0, len(listeners))
+	for name := range listeners {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var serving []net.Listener
+	var accepting sync.WaitGroup
+	for _, name := range names {
+		l := listeners[name]
+		p, ok := listenerPolicies[name]
+		if !ok {
+			s.log.Warn("closing unknown listener", "listener", name)
+			l.Close()
+			continue
+		}
+		if p.implicitTLS && s.tls == nil {
+			// Clients are better refused than left hanging in the backlog.
+			s.log.Error("not serving implicit TLS without a certificate", "listener", name)
+			l.Close()
+			continue
+		}
+		serving = append(serving, l)
+		accepting.Add(1)
+		go func() {
+			defer accepting.Done()
+			s.acceptLoop(l, p)
+		}()
+		s.log.Info("listening", "listener", name, "addr", l.Addr().String())
+	}
+	if len(serving) == 0 {
+		return errors.New("smtpd: no listener to serve (want smtp, submission or submissions)")
+	}
+	<-ctx.Done()
+	for _, l := range serving {
+		l.Close()
+	}
+	accepting.Wait()
+	s.shutdown()
+	s.Close()
+	return nil
+}
+
+// acceptLoop accepts connections until l is closed.
+func (s *Server) acceptLoop(l net.Listener, p listenerPolicy) {
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors or similar: back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "listener", p.name, "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.admit(c, p)
+	}
+}
+
+// admit starts a session for c, or refuses it when a connection limit is reached.
+func (s *Server) admit(c net.Conn, p listenerPolicy) {
+	ip := remoteIP(c)
+	s.mu.Lock()
+	var refuse *reply
+	switch {
+	case len(s.sessions) >= s.maxConns:
+		refuse = &s.r.tooManyConns
+	case s.perIP[ip] >= s.maxPerIP && !ip.IsLoopback():
+		// Local clients (webmail, tests, a local relay) are exempt, as Postfix
+		// exempts $mynetworks from its per-client limits.
+		refuse = &s.r.tooManyFromIP
+	}
+	if refuse != nil {
+		s.mu.Unlock()
+		s.log.Warn("connection refused", "client", ip.String(), "listener", p.name, "reply", refuse.text())
+		go func() {
+			// The greeting is the place for a refusal (RFC 5321 §3.1); 421 tells the
+			// client to try again later.
+			c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			c.Write([]byte(refuse.wire))
+			c.Close()
+		}()
+		return
+	}
+	sess := newSession(s, c, p, ip)
+	s.sessions[sess] = struct{}{}
+	s.perIP[ip]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go sess.run()
+}
+
+// release forgets an ended session.
+func (s *Server) release(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
+		delete(s.perIP, sess.ip)
+	}
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// shutdown ends the sessions: idle ones at once, the others after their transaction,
+// and all of them at the end of the grace.
+func (s *Server) shutdown() {
+	s.draining.Store(true)
+	s.mu.Lock()
+	n := len(s.sessions)
+	for sess := range s.sessions {
+		sess.interruptIfIdle()
+	}
+	s.mu.Unlock()
+	if n > 0 {
+		s.log.Info("shutting down", "sessions", n, "grace", s.grace)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(s.grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return
+	case <-timer.C:
+	}
+	s.mu.Lock()
+	s.log.Warn("shutdown grace over, closing sessions", "sessions", len(s.sessions))
+	for sess := range s.sessions {
+		sess.raw.Close()
+	}
+	s.mu.Unlock()
+	// A session waiting on cleanup ends when its exchange times out; do not wait for it.
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// remoteIP returns the client's IP address (IPv4-mapped addresses unmapped).
+func remoteIP(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
