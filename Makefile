@@ -1,6 +1,7 @@
 # Postern — see README.md.
 GO      ?= go
-DAEMONS := master smtpd cleanup qmgr local authd mailctl
+# Every top-level folder with a main.go is a program: master, the daemons, mailctl.
+DAEMONS := $(patsubst %/main.go,%,$(wildcard */main.go))
 RUN     ?= run
 
 .PHONY: all build test test-short run clean fmt vet bench-smtp

@@ -46,8 +46,10 @@ func TestMain(m *testing.M) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
 	args := []string{"build", "-o", dir + "/"}
-	for _, p := range []string{"master", "smtpd", "cleanup", "qmgr", "local", "authd", "mailctl"} {
-		args = append(args, "./"+p)
+	// Every top-level folder with a main.go is a program: master, the daemons, mailctl.
+	mains, _ := filepath.Glob(filepath.Join(root, "*", "main.go"))
+	for _, p := range mains {
+		args = append(args, "./"+filepath.Base(filepath.Dir(p)))
 	}
 	cmd := exec.Command("go", args...)
 	cmd.Dir = root
