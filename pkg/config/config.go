@@ -48,6 +48,7 @@ type Config struct {
 	SMTPD    SMTPD               `toml:"smtpd"`
 	Queue    Queue               `toml:"queue"`
 	Local    Local               `toml:"local"`
+	Remote   Remote              `toml:"remote"`
 	Services map[string]*Service `toml:"services"`
 }
 
@@ -89,12 +90,36 @@ type Queue struct {
 	ScanInterval Duration `toml:"scan_interval"`
 	// LocalConcurrency is how many local deliveries run at once.
 	LocalConcurrency int `toml:"local_concurrency"`
+	// RemoteConcurrency is how many messages are handed to remote at once.
+	RemoteConcurrency int `toml:"remote_concurrency"`
 }
 
 // Local holds the mailbox policy of local delivery.
 type Local struct {
 	// DefaultQuota applies to accounts created without an explicit quota; 0 is unlimited.
 	DefaultQuota Size `toml:"default_quota"`
+}
+
+// Remote holds the settings of the outbound SMTP client, the remote daemon.
+type Remote struct {
+	// Resolvers are the DNS servers asked for MX and address records, as "ip" or
+	// "ip:port"; empty means the nameservers of /etc/resolv.conf.
+	Resolvers []string `toml:"resolvers"`
+	// Port is the TCP port of the servers mail goes to: 25, the SMTP port; another
+	// value only for tests.
+	Port int `toml:"port"`
+	// Helo is the name given in EHLO; empty means Hostname.
+	Helo string `toml:"helo"`
+	// ConnectTimeout bounds the TCP connection and the wait for the greeting;
+	// CommandTimeout each other command; DataTimeout the message and the reply to it.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	CommandTimeout Duration `toml:"command_timeout"`
+	DataTimeout    Duration `toml:"data_timeout"`
+	// DestinationConcurrency is the most connections at once to one destination domain.
+	DestinationConcurrency int `toml:"destination_concurrency"`
+	// ConnectionCacheTime is how long an idle connection is kept for the next message to
+	// the same destination; 0 closes every connection after its message.
+	ConnectionCacheTime Duration `toml:"connection_cache_time"`
 }
 
 // Service is one entry of the [services] table, the part Postfix's master.cf plays.
@@ -129,6 +154,7 @@ type Daemon struct {
 var Daemons = []Daemon{
 	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}},
 	{Name: "local", User: "vmail", Private: []string{"local"}},
+	{Name: "remote", User: "postern", Private: []string{"remote"}},
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}},
@@ -170,12 +196,21 @@ func Default() *Config {
 			ShutdownGrace:       Duration(30 * time.Second),
 		},
 		Queue: Queue{
-			MinBackoff:       Duration(5 * time.Minute),
-			MaxBackoff:       Duration(time.Hour),
-			DelayWarning:     Duration(4 * time.Hour),
-			MaxLifetime:      Duration(5 * 24 * time.Hour),
-			ScanInterval:     Duration(time.Minute),
-			LocalConcurrency: 20,
+			MinBackoff:        Duration(5 * time.Minute),
+			MaxBackoff:        Duration(time.Hour),
+			DelayWarning:      Duration(4 * time.Hour),
+			MaxLifetime:       Duration(5 * 24 * time.Hour),
+			ScanInterval:      Duration(time.Minute),
+			LocalConcurrency:  20,
+			RemoteConcurrency: 50,
+		},
+		Remote: Remote{
+			Port:                   25,
+			ConnectTimeout:         Duration(30 * time.Second),
+			CommandTimeout:         Duration(5 * time.Minute),
+			DataTimeout:            Duration(10 * time.Minute),
+			DestinationConcurrency: 20,
+			ConnectionCacheTime:    Duration(10 * time.Second),
 		},
 		Services: map[string]*Service{},
 	}
@@ -262,6 +297,7 @@ func (c *Config) validate(data []byte) error {
 		"smtpd.max_line_length":         c.SMTPD.MaxLineLength,
 		"smtpd.max_errors":              c.SMTPD.MaxErrors,
 		"queue.local_concurrency":       c.Queue.LocalConcurrency,
+		"queue.remote_concurrency":      c.Queue.RemoteConcurrency,
 		"smtpd.max_message_size":        int(min(c.SMTPD.MaxMessageSize, 1<<30)),
 		"smtpd.timeout (seconds)":       int(time.Duration(c.SMTPD.Timeout).Seconds()),
 		"smtpd.data_timeout (seconds)":  int(time.Duration(c.SMTPD.DataTimeout).Seconds()),
@@ -277,6 +313,39 @@ func (c *Config) validate(data []byte) error {
 	for _, k := range keys {
 		if positive[k] <= 0 {
 			return bad(strings.Fields(k)[0], "must be greater than zero")
+		}
+	}
+	for key, v := range map[string]time.Duration{
+		"remote.connect_timeout": c.Remote.ConnectTimeout.D(),
+		"remote.command_timeout": c.Remote.CommandTimeout.D(),
+		"remote.data_timeout":    c.Remote.DataTimeout.D(),
+	} {
+		if v < time.Second {
+			return bad(key, "must be at least 1s")
+		}
+	}
+	if c.Remote.DestinationConcurrency <= 0 {
+		return bad("remote.destination_concurrency", "must be greater than zero")
+	}
+	if c.Remote.Port <= 0 || c.Remote.Port > 65535 {
+		return bad("remote.port", "must be a TCP port (1-65535), not %d", c.Remote.Port)
+	}
+	if c.Remote.ConnectionCacheTime < 0 {
+		return bad("remote.connection_cache_time", "must not be negative")
+	}
+	if strings.ContainsAny(c.Remote.Helo, " \t\r\n<>[]") {
+		return bad("remote.helo", "must be a host name")
+	}
+	for _, r := range c.Remote.Resolvers {
+		host := r
+		if h, port, err := net.SplitHostPort(r); err == nil {
+			if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+				return bad("remote.resolvers", "bad port in %q", r)
+			}
+			host = h
+		}
+		if net.ParseIP(host) == nil {
+			return bad("remote.resolvers", "%q is not an IP address (or ip:port)", r)
 		}
 	}
 	if c.Queue.MaxBackoff < c.Queue.MinBackoff {
