@@ -50,6 +50,9 @@ type Config struct {
 	Local    Local               `toml:"local"`
 	Remote   Remote              `toml:"remote"`
 	Services map[string]*Service `toml:"services"`
+
+	// Submission is the policy of mail from authenticated users (ports 587 and 465).
+	Submission Submission `toml:"submission"`
 }
 
 // Log says how daemons log.
@@ -64,6 +67,25 @@ type Log struct {
 type TLS struct {
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
+	// Certificates are more certificate/key pairs, chosen by the name the client asks
+	// for (SNI); Cert/Key is served when none matches. See pkg/tlsconf.
+	Certificates []CertPair `toml:"certificates"`
+}
+
+// CertPair is a certificate chain and its private key, in PEM files.
+type CertPair struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// Submission holds the policy of message submission (RFC 6409) by authenticated users.
+type Submission struct {
+	// MaxMessagesPerHour and MaxRecipientsPerHour limit each account; 0 is no limit.
+	MaxMessagesPerHour   int `toml:"max_messages_per_hour"`
+	MaxRecipientsPerHour int `toml:"max_recipients_per_hour"`
+	// HideClient leaves the client's address and HELO name out of the Received header
+	// of authenticated submissions (privacy).
+	HideClient bool `toml:"hide_client"`
 }
 
 // SMTPD holds the limits and policy of the SMTP server.
@@ -148,6 +170,10 @@ type Daemon struct {
 	Control []string
 	// Listeners are the inet listener names the daemon understands.
 	Listeners []string
+	// ReloadsOnHUP says the daemon re-reads its certificates on SIGHUP: when a reload of
+	// master leaves its configuration unchanged, master passes SIGHUP on to it (other
+	// daemons would die of it).
+	ReloadsOnHUP bool
 }
 
 // Daemons lists the daemons master can run, in start order.
@@ -157,7 +183,7 @@ var Daemons = []Daemon{
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}},
-	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}},
+	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
 }
 
 // LookupDaemon returns the description of the named daemon.
@@ -212,7 +238,8 @@ func Default() *Config {
 			DestinationConcurrency: 20,
 			ConnectionCacheTime:    Duration(10 * time.Second),
 		},
-		Services: map[string]*Service{},
+		Submission: Submission{MaxMessagesPerHour: 200, MaxRecipientsPerHour: 1000},
+		Services:   map[string]*Service{},
 	}
 	for _, d := range Daemons {
 		c.Services[d.Name] = &Service{Enable: true, User: d.User, Listen: map[string]string{}}
@@ -261,7 +288,11 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c.Path = abs
 	c.Dir = filepath.Dir(abs)
-	for _, p := range []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key} {
+	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key}
+	for i := range c.TLS.Certificates {
+		paths = append(paths, &c.TLS.Certificates[i].Cert, &c.TLS.Certificates[i].Key)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(c.Dir, *p)
 		}
@@ -346,6 +377,17 @@ func (c *Config) validate(data []byte) error {
 		}
 		if net.ParseIP(host) == nil {
 			return bad("remote.resolvers", "%q is not an IP address (or ip:port)", r)
+		}
+	}
+	if c.Submission.MaxMessagesPerHour < 0 {
+		return bad("submission.max_messages_per_hour", "must not be negative (0 means no limit)")
+	}
+	if c.Submission.MaxRecipientsPerHour < 0 {
+		return bad("submission.max_recipients_per_hour", "must not be negative (0 means no limit)")
+	}
+	for i, p := range c.TLS.Certificates {
+		if p.Cert == "" || p.Key == "" {
+			return bad("tls.certificates", "entry %d needs both cert and key", i+1)
 		}
 	}
 	if c.Queue.MaxBackoff < c.Queue.MinBackoff {

@@ -1,0 +1,145 @@
+package tlsconf
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"postern/pkg/config"
+)
+
+// writePair writes a self-signed certificate for names and returns its files.
+func writePair(t *testing.T, dir, base string, serial int64, names ...string) config.CertPair {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	p := config.CertPair{Cert: filepath.Join(dir, base+".crt"), Key: filepath.Join(dir, base+".key")}
+	os.WriteFile(p.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(p.Key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
+	return p
+}
+
+// served runs a handshake asking for name and returns the serial of the certificate
+// the server presented.
+func served(t *testing.T, cfg *tls.Config, name string) int64 {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Server(a, cfg).Handshake()
+	c := tls.Client(b, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake for %q: %v", name, err)
+	}
+	st := c.ConnectionState()
+	if st.Version < tls.VersionTLS12 {
+		t.Errorf("TLS version %x", st.Version)
+	}
+	return st.PeerCertificates[0].SerialNumber.Int64()
+}
+
+func TestSNIAndReload(t *testing.T) {
+	dir := t.TempDir()
+	def := writePair(t, dir, "default", 1, "mail.example.test")
+	a := writePair(t, dir, "a", 2, "mail.a.test", "*.b.test")
+	s, err := Load(config.TLS{Cert: def.Cert, Key: def.Key, Certificates: []config.CertPair{a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.ServerConfig()
+	for name, want := range map[string]int64{
+		"mail.example.test": 1,
+		"mail.a.test":       2,
+		"MAIL.A.TEST.":      2,
+		"imap.b.test":       2,
+		"other.test":        1,
+		"":                  1,
+	} {
+		if got := served(t, cfg, name); got != want {
+			t.Errorf("name %q: served serial %d, want %d", name, got, want)
+		}
+	}
+
+	// A renewed certificate in place of the old one is served after Reload, by the same
+	// tls.Config.
+	writePair(t, dir, "a", 3, "mail.a.test")
+	if got := served(t, cfg, "mail.a.test"); got != 2 {
+		t.Errorf("before reload: serial %d", got)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(t, cfg, "mail.a.test"); got != 3 {
+		t.Errorf("after reload: serial %d, want 3", got)
+	}
+
+	// A broken file makes Reload fail and keeps what was loaded.
+	os.WriteFile(a.Key, []byte("garbage"), 0o600)
+	if err := s.Reload(); err == nil {
+		t.Error("reload of a broken key succeeded")
+	}
+	if got := served(t, cfg, "mail.a.test"); got != 3 {
+		t.Errorf("after failed reload: serial %d, want 3", got)
+	}
+}
+
+func TestTLS11Refused(t *testing.T) {
+	dir := t.TempDir()
+	def := writePair(t, dir, "default", 1, "mail.example.test")
+	s, err := Load(config.TLS{Cert: def.Cert, Key: def.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Server(a, s.ServerConfig()).Handshake()
+	c := tls.Client(b, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11})
+	if err := c.Handshake(); err == nil {
+		t.Fatal("TLS 1.1 handshake succeeded")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := Load(config.TLS{}); err == nil {
+		t.Error("no certificate: no error")
+	}
+	if _, err := Load(config.TLS{Cert: "/nonexistent.crt", Key: "/nonexistent.key"}); err == nil {
+		t.Error("missing files: no error")
+	}
+	dir := t.TempDir()
+	a := writePair(t, dir, "a", 2, "mail.a.test")
+	s, err := Load(config.TLS{Certificates: []config.CertPair{a}})
+	if err != nil {
+		t.Fatalf("only SNI pairs: %v", err)
+	}
+	if n := s.Names(); len(n) != 1 || n[0] != "mail.a.test" {
+		t.Errorf("names %v", n)
+	}
+}
