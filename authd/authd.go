@@ -74,6 +74,7 @@ func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(auth.OpResolve, handler(a, a.resolve))
 	s.Handle(auth.OpMailbox, handler(a, a.mailbox))
 	s.Handle(auth.OpVerify, handler(a, a.verify))
+	s.Handle(auth.OpSendAs, handler(a, a.sendAs))
 	return s
 }
 
@@ -179,6 +180,14 @@ func (a *Authd) verify(_ context.Context, _ ipc.Cred, req *auth.VerifyRequest) (
 	a.Throttle.Succeed(keys[0])
 	a.Log.Debug("authenticated", "user", addr, "remote", clipKey(req.RemoteAddr))
 	return auth.VerifyResult{OK: true, Address: addr}, nil
+}
+
+func (a *Authd) sendAs(_ context.Context, _ ipc.Cred, req *auth.SendAsRequest) (any, error) {
+	addrs, err := a.DB.SendAs(req.User)
+	if err != nil {
+		return nil, err
+	}
+	return auth.SendAsResult{Addresses: addrs}, nil
 }
 
 // --- control/authd ---

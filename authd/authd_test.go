@@ -564,3 +564,32 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestSendAs(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	db := e.a.DB
+	must(db.AddDomain("example.org"))
+	must(db.AddUser("alice@example.org", "pw", 0))
+	must(db.AddAlias("team@example.org", []string{"alice@example.org", "x@external.example"}))
+	res, err := e.auth.SendAs(ctx, "Alice@example.org")
+	if want := []string{"alice@example.org", "team@example.org"}; err != nil || !reflect.DeepEqual(res.Addresses, want) {
+		t.Fatalf("sendas = %+v, %v; want %v", res, err, want)
+	}
+	for addr, want := range map[string]bool{
+		"alice@example.org":      true,
+		"ALICE+news@Example.ORG": true,
+		"team+x@example.org":     true,
+		"bob@example.org":        false,
+		"alice@example.net":      false,
+		"+@example.org":          false,
+		"alice":                  false,
+	} {
+		if got := res.Allows(addr); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", addr, got, want)
+		}
+	}
+	if _, err := e.auth.SendAs(ctx, "nobody@example.org"); !ipc.IsCode(err, "notfound") {
+		t.Errorf("sendas of no account: err = %v", err)
+	}
+}

@@ -6,6 +6,7 @@ package auth
 
 import (
 	"context"
+	"strings"
 
 	"postern/pkg/ipc"
 )
@@ -15,6 +16,7 @@ const (
 	OpResolve = "resolve"
 	OpMailbox = "mailbox"
 	OpVerify  = "verify"
+	OpSendAs  = "sendas"
 )
 
 // ResolveRequest asks where mail for Address goes.
@@ -69,6 +71,39 @@ type VerifyResult struct {
 	Throttled bool `json:"throttled,omitempty"`
 }
 
+// SendAsRequest asks which addresses the account User may send as.
+type SendAsRequest struct {
+	User string `json:"user"`
+}
+
+// SendAsResult answers a SendAsRequest.
+type SendAsResult struct {
+	// Addresses are the account's own address, first, and the aliases whose targets
+	// lead to the account, all canonical (lower case). Each also stands for its
+	// plus-addresses (local+tag@domain).
+	Addresses []string `json:"addresses"`
+}
+
+// Allows reports whether addr is one of the addresses, or a plus-address of one;
+// case is ignored.
+func (r SendAsResult) Allows(addr string) bool {
+	addr = strings.ToLower(addr)
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		return false
+	}
+	base := addr
+	if i := strings.Index(addr[:at], "+"); i > 0 {
+		base = addr[:i] + addr[at:]
+	}
+	for _, a := range r.Addresses {
+		if a == addr || a == base {
+			return true
+		}
+	}
+	return false
+}
+
 // Client asks authd. It is safe for concurrent use.
 type Client struct {
 	c *ipc.Client
@@ -95,6 +130,14 @@ func (c *Client) Mailbox(ctx context.Context, addr string) (MailboxResult, error
 func (c *Client) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
 	var r VerifyResult
 	_, err := c.c.Call(ctx, OpVerify, req, &r)
+	return r, err
+}
+
+// SendAs tells which addresses the account user may send as (an ipc "notfound" error
+// when there is no such account).
+func (c *Client) SendAs(ctx context.Context, user string) (SendAsResult, error) {
+	var r SendAsResult
+	_, err := c.c.Call(ctx, OpSendAs, SendAsRequest{User: user}, &r)
 	return r, err
 }
 
