@@ -53,10 +53,13 @@ func (q *Qmgr) dsnRecipient(qf *queue.File, i int, st queue.Status, action strin
 			out.DiagnosticType = "X-Postern"
 			out.Diagnostic = st.Reason
 		} else {
-			// A remote server answered; the remote agent puts its reply in Reason.
+			// A remote server answered; the remote agent puts its reply in Reason and
+			// the server in Relay as "host[ip]:port". The report says the status in
+			// words and then the server's own (RFC 3464 §2.3.5: Remote-MTA is a host).
 			out.DiagnosticType = "smtp"
 			out.Diagnostic = st.Reason
-			out.RemoteMTA = st.Relay
+			out.RemoteMTA, _, _ = strings.Cut(st.Relay, "[")
+			out.Reason = ""
 		}
 	}
 	return out

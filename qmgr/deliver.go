@@ -254,7 +254,7 @@ func (q *Qmgr) route(ctx context.Context, r queue.Recipient) (int, delivery.Reci
 		// The account went away after the message was accepted (RFC 3463 X.1.1).
 		return routeNone, delivery.Recipient{}, delivery.Result{Status: delivery.Bounced, Code: "5.1.1", Reason: "mailbox unavailable", Relay: "local"}
 	}
-	return routeRemote, delivery.Recipient{Addr: r.Addr, ORcpt: r.ORcpt}, delivery.Result{}
+	return routeRemote, delivery.Recipient{Addr: r.Addr, ORcpt: r.ORcpt, Notify: r.Notify}, delivery.Result{}
 }
 
 // settle files the message away after an attempt: removed when finished, in deferred/

@@ -89,12 +89,20 @@ func New(cfg *config.Config, log *slog.Logger) *Qmgr {
 		Queue:    cfg.Queue,
 		Dir:      auth.NewClient(cfg.PrivateSocket("auth")),
 		Local:    NewAgent("local", delivery.NewClient(cfg.PrivateSocket("local")), cfg.Queue.LocalConcurrency),
-		// The remote delivery agent does not exist yet: mail for other domains waits
-		// in deferred/ until it does, then goes out without being resubmitted.
-		Remote:  Unavailable{Relay: "none", Reason: "no remote delivery agent yet"},
-		Bounces: enqueue.NewClient(cfg.PrivateSocket("cleanup")),
-		Log:     log,
+		Remote:   remoteTransport(cfg),
+		Bounces:  enqueue.NewClient(cfg.PrivateSocket("cleanup")),
+		Log:      log,
 	}
+}
+
+// remoteTransport is the remote delivery agent on private/remote, or, when the
+// configuration disables it, a transport that keeps mail for other domains waiting in
+// deferred/ until it is enabled.
+func remoteTransport(cfg *config.Config) Transport {
+	if s := cfg.Service("remote"); s == nil || !s.Enable {
+		return Unavailable{Relay: "none", Reason: "remote delivery is disabled ([services.remote] enable = false)"}
+	}
+	return NewAgent("remote", delivery.NewClient(cfg.PrivateSocket("remote")), cfg.Queue.RemoteConcurrency)
 }
 
 func (q *Qmgr) init() {
@@ -119,7 +127,7 @@ func (q *Qmgr) Run(ctx context.Context) {
 	// only stop new ones from starting.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	workers := max(q.Queue.LocalConcurrency, 1)
+	workers := max(q.Queue.LocalConcurrency+q.Queue.RemoteConcurrency, 1)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)

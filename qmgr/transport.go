@@ -51,6 +51,10 @@ func (a *Agent) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Re
 		Offset:     qf.BodyOffset(),
 		Size:       qf.BodySize(),
 		Recipients: rcpts,
+		BodyType:   env.BodyType,
+		SMTPUTF8:   env.SMTPUTF8,
+		EnvID:      env.EnvID,
+		Ret:        env.Ret,
 	}
 	f, closeF := readOnly(qf)
 	defer closeF()

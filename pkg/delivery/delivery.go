@@ -33,6 +33,13 @@ type Request struct {
 	Recipients []Recipient `json:"recipients"`
 	// Spam is spamd's verdict (later): true files the message into Junk.
 	Spam bool `json:"spam,omitempty"`
+	// What remote needs to relay the message as it came (queue.Envelope): the body type
+	// (RFC 6152) and SMTPUTF8 (RFC 6531), and the DSN parameters ENVID and RET of
+	// MAIL FROM (RFC 3461 §4.3, §4.4).
+	BodyType string `json:"body_type,omitempty"`
+	SMTPUTF8 bool   `json:"smtputf8,omitempty"`
+	EnvID    string `json:"envid,omitempty"`
+	Ret      string `json:"ret,omitempty"`
 }
 
 // Recipient is one recipient of a Request.
@@ -40,6 +47,8 @@ type Recipient struct {
 	// Addr is the envelope recipient as queued; ORcpt the address the client gave.
 	Addr  string `json:"addr"`
 	ORcpt string `json:"orcpt,omitempty"`
+	// Notify is RFC 3461's NOTIFY parameter, passed on by remote.
+	Notify string `json:"notify,omitempty"`
 	// For local delivery: the account's Maildir and quota (bytes, 0 = none).
 	Maildir string `json:"maildir,omitempty"`
 	Quota   int64  `json:"quota,omitempty"`
