@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
@@ -24,7 +26,15 @@ type Agent struct {
 	// to write anywhere else.
 	MailRoot string
 	Log      *slog.Logger
+
+	// checked remembers, by Maildir path, when mailbox last found it safe: resolving
+	// every symbolic link of the path costs more than writing a small message, and the
+	// tree under the mail root belongs to local's own user.
+	checked sync.Map // string → time.Time
 }
+
+// recheckAfter is how long a Maildir path found safe stays trusted.
+const recheckAfter = time.Minute
 
 // Server returns the server of private/local.
 func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
@@ -150,6 +160,9 @@ func (a *Agent) mailbox(p string) (string, error) {
 	if !below(root, p) {
 		return "", fmt.Errorf("maildir %s is not under %s", p, root)
 	}
+	if t, ok := a.checked.Load(p); ok && time.Since(t.(time.Time)) < recheckAfter {
+		return p, nil
+	}
 	realRoot, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return p, nil // no mail root yet: nothing there to lead elsewhere
@@ -167,6 +180,9 @@ func (a *Agent) mailbox(p string) (string, error) {
 	}
 	if real != realRoot && !below(realRoot, real) {
 		return "", fmt.Errorf("maildir %s leads to %s, outside %s", p, real, realRoot)
+	}
+	if existing == p {
+		a.checked.Store(p, time.Now())
 	}
 	return p, nil
 }

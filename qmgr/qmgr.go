@@ -329,7 +329,7 @@ func (q *Qmgr) takeIncoming(id string) bool {
 	if !ok {
 		return true
 	}
-	if err := q.Spool.Move(id, queue.Incoming, queue.Active); err != nil {
+	if err := q.Spool.Activate(id, queue.Incoming); err != nil {
 		q.unclaim(id)
 		if !errors.Is(err, fs.ErrNotExist) {
 			q.Log.Error("cannot move message to the active queue", "id", id, "err", err)
@@ -399,7 +399,7 @@ func (q *Qmgr) dispatch() {
 	}
 	q.mu.Unlock()
 	for _, id := range due {
-		if err := q.Spool.Move(id, queue.Deferred, queue.Active); err != nil {
+		if err := q.Spool.Activate(id, queue.Deferred); err != nil {
 			q.unclaim(id)
 			if !errors.Is(err, fs.ErrNotExist) {
 				q.Log.Error("cannot move message to the active queue", "id", id, "err", err)

@@ -12,9 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -57,7 +60,38 @@ func Start(name string) *Daemon {
 	// Nothing a daemon runs may gain privileges (setuid programs); master already gave it
 	// its user.
 	unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+	profile(d)
 	return d
+}
+
+// profile writes a CPU profile of the daemon when POSTERN_CPUPROFILE names a directory:
+// the first POSTERN_CPUPROFILE_SECONDS seconds (default 30) of the daemon's life go into
+// DIR/<daemon>.<pid>.pprof, for `go tool pprof`. It is a tool for benchmarks (bench/).
+func profile(d *Daemon) {
+	dir := os.Getenv("POSTERN_CPUPROFILE")
+	if dir == "" {
+		return
+	}
+	secs, err := strconv.Atoi(os.Getenv("POSTERN_CPUPROFILE_SECONDS"))
+	if err != nil || secs <= 0 {
+		secs = 30
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s.%d.pprof", d.Name, os.Getpid())))
+	if err != nil {
+		d.Log.Warn("cannot write a CPU profile", "err", err)
+		return
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		d.Log.Warn("cannot start the CPU profile", "err", err)
+		f.Close()
+		return
+	}
+	go func() {
+		time.Sleep(time.Duration(secs) * time.Second)
+		pprof.StopCPUProfile()
+		f.Close()
+		d.Log.Info("CPU profile written", "file", f.Name())
+	}()
 }
 
 // NewLogger returns the logger of a daemon: one line per event on standard error,

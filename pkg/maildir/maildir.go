@@ -44,6 +44,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"postern/pkg/dirsync"
 )
 
 // DefaultFolders are the folders created for a new account beside its INBOX. Their names
@@ -235,18 +237,6 @@ func (c *creator) touch(path string) error {
 	return f.Close()
 }
 
-// syncDir fsyncs a directory, making new entries and renames in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
+// syncDir fsyncs a directory, making new entries and renames in it durable. Concurrent
+// deliveries into one folder share the fsync (see pkg/dirsync).
+func syncDir(dir string) error { return dirsync.Sync(dir) }

@@ -39,6 +39,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"postern/pkg/dirsync"
 )
 
 // Version is the queue file format this package writes.
@@ -396,15 +398,6 @@ func (qf *File) Schedule() Status {
 	return last
 }
 
-// SyncDir fsyncs a directory, making renames and new entries in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
+// SyncDir fsyncs a directory, making renames and new entries in it durable. Concurrent
+// callers share one fsync (see pkg/dirsync): cleanup commits many queue files at once.
+func SyncDir(dir string) error { return dirsync.Sync(dir) }

@@ -45,6 +45,17 @@ func (s Spool) Move(id, from, to string) error {
 	return SyncDir(s.Dir(to))
 }
 
+// Activate moves the message from incoming/ or deferred/ into active/ for delivery. Unlike
+// Move it does not fsync active/: rename(2) is atomic, so a crash that forgets the rename
+// leaves the file where it was, and qmgr takes it from there again at start-up. Saving
+// this fsync on every message is what lets a busy queue keep up.
+func (s Spool) Activate(id, from string) error {
+	if err := os.Rename(s.Path(from, id), s.Path(Active, id)); err != nil {
+		return fmt.Errorf("moving %s from %s to %s: %w", id, from, Active, err)
+	}
+	return nil
+}
+
 // Remove deletes a finished message, wherever it is.
 func (s Spool) Remove(state, id string) error {
 	if err := os.Remove(s.Path(state, id)); err != nil {
