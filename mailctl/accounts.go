@@ -129,13 +129,9 @@ func runUserDel(a *app, o *options, args []string) error {
 }
 
 func runUserList(a *app, o *options, args []string) error {
-	var req control.ListRequest
-	if len(args) == 1 {
-		d, err := checkDomain(args[0])
-		if err != nil {
-			return err
-		}
-		req.Domain = d
+	req, err := listRequest(args)
+	if err != nil {
+		return err
 	}
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -227,13 +223,9 @@ func runAliasDel(a *app, o *options, args []string) error {
 }
 
 func runAliasList(a *app, o *options, args []string) error {
-	var req control.ListRequest
-	if len(args) == 1 {
-		d, err := checkDomain(args[0])
-		if err != nil {
-			return err
-		}
-		req.Domain = d
+	req, err := listRequest(args)
+	if err != nil {
+		return err
 	}
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -326,4 +318,17 @@ func formatQuota(q int64) string {
 		}
 	}
 	return fmt.Sprintf("%d", q)
+}
+
+// listRequest is the request of a list command: everything, or the domain named in args.
+func listRequest(args []string) (control.ListRequest, error) {
+	var req control.ListRequest
+	if len(args) == 1 {
+		d, err := checkDomain(args[0])
+		if err != nil {
+			return req, err
+		}
+		req.Domain = d
+	}
+	return req, nil
 }
