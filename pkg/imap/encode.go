@@ -1,0 +1,123 @@
+package imap
+
+import (
+	"strconv"
+	"time"
+)
+
+// quotable reports whether s can be sent as an IMAP4rev1 quoted string (RFC 3501 §4.3:
+// 7-bit characters other than NUL, CR and LF; '"' and '\' are escaped). Long strings are
+// sent as literals all the same, so a line stays readable.
+func quotable(s string) bool {
+	if len(s) > 1024 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c == '\r' || c == '\n' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendQuoted appends s as a quoted string, escaping '"' and '\'. The caller makes sure
+// s is quotable (no NUL, CR, LF, no 8-bit byte); use AppendString when unsure.
+func AppendQuoted(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// AppendLiteral appends s as a literal, {len}CRLF followed by the bytes (RFC 3501 §4.3).
+func AppendLiteral(b []byte, s string) []byte {
+	b = append(b, '{')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, "}\r\n"...)
+	return append(b, s...)
+}
+
+// AppendString appends s as an IMAP string: quoted when RFC 3501 allows it, a literal
+// otherwise (8-bit bytes, CR, LF, or more than 1 KiB).
+func AppendString(b []byte, s string) []byte {
+	if quotable(s) {
+		return AppendQuoted(b, s)
+	}
+	return AppendLiteral(b, s)
+}
+
+// AppendNString appends s as an nstring: NIL when s is empty, else as AppendString.
+// (ENVELOPE and BODYSTRUCTURE fields use NIL for an absent value.)
+func AppendNString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "NIL"...)
+	}
+	return AppendString(b, s)
+}
+
+// isAtom reports whether s can be sent as an atom (RFC 3501 §9, ATOM-CHAR).
+func isAtom(s string) bool {
+	if s == "" || len(s) > 1024 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAtomChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendAString appends s as an astring: as an atom when it is one (and not "NIL", which
+// would read as nil where an nstring is allowed), else as AppendString.
+func AppendAString(b []byte, s string) []byte {
+	if isAtom(s) && !equalFoldASCII(s, "NIL") {
+		return append(b, s...)
+	}
+	return AppendString(b, s)
+}
+
+// AppendMailbox appends a mailbox name (already in its wire form: modified UTF-7 for
+// IMAP4rev1, UTF-8 for IMAP4rev2) as an astring; INBOX is always sent as INBOX.
+func AppendMailbox(b []byte, name string) []byte {
+	if equalFoldASCII(name, "INBOX") {
+		return append(b, "INBOX"...)
+	}
+	// RFC 9051 §4.3 allows UTF-8 in quoted strings; a literal is valid in both
+	// revisions, so 8-bit names go as literals.
+	return AppendAString(b, name)
+}
+
+// AppendDateTime appends t as an IMAP date-time, "dd-Mon-yyyy hh:mm:ss +zzzz" in double
+// quotes (RFC 3501 §9, date-time; INTERNALDATE).
+func AppendDateTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, "_2-Jan-2006 15:04:05 -0700")
+	return append(b, '"')
+}
+
+// DateTimeLayout is the time layout of an IMAP date-time without its quotes.
+const DateTimeLayout = "_2-Jan-2006 15:04:05 -0700"
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if upper(a[i]) != upper(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
