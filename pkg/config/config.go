@@ -367,6 +367,9 @@ func (c *Config) validate(data []byte) error {
 	if strings.ContainsAny(c.Remote.Helo, " \t\r\n<>[]") {
 		return bad("remote.helo", "must be a host name")
 	}
+	if len(c.Remote.Resolvers) == 0 {
+		c.Remote.Resolvers = nil // "resolvers = []" is the default, as when absent
+	}
 	for _, r := range c.Remote.Resolvers {
 		host := r
 		if h, port, err := net.SplitHostPort(r); err == nil {

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"postern/pkg/config"
+	"postern/pkg/delivery"
+	"postern/pkg/ipc"
+	"postern/pkg/resolver"
+	"postern/pkg/smtp"
+)
+
+// Limits of one delivery request.
+const (
+	// requestTimeout bounds a whole request, below qmgr's 10 minutes for an answer: a
+	// result that comes too late makes qmgr defer recipients that may have been
+	// delivered.
+	requestTimeout = 9*time.Minute + 30*time.Second
+	// maxRcptsPerTransaction: RFC 5321 §4.5.3.1.8 has servers take at least 100.
+	maxRcptsPerTransaction = 100
+)
+
+// Resolver is what remote asks the DNS. *resolver.Resolver implements it.
+type Resolver interface {
+	LookupMX(ctx context.Context, domain string) ([]resolver.MX, error)
+	LookupIP(ctx context.Context, host string) ([]net.IP, error)
+}
+
+// Agent is the remote delivery agent.
+type Agent struct {
+	// Resolver finds mail servers; Port is the port they listen on (25).
+	Resolver Resolver
+	Port     int
+	Log      *slog.Logger
+
+	dialer *dialer
+	pool   *pool
+}
+
+// Server returns the server of private/remote.
+func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
+	if a.Log == nil {
+		a.Log = slog.Default()
+	}
+	s := &ipc.Server{Name: "remote", Allow: allow, Logger: a.Log}
+	s.Handle(delivery.OpDeliver, a.serveDeliver)
+	return s
+}
+
+func (a *Agent) serveDeliver(ctx context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+	defer ipc.CloseFiles(files)
+	var req delivery.Request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, ipc.Errorf("invalid", "decoding delivery request: %v", err)
+	}
+	if len(files) != 1 {
+		return nil, ipc.Errorf("invalid", "a delivery request carries one descriptor, not %d", len(files))
+	}
+	f := files[0]
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, ipc.Errorf("invalid", "the descriptor sent is not a queue file")
+	}
+	if req.Offset < 0 || req.Size < 0 || req.Offset > st.Size() || req.Size > st.Size()-req.Offset {
+		return nil, ipc.Errorf("invalid", "message at %d+%d lies outside the %d-byte queue file", req.Offset, req.Size, st.Size())
+	}
+	// A stopping daemon lets the delivery finish rather than cut a message in half.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+	defer cancel()
+	return delivery.Response{Results: a.Deliver(dctx, f, &req)}, nil
+}
+
+// Deliver sends the message in f to the request's recipients, one domain at a time in
+// parallel, and returns a result per recipient.
+func (a *Agent) Deliver(ctx context.Context, f *os.File, req *delivery.Request) []delivery.Result {
+	results := make([]delivery.Result, len(req.Recipients))
+	msg := &message{
+		id: req.QueueID, f: f, off: req.Offset, size: req.Size,
+		bodyType: req.BodyType, smtputf8: req.SMTPUTF8, envid: req.EnvID, ret: req.Ret,
+	}
+	if req.From != "" {
+		from, err := smtp.ParseAddress(req.From, true)
+		if err != nil {
+			for i := range results {
+				results[i] = fail(delivery.Bounced, "5.1.7", "bad sender address <"+req.From+">")
+			}
+			return results
+		}
+		msg.from = from.String()
+		msg.needsUTF8Env = !from.IsASCII()
+	}
+	// Recipients by domain, in the order they come.
+	type group struct {
+		idx   []int
+		rcpts []delivery.Recipient
+	}
+	groups := map[string]*group{}
+	var order []string
+	for i, r := range req.Recipients {
+		addr, err := smtp.ParseAddress(r.Addr, true)
+		if err != nil || addr.Domain == "" {
+			// RFC 3463 X.1.3: bad destination mailbox address syntax.
+			results[i] = fail(delivery.Bounced, "5.1.3", "bad destination mailbox address <"+r.Addr+">")
+			continue
+		}
+		if !addr.IsASCII() {
+			msg.needsUTF8Env = true
+		}
+		r.Addr = addr.String()
+		g := groups[addr.Domain]
+		if g == nil {
+			g = &group{}
+			groups[addr.Domain] = g
+			order = append(order, addr.Domain)
+		}
+		g.idx = append(g.idx, i)
+		g.rcpts = append(g.rcpts, r)
+	}
+	var wg sync.WaitGroup
+	for _, domain := range order {
+		g := groups[domain]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := a.deliverDomain(ctx, msg, domain, g.rcpts)
+			for k, i := range g.idx {
+				results[i] = res[k]
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// deliverDomain delivers the message to the recipients of one domain: over a cached
+// connection if there is one, else to the domain's mail servers in MX order, the
+// recipients in transactions of at most maxRcptsPerTransaction.
+func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, rcpts []delivery.Recipient) []delivery.Result {
+	log := a.Log.With("id", msg.id, "domain", domain)
+	results := make([]delivery.Result, len(rcpts))
+	pending := make([]int, len(rcpts))
+	for i := range pending {
+		pending[i] = i
+	}
+	settle := func(res delivery.Result) []delivery.Result {
+		for _, i := range pending {
+			results[i] = res
+		}
+		return results
+	}
+	d, err := a.pool.acquire(ctx, domain)
+	if err != nil {
+		// RFC 3463 X.4.5: mail system congestion.
+		return settle(fail(delivery.Deferred, "4.4.5", "too many deliveries to "+domain+" at once; try again later"))
+	}
+	defer a.pool.release(d)
+
+	var targets []target
+	routed := false
+	next := 0                  // the next target to dial
+	noTLS := map[string]bool{} // addresses whose TLS handshake failed
+	var lastErr error          // why the last connection failed
+	for len(pending) > 0 {
+		s, fresh := a.pool.take(domain), false
+		if s == nil {
+			if !routed {
+				routed = true
+				if targets, err = a.route(ctx, domain); err != nil {
+					var re *routeError
+					if errors.As(err, &re) {
+						log.Info("no route", "status", re.res.Status, "reason", re.res.Reason)
+						return settle(re.res)
+					}
+					return settle(fail(delivery.Deferred, "4.4.3", err.Error()))
+				}
+			}
+			for s == nil && next < len(targets) {
+				t := targets[next]
+				s, err = a.dialer.dial(ctx, t.host, t.addr, !noTLS[t.addr])
+				switch {
+				case errors.Is(err, errTLSFailed) && !noTLS[t.addr]:
+					// RFC 7435 §3: opportunistic TLS falls back to plain text.
+					log.Warn("TLS handshake failed; trying again without TLS", "err", err)
+					noTLS[t.addr] = true
+				case err != nil:
+					log.Info("connection failed", "err", err)
+					lastErr = err
+					next++
+				default:
+					fresh = true
+					a.logSession(log, s)
+				}
+			}
+			if s == nil {
+				if lastErr == nil {
+					lastErr = errors.New("no server to try")
+				}
+				// RFC 3463 X.4.1: no answer from host; RFC 5321 §4.5.4.1: try later.
+				return settle(fail(delivery.Deferred, "4.4.1", fmt.Sprintf("cannot deliver to %s: %v", domain, lastErr)))
+			}
+		}
+		batch := pending[:min(len(pending), maxRcptsPerTransaction)]
+		brcpts := make([]delivery.Recipient, len(batch))
+		for k, i := range batch {
+			brcpts[k] = rcpts[i]
+		}
+		outs, err := s.transact(msg, brcpts)
+		if err != nil {
+			s.close()
+			lastErr = err
+			log.Info("connection failed before the transaction", "relay", s.relay, "err", err)
+			if fresh {
+				next++ // this server failed: the next one; a cached one: dial anew
+			}
+			if ctx.Err() != nil {
+				return settle(fail(delivery.Deferred, "4.4.7", "delivery took too long: "+err.Error()))
+			}
+			continue
+		}
+		var again []int
+		for k, o := range outs {
+			i := batch[k]
+			if o.retry {
+				again = append(again, i)
+				continue
+			}
+			results[i] = o.res
+			if o.res.Status != delivery.Sent {
+				log.Info("not delivered", "to", "<"+rcpts[i].Addr+">", "relay", s.relay, "status", o.res.Status, "reason", o.res.Reason)
+			}
+		}
+		pending = append(again, pending[len(batch):]...)
+		a.pool.put(domain, s)
+	}
+	return results
+}
+
+// logSession logs a new connection and its TLS state: whether TLS was used and whether
+// the certificate verified.
+func (a *Agent) logSession(log *slog.Logger, s *session) {
+	switch {
+	case strings.HasPrefix(s.tls, "TLS"):
+		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified)
+	case s.tls != "":
+		log.Info("connected", "relay", s.relay, "tls", "none", "starttls", s.tls)
+	default:
+		log.Info("connected", "relay", s.relay, "tls", "none")
+	}
+}
+
+// NewAgent returns the agent configured by cfg's [remote] section, asking res.
+func NewAgent(cfg *config.Config, res Resolver, log *slog.Logger) *Agent {
+	helo := cfg.Remote.Helo
+	if helo == "" {
+		helo = cfg.Hostname
+	}
+	rc := cfg.Remote
+	return &Agent{
+		Resolver: res,
+		Port:     rc.Port,
+		Log:      log,
+		dialer: &dialer{
+			helo:     helo,
+			timeouts: timeouts{connect: rc.ConnectTimeout.D(), command: rc.CommandTimeout.D(), data: rc.DataTimeout.D()},
+		},
+		pool: newPool(rc.DestinationConcurrency, rc.ConnectionCacheTime.D()),
+	}
+}

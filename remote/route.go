@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/idna"
+
+	"postern/pkg/delivery"
+	"postern/pkg/resolver"
+)
+
+// target is one server to try: the MX host's name and an address of it.
+type target struct {
+	host string
+	addr string // ip:port
+}
+
+// routeError is a routing failure with the result every recipient of the domain gets.
+type routeError struct{ res delivery.Result }
+
+func (e *routeError) Error() string { return e.res.Reason }
+
+// maxTargets bounds the addresses tried for one domain in one attempt (Postfix's
+// smtp_mx_address_limit is 5); RFC 5321 §5.1 asks for at least two.
+const maxTargets = 10
+
+// route finds the servers that take mail for domain, in the order to try them
+// (RFC 5321 §5.1): the MX records by preference, in random order among equal
+// preferences, each host's IPv4 then IPv6 addresses; without MX records the domain's
+// own addresses (the implicit MX); an address literal ("[192.0.2.1]") as it is.
+func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
+	port := strconv.Itoa(a.Port)
+	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
+		lit := strings.TrimSuffix(strings.TrimPrefix(domain, "["), "]")
+		if v6, ok := cutPrefixFold(lit, "IPv6:"); ok {
+			lit = v6
+		}
+		ip, err := netip.ParseAddr(lit)
+		if err != nil {
+			return nil, &routeError{fail(delivery.Bounced, "5.1.2", "bad address literal "+domain)}
+		}
+		return []target{{host: domain, addr: net.JoinHostPort(ip.String(), port)}}, nil
+	}
+	name, err := idna.Lookup.ToASCII(domain)
+	if err != nil {
+		// RFC 3463 X.1.2: bad destination system address.
+		return nil, &routeError{fail(delivery.Bounced, "5.1.2", fmt.Sprintf("the domain %s is not a valid domain name", domain))}
+	}
+	mxs, err := a.Resolver.LookupMX(ctx, name)
+	switch {
+	case resolver.IsNotFound(err):
+		return nil, &routeError{fail(delivery.Bounced, "5.1.2", fmt.Sprintf("the domain %s does not exist (DNS: no such domain)", domain))}
+	case err != nil:
+		// RFC 3463 X.4.3: directory server failure; RFC 5321 §5.1: try again later.
+		return nil, &routeError{fail(delivery.Deferred, "4.4.3", fmt.Sprintf("cannot find the mail servers of %s: %v", domain, err))}
+	}
+	// RFC 7505 §3: a single MX of preference 0 with the root as its exchange says the
+	// domain takes no mail. Bounce at once (§4.1, RFC 3463 X.1.10 from RFC 7505 §4.2).
+	if len(mxs) == 1 && mxs[0].Host == "" {
+		return nil, &routeError{fail(delivery.Bounced, "5.1.10", fmt.Sprintf("the domain %s does not accept mail (null MX, RFC 7505)", domain))}
+	}
+	if len(mxs) == 0 {
+		// RFC 5321 §5.1: no MX records, so the domain itself is the implicit MX.
+		mxs = []resolver.MX{{Host: name, Pref: 0}}
+	}
+	// Lower preference first, random among equals (RFC 5321 §5.1).
+	rand.Shuffle(len(mxs), func(i, j int) { mxs[i], mxs[j] = mxs[j], mxs[i] })
+	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
+
+	var targets []target
+	var tempErr error
+	for _, mx := range mxs {
+		if mx.Host == "" {
+			continue // a "." among other MX records: a broken zone; skip it
+		}
+		ips, err := a.Resolver.LookupIP(ctx, mx.Host)
+		if err != nil {
+			if resolver.IsTemporary(err) {
+				tempErr = err
+			}
+			a.Log.Info("MX host has no address", "domain", domain, "mx", mx.Host, "err", err)
+			continue
+		}
+		for _, ip := range ips {
+			if len(targets) < maxTargets {
+				targets = append(targets, target{host: mx.Host, addr: net.JoinHostPort(ip.String(), port)})
+			}
+		}
+	}
+	if len(targets) == 0 {
+		if tempErr != nil {
+			return nil, &routeError{fail(delivery.Deferred, "4.4.3", fmt.Sprintf("cannot find the addresses of the mail servers of %s: %v", domain, tempErr))}
+		}
+		// RFC 3463 X.4.4: unable to route.
+		return nil, &routeError{fail(delivery.Bounced, "5.4.4", fmt.Sprintf("the mail servers of %s have no addresses in the DNS", domain))}
+	}
+	return targets, nil
+}
+
+// fail is a result in Postern's own words, not tied to a server.
+func fail(status, code, reason string) delivery.Result {
+	return delivery.Result{Status: status, Code: code, Reason: reason, Relay: "none"}
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
