@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"postern/pkg/enqueue"
+	"postern/pkg/ipc"
 	"postern/pkg/smtp"
 )
 
@@ -174,6 +175,13 @@ func (s *session) cmdData(arg string) {
 // commit has cleanup queue the message and answers the client.
 func (s *session) commit(k *sink, tx *transaction, size int64) {
 	res, err := k.commit()
+	var refused *ipc.Error
+	if errors.As(err, &refused) && refused.Code == "denied" {
+		// cleanup refused the content: a From: header the user may not use, say.
+		// RFC 3463 X.7.1; RFC 5321 §4.2.5 lets the end of data get a 5yz.
+		s.reply(newReply(550, "5.7.1", "%s", refused.Message), "from", slogAddr(tx.from), "user", s.authUser)
+		return
+	}
 	if err != nil {
 		s.log.Error("cleanup did not queue the message", "err", err)
 		s.reply(rQueueFail, "from", slogAddr(tx.from))

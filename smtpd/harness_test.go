@@ -201,6 +201,8 @@ func startEnvWith(t testing.TB, configure func(*config.Config), opts envOptions)
 	if !opts.noAuthd {
 		au := &ipc.Server{Name: "fake-authd", Logger: quiet}
 		au.Handle(auth.OpResolve, fakeResolve)
+		au.Handle(auth.OpVerify, fakeVerify) // auth_test.go
+		au.Handle(auth.OpSendAs, fakeSendAs) // auth_test.go
 		go au.Serve(ctx, listenUnix(t, cfg.PrivateSocket("auth")))
 	}
 

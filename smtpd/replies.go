@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 
 	"postern/pkg/smtp"
 )
@@ -35,7 +36,7 @@ var (
 	// RFC 5321 §3.5.3: 252 when the server will not verify but accepts mail for the
 	// address anyway; VRFY would otherwise help harvest addresses.
 	rVrfy     = newReply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery")
-	rHelp     = newReply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS")
+	rHelp     = newReply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH")
 	rReadyTLS = newReply(220, "2.0.0", "Ready to start TLS")
 
 	// Sequence errors: RFC 5321 §4.1.4 and §4.2.4, 503; RFC 3463 X.5.1.
@@ -86,6 +87,10 @@ var (
 	rTooManyRcpts = newReply(452, "4.5.3", "Error: too many recipients")
 	// RFC 4954 §6: 530 5.7.0 when a command needs authentication.
 	rAuthRequired = newReply(530, "5.7.0", "Authentication required")
+	// Per-account submission rates ([submission] in postern.toml): RFC 3463 X.7.1
+	// (delivery not authorized), temporary, so that the client tries again later.
+	rRateMessages   = newReply(451, "4.7.1", "Error: too many messages sent in the last hour, try again later")
+	rRateRecipients = newReply(451, "4.7.1", "Error: too many recipients in the last hour, try again later")
 	// Our own temporary failures: RFC 3463 X.3.0 (other mail system status).
 	rQueueFail  = newReply(451, "4.3.0", "Error: queue file write error, try again later")
 	rLookupFail = newReply(451, "4.3.0", "Error: temporary recipient lookup failure")
@@ -96,6 +101,7 @@ type hostReplies struct {
 	greeting      reply
 	ehloPlain     reply // EHLO response offering STARTTLS
 	ehloTLS       reply // EHLO response in a TLS session, or without a certificate
+	ehloAuth      reply // EHLO response in a TLS session of a submission listener
 	helo          reply
 	timeout       reply
 	shutdown      reply
@@ -105,7 +111,7 @@ type hostReplies struct {
 }
 
 func newHostReplies(host string, maxSize int64, startTLS bool) hostReplies {
-	ext := func(tlsOffered bool) reply {
+	ext := func(tlsOffered, authOffered bool) reply {
 		lines := []string{
 			host,
 			"PIPELINING",                             // RFC 2920
@@ -119,15 +125,18 @@ func newHostReplies(host string, maxSize int64, startTLS bool) hostReplies {
 		if tlsOffered {
 			lines = append(lines, "STARTTLS") // RFC 3207
 		}
-		// AUTH (RFC 4954) will be offered here on the submission listeners.
+		if authOffered {
+			lines = append(lines, "AUTH "+strings.Join(saslMechanisms, " ")) // RFC 4954 §3
+		}
 		// RFC 2034 §3: no enhanced status codes in the EHLO response.
 		return reply{code: 250, wire: smtp.Reply{Code: 250, Lines: lines}.String()}
 	}
 	return hostReplies{
 		// RFC 5321 §4.3.1 greeting; no enhanced code (RFC 2034 §3).
 		greeting:      newReply(220, "", "%s ESMTP Postern", host),
-		ehloPlain:     ext(startTLS),
-		ehloTLS:       ext(false),
+		ehloPlain:     ext(startTLS, false),
+		ehloTLS:       ext(false, false),
+		ehloAuth:      ext(false, true),
 		helo:          newReply(250, "", "%s", host),
 		timeout:       newReply(421, "4.4.2", "%s Error: timeout exceeded", host),
 		shutdown:      newReply(421, "4.3.2", "%s Service shutting down", host),

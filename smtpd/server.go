@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,6 +16,7 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/enqueue"
+	"postern/pkg/tlsconf"
 )
 
 // Listener names, as master passes them in LISTEN_FDNAMES.
@@ -32,7 +32,7 @@ type listenerPolicy struct {
 	// implicitTLS: TLS from the first octet, no STARTTLS (RFC 8314 §3.3).
 	implicitTLS bool
 	// submission: a message submission port (RFC 6409). Only authenticated users may
-	// give recipients there; AUTH (RFC 4954) will be offered on it.
+	// send mail there; AUTH (RFC 4954) is offered on it, inside TLS.
 	submission bool
 }
 
@@ -49,8 +49,12 @@ type Server struct {
 	auth    *auth.Client
 	cleanup *enqueue.Client
 	// tls is nil when no certificate could be loaded: STARTTLS is then not offered
-	// and the submissions listener is not served.
-	tls *tls.Config
+	// and the submissions listener is not served. Its certificates come from certs at
+	// each handshake, so that Reload applies to new connections.
+	tls   *tls.Config
+	certs *tlsconf.Store
+	// limits are the per-account submission rates.
+	limits *rateLimiter
 
 	hostname   string
 	postmaster string // the address <postmaster> stands for (RFC 5321 §4.5.1)
@@ -104,11 +108,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if s.timeout <= 0 || s.dataTimeout <= 0 {
 		return nil, errors.New("smtpd: timeout and data_timeout must be positive")
 	}
-	tc, err := loadTLS(cfg.TLS.Cert, cfg.TLS.Key)
+	s.limits = newRateLimiter(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour)
+	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {
 		log.Warn("no TLS certificate: STARTTLS not offered, submissions not served", "err", err)
+	} else {
+		s.certs, s.tls = certs, certs.ServerConfig()
 	}
-	s.tls = tc
 	s.r = newHostReplies(s.hostname, s.maxSize, s.tls != nil)
 	return s, nil
 }
@@ -123,17 +129,20 @@ func domainOf(host string) string {
 	return host
 }
 
-// loadTLS returns the TLS configuration of STARTTLS and implicit TLS: the configured
-// certificate, TLS 1.2 or later.
-func loadTLS(certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" || keyFile == "" {
-		return nil, errors.New("tls.cert or tls.key not set")
+// ReloadCertificates reads the TLS certificates again (on SIGHUP): new connections get
+// the new ones, those in progress keep theirs. On error the old ones stay in use.
+func (s *Server) ReloadCertificates() {
+	if s.certs == nil {
+		// Without a certificate at start the listeners were set up without TLS; a
+		// restart (a configuration reload that changes [tls]) is needed.
+		s.log.Warn("SIGHUP: no certificate was loaded at start; restart smtpd to add TLS")
+		return
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading TLS certificate: %w", err)
+	if err := s.certs.Reload(); err != nil {
+		s.log.Error("reloading TLS certificates failed, keeping the old ones", "err", err)
+		return
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	s.log.Info("TLS certificates reloaded", "names", strings.Join(s.certs.Names(), ","), "not_after", s.certs.NotAfter().UTC().Format(time.RFC3339))
 }
 
 // Close closes the idle connections to cleanup and authd.

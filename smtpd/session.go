@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"postern/pkg/auth"
 	"postern/pkg/smtp"
 )
 
@@ -41,7 +42,9 @@ type session struct {
 	helo     string // the EHLO/HELO argument; "" until the client sent one
 	esmtp    bool   // the client said EHLO
 	tlsInfo  string // "TLS1.3 TLS_AES_128_GCM_SHA256" once TLS is up
-	authUser string // the authenticated account (AUTH is still to come)
+	authUser string // the authenticated account, after AUTH
+	// sendAs are the addresses authUser may send as (authd's answer at AUTH).
+	sendAs auth.SendAsResult
 
 	tx      *transaction // nil outside a mail transaction
 	errors  int          // 5xx replies so far
@@ -294,8 +297,9 @@ func (s *session) dispatch(cmd smtp.Command) {
 		s.reply(rHelp)
 	case "STARTTLS":
 		s.cmdStartTLS(cmd.Arg)
-	case "EXPN", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "AUTH", "BURL":
-		// AUTH (RFC 4954) will be served on the submission listeners.
+	case "AUTH":
+		s.cmdAuth(cmd.Arg)
+	case "EXPN", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "BURL":
 		s.reply(rNotImpl)
 	case "GET", "POST", "PUT", "HEAD", "CONNECT", "USER":
 		// A web browser or proxy tricked into talking to us (cross-protocol
@@ -325,7 +329,10 @@ func (s *session) cmdHelo(arg string, extended bool) {
 	case !extended:
 		s.reply(s.srv.r.helo)
 	case s.tlsInfo == "" && s.srv.tls != nil:
+		// AUTH is not offered before TLS: passwords never travel in the clear.
 		s.reply(s.srv.r.ehloPlain)
+	case s.tlsInfo != "" && s.policy.submission:
+		s.reply(s.srv.r.ehloAuth)
 	default:
 		// RFC 3207 §4.2: STARTTLS is not offered again in a TLS session.
 		s.reply(s.srv.r.ehloTLS)

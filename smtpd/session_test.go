@@ -345,17 +345,19 @@ func TestSubmissionNeedsAuth(t *testing.T) {
 		c, greeting := e.dial(l)
 		expect(t, greeting, "220 mx.example.test")
 		ehlo := c.cmd("EHLO client.test")
-		if strings.Contains(ehlo, "AUTH") {
-			t.Errorf("%s: AUTH offered:\n%s", l, ehlo)
+		// AUTH is offered inside TLS only: on 465 at once, on 587 after STARTTLS.
+		if got, want := strings.Contains(ehlo, "AUTH PLAIN LOGIN"), l == listenSubmissions; got != want {
+			t.Errorf("%s: AUTH offered %v, want %v:\n%s", l, got, want, ehlo)
 		}
 		if l == listenSubmissions && strings.Contains(ehlo, "STARTTLS") {
 			t.Errorf("%s: STARTTLS offered under implicit TLS", l)
 		}
-		expect(t, c.cmd("MAIL FROM:<demo@example.test>"), "250")
+		// RFC 6409 §4.3, RFC 4954 §6: nothing is accepted without authentication.
+		expect(t, c.cmd("MAIL FROM:<demo@example.test>"), "530 5.7.0")
 		for _, to := range []string{"demo@example.test", "someone@foreign.test"} {
-			expect(t, c.cmd("RCPT TO:<"+to+">"), "530 5.7.0")
+			expect(t, c.cmd("RCPT TO:<"+to+">"), "503 5.5.1")
 		}
-		expect(t, c.cmd("DATA"), "554 5.5.1")
+		expect(t, c.cmd("DATA"), "503 5.5.1")
 		expect(t, c.cmd("QUIT"), "221")
 	}
 	if n := len(e.cleanup.messages()); n != 0 {

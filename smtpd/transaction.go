@@ -47,6 +47,11 @@ func (s *session) cmdMail(arg string) {
 	case s.tx != nil:
 		s.reply(rNestedMail)
 		return
+	case s.policy.submission && s.authUser == "":
+		// RFC 6409 §4.3 and RFC 4954 §6: the submission ports take mail only from
+		// authenticated users.
+		s.reply(rAuthRequired)
+		return
 	case !hasPrefixFold(arg, "FROM:"):
 		s.reply(rMailSyntax)
 		return
@@ -56,6 +61,14 @@ func (s *session) cmdMail(arg string) {
 	from, params, err := smtp.ParseMailFrom(arg, true)
 	if err != nil {
 		s.reply(parseError(err, rNonASCIISender, rLongSender, rBadSender))
+		return
+	}
+	if s.authUser != "" && from.String() != "" && !s.sendAs.Allows(from.String()) {
+		// RFC 6409 §6.1: the submission server may check that the sender is one the
+		// user is entitled to; a user sends as their own addresses only. (The null
+		// reverse-path is allowed: receipts and notifications use it; the From:
+		// header is checked by cleanup all the same.)
+		s.reply(newReply(553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s", from.String(), s.authUser))
 		return
 	}
 	tx := &transaction{from: from}
@@ -110,6 +123,10 @@ func (s *session) cmdMail(arg string) {
 			s.reply(newReply(555, "5.5.4", "Unsupported parameter %s", p.Key))
 			return
 		}
+	}
+	if s.authUser != "" && !s.srv.limits.take(s.authUser, false) {
+		s.reply(rRateMessages, "user", s.authUser)
+		return
 	}
 	s.tx = tx
 	s.reply(rMailOK)
@@ -177,13 +194,16 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">")
 		return
 	}
+	if s.authUser != "" && !s.srv.limits.take(s.authUser, true) {
+		s.reply(rRateRecipients, "user", s.authUser, "to", "<"+rcpt.Addr+">")
+		return
+	}
 	tx.rcpts = append(tx.rcpts, rcpt)
 	s.reply(rRcptOK)
 }
 
 // relayPolicy decides whether this session may give recipients at all. On the
-// submission listeners only authenticated users may (RFC 6409 §4.3, RFC 4954 §6); AUTH
-// will set s.authUser.
+// submission listeners only authenticated users may (RFC 6409 §4.3, RFC 4954 §6).
 func (s *session) relayPolicy() (reply, bool) {
 	if s.policy.submission && s.authUser == "" {
 		return rAuthRequired, true
@@ -191,9 +211,10 @@ func (s *session) relayPolicy() (reply, bool) {
 	return reply{}, false
 }
 
-// recipientPolicy asks authd about a recipient of the MX listener: an address of ours
-// that leads somewhere is accepted, one of ours that does not is unknown, and any other
-// is refused, for Postern is no open relay. Authenticated submission will relay here.
+// recipientPolicy asks authd about a recipient: an address of ours that leads somewhere
+// is accepted, one of ours that does not is unknown, and any other is refused, for
+// Postern is no open relay — but for authenticated users, whose mail to other domains
+// is relayed (RFC 6409 §3.3, RFC 4954 §6).
 func (s *session) recipientPolicy(addr string) (reply, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.timeout)
 	defer cancel()
@@ -206,6 +227,8 @@ func (s *session) recipientPolicy(addr string) (reply, bool) {
 	case err != nil:
 		s.log.Warn("recipient lookup failed", "to", "<"+addr+">", "err", err)
 		return rLookupFail, true
+	case !res.Local && s.authUser != "":
+		return reply{}, false
 	case !res.Local:
 		// RFC 5321 §3.6.2 relaying is refused: 554, RFC 3463 X.7.1.
 		return newReply(554, "5.7.1", "<%s>: Relay access denied", addr), true
