@@ -443,6 +443,16 @@ func TestMaster(t *testing.T) {
 	if !strings.Contains(in.log(), "nothing to restart") {
 		t.Errorf("the reload without changes did not say so:\n%s", in.log())
 	}
+	// smtpd, which reloads its certificates on SIGHUP, got it passed on; the others not.
+	in.waitFor("smtpd to get SIGHUP", func() bool {
+		_, err := os.Stat(filepath.Join(in.reports, fmt.Sprintf("smtpd.%d.hup", reports["smtpd"].PID)))
+		return err == nil
+	})
+	for _, name := range []string{"authd", "qmgr", "cleanup"} {
+		if _, err := os.Stat(filepath.Join(in.reports, fmt.Sprintf("%s.%d.hup", name, reports[name].PID))); err == nil {
+			t.Errorf("%s got SIGHUP", name)
+		}
+	}
 
 	// SIGTERM: smtpd first; qmgr ignores SIGTERM and is killed at shutdown_grace (0s) + 5s;
 	// authd, not yet signalled then, still gets SIGTERM and its last second; master

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"syscall"
 
 	"postern/pkg/config"
 	"postern/pkg/control"
@@ -152,11 +153,22 @@ func (m *Master) reload() error {
 			m.startDaemon(cfg, d.Name, history[d.Name])
 		}
 	}
+	// The daemons that keep running and re-read their certificates on SIGHUP get it:
+	// a renewed certificate needs no restart (config.Daemon.ReloadsOnHUP).
+	var hupped []string
+	m.mu.Lock()
+	for _, d := range config.Daemons {
+		if s := m.procs[d.Name]; s != nil && d.ReloadsOnHUP && slices.Contains(plan.Keep, d.Name) {
+			s.signal(syscall.SIGHUP)
+			hupped = append(hupped, d.Name)
+		}
+	}
+	m.mu.Unlock()
 	if !plan.changed() {
-		newLog.Info("configuration reloaded, nothing to restart", "config", cfg.Path)
+		newLog.Info("configuration reloaded, nothing to restart", "config", cfg.Path, "signalled", hupped)
 		return nil
 	}
 	newLog.Info("configuration reloaded", "config", cfg.Path, "global_change", plan.Global,
-		"restarted", plan.Restart, "started", plan.Start, "stopped", plan.Stop, "unchanged", plan.Keep)
+		"restarted", plan.Restart, "started", plan.Start, "stopped", plan.Stop, "unchanged", plan.Keep, "signalled", hupped)
 	return nil
 }

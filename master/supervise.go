@@ -53,6 +53,7 @@ type supervisor struct {
 	spec   runSpec
 	m      *Master
 	stopc  chan time.Time // a stop request: its deadline
+	sigc   chan os.Signal // signals to pass on to the running daemon
 	done   chan struct{}
 	first  chan struct{} // closed after the first start, whether it worked or not
 	mu     sync.Mutex
@@ -64,6 +65,7 @@ func newSupervisor(m *Master, spec runSpec) *supervisor {
 		spec:   spec,
 		m:      m,
 		stopc:  make(chan time.Time),
+		sigc:   make(chan os.Signal, 1),
 		done:   make(chan struct{}),
 		first:  make(chan struct{}),
 		status: control.DaemonStatus{Name: spec.Name, User: spec.ID.User, State: "starting"},
@@ -93,12 +95,27 @@ func (s *supervisor) stop(deadline time.Time) {
 	<-s.done
 }
 
+// signal passes sig on to the daemon if it is running; a daemon between two starts
+// misses it (it reads everything afresh when it starts anyway). The signal goes
+// through the supervisor's loop, which alone knows that the process still exists, so
+// that it never reaches a reused pid.
+func (s *supervisor) signal(sig os.Signal) {
+	select {
+	case s.sigc <- sig:
+	default: // one is pending already
+	}
+}
+
 // run is the supervisor's loop; it returns after stop.
 func (s *supervisor) run() {
 	defer close(s.done)
 	var b backoff
 	for n := 0; ; n++ {
 		var delay time.Duration
+		select {
+		case <-s.sigc: // meant for the process that ended; a new one reads all afresh
+		default:
+		}
 		p, err := s.start()
 		if n == 0 {
 			close(s.first)
@@ -116,8 +133,23 @@ func (s *supervisor) run() {
 				st, _ := p.Wait()
 				exited <- st
 			}()
-			select {
-			case st := <-exited:
+			var st *os.ProcessState
+			var deadline time.Time
+			stopping := false
+		wait:
+			for {
+				select {
+				case st = <-exited:
+					break wait
+				case deadline = <-s.stopc:
+					stopping = true
+					break wait
+				case sig := <-s.sigc:
+					p.Signal(sig)
+				}
+			}
+			switch {
+			case !stopping:
 				uptime := time.Since(started)
 				delay = b.delay(uptime)
 				why := exitReason(st)
@@ -127,7 +159,7 @@ func (s *supervisor) run() {
 					ds.State, ds.PID = "backoff", 0
 					ds.LastExit = fmt.Sprintf("%s after %s", why, uptime.Round(time.Millisecond))
 				})
-			case deadline := <-s.stopc:
+			default:
 				s.terminate(p, started, exited, deadline)
 				return
 			}

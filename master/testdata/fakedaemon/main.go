@@ -55,6 +55,14 @@ func main() {
 	slices.Sort(r.Listeners)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
+	// SIGHUP (which master passes on to daemons with ReloadsOnHUP) leaves a marker.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			os.WriteFile(filepath.Join(*report, fmt.Sprintf("%s.%d.hup", *name, os.Getpid())), nil, 0o644)
+		}
+	}()
 	if *ignoreTerm {
 		signal.Ignore(syscall.SIGTERM)
 	}
