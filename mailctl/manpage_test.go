@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -301,6 +303,53 @@ func TestManPageConfigKeys(t *testing.T) {
 		}
 		if tables[table] && !keys[k] {
 			t.Errorf("%s:%d documents %s, which is no key of config.Config", configPage, n, k)
+		}
+	}
+}
+
+// TestManPagesRender formats every page of man/ the way man(1) does on an 80-column
+// terminal and fails on any warning of groff (a macro misused, a line or table that does
+// not fit), and checks that postern(7), the entry point, lists every other page.
+func TestManPagesRender(t *testing.T) {
+	pages, err := filepath.Glob("../man/*.[1-9]")
+	if err != nil || len(pages) < 3 {
+		t.Fatalf("finding the manual pages: %v (found %d)", err, len(pages))
+	}
+	groff, err := exec.LookPath("groff")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("groff is missing: .ci/run must install the Debian package groff-base")
+		}
+		t.Skip("groff not installed (apt-get install groff-base); skipping")
+	}
+	for _, p := range pages {
+		// man-db: -t (tbl), -mandoc, -rLL for the terminal's width less 2 columns;
+		// --warnings means -wmac.
+		cmd := exec.Command(groff, "-t", "-mandoc", "-Tutf8", "-rLL=78n", "-wmac", "-ww", "-z", p)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+			t.Errorf("%s does not render cleanly (%v):\n%s", p, err, stderr.String())
+		}
+	}
+	index := readPage(t, "../man/postern.7")
+	var seeAlso strings.Builder
+	in := false
+	for _, l := range index {
+		if strings.HasPrefix(l.text, ".SH") {
+			in = plain(l.text) == "SEE ALSO"
+			continue
+		}
+		if in {
+			seeAlso.WriteString(strings.ReplaceAll(plain(l.text), " (", "(") + " ")
+		}
+	}
+	for _, p := range pages {
+		base := filepath.Base(p)
+		i := strings.LastIndexByte(base, '.')
+		ref := base[:i] + "(" + base[i+1:] + ")"
+		if base != "postern.7" && !strings.Contains(seeAlso.String(), ref) {
+			t.Errorf("the SEE ALSO of man/postern.7 does not list %s", ref)
 		}
 	}
 }
