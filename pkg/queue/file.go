@@ -135,6 +135,10 @@ type Writer struct {
 	size    int64
 	bw      *bufio.Writer
 	done    bool
+	// reserved is the room Reserve left in front of the message; prefix what Prepend
+	// puts there at Commit.
+	reserved int
+	prefix   []byte
 }
 
 // Create starts a queue file for env in dir (normally <spool>/incoming). env.ID must be
@@ -186,6 +190,35 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	return n, err
 }
 
+// Reserve leaves room for up to n octets in front of the message, which Prepend fills
+// at Commit: header fields that can only be computed once the whole message went by,
+// such as cleanup's DKIM signatures, without a second copy of the message. Call it
+// before the first Write. The room that stays unused is whitespace after the envelope's
+// JSON, which readers skip (so the format is unchanged).
+func (w *Writer) Reserve(n int) error {
+	if w.size > 0 || w.reserved > 0 || n < 1 {
+		return errors.New("queue: Reserve must come once, before the message")
+	}
+	pad := bytes.Repeat([]byte{' '}, n)
+	pad[n-1] = '\n'
+	if _, err := w.bw.Write(pad); err != nil {
+		return fmt.Errorf("writing queue file: %w", err)
+	}
+	w.bodyOff += int64(n)
+	w.reserved = n
+	return nil
+}
+
+// Prepend sets what goes in front of the message at Commit, within the room Reserve
+// left. The message then starts with p.
+func (w *Writer) Prepend(p []byte) error {
+	if len(p) > w.reserved {
+		return fmt.Errorf("queue: %d octets to prepend, room for %d", len(p), w.reserved)
+	}
+	w.prefix = append([]byte(nil), p...)
+	return nil
+}
+
 // Path is the file being written.
 func (w *Writer) Path() string { return w.path }
 
@@ -201,6 +234,11 @@ func (w *Writer) Commit() error {
 	}
 	w.done = true
 	err := w.bw.Flush()
+	if err == nil && len(w.prefix) > 0 {
+		w.bodyOff -= int64(len(w.prefix))
+		w.size += int64(len(w.prefix))
+		_, err = w.f.WriteAt(w.prefix, w.bodyOff)
+	}
 	if err == nil {
 		_, err = w.f.WriteAt([]byte(header(w.bodyOff, w.size)), 0)
 	}
