@@ -156,6 +156,10 @@ type Service struct {
 	Command string `toml:"command"`
 	// Args are extra arguments for the program.
 	Args []string `toml:"args"`
+	// Procs caps the threads that run the daemon's Go code at once (GOMAXPROCS); 0 means
+	// one per CPU. Daemons that mostly wait for the disk and for each other spend less CPU
+	// with 1: their threads stop waking each other up to hand work over.
+	Procs int `toml:"procs"`
 }
 
 // Daemon describes what Postern knows about one of its daemons: the sockets master makes
@@ -174,15 +178,17 @@ type Daemon struct {
 	// master leaves its configuration unchanged, master passes SIGHUP on to it (other
 	// daemons would die of it).
 	ReloadsOnHUP bool
+	// Procs is the default of [services.NAME] procs.
+	Procs int
 }
 
 // Daemons lists the daemons master can run, in start order.
 var Daemons = []Daemon{
-	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}},
-	{Name: "local", User: "vmail", Private: []string{"local"}},
+	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}, Procs: 1},
+	{Name: "local", User: "vmail", Private: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
-	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}},
-	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}},
+	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
+	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
 }
 
@@ -242,7 +248,7 @@ func Default() *Config {
 		Services:   map[string]*Service{},
 	}
 	for _, d := range Daemons {
-		c.Services[d.Name] = &Service{Enable: true, User: d.User, Listen: map[string]string{}}
+		c.Services[d.Name] = &Service{Enable: true, User: d.User, Listen: map[string]string{}, Procs: d.Procs}
 	}
 	c.Services["smtpd"].Listen = map[string]string{"smtp": "0.0.0.0:25", "submission": "0.0.0.0:587", "submissions": "0.0.0.0:465"}
 	return c
@@ -280,6 +286,9 @@ func Parse(path string, data []byte) (*Config, error) {
 		}
 		if !md.IsDefined("services", name, "user") {
 			s.User = d.User
+		}
+		if !md.IsDefined("services", name, "procs") {
+			s.Procs = d.Procs
 		}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
@@ -409,6 +418,9 @@ func (c *Config) validate(data []byte) error {
 		}
 		if s.User == "" {
 			return bad("services."+name+".user", "must name a system user")
+		}
+		if s.Procs < 0 {
+			return bad("services."+name+".procs", "must be 0 (one per CPU) or more")
 		}
 		lnames := make([]string, 0, len(s.Listen))
 		for l := range s.Listen {

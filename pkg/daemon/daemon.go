@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -57,6 +58,10 @@ func Start(name string) *Daemon {
 		os.Exit(1)
 	}
 	d.Listeners = ls
+	// [services.NAME] procs, unless the environment says otherwise.
+	if s := cfg.Services[name]; s != nil && s.Procs > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(s.Procs)
+	}
 	// Nothing a daemon runs may gain privileges (setuid programs); master already gave it
 	// its user.
 	unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
