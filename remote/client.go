@@ -146,7 +146,7 @@ func (d *dialer) dial(ctx context.Context, host, addr string, useTLS bool) (*ses
 	nd := net.Dialer{Timeout: d.timeouts.connect}
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s[%s]: %w", host, addr, plainNetError(err))
+		return nil, fmt.Errorf("connect to %s: %w", relayName(host, addr), plainNetError(err))
 	}
 	s := &session{
 		conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn),

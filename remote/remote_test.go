@@ -1,0 +1,638 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"postern/pkg/config"
+	"postern/pkg/delivery"
+	"postern/pkg/resolver"
+	"postern/pkg/resolver/resolvertest"
+	"postern/pkg/smtp"
+)
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	t     *testing.T
+	dns   *resolvertest.Server
+	agent *Agent
+	log   *syncBuffer
+}
+
+// newEnv starts a fake DNS server and an agent that asks it and sends to port.
+func newEnv(t *testing.T, port int, tune func(*config.Config)) *env {
+	t.Helper()
+	d, err := resolvertest.Start("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	res, err := resolver.New([]string{d.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Timeout = time.Second
+	cfg := config.Default()
+	cfg.Hostname = "mx.a.test"
+	cfg.Remote.Port = port
+	cfg.Remote.ConnectTimeout = config.Duration(2 * time.Second)
+	cfg.Remote.CommandTimeout = config.Duration(5 * time.Second)
+	cfg.Remote.DataTimeout = config.Duration(5 * time.Second)
+	if tune != nil {
+		tune(cfg)
+	}
+	logs := &syncBuffer{}
+	a := NewAgent(cfg, res, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	ctx, cancel := context.WithCancel(context.Background())
+	go a.pool.expire(ctx)
+	t.Cleanup(cancel)
+	return &env{t: t, dns: d, agent: a, log: logs}
+}
+
+func (e *env) zone(records ...string) {
+	e.t.Helper()
+	if err := e.dns.Add(records...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// queueFile writes body into a file after some bytes that stand for the queue file's
+// envelope, and returns the open file and the request locating the message in it.
+func queueFile(t *testing.T, from, body string, rcpts ...string) (*os.File, *delivery.Request) {
+	t.Helper()
+	head := "{\"envelope\": \"not part of the message\"}\n"
+	p := filepath.Join(t.TempDir(), "Q1")
+	if err := os.WriteFile(p, []byte(head+body+"trailer"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	req := &delivery.Request{QueueID: "Q1", From: from, Offset: int64(len(head)), Size: int64(len(body))}
+	for _, r := range rcpts {
+		req.Recipients = append(req.Recipients, delivery.Recipient{Addr: r})
+	}
+	return f, req
+}
+
+const testBody = "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: hi\r\n\r\nHello.\r\n.hidden dot line\r\n.\r\nend\r\n"
+
+func (e *env) deliver(f *os.File, req *delivery.Request) []delivery.Result {
+	e.t.Helper()
+	res := e.agent.Deliver(context.Background(), f, req)
+	if len(res) != len(req.Recipients) {
+		e.t.Fatalf("%d results for %d recipients", len(res), len(req.Recipients))
+	}
+	return res
+}
+
+func TestDeliverThroughMX(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"PIPELINING", "8BITMIME", "SIZE 100000", "STARTTLS", "DSN", "ENHANCEDSTATUSCODES"}
+	})
+	srv.set(func(c *fakeConfig) {
+		c.tlsConfig = selfSigned(t, "mx.b.test")
+	})
+	srv.set(func(c *fakeConfig) {
+		c.rcptReply = func(addr string) string {
+			if strings.HasPrefix(addr, "nobody@") {
+				return "550 5.1.1 <" + addr + ">: Recipient address rejected: User unknown"
+			}
+			if strings.HasPrefix(addr, "later@") {
+				return "450 4.2.1 <" + addr + ">: try later"
+			}
+			return "250 2.1.5 OK"
+		}
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test", "nobody@B.TEST", "later@b.test")
+	req.BodyType = "8BITMIME"
+	req.EnvID = "env+1"
+	req.Ret = "HDRS"
+	req.Recipients[0].Notify = "SUCCESS,FAILURE"
+	req.Recipients[0].ORcpt = "rfc822;Bob@b.test"
+	res := e.deliver(f, req)
+
+	relay := fmt.Sprintf("mx.b.test[127.0.0.1]:%d", srv.port)
+	if r := res[0]; r.Status != delivery.Sent || r.Code != "2.0.0" || r.Relay != relay || !strings.Contains(r.Reason, "queued as FAKE1") {
+		t.Errorf("bob: %+v", r)
+	}
+	if r := res[1]; r.Status != delivery.Bounced || r.Code != "5.1.1" || r.Relay != relay ||
+		r.Reason != "550 5.1.1 <nobody@b.test>: Recipient address rejected: User unknown" {
+		t.Errorf("nobody: %+v", r)
+	}
+	if r := res[2]; r.Status != delivery.Deferred || r.Code != "4.2.1" || r.Relay != relay {
+		t.Errorf("later: %+v", r)
+	}
+	msgs, conns, _ := srv.snapshot()
+	if len(msgs) != 1 || conns != 1 {
+		t.Fatalf("%d messages on %d connections", len(msgs), conns)
+	}
+	m := msgs[0]
+	if string(m.data) != testBody {
+		t.Errorf("the server got\n%q\nwant\n%q", m.data, testBody)
+	}
+	if !m.tls || m.from != "alice@a.test" || len(m.rcpts) != 1 || m.rcpts[0] != "bob@b.test" {
+		t.Errorf("message: %+v", m)
+	}
+	for _, p := range []string{"SIZE=" + fmt.Sprint(len(testBody)), "BODY=8BITMIME", "RET=HDRS", "ENVID=env+2B1"} {
+		if !strings.Contains(m.mailParams, p) {
+			t.Errorf("MAIL parameters %q lack %s", m.mailParams, p)
+		}
+	}
+	if m.rcptParams[0] != "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@b.test" {
+		t.Errorf("RCPT parameters %q", m.rcptParams[0])
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !srv.pipelined || len(srv.violations) > 0 {
+		t.Errorf("pipelined %v, violations %v", srv.pipelined, srv.violations)
+	}
+	// Opportunistic TLS with a self-signed certificate: used, and logged as unverified.
+	if logs := e.log.String(); !strings.Contains(logs, "verified=false") || !strings.Contains(logs, "tls=\"TLS 1.3") {
+		t.Errorf("the log does not tell the TLS state:\n%s", logs)
+	}
+}
+
+func TestCertificateVerified(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"STARTTLS"}
+	})
+	srv.set(func(c *fakeConfig) {
+		c.tlsConfig = selfSigned(t, "mx.b.test")
+	})
+	e := newEnv(t, srv.port, nil)
+	e.agent.dialer.roots = certPool(t, srv.config().tlsConfig)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+	if res := e.deliver(f, req); res[0].Status != delivery.Sent {
+		t.Fatalf("%+v", res[0])
+	}
+	if logs := e.log.String(); !strings.Contains(logs, "verified=true") {
+		t.Errorf("the log does not say the certificate verified:\n%s", logs)
+	}
+	if len(srv.violations) > 0 {
+		t.Errorf("violations %v", srv.violations)
+	}
+}
+
+func TestBrokenSTARTTLSFallsBackToPlainText(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"STARTTLS", "PIPELINING"}
+	})
+	srv.set(func(c *fakeConfig) {
+		c.badTLS = true
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+	// The server breaks every handshake; the agent must then not ask for TLS.
+	srv.set(func(c *fakeConfig) {
+		c.onCommand = nil
+	})
+	res := e.deliver(f, req)
+	msgs, conns, _ := srv.snapshot()
+	if res[0].Status != delivery.Sent || len(msgs) != 1 || msgs[0].tls || conns != 2 {
+		t.Fatalf("%+v; %d messages on %d connections", res[0], len(msgs), conns)
+	}
+}
+
+func TestMXOrderAndFallback(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	e := newEnv(t, srv.port, nil)
+	// The preferred MX has an address where nothing listens; the second works. The
+	// third would work too but comes later.
+	e.zone(
+		"b.test. MX 5 dead.b.test.",
+		"b.test. MX 10 mx.b.test.",
+		"b.test. MX 20 never.b.test.",
+		"dead.b.test. A 127.0.0.9",
+		"mx.b.test. A 127.0.0.1",
+		"never.b.test. A 127.0.0.1",
+	)
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+	res := e.deliver(f, req)
+	if res[0].Status != delivery.Sent || !strings.HasPrefix(res[0].Relay, "mx.b.test[") {
+		t.Fatalf("%+v\n%s", res[0], e.log.String())
+	}
+	if !strings.Contains(e.log.String(), "dead.b.test[127.0.0.9]") {
+		t.Errorf("the failed MX is not in the log:\n%s", e.log.String())
+	}
+}
+
+func TestImplicitMX(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. A 127.0.0.1") // no MX: the domain's address (RFC 5321 §5.1)
+	f, req := queueFile(t, "", testBody, "bob@b.test")
+	res := e.deliver(f, req)
+	msgs, _, _ := srv.snapshot()
+	if res[0].Status != delivery.Sent || len(msgs) != 1 || msgs[0].from != "" {
+		t.Fatalf("%+v %+v", res[0], msgs)
+	}
+}
+
+func TestRoutingFailures(t *testing.T) {
+	e := newEnv(t, 1, nil)
+	e.zone(
+		"null.test. MX 0 .",
+		"noaddr.test. TXT \"no mail here\"",
+		"mxnoaddr.test. MX 10 gone.mxnoaddr.test.",
+		"down.test. MX 10 mx.down.test.",
+		"mx.down.test. A 127.0.0.1",
+	)
+	e.dns.Fail("servfail.test", dns.RcodeServerFailure)
+	f, req := queueFile(t, "alice@a.test", testBody,
+		"a@null.test", "b@nxdomain.test", "c@servfail.test", "d@noaddr.test", "e@mxnoaddr.test", "f@down.test", "g@[127.0.0.1]")
+	res := e.deliver(f, req)
+	for i, want := range []struct{ status, code, words string }{
+		{delivery.Bounced, "5.1.10", "null MX"},
+		{delivery.Bounced, "5.1.2", "does not exist"},
+		{delivery.Deferred, "4.4.3", "SERVFAIL"},
+		{delivery.Bounced, "5.4.4", "no addresses"},
+		{delivery.Bounced, "5.4.4", "no addresses"},
+		{delivery.Deferred, "4.4.1", "connection refused"},
+		{delivery.Deferred, "4.4.1", "connection refused"},
+	} {
+		r := res[i]
+		if r.Status != want.status || r.Code != want.code || !strings.Contains(r.Reason, want.words) || r.Relay != "none" {
+			t.Errorf("%s: %+v, want %s %s %q", req.Recipients[i].Addr, r, want.status, want.code, want.words)
+		}
+	}
+}
+
+func TestReplies(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"PIPELINING"}
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+
+	// A refused sender: the verdict of every recipient.
+	srv.set(func(c *fakeConfig) {
+		c.onCommand = func(l string) string {
+			if strings.HasPrefix(l, "MAIL") {
+				return "553 5.7.1 sender refused"
+			}
+			return ""
+		}
+	})
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test", "carol@b.test")
+	for _, r := range e.deliver(f, req) {
+		if r.Status != delivery.Bounced || r.Code != "5.7.1" || r.Reason != "553 5.7.1 sender refused" {
+			t.Errorf("refused sender: %+v", r)
+		}
+	}
+	// The message refused after DATA, without an enhanced code.
+	srv.set(func(c *fakeConfig) {
+		c.onCommand = nil
+	})
+	srv.set(func(c *fakeConfig) {
+		c.dataReply = "554 spam"
+	})
+	for _, r := range e.deliver(f, req) {
+		if r.Status != delivery.Bounced || r.Code != "5.0.0" || r.Reason != "554 spam" {
+			t.Errorf("refused message: %+v", r)
+		}
+	}
+	srv.set(func(c *fakeConfig) {
+		c.dataReply = "451 4.3.0 try again"
+	})
+	for _, r := range e.deliver(f, req) {
+		if r.Status != delivery.Deferred || r.Code != "4.3.0" {
+			t.Errorf("deferred message: %+v", r)
+		}
+	}
+	// The server goes away mid-transaction.
+	srv.set(func(c *fakeConfig) {
+		c.dataReply = ""
+	})
+	srv.set(func(c *fakeConfig) {
+		c.onCommand = func(l string) string {
+			if strings.HasPrefix(l, "RCPT") {
+				return "421 4.3.2 shutting down"
+			}
+			return ""
+		}
+	})
+	for _, r := range e.deliver(f, req) {
+		if r.Status != delivery.Deferred {
+			t.Errorf("421: %+v", r)
+		}
+	}
+}
+
+func TestConnectionReuse(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"PIPELINING"}
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	for i := range 3 {
+		f, req := queueFile(t, "alice@a.test", testBody, fmt.Sprintf("u%d@b.test", i))
+		if r := e.deliver(f, req)[0]; r.Status != delivery.Sent {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+	}
+	msgs, conns, cmds := srv.snapshot()
+	if len(msgs) != 3 || conns != 1 {
+		t.Fatalf("%d messages over %d connections, want 3 over 1", len(msgs), conns)
+	}
+	if n := strings.Count(strings.Join(cmds, "\n"), "RSET"); n != 2 {
+		t.Errorf("%d RSETs between 3 messages:\n%s", n, strings.Join(cmds, "\n"))
+	}
+
+	// A cached connection that the server closed is replaced without a failure.
+	srv2 := newFakeServer(t, "127.0.0.1")
+	e2 := newEnv(t, srv2.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = config.Duration(time.Minute) })
+	e2.zone("c.test. MX 10 mx.c.test.", "mx.c.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "x@c.test")
+	e2.deliver(f, req)
+	srv2.set(func(c *fakeConfig) {
+		c.onCommand = func(l string) string {
+			if l == "RSET" {
+				return "421 4.4.2 idle too long"
+			}
+			return ""
+		}
+	})
+	if r := e2.deliver(f, req)[0]; r.Status != delivery.Sent {
+		t.Fatalf("after a dead cached connection: %+v", r)
+	}
+	if _, conns, _ := srv2.snapshot(); conns != 2 {
+		t.Errorf("%d connections, want 2", conns)
+	}
+}
+
+func TestNoCache(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = 0 })
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	for range 2 {
+		f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+		e.deliver(f, req)
+	}
+	if _, conns, cmds := srv.snapshot(); conns != 2 || cmds[len(cmds)-1] != "QUIT" {
+		t.Errorf("%d connections, last command %q", conns, cmds[len(cmds)-1])
+	}
+}
+
+func TestWithoutPipelining(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"8BITMIME"}
+	})
+	srv.set(func(c *fakeConfig) {
+		c.rcptReply = func(a string) string {
+			if strings.HasPrefix(a, "no@") {
+				return "550 5.1.1 no"
+			}
+			return "250 OK"
+		}
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "no@b.test", "yes@b.test")
+	res := e.deliver(f, req)
+	if res[0].Status != delivery.Bounced || res[1].Status != delivery.Sent {
+		t.Fatalf("%+v", res)
+	}
+	// Only refusals: no DATA at all.
+	f, req = queueFile(t, "alice@a.test", testBody, "no@b.test")
+	if r := e.deliver(f, req)[0]; r.Status != delivery.Bounced {
+		t.Fatalf("%+v", r)
+	}
+	_, _, cmds := srv.snapshot()
+	if strings.Count(strings.Join(cmds, "\n"), "DATA") != 1 {
+		t.Errorf("commands:\n%s", strings.Join(cmds, "\n"))
+	}
+	if len(srv.violations) > 0 {
+		t.Errorf("violations %v", srv.violations)
+	}
+}
+
+func TestTooManyRecipients(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"PIPELINING"}
+	})
+	srv.set(func(c *fakeConfig) {
+		c.maxRcpts = 2
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "a@b.test", "b@b.test", "c@b.test", "d@b.test", "e@b.test")
+	for i, r := range e.deliver(f, req) {
+		if r.Status != delivery.Sent {
+			t.Errorf("%d: %+v", i, r)
+		}
+	}
+	msgs, _, _ := srv.snapshot()
+	if len(msgs) != 3 {
+		t.Errorf("%d transactions, want 3", len(msgs))
+	}
+}
+
+func TestServerCapabilities(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"SIZE 100"}
+	})
+	// Every message on a new connection: the server changes its extensions.
+	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = 0 })
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+
+	check := func(name string, r delivery.Result, status, code, words string) {
+		t.Helper()
+		if r.Status != status || r.Code != code || !strings.Contains(r.Reason, words) {
+			t.Errorf("%s: %+v, want %s %s %q", name, r, status, code, words)
+		}
+	}
+	// SIZE: the server's limit is final.
+	f, req := queueFile(t, "alice@a.test", strings.Repeat("x", 200)+"\r\n", "bob@b.test")
+	check("size", e.deliver(f, req)[0], delivery.Bounced, "5.3.4", "exceeds the limit 100")
+
+	// 8BITMIME missing: 8-bit content is returned, 7-bit content declared 8-bit goes.
+	srv.set(func(c *fakeConfig) {
+		c.ext = nil
+	})
+	f, req = queueFile(t, "alice@a.test", "Subject: x\r\n\r\ncaf\xc3\xa9\r\n", "bob@b.test")
+	req.BodyType = "8BITMIME"
+	check("8bit", e.deliver(f, req)[0], delivery.Bounced, "5.6.3", "8BITMIME")
+	f, req = queueFile(t, "alice@a.test", "Subject: x\r\n\r\ncafe\r\n", "bob@b.test")
+	req.BodyType = "8BITMIME"
+	check("7bit", e.deliver(f, req)[0], delivery.Sent, "2.0.0", "queued")
+	msgs, _, _ := srv.snapshot()
+	if p := msgs[len(msgs)-1].mailParams; strings.Contains(p, "BODY") {
+		t.Errorf("BODY sent to a server without 8BITMIME: %q", p)
+	}
+
+	// SMTPUTF8 missing: a UTF-8 address, or UTF-8 headers, cannot go.
+	f, req = queueFile(t, "alice@a.test", testBody, "josé@b.test")
+	req.SMTPUTF8 = true
+	check("utf8 address", e.deliver(f, req)[0], delivery.Bounced, "5.6.7", "SMTPUTF8")
+	f, req = queueFile(t, "alice@a.test", "Subject: caf\xc3\xa9\r\n\r\nhi\r\n", "bob@b.test")
+	req.SMTPUTF8 = true
+	req.BodyType = "8BITMIME"
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"8BITMIME"}
+	})
+	check("utf8 header", e.deliver(f, req)[0], delivery.Bounced, "5.6.9", "SMTPUTF8")
+	// ... but an ASCII message that only carried the flag goes, without it.
+	f, req = queueFile(t, "alice@a.test", testBody, "bob@b.test")
+	req.SMTPUTF8 = true
+	check("ascii", e.deliver(f, req)[0], delivery.Sent, "2.0.0", "queued")
+
+	// With SMTPUTF8 at the server, the UTF-8 address goes with the parameter.
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"8BITMIME", "SMTPUTF8"}
+	})
+	f, req = queueFile(t, "alice@a.test", testBody, "josé@b.test")
+	req.SMTPUTF8 = true
+	check("utf8 server", e.deliver(f, req)[0], delivery.Sent, "2.0.0", "queued")
+	msgs, _, _ = srv.snapshot()
+	if m := msgs[len(msgs)-1]; !strings.Contains(m.mailParams, "SMTPUTF8") || m.rcpts[0] != "josé@b.test" {
+		t.Errorf("%+v", m)
+	}
+}
+
+func TestDestinationConcurrency(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.slow = 200 * time.Millisecond
+	})
+	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.DestinationConcurrency = 2 })
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, req := queueFile(t, "alice@a.test", testBody, fmt.Sprintf("u%d@b.test", i))
+			if r := e.agent.Deliver(context.Background(), f, req)[0]; r.Status != delivery.Sent {
+				t.Errorf("%d: %+v", i, r)
+			}
+		}()
+	}
+	wg.Wait()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.maxActive > 2 || len(srv.messages) != 6 {
+		t.Errorf("%d connections at once (limit 2), %d messages", srv.maxActive, len(srv.messages))
+	}
+}
+
+func TestServeDeliverOverTheSocket(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	sock := filepath.Join(t.TempDir(), "remote")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.agent.Server(nil).Serve(ctx, l)
+	c := delivery.NewClient(sock)
+	defer c.Close()
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+	res, err := c.Deliver(ctx, f, req)
+	if err != nil || res[0].Status != delivery.Sent {
+		t.Fatalf("%+v %v", res, err)
+	}
+	// A request whose message lies outside the file is refused.
+	req.Size = 1 << 20
+	if _, err := c.Deliver(ctx, f, req); err == nil {
+		t.Error("a message outside the queue file was accepted")
+	}
+}
+
+func TestGreetingRefused(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.greeting = "554 5.7.1 go away"
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+	r := e.deliver(f, req)[0]
+	if r.Status != delivery.Deferred || !strings.Contains(r.Reason, "554 5.7.1 go away") {
+		t.Errorf("%+v", r)
+	}
+}
+
+func TestParseExtensions(t *testing.T) {
+	rep, err := smtp.ReadReply(bufio.NewReader(strings.NewReader(
+		"250-mx.b.test hello\r\n250-PIPELINING\r\n250-size 1000\r\n250-8BITMIME\r\n250-STARTTLS\r\n250-SMTPUTF8\r\n250 DSN\r\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := parseExtensions(rep)
+	want := extensions{esmtp: true, pipelining: true, size: true, maxSize: 1000, eightBit: true, starttls: true, smtputf8: true, dsn: true}
+	if ext != want {
+		t.Errorf("got %+v, want %+v", ext, want)
+	}
+	if x := xtext("a+b=c d\xc3"); x != "a+2Bb+3Dc+20d+C3" {
+		t.Errorf("xtext: %q", x)
+	}
+}
+
+// FuzzEHLOReply feeds the EHLO reply parser (smtp.ReadReply, whose own fuzz test is in
+// pkg/smtp, then parseExtensions) with anything a server could send.
+func FuzzEHLOReply(f *testing.F) {
+	for _, s := range []string{
+		"250-mx.b.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 8BITMIME\r\n",
+		"250 mx\r\n", "250-x\r\n250-SIZE\r\n250 SIZE -5\r\n", "250-x\r\n250-\r\n250  \r\n",
+		"250-x\r\n250-SIZE 99999999999999999999999\r\n250 STARTTLS extra\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rep, err := smtp.ReadReply(bufio.NewReader(bytes.NewReader(data)))
+		if err != nil {
+			return
+		}
+		ext := parseExtensions(rep)
+		if ext.maxSize < 0 || (ext.maxSize > 0 && !ext.size) {
+			t.Fatalf("bad SIZE: %+v", ext)
+		}
+	})
+}
