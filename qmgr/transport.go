@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"syscall"
 
 	"postern/pkg/delivery"
@@ -56,9 +55,9 @@ func (a *Agent) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Re
 		EnvID:      env.EnvID,
 		Ret:        env.Ret,
 	}
-	f, closeF := readOnly(qf)
-	defer closeF()
-	res, err := a.client.Deliver(ctx, f, req)
+	// The queue file's descriptor is read-only (queue.Open): the agent, which may run as
+	// another user, has no business writing the queue.
+	res, err := a.client.Deliver(ctx, qf.OSFile(), req)
 	if err != nil {
 		return nil, fmt.Errorf("%s delivery agent unavailable (%s)", a.Relay, shortError(err))
 	}
@@ -68,17 +67,6 @@ func (a *Agent) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Re
 		}
 	}
 	return res, nil
-}
-
-// readOnly returns a read-only descriptor of the queue file for the delivery agent,
-// which runs as another user and has no business writing the queue, and a function that
-// closes it. Where /proc is not mounted it falls back to the file's own descriptor.
-func readOnly(qf *queue.File) (*os.File, func()) {
-	f, err := os.Open("/proc/self/fd/" + strconv.Itoa(int(qf.OSFile().Fd())))
-	if err != nil {
-		return qf.OSFile(), func() {}
-	}
-	return f, func() { f.Close() }
 }
 
 // Unavailable is the Transport of a delivery agent that does not exist (yet): it

@@ -278,17 +278,21 @@ type File struct {
 	// Statuses is the status log in order of writing.
 	Statuses []Status
 
-	f       *os.File
+	f       *os.File // read-only
+	w       *os.File // writable, opened by the first Append
 	bodyOff int64
 	size    int64
 	// tail is the offset just past the last complete status record.
 	tail int64
 }
 
-// Open reads the queue file at path. The file stays open (read-write) until Close, so
-// that the message can be read and status records appended.
+// Open reads the queue file at path. The file stays open until Close, so that the message
+// can be read and status records appended. The descriptor OSFile returns is read-only,
+// so it can be handed to a delivery agent as it is; Append opens a writable one when a
+// status is first recorded, which most messages, delivered at the first attempt, never
+// need.
 func Open(path string) (*File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening queue file: %w", err)
 	}
@@ -368,9 +372,35 @@ func parseHeader(h []byte) (off, size int64, err error) {
 }
 
 // Close closes the file.
-func (qf *File) Close() error { return qf.f.Close() }
+func (qf *File) Close() error {
+	if qf.w != nil {
+		qf.w.Close()
+	}
+	return qf.f.Close()
+}
 
-// Fd returns the open file, for passing to a delivery agent.
+// writable returns a writable descriptor of the file, opening it on first use. It must
+// be the same file as the read-only one: a queue file renamed away and another put in
+// its place would otherwise receive records that are not its own.
+func (qf *File) writable() (*os.File, error) {
+	if qf.w != nil {
+		return qf.w, nil
+	}
+	w, err := os.OpenFile(qf.Path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	st1, err1 := qf.f.Stat()
+	st2, err2 := w.Stat()
+	if err1 != nil || err2 != nil || !os.SameFile(st1, st2) {
+		w.Close()
+		return nil, fmt.Errorf("%s is no longer the queue file that was opened", qf.Path)
+	}
+	qf.w = w
+	return w, nil
+}
+
+// OSFile returns the open file, read-only, for passing to a delivery agent.
 func (qf *File) OSFile() *os.File { return qf.f }
 
 // BodyOffset and BodySize locate the message within the file.
@@ -394,13 +424,17 @@ func (qf *File) Append(recs ...Status) error {
 		buf.WriteByte('\n')
 	}
 	// Write at the end of the last good record, overwriting a torn one if a crash left it.
-	if _, err := qf.f.WriteAt(buf.Bytes(), qf.tail); err != nil {
+	w, err := qf.writable()
+	if err != nil {
 		return fmt.Errorf("appending to queue file %s: %w", qf.Envelope.ID, err)
 	}
-	if err := qf.f.Truncate(qf.tail + int64(buf.Len())); err != nil {
+	if _, err := w.WriteAt(buf.Bytes(), qf.tail); err != nil {
 		return fmt.Errorf("appending to queue file %s: %w", qf.Envelope.ID, err)
 	}
-	if err := qf.f.Sync(); err != nil {
+	if err := w.Truncate(qf.tail + int64(buf.Len())); err != nil {
+		return fmt.Errorf("appending to queue file %s: %w", qf.Envelope.ID, err)
+	}
+	if err := w.Sync(); err != nil {
 		return fmt.Errorf("syncing queue file %s: %w", qf.Envelope.ID, err)
 	}
 	qf.tail += int64(buf.Len())
