@@ -264,12 +264,17 @@ func NewAgent(cfg *config.Config, res Resolver, log *slog.Logger) *Agent {
 		helo = cfg.Hostname
 	}
 	rc := cfg.Remote
+	var bind net.IP
+	if rc.BindAddress != "" {
+		bind = net.ParseIP(rc.BindAddress)
+	}
 	return &Agent{
 		Resolver: res,
 		Port:     rc.Port,
 		Log:      log,
 		dialer: &dialer{
 			helo:     helo,
+			bind:     bind,
 			timeouts: timeouts{connect: rc.ConnectTimeout.D(), command: rc.CommandTimeout.D(), data: rc.DataTimeout.D()},
 		},
 		pool: newPool(rc.DestinationConcurrency, rc.ConnectionCacheTime.D()),

@@ -132,6 +132,8 @@ func enhancedCode(r smtp.Reply) string {
 type dialer struct {
 	helo     string
 	timeouts timeouts
+	// bind is the local address to connect from; nil lets the kernel choose.
+	bind net.IP
 	// roots verifies server certificates; nil means the system's.
 	roots *x509.CertPool
 }
@@ -144,6 +146,9 @@ var errTLSFailed = errors.New("TLS handshake failed")
 // HELO), then STARTTLS and EHLO again when the server offers it and useTLS is set.
 func (d *dialer) dial(ctx context.Context, host, addr string, useTLS bool) (*session, error) {
 	nd := net.Dialer{Timeout: d.timeouts.connect}
+	if d.bind != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: d.bind}
+	}
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", relayName(host, addr), plainNetError(err))

@@ -132,6 +132,9 @@ type Remote struct {
 	Port int `toml:"port"`
 	// Helo is the name given in EHLO; empty means Hostname.
 	Helo string `toml:"helo"`
+	// BindAddress is the local IP address connections are made from; empty lets the
+	// kernel choose. It matters to SPF on a host with several addresses.
+	BindAddress string `toml:"bind_address"`
 	// ConnectTimeout bounds the TCP connection and the wait for the greeting;
 	// CommandTimeout each other command; DataTimeout the message and the reply to it.
 	ConnectTimeout Duration `toml:"connect_timeout"`
@@ -375,6 +378,9 @@ func (c *Config) validate(data []byte) error {
 	}
 	if strings.ContainsAny(c.Remote.Helo, " \t\r\n<>[]") {
 		return bad("remote.helo", "must be a host name")
+	}
+	if c.Remote.BindAddress != "" && net.ParseIP(c.Remote.BindAddress) == nil {
+		return bad("remote.bind_address", "%q is not an IP address", c.Remote.BindAddress)
 	}
 	if len(c.Remote.Resolvers) == 0 {
 		c.Remote.Resolvers = nil // "resolvers = []" is the default, as when absent
