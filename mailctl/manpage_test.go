@@ -177,6 +177,34 @@ func TestManPageMailctl(t *testing.T) {
 			}
 		}
 	}
+	// The other way round: every entry of COMMANDS names a command that exists.
+	known, groups := map[string]bool{}, map[string]bool{}
+	for _, c := range cmds {
+		known[c] = true
+		if g, _, ok := strings.Cut(c, " "); ok {
+			groups[g] = true
+		}
+	}
+	inCommands := false
+	for i, l := range page {
+		if strings.HasPrefix(l.text, ".SH") {
+			inCommands = plain(l.text) == "COMMANDS"
+		}
+		if !inCommands || !strings.HasPrefix(l.text, ".TP") || i+1 >= len(page) {
+			continue
+		}
+		f := strings.Fields(plain(page[i+1].text))
+		if len(f) == 0 || strings.HasPrefix(f[0], "-") {
+			continue // an option of the command above
+		}
+		name := f[0]
+		if groups[name] && len(f) > 1 {
+			name += " " + f[1]
+		}
+		if !known[name] {
+			t.Errorf("%s:%d documents `mailctl %s`, which mailctl --help does not list", mailctlPage, page[i+1].n, name)
+		}
+	}
 	var all strings.Builder
 	for _, l := range page {
 		all.WriteString(plain(l.text) + "\n")
