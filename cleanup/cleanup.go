@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern/pkg/auth"
+	"postern/pkg/dkim"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
@@ -25,6 +26,12 @@ type Cleanup struct {
 	Auth     *auth.Client
 	Qmgr     *ipc.Client
 	Log      *slog.Logger
+	// DKIM holds the signing keys of outbound mail (submissions and bounces); nil signs
+	// nothing.
+	DKIM *dkim.Keyring
+	// HideClient leaves the client's address and HELO name out of the Received header
+	// of authenticated submissions ([submission] hide_client).
+	HideClient bool
 
 	wake chan string
 }
@@ -59,20 +66,65 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 		}
 		return conn.Reply(nil, err)
 	}
-	_, cerr := io.Copy(w, newHeaderFixer(conn.StreamReader(), w, c.Hostname))
+	w.hideClient = c.HideClient && env.Submission
+	fixer := newHeaderFixer(conn.StreamReader(), w, c.Hostname)
+	if err := fixer.prepare(); err != nil {
+		w.Abort()
+		return fmt.Errorf("receiving message: %w", err)
+	}
+	// The header section is known: check the author of a submission, and start the
+	// DKIM signatures of outbound mail, computed as the message streams into the file.
+	refusal := c.checkAuthor(ctx, &env, fixer)
+	var signer *dkim.Signer
+	var dst io.Writer = w
+	switch {
+	case refusal != nil:
+		dst = io.Discard // read to the end all the same, to stay in step
+	case env.Submission || env.Bounce:
+		if signer = c.signer(fixer.section, w); signer != nil {
+			dst = io.MultiWriter(w, signer)
+		}
+	}
+	_, cerr := io.Copy(dst, fixer)
 	if cerr != nil {
 		// A broken stream is a broken connection: the client got no queue ID.
 		w.Abort()
+		if signer != nil {
+			signer.Abort()
+		}
 		return fmt.Errorf("receiving message: %w", cerr)
 	}
 	var end enqueue.End
 	if _, err := conn.Receive(&end); err != nil {
 		w.Abort()
+		if signer != nil {
+			signer.Abort()
+		}
 		return err
 	}
-	if !end.Complete {
+	if !end.Complete || refusal != nil {
 		w.Abort()
+		if signer != nil {
+			signer.Abort()
+		}
+		if refusal != nil {
+			c.Log.Info("refused", "id", w.env.ID, "from", "<"+env.From+">", "auth", env.AuthUser, "reason", refusal.Message)
+			return conn.Reply(nil, refusal)
+		}
 		return conn.Reply(nil, ipc.Errorf("aborted", "message discarded"))
+	}
+	if signer != nil {
+		// The signatures go in front of the message before the file is committed:
+		// nothing unsigned is ever acknowledged.
+		sigs, err := signer.Signatures()
+		if err == nil {
+			err = w.Prepend(sigs)
+		}
+		if err != nil {
+			w.Abort()
+			c.Log.Error("DKIM signing failed", "id", w.env.ID, "err", err)
+			return conn.Reply(nil, ipc.Errorf("temporary", "signing failed"))
+		}
 	}
 	if err := w.Commit(); err != nil {
 		c.Log.Error("queue file not written", "id", w.env.ID, "err", err)
@@ -80,7 +132,7 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	}
 	e := w.env
 	c.Log.Info("queued", "id", e.ID, "from", "<"+e.From+">", "size", w.Size(), "nrcpt", len(e.Recipients),
-		"client", e.ClientAddr, "auth", e.AuthUser, "bounce", e.Bounce)
+		"client", e.ClientAddr, "auth", e.AuthUser, "bounce", e.Bounce, "dkim", w.signedBy)
 	if err := conn.Reply(enqueue.Result{QueueID: e.ID, Size: w.Size()}, nil); err != nil {
 		// The client may never learn the queue ID, but the message is queued: it may
 		// be delivered twice if the client retries, never lost.
@@ -174,6 +226,8 @@ type queueWriter struct {
 	env        *queue.Envelope
 	submission bool
 	tls        string
+	hideClient bool
+	signedBy   string // the DKIM domain and selectors, for the log
 }
 
 // wakeup tells qmgr about a new file without holding up the client.
@@ -205,7 +259,7 @@ func (c *Cleanup) Wakeups(ctx context.Context) {
 // newHeaderFixer returns the message as it goes into the queue file: a Received header,
 // then, for submissions, Message-ID and Date if the client left them out, then the
 // message as received.
-func newHeaderFixer(r io.Reader, w *queueWriter, hostname string) io.Reader {
+func newHeaderFixer(r io.Reader, w *queueWriter, hostname string) *headerFixer {
 	return &headerFixer{r: r, w: w, hostname: hostname}
 }
 
@@ -219,11 +273,14 @@ type headerFixer struct {
 	hostname string
 	out      []byte // prepared bytes not yet returned
 	started  bool
+	// section is the header section the client sent (for submissions and bounces),
+	// without the empty line; complete says it was read to its end.
+	section  []byte
+	complete bool
 }
 
 func (h *headerFixer) Read(p []byte) (int, error) {
 	if !h.started {
-		h.started = true
 		if err := h.prepare(); err != nil {
 			return 0, err
 		}
@@ -236,9 +293,22 @@ func (h *headerFixer) Read(p []byte) (int, error) {
 	return h.r.Read(p)
 }
 
+// prepare reads the header section (for submissions and bounces) and makes the lines
+// that go in front of the message. Read calls it if the caller did not.
 func (h *headerFixer) prepare() error {
+	if h.started {
+		return nil
+	}
+	h.started = true
 	var head bytes.Buffer
-	head.WriteString(received(h.w.env, h.hostname, h.w.tls, time.Now()))
+	env := h.w.env
+	if h.w.hideClient {
+		// Privacy: the Received header of a submission names no client address.
+		anon := *env
+		anon.ClientAddr, anon.ClientName, anon.Helo = "", "", ""
+		env = &anon
+	}
+	head.WriteString(received(env, h.hostname, h.w.tls, time.Now()))
 	if !h.w.submission {
 		h.out = head.Bytes()
 		return nil
@@ -264,6 +334,7 @@ func (h *headerFixer) prepare() error {
 	if end >= 0 {
 		section = buf[:end]
 	}
+	h.section, h.complete = section, end >= 0 || len(buf) < maxHeaderScan
 	now := time.Now()
 	if !hasField(section, "Message-ID") {
 		// RFC 6409 §8.3: a submission server may add a missing Message-ID.

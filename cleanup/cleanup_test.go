@@ -21,6 +21,12 @@ import (
 // a fake qmgr that records wakeups.
 func start(t *testing.T) (*enqueue.Client, queue.Spool, chan string) {
 	t.Helper()
+	return startWith(t, nil)
+}
+
+// startWith is start with a chance to configure the Cleanup (outbound_test.go).
+func startWith(t *testing.T, configure func(c *Cleanup, dir string)) (*enqueue.Client, queue.Spool, chan string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "cleanup")
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +57,7 @@ func start(t *testing.T) (*enqueue.Client, queue.Spool, chan string) {
 		}
 		return auth.ResolveResult{Local: true}, nil
 	})
+	authd.Handle(auth.OpSendAs, fakeSendAs) // outbound_test.go
 	go authd.Serve(ctx, listen("auth"))
 	wakes := make(chan string, 10)
 	qmgr := &ipc.Server{Name: "fake-qmgr"}
@@ -70,6 +77,9 @@ func start(t *testing.T) (*enqueue.Client, queue.Spool, chan string) {
 		Auth:     auth.NewClient(filepath.Join(dir, "auth")),
 		Qmgr:     ipc.NewClient(filepath.Join(dir, "qmgr")),
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if configure != nil {
+		configure(c, dir)
 	}
 	srv := c.Server(nil)
 	go c.Wakeups(ctx)

@@ -4,7 +4,9 @@
 // <spool>/private/cleanup. cleanup expands the recipients through authd's aliases, writes
 // the queue file into incoming/ with a Received header in front (and, for submissions, a
 // Message-ID and Date where missing), fsyncs the file and the directory, answers with the
-// queue ID, and wakes qmgr. See cleanup(8).
+// queue ID, and wakes qmgr. An authenticated user's message must name one of the user's
+// addresses in From:; outbound mail (submissions, bounces) is DKIM-signed with the keys
+// in <data_dir>/dkim/<domain>/ as it streams into the queue file. See cleanup(8).
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/daemon"
+	"postern/pkg/dkim"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
 )
@@ -27,6 +30,10 @@ func main() {
 		Auth:     auth.NewClient(cfg.PrivateSocket("auth")),
 		Qmgr:     ipc.NewClient(cfg.PrivateSocket("qmgr")),
 		Log:      d.Log,
+		// Keys are read when first needed and again when a domain's key directory
+		// changes: `mailctl dkim generate` takes effect without a restart.
+		DKIM:       &dkim.Keyring{Dir: dkim.Dir(cfg.DataDir)},
+		HideClient: cfg.Submission.HideClient,
 	}
 	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr"))
 	go c.Wakeups(ctx)
