@@ -178,7 +178,7 @@ func TestBounceSignedInboundNot(t *testing.T) {
 func TestHeaderAddresses(t *testing.T) {
 	for _, c := range []struct {
 		section, want string
-		err       bool
+		err           bool
 	}{
 		{"From: a@b.test\r\n", "a@b.test", false},
 		{"from:\r\n \"Name, Folded\"\r\n\t<a@b.test>\r\nSubject: x\r\n", "a@b.test", false},
