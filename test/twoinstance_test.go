@@ -1,0 +1,343 @@
+package test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"postern/pkg/config"
+	"postern/pkg/resolver/resolvertest"
+)
+
+// Pair is two Postern instances that mail each other the way two domains on the
+// internet do: A serves a.test on 127.0.0.2, B serves b.test on 127.0.0.3, both on the
+// real ports (25, 587, 465 ...), and a fake authoritative DNS server on loopback, which
+// both instances' remote daemons use as their resolver, publishes their MX, A, SPF and
+// DMARC records. Tests add more records (DKIM keys ...) with DNS.Add.
+type Pair struct {
+	DNS  *resolvertest.Server
+	A, B *Instance
+	// Passwords of the accounts made by newPair and AddUser, by address.
+	Passwords map[string]string
+}
+
+// pairLock serializes two-instance tests across test processes: they all need ports 25,
+// 587 ... of 127.0.0.2 and 127.0.0.3.
+const pairLock = "/tmp/postern-twoinstance.lock"
+
+// newPair starts the DNS server and the two instances, with the domain a.test and the
+// account alice@a.test on A, and b.test with bob@b.test on B. It needs root, for the
+// real ports: without it the test is skipped, or fails when CI=true.
+func newPair(t *testing.T) *Pair {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the two-instance tests need root (ports 25, 587 ... on 127.0.0.2 and 127.0.0.3)")
+		}
+		t.Skip("the two-instance tests need root (ports 25, 587 ... on 127.0.0.2 and 127.0.0.3); skipping")
+	}
+	lock, err := os.OpenFile(pairLock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // after the instances stopped (cleanups run last-in first-out)
+
+	dns, err := resolvertest.Start("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dns.Close)
+	p := &Pair{DNS: dns, Passwords: map[string]string{}}
+	for _, d := range []struct{ domain, ip string }{{"a.test", "127.0.0.2"}, {"b.test", "127.0.0.3"}} {
+		if err := dns.Add(
+			d.domain+". 300 IN MX 10 mx."+d.domain+".",
+			"mx."+d.domain+". 300 IN A "+d.ip,
+			d.domain+". 300 IN TXT \"v=spf1 ip4:"+d.ip+" -all\"",
+			"_dmarc."+d.domain+". 300 IN TXT \"v=DMARC1; p=reject; adkim=s; aspf=s\"",
+		); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.A = p.newMember(t, "127.0.0.2", "a.test")
+	p.B = p.newMember(t, "127.0.0.3", "b.test")
+	p.AddUser(p.A, "alice@a.test")
+	p.AddUser(p.B, "bob@b.test")
+	return p
+}
+
+// newMember makes the instance of domain on ip: real ports, hostname mx.<domain>, the
+// fake DNS as resolver, connections out from ip.
+func (p *Pair) newMember(t *testing.T, ip, domain string) *Instance {
+	t.Helper()
+	in := newInstanceAt(t, ip, 0, func(in *Instance) {
+		b, err := os.ReadFile(in.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = regexp.MustCompile(`(?m)^hostname = .*$`).ReplaceAll(b, []byte(`hostname = "mx.`+domain+`"`))
+		if err := os.WriteFile(in.Config, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		in.SetConfig("remote", "resolvers", `["`+p.DNS.Addr+`"]`)
+		in.SetConfig("remote", "bind_address", `"`+ip+`"`)
+	})
+	in.Mailctl("", "domain", "add", domain)
+	return in
+}
+
+// AddUser creates an account on in with a fresh password, kept in p.Passwords.
+func (p *Pair) AddUser(in *Instance, addr string) string {
+	pass := fmt.Sprintf("pw-%s-%d", strings.ReplaceAll(addr, "@", "-"), time.Now().UnixNano()%100000)
+	in.Mailctl(pass+"\n", "user", "add", addr, "--password-stdin")
+	p.Passwords[addr] = pass
+	return pass
+}
+
+// newInstanceAt is NewInstance with a chosen port base (0: the real ports, as root) and
+// a function that edits the configuration before master starts.
+func newInstanceAt(t *testing.T, ip string, base int, setup func(*Instance)) *Instance {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "postern-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() {
+		if !t.Failed() || os.Getenv("POSTERN_KEEP") == "" {
+			os.RemoveAll(dir)
+		} else {
+			t.Logf("instance kept in %s", dir)
+		}
+	})
+	in := &Instance{t: t, Dir: dir, Config: filepath.Join(dir, "postern.toml"), IP: ip, PortBase: base}
+	deadline := time.Now().Add(30 * time.Second)
+	for !portsFree(ip, base) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ports of %s (base %d) are still in use after 30s", ip, base)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out := in.Mailctl("", "init", "--dev", "--listen", ip, "--port-base", strconv.Itoa(base))
+	m := regexp.MustCompile(`(?i)password:?\s+(\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no password in the output of init:\n%s", out)
+	}
+	in.Password = m[1]
+	if setup != nil {
+		setup(in)
+	}
+	in.Cfg, err = config.Load(in.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.LogPath = filepath.Join(dir, "master.log")
+	in.Start()
+	t.Cleanup(in.Stop)
+	return in
+}
+
+// Submit sends a message through in's submission port (587) as user: STARTTLS, then
+// AUTH PLAIN, the way a mail client does. body is the message without its envelope.
+func (p *Pair) Submit(t *testing.T, in *Instance, user, from string, to []string, body string) error {
+	t.Helper()
+	addr := net.JoinHostPort(in.IP, strconv.Itoa(in.PortBase+587))
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		return err
+	}
+	// The development instance's certificate is self-signed.
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		return fmt.Errorf("STARTTLS: %w", err)
+	}
+	if err := c.Auth(smtp.PlainAuth("", user, p.Passwords[user], in.IP)); err != nil {
+		return fmt.Errorf("AUTH: %w", err)
+	}
+	if err := c.Mail(from); err != nil {
+		return fmt.Errorf("MAIL: %w", err)
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r); err != nil {
+			return fmt.Errorf("RCPT %s: %w", r, err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(body)); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("end of DATA: %w", err)
+	}
+	return c.Quit()
+}
+
+// simpleMessage is a small message from from to to with a Message-ID of id.
+func simpleMessage(from, to, id, text string) string {
+	return "From: <" + from + ">\r\nTo: <" + to + ">\r\nSubject: " + id + "\r\nMessage-ID: <" + id + ">\r\n" +
+		"Date: " + time.Now().Format(time.RFC1123Z) + "\r\n\r\n" + text + "\r\n"
+}
+
+// findMessage returns the message in msgs whose Message-ID is id.
+func findMessage(msgs [][]byte, id string) []byte {
+	for _, m := range msgs {
+		if bytes.Contains(m, []byte("<"+id+">")) {
+			return m
+		}
+	}
+	return nil
+}
+
+func TestTwoInstances(t *testing.T) {
+	p := newPair(t)
+	A, B := p.A, p.B
+
+	t.Run("MXDelivery", func(t *testing.T) {
+		body := simpleMessage("alice@a.test", "bob@b.test", "mx@a.test", "Hello Bob, through the MX of b.test.\r\n.leading dot")
+		if err := p.Submit(t, A, "alice@a.test", "alice@a.test", []string{"bob@b.test"}, body); err != nil {
+			t.Fatal(err)
+		}
+		m := findMessage(B.WaitMessages("bob@b.test", 1, 20*time.Second), "mx@a.test")
+		if m == nil {
+			t.Fatal("bob's message is not the one sent")
+		}
+		for _, want := range []string{"Return-Path: <alice@a.test>", "Delivered-To: bob@b.test", "\r\n.leading dot\r\n", "from mx.a.test"} {
+			if !bytes.Contains(m, []byte(want)) {
+				t.Errorf("bob's copy lacks %q:\n%s", want, m)
+			}
+		}
+		// B saw the connection come from A's address, over TLS.
+		if !bytes.Contains(m, []byte("127.0.0.2")) {
+			t.Errorf("the Received header of B does not name 127.0.0.2:\n%s", m)
+		}
+		logA := A.Log()
+		if !regexp.MustCompile(`msg=delivery .*to=<bob@b.test> relay=mx.b.test\[127.0.0.3\]:25 .*status=sent`).MatchString(logA) {
+			t.Errorf("A's log has no delivery line for bob:\n%s", tail(logA, 40))
+		}
+		// Opportunistic TLS, certificate not verified (B's is self-signed), and said so.
+		if !regexp.MustCompile(`msg=connected daemon=remote .*relay=mx.b.test\[127.0.0.3\]:25 tls="TLS 1.3 .*verified=false`).MatchString(logA) {
+			t.Errorf("A's remote did not log the TLS state of its connection:\n%s", tail(logA, 40))
+		}
+	})
+
+	t.Run("RemoteRefusalBounces", func(t *testing.T) {
+		before := len(A.Messages("alice@a.test"))
+		body := simpleMessage("alice@a.test", "nobody@b.test", "bounce@a.test", "This one has nowhere to go.")
+		if err := p.Submit(t, A, "alice@a.test", "alice@a.test", []string{"nobody@b.test"}, body); err != nil {
+			t.Fatal(err)
+		}
+		msgs := A.WaitMessages("alice@a.test", before+1, 20*time.Second)
+		time.Sleep(time.Second) // a second notification would be here by now
+		if n := len(A.Messages("alice@a.test")); n != before+1 {
+			t.Fatalf("alice got %d notifications, want 1", n-before)
+		}
+		var dsn []byte
+		for _, m := range msgs {
+			if bytes.Contains(m, []byte("multipart/report")) {
+				dsn = m
+			}
+		}
+		if dsn == nil {
+			t.Fatalf("alice got no delivery status notification:\n%s", msgs[len(msgs)-1])
+		}
+		for _, re := range []string{
+			// RFC 6533's global-delivery-status when the message was an SMTPUTF8 one (Go's
+			// client asks for SMTPUTF8 whenever the server offers it).
+			`(?i)Content-Type: multipart/report;\s*report-type=(global-)?delivery-status`,
+			`Final-Recipient: rfc822; ?nobody@b.test`,
+			`Action: failed`,
+			`Status: 5\.1\.1`,
+			`Remote-MTA: dns; ?mx.b.test\r\n`,
+			`Diagnostic-Code: smtp; ?550 5\.1\.1 <nobody@b.test>: Recipient address rejected`,
+			`Return-Path: <>`,
+			`Subject: bounce@a.test|Message-ID: <bounce@a.test>`,
+		} {
+			if !regexp.MustCompile(re).Match(dsn) {
+				t.Errorf("the notification does not match %s:\n%s", re, dsn)
+			}
+		}
+	})
+
+	t.Run("DeferredWhileBIsDown", func(t *testing.T) {
+		B.Stop()
+		body := simpleMessage("alice@a.test", "bob@b.test", "later@a.test", "Sent while b.test was down.")
+		if err := p.Submit(t, A, "alice@a.test", "alice@a.test", []string{"bob@b.test"}, body); err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		A.WaitFor("the message in deferred/", 20*time.Second, func() bool {
+			entries, _ := os.ReadDir(filepath.Join(A.Cfg.SpoolDir, "deferred"))
+			if len(entries) == 1 {
+				id = entries[0].Name()
+			}
+			return id != ""
+		})
+		out := A.Mailctl("", "queue", "list")
+		if !strings.Contains(out, id) || !strings.Contains(out, "bob@b.test") || !strings.Contains(out, "connection refused") {
+			t.Errorf("queue list does not say why %s waits:\n%s", id, out)
+		}
+		before := len(B.Messages("bob@b.test"))
+		B.Start()
+		A.Mailctl("", "queue", "flush")
+		m := findMessage(B.WaitMessages("bob@b.test", before+1, 20*time.Second), "later@a.test")
+		if m == nil {
+			t.Fatal("the deferred message did not reach bob")
+		}
+		A.WaitFor("the queue to empty", 10*time.Second, func() bool {
+			entries, _ := os.ReadDir(filepath.Join(A.Cfg.SpoolDir, "deferred"))
+			return len(entries) == 0
+		})
+	})
+
+	t.Run("AliasForwardsToOtherDomain", func(t *testing.T) {
+		A.Mailctl("", "alias", "add", "fwd@a.test", "bob@b.test")
+		before := len(B.Messages("bob@b.test"))
+		// From the internet to A's MX: no AUTH needed for A's own domain.
+		c, err := smtp.Dial(A.SMTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		body := simpleMessage("carol@c.test", "fwd@a.test", "alias@c.test", "For fwd@a.test, which forwards to b.test.")
+		if err := c.Mail("carol@c.test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt("fwd@a.test"); err != nil {
+			t.Fatal(err)
+		}
+		w, err := c.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(body))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.Quit()
+		m := findMessage(B.WaitMessages("bob@b.test", before+1, 20*time.Second), "alias@c.test")
+		if m == nil {
+			t.Fatal("the forwarded message did not reach bob")
+		}
+		if !bytes.Contains(m, []byte("Delivered-To: bob@b.test")) || !bytes.Contains(m, []byte("Return-Path: <carol@c.test>")) {
+			t.Errorf("forwarded copy:\n%s", m)
+		}
+	})
+}
