@@ -35,6 +35,9 @@ type options struct {
 	portBase      int
 	quota         string
 	passwordStdin bool
+	selector      string
+	algorithm     string
+	dmarc         string
 }
 
 // group returns the first word of a two-word command, or "".
@@ -287,5 +290,42 @@ delivered (active/), "!" one on hold (hold/), "#" one set aside as corrupt (corr
 		name: "queue delete", args: "ID...", minArgs: 1, maxArgs: -1,
 		summary: "delete messages from the queue without delivering or bouncing them",
 		run:     runQueueDelete,
+	},
+	{
+		name: "dkim generate", args: "DOMAIN [--selector S] [--algorithm ed25519|rsa]", minArgs: 1, maxArgs: 1,
+		summary: "make a DKIM signing key for a domain",
+		detail: `
+Makes a new key pair in data_dir/dkim/DOMAIN/: SELECTOR.key (the private key, mode 0600,
+given to cleanup's user when run as root) and SELECTOR.pub, and prints the TXT record
+to publish. cleanup signs the mail of authenticated users and the bounces whose From:
+is in DOMAIN (or a subdomain) with every key of the domain, from the next message on;
+no restart is needed. An existing selector is never overwritten. ed25519 (RFC 8463) is
+the default; rsa makes a 2048-bit RSA key, which every verifier understands: publish
+both for the widest reach. The selector defaults to the algorithm and the month, such
+as ed202611. The key is written offline, without a running daemon.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.selector, "selector", "", "the key's `SELECTOR`, one DNS label (default: ed or rsa and the year and month)")
+			fs.StringVar(&o.algorithm, "algorithm", "ed25519", "the key type, `ed25519 or rsa` (2048 bits)")
+		},
+		run: runDKIMGenerate,
+	},
+	{
+		name: "dkim list", args: "[DOMAIN]", maxArgs: 1,
+		summary: "list the DKIM keys, of every domain or of one",
+		run:     runDKIMList,
+	},
+	{
+		name: "dns records", args: "DOMAIN [--dmarc POLICY]", minArgs: 1, maxArgs: 1,
+		summary: "print the DNS records a domain needs, as zone-file lines",
+		detail: `
+Prints every record the domain needs for mail served by this host (hostname in
+postern.toml): MX, SPF, the DKIM keys of the domain, DMARC, MTA-STS and TLS-RPT, the SRV
+records mail clients look up (RFC 6186, RFC 8314) and the autoconfig and autodiscover
+names. Long TXT records are split into strings of 255 octets. The ports of the SRV
+records are those the configuration listens on. Nothing is changed.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.dmarc, "dmarc", "quarantine", "the DMARC `POLICY`: none, quarantine or reject")
+		},
+		run: runDNSRecords,
 	},
 }

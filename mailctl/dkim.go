@@ -1,0 +1,256 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"postern/pkg/config"
+	"postern/pkg/control"
+	"postern/pkg/dkim"
+)
+
+// DKIM keys are made offline: `mailctl dkim generate` writes a new file under
+// <data_dir>/dkim/<domain>/ and nothing else. That is safe without a daemon in between:
+// no daemon owns that directory's list of files the way authd owns users.db; cleanup
+// only reads the keys, sees a new one by the directory's modification time, and the
+// file appears whole (written aside, fsynced, then linked into place) and is never
+// overwritten. As root the files are given to cleanup's user, the one that signs.
+
+func runDKIMGenerate(a *app, o *options, args []string) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	domain, err := dkim.CanonicalDomain(args[0])
+	if err != nil {
+		return usagef("%v", err)
+	}
+	alg := o.algorithm
+	if alg == "" {
+		alg = dkim.Ed25519
+	}
+	if alg != dkim.Ed25519 && alg != dkim.RSA {
+		return usagef("--algorithm %q: want ed25519 or rsa", alg)
+	}
+	sel := o.selector
+	if sel == "" {
+		// The algorithm and the month: a new key later gets a new name.
+		short := "ed"
+		if alg == dkim.RSA {
+			short = "rsa"
+		}
+		sel = short + time.Now().UTC().Format("200601")
+	}
+	if err := dkim.CheckSelector(sel); err != nil {
+		return usagef("--selector: %v", err)
+	}
+	if known, err := a.ourDomain(cfg, domain); err == nil && !known {
+		fmt.Fprintf(a.stderr, "mailctl dkim generate: warning: %s is not one of Postern's domains (mailctl domain add %s); cleanup signs only the mail of users who may send as it\n", domain, domain)
+	}
+	uid, gid := -1, -1
+	if a.root {
+		if uid, gid, err = ids(cfg.Service("cleanup").User); err != nil {
+			return err
+		}
+	}
+	k, err := dkim.Generate(dkim.Dir(cfg.DataDir), domain, sel, alg, uid, gid)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Created the %s key %s for %s in %s.\nPublish this record, then mail from %s is signed with it:\n\n", alg, sel, domain, dkim.Dir(cfg.DataDir), domain)
+	return writeKeyRecord(a.stdout, k)
+}
+
+// ourDomain asks authd whether domain is one of ours; an error when it cannot tell.
+func (a *app) ourDomain(cfg *config.Config, domain string) (bool, error) {
+	var res control.DomainListResult
+	if err := a.call(cfg, "authd", control.DomainList, nil, &res); err != nil {
+		return false, err
+	}
+	for _, d := range res.Domains {
+		if d.Name == domain {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func runDKIMList(a *app, o *options, args []string) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	dir := dkim.Dir(cfg.DataDir)
+	domains, err := dkim.Domains(dir)
+	if err != nil {
+		return err
+	}
+	if len(args) == 1 {
+		d, err := dkim.CanonicalDomain(args[0])
+		if err != nil {
+			return usagef("%v", err)
+		}
+		domains = []string{d}
+	}
+	w := a.stdout
+	n := 0
+	for _, d := range domains {
+		keys, err := dkim.Load(dir, d, false)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if n == 0 {
+				fmt.Fprintf(w, "%-30s %-16s %-8s %s\n", "DOMAIN", "SELECTOR", "TYPE", "CREATED")
+			}
+			n++
+			fmt.Fprintf(w, "%-30s %-16s %-8s %s\n", k.Domain, k.Selector, k.Algorithm, k.Created.UTC().Format("2006-01-02 15:04"))
+		}
+	}
+	if n == 0 {
+		fmt.Fprintf(a.stderr, "no DKIM keys in %s (mailctl dkim generate DOMAIN makes one)\n", dir)
+	}
+	return nil
+}
+
+// ttl is the time to live of the records printed.
+const ttl = 3600
+
+// zoneLine writes one resource record in zone-file syntax, names absolute.
+func zoneLine(w io.Writer, name, typ, data string) {
+	fmt.Fprintf(w, "%-40s %d IN %-5s %s\n", name+".", ttl, typ, data)
+}
+
+// quoteTXT renders TXT data as zone-file character-strings, split at 255 octets.
+func quoteTXT(s string) string {
+	parts := dkim.SplitTXT(s)
+	for i, p := range parts {
+		parts[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "( " + strings.Join(parts, "\n"+strings.Repeat(" ", 53)) + " )"
+}
+
+func writeKeyRecord(w io.Writer, k *dkim.Key) error {
+	rec, err := k.Record()
+	if err != nil {
+		return err
+	}
+	zoneLine(w, k.RecordName(), "TXT", quoteTXT(rec))
+	return nil
+}
+
+// listenPort returns the port of a listener in the configuration, or def.
+func listenPort(cfg *config.Config, service, listener string, def int) int {
+	if s := cfg.Service(service); s != nil {
+		if _, p, err := net.SplitHostPort(s.Listen[listener]); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				return n
+			}
+		}
+	}
+	return def
+}
+
+// publicIPs are the addresses smtpd listens on, when they are specific ones that the
+// world can reach (not 0.0.0.0, loopback or private).
+func publicIPs(cfg *config.Config) []net.IP {
+	var out []net.IP
+	if s := cfg.Service("smtpd"); s != nil {
+		host, _, err := net.SplitHostPort(s.Listen["smtp"])
+		if ip := net.ParseIP(host); err == nil && ip != nil && ip.IsGlobalUnicast() && !ip.IsPrivate() {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func runDNSRecords(a *app, o *options, args []string) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	domain, err := dkim.CanonicalDomain(args[0])
+	if err != nil {
+		return usagef("%v", err)
+	}
+	dmarc := o.dmarc
+	if dmarc == "" {
+		dmarc = "quarantine"
+	}
+	if dmarc != "none" && dmarc != "quarantine" && dmarc != "reject" {
+		return usagef("--dmarc %q: want none, quarantine or reject", dmarc)
+	}
+	host := strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".")
+	keys, err := dkim.Load(dkim.Dir(cfg.DataDir), domain, false)
+	if err != nil {
+		return err
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "; DNS records for %s, served by %s (mailctl dns records %s)\n", domain, host, domain)
+
+	fmt.Fprintf(w, "\n; Mail for the domain goes to this host (RFC 5321 §5.1); the host needs an A\n; (and AAAA) record, and its address a PTR record giving %s back.\n", host)
+	zoneLine(w, domain, "MX", "10 "+host+".")
+	spf := "v=spf1 mx -all"
+	for _, ip := range publicIPs(cfg) {
+		if ip.To4() != nil {
+			zoneLine(w, host, "A", ip.String())
+			spf = "v=spf1 ip4:" + ip.String() + " mx -all"
+		} else {
+			zoneLine(w, host, "AAAA", ip.String())
+			spf = "v=spf1 ip6:" + ip.String() + " mx -all"
+		}
+	}
+
+	fmt.Fprintf(w, "\n; SPF (RFC 7208): only the MX hosts send mail for the domain.\n")
+	zoneLine(w, domain, "TXT", quoteTXT(spf))
+
+	fmt.Fprintf(w, "\n; DKIM (RFC 6376, RFC 8463): the public half of every key of the domain.\n")
+	if len(keys) == 0 {
+		fmt.Fprintf(w, "; none yet: mailctl dkim generate %s\n", domain)
+	}
+	for _, k := range keys {
+		if err := writeKeyRecord(w, k); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(w, "\n; DMARC (RFC 7489): what receivers do with mail that fails SPF and DKIM, and\n; where they send their aggregate reports.\n")
+	zoneLine(w, "_dmarc."+domain, "TXT", quoteTXT("v=DMARC1; p="+dmarc+"; rua=mailto:postmaster@"+domain+"; adkim=r; aspf=r"))
+
+	// The MTA-STS policy id changes when the policy does (RFC 8461 §3.1).
+	policy := "version: STSv1\nmode: testing\nmx: " + host + "\nmax_age: 604800\n"
+	sum := sha256.Sum256([]byte(policy))
+	fmt.Fprintf(w, "\n; MTA-STS (RFC 8461): senders should use TLS to %s. The policy is served at\n; https://mta-sts.%s/.well-known/mta-sts.txt, and reads:\n", host, domain)
+	for _, l := range strings.Split(strings.TrimSpace(policy), "\n") {
+		fmt.Fprintf(w, ";   %s\n", l)
+	}
+	zoneLine(w, "_mta-sts."+domain, "TXT", quoteTXT("v=STSv1; id="+hex.EncodeToString(sum[:8])))
+	zoneLine(w, "mta-sts."+domain, "CNAME", host+".")
+	fmt.Fprintf(w, "; TLS reporting (RFC 8460): where senders report TLS failures.\n")
+	zoneLine(w, "_smtp._tls."+domain, "TXT", quoteTXT("v=TLSRPTv1; rua=mailto:postmaster@"+domain))
+
+	fmt.Fprintf(w, "\n; Mail clients find their servers (RFC 6186, RFC 8314 §5.1): submission with\n; implicit TLS is preferred (priority 0) over STARTTLS; POP3 is not offered (\".\").\n")
+	srv := func(service string, prio, port int) {
+		zoneLine(w, service+"._tcp."+domain, "SRV", fmt.Sprintf("%d 1 %d %s.", prio, port, host))
+	}
+	srv("_submissions", 0, listenPort(cfg, "smtpd", "submissions", 465))
+	srv("_submission", 10, listenPort(cfg, "smtpd", "submission", 587))
+	srv("_imaps", 0, listenPort(cfg, "imapd", "imaps", 993))
+	srv("_imap", 10, listenPort(cfg, "imapd", "imap", 143))
+	zoneLine(w, "_pop3s._tcp."+domain, "SRV", "0 0 0 .")
+	zoneLine(w, "_pop3._tcp."+domain, "SRV", "0 0 0 .")
+	fmt.Fprintf(w, "; Thunderbird's autoconfig and Outlook's autodiscover look here.\n")
+	zoneLine(w, "autoconfig."+domain, "CNAME", host+".")
+	zoneLine(w, "autodiscover."+domain, "CNAME", host+".")
+	zoneLine(w, "_autodiscover._tcp."+domain, "SRV", fmt.Sprintf("0 1 %d %s.", listenPort(cfg, "httpd", "https", 443), host))
+	return nil
+}
