@@ -1,0 +1,455 @@
+package mime
+
+import (
+	"bytes"
+	"io"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/transform"
+)
+
+// Case-insensitive matching (RFC 3501 §6.4.4: "case-insensitive substring match") folds
+// both sides rune by rune to lower(upper(r)), which equates the members of the usual
+// Unicode simple case-folding orbits (k K, ß, σ ς Σ, ...). The fast path for needles in
+// ASCII compares ASCII letters only, so it does not see the rare non-ASCII letters that
+// fold to ASCII ones (KELVIN SIGN, LONG S).
+
+// foldRune returns the folded form of r.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}
+	return unicode.ToLower(unicode.ToUpper(r))
+}
+
+// Fold appends the folded form of the UTF-8 text src to dst, as ExtractText stores text
+// and as Matcher.MatchFolded expects it. Octets that are not UTF-8 are copied as is.
+func Fold(dst, src []byte) []byte { return appendFold(dst, src) }
+
+func appendFold(dst, src []byte) []byte {
+	for i := 0; i < len(src); {
+		c := src[i]
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && n <= 1 {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		dst = utf8.AppendRune(dst, foldRune(r))
+		i += n
+	}
+	return dst
+}
+
+// Matcher finds one SEARCH string in text, case-insensitively. It is safe for concurrent
+// use.
+type Matcher struct {
+	needle []byte // folded
+	ascii  bool
+	anchor int  // index in needle of the octet looked for first (the rarest)
+	lo, up byte // that octet in both cases (equal when it is not a letter)
+}
+
+// NewMatcher prepares s, in UTF-8 (the server converts from the SEARCH CHARSET first).
+func NewMatcher(s string) *Matcher {
+	m := &Matcher{needle: appendFold(nil, []byte(s))}
+	m.ascii = isASCIIBytes(m.needle)
+	if m.ascii && len(m.needle) > 0 {
+		best := 0
+		for i, c := range m.needle {
+			if byteFreq[c] < byteFreq[m.needle[best]] {
+				best = i
+			}
+		}
+		m.anchor = best
+		m.lo = m.needle[best]
+		m.up = m.lo
+		if 'a' <= m.lo && m.lo <= 'z' {
+			m.up = m.lo - ('a' - 'A')
+		}
+	}
+	return m
+}
+
+// byteFreq ranks octets by how often they occur in mail text (English letter frequency),
+// so that the ASCII search looks first for the rarest octet of the needle.
+var byteFreq = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = 30
+	}
+	const order = "etaoinsrhldcumfpgwybvkxjqz" // most to least frequent
+	for i := 0; i < len(order); i++ {
+		t[order[i]] = uint8(200 - 7*i)
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = 60
+	}
+	t[' '], t['\n'], t['\r'], t['='], t['-'], t['.'], t[','] = 255, 250, 250, 120, 100, 110, 90
+	return t
+}()
+
+// Match reports whether text, UTF-8 in any case, contains the string. An empty string
+// matches everything.
+func (m *Matcher) Match(text []byte) bool {
+	if len(m.needle) == 0 {
+		return true
+	}
+	if m.ascii {
+		return m.indexASCII(text)
+	}
+	bp := foldPool.Get().(*[]byte)
+	f := appendFold((*bp)[:0], text)
+	ok := bytes.Contains(f, m.needle)
+	*bp = f
+	foldPool.Put(bp)
+	return ok
+}
+
+// MatchFolded reports whether text, already folded (Fold, Text), contains the string.
+func (m *Matcher) MatchFolded(text []byte) bool { return bytes.Contains(text, m.needle) }
+
+var foldPool = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
+
+// indexASCII finds the ASCII needle in h, ignoring the case of ASCII letters, by looking
+// for the rarest octet of the needle with bytes.IndexByte (vectorised) in both cases.
+func (m *Matcher) indexASCII(h []byte) bool {
+	n, k := m.needle, m.anchor
+	last := len(h) - len(n) + k // the last position where the anchor can be
+	if last < k {
+		return false
+	}
+	nextLo, nextUp := -1, -1
+	if m.lo == m.up {
+		nextUp = len(h)
+	}
+	for i := k; i <= last; {
+		if nextLo < i {
+			j := bytes.IndexByte(h[i:last+1], m.lo)
+			if j < 0 {
+				nextLo = len(h)
+			} else {
+				nextLo = i + j
+			}
+		}
+		if nextUp < i {
+			j := bytes.IndexByte(h[i:last+1], m.up)
+			if j < 0 {
+				nextUp = len(h)
+			} else {
+				nextUp = i + j
+			}
+		}
+		p := min(nextLo, nextUp)
+		if p > last {
+			return false
+		}
+		if equalFoldASCII(h[p-k:p-k+len(n)], n) {
+			return true
+		}
+		i = p + 1
+	}
+	return false
+}
+
+// equalFoldASCII reports whether a equals the folded ASCII b, ignoring the case of a's
+// ASCII letters.
+func equalFoldASCII(a, b []byte) bool {
+	for i, c := range a {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// The segments of a message that SEARCH looks at.
+type segKind int
+
+const (
+	segTopHeader  segKind = iota // the message's own header (TEXT only)
+	segMIMEHeader                // the header of a body part (TEXT only)
+	segMsgHeader                 // the header of an encapsulated message (BODY and TEXT)
+	segBody                      // the decoded body of a text/* part (BODY and TEXT)
+)
+
+// segments calls fn for each segment of p in order until fn returns false or an error.
+func segments(p *Part, isMsg, top bool, fn func(segKind, *Part) (bool, error)) (bool, error) {
+	kind := segMIMEHeader
+	switch {
+	case top:
+		kind = segTopHeader
+	case isMsg:
+		kind = segMsgHeader
+	}
+	if more, err := fn(kind, p); !more || err != nil {
+		return more, err
+	}
+	switch {
+	case p.Message != nil:
+		return segments(p.Message, true, false, fn)
+	case p.IsMultipart():
+		for _, c := range p.Parts {
+			if more, err := segments(c, false, false, fn); !more || err != nil {
+				return more, err
+			}
+		}
+	case p.IsText():
+		return fn(segBody, p)
+	}
+	return true, nil
+}
+
+// Contains reports whether the message contains mt's string, for SEARCH TEXT (text set:
+// the header and the body) or SEARCH BODY (RFC 3501 §6.4.4). The body is the decoded text
+// of its text/* parts, transfer encoding undone and charset converted to UTF-8, plus the
+// headers of encapsulated messages; TEXT adds the header of the message and those of the
+// body parts. Header values are searched with their encoded-words decoded. Parts in
+// 7bit/8bit US-ASCII or UTF-8 are searched in the file's own bytes, read in 32 KiB chunks.
+func (m *Message) Contains(mt *Matcher, text bool) (bool, error) {
+	if len(mt.needle) == 0 {
+		return true, nil
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	found := false
+	_, err := segments(m.Root, true, true, func(k segKind, p *Part) (bool, error) {
+		switch k {
+		case segTopHeader, segMIMEHeader:
+			if text && (headerMatch(&p.Header, "", mt, buf) || paramsMatch(p, mt)) {
+				found = true
+			}
+		case segMsgHeader:
+			found = headerMatch(&p.Header, "", mt, buf)
+		case segBody:
+			ok, err := m.bodyMatch(p, mt, buf)
+			if err != nil {
+				return false, err
+			}
+			found = ok
+		}
+		return !found, nil
+	})
+	return found, err
+}
+
+// HeaderContains reports whether a field of the message's header named name
+// (case-insensitive) contains mt's string in its decoded value, for SEARCH HEADER, FROM,
+// TO, CC, BCC and SUBJECT (RFC 3501 §6.4.4). An empty string matches every message that
+// has the field.
+func (m *Message) HeaderContains(name string, mt *Matcher) bool {
+	buf := getBuf()
+	defer putBuf(buf)
+	return headerMatch(&m.Root.Header, name, mt, buf)
+}
+
+// headerMatch searches the fields named name (all fields, names included, when name is
+// "") of h.
+func headerMatch(h *Header, name string, mt *Matcher, scratch []byte) bool {
+	for _, f := range h.fields {
+		fname := h.data[f.name:f.nameEnd]
+		if name != "" && !equalFoldString(fname, name) {
+			continue
+		}
+		if len(mt.needle) == 0 {
+			return true
+		}
+		if name == "" && mt.Match(fname) {
+			return true
+		}
+		v := h.data[f.val:f.end]
+		if bytes.Contains(v, []byte("=?")) || !utf8.Valid(v) {
+			v = appendDecodedHeader(scratch[:0], v)
+		}
+		if mt.Match(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// paramsMatch searches the decoded parameters of p, where RFC 2231 file names are
+// readable.
+func paramsMatch(p *Part, mt *Matcher) bool {
+	for _, ps := range [][]Param{p.Params, p.DispositionParams} {
+		for _, q := range ps {
+			if mt.Match([]byte(q.Value)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// bodyReader returns a reader of the decoded UTF-8 text of the body of p. An unknown
+// transfer encoding or charset is read as is.
+func (m *Message) bodyReader(p *Part) (r io.Reader, raw bool) {
+	src := io.NewSectionReader(m.r, p.BodyRange.Offset, p.BodyRange.Len)
+	r, raw = src, true
+	if !identityEncoding(p.Encoding) {
+		if d, err := NewDecoder(src, p.Encoding); err == nil {
+			r, raw = d, false
+		}
+	}
+	if enc := lookupCharset(p.Charset()); enc != nil {
+		r, raw = transform.NewReader(r, enc.NewDecoder()), false
+	}
+	return r, raw
+}
+
+// bodyMatch searches the decoded body of the text part p, in chunks that overlap by
+// enough octets for a match across two chunks.
+func (m *Message) bodyMatch(p *Part, mt *Matcher, buf []byte) (bool, error) {
+	r, _ := m.bodyReader(p)
+	overlap := min(3*len(mt.needle)+4, len(buf)/2)
+	keep := 0
+	for {
+		n, err := io.ReadFull(r, buf[keep:])
+		data := buf[:keep+n]
+		if mt.Match(data) {
+			return true, nil
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		keep = min(overlap, len(data))
+		copy(buf, data[len(data)-keep:])
+	}
+}
+
+// Text is the searchable text of a message, extracted once by ExtractText so that a
+// server can keep it (in memory or an index) and answer SEARCH BODY and TEXT from it.
+// Both parts are folded (see Fold): search them with Matcher.MatchFolded.
+type Text struct {
+	// Header holds the message's header and the headers of its body parts, one field
+	// per line ("name: decoded value\n").
+	Header []byte
+	// Body holds the decoded text of the text/* parts and the headers of encapsulated
+	// messages.
+	Body []byte
+	// Truncated is set when the text was longer than the limit given to ExtractText
+	// and was cut: search the message itself (Contains) when nothing matches.
+	Truncated bool
+}
+
+// Contains reports whether the text contains mt's string, with the rules of
+// Message.Contains.
+func (t *Text) Contains(mt *Matcher, text bool) bool {
+	return text && mt.MatchFolded(t.Header) || mt.MatchFolded(t.Body)
+}
+
+// ExtractText returns the searchable text of the message, at most limit octets of it
+// (limit <= 0: no limit).
+func (m *Message) ExtractText(limit int) (*Text, error) {
+	t := &Text{}
+	buf := getBuf()
+	defer putBuf(buf)
+	room := func() int {
+		if limit <= 0 {
+			return int(^uint(0) >> 1)
+		}
+		return limit - len(t.Header) - len(t.Body)
+	}
+	_, err := segments(m.Root, true, true, func(k segKind, p *Part) (bool, error) {
+		switch k {
+		case segTopHeader, segMIMEHeader, segMsgHeader:
+			dst := &t.Header
+			if k == segMsgHeader {
+				dst = &t.Body
+			}
+			h := &p.Header
+			for _, f := range h.fields {
+				line := append(buf[:0], h.data[f.name:f.nameEnd]...)
+				line = append(line, ':', ' ')
+				line = appendDecodedHeader(line, h.data[f.val:f.end])
+				line = append(line, '\n')
+				if len(line) > room() {
+					t.Truncated = true
+					return false, nil
+				}
+				*dst = appendFold(*dst, line)
+			}
+			if k != segMsgHeader {
+				// The decoded parameters, where RFC 2231 file names are readable.
+				for _, ps := range [][]Param{p.Params, p.DispositionParams} {
+					for _, q := range ps {
+						if len(q.Value)+1 > room() {
+							t.Truncated = true
+							return false, nil
+						}
+						t.Header = appendFold(t.Header, []byte(q.Value))
+						t.Header = append(t.Header, '\n')
+					}
+				}
+			}
+		case segBody:
+			r, _ := m.bodyReader(p)
+			keep := 0
+			for {
+				n, err := r.Read(buf[keep:])
+				data := buf[:keep+n]
+				// Hold back a rune cut by the end of the chunk.
+				keep = 0
+				if err == nil {
+					keep = incompleteRune(data)
+				}
+				chunk := data[:len(data)-keep]
+				if len(chunk) > room() {
+					t.Body = appendFold(t.Body, chunk[:max(room(), 0)])
+					t.Truncated = true
+					return false, nil
+				}
+				t.Body = appendFold(t.Body, chunk)
+				copy(buf, data[len(data)-keep:])
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return false, err
+				}
+			}
+			t.Body = append(t.Body, '\n')
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// incompleteRune returns how many octets at the end of b begin a UTF-8 sequence that b
+// does not complete.
+func incompleteRune(b []byte) int {
+	for i := 1; i <= 3 && i <= len(b); i++ {
+		c := b[len(b)-i]
+		if c < utf8.RuneSelf {
+			return 0
+		}
+		if utf8.RuneStart(c) {
+			if utf8.FullRune(b[len(b)-i:]) {
+				return 0
+			}
+			return i
+		}
+	}
+	return 0
+}
