@@ -4,7 +4,7 @@ GO      ?= go
 DAEMONS := $(patsubst %/main.go,%,$(wildcard */main.go))
 RUN     ?= run
 
-.PHONY: all build test test-short run clean fmt vet bench-smtp
+.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay
 
 all: build
 
@@ -35,6 +35,10 @@ run: build
 
 bench-smtp: build
 	bench/smtp/run.sh
+
+# Outbound: submission on one instance -> remote -> MX -> Maildir on another (bench/relay).
+bench-relay: build
+	$(GO) run ./bench/relay -n 2000 -size 4096
 
 clean:
 	rm -rf bin
