@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"postern/pkg/config"
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
@@ -31,8 +33,9 @@ const (
 
 // Resolver is what remote asks the DNS. *resolver.Resolver implements it.
 type Resolver interface {
-	LookupMX(ctx context.Context, domain string) ([]resolver.MX, error)
+	LookupMXSecure(ctx context.Context, domain string) ([]resolver.MX, bool, error)
 	LookupIP(ctx context.Context, host string) ([]net.IP, error)
+	LookupTLSA(ctx context.Context, host string, port int) ([]*dns.TLSA, bool, error)
 }
 
 // Agent is the remote delivery agent.
@@ -40,7 +43,9 @@ type Agent struct {
 	// Resolver finds mail servers; Port is the port they listen on (25).
 	Resolver Resolver
 	Port     int
-	Log      *slog.Logger
+	// DANE makes TLSA records validated by DNSSEC binding (RFC 7672).
+	DANE bool
+	Log  *slog.Logger
 
 	dialer *dialer
 	pool   *pool
@@ -169,6 +174,7 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 	next := 0                  // the next target to dial
 	noTLS := map[string]bool{} // addresses whose TLS handshake failed
 	var lastErr error          // why the last connection failed
+	lastCode := "4.4.1"        // and its status: RFC 3463 X.4.1, no answer from host
 	for len(pending) > 0 {
 		s, fresh := a.pool.take(domain), false
 		if s == nil {
@@ -185,7 +191,7 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 			}
 			for s == nil && next < len(targets) {
 				t := targets[next]
-				s, err = a.dialer.dial(ctx, t.host, t.addr, !noTLS[t.addr])
+				s, err = a.dialer.dial(ctx, t, !noTLS[t.addr])
 				switch {
 				case errors.Is(err, errTLSFailed) && !noTLS[t.addr]:
 					// RFC 7435 §3: opportunistic TLS falls back to plain text.
@@ -193,7 +199,12 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 					noTLS[t.addr] = true
 				case err != nil:
 					log.Info("connection failed", "err", err)
-					lastErr = err
+					lastErr, lastCode = err, "4.4.1"
+					if errors.Is(err, errDANE) {
+						// RFC 3463 X.7.5: cryptographic failure; RFC 7672 §2.2: try
+						// the next MX, and keep the mail if none will do.
+						lastCode = "4.7.5"
+					}
 					next++
 				default:
 					fresh = true
@@ -204,8 +215,8 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 				if lastErr == nil {
 					lastErr = errors.New("no server to try")
 				}
-				// RFC 3463 X.4.1: no answer from host; RFC 5321 §4.5.4.1: try later.
-				return settle(fail(delivery.Deferred, "4.4.1", fmt.Sprintf("cannot deliver to %s: %v", domain, lastErr)))
+				// RFC 5321 §4.5.4.1: try later.
+				return settle(fail(delivery.Deferred, lastCode, fmt.Sprintf("cannot deliver to %s: %v", domain, lastErr)))
 			}
 		}
 		batch := pending[:min(len(pending), maxRcptsPerTransaction)]
@@ -248,6 +259,8 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 // the certificate verified.
 func (a *Agent) logSession(log *slog.Logger, s *session) {
 	switch {
+	case strings.HasPrefix(s.tls, "TLS") && s.dane:
+		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified, "dane", true)
 	case strings.HasPrefix(s.tls, "TLS"):
 		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified)
 	case s.tls != "":
@@ -271,6 +284,7 @@ func NewAgent(cfg *config.Config, res Resolver, log *slog.Logger) *Agent {
 	return &Agent{
 		Resolver: res,
 		Port:     rc.Port,
+		DANE:     rc.DANE,
 		Log:      log,
 		dialer: &dialer{
 			helo:     helo,

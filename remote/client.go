@@ -28,8 +28,10 @@ type session struct {
 	ext               extensions
 	// tls describes the TLS state for logs: "" for none.
 	tls string
-	// verified says whether the server's certificate verified for host.
+	// verified says whether the server's certificate verified for host: by the
+	// system's authorities, or by DANE when dane is set.
 	verified bool
+	dane     bool
 	// broken is set once the connection can no longer be used for another message.
 	broken bool
 	// used counts the transactions made on the connection.
@@ -142,9 +144,11 @@ type dialer struct {
 // without TLS.
 var errTLSFailed = errors.New("TLS handshake failed")
 
-// dial connects to addr (ip:port) of the MX host, reads the greeting and says EHLO (or
-// HELO), then STARTTLS and EHLO again when the server offers it and useTLS is set.
-func (d *dialer) dial(ctx context.Context, host, addr string, useTLS bool) (*session, error) {
+// dial connects to the target, reads the greeting and says EHLO (or HELO), then
+// STARTTLS and EHLO again when the server offers it and useTLS is set. A target with a
+// DANE policy must do TLS and pass the policy's check, or dial fails with errDANE.
+func (d *dialer) dial(ctx context.Context, t target, useTLS bool) (*session, error) {
+	host, addr := t.host, t.addr
 	nd := net.Dialer{Timeout: d.timeouts.connect}
 	if d.bind != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: d.bind}
@@ -174,8 +178,12 @@ func (d *dialer) dial(ctx context.Context, host, addr string, useTLS bool) (*ses
 	if err := s.hello(d.helo); err != nil {
 		return fail(err)
 	}
-	if useTLS && s.ext.starttls {
-		if err := s.startTLS(ctx, d); err != nil {
+	if t.dane != nil && !s.ext.starttls {
+		s.quit()
+		return fail(fmt.Errorf("%s: %w: the server offers no STARTTLS, but the TLSA records of %s require TLS", s.relay, errDANE, host))
+	}
+	if (useTLS || t.dane != nil) && s.ext.starttls {
+		if err := s.startTLS(ctx, d, t.dane); err != nil {
 			return fail(err)
 		}
 		if err := s.hello(d.helo); err != nil {
@@ -214,10 +222,16 @@ func (s *session) hello(name string) error {
 // stop delivery: this is opportunistic TLS (RFC 7435), which without MTA-STS or DANE
 // cannot know that the server should have had a valid one. A server that refuses
 // STARTTLS leaves the session in plain text.
-func (s *session) startTLS(ctx context.Context, d *dialer) error {
+//
+// With a DANE policy the server's certificate must match the policy, or the handshake
+// fails (RFC 7672 §2.2), and so does a refused STARTTLS.
+func (s *session) startTLS(ctx context.Context, d *dialer, dane *danePolicy) error {
 	rep, err := s.cmd(s.timeouts.command, "STARTTLS")
 	if err != nil {
 		return fmt.Errorf("%s: STARTTLS: %w", s.relay, err)
+	}
+	if rep.Code != 220 && dane != nil {
+		return fmt.Errorf("%s: %w: STARTTLS refused (%s), but the TLSA records of %s require TLS", s.relay, errDANE, replyText(rep), s.host)
 	}
 	if rep.Code != 220 {
 		s.tls = "refused: " + replyText(rep)
@@ -226,9 +240,12 @@ func (s *session) startTLS(ctx context.Context, d *dialer) error {
 	var verifyErr error
 	cfg := &tls.Config{
 		// The check is done below, so that its outcome can be recorded rather than end
-		// the connection.
+		// the connection (opportunistic), or end it for a reason DANE gives.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
+			if dane != nil {
+				return daneVerify(cs, dane)
+			}
 			verifyErr = verifyChain(cs, s.host, d.roots)
 			return nil
 		},
@@ -240,15 +257,25 @@ func (s *session) startTLS(ctx context.Context, d *dialer) error {
 	hctx, cancel := context.WithTimeout(ctx, s.timeouts.command)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
+		if dane != nil {
+			// No second try in clear text: DANE requires TLS.
+			if errors.Is(err, errDANE) {
+				return fmt.Errorf("%s: %w", s.relay, err)
+			}
+			return fmt.Errorf("%s: %w: TLS handshake failed: %v", s.relay, errDANE, err)
+		}
 		return fmt.Errorf("%s: %w: %v", s.relay, errTLSFailed, err)
 	}
 	cs := tc.ConnectionState()
 	s.conn = tc
 	s.r = bufio.NewReader(tc)
 	s.w = bufio.NewWriter(tc)
-	s.verified = verifyErr == nil
+	s.verified = verifyErr == nil && (dane == nil || !dane.encryptOnly())
+	s.dane = dane != nil
 	s.tls = tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite)
-	if verifyErr != nil {
+	if dane != nil && dane.encryptOnly() {
+		s.tls += " (DANE: TLS required, no usable TLSA record to authenticate with)"
+	} else if verifyErr != nil {
 		s.tls += " (certificate not verified: " + verifyErr.Error() + ")"
 	}
 	// RFC 3207 §4.2: forget what the server said before TLS.

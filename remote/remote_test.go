@@ -4,8 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -635,4 +642,130 @@ func FuzzEHLOReply(f *testing.F) {
 			t.Fatalf("bad SIZE: %+v", ext)
 		}
 	})
+}
+
+// caAndLeaf returns a CA certificate and a server configuration whose chain is a leaf
+// for name issued by that CA, then the CA.
+func caAndLeaf(t *testing.T, name string) (*x509.Certificate, *tls.Config) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "Test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der, caDER}, PrivateKey: key}}}
+}
+
+func tlsaRecord(t *testing.T, owner string, usage, selector, matching uint8, c *x509.Certificate) string {
+	t.Helper()
+	h, err := dns.CertificateToDANE(selector, matching, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%s 300 IN TLSA %d %d %d %s", owner, usage, selector, matching, h)
+}
+
+func leafOf(t *testing.T, cfg *tls.Config) *x509.Certificate {
+	c, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDANE(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	good := selfSigned(t, "mx.b.test")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"STARTTLS", "PIPELINING"}
+		c.tlsConfig = good
+	})
+	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = 0 })
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	owner := fmt.Sprintf("_%d._tcp.mx.b.test.", srv.port)
+	send := func() delivery.Result {
+		t.Helper()
+		f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+		return e.deliver(f, req)[0]
+	}
+	sent := func() int { m, _, _ := srv.snapshot(); return len(m) }
+
+	// TLSA records without DNSSEC validation do not count: opportunistic TLS.
+	e.zone(tlsaRecord(t, owner, 3, 1, 1, leafOf(t, selfSigned(t, "other"))))
+	if r := send(); r.Status != delivery.Sent {
+		t.Fatalf("unvalidated TLSA: %+v", r)
+	}
+
+	// Validated, and not matching: the mail waits, and nothing is sent.
+	e.dns.SetAuthenticated(true)
+	before := sent()
+	if r := send(); r.Status != delivery.Deferred || r.Code != "4.7.5" || !strings.Contains(r.Reason, "DANE") {
+		t.Fatalf("mismatching TLSA: %+v", r)
+	}
+	if sent() != before {
+		t.Fatal("a message went to a server that failed DANE")
+	}
+
+	// DANE-EE(3) SPKI SHA-256 of the server's own (self-signed) certificate.
+	e.dns.Remove(owner, dns.TypeTLSA)
+	e.zone(tlsaRecord(t, owner, 3, 1, 1, leafOf(t, good)))
+	if r := send(); r.Status != delivery.Sent {
+		t.Fatalf("matching DANE-EE: %+v\n%s", r, e.log.String())
+	}
+	if !strings.Contains(e.log.String(), "verified=true dane=true") {
+		t.Errorf("the log does not say DANE verified the server:\n%s", e.log.String())
+	}
+
+	// DANE-TA(2) full certificate SHA-512 of the issuing CA; the leaf names the MX host.
+	ca, chain := caAndLeaf(t, "mx.b.test")
+	srv.set(func(c *fakeConfig) { c.tlsConfig = chain })
+	e.dns.Remove(owner, dns.TypeTLSA)
+	e.zone(tlsaRecord(t, owner, 2, 0, 2, ca))
+	if r := send(); r.Status != delivery.Sent {
+		t.Fatalf("matching DANE-TA: %+v\n%s", r, e.log.String())
+	}
+	// ... but a leaf for another name fails.
+	_, wrongName := caAndLeaf(t, "elsewhere.test")
+	ca2, _ := x509.ParseCertificate(wrongName.Certificates[0].Certificate[1])
+	srv.set(func(c *fakeConfig) { c.tlsConfig = wrongName })
+	e.dns.Remove(owner, dns.TypeTLSA)
+	e.zone(tlsaRecord(t, owner, 2, 0, 1, ca2))
+	if r := send(); r.Status != delivery.Deferred || r.Code != "4.7.5" {
+		t.Fatalf("DANE-TA with a wrong name: %+v", r)
+	}
+
+	// Only unusable records (PKIX-EE): TLS required, not authenticated.
+	srv.set(func(c *fakeConfig) { c.tlsConfig = good })
+	e.dns.Remove(owner, dns.TypeTLSA)
+	e.zone(tlsaRecord(t, owner, 1, 1, 1, leafOf(t, good)))
+	if r := send(); r.Status != delivery.Sent {
+		t.Fatalf("unusable TLSA, TLS available: %+v", r)
+	}
+	// ... and a server without STARTTLS is skipped.
+	srv.set(func(c *fakeConfig) { c.ext = []string{"PIPELINING"} })
+	if r := send(); r.Status != delivery.Deferred || !strings.Contains(r.Reason, "STARTTLS") {
+		t.Fatalf("DANE without STARTTLS: %+v", r)
+	}
+
+	// A failed TLSA lookup under a validated MX: the host is not used.
+	e.dns.Fail(owner, dns.RcodeServerFailure)
+	if r := send(); r.Status != delivery.Deferred || !strings.Contains(r.Reason, "TLSA") {
+		t.Fatalf("TLSA SERVFAIL: %+v", r)
+	}
 }

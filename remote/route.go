@@ -20,6 +20,9 @@ import (
 type target struct {
 	host string
 	addr string // ip:port
+	// dane is the host's DANE policy (RFC 7672), nil when the connection is
+	// opportunistic.
+	dane *danePolicy
 }
 
 // routeError is a routing failure with the result every recipient of the domain gets.
@@ -53,7 +56,7 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 		// RFC 3463 X.1.2: bad destination system address.
 		return nil, &routeError{fail(delivery.Bounced, "5.1.2", fmt.Sprintf("the domain %s is not a valid domain name", domain))}
 	}
-	mxs, err := a.Resolver.LookupMX(ctx, name)
+	mxs, secure, err := a.Resolver.LookupMXSecure(ctx, name)
 	switch {
 	case resolver.IsNotFound(err):
 		return nil, &routeError{fail(delivery.Bounced, "5.1.2", fmt.Sprintf("the domain %s does not exist (DNS: no such domain)", domain))}
@@ -88,9 +91,18 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 			a.Log.Info("MX host has no address", "domain", domain, "mx", mx.Host, "err", err)
 			continue
 		}
+		var policy *danePolicy
+		if a.DANE && secure && len(ips) > 0 {
+			// RFC 7672 §2.2.1: TLSA records count only under a validated MX RRset.
+			if policy, err = a.danePolicyFor(ctx, name, mx.Host); err != nil {
+				tempErr = err
+				a.Log.Warn("MX host skipped", "domain", domain, "mx", mx.Host, "err", err)
+				continue
+			}
+		}
 		for _, ip := range ips {
 			if len(targets) < maxTargets {
-				targets = append(targets, target{host: mx.Host, addr: net.JoinHostPort(ip.String(), port)})
+				targets = append(targets, target{host: mx.Host, addr: net.JoinHostPort(ip.String(), port), dane: policy})
 			}
 		}
 	}

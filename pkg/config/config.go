@@ -132,6 +132,9 @@ type Remote struct {
 	Port int `toml:"port"`
 	// Helo is the name given in EHLO; empty means Hostname.
 	Helo string `toml:"helo"`
+	// DANE makes TLSA records that the resolver validated with DNSSEC binding (RFC 7672):
+	// the server must then present a matching certificate over TLS.
+	DANE bool `toml:"dane"`
 	// BindAddress is the local IP address connections are made from; empty lets the
 	// kernel choose. It matters to SPF on a host with several addresses.
 	BindAddress string `toml:"bind_address"`
@@ -241,6 +244,7 @@ func Default() *Config {
 		},
 		Remote: Remote{
 			Port:                   25,
+			DANE:                   true,
 			ConnectTimeout:         Duration(30 * time.Second),
 			CommandTimeout:         Duration(5 * time.Minute),
 			DataTimeout:            Duration(10 * time.Minute),

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -247,16 +248,44 @@ type MX struct {
 // LookupMX returns the MX records of domain, unsorted. A domain without MX records
 // gives none and no error.
 func (r *Resolver) LookupMX(ctx context.Context, domain string) ([]MX, error) {
+	mx, _, err := r.LookupMXSecure(ctx, domain)
+	return mx, err
+}
+
+// LookupMXSecure is LookupMX that also says whether the resolver validated the answer
+// with DNSSEC (the AD bit), which DANE needs (RFC 7672 §2.2.1): for an answer with
+// records and for one without (a validated NODATA) alike.
+func (r *Resolver) LookupMXSecure(ctx context.Context, domain string) ([]MX, bool, error) {
 	a, err := r.Query(ctx, domain, dns.TypeMX)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var out []MX
 	for _, rr := range a.Records {
 		mx := rr.(*dns.MX)
 		out = append(out, MX{Host: strings.ToLower(strings.TrimSuffix(mx.Mx, ".")), Pref: mx.Preference})
 	}
-	return out, nil
+	return out, a.Authenticated, nil
+}
+
+// LookupTLSA returns the TLSA records of an SMTP server (RFC 6698, RFC 7672 §2.2):
+// those at _port._tcp.host, and whether the resolver validated them. A name without
+// TLSA records gives none and no error.
+func (r *Resolver) LookupTLSA(ctx context.Context, host string, port int) ([]*dns.TLSA, bool, error) {
+	a, err := r.Query(ctx, "_"+strconv.Itoa(port)+"._tcp."+host, dns.TypeTLSA)
+	if IsNotFound(err) {
+		// NXDOMAIN: no records. Whether it was validated does not matter: either way
+		// there is nothing to authenticate the server with.
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var out []*dns.TLSA
+	for _, rr := range a.Records {
+		out = append(out, rr.(*dns.TLSA))
+	}
+	return out, a.Authenticated, nil
 }
 
 // LookupIP returns the IPv4 and then the IPv6 addresses of host. It fails only when

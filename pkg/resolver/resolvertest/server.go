@@ -21,6 +21,8 @@ type Server struct {
 	records map[string][]dns.RR // by lower-case owner name, with final dot
 	fail    map[string]int      // names answered with this rcode
 	queries int
+	// secure says whether answers carry the AD bit, as from a validating resolver.
+	secure bool
 
 	udp, tcp *dns.Server
 }
@@ -116,6 +118,15 @@ func (s *Server) Fail(name string, rcode int) {
 	s.fail[key] = rcode
 }
 
+// SetAuthenticated makes the server set the AD bit in its answers (on) or not: it then
+// plays a validating resolver that found the zone signed (RFC 4035 §3.2.3), which DANE
+// tests need.
+func (s *Server) SetAuthenticated(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secure = on
+}
+
 // Queries returns how many questions the server answered.
 func (s *Server) Queries() int {
 	s.mu.Lock()
@@ -130,6 +141,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
+	s.mu.Lock()
+	m.AuthenticatedData = s.secure
+	s.mu.Unlock()
 	if len(req.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
 		w.WriteMsg(m)
