@@ -20,12 +20,12 @@ func TestParseRecord(t *testing.T) {
 		{"v=STSv1; id=20160831085700Z;", "20160831085700Z"},
 		{"v=STSv1;id=abc", "abc"},
 		{"v=STSv1; id=abc; ext=1", "abc"},
-		{"v=STSv1 ; id=abc", ""}, // "v=STSv1 " is not v=STSv1? white space is trimmed
-		{"id=abc; v=STSv1", ""},  // v must come first
-		{"v=STSv1; id=", ""},     // empty id
-		{"v=STSv1; id=a-b", ""},  // bad character
-		{"v=STSv2; id=abc", ""},  // unknown version
-		{"v=STSv1;; id=abc", ""}, // empty field
+		{"v=STSv1 ; id=abc", "abc"}, // white space around ";" (RFC 8461 §3.1)
+		{"id=abc; v=STSv1", ""},     // v must come first
+		{"v=STSv1; id=", ""},        // empty id
+		{"v=STSv1; id=a-b", ""},     // bad character
+		{"v=STSv2; id=abc", ""},     // unknown version
+		{"v=STSv1;; id=abc", ""},    // empty field
 		{"v=STSv1; id=" + strings.Repeat("a", 33), ""},
 	} {
 		id, err := ParseRecord(tc.in)
