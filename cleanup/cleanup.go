@@ -114,16 +114,16 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 		return conn.Reply(nil, ipc.Errorf("aborted", "message discarded"))
 	}
 	if signer != nil {
-		// The signatures go in front of the message before the file is committed:
-		// nothing unsigned is ever acknowledged.
+		// The signatures go in front of the message before the file is committed. A
+		// message that cannot be signed (one without the empty line that ends the
+		// header section, say) goes out unsigned rather than not at all.
 		sigs, err := signer.Signatures()
 		if err == nil {
 			err = w.Prepend(sigs)
 		}
 		if err != nil {
-			w.Abort()
-			c.Log.Error("DKIM signing failed", "id", w.env.ID, "err", err)
-			return conn.Reply(nil, ipc.Errorf("temporary", "signing failed"))
+			c.Log.Warn("message not DKIM-signed", "id", w.env.ID, "err", err)
+			w.signedBy = ""
 		}
 	}
 	if err := w.Commit(); err != nil {

@@ -173,6 +173,15 @@ func TestBounceSignedInboundNot(t *testing.T) {
 	if b := body(t, spool, res.QueueID); bytes.Contains(b, []byte("DKIM-Signature")) {
 		t.Errorf("signed without a key:\n%s", b)
 	}
+	// A message that is all header, without the empty line, cannot be signed: it is
+	// queued unsigned all the same.
+	res, err = send(t, cl, submission("a@example.test"), "From: a@example.test\r\nSubject: no body\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := body(t, spool, res.QueueID); bytes.Contains(b, []byte("DKIM-Signature")) || !bytes.HasSuffix(b, []byte("Subject: no body\r\n")) {
+		t.Errorf("header-only message:\n%s", b)
+	}
 }
 
 func TestHeaderAddresses(t *testing.T) {
