@@ -17,6 +17,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
+	"postern/pkg/mtasts"
 	"postern/pkg/resolver"
 	"postern/pkg/smtp"
 )
@@ -36,6 +37,7 @@ type Resolver interface {
 	LookupMXSecure(ctx context.Context, domain string) ([]resolver.MX, bool, error)
 	LookupIP(ctx context.Context, host string) ([]net.IP, error)
 	LookupTLSA(ctx context.Context, host string, port int) ([]*dns.TLSA, bool, error)
+	LookupTXT(ctx context.Context, name string) ([]string, error)
 }
 
 // Agent is the remote delivery agent.
@@ -45,7 +47,9 @@ type Agent struct {
 	Port     int
 	// DANE makes TLSA records validated by DNSSEC binding (RFC 7672).
 	DANE bool
-	Log  *slog.Logger
+	// STS finds the MTA-STS policies of domains (RFC 8461); nil leaves them aside.
+	STS *mtasts.Cache
+	Log *slog.Logger
 
 	dialer *dialer
 	pool   *pool
@@ -200,7 +204,7 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 				case err != nil:
 					log.Info("connection failed", "err", err)
 					lastErr, lastCode = err, "4.4.1"
-					if errors.Is(err, errDANE) {
+					if errors.Is(err, errDANE) || errors.Is(err, errSTS) {
 						// RFC 3463 X.7.5: cryptographic failure; RFC 7672 §2.2: try
 						// the next MX, and keep the mail if none will do.
 						lastCode = "4.7.5"
@@ -261,12 +265,20 @@ func (a *Agent) logSession(log *slog.Logger, s *session) {
 	switch {
 	case strings.HasPrefix(s.tls, "TLS") && s.dane:
 		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified, "dane", true)
+	case strings.HasPrefix(s.tls, "TLS") && s.sts != "":
+		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified, "mta_sts", s.sts)
+		if !s.verified {
+			log.Warn("MTA-STS policy in testing mode would refuse this server", "relay", s.relay)
+		}
 	case strings.HasPrefix(s.tls, "TLS"):
 		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified)
 	case s.tls != "":
 		log.Info("connected", "relay", s.relay, "tls", "none", "starttls", s.tls)
 	default:
 		log.Info("connected", "relay", s.relay, "tls", "none")
+	}
+	if s.sts == mtasts.Testing && !strings.HasPrefix(s.tls, "TLS") {
+		log.Warn("MTA-STS policy in testing mode would refuse this server", "relay", s.relay)
 	}
 }
 
@@ -281,7 +293,7 @@ func NewAgent(cfg *config.Config, res Resolver, log *slog.Logger) *Agent {
 	if rc.BindAddress != "" {
 		bind = net.ParseIP(rc.BindAddress)
 	}
-	return &Agent{
+	a := &Agent{
 		Resolver: res,
 		Port:     rc.Port,
 		DANE:     rc.DANE,
@@ -293,4 +305,39 @@ func NewAgent(cfg *config.Config, res Resolver, log *slog.Logger) *Agent {
 		},
 		pool: newPool(rc.DestinationConcurrency, rc.ConnectionCacheTime.D()),
 	}
+	if rc.MTASTS {
+		f := mtasts.NewFetcher(a.dialHost, nil)
+		a.STS = &mtasts.Cache{DNS: res, Fetch: f.Fetch}
+	}
+	return a
+}
+
+// dialHost connects to host:port, the host's addresses found with the agent's
+// resolver (so that the HTTPS fetches of MTA-STS policies use the same DNS as the
+// mail), from the bind address.
+func (a *Agent) dialHost(ctx context.Context, network, hostport string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := a.Resolver.LookupIP(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("%s has no address", host)
+	}
+	d := net.Dialer{Timeout: a.dialer.timeouts.connect}
+	if a.dialer.bind != nil {
+		d.LocalAddr = &net.TCPAddr{IP: a.dialer.bind}
+	}
+	var last error
+	for _, ip := range ips {
+		c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		last = err
+	}
+	return nil, last
 }

@@ -32,6 +32,8 @@ type session struct {
 	// system's authorities, or by DANE when dane is set.
 	verified bool
 	dane     bool
+	// sts is the mode of the MTA-STS policy that applied, "" for none.
+	sts string
 	// broken is set once the connection can no longer be used for another message.
 	broken bool
 	// used counts the transactions made on the connection.
@@ -178,12 +180,12 @@ func (d *dialer) dial(ctx context.Context, t target, useTLS bool) (*session, err
 	if err := s.hello(d.helo); err != nil {
 		return fail(err)
 	}
-	if t.dane != nil && !s.ext.starttls {
+	if who, sentinel := t.requirement(); sentinel != nil && !s.ext.starttls {
 		s.quit()
-		return fail(fmt.Errorf("%s: %w: the server offers no STARTTLS, but the TLSA records of %s require TLS", s.relay, errDANE, host))
+		return fail(fmt.Errorf("%s: %w: the server offers no STARTTLS, but %s require TLS", s.relay, sentinel, who))
 	}
-	if (useTLS || t.dane != nil) && s.ext.starttls {
-		if err := s.startTLS(ctx, d, t.dane); err != nil {
+	if (useTLS || t.tlsRequired()) && s.ext.starttls {
+		if err := s.startTLS(ctx, d, t); err != nil {
 			return fail(err)
 		}
 		if err := s.hello(d.helo); err != nil {
@@ -223,15 +225,18 @@ func (s *session) hello(name string) error {
 // cannot know that the server should have had a valid one. A server that refuses
 // STARTTLS leaves the session in plain text.
 //
-// With a DANE policy the server's certificate must match the policy, or the handshake
-// fails (RFC 7672 §2.2), and so does a refused STARTTLS.
-func (s *session) startTLS(ctx context.Context, d *dialer, dane *danePolicy) error {
+// With a DANE policy the server's certificate must match the policy (RFC 7672 §2.2),
+// with an MTA-STS policy in enforce mode it must verify for the MX host's name (RFC
+// 8461 §4.2), or the handshake fails; and so does a refused STARTTLS.
+func (s *session) startTLS(ctx context.Context, d *dialer, t target) error {
+	dane := t.dane
+	who, sentinel := t.requirement()
 	rep, err := s.cmd(s.timeouts.command, "STARTTLS")
 	if err != nil {
 		return fmt.Errorf("%s: STARTTLS: %w", s.relay, err)
 	}
-	if rep.Code != 220 && dane != nil {
-		return fmt.Errorf("%s: %w: STARTTLS refused (%s), but the TLSA records of %s require TLS", s.relay, errDANE, replyText(rep), s.host)
+	if rep.Code != 220 && sentinel != nil {
+		return fmt.Errorf("%s: %w: STARTTLS refused (%s), but %s require TLS", s.relay, sentinel, replyText(rep), who)
 	}
 	if rep.Code != 220 {
 		s.tls = "refused: " + replyText(rep)
@@ -247,6 +252,9 @@ func (s *session) startTLS(ctx context.Context, d *dialer, dane *danePolicy) err
 				return daneVerify(cs, dane)
 			}
 			verifyErr = verifyChain(cs, s.host, d.roots)
+			if verifyErr != nil && sentinel != nil {
+				return fmt.Errorf("%w: the certificate of %s does not verify (%v), but %s require it to", errSTS, s.host, verifyErr, who)
+			}
 			return nil
 		},
 	}
@@ -257,12 +265,12 @@ func (s *session) startTLS(ctx context.Context, d *dialer, dane *danePolicy) err
 	hctx, cancel := context.WithTimeout(ctx, s.timeouts.command)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
-		if dane != nil {
-			// No second try in clear text: DANE requires TLS.
-			if errors.Is(err, errDANE) {
+		if sentinel != nil {
+			// No second try in clear text: the policy requires TLS.
+			if errors.Is(err, sentinel) {
 				return fmt.Errorf("%s: %w", s.relay, err)
 			}
-			return fmt.Errorf("%s: %w: TLS handshake failed: %v", s.relay, errDANE, err)
+			return fmt.Errorf("%s: %w: TLS handshake failed: %v", s.relay, sentinel, err)
 		}
 		return fmt.Errorf("%s: %w: %v", s.relay, errTLSFailed, err)
 	}
@@ -272,6 +280,7 @@ func (s *session) startTLS(ctx context.Context, d *dialer, dane *danePolicy) err
 	s.w = bufio.NewWriter(tc)
 	s.verified = verifyErr == nil && (dane == nil || !dane.encryptOnly())
 	s.dane = dane != nil
+	s.sts = t.sts
 	s.tls = tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite)
 	if dane != nil && dane.encryptOnly() {
 		s.tls += " (DANE: TLS required, no usable TLSA record to authenticate with)"

@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,7 @@ import (
 
 	"postern/pkg/config"
 	"postern/pkg/delivery"
+	"postern/pkg/mtasts"
 	"postern/pkg/resolver"
 	"postern/pkg/resolver/resolvertest"
 	"postern/pkg/smtp"
@@ -769,3 +772,94 @@ func TestDANE(t *testing.T) {
 		t.Fatalf("TLSA SERVFAIL: %+v", r)
 	}
 }
+
+func TestMTASTS(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	mxCert := selfSigned(t, "mx.b.test")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"STARTTLS", "PIPELINING"}
+		c.tlsConfig = mxCert
+	})
+	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = 0 })
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1", "mta-sts.b.test. A 127.0.0.1",
+		`_mta-sts.b.test. TXT "v=STSv1; id=1"`)
+
+	// The policy server: HTTPS with a certificate for mta-sts.b.test.
+	var policy atomicString
+	policy.set("version: STSv1\nmode: enforce\nmx: mx.b.test\nmax_age: 86400\n")
+	webCert := selfSigned(t, "mta-sts.b.test")
+	web := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte(policy.get()))
+	}))
+	web.Listener.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.Listener = l
+	web.TLS = webCert
+	web.StartTLS()
+	defer web.Close()
+	f := mtasts.NewFetcher(e.agent.dialHost, &tls.Config{RootCAs: certPool(t, webCert)})
+	f.Port = l.Addr().(*net.TCPAddr).Port
+	e.agent.STS = &mtasts.Cache{DNS: e.agent.Resolver, Fetch: f.Fetch}
+
+	send := func() delivery.Result {
+		t.Helper()
+		fl, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+		return e.deliver(fl, req)[0]
+	}
+	sent := func() int { m, _, _ := srv.snapshot(); return len(m) }
+
+	// enforce, and the MX certificate is not trusted: nothing goes.
+	if r := send(); r.Status != delivery.Deferred || r.Code != "4.7.5" || !strings.Contains(r.Reason, "MTA-STS") {
+		t.Fatalf("enforce, untrusted certificate: %+v\n%s", r, e.log.String())
+	}
+	if sent() != 0 {
+		t.Fatal("a message went to a server that failed its MTA-STS policy")
+	}
+	// ... trusted: it goes, verified.
+	e.agent.dialer.roots = certPool(t, mxCert)
+	if r := send(); r.Status != delivery.Sent {
+		t.Fatalf("enforce, trusted certificate: %+v\n%s", r, e.log.String())
+	}
+	if !strings.Contains(e.log.String(), "verified=true mta_sts=enforce") {
+		t.Errorf("the log does not say MTA-STS applied:\n%s", e.log.String())
+	}
+	// ... a server without STARTTLS is refused.
+	srv.set(func(c *fakeConfig) { c.ext = []string{"PIPELINING"} })
+	if r := send(); r.Status != delivery.Deferred || !strings.Contains(r.Reason, "STARTTLS") {
+		t.Fatalf("enforce, no STARTTLS: %+v", r)
+	}
+	srv.set(func(c *fakeConfig) { c.ext = []string{"STARTTLS", "PIPELINING"} })
+
+	// A new policy (new id) that does not name the MX host: nothing goes.
+	policy.set("version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n")
+	e.dns.Remove("_mta-sts.b.test", dns.TypeTXT)
+	e.zone(`_mta-sts.b.test. TXT "v=STSv1; id=2"`)
+	if r := send(); r.Status != delivery.Deferred || r.Code != "4.7.5" || !strings.Contains(r.Reason, "named by its MTA-STS") {
+		t.Fatalf("MX not in the policy: %+v", r)
+	}
+
+	// testing mode: delivered despite the untrusted certificate, and logged.
+	e.agent.dialer.roots = nil
+	policy.set("version: STSv1\nmode: testing\nmx: mx.b.test\nmax_age: 86400\n")
+	e.dns.Remove("_mta-sts.b.test", dns.TypeTXT)
+	e.zone(`_mta-sts.b.test. TXT "v=STSv1; id=3"`)
+	before := sent()
+	if r := send(); r.Status != delivery.Sent || sent() != before+1 {
+		t.Fatalf("testing mode: %+v", r)
+	}
+	if !strings.Contains(e.log.String(), "testing mode would refuse") {
+		t.Errorf("testing mode did not log the failure:\n%s", e.log.String())
+	}
+}
+
+type atomicString struct {
+	mu sync.Mutex
+	s  string
+}
+
+func (a *atomicString) set(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
+func (a *atomicString) get() string  { a.mu.Lock(); defer a.mu.Unlock(); return a.s }

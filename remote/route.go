@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -12,6 +13,8 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"postern/pkg/mtasts"
+
 	"postern/pkg/delivery"
 	"postern/pkg/resolver"
 )
@@ -20,9 +23,32 @@ import (
 type target struct {
 	host string
 	addr string // ip:port
-	// dane is the host's DANE policy (RFC 7672), nil when the connection is
-	// opportunistic.
+	// dane is the host's DANE policy (RFC 7672), nil when there is none.
 	dane *danePolicy
+	// sts is the mode of the domain's MTA-STS policy (RFC 8461) when it applies to this
+	// host: mtasts.Enforce or mtasts.Testing; "" for none. DANE, when the host has a
+	// policy, takes its place.
+	sts string
+	// domain is the next-hop domain, for messages.
+	domain string
+}
+
+// errSTS marks a server that does not meet the MTA-STS policy of its domain.
+var errSTS = errors.New("MTA-STS")
+
+// tlsRequired says whether the target must do TLS: DANE, or MTA-STS in enforce mode.
+func (t target) tlsRequired() bool { return t.dane != nil || t.sts == mtasts.Enforce }
+
+// requirement returns words naming the target's TLS policy and the error that marks a
+// failure to meet it, or a nil error when TLS is opportunistic.
+func (t target) requirement() (who string, sentinel error) {
+	switch {
+	case t.dane != nil:
+		return "the TLSA records of " + t.host, errDANE
+	case t.sts == mtasts.Enforce:
+		return "the MTA-STS policy of " + t.domain, errSTS
+	}
+	return "", nil
 }
 
 // routeError is a routing failure with the result every recipient of the domain gets.
@@ -77,11 +103,38 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 	rand.Shuffle(len(mxs), func(i, j int) { mxs[i], mxs[j] = mxs[j], mxs[i] })
 	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
 
+	// RFC 8461 §5.1: the domain's MTA-STS policy, fetched or cached.
+	var sts *mtasts.Policy
+	if a.STS != nil {
+		p, err := a.STS.Get(ctx, name)
+		if err != nil {
+			a.Log.Warn("MTA-STS", "domain", domain, "err", err)
+		}
+		if p != nil && p.Mode != mtasts.None {
+			sts = p
+		}
+	}
+
 	var targets []target
 	var tempErr error
+	unmatched := 0
 	for _, mx := range mxs {
 		if mx.Host == "" {
 			continue // a "." among other MX records: a broken zone; skip it
+		}
+		stsMode := ""
+		if sts != nil {
+			stsMode = sts.Mode
+			if !sts.Matches(mx.Host) {
+				if sts.Mode == mtasts.Enforce {
+					// RFC 8461 §4.1: an MX host the policy does not name is not used.
+					a.Log.Warn("MX host skipped: not in the MTA-STS policy", "domain", domain, "mx", mx.Host)
+					unmatched++
+					continue
+				}
+				a.Log.Warn("MTA-STS policy in testing mode would skip this MX host", "domain", domain, "mx", mx.Host)
+				stsMode = ""
+			}
 		}
 		ips, err := a.Resolver.LookupIP(ctx, mx.Host)
 		if err != nil {
@@ -102,11 +155,15 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 		}
 		for _, ip := range ips {
 			if len(targets) < maxTargets {
-				targets = append(targets, target{host: mx.Host, addr: net.JoinHostPort(ip.String(), port), dane: policy})
+				targets = append(targets, target{host: mx.Host, addr: net.JoinHostPort(ip.String(), port), dane: policy, sts: stsMode, domain: domain})
 			}
 		}
 	}
 	if len(targets) == 0 {
+		if unmatched > 0 && tempErr == nil {
+			// RFC 8461 §5.1: no MX host is allowed; the mail waits (RFC 3463 X.7.5).
+			return nil, &routeError{fail(delivery.Deferred, "4.7.5", fmt.Sprintf("no mail server of %s is named by its MTA-STS policy", domain))}
+		}
 		if tempErr != nil {
 			return nil, &routeError{fail(delivery.Deferred, "4.4.3", fmt.Sprintf("cannot find the addresses of the mail servers of %s: %v", domain, tempErr))}
 		}

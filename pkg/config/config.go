@@ -135,6 +135,8 @@ type Remote struct {
 	// DANE makes TLSA records that the resolver validated with DNSSEC binding (RFC 7672):
 	// the server must then present a matching certificate over TLS.
 	DANE bool `toml:"dane"`
+	// MTASTS applies the MTA-STS policies that domains publish (RFC 8461).
+	MTASTS bool `toml:"mta_sts"`
 	// BindAddress is the local IP address connections are made from; empty lets the
 	// kernel choose. It matters to SPF on a host with several addresses.
 	BindAddress string `toml:"bind_address"`
@@ -245,6 +247,7 @@ func Default() *Config {
 		Remote: Remote{
 			Port:                   25,
 			DANE:                   true,
+			MTASTS:                 true,
 			ConnectTimeout:         Duration(30 * time.Second),
 			CommandTimeout:         Duration(5 * time.Minute),
 			DataTimeout:            Duration(10 * time.Minute),
