@@ -179,8 +179,12 @@ func TestEnvelope(t *testing.T) {
 // strings and literals with the right lengths, balanced.
 func checkSyntax(b []byte) error {
 	depth := 0
+	var last byte // the previous token: '(', ')', ' ' or 'v' for a value
 	for i := 0; i < len(b); {
-		switch c := b[i]; {
+		c := b[i]
+		prev := last
+		last = tokenKind(c)
+		switch {
 		case c == '(':
 			depth++
 			i++
@@ -194,7 +198,7 @@ func checkSyntax(b []byte) error {
 				return fmt.Errorf("data after the end at %d", i)
 			}
 		case c == ' ':
-			if i == 0 || b[i-1] == ' ' || b[i-1] == '(' {
+			if prev == 0 || prev == ' ' || prev == '(' {
 				return fmt.Errorf("misplaced space at %d", i)
 			}
 			i++
@@ -240,6 +244,15 @@ func checkSyntax(b []byte) error {
 		return fmt.Errorf("unbalanced parentheses")
 	}
 	return nil
+}
+
+// tokenKind returns the kind of the token that starts with c, for checkSyntax.
+func tokenKind(c byte) byte {
+	switch c {
+	case '(', ')', ' ':
+		return c
+	}
+	return 'v'
 }
 
 func FuzzStructure(f *testing.F) {

@@ -21,8 +21,12 @@ type Address struct {
 	Group bool
 }
 
-// maxAddresses bounds the list ParseAddressList returns.
-const maxAddresses = 10000
+// Limits of ParseAddressList: addresses returned, and how far a source route's ":" is
+// looked for (which keeps "<@<@<@..." linear).
+const (
+	maxAddresses = 10000
+	maxRoute     = 1024
+)
 
 // ParseAddressList parses an address list such as the value of From, To or Cc
 // (RFC 5322 §3.4), leniently: it never fails, it skips what it cannot read, and accepts
@@ -58,7 +62,7 @@ func ParseAddressList(s string) []Address {
 			c = s[p.i]
 		}
 		switch {
-		case c == ':' && !inGroup && len(words) > 0:
+		case c == ':' && !inGroup && joinWords(words, " ") != "":
 			p.i++
 			out = append(out, Address{Group: true, Mailbox: joinWords(words, " ")})
 			inGroup = true
@@ -206,7 +210,7 @@ func (p *addrParser) angleAddr() Address {
 	p.skipCFWS()
 	if p.i < len(p.s) && p.s[p.i] == '@' {
 		// obs-route: 1*("@" domain) separated by commas, then ":".
-		j := strings.IndexAny(p.s[p.i:], ":>")
+		j := strings.IndexAny(p.s[p.i:min(len(p.s), p.i+maxRoute)], ":>")
 		if j >= 0 && p.s[p.i+j] == ':' {
 			a.Route = strings.Map(func(r rune) rune {
 				if r == ' ' || r == '\t' || r == '\r' || r == '\n' {

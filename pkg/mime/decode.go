@@ -22,7 +22,9 @@ func NewDecoder(r io.Reader, enc string) (io.Reader, error) {
 	case "base64":
 		return &base64Reader{r: r}, nil
 	case "quoted-printable":
-		return &qpReader{r: r}, nil
+		d := &qpReader{}
+		d.reset(r)
+		return d, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownEncoding, enc)
 }
@@ -100,6 +102,15 @@ const (
 	qpEqCR   // after "=" [white space] CR
 )
 
+// reset prepares d to decode r, keeping its buffers.
+func (d *qpReader) reset(r io.Reader) {
+	d.r, d.out, d.state, d.err = r, nil, qpNormal, nil
+	d.ws = d.ws[:0]
+	if d.buf == nil {
+		d.buf = make([]byte, 0, 2*len(d.in))
+	}
+}
+
 func (d *qpReader) Read(p []byte) (int, error) {
 	for len(d.out) == 0 {
 		if d.err != nil {
@@ -118,8 +129,30 @@ func (d *qpReader) Read(p []byte) (int, error) {
 	return c, nil
 }
 
+// qpPlain marks the octets that quoted-printable decoding copies as they are.
+var qpPlain = func() (t [256]bool) {
+	for i := range t {
+		t[i] = true
+	}
+	for _, c := range "= \t\r\n" {
+		t[c] = false
+	}
+	return t
+}()
+
 func (d *qpReader) decode(dst, src []byte) []byte {
 	for i := 0; i < len(src); i++ {
+		if d.state == qpNormal && len(d.ws) == 0 && qpPlain[src[i]] {
+			// A run of plain text, copied at once.
+			j := i + 1
+			for j < len(src) && qpPlain[src[j]] {
+				j++
+			}
+			dst = append(dst, src[i:j]...)
+			if i = j; i >= len(src) {
+				break
+			}
+		}
 		c := src[i]
 		switch d.state {
 		case qpEq:

@@ -85,7 +85,7 @@ func skipComment(s string, i int) int {
 			}
 		}
 	}
-	return i
+	return len(s) // unterminated: the comment runs to the end
 }
 
 // stripComments removes the comments outside quoted strings of a structured value.

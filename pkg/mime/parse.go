@@ -141,8 +141,12 @@ const bufSize = 32 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 
-func getBuf() []byte  { return *(bufPool.Get().(*[]byte)) }
-func putBuf(b []byte) { bufPool.Put(&b) }
+func getBuf() []byte { return *(bufPool.Get().(*[]byte)) }
+
+func putBuf(b []byte) {
+	b = b[:cap(b)]
+	bufPool.Put(&b)
+}
 
 // pos is a position in the file with the counts of what lies before it.
 type pos struct {
@@ -174,6 +178,16 @@ type lineReader struct {
 }
 
 func (lr *lineReader) snap() pos { return lr.at }
+
+// mark is a position at the start of a line with the line break that ended the line
+// before it, so that a boundary found on the line can give the body back that break.
+type mark struct {
+	pos
+	term int  // length of that line break, 0 if none
+	bare bool // it was a bare LF
+}
+
+func (lr *lineReader) mark() mark { return mark{lr.at, lr.prevTerm, lr.prevBare} }
 
 // next returns the next line, its LF included, or a piece of it when it does not fit the
 // buffer; start says whether the piece begins a line. ok is false at the end.
@@ -224,6 +238,50 @@ func (lr *lineReader) next() (line []byte, start, ok bool) {
 	}
 	lr.lastCR = line[n-1] == '\r'
 	return line, start, true
+}
+
+// skipPlain moves over the buffered complete lines that cannot be boundary lines
+// because they do not start with "-", in one pass of bytes.IndexByte: the bodies of parts
+// are read this way, not line by line.
+func (lr *lineReader) skipPlain() {
+	if lr.midRow {
+		return
+	}
+	data := lr.buf[lr.pos:lr.end]
+	if len(data) == 0 || data[0] == '-' {
+		return
+	}
+	var lines, bare int64
+	last, i := -1, 0
+	for {
+		j := bytes.IndexByte(data[i:], '\n')
+		if j < 0 {
+			break
+		}
+		k := i + j
+		lines++
+		// At k == 0 the line before ended with an LF, not a CR.
+		if k == 0 || data[k-1] != '\r' {
+			bare++
+		}
+		last, i = k, k+1
+		if i >= len(data) || data[i] == '-' {
+			break
+		}
+	}
+	if last < 0 {
+		return
+	}
+	n := last + 1
+	lr.pos += n
+	lr.at.off += int64(n)
+	lr.at.lines += lines
+	lr.at.bare += bare
+	lr.prevTerm, lr.prevBare = 1, true
+	if last > 0 && data[last-1] == '\r' {
+		lr.prevTerm, lr.prevBare = 2, false
+	}
+	lr.lastCR = false
 }
 
 // fill moves unread data to the front of the buffer and reads more. It reports whether
@@ -280,18 +338,19 @@ func (p *parser) part(depth int, digest bool) *Part {
 	pt := &Part{}
 	p.nparts++
 	hstart := p.lr.snap()
+	pt.Header.data = make([]byte, 0, 512)
 	hb := headerBuilder{h: &pt.Header}
 	hend := pos{}
 	eof := false
 	p.hit = false
 	for {
-		before, prevTerm := p.lr.snap(), p.lr.prevTerm
+		before := p.lr.mark()
 		line, start, ok := p.lr.next()
 		if !ok {
 			hend, eof = p.lr.snap(), true
 			break
 		}
-		if start && p.boundary(line, before, prevTerm) {
+		if start && p.boundary(line, before) {
 			// A boundary inside the header: the part has no body.
 			hend = p.hitEnd
 			if hend.off < hstart.off {
@@ -372,12 +431,13 @@ func (p *parser) skipToBoundary() {
 		}
 	}
 	for {
-		before, prevTerm := p.lr.snap(), p.lr.prevTerm
+		p.lr.skipPlain()
+		before := p.lr.mark()
 		line, start, ok := p.lr.next()
 		if !ok {
 			return
 		}
-		if start && p.boundary(line, before, prevTerm) {
+		if start && p.boundary(line, before) {
 			return
 		}
 	}
@@ -387,7 +447,7 @@ func (p *parser) skipToBoundary() {
 // open multipart (RFC 2046 §5.1.1: "--" boundary ["--"] *LWSP CRLF), the innermost
 // first, and if so records it in p.hit*. An enclosing boundary also ends the inner
 // parts, as in every lenient parser.
-func (p *parser) boundary(line []byte, before pos, prevTerm int) bool {
+func (p *parser) boundary(line []byte, before mark) bool {
 	if len(line) < 3 || line[0] != '-' || line[1] != '-' || len(p.bounds) == 0 {
 		return false
 	}
@@ -413,14 +473,12 @@ func (p *parser) boundary(line []byte, before pos, prevTerm int) bool {
 			continue
 		}
 		p.hit, p.hitIdx, p.hitFinal = true, i, final
-		end := before
-		if prevTerm > 0 {
-			end.off -= int64(prevTerm)
+		end := before.pos
+		if before.term > 0 {
+			end.off -= int64(before.term)
 			end.lines--
-			if prevTerm == 1 {
-				if p.lr.prevBare {
-					end.bare--
-				}
+			if before.bare {
+				end.bare--
 			}
 		}
 		p.hitEnd = end

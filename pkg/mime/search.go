@@ -3,10 +3,13 @@ package mime
 import (
 	"bytes"
 	"io"
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/transform"
 )
 
@@ -297,25 +300,53 @@ func paramsMatch(p *Part, mt *Matcher) bool {
 }
 
 // bodyReader returns a reader of the decoded UTF-8 text of the body of p. An unknown
-// transfer encoding or charset is read as is.
-func (m *Message) bodyReader(p *Part) (r io.Reader, raw bool) {
+// transfer encoding or charset is read as is. With asciiOnly set (the caller searches
+// for ASCII text only), the charset is not converted when its ASCII octets stand for
+// themselves and nothing else does (UTF-8 and the single-octet charsets): the same
+// matches, without the conversion. release returns the decoders to their pools.
+func (m *Message) bodyReader(p *Part, asciiOnly bool) (r io.Reader, release func()) {
 	src := io.NewSectionReader(m.r, p.BodyRange.Offset, p.BodyRange.Len)
-	r, raw = src, true
-	if !identityEncoding(p.Encoding) {
-		if d, err := NewDecoder(src, p.Encoding); err == nil {
-			r, raw = d, false
-		}
+	r, release = src, func() {}
+	switch strings.ToLower(strings.TrimSpace(p.Encoding)) {
+	case "base64":
+		d := b64Pool.Get().(*base64Reader)
+		*d = base64Reader{r: src}
+		r, release = d, func() { d.r = nil; b64Pool.Put(d) }
+	case "quoted-printable":
+		d := qpPool.Get().(*qpReader)
+		d.reset(src)
+		r, release = d, func() { d.r = nil; qpPool.Put(d) }
 	}
-	if enc := lookupCharset(p.Charset()); enc != nil {
-		r, raw = transform.NewReader(r, enc.NewDecoder()), false
+	if enc := lookupCharset(p.Charset()); enc != nil && !(asciiOnly && asciiCompatible(enc)) {
+		r = transform.NewReader(r, enc.NewDecoder())
 	}
-	return r, raw
+	return r, release
+}
+
+var (
+	b64Pool = sync.Pool{New: func() any { return new(base64Reader) }}
+	qpPool  = sync.Pool{New: func() any { return new(qpReader) }}
+)
+
+// asciiCompatible reports whether enc is a single-octet charset whose octets below 128
+// are ASCII, so that an ASCII string matches its text where it matches the raw octets.
+func asciiCompatible(enc encoding.Encoding) bool {
+	cm, ok := enc.(*charmap.Charmap)
+	if !ok {
+		return false
+	}
+	switch cm {
+	case charmap.CodePage037, charmap.CodePage1047, charmap.CodePage1140: // EBCDIC
+		return false
+	}
+	return true
 }
 
 // bodyMatch searches the decoded body of the text part p, in chunks that overlap by
 // enough octets for a match across two chunks.
 func (m *Message) bodyMatch(p *Part, mt *Matcher, buf []byte) (bool, error) {
-	r, _ := m.bodyReader(p)
+	r, release := m.bodyReader(p, mt.ascii)
+	defer release()
 	overlap := min(3*len(mt.needle)+4, len(buf)/2)
 	keep := 0
 	for {
@@ -401,7 +432,8 @@ func (m *Message) ExtractText(limit int) (*Text, error) {
 				}
 			}
 		case segBody:
-			r, _ := m.bodyReader(p)
+			r, release := m.bodyReader(p, false)
+			defer release()
 			keep := 0
 			for {
 				n, err := r.Read(buf[keep:])
