@@ -132,8 +132,17 @@ func Parse(r io.ReaderAt, size int64) (*Message, error) {
 	if p.lr.err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRead, p.lr.err)
 	}
+	// Read to the end: the file may be shorter than size said.
+	for {
+		if _, _, ok := p.lr.next(); !ok {
+			break
+		}
+	}
+	if p.lr.err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRead, p.lr.err)
+	}
 	end := p.lr.snap()
-	return &Message{Root: root, Size: end.off + end.bare, r: r, len: size}, nil
+	return &Message{Root: root, Size: end.off + end.bare, r: r, len: end.off}, nil
 }
 
 // bufSize is the size of the read buffer; lines longer than this are read in pieces.

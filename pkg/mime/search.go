@@ -261,8 +261,8 @@ func (m *Message) HeaderContains(name string, mt *Matcher) bool {
 	return headerMatch(&m.Root.Header, name, mt, buf)
 }
 
-// headerMatch searches the fields named name (all fields, names included, when name is
-// "") of h.
+// headerMatch searches the fields named name of h, in their decoded values; with name
+// "", every field as a line "name: value", as ExtractText keeps them.
 func headerMatch(h *Header, name string, mt *Matcher, scratch []byte) bool {
 	for _, f := range h.fields {
 		fname := h.data[f.name:f.nameEnd]
@@ -272,14 +272,18 @@ func headerMatch(h *Header, name string, mt *Matcher, scratch []byte) bool {
 		if len(mt.needle) == 0 {
 			return true
 		}
-		if name == "" && mt.Match(fname) {
-			return true
+		line := scratch[:0]
+		if name == "" {
+			line = append(line, fname...)
+			line = append(line, ':', ' ')
 		}
 		v := h.data[f.val:f.end]
 		if bytes.Contains(v, []byte("=?")) || !utf8.Valid(v) {
-			v = appendDecodedHeader(scratch[:0], v)
+			line = appendDecodedHeader(line, v)
+		} else {
+			line = append(line, v...)
 		}
-		if mt.Match(v) {
+		if mt.Match(line) {
 			return true
 		}
 	}
