@@ -428,7 +428,7 @@ func TestContains(t *testing.T) {
 		{"simple.eml", "GRÜẞE", true, true}, // capital sharp s folds to ß
 		{"simple.eml", "bob@example", false, true},
 		{"simple.eml", "SUBJECT: lunch on", false, true}, // header fields as "name: value"
-		{"alternative.eml", "crème brûlée", true, true}, // quoted-printable ISO-8859-1
+		{"alternative.eml", "crème brûlée", true, true},  // quoted-printable ISO-8859-1
 		{"alternative.eml", "need a soft line", true, true},
 		{"alternative.eml", "<b>CRÈME", true, true},
 		{"alternative.eml", "multi-part message", false, false}, // the preamble is not text
