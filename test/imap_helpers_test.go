@@ -492,4 +492,3 @@ func imapType(err error) imap.StatusResponseType {
 	}
 	return ""
 }
-
