@@ -110,7 +110,8 @@ func appendAddressList(b []byte, l []mime.Address) []byte {
 // with extension data for FETCH BODYSTRUCTURE (extended set), without for FETCH BODY
 // (RFC 3501 §7.4.2, RFC 9051 §7.5.2). Sizes are those of the CRLF form of the message;
 // text parts carry their line count; message/rfc822 and message/global parts carry the
-// envelope, body structure and line count of the encapsulated message.
+// envelope, body structure and line count of the encapsulated message (message/global
+// parts are written as basic bodies, see below).
 func AppendBodyStructure(b []byte, p *mime.Part, extended bool) []byte {
 	b = append(b, '(')
 	switch {
@@ -148,8 +149,12 @@ func AppendBodyStructure(b []byte, p *mime.Part, extended bool) []byte {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, p.BodyRange.Size, 10)
 		switch {
-		case p.IsMessage():
-			// body-type-msg: ... SP envelope SP body SP body-fld-lines
+		case strings.EqualFold(p.Type, "message") && strings.EqualFold(p.Subtype, "rfc822"):
+			// body-type-msg: ... SP envelope SP body SP body-fld-lines. Only for
+			// message/rfc822: RFC 3501's media-message knows no other subtype, so an
+			// IMAP4rev1 client would misread a message/global written this way
+			// (RFC 9051 adds GLOBAL); like Dovecot, message/global goes out as a basic
+			// body, and the same bytes serve both revisions.
 			b = append(b, ' ')
 			if p.Message != nil {
 				b = AppendEnvelope(b, p.Message.Envelope())

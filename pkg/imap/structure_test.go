@@ -128,6 +128,10 @@ func TestBodyStructureOddities(t *testing.T) {
 		// A base64 message/rfc822 is not parsed: an empty envelope and body, as Dovecot.
 		{"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQoKYm9keQo=\r\n",
 			`("message" "rfc822" NIL NIL NIL "base64" 26 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 1 NIL NIL NIL NIL)`},
+		// message/global is a basic body (RFC 3501 media-message is RFC822 only), as
+		// Dovecot sends it.
+		{"Content-Type: message/global\r\n\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nHallo\r\n",
+			`("message" "global" NIL NIL NIL "7bit" 27 NIL NIL NIL NIL)`},
 		// Extension fields; a Content-Language list; MD5 and location.
 		{"Content-Type: image/png\r\nContent-Disposition: INLINE; filename=\"a b.png\"\r\nContent-Language: en, fr\r\nContent-MD5: Q2hlY2s=\r\nContent-Location: http://x.test/a\r\n\r\nxx\r\n",
 			`("image" "png" NIL NIL NIL "7bit" 4 "Q2hlY2s=" ("INLINE" ("filename" "a b.png")) ("en" "fr") "http://x.test/a")`},
