@@ -23,25 +23,26 @@ import (
 // checkAuthor refuses an authenticated submission whose From: (and Sender:, if any)
 // names an address the user may not send as (authd's sendas answer): a user writes in
 // their own name only, not just in the envelope (smtpd checks MAIL FROM). The refusal is
-// an ipc "denied" error, which smtpd answers with 550 5.7.1 at the end of the data.
+// an ipc error of code enqueue.CodeRejected, which smtpd answers with 550 5.7.1 at the
+// end of the data.
 func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *headerFixer) *ipc.Error {
 	if !env.Submission || env.AuthUser == "" {
 		return nil
 	}
 	if !h.complete {
-		return ipc.Errorf("denied", "Header section too large to check the author (over %d octets)", maxHeaderScan)
+		return ipc.Errorf(enqueue.CodeRejected, "Header section too large to check the author (over %d octets)", maxHeaderScan)
 	}
 	from, err := headerAddresses(h.section, "From")
 	switch {
 	case err != nil:
-		return ipc.Errorf("denied", "Cannot parse the From: header: %s", printable(err.Error()))
+		return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the From: header: %s", printable(err.Error()))
 	case len(from) == 0:
 		// RFC 5322 §3.6: every message has a From: field.
-		return ipc.Errorf("denied", "Message has no From: header")
+		return ipc.Errorf(enqueue.CodeRejected, "Message has no From: header")
 	}
 	sender, err := headerAddresses(h.section, "Sender")
 	if err != nil {
-		return ipc.Errorf("denied", "Cannot parse the Sender: header: %s", printable(err.Error()))
+		return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the Sender: header: %s", printable(err.Error()))
 	}
 	sa, err := c.Auth.SendAs(ctx, env.AuthUser)
 	if err != nil {
@@ -50,7 +51,7 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 	}
 	for _, a := range append(from, sender...) {
 		if !sa.Allows(a) {
-			return ipc.Errorf("denied", "From: header address <%s> not owned by user %s", printable(a), env.AuthUser)
+			return ipc.Errorf(enqueue.CodeRejected, "From: header address <%s> not owned by user %s", printable(a), env.AuthUser)
 		}
 	}
 	return nil

@@ -132,8 +132,8 @@ func TestSubmissionSignedAndChecked(t *testing.T) {
 		"From: a@example.test\r\n" + strings.Repeat("X-Long: "+strings.Repeat("y", 990)+"\r\n", 70) + "\r\nx\r\n",
 	} {
 		_, err := send(t, cl, submission("a@example.test"), m)
-		if !ipc.IsCode(err, "denied") {
-			t.Errorf("%.60q: err = %v, want denied", m, err)
+		if !ipc.IsCode(err, enqueue.CodeRejected) {
+			t.Errorf("%.60q: err = %v, want rejected", m, err)
 		}
 	}
 	ids, _ := spool.List(queue.Incoming)

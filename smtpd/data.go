@@ -176,7 +176,7 @@ func (s *session) cmdData(arg string) {
 func (s *session) commit(k *sink, tx *transaction, size int64) {
 	res, err := k.commit()
 	var refused *ipc.Error
-	if errors.As(err, &refused) && refused.Code == "denied" {
+	if errors.As(err, &refused) && refused.Code == enqueue.CodeRejected {
 		// cleanup refused the content: a From: header the user may not use, say.
 		// RFC 3463 X.7.1; RFC 5321 §4.2.5 lets the end of data get a 5yz.
 		s.reply(newReply(550, "5.7.1", "%s", refused.Message), "from", slogAddr(tx.from), "user", s.authUser)

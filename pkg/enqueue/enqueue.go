@@ -22,6 +22,13 @@ import (
 // OpEnqueue is the operation cleanup serves.
 const OpEnqueue = "enqueue"
 
+// CodeRejected is the ipc error code of a message cleanup refuses for its content (an
+// authenticated user's From: naming someone else, say): a permanent failure, which
+// smtpd answers with 550 5.7.1 and the error's message. It is distinct from "denied",
+// which ipc uses for a peer that may not use the socket (a configuration error, to be
+// retried, not bounced).
+const CodeRejected = "rejected"
+
 // Envelope is what the client knows about a message.
 type Envelope struct {
 	// From is the envelope sender; empty for the null reverse-path <>.
