@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/netip"
 	"net/smtp"
 	"os"
@@ -16,6 +18,7 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/config"
+	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 )
 
@@ -334,4 +337,36 @@ func FuzzAuthExchange(f *testing.F) {
 		e.cleanup.msgs = nil
 		e.cleanup.mu.Unlock()
 	})
+}
+
+// TestContentRejected: cleanup's enqueue.CodeRejected (an author the user may not
+// write as) is a 550 5.7.1 with cleanup's text at the end of data; its "denied" (smtpd's
+// uid not admitted on the socket, a configuration error) stays a temporary 451.
+func TestContentRejected(t *testing.T) {
+	for code, want := range map[string]string{
+		enqueue.CodeRejected: "550 5.7.1 From: header address <x@example.test> not owned by user demo@example.test",
+		"denied":             "451 4.3.0",
+	} {
+		e := startEnvWith(t, nil, envOptions{noCleanup: true})
+		cl := &ipc.Server{Name: "rejecting-cleanup", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		cl.HandleStream(enqueue.OpEnqueue, func(_ context.Context, _ ipc.Cred, c *ipc.Conn, _ json.RawMessage, files []*os.File) error {
+			ipc.CloseFiles(files)
+			io.Copy(io.Discard, c.StreamReader())
+			var end enqueue.End
+			if _, err := c.Receive(&end); err != nil {
+				return err
+			}
+			return c.Reply(nil, ipc.Errorf(code, "From: header address <x@example.test> not owned by user demo@example.test"))
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go cl.Serve(ctx, listenUnix(t, e.cfg.PrivateSocket("cleanup")))
+		c := e.submission()
+		expect(t, c.cmd("AUTH PLAIN "+b64("\x00demo@example.test\x00"+demoPassword)), "235")
+		expect(t, c.cmd("MAIL FROM:<demo@example.test>"), "250")
+		expect(t, c.cmd("RCPT TO:<friend@foreign.test>"), "250")
+		expect(t, c.cmd("DATA"), "354")
+		c.send("From: x@example.test\r\n\r\nhi\r\n.\r\n")
+		expect(t, c.read(), want)
+	}
 }
