@@ -48,6 +48,7 @@ type Config struct {
 	SMTPD    SMTPD               `toml:"smtpd"`
 	Queue    Queue               `toml:"queue"`
 	Local    Local               `toml:"local"`
+	IMAPD    IMAPD               `toml:"imapd"`
 	Remote   Remote              `toml:"remote"`
 	Services map[string]*Service `toml:"services"`
 
@@ -152,6 +153,23 @@ type Remote struct {
 	ConnectionCacheTime Duration `toml:"connection_cache_time"`
 }
 
+// IMAPD holds the limits of the IMAP server.
+type IMAPD struct {
+	// MaxConnections bounds the IMAP connections at once; MaxConnectionsPerIP those from
+	// one address (loopback is exempt: webmail connects from there).
+	MaxConnections      int `toml:"max_connections"`
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MaxLineLength bounds a command line with its small literals, in bytes.
+	MaxLineLength int `toml:"max_line_length"`
+	// MaxMessageSize bounds a message stored with APPEND.
+	MaxMessageSize Size `toml:"max_message_size"`
+	// LoginTimeout is how long a connection may stay unauthenticated.
+	LoginTimeout Duration `toml:"login_timeout"`
+	// IdleTimeout is the autologout timer of an authenticated session (RFC 9051 §5.4
+	// asks for at least 30 minutes).
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
 // Service is one entry of the [services] table, the part Postfix's master.cf plays.
 type Service struct {
 	// Enable says whether master runs the daemon.
@@ -198,6 +216,7 @@ var Daemons = []Daemon{
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
+	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}},
 }
 
 // LookupDaemon returns the description of the named daemon.
@@ -255,12 +274,21 @@ func Default() *Config {
 			ConnectionCacheTime:    Duration(10 * time.Second),
 		},
 		Submission: Submission{MaxMessagesPerHour: 200, MaxRecipientsPerHour: 1000},
-		Services:   map[string]*Service{},
+		IMAPD: IMAPD{
+			MaxConnections:      20000,
+			MaxConnectionsPerIP: 50,
+			MaxLineLength:       65536,
+			MaxMessageSize:      50 << 20,
+			LoginTimeout:        Duration(time.Minute),
+			IdleTimeout:         Duration(30 * time.Minute),
+		},
+		Services: map[string]*Service{},
 	}
 	for _, d := range Daemons {
 		c.Services[d.Name] = &Service{Enable: true, User: d.User, Listen: map[string]string{}, Procs: d.Procs}
 	}
 	c.Services["smtpd"].Listen = map[string]string{"smtp": "0.0.0.0:25", "submission": "0.0.0.0:587", "submissions": "0.0.0.0:465"}
+	c.Services["imapd"].Listen = map[string]string{"imap": "0.0.0.0:143", "imaps": "0.0.0.0:993"}
 	return c
 }
 
@@ -354,6 +382,12 @@ func (c *Config) validate(data []byte) error {
 		"queue.min_backoff (seconds)":   int(time.Duration(c.Queue.MinBackoff).Seconds()),
 		"queue.max_lifetime (seconds)":  int(time.Duration(c.Queue.MaxLifetime).Seconds()),
 		"queue.scan_interval (seconds)": int(time.Duration(c.Queue.ScanInterval).Seconds()),
+		"imapd.max_connections":         c.IMAPD.MaxConnections,
+		"imapd.max_connections_per_ip":  c.IMAPD.MaxConnectionsPerIP,
+		"imapd.max_line_length":         c.IMAPD.MaxLineLength,
+		"imapd.max_message_size":        int(min(c.IMAPD.MaxMessageSize, 1<<30)),
+		"imapd.login_timeout (seconds)": int(c.IMAPD.LoginTimeout.D().Seconds()),
+		"imapd.idle_timeout (seconds)":  int(c.IMAPD.IdleTimeout.D().Seconds()),
 	}
 	keys := make([]string, 0, len(positive))
 	for k := range positive {

@@ -337,6 +337,11 @@ func (d *Decoder) modseq() uint64 {
 
 // seqSet reads a sequence-set (RFC 3501 §9; "*" is 0 in a SeqRange).
 func (d *Decoder) seqSet() SeqSet {
+	if d.peek() == '$' {
+		// SEARCHRES (RFC 5182 §2, part of RFC 9051): the saved search result.
+		d.next()
+		return SeqSet{{SearchRes, SearchRes}}
+	}
 	var s SeqSet
 	for {
 		var r SeqRange
@@ -358,9 +363,6 @@ func (d *Decoder) seqNumber() uint32 {
 	if d.peek() == '*' {
 		d.next()
 		return 0
-	}
-	if d.peek() == '$' {
-		d.fail("SEARCHRES ($) is not supported")
 	}
 	return d.nzNumber()
 }
@@ -965,7 +967,7 @@ func (d *Decoder) search() *SearchRequest {
 			s.Return = d.atomList()
 			for _, o := range s.Return {
 				switch o {
-				case "MIN", "MAX", "ALL", "COUNT":
+				case "MIN", "MAX", "ALL", "COUNT", "SAVE":
 				default:
 					d.fail("unknown SEARCH return option %s", o)
 				}
@@ -998,12 +1000,18 @@ func (d *Decoder) search() *SearchRequest {
 // peekWord returns the upper-cased atom that comes next without consuming it (up to
 // 16 bytes, which is enough to tell keywords apart).
 func (d *Decoder) peekWord() string {
-	b, _ := d.r.Peek(16)
-	i := 0
-	for i < len(b) && isAtomChar(b[i]) {
-		i++
+	// Peek one more byte at a time and stop at the first that ends the atom: Peek
+	// blocks until it has what it asked for, and the client only sends up to the end
+	// of the line (or a literal's announcement).
+	var b []byte
+	for i := 1; i <= 16; i++ {
+		p, err := d.r.Peek(i)
+		if err != nil || !isAtomChar(p[i-1]) {
+			break
+		}
+		b = p
 	}
-	return strings.ToUpper(string(b[:i]))
+	return strings.ToUpper(string(b))
 }
 
 const maxSearchDepth = 100
@@ -1026,7 +1034,7 @@ func (d *Decoder) searchKey(depth int) *SearchKey {
 		}
 		return k
 	}
-	if c == '*' || c >= '0' && c <= '9' {
+	if c == '*' || c == '$' || c >= '0' && c <= '9' {
 		return &SearchKey{Op: "SEQSET", Set: d.seqSet()}
 	}
 	k := &SearchKey{Op: d.word()}

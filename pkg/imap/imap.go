@@ -86,7 +86,8 @@ type SearchRequest struct {
 	// Charset is the CHARSET argument, upper case, "" when absent.
 	Charset string
 	// ESearch is set when RETURN (...) was given (RFC 4731 §3); Return then holds the
-	// options (MIN, MAX, ALL, COUNT), empty meaning ALL.
+	// options (MIN, MAX, ALL, COUNT, and SAVE of SEARCHRES, RFC 5182), empty meaning
+	// ALL.
 	ESearch bool
 	Return  []string
 	// Key is the criteria: one key, or an AND of several.
@@ -201,8 +202,15 @@ type StoreRequest struct {
 // use. Start may be greater than Stop: "4:2" means 2:4 (RFC 3501 §9, seq-range).
 type SeqRange struct{ Start, Stop uint32 }
 
-// SeqSet is a sequence set (RFC 3501 §9).
+// SeqSet is a sequence set (RFC 3501 §9). The set "$" (SEARCHRES, RFC 5182) is the one
+// range {SearchRes, SearchRes}; see IsSearchRes.
 type SeqSet []SeqRange
+
+// SearchRes marks the saved search result "$" in a SeqSet.
+const SearchRes = 0xffffffff
+
+// IsSearchRes reports whether the set is "$", the result saved by SEARCH RETURN (SAVE).
+func (s SeqSet) IsSearchRes() bool { return len(s) == 1 && s[0].Start == SearchRes }
 
 // Bounds returns the range with "*" replaced by star and Start <= Stop.
 func (r SeqRange) Bounds(star uint32) (lo, hi uint32) {
@@ -250,6 +258,9 @@ func (s SeqSet) Append(b []byte) []byte {
 			return append(b, '*')
 		}
 		return strconv.AppendUint(b, uint64(n), 10)
+	}
+	if s.IsSearchRes() {
+		return append(b, '$')
 	}
 	for i, r := range s {
 		if i > 0 {

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/mail"
+	"os"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	"postern/pkg/imap"
+	"postern/pkg/mime"
+)
+
+// The cache keeps what FETCH ENVELOPE, BODY and BODYSTRUCTURE and SEARCH SENT* need
+// from a message, computed once when the message arrives (or on first use for mail
+// imported from elsewhere), so that those commands never parse a message twice.
+//
+// A record is: version 1 (uvarint), the Date header as Unix seconds (varint, 0 when
+// missing or unreadable), then ENVELOPE, BODY and BODYSTRUCTURE in IMAP syntax, each
+// length-prefixed (uvarint).
+type cached struct {
+	sent                          int64
+	envelope, body, bodystructure []byte
+}
+
+const cacheVersion = 1
+
+func (c *cached) marshal() []byte {
+	b := make([]byte, 0, 16+len(c.envelope)+len(c.body)+len(c.bodystructure))
+	b = binary.AppendUvarint(b, cacheVersion)
+	b = binary.AppendVarint(b, c.sent)
+	for _, s := range [][]byte{c.envelope, c.body, c.bodystructure} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func unmarshalCached(b []byte) (*cached, bool) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || v != cacheVersion {
+		return nil, false
+	}
+	b = b[n:]
+	c := &cached{}
+	c.sent, n = binary.Varint(b)
+	if n <= 0 {
+		return nil, false
+	}
+	b = b[n:]
+	for _, dst := range []*[]byte{&c.envelope, &c.body, &c.bodystructure} {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return nil, false
+		}
+		*dst = b[n : n+int(l)]
+		b = b[n+int(l):]
+	}
+	return c, true
+}
+
+// parseFile parses a message file with pkg/mime; the caller closes f.
+func parseFile(f *os.File) (*mime.Message, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return mime.Parse(f, st.Size())
+}
+
+// newCached renders the cached data of a parsed message.
+func newCached(msg *mime.Message) *cached {
+	env := msg.Root.Envelope()
+	c := &cached{
+		envelope:      imap.AppendEnvelope(nil, env),
+		body:          imap.AppendBodyStructure(nil, msg.Root, false),
+		bodystructure: imap.AppendBodyStructure(nil, msg.Root, true),
+	}
+	if env.Date != nil {
+		if t, err := mail.ParseDate(strings.TrimSpace(*env.Date)); err == nil {
+			c.sent = t.Unix()
+		}
+	}
+	return c
+}
+
+// maxText bounds the searchable text kept per message; longer texts are searched in
+// the file.
+const maxText = 1 << 20
+
+// cacheRecord is what the cache keeps of a message: the FETCH data and the search text.
+type cacheRecord struct {
+	fetch []byte
+	text  []byte // nil when not extracted
+}
+
+// cacheFile computes the cache records of the message file at path.
+func cacheFile(path string) (cacheRecord, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cacheRecord{}, err
+	}
+	defer f.Close()
+	msg, err := parseFile(f)
+	if err != nil {
+		return cacheRecord{}, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	return cacheRecord{fetch: newCached(msg).marshal(), text: textRecord(msg)}, nil
+}
+
+// textRecord extracts the searchable text of msg: uvarint length of the folded header
+// text, the header text, then the folded body text. A text cut by maxText is not kept.
+func textRecord(msg *mime.Message) []byte {
+	t, err := msg.ExtractText(maxText)
+	if err != nil || t.Truncated {
+		return nil
+	}
+	b := make([]byte, 0, 4+len(t.Header)+len(t.Body))
+	b = binary.AppendUvarint(b, uint64(len(t.Header)))
+	b = append(b, t.Header...)
+	return append(b, t.Body...)
+}
+
+// splitText splits a text record into header and body text.
+func splitText(b []byte) (header, body []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)-k) {
+		return nil, nil, false
+	}
+	return b[k : k+int(n)], b[k+int(n):], true
+}
+
+func putCache(cb, tb *bolt.Bucket, uid uint32, r cacheRecord) error {
+	if r.fetch != nil {
+		if err := cb.Put(uidKey(uid), r.fetch); err != nil {
+			return err
+		}
+	}
+	if r.text != nil {
+		return tb.Put(uidKey(uid), r.text)
+	}
+	return nil
+}
+
+// loadCache reads the cache records of uids in one transaction; missing ones are
+// absent from the map.
+func (mb *Mailbox) loadCache(uids []uint32) map[uint32]*cached {
+	out := make(map[uint32]*cached, len(uids))
+	mb.acct.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(mb.key))
+		if b == nil {
+			return nil
+		}
+		cb := b.Bucket(bucketCache)
+		if cb == nil {
+			return nil
+		}
+		for _, u := range uids {
+			if v := cb.Get(uidKey(u)); v != nil {
+				if c, ok := unmarshalCached(append([]byte(nil), v...)); ok {
+					out[u] = c
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// saveCache writes cache records in one transaction.
+func (mb *Mailbox) saveCache(recs map[uint32]cacheRecord) {
+	if len(recs) == 0 {
+		return
+	}
+	err := mb.acct.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(mb.key))
+		if b == nil {
+			return nil
+		}
+		cb, tb := b.Bucket(bucketCache), b.Bucket(bucketText)
+		for u, v := range recs {
+			if err := putCache(cb, tb, u, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		mb.acct.log.Warn("writing the message cache", "folder", mb.name, "err", err)
+	}
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The index: one bbolt database per account, <maildir>/postern-imap.db, written by
+// imapd alone. Each folder has a bucket named by its Maildir++ directory ("INBOX" for
+// the root, ".Sent" ...) holding
+//
+//	v  UIDVALIDITY (uint32)      n  UIDNEXT (uint32)
+//	h  HIGHESTMODSEQ (uint64)    i  inode of the folder's directory (uint64)
+//	m/ uid → message record      c/ uid → cached ENVELOPE and BODYSTRUCTURE
+//	t/ uid → the folded text SEARCH BODY and TEXT look in (cache.go)
+//
+// The flags live in the record and, for Dovecot, in the Maildir file names (":2,FRS");
+// the UID ↔ file name map is also written to dovecot-uidlist in each folder.
+const indexFile = "postern-imap.db"
+
+var (
+	keyUIDValidity = []byte("v")
+	keyUIDNext     = []byte("n")
+	keyModSeq      = []byte("h")
+	keyInode       = []byte("i")
+	bucketMsgs     = []byte("m")
+	bucketCache    = []byte("c")
+	bucketText     = []byte("t")
+	// keyLastValidity, in the root bucket "account", is the last UIDVALIDITY given,
+	// so that a folder deleted and created again in the same second gets a new one.
+	bucketAccount   = []byte("account")
+	keyLastValidity = []byte("lastuidvalidity")
+)
+
+// flagBits are the system flags of a message.
+type flagBits uint8
+
+const (
+	flagSeen flagBits = 1 << iota
+	flagAnswered
+	flagFlagged
+	flagDeleted
+	flagDraft
+	// flagPassed is Maildir's "P" (forwarded); it is no IMAP flag but is kept in the
+	// file name.
+	flagPassed
+)
+
+// systemFlags maps IMAP system flags (RFC 3501 §2.3.2) to bits and Maildir letters
+// (https://cr.yp.to/proto/maildir.html: D draft, F flagged, P passed, R replied,
+// S seen, T trashed), in the Maildir letters' ASCII order.
+var systemFlags = []struct {
+	name   string
+	bit    flagBits
+	letter byte
+}{
+	{`\Draft`, flagDraft, 'D'},
+	{`\Flagged`, flagFlagged, 'F'},
+	{"", flagPassed, 'P'},
+	{`\Answered`, flagAnswered, 'R'},
+	{`\Seen`, flagSeen, 'S'},
+	{`\Deleted`, flagDeleted, 'T'},
+}
+
+// message is what the index knows of one message.
+type message struct {
+	uid    uint32
+	modseq uint64
+	flags  flagBits
+	// keywords are sorted; their case is as first given.
+	keywords []string
+	size     int64
+	idate    int64 // internal date, Unix seconds
+	// base is the Maildir file name without its ":2,..." info.
+	base string
+}
+
+func uidKey(uid uint32) []byte {
+	var k [4]byte
+	binary.BigEndian.PutUint32(k[:], uid)
+	return k[:]
+}
+
+func (m *message) marshal() []byte {
+	b := make([]byte, 0, 32+len(m.base))
+	b = binary.AppendUvarint(b, m.modseq)
+	b = append(b, byte(m.flags))
+	b = binary.AppendVarint(b, m.idate)
+	b = binary.AppendUvarint(b, uint64(m.size))
+	b = binary.AppendUvarint(b, uint64(len(m.base)))
+	b = append(b, m.base...)
+	b = binary.AppendUvarint(b, uint64(len(m.keywords)))
+	for _, k := range m.keywords {
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+	}
+	return b
+}
+
+var errCorrupt = errors.New("corrupt index record")
+
+func unmarshalMessage(uid uint32, b []byte) (*message, error) {
+	m := &message{uid: uid}
+	var n int
+	uv := func() uint64 {
+		if n < 0 {
+			return 0
+		}
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			n = -1
+			return 0
+		}
+		b = b[k:]
+		return v
+	}
+	str := func() string {
+		l := uv()
+		if n < 0 || l > uint64(len(b)) {
+			n = -1
+			return ""
+		}
+		s := string(b[:l])
+		b = b[l:]
+		return s
+	}
+	m.modseq = uv()
+	if len(b) < 1 {
+		return nil, errCorrupt
+	}
+	m.flags = flagBits(b[0])
+	b = b[1:]
+	v, k := binary.Varint(b)
+	if k <= 0 {
+		return nil, errCorrupt
+	}
+	m.idate = v
+	b = b[k:]
+	m.size = int64(uv())
+	m.base = str()
+	nk := uv()
+	if nk > 1000 {
+		return nil, errCorrupt
+	}
+	for i := uint64(0); i < nk && n >= 0; i++ {
+		m.keywords = append(m.keywords, str())
+	}
+	if n < 0 {
+		return nil, errCorrupt
+	}
+	return m, nil
+}
+
+func getU32(b *bolt.Bucket, k []byte) uint32 {
+	if v := b.Get(k); len(v) == 4 {
+		return binary.BigEndian.Uint32(v)
+	}
+	return 0
+}
+
+func getU64(b *bolt.Bucket, k []byte) uint64 {
+	if v := b.Get(k); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func putU32(b *bolt.Bucket, k []byte, v uint32) error {
+	return b.Put(k, binary.BigEndian.AppendUint32(nil, v))
+}
+
+func putU64(b *bolt.Bucket, k []byte, v uint64) error {
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, v))
+}
+
+// hasFlag reports whether m carries the IMAP flag or keyword f (case-insensitively,
+// RFC 3501 §2.3.2).
+func (m *message) hasFlag(f string) bool {
+	if bit := flagBit(f); bit != 0 {
+		return m.flags&bit != 0
+	}
+	for _, k := range m.keywords {
+		if strings.EqualFold(k, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// flagBit returns the bit of a system flag, 0 for a keyword.
+func flagBit(f string) flagBits {
+	if len(f) == 0 || f[0] != '\\' {
+		return 0
+	}
+	for _, sf := range systemFlags {
+		if sf.name != "" && strings.EqualFold(sf.name, f) {
+			return sf.bit
+		}
+	}
+	return 0
+}
+
+// appendFlags appends the message's flags as a parenthesized list. recent adds \Recent
+// (IMAP4rev1 only).
+func (m *message) appendFlags(b []byte, recent bool) []byte {
+	b = append(b, '(')
+	n := 0
+	for _, sf := range systemFlags {
+		if sf.name != "" && m.flags&sf.bit != 0 {
+			if n > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, sf.name...)
+			n++
+		}
+	}
+	for _, k := range m.keywords {
+		if n > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, k...)
+		n++
+	}
+	if recent {
+		if n > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, `\Recent`...)
+	}
+	return append(b, ')')
+}
+
+// flagChange is the effect of a STORE on one message's flags.
+type flagChange struct {
+	mode     int // imap.StoreReplace, StoreAdd, StoreRemove
+	bits     flagBits
+	keywords []string
+}
+
+// apply returns the flags and keywords m has after the change, and whether they differ.
+func (c *flagChange) apply(m *message) (flagBits, []string, bool) {
+	flags, kws := m.flags, m.keywords
+	switch c.mode {
+	case 0:
+		flags = c.bits | m.flags&flagPassed
+		kws = c.keywords
+	case 1:
+		flags |= c.bits
+		for _, k := range c.keywords {
+			if !m.hasFlag(k) {
+				kws = append(append([]string(nil), kws...), k)
+			}
+		}
+	case -1:
+		flags &^= c.bits
+		if len(c.keywords) > 0 {
+			var keep []string
+			for _, k := range kws {
+				drop := false
+				for _, r := range c.keywords {
+					if strings.EqualFold(k, r) {
+						drop = true
+					}
+				}
+				if !drop {
+					keep = append(keep, k)
+				}
+			}
+			kws = keep
+		}
+	}
+	sort.Strings(kws)
+	same := flags == m.flags && len(kws) == len(m.keywords)
+	for i := 0; same && i < len(kws); i++ {
+		same = kws[i] == m.keywords[i]
+	}
+	return flags, kws, !same
+}
+
+// folderBucket returns the bucket of a folder, creating it if create is set.
+func folderBucket(tx *bolt.Tx, key string, create bool) (*bolt.Bucket, error) {
+	if create {
+		b, err := tx.CreateBucketIfNotExists([]byte(key))
+		if err != nil {
+			return nil, fmt.Errorf("creating index of %s: %w", key, err)
+		}
+		if _, err := b.CreateBucketIfNotExists(bucketMsgs); err != nil {
+			return nil, err
+		}
+		if _, err := b.CreateBucketIfNotExists(bucketCache); err != nil {
+			return nil, err
+		}
+		if _, err := b.CreateBucketIfNotExists(bucketText); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return tx.Bucket([]byte(key)), nil
+}

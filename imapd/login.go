@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+
+	"postern/pkg/auth"
+	"postern/pkg/imap"
+)
+
+// maxLoginFailures ends a session after this many wrong passwords; authd throttles
+// the guessing further by client address.
+const maxLoginFailures = 3
+
+var errAuthFailed = errors.New("authentication failed")
+
+func (s *Session) login(c *imap.Command) {
+	if !s.secure() {
+		// RFC 3501 §6.2.3: LOGINDISABLED was advertised.
+		s.no(c, "[PRIVACYREQUIRED] LOGIN is disabled without TLS; use STARTTLS first")
+		return
+	}
+	s.finishLogin(c, s.verify(c.User, c.Password))
+}
+
+// verify asks authd; the remote IP lets it throttle guessing.
+func (s *Session) verify(user, password string) error {
+	if user == "" || password == "" || len(user) > 320 || len(password) > 1024 {
+		return errAuthFailed
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	r, err := s.srv.auth.Verify(ctx, auth.VerifyRequest{User: user, Password: password, RemoteAddr: s.ip.String()})
+	if err != nil {
+		s.log.Error("asking authd to verify a password", "err", err)
+		return err
+	}
+	if !r.OK {
+		s.log.Info("login failed", "user", user, "client", s.ip.String(), "throttled", r.Throttled)
+		return errAuthFailed
+	}
+	mb, err := s.srv.auth.Mailbox(ctx, r.Address)
+	if err != nil {
+		s.log.Error("asking authd for the mailbox", "user", r.Address, "err", err)
+		return err
+	}
+	if !mb.Exists || mb.Maildir == "" {
+		return errAuthFailed
+	}
+	a, err := s.srv.openAccount(mb.Address, mb.Maildir)
+	if err != nil {
+		s.log.Error("opening the mailbox", "user", mb.Address, "err", err)
+		return err
+	}
+	s.acct = a
+	s.user = mb.Address
+	return nil
+}
+
+func (s *Session) finishLogin(c *imap.Command, err error) {
+	switch {
+	case err == nil:
+		s.state = stateAuth
+		s.log = s.log.With("user", s.user)
+		s.log.Info("login", "client", s.ip.String(), "tls", s.tls)
+		// RFC 9051 §6.2.3: the capabilities may change after login; send them.
+		s.tagged(c.Tag, "OK", "[CAPABILITY "+s.capabilities()+"] Logged in")
+	case errors.Is(err, errAuthFailed):
+		s.fails++
+		s.no(c, "[AUTHENTICATIONFAILED] Authentication failed")
+		if s.fails >= maxLoginFailures {
+			s.untagged("BYE Too many failed logins")
+			s.state = stateLogout
+		}
+	default:
+		s.no(c, "[UNAVAILABLE] Authentication is unavailable, try again later")
+	}
+}
+
+// authenticate runs a SASL exchange (RFC 3501 §6.2.2, RFC 4959 for the initial
+// response): PLAIN (RFC 4616) through go-sasl, and LOGIN, which go-sasl only offers as
+// a client, through loginServer.
+func (s *Session) authenticate(c *imap.Command) {
+	if !s.secure() {
+		s.no(c, "[PRIVACYREQUIRED] Authentication is disabled without TLS; use STARTTLS first")
+		return
+	}
+	var verr error
+	check := func(identity, user, password string) error {
+		if identity != "" && identity != user {
+			return errAuthFailed // no proxy authorization
+		}
+		verr = s.verify(user, password)
+		return verr
+	}
+	var srv sasl.Server
+	switch c.Mechanism {
+	case "PLAIN":
+		srv = sasl.NewPlainServer(check)
+	case "LOGIN":
+		srv = &loginServer{check: func(u, p string) error { return check("", u, p) }}
+	default:
+		s.no(c, "Unsupported authentication mechanism")
+		return
+	}
+	var resp []byte
+	if c.InitialResponse != "" {
+		if c.InitialResponse == "=" {
+			resp = []byte{}
+		} else {
+			b, err := base64.StdEncoding.DecodeString(c.InitialResponse)
+			if err != nil {
+				s.tagged(c.Tag, "BAD", "Invalid base64 in the initial response")
+				return
+			}
+			resp = b
+		}
+	}
+	for {
+		challenge, done, err := srv.Next(resp)
+		if err != nil || done {
+			if err != nil && verr == nil {
+				verr = errAuthFailed
+			}
+			s.finishLogin(c, verr)
+			return
+		}
+		s.w.WriteString("+ ")
+		s.w.WriteString(base64.StdEncoding.EncodeToString(challenge))
+		s.w.WriteString("\r\n")
+		s.flush()
+		s.setReadDeadline()
+		line, err := s.dec.ReadLine()
+		if err != nil {
+			s.tagged(c.Tag, "BAD", "Authentication aborted")
+			s.state = stateLogout
+			return
+		}
+		if string(line) == "*" {
+			// RFC 3501 §6.2.2: the client cancels.
+			s.tagged(c.Tag, "BAD", "Authentication cancelled")
+			return
+		}
+		resp, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(line)))
+		if err != nil {
+			s.tagged(c.Tag, "BAD", "Invalid base64")
+			return
+		}
+	}
+}
+
+// loginServer is the server side of the LOGIN mechanism
+// (draft-murchison-sasl-login): it asks "Username:" then "Password:".
+type loginServer struct {
+	check    func(user, password string) error
+	user     string
+	step     int
+	finished bool
+}
+
+func (l *loginServer) Next(resp []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		l.step = 1
+		if resp == nil || len(resp) == 0 {
+			return []byte("Username:"), false, nil
+		}
+		l.user = string(resp)
+		l.step = 2
+		return []byte("Password:"), false, nil
+	case 1:
+		l.user = string(resp)
+		l.step = 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.check(l.user, string(resp))
+	}
+	return nil, true, sasl.ErrUnexpectedClientResponse
+}

@@ -1,0 +1,1031 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"postern/pkg/maildir"
+)
+
+// Mailbox is one open folder of an account, shared by every session that uses it. Its
+// message list mirrors the index; mu guards it. Changes are written to the index (one
+// transaction per command), to the Maildir file names, and then announced to the
+// sessions that have the folder selected.
+type Mailbox struct {
+	acct *Account
+	name string // UTF-8, "INBOX" for the INBOX
+	key  string // bucket and directory name: "INBOX" or ".Sent"
+	dir  string // the folder's Maildir directory
+
+	mu          sync.RWMutex
+	uidValidity uint32
+	uidNext     uint32
+	modseq      uint64     // HIGHESTMODSEQ
+	msgs        []*message // by UID
+	// recentFrom is the first UID no session has seen as \Recent yet (RFC 3501 §2.3.2).
+	recentFrom uint32
+	// kwLetters are the Dovecot keyword letters (dovecot-keywords): index i is 'a'+i.
+	kwLetters []string
+	deleted   bool // the folder was deleted or renamed away
+
+	refs int // guarded by acct.mu
+
+	smu      sync.Mutex
+	sessions map[*Session]struct{}
+
+	scanning atomic.Bool
+	rescan   atomic.Bool
+	watch    int // inotify watch descriptor of new/, guarded by the watcher
+}
+
+var errGone = errors.New("mailbox was deleted")
+
+// find returns the index of uid in msgs.
+func (mb *Mailbox) find(uid uint32) (int, bool) {
+	i := sort.Search(len(mb.msgs), func(i int) bool { return mb.msgs[i].uid >= uid })
+	return i, i < len(mb.msgs) && mb.msgs[i].uid == uid
+}
+
+// lookup returns the message with uid, or nil.
+func (mb *Mailbox) lookup(uid uint32) *message {
+	if i, ok := mb.find(uid); ok {
+		return mb.msgs[i]
+	}
+	return nil
+}
+
+// fileName returns the Maildir file name of m in cur/.
+func (mb *Mailbox) fileName(m *message) string {
+	return mb.fileNameWith(m.base, m.flags, m.keywords)
+}
+
+func (mb *Mailbox) fileNameWith(base string, flags flagBits, kws []string) string {
+	b := make([]byte, 0, len(base)+12)
+	b = append(b, base...)
+	b = append(b, ":2,"...)
+	for _, sf := range systemFlags {
+		if flags&sf.bit != 0 {
+			b = append(b, sf.letter)
+		}
+	}
+	var letters []byte
+	for _, k := range kws {
+		for i, l := range mb.kwLetters {
+			if strings.EqualFold(l, k) {
+				letters = append(letters, byte('a'+i))
+			}
+		}
+	}
+	sort.Slice(letters, func(i, j int) bool { return letters[i] < letters[j] })
+	return string(append(b, letters...))
+}
+
+// path returns the path of m's file.
+func (mb *Mailbox) path(m *message) string {
+	return filepath.Join(mb.dir, "cur", mb.fileName(m))
+}
+
+// open opens m's file for reading. A file renamed under us (a flag change by another
+// program) is found by its base name.
+func (mb *Mailbox) open(m *message) (*os.File, error) {
+	f, err := os.Open(mb.path(m))
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	for _, sub := range []string{"cur", "new"} {
+		matches, _ := filepath.Glob(filepath.Join(mb.dir, sub, globEscape(m.base)+"*"))
+		for _, p := range matches {
+			if b, _, _ := strings.Cut(filepath.Base(p), ":"); b == m.base {
+				return os.Open(p)
+			}
+		}
+	}
+	return nil, err
+}
+
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(s)
+}
+
+// parseFileName splits a Maildir file name into its base and its flags.
+func (mb *Mailbox) parseFileName(name string) (base string, flags flagBits, kws []string) {
+	base, info, ok := strings.Cut(name, ":")
+	if !ok || !strings.HasPrefix(info, "2,") {
+		return base, 0, nil
+	}
+	for _, c := range []byte(info[2:]) {
+		switch {
+		case c >= 'a' && c <= 'z':
+			if i := int(c - 'a'); i < len(mb.kwLetters) && mb.kwLetters[i] != "" {
+				kws = append(kws, mb.kwLetters[i])
+			}
+		default:
+			for _, sf := range systemFlags {
+				if sf.letter == c {
+					flags |= sf.bit
+				}
+			}
+		}
+	}
+	sort.Strings(kws)
+	return base, flags, kws
+}
+
+// sizeFromName returns the RFC822.SIZE recorded in a file name: Dovecot's W= (the size
+// with CRLF line ends), else S= (which local writes with CRLF line ends already).
+func sizeFromName(base string) (int64, bool) {
+	if i := strings.Index(base, ",W="); i >= 0 {
+		s := base[i+3:]
+		if j := strings.IndexAny(s, ",:"); j >= 0 {
+			s = s[:j]
+		}
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n, true
+		}
+	}
+	return maildir.NameSize(base)
+}
+
+// load reads the folder's index and brings it in line with the Maildir: files that
+// vanished are expunged, files that appeared (in cur/ or new/) get UIDs, flags changed
+// in file names by another program are taken over. A folder without an index takes its
+// UIDs from dovecot-uidlist when there is one.
+func (mb *Mailbox) load() error {
+	mb.readKeywords()
+	st, err := os.Stat(filepath.Join(mb.dir, "cur"))
+	if err != nil {
+		return fmt.Errorf("opening folder %s: %w", mb.name, err)
+	}
+	ino := inode(st)
+	db := mb.acct.db
+	fresh := false
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(mb.key))
+		if b == nil || getU64(b, keyInode) != ino {
+			fresh = true
+			return nil
+		}
+		mb.uidValidity = getU32(b, keyUIDValidity)
+		mb.uidNext = getU32(b, keyUIDNext)
+		mb.modseq = getU64(b, keyModSeq)
+		return b.Bucket(bucketMsgs).ForEach(func(k, v []byte) error {
+			if len(k) != 4 {
+				return nil
+			}
+			m, err := unmarshalMessage(beU32(k), v)
+			if err != nil {
+				mb.acct.log.Warn("skipping corrupt index record", "folder", mb.name, "uid", beU32(k))
+				return nil
+			}
+			mb.msgs = append(mb.msgs, m)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("reading index of %s: %w", mb.name, err)
+	}
+	var imported map[string]uint32
+	if fresh {
+		mb.msgs = nil
+		mb.modseq = 1
+		if v, next, uids, ok := readUIDList(mb.dir); ok {
+			mb.uidValidity, mb.uidNext, imported = v, next, uids
+		} else {
+			mb.uidNext = 1
+		}
+	}
+	// What is on disk.
+	onDisk := map[string]diskFile{}
+	for _, sub := range []string{"cur", "new"} {
+		names, err := readDirNames(filepath.Join(mb.dir, sub))
+		if err != nil {
+			return fmt.Errorf("reading folder %s: %w", mb.name, err)
+		}
+		for _, n := range names {
+			if strings.HasPrefix(n, ".") {
+				continue
+			}
+			base, flags, kws := mb.parseFileName(n)
+			onDisk[base] = diskFile{sub: sub, name: n, flags: flags, kws: kws}
+		}
+	}
+	changed := fresh
+	var dirty []*message
+	var expunged []uint32
+	kept := mb.msgs[:0]
+	for _, m := range mb.msgs {
+		f, ok := onDisk[m.base]
+		if !ok {
+			expunged = append(expunged, m.uid)
+			continue
+		}
+		delete(onDisk, m.base)
+		if f.sub == "new" {
+			os.Rename(filepath.Join(mb.dir, "new", f.name), mb.path(m))
+		} else if f.flags != m.flags || !sameStrings(f.kws, m.keywords) {
+			// Another program changed the flags in the name; the name wins, but
+			// keywords Dovecot's letters cannot hold are kept.
+			if !sameStrings(f.kws, m.keywords) && len(m.keywords) > len(f.kws) && allLettered(mb, f.kws) && !allLettered(mb, m.keywords) {
+				f.kws = m.keywords
+			}
+			m.flags, m.keywords = f.flags, f.kws
+			mb.modseq++
+			m.modseq = mb.modseq
+			dirty = append(dirty, m)
+			if f.name != mb.fileName(m) {
+				os.Rename(filepath.Join(mb.dir, "cur", f.name), mb.path(m))
+			}
+		}
+		kept = append(kept, m)
+	}
+	mb.msgs = kept
+	if len(expunged) > 0 {
+		mb.modseq++
+		changed = true
+	}
+	// New files, in delivery order (their names start with the time), take the next
+	// UIDs; those dovecot-uidlist names keep theirs.
+	var bases []string
+	for b := range onDisk {
+		bases = append(bases, b)
+	}
+	sort.Slice(bases, func(i, j int) bool { return lessName(bases[i], bases[j]) })
+	var added []*message
+	for _, b := range bases {
+		f := onDisk[b]
+		m := &message{base: b, flags: f.flags, keywords: f.kws}
+		if uid, ok := imported[b]; ok && uid > 0 {
+			m.uid = uid
+		}
+		added = append(added, m)
+	}
+	if fresh && mb.uidValidity == 0 {
+		v, err := mb.acct.newUIDValidity()
+		if err != nil {
+			return err
+		}
+		mb.uidValidity = v
+	}
+	// Imported UIDs first (in their order), then fresh ones.
+	sort.SliceStable(added, func(i, j int) bool {
+		a, b := added[i].uid, added[j].uid
+		if a == 0 || b == 0 {
+			return a != 0 && b == 0
+		}
+		return a < b
+	})
+	for _, m := range added {
+		if m.uid == 0 || m.uid < mb.uidNext && !fresh {
+			m.uid = mb.uidNext
+		}
+		if m.uid >= mb.uidNext {
+			mb.uidNext = m.uid + 1
+		}
+		if err := mb.importFile(m, onDisk[m.base]); err != nil {
+			mb.acct.log.Warn("skipping unreadable message file", "folder", mb.name, "file", m.base, "err", err)
+			continue
+		}
+		mb.modseq++
+		m.modseq = mb.modseq
+		mb.msgs = append(mb.msgs, m)
+		dirty = append(dirty, m)
+	}
+	sort.Slice(mb.msgs, func(i, j int) bool { return mb.msgs[i].uid < mb.msgs[j].uid })
+	// Mail that arrived in new/ while nobody looked is recent to the first session.
+	mb.recentFrom = mb.uidNext
+	for _, m := range added {
+		if onDisk[m.base].sub == "new" && m.uid < mb.recentFrom {
+			mb.recentFrom = m.uid
+		}
+	}
+	if !changed && len(dirty) == 0 {
+		return nil
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if fresh {
+			tx.DeleteBucket([]byte(mb.key))
+		}
+		b, err := folderBucket(tx, mb.key, true)
+		if err != nil {
+			return err
+		}
+		mbk, cb, tb := b.Bucket(bucketMsgs), b.Bucket(bucketCache), b.Bucket(bucketText)
+		for _, uid := range expunged {
+			mbk.Delete(uidKey(uid))
+			cb.Delete(uidKey(uid))
+			tb.Delete(uidKey(uid))
+		}
+		for _, m := range dirty {
+			if err := mbk.Put(uidKey(m.uid), m.marshal()); err != nil {
+				return err
+			}
+		}
+		return mb.putMeta(b, ino)
+	})
+	if err != nil {
+		return fmt.Errorf("writing index of %s: %w", mb.name, err)
+	}
+	if len(added) > 0 || len(expunged) > 0 || fresh {
+		mb.writeUIDList()
+	}
+	return nil
+}
+
+type diskFile struct {
+	sub, name string
+	flags     flagBits
+	kws       []string
+}
+
+func allLettered(mb *Mailbox, kws []string) bool {
+	for _, k := range kws {
+		found := false
+		for _, l := range mb.kwLetters {
+			if strings.EqualFold(l, k) {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// lessName orders Maildir names by their leading time, then as strings.
+func lessName(a, b string) bool {
+	ta, _, _ := strings.Cut(a, ".")
+	tb, _, _ := strings.Cut(b, ".")
+	na, ea := strconv.ParseInt(ta, 10, 64)
+	nb, eb := strconv.ParseInt(tb, 10, 64)
+	if ea == nil && eb == nil && na != nb {
+		return na < nb
+	}
+	return a < b
+}
+
+func beU32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+
+// importFile fills in a new message's size and internal date from its file and moves
+// it from new/ to cur/ under its final name.
+func (mb *Mailbox) importFile(m *message, f diskFile) error {
+	p := filepath.Join(mb.dir, f.sub, f.name)
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	m.idate = st.ModTime().Unix()
+	if n, ok := sizeFromName(m.base); ok {
+		m.size = n
+	} else {
+		m.size = st.Size()
+	}
+	if want := mb.fileName(m); f.sub != "cur" || f.name != want {
+		if err := os.Rename(p, filepath.Join(mb.dir, "cur", want)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (mb *Mailbox) putMeta(b *bolt.Bucket, ino uint64) error {
+	if err := putU32(b, keyUIDValidity, mb.uidValidity); err != nil {
+		return err
+	}
+	if err := putU32(b, keyUIDNext, mb.uidNext); err != nil {
+		return err
+	}
+	if ino != 0 {
+		if err := putU64(b, keyInode, ino); err != nil {
+			return err
+		}
+	}
+	return putU64(b, keyModSeq, mb.modseq)
+}
+
+// scanNew takes the messages local delivered into new/: each gets the next UID and
+// moves to cur/, the index records them in one transaction, and the sessions of the
+// folder hear of them. Concurrent calls collapse into one.
+func (mb *Mailbox) scanNew() {
+	mb.rescan.Store(true)
+	if !mb.scanning.CompareAndSwap(false, true) {
+		return
+	}
+	defer mb.scanning.Store(false)
+	for mb.rescan.Swap(false) {
+		n, err := mb.takeNew()
+		if err != nil {
+			mb.acct.log.Error("taking new messages", "folder", mb.name, "user", mb.acct.addr, "err", err)
+			return
+		}
+		if n > 0 {
+			mb.changed(nil)
+		}
+	}
+}
+
+func (mb *Mailbox) takeNew() (int, error) {
+	names, err := readDirNames(filepath.Join(mb.dir, "new"))
+	if err != nil || len(names) == 0 {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		return 0, err
+	}
+	sort.Slice(names, func(i, j int) bool { return lessName(names[i], names[j]) })
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.deleted {
+		return 0, nil
+	}
+	var added []*message
+	cache := map[uint32]cacheRecord{}
+	for _, n := range names {
+		if strings.HasPrefix(n, ".") {
+			continue
+		}
+		base, flags, kws := mb.parseFileName(n)
+		m := &message{base: base, flags: flags, keywords: kws, uid: mb.uidNext}
+		if err := mb.importFile(m, diskFile{sub: "new", name: n}); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				mb.acct.log.Warn("skipping new message", "folder", mb.name, "file", n, "err", err)
+			}
+			continue
+		}
+		mb.uidNext++
+		mb.modseq++
+		m.modseq = mb.modseq
+		added = append(added, m)
+		if rec, err := cacheFile(mb.path(m)); err == nil {
+			cache[m.uid] = rec
+		}
+	}
+	if len(added) == 0 {
+		return 0, nil
+	}
+	if err := mb.commit(added, nil, cache); err != nil {
+		return 0, err
+	}
+	mb.msgs = append(mb.msgs, added...)
+	mb.writeUIDList()
+	return len(added), nil
+}
+
+// commit writes changed records and removes expunged ones in one transaction, with the
+// folder's counters.
+func (mb *Mailbox) commit(put []*message, del []uint32, cache ...map[uint32]cacheRecord) error {
+	return mb.acct.db.Update(func(tx *bolt.Tx) error {
+		b, err := folderBucket(tx, mb.key, true)
+		if err != nil {
+			return err
+		}
+		mbk, cb, tb := b.Bucket(bucketMsgs), b.Bucket(bucketCache), b.Bucket(bucketText)
+		for _, uid := range del {
+			if err := mbk.Delete(uidKey(uid)); err != nil {
+				return err
+			}
+			cb.Delete(uidKey(uid))
+			tb.Delete(uidKey(uid))
+		}
+		for _, m := range put {
+			if err := mbk.Put(uidKey(m.uid), m.marshal()); err != nil {
+				return err
+			}
+		}
+		for _, c := range cache {
+			for uid, v := range c {
+				if err := putCache(cb, tb, uid, v); err != nil {
+					return err
+				}
+			}
+		}
+		return mb.putMeta(b, 0)
+	})
+}
+
+// changed tells every session with the folder selected, except the one that made the
+// change (it reports the change itself), that there is news.
+func (mb *Mailbox) changed(except *Session) {
+	mb.smu.Lock()
+	var ss []*Session
+	for s := range mb.sessions {
+		if s != except {
+			ss = append(ss, s)
+		}
+	}
+	mb.smu.Unlock()
+	for _, s := range ss {
+		s.wake()
+	}
+}
+
+func (mb *Mailbox) addSession(s *Session) {
+	mb.smu.Lock()
+	if mb.sessions == nil {
+		mb.sessions = map[*Session]struct{}{}
+	}
+	mb.sessions[s] = struct{}{}
+	mb.smu.Unlock()
+}
+
+func (mb *Mailbox) removeSession(s *Session) {
+	mb.smu.Lock()
+	delete(mb.sessions, s)
+	mb.smu.Unlock()
+}
+
+// storeResult is the outcome of a STORE for one message.
+type storeResult struct {
+	changed  []*message // messages whose flags changed (copies as they now are)
+	modified []uint32   // UIDs refused by UNCHANGEDSINCE (RFC 7162 §3.1.3)
+	// before and after are HIGHESTMODSEQ around the change: a session that had seen
+	// before has seen after too once it reported changed.
+	before, after uint64
+}
+
+// store changes the flags of the messages with the given UIDs. unchangedSince, when
+// not zero... (RFC 7162 §3.1.3: only messages whose mod-sequence is not above it).
+// It renames the files, then writes the index once.
+func (mb *Mailbox) store(uids []uint32, c *flagChange, unchangedSince uint64, checkUnchanged bool) (res storeResult, err error) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.deleted {
+		return res, errGone
+	}
+	res.before = mb.modseq
+	defer func() { res.after = mb.modseq }()
+	if err := mb.addKeywords(c.keywords); err != nil {
+		mb.acct.log.Warn("writing dovecot-keywords", "folder", mb.name, "err", err)
+	}
+	cur := filepath.Join(mb.dir, "cur")
+	var put []*message
+	for _, uid := range uids {
+		pos, ok := mb.find(uid)
+		if !ok {
+			continue
+		}
+		m := mb.msgs[pos]
+		if checkUnchanged && m.modseq > unchangedSince {
+			res.modified = append(res.modified, uid)
+			continue
+		}
+		flags, kws, diff := c.apply(m)
+		if !diff {
+			if checkUnchanged {
+				// RFC 7162 §3.1.3: a message that needed no change is still
+				// reported, with its current mod-sequence.
+				res.changed = append(res.changed, m)
+			}
+			continue
+		}
+		oldName := mb.fileName(m)
+		newName := mb.fileNameWith(m.base, flags, kws)
+		if oldName != newName {
+			if err := os.Rename(filepath.Join(cur, oldName), filepath.Join(cur, newName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return res, fmt.Errorf("renaming %s: %w", oldName, err)
+			}
+		}
+		mb.modseq++
+		// Records are never changed in place: FETCH and SEARCH work on snapshots.
+		nm := *m
+		nm.flags, nm.keywords, nm.modseq = flags, kws, mb.modseq
+		mb.msgs[pos] = &nm
+		put = append(put, &nm)
+		res.changed = append(res.changed, &nm)
+	}
+	if len(put) == 0 {
+		return res, nil
+	}
+	if err := mb.commit(put, nil); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// expunge removes the messages with \Deleted among uids (all of them when uids is nil)
+// and returns their UIDs.
+func (mb *Mailbox) expunge(uids []uint32) ([]uint32, error) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.deleted {
+		return nil, errGone
+	}
+	want := func(uint32) bool { return true }
+	if uids != nil {
+		set := make(map[uint32]bool, len(uids))
+		for _, u := range uids {
+			set[u] = true
+		}
+		want = func(u uint32) bool { return set[u] }
+	}
+	var gone []uint32
+	kept := make([]*message, 0, len(mb.msgs))
+	for _, m := range mb.msgs {
+		if m.flags&flagDeleted == 0 || !want(m.uid) {
+			kept = append(kept, m)
+			continue
+		}
+		if err := os.Remove(mb.path(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			kept = append(kept, m)
+			mb.acct.log.Warn("expunging", "folder", mb.name, "file", m.base, "err", err)
+			continue
+		}
+		gone = append(gone, m.uid)
+	}
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	mb.modseq++
+	if err := mb.commit(nil, gone); err != nil {
+		return nil, err
+	}
+	mb.msgs = kept
+	mb.writeUIDList()
+	return gone, nil
+}
+
+// remove drops messages whose files a MOVE took away.
+func (mb *Mailbox) remove(uids []uint32) error {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	set := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		set[u] = true
+	}
+	kept := mb.msgs[:0]
+	for _, m := range mb.msgs {
+		if !set[m.uid] {
+			kept = append(kept, m)
+		}
+	}
+	for i := len(kept); i < len(mb.msgs); i++ {
+		mb.msgs[i] = nil
+	}
+	mb.msgs = kept
+	mb.modseq++
+	if err := mb.commit(nil, uids); err != nil {
+		return err
+	}
+	mb.writeUIDList()
+	return nil
+}
+
+// add records messages whose files were just put into cur/ under the names given by
+// name(m) (APPEND, COPY, MOVE): each gets the next UID. It returns the UIDs.
+func (mb *Mailbox) add(msgs []*message, place func(m *message, final string) error) ([]uint32, error) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if mb.deleted {
+		return nil, errGone
+	}
+	var kws []string
+	for _, m := range msgs {
+		kws = append(kws, m.keywords...)
+	}
+	mb.addKeywords(kws)
+	var added []*message
+	var uids []uint32
+	var err error
+	cache := map[uint32]cacheRecord{}
+	for _, m := range msgs {
+		m.uid = mb.uidNext
+		final := filepath.Join(mb.dir, "cur", mb.fileName(m))
+		if err = place(m, final); err != nil {
+			break
+		}
+		if rec, cerr := cacheFile(final); cerr == nil {
+			cache[m.uid] = rec
+		}
+		mb.uidNext++
+		mb.modseq++
+		m.modseq = mb.modseq
+		added = append(added, m)
+		uids = append(uids, m.uid)
+	}
+	if len(added) == 0 {
+		return nil, err
+	}
+	if cerr := mb.commit(added, nil, cache); cerr != nil {
+		return nil, cerr
+	}
+	mb.msgs = append(mb.msgs, added...)
+	mb.writeUIDList()
+	return uids, err
+}
+
+// deliver writes an APPENDed message the Maildir way, but straight into cur/ with its
+// flags: tmp/<unique> is written and fsynced, then renamed into cur/ and cur/ fsynced.
+// (Going through new/ would race with the pickup of new mail.)
+func (mb *Mailbox) deliver(r io.Reader, flags flagBits, kws []string, date time.Time) (uint32, error) {
+	name := maildir.UniqueName()
+	tmp := filepath.Join(mb.dir, "tmp", name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("storing message: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	size, err := io.Copy(bw, r)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	if date.IsZero() {
+		date = time.Now()
+	}
+	// Dovecot takes INTERNALDATE from the file's mtime.
+	os.Chtimes(tmp, date, date)
+	m := &message{base: name + ",S=" + strconv.FormatInt(size, 10), flags: flags, keywords: kws, size: size, idate: date.Unix()}
+	uids, err := mb.add([]*message{m}, func(m *message, final string) error {
+		return os.Rename(tmp, final)
+	})
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	syncDir(filepath.Join(mb.dir, "cur"))
+	return uids[0], nil
+}
+
+// copyTo copies (or, with move, moves) the messages with the given UIDs into dst and
+// returns the source UIDs and the UIDs they got in dst, in the same order (RFC 4315
+// COPYUID). Copies are hard links, as Dovecot makes them; moves are renames.
+func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs []uint32, err error) {
+	mb.mu.RLock()
+	var msgs []*message
+	var paths []string
+	for _, u := range uids {
+		if m := mb.lookup(u); m != nil {
+			c := *m
+			c.keywords = append([]string(nil), m.keywords...)
+			msgs = append(msgs, &c)
+			paths = append(paths, mb.path(m))
+			src = append(src, u)
+		}
+	}
+	mb.mu.RUnlock()
+	if len(msgs) == 0 {
+		return nil, nil, nil
+	}
+	i := 0
+	for _, m := range msgs {
+		if !move {
+			m.base = maildir.UniqueName() + sizeSuffix(m.base)
+		}
+	}
+	dstUIDs, err = dst.add(msgs, func(m *message, final string) error {
+		p := paths[i]
+		i++
+		if move {
+			return os.Rename(p, final)
+		}
+		if err := os.Link(p, final); err == nil {
+			return nil
+		}
+		return copyFile(p, final)
+	})
+	if len(dstUIDs) > 0 {
+		syncDir(filepath.Join(dst.dir, "cur"))
+	}
+	src = src[:len(dstUIDs)]
+	if move && len(src) > 0 {
+		if rerr := mb.remove(src); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return src, dstUIDs, err
+}
+
+// sizeSuffix returns the ",S=..." (and ",W=") fields of a base name for its copy.
+func sizeSuffix(base string) string {
+	if i := strings.Index(base, ",S="); i >= 0 {
+		return base[i:]
+	}
+	if i := strings.Index(base, ",W="); i >= 0 {
+		return base[i:]
+	}
+	return ""
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := to + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, to)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func readDirNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
+
+// Dovecot's keyword letters: dovecot-keywords holds "<index> <keyword>" lines; letter
+// 'a'+index in a file name's flags stands for the keyword.
+func (mb *Mailbox) readKeywords() {
+	data, err := os.ReadFile(filepath.Join(mb.dir, "dovecot-keywords"))
+	if err != nil {
+		return
+	}
+	mb.kwLetters = nil
+	for _, line := range strings.Split(string(data), "\n") {
+		n, kw, ok := strings.Cut(strings.TrimSpace(line), " ")
+		i, err := strconv.Atoi(n)
+		if !ok || err != nil || i < 0 || i >= 26 || kw == "" {
+			continue
+		}
+		for len(mb.kwLetters) <= i {
+			mb.kwLetters = append(mb.kwLetters, "")
+		}
+		mb.kwLetters[i] = kw
+	}
+}
+
+// addKeywords gives letters to keywords that have none while letters remain.
+func (mb *Mailbox) addKeywords(kws []string) error {
+	added := false
+	for _, k := range kws {
+		if allLettered(mb, []string{k}) || len(mb.kwLetters) >= 26 {
+			continue
+		}
+		mb.kwLetters = append(mb.kwLetters, k)
+		added = true
+	}
+	if !added {
+		return nil
+	}
+	var b bytes.Buffer
+	for i, k := range mb.kwLetters {
+		if k != "" {
+			fmt.Fprintf(&b, "%d %s\n", i, k)
+		}
+	}
+	return writeFileAtomic(filepath.Join(mb.dir, "dovecot-keywords"), b.Bytes())
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".postern-tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// writeUIDList writes dovecot-uidlist (version 3: "3 V<uidvalidity> N<uidnext>" then
+// "<uid> :<file name>"), so that Dovecot pointed at this Maildir keeps the UIDs.
+func (mb *Mailbox) writeUIDList() {
+	var b bytes.Buffer
+	b.Grow(64 + 64*len(mb.msgs))
+	fmt.Fprintf(&b, "3 V%d N%d\n", mb.uidValidity, mb.uidNext)
+	for _, m := range mb.msgs {
+		b.WriteString(strconv.FormatUint(uint64(m.uid), 10))
+		b.WriteString(" :")
+		b.WriteString(m.base)
+		b.WriteByte('\n')
+	}
+	if err := writeFileAtomic(filepath.Join(mb.dir, "dovecot-uidlist"), b.Bytes()); err != nil {
+		mb.acct.log.Warn("writing dovecot-uidlist", "folder", mb.name, "err", err)
+	}
+}
+
+// readUIDList reads a dovecot-uidlist (versions 1 and 3).
+func readUIDList(dir string) (validity, next uint32, uids map[string]uint32, ok bool) {
+	f, err := os.Open(filepath.Join(dir, "dovecot-uidlist"))
+	if err != nil {
+		return 0, 0, nil, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	if !sc.Scan() {
+		return 0, 0, nil, false
+	}
+	head := strings.Fields(sc.Text())
+	if len(head) == 0 {
+		return 0, 0, nil, false
+	}
+	switch head[0] {
+	case "1":
+		if len(head) >= 3 {
+			v, _ := strconv.ParseUint(head[1], 10, 32)
+			n, _ := strconv.ParseUint(head[2], 10, 32)
+			validity, next = uint32(v), uint32(n)
+		}
+	case "3":
+		for _, h := range head[1:] {
+			if len(h) < 2 {
+				continue
+			}
+			n, _ := strconv.ParseUint(h[1:], 10, 32)
+			switch h[0] {
+			case 'V':
+				validity = uint32(n)
+			case 'N':
+				next = uint32(n)
+			}
+		}
+	default:
+		return 0, 0, nil, false
+	}
+	if validity == 0 {
+		return 0, 0, nil, false
+	}
+	uids = map[string]uint32{}
+	for sc.Scan() {
+		line := sc.Text()
+		num, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		uid, err := strconv.ParseUint(num, 10, 32)
+		if err != nil || uid == 0 {
+			continue
+		}
+		name := rest
+		if i := strings.LastIndex(rest, " :"); i >= 0 {
+			name = rest[i+2:]
+		} else if strings.HasPrefix(rest, ":") {
+			name = rest[1:]
+		} else if head[0] == "3" {
+			// extension fields then the name
+			fs := strings.Fields(rest)
+			name = strings.TrimPrefix(fs[len(fs)-1], ":")
+		}
+		name, _, _ = strings.Cut(name, ":")
+		uids[name] = uint32(uid)
+		if uint32(uid) >= next {
+			next = uint32(uid) + 1
+		}
+	}
+	return validity, next, uids, true
+}
+
+// logAttr identifies a folder in logs.
+func (mb *Mailbox) logAttr() slog.Attr { return slog.String("folder", mb.name) }

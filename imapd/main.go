@@ -1,0 +1,33 @@
+// Command imapd is Postern's IMAP server: IMAP4rev1 (RFC 3501) and IMAP4rev2 (RFC 9051)
+// with the extensions mail clients rely on (IDLE, UIDPLUS, MOVE, CONDSTORE, ESEARCH,
+// SPECIAL-USE, LIST-STATUS, BINARY, LITERAL+, ...).
+//
+// It serves the listeners master hands it: "imap" (port 143, STARTTLS) and "imaps"
+// (993, implicit TLS). Passwords are checked by authd (private/auth), only over TLS or
+// from loopback. Mail lives in the Maildirs under <data>/mail, which imapd reads as the
+// vmail user; imapd alone owns every cur/ directory and the per-account index
+// (postern-imap.db: UIDVALIDITY, UIDs, flags, mod-sequences and a cache of envelopes,
+// body structures and search text). It learns of mail that local drops into new/ through
+// inotify and tells IDLE sessions at once. See imapd(8).
+package main
+
+import (
+	"os"
+
+	"postern/pkg/daemon"
+)
+
+func main() {
+	d := daemon.Start("imapd")
+	ctx, stop := d.Context()
+	defer stop()
+	srv, err := New(d.Config, d.Log)
+	if err != nil {
+		d.Log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	if err := srv.Run(ctx, d.Listeners); err != nil {
+		d.Log.Error("serving", "err", err)
+		os.Exit(1)
+	}
+}

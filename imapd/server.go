@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"postern/pkg/auth"
+	"postern/pkg/config"
+	"postern/pkg/maildir"
+)
+
+// Listener names, as master passes them in LISTEN_FDNAMES.
+const (
+	listenIMAP  = "imap"  // port 143, STARTTLS (RFC 9051 §6.2.1)
+	listenIMAPS = "imaps" // port 993, implicit TLS (RFC 8314 §3.3)
+)
+
+// Server is the IMAP server: it accepts connections and runs one session (one
+// goroutine) per connection.
+type Server struct {
+	log      *slog.Logger
+	auth     *auth.Client
+	tls      *tls.Config
+	mailRoot string
+	hostname string
+
+	maxLine        int
+	maxMessage     int64
+	loginTimeout   time.Duration
+	idleTimeout    time.Duration
+	maxConns       int
+	maxConnsPerIP  int
+	maxBadCommands int
+
+	watcher *watcher
+
+	mu       sync.Mutex
+	accounts map[string]*Account
+	perIP    map[netip.Addr]int
+	sessions map[*Session]struct{}
+	conns    atomic.Int64
+	nextID   atomic.Uint64
+	wg       sync.WaitGroup
+	stopping atomic.Bool
+}
+
+// New returns a server configured by cfg.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	c := cfg.IMAPD
+	s := &Server{
+		log:            log,
+		auth:           auth.NewClient(cfg.PrivateSocket("auth")),
+		mailRoot:       cfg.MailDir(),
+		hostname:       cfg.Hostname,
+		maxLine:        c.MaxLineLength,
+		maxMessage:     int64(c.MaxMessageSize),
+		loginTimeout:   c.LoginTimeout.D(),
+		idleTimeout:    c.IdleTimeout.D(),
+		maxConns:       c.MaxConnections,
+		maxConnsPerIP:  c.MaxConnectionsPerIP,
+		maxBadCommands: 20,
+		accounts:       map[string]*Account{},
+		perIP:          map[netip.Addr]int{},
+		sessions:       map[*Session]struct{}{},
+	}
+	tc, err := loadTLS(cfg.TLS.Cert, cfg.TLS.Key)
+	if err != nil {
+		log.Warn("no TLS certificate: STARTTLS not offered, imaps not served, logins only from loopback", "err", err)
+	}
+	s.tls = tc
+	w, err := newWatcher(log)
+	if err != nil {
+		log.Warn("no inotify: new mail shows at the next command instead of at once", "err", err)
+	}
+	s.watcher = w
+	return s, nil
+}
+
+// loadTLS returns the TLS configuration: the configured certificate, TLS 1.2 or later
+// (RFC 8314 §4.1 and RFC 9051 §11.1 ask for a current version).
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("tls.cert or tls.key not set")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Run serves the "imap" and "imaps" listeners until ctx is done, then ends every
+// session with BYE (RFC 3501 §7.1.5) and returns.
+func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) error {
+	names := make([]string, 0, len(listeners))
+	for n := range listeners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var serving []net.Listener
+	var accepting sync.WaitGroup
+	for _, name := range names {
+		l := listeners[name]
+		implicit := false
+		switch name {
+		case listenIMAP:
+		case listenIMAPS:
+			implicit = true
+			if s.tls == nil {
+				s.log.Error("not serving implicit TLS without a certificate", "listener", name)
+				l.Close()
+				continue
+			}
+		default:
+			s.log.Warn("closing unknown listener", "listener", name)
+			l.Close()
+			continue
+		}
+		serving = append(serving, l)
+		accepting.Add(1)
+		go func() {
+			defer accepting.Done()
+			s.acceptLoop(l, name, implicit)
+		}()
+		s.log.Info("listening", "listener", name, "addr", l.Addr().String())
+	}
+	if len(serving) == 0 {
+		return errors.New("imapd: no listener to serve (want imap or imaps)")
+	}
+	<-ctx.Done()
+	s.stopping.Store(true)
+	for _, l := range serving {
+		l.Close()
+	}
+	accepting.Wait()
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.shutdown()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("sessions still running at shutdown")
+	}
+	s.mu.Lock()
+	for _, a := range s.accounts {
+		a.db.Close()
+	}
+	s.mu.Unlock()
+	s.auth.Close()
+	return nil
+}
+
+func (s *Server) acceptLoop(l net.Listener, name string, implicitTLS bool) {
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: back off as net/http does.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			s.log.Warn("accept", "listener", name, "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.start(c, name, implicitTLS)
+	}
+}
+
+// start runs a session for c unless a connection limit refuses it.
+func (s *Server) start(c net.Conn, listener string, implicitTLS bool) {
+	ip := remoteIP(c)
+	s.mu.Lock()
+	if int(s.conns.Load()) >= s.maxConns || (!ip.IsLoopback() && s.perIP[ip] >= s.maxConnsPerIP) {
+		s.mu.Unlock()
+		// RFC 3501 §7.1.5: BYE instead of a greeting.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		if !implicitTLS {
+			c.Write([]byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"))
+		}
+		c.Close()
+		s.log.Info("connection refused: too many", "client", ip.String())
+		return
+	}
+	s.conns.Add(1)
+	s.perIP[ip]++
+	sess := newSession(s, c, ip, listener, implicitTLS)
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sess.serve()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+		s.mu.Unlock()
+		s.conns.Add(-1)
+	}()
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// openAccount returns the account of addr, whose Maildir is root, opening its index.
+// Each call is matched by a closeAccount.
+func (s *Server) openAccount(addr, root string) (*Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.accounts[addr]; a != nil {
+		a.mu.Lock()
+		a.refs++
+		a.mu.Unlock()
+		return a, nil
+	}
+	// Defense in depth, as local does: authd names Maildirs under the mail root only.
+	rel, err := filepath.Rel(s.mailRoot, root)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") || !filepath.IsAbs(root) {
+		return nil, fmt.Errorf("maildir %q lies outside the mail directory %s", root, s.mailRoot)
+	}
+	// Every account has its INBOX and the special-use folders (a new account may
+	// have had no mail yet); Create keeps what exists.
+	if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(filepath.Join(root, indexFile), 0o600, &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("opening index: %w", err)
+	}
+	a := &Account{srv: s, addr: addr, root: root, db: db, refs: 1, boxes: map[string]*Mailbox{},
+		log: s.log.With("user", addr)}
+	s.accounts[addr] = a
+	return a, nil
+}
+
+func (s *Server) closeAccount(a *Account) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a.mu.Lock()
+	a.refs--
+	last := a.refs == 0
+	a.mu.Unlock()
+	if last && !s.stopping.Load() {
+		delete(s.accounts, a.addr)
+		if err := a.db.Close(); err != nil {
+			s.log.Warn("closing index", "user", a.addr, "err", err)
+		}
+	}
+}
+
+var _ = os.Getpid

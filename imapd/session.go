@@ -1,0 +1,455 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"postern/pkg/imap"
+)
+
+// Session states (RFC 3501 §3).
+const (
+	stateNotAuth = iota
+	stateAuth
+	stateSelected
+	stateLogout
+)
+
+// writerPool holds the response buffers: a session has one only while it answers, so
+// that idle connections cost little memory.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+// Session is one client connection.
+type Session struct {
+	srv      *Server
+	id       uint64
+	conn     net.Conn
+	raw      net.Conn // the TCP connection under TLS
+	ip       netip.Addr
+	listener string
+	tls      bool
+	log      *slog.Logger
+	started  time.Time
+
+	br  *bufio.Reader
+	dec *imap.Decoder
+
+	// mu is held while a command runs and while an IDLE notification is written; it
+	// guards w and everything below.
+	mu    sync.Mutex
+	w     *bufio.Writer
+	buf   []byte // scratch for building response lines
+	state int
+	user  string
+	acct  *Account
+	bad   int // BAD responses in a row
+	fails int // failed logins
+
+	rev2      bool // ENABLE IMAP4rev2 (RFC 9051)
+	condstore bool // a CONDSTORE enabling command was seen (RFC 7162 §3.1)
+
+	// The selected mailbox and this session's view of it: view[i] is the UID of
+	// message i+1. seenModseq is the highest mod-sequence reported to the client.
+	mb         *Mailbox
+	readOnly   bool
+	view       []uint32
+	seenModseq uint64
+	recent     []imap.SeqRange // UIDs that are \Recent in this session
+	saved      []uint32        // SEARCHRES (RFC 5182)
+	idleTag    string
+
+	idling  atomic.Bool
+	waking  atomic.Bool
+	closing atomic.Bool
+}
+
+func newSession(s *Server, c net.Conn, ip netip.Addr, listener string, implicitTLS bool) *Session {
+	sess := &Session{srv: s, id: s.nextID.Add(1), conn: c, raw: c, ip: ip, listener: listener, tls: implicitTLS, started: time.Now()}
+	sess.log = s.log.With("session", sess.id)
+	return sess
+}
+
+// secure reports whether passwords may be sent: over TLS or from this host (RFC 9051
+// §11.1; the loopback exception serves webmail and development instances).
+func (s *Session) secure() bool { return s.tls || s.ip.IsLoopback() }
+
+func (s *Session) serve() {
+	defer s.conn.Close()
+	s.log.Debug("connect", "client", s.ip.String(), "listener", s.listener)
+	if s.tls {
+		tc := tls.Server(s.raw, s.srv.tls)
+		tc.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			s.log.Info("TLS handshake failed", "client", s.ip.String(), "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		s.conn = tc
+	}
+	s.br = bufio.NewReaderSize(s.conn, 4096)
+	s.dec = imap.NewDecoder(s.br, s.continueLiteral)
+	s.dec.MaxLine = s.srv.maxLine
+	s.dec.MaxLiteral = s.srv.maxMessage
+	s.mu.Lock()
+	s.begin()
+	// RFC 3501 §7.1.1: the greeting, with the capabilities so clients need not ask.
+	s.untagged("OK [CAPABILITY " + s.capabilities() + "] Postern IMAP ready")
+	s.end()
+	s.mu.Unlock()
+	defer s.logout()
+	for s.state != stateLogout {
+		if s.closing.Load() {
+			s.mu.Lock()
+			s.begin()
+			s.untagged("BYE Server shutting down")
+			s.end()
+			s.mu.Unlock()
+			return
+		}
+		s.setReadDeadline()
+		cmd, err := s.dec.ReadCommand()
+		s.mu.Lock()
+		s.begin()
+		if err != nil {
+			var pe *imap.ParseError
+			if !errors.As(err, &pe) {
+				if errors.Is(err, errTimeout) || isTimeout(err) {
+					s.untagged("BYE Autologout; idle for too long")
+				}
+				s.end()
+				s.mu.Unlock()
+				return
+			}
+			s.parseError(pe)
+			fatal := pe.Fatal || s.bad >= s.srv.maxBadCommands
+			if s.bad >= s.srv.maxBadCommands {
+				s.untagged("BYE Too many invalid commands")
+			}
+			s.end()
+			s.mu.Unlock()
+			if fatal {
+				return
+			}
+			continue
+		}
+		s.dispatch(cmd)
+		s.end()
+		s.mu.Unlock()
+	}
+}
+
+var errTimeout = errors.New("timeout")
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// setReadDeadline bounds the wait for the next command: what is left of the login
+// timeout before authentication (a connection cannot stay unauthenticated for longer),
+// the autologout timer after it (at least 30 minutes, RFC 9051 §5.4).
+func (s *Session) setReadDeadline() {
+	if s.state == stateNotAuth {
+		s.conn.SetReadDeadline(s.started.Add(s.srv.loginTimeout))
+	} else {
+		s.conn.SetReadDeadline(time.Now().Add(s.srv.idleTimeout))
+	}
+}
+
+func (s *Session) parseError(pe *imap.ParseError) {
+	s.bad++
+	code := ""
+	if pe.TooBig {
+		code = "[TOOBIG] "
+	}
+	if pe.Tag == "" {
+		s.untagged("BAD " + code + "Syntax error: " + pe.Msg)
+		return
+	}
+	s.tagged(pe.Tag, "BAD", code+"Syntax error: "+pe.Msg)
+}
+
+// shutdown makes the session end: at once if it waits for a command or idles.
+func (s *Session) shutdown() {
+	s.closing.Store(true)
+	s.conn.SetReadDeadline(time.Now())
+}
+
+// continueLiteral answers a synchronizing literal (RFC 3501 §7.5).
+func (s *Session) continueLiteral() error {
+	s.conn.SetWriteDeadline(time.Now().Add(time.Minute))
+	_, err := io.WriteString(s.conn, "+ Ready for literal data\r\n")
+	return err
+}
+
+// begin takes a response buffer; end flushes and returns it. Responses are written
+// through it and flushed once per command.
+func (s *Session) begin() {
+	if s.w == nil {
+		s.w = writerPool.Get().(*bufio.Writer)
+		s.w.Reset(s.conn)
+	}
+}
+
+func (s *Session) end() {
+	if s.w == nil {
+		return
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+	s.w.Flush()
+	s.w.Reset(nil)
+	writerPool.Put(s.w)
+	s.w = nil
+	if cap(s.buf) > 64<<10 {
+		s.buf = nil
+	}
+}
+
+func (s *Session) flush() {
+	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+	s.w.Flush()
+}
+
+func (s *Session) untagged(text string) {
+	s.w.WriteString("* ")
+	s.w.WriteString(text)
+	s.w.WriteString("\r\n")
+}
+
+func (s *Session) tagged(tag, status, text string) {
+	s.w.WriteString(tag)
+	s.w.WriteByte(' ')
+	s.w.WriteString(status)
+	s.w.WriteByte(' ')
+	s.w.WriteString(text)
+	s.w.WriteString("\r\n")
+}
+
+// capabilities lists what the session offers now (RFC 3501 §7.2.1).
+func (s *Session) capabilities() string {
+	c := "IMAP4rev1 IMAP4rev2"
+	if s.state == stateNotAuth {
+		if !s.tls && s.srv.tls != nil {
+			c += " STARTTLS"
+		}
+		if s.secure() {
+			c += " AUTH=PLAIN AUTH=LOGIN"
+		} else {
+			// RFC 3501 §6.2.3, RFC 9051 §6.2.3.
+			c += " LOGINDISABLED"
+		}
+	}
+	c += " SASL-IR LITERAL+ ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE ID CHILDREN" +
+		" CONDSTORE ESEARCH SEARCHRES SPECIAL-USE LIST-EXTENDED LIST-STATUS BINARY STATUS=SIZE"
+	return c
+}
+
+// logout releases what the session holds.
+func (s *Session) logout() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unselect()
+	if s.acct != nil {
+		s.srv.closeAccount(s.acct)
+		s.acct = nil
+	}
+	s.log.Debug("disconnect", "user", s.user)
+}
+
+// dispatch runs one command.
+func (s *Session) dispatch(c *imap.Command) {
+	ok := func() bool { return true }
+	var allowed func() bool
+	switch c.Name {
+	case "CAPABILITY", "NOOP", "LOGOUT", "ID":
+		allowed = ok
+	case "STARTTLS", "AUTHENTICATE", "LOGIN":
+		allowed = func() bool { return s.state == stateNotAuth }
+	case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK":
+		allowed = func() bool { return s.state == stateSelected }
+	default:
+		allowed = func() bool { return s.state == stateAuth || s.state == stateSelected }
+	}
+	if !allowed() {
+		s.bad++
+		switch {
+		case s.state == stateNotAuth:
+			s.tagged(c.Tag, "BAD", c.Name+" needs authentication first")
+		case c.Name == "STARTTLS" || c.Name == "LOGIN" || c.Name == "AUTHENTICATE":
+			s.tagged(c.Tag, "BAD", "Already authenticated")
+		default:
+			s.tagged(c.Tag, "BAD", c.Name+" needs a selected mailbox")
+		}
+		if c.Append != nil {
+			s.dec.SkipAppend()
+		}
+		return
+	}
+	s.bad = 0
+	switch c.Name {
+	case "CAPABILITY":
+		s.untagged("CAPABILITY " + s.capabilities())
+		s.done(c, "CAPABILITY completed")
+	case "NOOP", "CHECK":
+		if s.mb != nil {
+			s.mb.scanNew()
+		}
+		s.done(c, c.Name+" completed")
+	case "LOGOUT":
+		s.untagged("BYE Logging out")
+		s.tagged(c.Tag, "OK", "LOGOUT completed")
+		s.state = stateLogout
+	case "ID":
+		// RFC 2971 §3.3; the client's identity is worth a log line.
+		if len(c.ID) > 0 {
+			var b strings.Builder
+			for _, kv := range c.ID {
+				if kv[0] == "name" || kv[0] == "version" {
+					b.WriteString(kv[0] + "=" + strconv.Quote(kv[1]) + " ")
+				}
+			}
+			s.log.Debug("client id", "id", strings.TrimSpace(b.String()))
+		}
+		s.untagged(`ID ("name" "Postern" "vendor" "Postern")`)
+		s.done(c, "ID completed")
+	case "STARTTLS":
+		s.starttls(c)
+	case "LOGIN":
+		s.login(c)
+	case "AUTHENTICATE":
+		s.authenticate(c)
+	case "ENABLE":
+		s.enable(c)
+	case "SELECT", "EXAMINE":
+		s.selectCmd(c)
+	case "CREATE":
+		s.create(c)
+	case "DELETE":
+		s.deleteCmd(c)
+	case "RENAME":
+		s.renameCmd(c)
+	case "SUBSCRIBE", "UNSUBSCRIBE":
+		s.subscribeCmd(c)
+	case "LIST", "LSUB":
+		s.list(c)
+	case "NAMESPACE":
+		// RFC 2342: one personal namespace, no prefix, "/" as separator.
+		s.untagged(`NAMESPACE (("" "/")) NIL NIL`)
+		s.done(c, "NAMESPACE completed")
+	case "STATUS":
+		s.status(c)
+	case "APPEND":
+		s.appendCmd(c)
+	case "CLOSE":
+		// RFC 3501 §6.4.2: expunge silently, unless read-only.
+		if !s.readOnly {
+			s.mb.expunge(nil)
+			s.mb.changed(s)
+		}
+		s.unselect()
+		s.state = stateAuth
+		s.tagged(c.Tag, "OK", "CLOSE completed")
+	case "UNSELECT":
+		s.unselect()
+		s.state = stateAuth
+		s.tagged(c.Tag, "OK", "UNSELECT completed")
+	case "EXPUNGE":
+		s.expungeCmd(c)
+	case "SEARCH":
+		s.search(c)
+	case "FETCH":
+		s.fetch(c)
+	case "STORE":
+		s.storeCmd(c)
+	case "COPY", "MOVE":
+		s.copyCmd(c)
+	case "IDLE":
+		s.idle(c)
+	default:
+		s.tagged(c.Tag, "BAD", "Unknown command")
+	}
+}
+
+// done reports pending mailbox changes (RFC 3501 §7: before the tagged response) and
+// completes the command.
+func (s *Session) done(c *imap.Command, text string) {
+	s.update(true)
+	s.tagged(c.Tag, "OK", text)
+}
+
+func (s *Session) no(c *imap.Command, text string) { s.tagged(c.Tag, "NO", text) }
+
+func (s *Session) starttls(c *imap.Command) {
+	if s.tls || s.srv.tls == nil {
+		s.tagged(c.Tag, "BAD", "STARTTLS not available")
+		return
+	}
+	// A client that sent more after STARTTLS is trying to inject plaintext commands
+	// into the TLS session (CVE-2011-0411 in Postfix, and the like in IMAP servers).
+	if s.dec.Buffered() > 0 {
+		s.tagged(c.Tag, "BAD", "Data after STARTTLS")
+		s.state = stateLogout
+		return
+	}
+	s.tagged(c.Tag, "OK", "Begin TLS negotiation now")
+	s.flush()
+	tc := tls.Server(s.raw, s.srv.tls)
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		s.log.Info("STARTTLS handshake failed", "client", s.ip.String(), "err", err)
+		s.state = stateLogout
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	s.conn = tc
+	s.tls = true
+	s.w.Reset(s.conn)
+	s.br = bufio.NewReaderSize(s.conn, 4096)
+	s.dec.Reset(s.br)
+}
+
+func (s *Session) enable(c *imap.Command) {
+	var enabled []string
+	for _, cap := range c.Capabilities {
+		switch cap {
+		case "IMAP4REV2":
+			if !s.rev2 {
+				s.rev2 = true
+				enabled = append(enabled, "IMAP4rev2")
+			}
+		case "CONDSTORE":
+			if !s.condstore {
+				s.enableCondstore()
+				enabled = append(enabled, "CONDSTORE")
+			}
+		}
+	}
+	// RFC 5161 §3.1: the ENABLED response lists what this command enabled.
+	s.untagged(strings.TrimSpace("ENABLED " + strings.Join(enabled, " ")))
+	s.done(c, "ENABLE completed")
+}
+
+// enableCondstore starts CONDSTORE for the session (RFC 7162 §3.1); a selected
+// mailbox's HIGHESTMODSEQ is announced if the client has not seen it.
+func (s *Session) enableCondstore() {
+	if s.condstore {
+		return
+	}
+	s.condstore = true
+}
+
+// ctx returns a context for calls to other daemons on behalf of a command.
+func (s *Session) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"postern/pkg/imap"
+)
+
+// update tells the client what changed in the selected mailbox since it last heard:
+// EXPUNGE for messages gone (only when allowExpunge: RFC 3501 §7.4.1 forbids it during
+// FETCH, STORE and SEARCH, whose message numbers must not shift), EXISTS (and RECENT
+// for IMAP4rev1) for new ones, and FETCH FLAGS for flags changed by other sessions.
+func (s *Session) update(allowExpunge bool) {
+	mb := s.mb
+	if mb == nil {
+		return
+	}
+	mb.mu.RLock()
+	if mb.deleted {
+		mb.mu.RUnlock()
+		// The mailbox was deleted or renamed under us; Dovecot ends the session too.
+		s.untagged("BYE Selected mailbox was deleted or renamed")
+		s.state = stateLogout
+		return
+	}
+	msgs := mb.msgs
+	if allowExpunge {
+		j, removed := 0, 0
+		kept := s.view[:0]
+		for i, uid := range s.view {
+			for j < len(msgs) && msgs[j].uid < uid {
+				j++
+			}
+			if j < len(msgs) && msgs[j].uid == uid {
+				kept = append(kept, uid)
+				continue
+			}
+			// Each EXPUNGE renumbers the messages after it (RFC 3501 §7.4.1).
+			b := append(s.buf[:0], "* "...)
+			b = strconv.AppendInt(b, int64(i+1-removed), 10)
+			s.buf = append(b, " EXPUNGE\r\n"...)
+			s.w.Write(s.buf)
+			removed++
+		}
+		s.view = kept
+		if removed > 0 && s.saved != nil {
+			s.saved = s.pruneSaved()
+		}
+	}
+	var last uint32
+	if len(s.view) > 0 {
+		last = s.view[len(s.view)-1]
+	}
+	// Flags changed by others, on messages the client knows.
+	if mb.modseq > s.seenModseq {
+		j := 0
+		for i, uid := range s.view {
+			for j < len(msgs) && msgs[j].uid < uid {
+				j++
+			}
+			if j == len(msgs) {
+				break
+			}
+			if m := msgs[j]; m.uid == uid && m.modseq > s.seenModseq {
+				s.writeFlags(i+1, m)
+			}
+		}
+	}
+	first := sort.Search(len(msgs), func(i int) bool { return msgs[i].uid > last })
+	added := msgs[first:]
+	recentFrom := mb.recentFrom
+	mb.mu.RUnlock()
+	if len(added) > 0 {
+		for _, m := range added {
+			s.view = append(s.view, m.uid)
+		}
+		s.untagged(strconv.Itoa(len(s.view)) + " EXISTS")
+		if !s.readOnly && added[len(added)-1].uid >= recentFrom {
+			s.claimRecent()
+		}
+		if !s.rev2 {
+			s.untagged(strconv.Itoa(s.recentCount()) + " RECENT")
+		}
+	}
+	s.seenModseq = max(s.seenModseq, mb.modseqNow())
+}
+
+func (mb *Mailbox) modseqNow() uint64 {
+	mb.mu.RLock()
+	defer mb.mu.RUnlock()
+	return mb.modseq
+}
+
+// claimRecent makes the mailbox's not yet claimed new messages \Recent in this
+// session (RFC 3501 §2.3.2: one session only).
+func (s *Session) claimRecent() {
+	mb := s.mb
+	mb.mu.Lock()
+	if mb.recentFrom < mb.uidNext {
+		s.recent = append(s.recent, imap.SeqRange{Start: mb.recentFrom, Stop: mb.uidNext - 1})
+		mb.recentFrom = mb.uidNext
+	}
+	mb.mu.Unlock()
+}
+
+func (s *Session) isRecent(uid uint32) bool {
+	for _, r := range s.recent {
+		if r.Start <= uid && uid <= r.Stop {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Session) recentCount() int {
+	n := 0
+	for _, r := range s.recent {
+		i := sort.Search(len(s.view), func(i int) bool { return s.view[i] >= r.Start })
+		j := sort.Search(len(s.view), func(i int) bool { return s.view[i] > r.Stop })
+		n += j - i
+	}
+	return n
+}
+
+func (s *Session) pruneSaved() []uint32 {
+	out := s.saved[:0]
+	for _, u := range s.saved {
+		if _, ok := s.viewIndex(u); ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// writeFlags writes an unsolicited or STORE FETCH response: FLAGS, UID, and MODSEQ
+// once CONDSTORE is on (RFC 7162 §3.1.4.1 and §3.2).
+func (s *Session) writeFlags(seq int, m *message) {
+	b := append(s.buf[:0], "* "...)
+	b = strconv.AppendInt(b, int64(seq), 10)
+	b = append(b, " FETCH (UID "...)
+	b = strconv.AppendUint(b, uint64(m.uid), 10)
+	b = append(b, " FLAGS "...)
+	b = m.appendFlags(b, !s.rev2 && s.isRecent(m.uid))
+	if s.condstore {
+		b = append(b, " MODSEQ ("...)
+		b = strconv.AppendUint(b, m.modseq, 10)
+		b = append(b, ')')
+	}
+	s.buf = append(b, ")\r\n"...)
+	s.w.Write(s.buf)
+}
+
+// wake is called by a mailbox when it changed. A session in IDLE hears of it at once
+// (RFC 2177), from a short-lived goroutine; the others at their next command.
+func (s *Session) wake() {
+	if !s.idling.Load() || !s.waking.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.waking.Store(false)
+		if s.idling.Load() && s.state == stateSelected {
+			s.begin()
+			s.update(true)
+			s.end()
+		}
+	}()
+}
+
+// idle runs IDLE (RFC 2177, RFC 9051 §6.3.13): changes are pushed while the client
+// waits; DONE ends it. The response buffer is given back while idling, so an idle
+// connection holds only its goroutine, its read buffer and its view.
+func (s *Session) idle(c *imap.Command) {
+	s.update(true)
+	s.w.WriteString("+ idling\r\n")
+	s.end()
+	s.idling.Store(true)
+	s.mu.Unlock()
+	if s.mb != nil {
+		// What changed between the update above and idling.
+		s.wake()
+	}
+	s.conn.SetReadDeadline(time.Now().Add(s.srv.idleTimeout))
+	line, err := s.dec.ReadLine()
+	s.idling.Store(false)
+	s.mu.Lock()
+	s.begin()
+	if err != nil {
+		if isTimeout(err) && !s.closing.Load() {
+			s.untagged("BYE Autologout; idle for too long")
+		} else if s.closing.Load() {
+			s.untagged("BYE Server shutting down")
+		}
+		s.state = stateLogout
+		return
+	}
+	if !strings.EqualFold(string(line), "DONE") {
+		s.tagged(c.Tag, "BAD", "Expected DONE")
+		return
+	}
+	s.done(c, "IDLE terminated")
+}
