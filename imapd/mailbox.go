@@ -391,7 +391,9 @@ func lessName(a, b string) bool {
 	return a < b
 }
 
-func beU32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func beU32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // importFile fills in a new message's size and internal date from its file and moves
 // it from new/ to cur/ under its final name.
