@@ -4,7 +4,7 @@ GO      ?= go
 DAEMONS := $(patsubst %/main.go,%,$(wildcard */main.go))
 RUN     ?= run
 
-.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay
+.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap
 
 all: build
 
@@ -39,6 +39,10 @@ bench-smtp: build
 # Outbound: submission on one instance -> remote -> MX -> Maildir on another (bench/relay).
 bench-relay: build
 	$(GO) run ./bench/relay -n 2000 -size 4096
+
+# IMAP: 10,000 APPENDs, FETCH/SEARCH/STORE on them, memory with 1,000 IDLE sessions (bench/imap).
+bench-imap: build
+	bench/imap/run.sh -n 10000 -idle 1000
 
 clean:
 	rm -rf bin
