@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"postern/pkg/config"
 	"postern/pkg/control"
 	"postern/pkg/ipc"
 )
@@ -139,6 +140,26 @@ func newInstance(t *testing.T) *instance {
 	return in
 }
 
+// allDaemons names every daemon master knows, in start order.
+func allDaemons() []string {
+	var names []string
+	for _, d := range config.Daemons {
+		names = append(names, d.Name)
+	}
+	return names
+}
+
+// except returns names without the ones given, in the same order.
+func except(names []string, drop ...string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(drop, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // writeConfig writes the instance's postern.toml: every daemon is the fake daemon, smtpd
 // listens on the given ports. extra adds lines to the [services.NAME] tables; the key
 // "NAME.command" replaces the program and "NAME.args" adds arguments.
@@ -147,7 +168,7 @@ func (in *instance) writeConfig(smtp, submission int, extra map[string]string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hostname = \"mx.test\"\nspool_dir = \"spool\"\ndata_dir = \"data\"\nbin_dir = %q\n", in.bin)
 	b.WriteString("[smtpd]\nshutdown_grace = \"0s\"\n")
-	for _, name := range []string{"authd", "local", "qmgr", "cleanup", "smtpd"} {
+	for _, name := range allDaemons() {
 		args := fmt.Sprintf(`"-name", %q, "-report", %q`, name, in.reports)
 		if a, ok := extra[name+".args"]; ok {
 			args += ", " + a
@@ -159,6 +180,9 @@ func (in *instance) writeConfig(smtp, submission int, extra map[string]string) {
 		fmt.Fprintf(&b, "[services.%s]\ncommand = %q\nargs = [%s]\n", name, command, args)
 		if name == "smtpd" {
 			fmt.Fprintf(&b, "listen = { smtp = \"127.0.0.1:%d\", submission = \"127.0.0.1:%d\" }\n", smtp, submission)
+		} else {
+			// Other daemons with listeners (imapd) would bind their real ports.
+			b.WriteString("listen = {}\n")
 		}
 		b.WriteString(extra[name])
 	}
@@ -304,22 +328,31 @@ func TestMaster(t *testing.T) {
 	ignoreTerm := map[string]string{"qmgr.args": `"-ignore-term"`}
 	in.writeConfig(smtp, submission, ignoreTerm)
 	in.start()
-	all := []string{"authd", "local", "qmgr", "cleanup", "smtpd"}
+	all := allDaemons()
 	reports := in.running(all...)
 	masterPID := in.cmd.Process.Pid
 
 	// Every daemon got its sockets under their names, with LISTEN_PID its own pid, as
 	// a direct child of master (the exec shim keeps the pid).
-	wantListeners := map[string][]string{
-		"authd": {"control/authd", "private/auth"}, "local": {"private/local"},
-		"qmgr": {"control/qmgr", "private/qmgr"}, "cleanup": {"private/cleanup"},
-		"smtpd": {"smtp", "submission"},
+	wantListeners := map[string][]string{}
+	for _, d := range config.Daemons {
+		var names []string
+		for _, c := range d.Control {
+			names = append(names, "control/"+c)
+		}
+		for _, p := range d.Private {
+			names = append(names, "private/"+p)
+		}
+		slices.Sort(names)
+		wantListeners[d.Name] = names
 	}
+	wantListeners["smtpd"] = []string{"smtp", "submission"}
 	for name, r := range reports {
 		if !slices.Equal(r.Listeners, wantListeners[name]) {
 			t.Errorf("%s got listeners %v, want %v", name, r.Listeners, wantListeners[name])
 		}
-		if r.ListenPID != strconv.Itoa(r.PID) || r.PPID != masterPID {
+		// A daemon without sockets gets no LISTEN_PID.
+		if (len(r.Listeners) > 0 && r.ListenPID != strconv.Itoa(r.PID)) || r.PPID != masterPID {
 			t.Errorf("%s: pid %d, LISTEN_PID %s, parent %d (master %d)", name, r.PID, r.ListenPID, r.PPID, masterPID)
 		}
 		if len(r.Args) < 3 || r.Args[0] != filepath.Join(in.bin, "fakedaemon") || r.Args[1] != "-c" || r.Args[2] != in.config {
@@ -355,7 +388,7 @@ func TestMaster(t *testing.T) {
 		t.Errorf("master.pid holds %q, want %d", b, masterPID)
 	}
 	st, err := in.status()
-	if err != nil || st.PID != masterPID || st.Config != in.config || len(st.Daemons) != 5 {
+	if err != nil || st.PID != masterPID || st.Config != in.config || len(st.Daemons) != len(all) {
 		t.Errorf("status: %+v, %v", st, err)
 	}
 
@@ -504,7 +537,7 @@ func TestChildrenDieWithMaster(t *testing.T) {
 	in := newInstance(t)
 	in.writeConfig(freePort(t), freePort(t), nil)
 	in.start()
-	reports := in.running("authd", "local", "qmgr", "cleanup", "smtpd")
+	reports := in.running(allDaemons()...)
 	in.cmd.Process.Kill()
 	<-in.done
 	in.waitFor("the daemons to die with master", func() bool {
@@ -516,7 +549,7 @@ func TestChildrenDieWithMaster(t *testing.T) {
 		return true
 	})
 	in.start()
-	again := in.running("authd", "local", "qmgr", "cleanup", "smtpd")
+	again := in.running(allDaemons()...)
 	if again["smtpd"].PID == reports["smtpd"].PID {
 		t.Error("smtpd was not started again")
 	}

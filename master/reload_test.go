@@ -26,7 +26,7 @@ func parse(t *testing.T, text string) *config.Config {
 
 func TestPlanReload(t *testing.T) {
 	old := parse(t, baseConfig)
-	all := []string{"authd", "local", "qmgr", "cleanup", "smtpd"}
+	all := allDaemons()
 	for _, tc := range []struct {
 		name                       string
 		text                       string
@@ -42,7 +42,7 @@ spool_dir = "spool"
 [services.smtpd]
 listen = { smtp = "127.0.0.1:2525", submission = "127.0.0.1:2588" }
 `,
-			restart: []string{"smtpd"}, keep: []string{"authd", "local", "qmgr", "cleanup"},
+			restart: []string{"smtpd"}, keep: except(all, "smtpd"),
 		},
 		{
 			name:    "global setting changed",
@@ -53,12 +53,12 @@ listen = { smtp = "127.0.0.1:2525", submission = "127.0.0.1:2588" }
 		{
 			name: "service disabled",
 			text: baseConfig + "\n[services.local]\nenable = false\n",
-			stop: []string{"local"}, keep: []string{"authd", "qmgr", "cleanup", "smtpd"},
+			stop: []string{"local"}, keep: except(all, "local"),
 		},
 		{
 			name:    "user and args changed",
 			text:    baseConfig + "\n[services.qmgr]\nuser = \"other\"\n[services.cleanup]\nargs = [\"-v\"]\n",
-			restart: []string{"qmgr", "cleanup"}, keep: []string{"authd", "local", "smtpd"},
+			restart: []string{"qmgr", "cleanup"}, keep: except(all, "qmgr", "cleanup"),
 		},
 		{
 			name: "empty args equal none",
