@@ -278,6 +278,9 @@ func TestSections(t *testing.T) {
 		{Section{Path: []int{2, 1}}, "Notes: budget approved."},
 		{Section{Path: []int{2, 2}}, "<p>Notes: budget approved.</p>"},
 		{Section{Path: []int{2, 2}, Specifier: "MIME"}, "Content-Type: text/html; charset=utf-8\r\n\r\n"},
+		// N.1 of a part that is neither multipart nor message is the part (as Dovecot).
+		{Section{Path: []int{2, 2, 1}}, "<p>Notes: budget approved.</p>"},
+		{Section{Path: []int{1, 1}, Specifier: "MIME"}, "Content-Type: text/plain; charset=us-ascii\r\n\r\n"},
 		{Section{Specifier: "HEADER.FIELDS", Fields: []string{"SUBJECT", "from", "X-Absent"}},
 			"From: Frank <frank@example.com>\r\nSubject: Fwd: Meeting notes\r\n\r\n"},
 		{Section{Path: []int{2}, Specifier: "HEADER.FIELDS.NOT", Fields: []string{"From", "To", "Date", "Message-ID", "MIME-Version"}},
@@ -288,7 +291,7 @@ func TestSections(t *testing.T) {
 		}
 	}
 	for _, bad := range []Section{
-		{Path: []int{3}}, {Path: []int{1, 1}}, {Path: []int{1}, Specifier: "HEADER"}, {Specifier: "MIME"},
+		{Path: []int{3}}, {Path: []int{1, 2}}, {Path: []int{1}, Specifier: "HEADER"}, {Specifier: "MIME"},
 		{Path: []int{2, 3}}, {Path: []int{0}}, {Specifier: "BOGUS"},
 	} {
 		if _, err := m.Section(bad); !errors.Is(err, ErrNoSection) {
@@ -367,6 +370,17 @@ func TestBinary(t *testing.T) {
 	r, _ = m.Binary([]int{1})
 	if got := readAll(t, r); got != "Save 20% on cr\xe8me br\xfbl\xe9e this week. This line is long enough to need a soft line break.\r\n" {
 		t.Errorf("BINARY[1] (quoted-printable) = %q", got)
+	}
+	// The whole message: every part decoded, its header saying so (as Dovecot).
+	r, _ = m.Binary(nil)
+	whole := readAll(t, r)
+	if strings.Count(whole, "Content-Transfer-Encoding: binary\r\n") != 2 || strings.Contains(whole, "quoted-printable") ||
+		!strings.Contains(whole, "\r\n\r\nSave 20% on cr\xe8me br\xfbl\xe9e this week. This line is long enough to need a soft line break.\r\n\r\n------=_Part_0_1234.5678\r\n") ||
+		!strings.HasSuffix(whole, "</p></body></html>\r\n\r\n------=_Part_0_1234.5678--\r\n") {
+		t.Errorf("BINARY[] = %q", whole)
+	}
+	if n, err := m.BinarySize(nil); err != nil || n != int64(len(whole)) {
+		t.Errorf("BINARY.SIZE[] = %d, %v; want %d", n, err, len(whole))
 	}
 	bad := parseBytes(t, []byte("Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n"))
 	if _, err := bad.Binary([]int{1}); !errors.Is(err, ErrUnknownEncoding) {

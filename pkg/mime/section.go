@@ -91,8 +91,10 @@ func (m *Message) Part(path []int) (*Part, error) {
 		switch {
 		case cur.IsMultipart() && n >= 1 && n <= len(cur.Parts):
 			cur = cur.Parts[n-1]
-		case !cur.IsMultipart() && isMsg && n == 1:
-			// The body of a message that is not multipart is its part 1.
+		case !cur.IsMultipart() && n == 1:
+			// The body of a message that is not multipart is its part 1
+			// (RFC 3501 §6.4.5). Like Dovecot, N.1 of any other part that is not
+			// multipart is that part too: clients ask for it.
 		default:
 			return nil, fmt.Errorf("%w: part %s", ErrNoSection, Section{Path: path[:i+1]})
 		}
@@ -305,29 +307,131 @@ func (c *crlfReaderAt) convert(dst []byte) (int, error) {
 }
 
 // Binary returns the content of BINARY[path] (RFC 3516 §4.2): the body of the part with
-// its Content-Transfer-Encoding undone. Multipart and message/rfc822 parts have no
-// encoding of their own and come back as BODY[path] would. For the whole message (an
-// empty path) it is the header followed by the decoded body. An encoding this package
-// does not know gives an error wrapping ErrUnknownEncoding.
+// its Content-Transfer-Encoding undone. For the whole message (an empty path), a
+// multipart or a message/rfc822 part, every part inside is decoded and its header says
+// "Content-Transfer-Encoding: binary", as Dovecot does. An encoding this package does
+// not know, anywhere in what is asked for, gives an error wrapping ErrUnknownEncoding.
 func (m *Message) Binary(path []int) (io.Reader, error) {
 	p, err := m.Part(path)
 	if err != nil {
 		return nil, err
 	}
-	if p.IsMultipart() || p.Message != nil || identityEncoding(p.Encoding) {
-		if len(path) == 0 {
-			return m.Section(Section{})
-		}
-		return m.rangeReader(p.BodyRange), nil
+	var rs []io.Reader
+	switch {
+	case len(path) == 0:
+		rs, err = m.binaryParts(p, true, nil)
+	case p.Message != nil:
+		rs, err = m.binaryParts(p.Message, true, nil)
+	default:
+		rs, err = m.binaryParts(p, false, nil)
 	}
-	d, err := NewDecoder(m.rangeReader(p.BodyRange), p.Encoding)
 	if err != nil {
 		return nil, err
 	}
-	if len(path) == 0 {
-		return io.MultiReader(m.rangeReader(p.HeaderRange), d), nil
+	return io.MultiReader(rs...), nil
+}
+
+// binaryParts appends the readers that make up the decoded form of p: its header when
+// header is set (rewritten for a decoded leaf), then its body with every leaf decoded.
+// Decoders are created only when read, so that a message of many parts costs little.
+func (m *Message) binaryParts(p *Part, header bool, out []io.Reader) ([]io.Reader, error) {
+	leaf := !p.IsMultipart() && p.Message == nil
+	decode := leaf && !identityEncoding(p.Encoding)
+	if decode {
+		switch strings.ToLower(strings.TrimSpace(p.Encoding)) {
+		case "base64", "quoted-printable":
+		default:
+			return nil, fmt.Errorf("%w %q", ErrUnknownEncoding, p.Encoding)
+		}
 	}
-	return d, nil
+	if header {
+		if decode {
+			out = append(out, &lazyReader{open: func() (io.Reader, error) {
+				h, err := io.ReadAll(m.rangeReader(p.HeaderRange))
+				if err != nil {
+					return nil, err
+				}
+				return bytes.NewReader(binaryHeader(h)), nil
+			}})
+		} else {
+			out = append(out, m.rangeReader(p.HeaderRange))
+		}
+	}
+	var err error
+	switch {
+	case p.Message != nil:
+		return m.binaryParts(p.Message, true, out)
+	case p.IsMultipart() && len(p.Parts) > 0:
+		// The preamble, the delimiter lines and the epilogue as they are.
+		at := p.BodyRange.Offset
+		for _, c := range p.Parts {
+			out = append(out, m.spanReader(at, c.HeaderRange.Offset))
+			if out, err = m.binaryParts(c, true, out); err != nil {
+				return nil, err
+			}
+			at = c.BodyRange.Offset + c.BodyRange.Len
+		}
+		out = append(out, m.spanReader(at, p.BodyRange.Offset+p.BodyRange.Len))
+	case decode:
+		out = append(out, &lazyReader{open: func() (io.Reader, error) {
+			return NewDecoder(m.rangeReader(p.BodyRange), p.Encoding)
+		}})
+	default:
+		out = append(out, m.rangeReader(p.BodyRange))
+	}
+	return out, nil
+}
+
+// binaryHeader returns header h (CRLF form) with its Content-Transfer-Encoding field
+// replaced by "Content-Transfer-Encoding: binary".
+func binaryHeader(h []byte) []byte {
+	out := make([]byte, 0, len(h)+16)
+	skipping := false
+	for len(h) > 0 {
+		i := bytes.IndexByte(h, '\n')
+		line := h
+		if i >= 0 {
+			line = h[:i+1]
+		}
+		h = h[len(line):]
+		if skipping && len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			continue // a continuation of the field replaced
+		}
+		skipping = false
+		if c := bytes.IndexByte(line, ':'); c > 0 && equalFoldString(bytes.TrimRight(line[:c], " \t"), "Content-Transfer-Encoding") {
+			out = append(out, "Content-Transfer-Encoding: binary\r\n"...)
+			skipping = true
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
+// lazyReader opens its reader on the first Read.
+type lazyReader struct {
+	open func() (io.Reader, error)
+	r    io.Reader
+}
+
+func (l *lazyReader) Read(p []byte) (int, error) {
+	if l.r == nil {
+		r, err := l.open()
+		if err != nil {
+			return 0, err
+		}
+		l.r = r
+	}
+	return l.r.Read(p)
+}
+
+// spanReader returns a reader of the CRLF form of the octets [from, to) of the file.
+func (m *Message) spanReader(from, to int64) io.Reader {
+	if to <= from {
+		return bytes.NewReader(nil)
+	}
+	rg := Range{Offset: from, Len: to - from, Size: 2 * (to - from)} // Size: a bound
+	return io.NewSectionReader(&crlfReaderAt{r: m.r, rg: rg, rpos: from}, 0, rg.Size)
 }
 
 // BinarySize returns the size of BINARY[path], for BINARY.SIZE and for the literal that
