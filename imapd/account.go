@@ -165,8 +165,8 @@ func (a *Account) release(mb *Mailbox) {
 	}
 }
 
-// create makes a new folder (and, as RFC 3501 §6.3.3 allows, nothing for its
-// superiors: Maildir++ needs none).
+// create makes a new folder and, as RFC 3501 §6.3.3 asks, its missing superiors
+// ("a/b/c" creates "a" and "a/b" too).
 func (a *Account) create(name string) error {
 	name, key, err := a.canonical(name)
 	if err != nil {
@@ -175,7 +175,14 @@ func (a *Account) create(name string) error {
 	if key == "INBOX" || a.exists(key) {
 		return fs.ErrExist
 	}
-	return maildir.Create(a.root, []string{imap.EncodeUTF7(name)})
+	var folders []string
+	for i := 0; i < len(name); i++ {
+		if name[i] == '/' && name[:i] != "INBOX" {
+			folders = append(folders, imap.EncodeUTF7(name[:i]))
+		}
+	}
+	folders = append(folders, imap.EncodeUTF7(name))
+	return maildir.Create(a.root, folders)
 }
 
 // deleteFolder removes a folder with its messages (RFC 3501 §6.3.4). INBOX cannot be

@@ -27,12 +27,21 @@ func (s *Session) mailboxName(raw string) (string, error) {
 	}
 	n, err := imap.DecodeUTF7(raw)
 	if err != nil {
-		if utf8.ValidString(raw) {
+		if utf8.ValidString(raw) && !isASCII(raw) {
 			return raw, nil
 		}
 		return "", &nameError{"mailbox name is not valid modified UTF-7"}
 	}
 	return n, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // wireName is a UTF-8 mailbox name as this client reads it.

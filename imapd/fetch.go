@@ -26,6 +26,7 @@ type fetchNeeds struct {
 	setSeen bool
 	modseq  bool
 	uid     bool
+	flags   bool
 }
 
 func (s *Session) fetch(c *imap.Command) {
@@ -53,6 +54,8 @@ func (s *Session) fetch(c *imap.Command) {
 			}
 		case "MODSEQ":
 			need.modseq = true
+		case "FLAGS":
+			need.flags = true
 		case "UID":
 			need.uid = true
 		}
@@ -283,11 +286,16 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 		}
 		n++
 	}
-	wroteFlags := false
 	if need.uid {
 		sep()
 		b = append(b, "UID "...)
 		b = strconv.AppendUint(b, uint64(m.uid), 10)
+	}
+	if flagsChanged && !need.flags {
+		// \Seen was set by this FETCH: the new flags go first (RFC 3501 §6.4.5).
+		sep()
+		b = append(b, "FLAGS "...)
+		b = m.appendFlags(b, !s.rev2 && s.isRecent(m.uid))
 	}
 	for i, it := range items {
 		switch it.Name {
@@ -297,7 +305,6 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 			sep()
 			b = append(b, "FLAGS "...)
 			b = m.appendFlags(b, !s.rev2 && s.isRecent(m.uid))
-			wroteFlags = true
 		case "INTERNALDATE":
 			sep()
 			b = append(b, "INTERNALDATE "...)
@@ -363,11 +370,6 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 				return nil
 			}
 		}
-	}
-	if flagsChanged && !wroteFlags {
-		sep()
-		b = append(b, "FLAGS "...)
-		b = m.appendFlags(b, !s.rev2 && s.isRecent(m.uid))
 	}
 	if need.modseq {
 		sep()

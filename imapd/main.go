@@ -13,12 +13,18 @@ package main
 
 import (
 	"os"
+	"os/signal"
+	"syscall"
 
 	"postern/pkg/daemon"
 )
 
 func main() {
 	d := daemon.Start("imapd")
+	// SIGHUP re-reads the TLS certificates (master passes it on when a reload leaves
+	// imapd's settings alone); caught first, for by default it ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	ctx, stop := d.Context()
 	defer stop()
 	srv, err := New(d.Config, d.Log)
@@ -26,6 +32,11 @@ func main() {
 		d.Log.Error("cannot start", "err", err)
 		os.Exit(1)
 	}
+	go func() {
+		for range hup {
+			srv.ReloadCertificates()
+		}
+	}()
 	if err := srv.Run(ctx, d.Listeners); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/maildir"
+	"postern/pkg/tlsconf"
 )
 
 // Listener names, as master passes them in LISTEN_FDNAMES.
@@ -35,6 +35,7 @@ type Server struct {
 	log      *slog.Logger
 	auth     *auth.Client
 	tls      *tls.Config
+	certs    *tlsconf.Store
 	mailRoot string
 	hostname string
 
@@ -80,11 +81,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		perIP:          map[netip.Addr]int{},
 		sessions:       map[*Session]struct{}{},
 	}
-	tc, err := loadTLS(cfg.TLS.Cert, cfg.TLS.Key)
+	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {
 		log.Warn("no TLS certificate: STARTTLS not offered, imaps not served, logins only from loopback", "err", err)
+	} else {
+		s.certs, s.tls = certs, certs.ServerConfig()
 	}
-	s.tls = tc
 	w, err := newWatcher(log)
 	if err != nil {
 		log.Warn("no inotify: new mail shows at the next command instead of at once", "err", err)
@@ -93,17 +95,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// loadTLS returns the TLS configuration: the configured certificate, TLS 1.2 or later
-// (RFC 8314 §4.1 and RFC 9051 §11.1 ask for a current version).
-func loadTLS(certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" || keyFile == "" {
-		return nil, errors.New("tls.cert or tls.key not set")
+// ReloadCertificates reads the TLS certificates again (on SIGHUP): new connections get
+// the new ones, those in progress keep theirs. On error the old ones stay in use.
+func (s *Server) ReloadCertificates() {
+	if s.certs == nil {
+		s.log.Warn("SIGHUP: no certificate was loaded at start; restart imapd to add TLS")
+		return
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading TLS certificate: %w", err)
+	if err := s.certs.Reload(); err != nil {
+		s.log.Error("reloading TLS certificates failed, keeping the old ones", "err", err)
+		return
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	s.log.Info("TLS certificates reloaded", "names", strings.Join(s.certs.Names(), ","))
 }
 
 // Run serves the "imap" and "imaps" listeners until ctx is done, then ends every
@@ -281,5 +284,3 @@ func (s *Server) closeAccount(a *Account) {
 		}
 	}
 }
-
-var _ = os.Getpid

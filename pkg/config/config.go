@@ -216,7 +216,7 @@ var Daemons = []Daemon{
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
-	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}},
+	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}, ReloadsOnHUP: true},
 }
 
 // LookupDaemon returns the description of the named daemon.

@@ -533,12 +533,15 @@ func (d *Decoder) ReadCommand() (cmd *Command, err error) {
 }
 
 func (d *Decoder) command() *Command {
-	// An empty line is not a command; skip it as most servers do.
-	for d.atEOL() {
+	if d.atEOL() {
 		d.crlf()
-		d.n = 0
+		d.fail("empty command line")
 	}
 	d.tag = d.chars(func(c byte) bool { return isAStringChar(c) && c != '+' }, "tag")
+	if d.peek() != ' ' {
+		// What came is no tag; the answer is an untagged BAD.
+		d.tag = ""
+	}
 	d.sp()
 	c := &Command{Tag: d.tag, Name: d.word()}
 	if c.Name == "UID" {

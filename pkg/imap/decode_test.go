@@ -181,7 +181,7 @@ func TestAppend(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	for _, in := range []string{
-		"\r\n\r\nx\r\n", "x FOO\r\n", "x UID NOOP\r\n", "x SELECT\r\n", "x FETCH 0 FLAGS\r\n",
+		"\r\n", "x\r\n", "a{1 NOOP\r\n", "x FOO\r\n", "x UID NOOP\r\n", "x SELECT\r\n", "x FETCH 0 FLAGS\r\n",
 		"x FETCH 1 BODY[1.]\r\n", "x FETCH 1 BODY[MIME]\r\n", "x SEARCH FOO\r\n",
 		"x LOGIN \"a\r\n", "x SEARCH BEFORE 40-Foo-2020\r\n", "x STORE 1 FLAGS\r\n",
 		"x FETCH 99999999999 FLAGS\r\n", "x SEARCH " + strings.Repeat("(", 200) + "ALL" + strings.Repeat(")", 200) + "\r\n",
@@ -193,7 +193,7 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want a ParseError", in, err)
 			continue
 		}
-		if in[0] == 'x' && pe.Tag != "x" {
+		if strings.HasPrefix(in, "x ") && pe.Tag != "x" {
 			t.Errorf("%q: tag %q", in, pe.Tag)
 		}
 		if c, err := d.ReadCommand(); err != nil || c.Name != "NOOP" {

@@ -2,7 +2,9 @@ package imap
 
 import (
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // quotable reports whether s can be sent as an IMAP4rev1 quoted string (RFC 3501 §4.3:
@@ -82,21 +84,28 @@ func AppendAString(b []byte, s string) []byte {
 }
 
 // AppendMailbox appends a mailbox name (already in its wire form: modified UTF-7 for
-// IMAP4rev1, UTF-8 for IMAP4rev2) as an astring; INBOX is always sent as INBOX.
+// IMAP4rev1, UTF-8 for IMAP4rev2) as an astring; INBOX is always sent as INBOX. A UTF-8
+// name goes out as a quoted string, which RFC 9051 §4.3 allows for IMAP4rev2 (an
+// IMAP4rev1 name in modified UTF-7 is 7-bit).
 func AppendMailbox(b []byte, name string) []byte {
 	if equalFoldASCII(name, "INBOX") {
 		return append(b, "INBOX"...)
 	}
-	// RFC 9051 §4.3 allows UTF-8 in quoted strings; a literal is valid in both
-	// revisions, so 8-bit names go as literals.
-	return AppendAString(b, name)
+	if isAtom(name) && !equalFoldASCII(name, "NIL") {
+		return append(b, name...)
+	}
+	if utf8.ValidString(name) && len(name) <= 1024 && !strings.ContainsAny(name, "\x00\r\n") {
+		return AppendQuoted(b, name)
+	}
+	return AppendString(b, name)
 }
 
 // AppendDateTime appends t as an IMAP date-time, "dd-Mon-yyyy hh:mm:ss +zzzz" in double
-// quotes (RFC 3501 §9, date-time; INTERNALDATE).
+// quotes (RFC 3501 §9, date-time; INTERNALDATE), the day with two digits as Dovecot
+// writes it (date-day-fixed allows a leading space too).
 func AppendDateTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
-	b = t.AppendFormat(b, "_2-Jan-2006 15:04:05 -0700")
+	b = t.AppendFormat(b, "02-Jan-2006 15:04:05 -0700")
 	return append(b, '"')
 }
 
