@@ -110,7 +110,9 @@ func paramValue(ps []Param, name string) string {
 }
 
 // Message is a parsed message file: its MIME tree and the file it came from, which must
-// stay open and unchanged while the Message is used.
+// stay open and unchanged while the Message is used. A Message keeps a copy of a file of
+// up to 32 KiB (most mail), read once by Parse, and reads the file again only when it is
+// larger.
 type Message struct {
 	Root *Part // the message: header, body and, for multiparts, the parts below
 	Size int64 // the size of the CRLF form of the whole message (RFC822.SIZE)
@@ -142,6 +144,11 @@ func Parse(r io.ReaderAt, size int64) (*Message, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRead, p.lr.err)
 	}
 	end := p.lr.snap()
+	if p.lr.base == 0 && int64(p.lr.end) == end.off && end.off <= bufSize {
+		// The whole file was read into the buffer at once: keep a copy, so that
+		// sections and searches of small messages need no more reads of the file.
+		r = bytes.NewReader(append([]byte(nil), p.lr.buf[:p.lr.end]...))
+	}
 	return &Message{Root: root, Size: end.off + end.bare, r: r, len: end.off}, nil
 }
 
