@@ -182,16 +182,6 @@ func appendBase64(dst, t []byte) []byte {
 	return dst
 }
 
-// appendFoldedUTF8 is used by search to decode a header value and fold it.
-func appendFoldedHeader(dst, v []byte) []byte {
-	if bytes.Contains(v, []byte("=?")) || !isASCIIBytes(v) {
-		var tmp [256]byte
-		d := appendDecodedHeader(tmp[:0], v)
-		return appendFold(dst, d)
-	}
-	return appendFold(dst, v)
-}
-
 func isASCIIBytes(b []byte) bool {
 	for _, c := range b {
 		if c >= utf8.RuneSelf {

@@ -1,9 +1,6 @@
 package mime
 
-import (
-	"bytes"
-	"strings"
-)
+import "bytes"
 
 // maxHeaderData bounds the bytes of parsed fields kept for one header. Longer headers
 // are still delimited correctly (their Range covers them whole, so FETCH returns them
@@ -163,23 +160,4 @@ func hasFieldName(names []string, name []byte) bool {
 		}
 	}
 	return false
-}
-
-// unquote removes one level of quoted-string quoting (RFC 5322 §3.2.4) if s is quoted.
-func unquote(s string) string {
-	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
-		return s
-	}
-	s = s[1 : len(s)-1]
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) {
-			i++
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -482,6 +482,14 @@ func TestContains(t *testing.T) {
 	}
 }
 
+// A multipart whose boundary never comes still has its text searched.
+func TestContainsWrongBoundary(t *testing.T) {
+	m := parseBytes(t, []byte("Content-Type: multipart/mixed; boundary=nothere\r\n\r\n--other\r\n\r\nhidden words\r\n--other--\r\n"))
+	if ok, err := m.Contains(NewMatcher("HIDDEN words"), false); !ok || err != nil {
+		t.Errorf("Contains = %v, %v", ok, err)
+	}
+}
+
 func TestHeaderContains(t *testing.T) {
 	m, _ := open(t, "encwords.eml")
 	for _, tc := range []struct {

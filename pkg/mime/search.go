@@ -206,6 +206,10 @@ func segments(p *Part, isMsg, top bool, fn func(segKind, *Part) (bool, error)) (
 	switch {
 	case p.Message != nil:
 		return segments(p.Message, true, false, fn)
+	case p.IsMultipart() && len(p.Parts) == 0:
+		// No boundary found (or none given): the body is searched as text, since
+		// the content is there and no reader shows it otherwise.
+		return fn(segBody, p)
 	case p.IsMultipart():
 		for _, c := range p.Parts {
 			if more, err := segments(c, false, false, fn); !more || err != nil {
