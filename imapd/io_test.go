@@ -1,0 +1,5 @@
+package main
+
+import "io"
+
+var io_ReadFull = io.ReadFull
