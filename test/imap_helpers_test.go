@@ -7,7 +7,7 @@ package test
 //
 // The tests that need only one account can also run against another IMAP server, to check
 // the tests themselves: POSTERN_IMAP_REFERENCE="plainhost:port,tlshost:port,user,password"
-// (bench/imap/dovecot.sh starts a Dovecot that fits: 127.0.0.1:20143,127.0.0.1:20993,
+// (bench/imap/dovecot.sh starts a Dovecot that fits: 127.0.0.1:19143,127.0.0.1:19993,
 // bench@example.test,bench). The account is emptied first.
 
 import (

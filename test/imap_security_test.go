@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -112,6 +113,26 @@ func TestIMAPIsolation(t *testing.T) {
 		"a\x01b", "tab\tname", "line\nbreak", "cr\rname", "del\x7f", "\x1b[31mred",
 		long, strings.Repeat("B", 300), strings.Repeat("x"+d, 200) + "deep",
 	}
+	// listAll returns the names LIST "" "*" gives (quoted, atoms or literals).
+	listAll := func() []string {
+		t.Helper()
+		var names []string
+		for _, l := range r.OK(`LIST "" "*"`) {
+			m := regexp.MustCompile(`^\* LIST \([^)]*\) (?:NIL|"(?:[^"\\]|\\.)") (.*)$`).FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			name := m[1]
+			if _, after, ok := strings.Cut(name, "}\r\n"); ok && strings.HasPrefix(name, "{") {
+				name = after
+			} else if strings.HasPrefix(name, `"`) {
+				name = strings.NewReplacer(`\\`, `\`, `\"`, `"`).Replace(name[1 : len(name)-1])
+			}
+			names = append(names, name)
+		}
+		return names
+	}
+	baseline := listAll()
 	mustFail := func(cmd string) {
 		t.Helper()
 		_, st := r.Cmd(cmd)
@@ -155,6 +176,13 @@ func TestIMAPIsolation(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Remove what CREATE accepted (with the superiors it made), deepest first, so the
+	// LIST checks below see demo's own mailboxes only.
+	made := slices.DeleteFunc(listAll(), func(n string) bool { return slices.Contains(baseline, n) })
+	slices.SortFunc(made, func(a, b string) int { return len(b) - len(a) })
+	for _, n := range made {
+		r.OK("DELETE " + lit(n))
 	}
 	// A NUL cannot be in a literal (RFC 9051 §4.3): refused, and the session goes on.
 	mustFail("SELECT {7+}\r\nIN\x00BOX1")

@@ -129,7 +129,7 @@ func NewInstance(t *testing.T, ip string) *Instance {
 }
 
 func portsFree(ip string, base int) bool {
-	for _, off := range []int{25, 587, 465} {
+	for _, off := range []int{25, 587, 465, 143, 993} {
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(base+off)))
 		if err != nil {
 			return false

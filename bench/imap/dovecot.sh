@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start Dovecot (apt-get install dovecot-imapd) from bench/imap/dovecot.conf on
-# 127.0.0.1:20143 (plain/STARTTLS) and 127.0.0.1:20993 (TLS), with one user
+# 127.0.0.1:19143 (plain/STARTTLS) and 127.0.0.1:19993 (TLS), with one user
 # bench@example.test / password "bench" and an empty Maildir under /tmp/postern-dovecot.
 # `bench/imap/dovecot.sh stop` stops it.
 set -euo pipefail
@@ -20,9 +20,9 @@ echo 'bench@example.test:{PLAIN}bench' > "$d/passwd"
 chown -R nobody:nogroup "$d/home"
 dovecot -c "$conf" </dev/null >>"$d/start.log" 2>&1
 for i in $(seq 50); do
-	if exec 3<>/dev/tcp/127.0.0.1/20143 2>/dev/null; then
+	if exec 3<>/dev/tcp/127.0.0.1/19143 2>/dev/null; then
 		exec 3<&-
-		echo "dovecot: 127.0.0.1:20143 and :20993, user bench@example.test password bench, master pid $(cat $d/run/master.pid)"
+		echo "dovecot: 127.0.0.1:19143 and :19993, user bench@example.test password bench, master pid $(cat $d/run/master.pid)"
 		exit 0
 	fi
 	sleep 0.2
