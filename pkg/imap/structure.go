@@ -131,9 +131,13 @@ func AppendBodyStructure(b []byte, p *mime.Part, extended bool) []byte {
 			b = appendExtension(b, p)
 		}
 	default:
-		b = AppendString(b, cleanString(p.Type))
-		b = append(b, ' ')
-		b = AppendString(b, cleanString(p.Subtype))
+		if isRFC822(p) {
+			b = append(b, `"message" "rfc822"`...) // as Dovecot writes it, whatever the case
+		} else {
+			b = AppendString(b, cleanString(p.Type))
+			b = append(b, ' ')
+			b = AppendString(b, cleanString(p.Subtype))
+		}
 		b = append(b, ' ')
 		b = appendParams(b, p.Params, p.IsText())
 		b = append(b, ' ')
@@ -149,7 +153,7 @@ func AppendBodyStructure(b []byte, p *mime.Part, extended bool) []byte {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, p.BodyRange.Size, 10)
 		switch {
-		case strings.EqualFold(p.Type, "message") && strings.EqualFold(p.Subtype, "rfc822"):
+		case isRFC822(p):
 			// body-type-msg: ... SP envelope SP body SP body-fld-lines. Only for
 			// message/rfc822: RFC 3501's media-message knows no other subtype, so an
 			// IMAP4rev1 client would misread a message/global written this way
@@ -180,6 +184,10 @@ func AppendBodyStructure(b []byte, p *mime.Part, extended bool) []byte {
 		}
 	}
 	return append(b, ')')
+}
+
+func isRFC822(p *mime.Part) bool {
+	return strings.EqualFold(p.Type, "message") && strings.EqualFold(p.Subtype, "rfc822")
 }
 
 // appendEmptyText appends the body structure of an empty text/plain part.

@@ -27,10 +27,15 @@ func (p *Part) Envelope() *Envelope {
 		return nil
 	}
 	addrs := func(name string) []Address {
-		if v := h.value(name); len(v) > 0 {
-			return ParseAddressList(string(v))
+		// A repeated address field adds to the list, as in Dovecot (RFC 5322 §3.6
+		// allows one, mail in the wild has several).
+		var l []Address
+		for _, f := range h.fields {
+			if equalFoldString(h.data[f.name:f.nameEnd], name) && f.end > f.val {
+				l = append(l, ParseAddressList(string(h.data[f.val:f.end]))...)
+			}
 		}
-		return nil
+		return l
 	}
 	e := &Envelope{
 		Date:      str("Date"),

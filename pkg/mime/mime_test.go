@@ -233,6 +233,12 @@ func TestEnvelope(t *testing.T) {
 	if *e.MessageID != "<20260302095958.1234@example.org>" || e.Cc != nil {
 		t.Errorf("Message-ID %q Cc %v", *e.MessageID, e.Cc)
 	}
+	// Repeated address fields add up; other repeated fields: the first counts.
+	m = parseBytes(t, []byte("Cc: a@x\r\nCC: b@x, c@x\r\ncc:\r\nSubject: one\r\nSubject: two\r\n\r\n"))
+	e = m.Root.Envelope()
+	if len(e.Cc) != 3 || e.Cc[2].Mailbox != "c" || *e.Subject != "one" {
+		t.Errorf("repeated fields: Cc %+v Subject %q", e.Cc, *e.Subject)
+	}
 }
 
 func readAll(t *testing.T, r io.Reader) string {
