@@ -130,7 +130,7 @@ func TestBodyStructureOddities(t *testing.T) {
 			`("message" "rfc822" NIL NIL NIL "base64" 26 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 1 NIL NIL NIL NIL)`},
 		// message/rfc822 is written in lower case, as Dovecot does.
 		{"Content-Type: MESSAGE/RFC822\r\n\r\nSubject: x\r\n\r\ny",
-			`("message" "rfc822" NIL NIL NIL "7bit" 14 (NIL "x" NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL)`},
+			`("message" "rfc822" NIL NIL NIL "7bit" 15 (NIL "x" NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 1 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL)`},
 		// message/global is a basic body (RFC 3501 media-message is RFC822 only), as
 		// Dovecot sends it.
 		{"Content-Type: message/global\r\n\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nHallo\r\n",
