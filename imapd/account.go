@@ -152,16 +152,23 @@ func (a *Account) openMailbox(name string) (*Mailbox, error) {
 	return mb, nil
 }
 
-// release gives back a folder opened with openMailbox.
+// release gives back a folder opened with openMailbox. The folder stays loaded (and
+// watched) while the account is open, so that a client that APPENDs or asks STATUS
+// again and again does not make imapd read the index and the directory every time.
 func (a *Account) release(mb *Mailbox) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	mb.refs--
-	if mb.refs == 0 {
+}
+
+// closeBoxes stops watching the account's folders and forgets them; the account's last
+// session has ended.
+func (a *Account) closeBoxes() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key, mb := range a.boxes {
 		a.srv.watcher.remove(mb)
-		if a.boxes[mb.key] == mb {
-			delete(a.boxes, mb.key)
-		}
+		delete(a.boxes, key)
 	}
 }
 

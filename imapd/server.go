@@ -278,6 +278,7 @@ func (s *Server) closeAccount(a *Account) {
 	last := a.refs == 0
 	a.mu.Unlock()
 	if last && !s.stopping.Load() {
+		a.closeBoxes()
 		delete(s.accounts, a.addr)
 		if err := a.db.Close(); err != nil {
 			s.log.Warn("closing index", "user", a.addr, "err", err)

@@ -233,17 +233,22 @@ func TestSession(t *testing.T) {
 	c.appendMsg("INBOX", `(\Seen)`, msg("one", "the first body\r\n"))
 	c.appendMsg("INBOX", "", msg("two", "second, with a needle\r\n"))
 	c.appendMsg("INBOX", "(\\Flagged $Work)", msg("three", "third\r\n"))
+	// Messages APPENDed while no session had INBOX selected are \Recent to the first
+	// that selects it (RFC 3501 §2.3.2).
 	u = c.ok("SELECT INBOX")
+	if !hasLine(u, `^\* 3 RECENT$`) {
+		t.Errorf("SELECT: %q", u)
+	}
 	if !hasLine(u, `^\* 3 EXISTS$`) || !hasLine(u, `UIDNEXT 4`) || !hasLine(u, `UNSEEN 2`) {
 		t.Errorf("SELECT: %q", u)
 	}
 	u = c.ok("FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE)")
-	if !hasLine(u, `^\* 1 FETCH \(UID 1 FLAGS \(\\Seen\) RFC822.SIZE \d+ ENVELOPE \("Mon, 02 Jan 2006 15:04:05 \+0000" "one" \(\("Alice" NIL "alice" "other.test"\)\)`) ||
-		!hasLine(u, `^\* 3 FETCH \(UID 3 FLAGS \(\\Flagged \$Work\)`) {
+	if !hasLine(u, `^\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Recent\) RFC822.SIZE \d+ ENVELOPE \("Mon, 02 Jan 2006 15:04:05 \+0000" "one" \(\("Alice" NIL "alice" "other.test"\)\)`) ||
+		!hasLine(u, `^\* 3 FETCH \(UID 3 FLAGS \(\\Flagged \$Work \\Recent\)`) {
 		t.Errorf("FETCH: %q", u)
 	}
 	u = c.ok("UID FETCH 2 (BODY[TEXT])")
-	if !hasLine(u, `^\* 2 FETCH \(UID 2 FLAGS \(\\Seen\) BODY\[TEXT\] \{23\}\r\nsecond, with a needle\r\n\)$`) {
+	if !hasLine(u, `^\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Recent\) BODY\[TEXT\] \{23\}\r\nsecond, with a needle\r\n\)$`) {
 		t.Errorf("BODY[TEXT]: %q", u)
 	}
 	u = c.ok("SEARCH TEXT needle")
@@ -255,7 +260,7 @@ func TestSession(t *testing.T) {
 		t.Errorf("ESEARCH: %q", u)
 	}
 	u = c.ok("STORE 1:2 +FLAGS (\\Deleted)")
-	if !hasLine(u, `^\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Deleted\)\)$`) {
+	if !hasLine(u, `^\* 1 FETCH \(UID 1 FLAGS \(\\Seen \\Deleted \\Recent\)\)$`) {
 		t.Errorf("STORE: %q", u)
 	}
 	u = c.ok("UID EXPUNGE 2")
