@@ -305,6 +305,15 @@ func TestSections(t *testing.T) {
 		}
 	}
 
+	// Lines of a header that are not fields go with HEADER.FIELDS.NOT only.
+	m = parseBytes(t, []byte("Subject: x\nnot a field\n\tcontinued\nTo: y\n\nbody"))
+	if got := section(t, m, Section{Specifier: "HEADER.FIELDS.NOT", Fields: []string{"to"}}); got != "Subject: x\r\nnot a field\r\n\tcontinued\r\n\r\n" {
+		t.Errorf("HEADER.FIELDS.NOT = %q", got)
+	}
+	if got := section(t, m, Section{Specifier: "HEADER.FIELDS", Fields: []string{"to", "subject"}}); got != "Subject: x\r\nTo: y\r\n\r\n" {
+		t.Errorf("HEADER.FIELDS = %q", got)
+	}
+
 	// A message that is not multipart: its body is part 1, and 1.MIME its header.
 	m, raw = open(t, "simple.eml")
 	text = string(raw)

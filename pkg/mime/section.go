@@ -186,7 +186,9 @@ func (m *Message) headerFields(rg Range, names []string, not bool) ([]byte, erro
 				case len(body) == 0 && complete:
 					keep = false // the blank line, added at the end
 				default:
-					keep = false
+					// A line that is not a field is not among the names: it goes
+					// with HEADER.FIELDS.NOT (as in Dovecot).
+					keep = not
 					if i := bytes.IndexByte(body, ':'); i > 0 {
 						keep = hasFieldName(names, bytes.TrimRight(body[:i], " \t")) != not
 					}
