@@ -28,9 +28,11 @@ var (
 	keyUIDNext     = []byte("n")
 	keyModSeq      = []byte("h")
 	keyInode       = []byte("i")
-	bucketMsgs     = []byte("m")
-	bucketCache    = []byte("c")
-	bucketText     = []byte("t")
+	// keyPending marks a folder whose file names may not show all flag changes yet.
+	keyPending  = []byte("p")
+	bucketMsgs  = []byte("m")
+	bucketCache = []byte("c")
+	bucketText  = []byte("t")
 	// keyLastValidity, in the root bucket "account", is the last UIDVALIDITY given,
 	// so that a folder deleted and created again in the same second gets a new one.
 	bucketAccount   = []byte("account")

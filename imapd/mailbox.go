@@ -18,6 +18,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
 	"postern/pkg/maildir"
 )
@@ -41,7 +42,12 @@ type Mailbox struct {
 	recentFrom uint32
 	// kwLetters are the Dovecot keyword letters (dovecot-keywords): index i is 'a'+i.
 	kwLetters []string
-	deleted   bool // the folder was deleted or renamed away
+	// pending maps the base name of a message whose file name does not show its
+	// flags yet to the name its file has on disk. STORE answers once the index has the
+	// new flags; renameFiles brings the names in line afterwards (see store).
+	pending  map[string]string
+	renaming bool
+	deleted  bool // the folder was deleted or renamed away
 
 	refs int // guarded by acct.mu
 
@@ -95,8 +101,11 @@ func (mb *Mailbox) fileNameWith(base string, flags flagBits, kws []string) strin
 	return string(append(b, letters...))
 }
 
-// path returns the path of m's file.
+// path returns the path of m's file, as it is on disk now.
 func (mb *Mailbox) path(m *message) string {
+	if n, ok := mb.pending[m.base]; ok {
+		return filepath.Join(mb.dir, "cur", n)
+	}
 	return filepath.Join(mb.dir, "cur", mb.fileName(m))
 }
 
@@ -174,12 +183,16 @@ func (mb *Mailbox) load() error {
 	ino := inode(st)
 	db := mb.acct.db
 	fresh := false
+	// namesBehind: imapd stopped before the file names showed every flag change;
+	// the index is right and the names are fixed.
+	namesBehind := false
 	err = db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(mb.key))
 		if b == nil || getU64(b, keyInode) != ino {
 			fresh = true
 			return nil
 		}
+		namesBehind = b.Get(keyPending) != nil
 		mb.uidValidity = getU32(b, keyUIDValidity)
 		mb.uidNext = getU32(b, keyUIDNext)
 		mb.modseq = getU64(b, keyModSeq)
@@ -224,7 +237,7 @@ func (mb *Mailbox) load() error {
 			onDisk[base] = diskFile{sub: sub, name: n, flags: flags, kws: kws}
 		}
 	}
-	changed := fresh
+	changed := fresh || namesBehind
 	var dirty []*message
 	var expunged []uint32
 	kept := mb.msgs[:0]
@@ -237,6 +250,10 @@ func (mb *Mailbox) load() error {
 		delete(onDisk, m.base)
 		if f.sub == "new" {
 			os.Rename(filepath.Join(mb.dir, "new", f.name), mb.path(m))
+		} else if namesBehind {
+			if f.name != mb.fileName(m) {
+				os.Rename(filepath.Join(mb.dir, "cur", f.name), mb.path(m))
+			}
 		} else if f.flags != m.flags || !sameStrings(f.kws, m.keywords) {
 			// Another program changed the flags in the name; the name wins, but
 			// keywords Dovecot's letters cannot hold are kept.
@@ -324,6 +341,7 @@ func (mb *Mailbox) load() error {
 		if err != nil {
 			return err
 		}
+		b.Delete(keyPending)
 		mbk, cb, tb := b.Bucket(bucketMsgs), b.Bucket(bucketCache), b.Bucket(bucketText)
 		for _, uid := range expunged {
 			mbk.Delete(uidKey(uid))
@@ -586,7 +604,6 @@ func (mb *Mailbox) store(uids []uint32, c *flagChange, unchangedSince uint64, ch
 	if err := mb.addKeywords(c.keywords); err != nil {
 		mb.acct.log.Warn("writing dovecot-keywords", "folder", mb.name, "err", err)
 	}
-	cur := filepath.Join(mb.dir, "cur")
 	var put []*message
 	for _, uid := range uids {
 		pos, ok := mb.find(uid)
@@ -607,11 +624,12 @@ func (mb *Mailbox) store(uids []uint32, c *flagChange, unchangedSince uint64, ch
 			}
 			continue
 		}
-		oldName := mb.fileName(m)
-		newName := mb.fileNameWith(m.base, flags, kws)
-		if oldName != newName {
-			if err := os.Rename(filepath.Join(cur, oldName), filepath.Join(cur, newName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return res, fmt.Errorf("renaming %s: %w", oldName, err)
+		if _, ok := mb.pending[m.base]; !ok {
+			if oldName := mb.fileName(m); oldName != mb.fileNameWith(m.base, flags, kws) {
+				if mb.pending == nil {
+					mb.pending = map[string]string{}
+				}
+				mb.pending[m.base] = oldName
 			}
 		}
 		mb.modseq++
@@ -625,11 +643,118 @@ func (mb *Mailbox) store(uids []uint32, c *flagChange, unchangedSince uint64, ch
 	if len(put) == 0 {
 		return res, nil
 	}
-	if err := mb.commit(put, nil); err != nil {
+	// The index records the flags (with a mark that file names lag behind) in one
+	// transaction; the renames, one per message, happen after the answer.
+	if err := mb.commitPending(put); err != nil {
 		return res, err
+	}
+	if len(mb.pending) > 0 && !mb.renaming {
+		mb.renaming = true
+		go mb.renameFiles()
 	}
 	return res, nil
 }
+
+// commitPending writes changed records and the mark that file names lag behind.
+func (mb *Mailbox) commitPending(put []*message) error {
+	return mb.acct.db.Update(func(tx *bolt.Tx) error {
+		b, err := folderBucket(tx, mb.key, true)
+		if err != nil {
+			return err
+		}
+		mbk := b.Bucket(bucketMsgs)
+		for _, m := range put {
+			if err := mbk.Put(uidKey(m.uid), m.marshal()); err != nil {
+				return err
+			}
+		}
+		if len(mb.pending) > 0 {
+			if err := b.Put(keyPending, []byte{1}); err != nil {
+				return err
+			}
+		}
+		return mb.putMeta(b, 0)
+	})
+}
+
+// renameFiles gives the files whose flags changed their new names (":2,FRS..."), in
+// the background, through the folder's cur/ descriptor; then it clears the mark.
+func (mb *Mailbox) renameFiles() {
+	type job struct{ base, from, to string }
+	dir, err := os.Open(filepath.Join(mb.dir, "cur"))
+	if err != nil {
+		mb.mu.Lock()
+		mb.renaming = false
+		mb.mu.Unlock()
+		return
+	}
+	defer dir.Close()
+	dfd := int(dir.Fd())
+	for {
+		mb.mu.Lock()
+		if len(mb.pending) == 0 || mb.deleted {
+			mb.renaming = false
+			mb.mu.Unlock()
+			break
+		}
+		jobs := make([]job, 0, len(mb.pending))
+		for _, m := range mb.msgs {
+			if from, ok := mb.pending[m.base]; ok {
+				jobs = append(jobs, job{m.base, from, mb.fileName(m)})
+			}
+		}
+		// Messages gone meanwhile.
+		if len(jobs) < len(mb.pending) {
+			live := map[string]bool{}
+			for _, j := range jobs {
+				live[j.base] = true
+			}
+			for b := range mb.pending {
+				if !live[b] {
+					delete(mb.pending, b)
+				}
+			}
+		}
+		mb.mu.Unlock()
+		done := make([]bool, len(jobs))
+		for i, j := range jobs {
+			err := unix.Renameat(dfd, j.from, dfd, j.to)
+			done[i] = err == nil || errors.Is(err, unix.ENOENT)
+		}
+		mb.mu.Lock()
+		byBase := make(map[string]*message, len(jobs))
+		for _, m := range mb.msgs {
+			if _, ok := mb.pending[m.base]; ok {
+				byBase[m.base] = m
+			}
+		}
+		for i, j := range jobs {
+			if !done[i] {
+				continue
+			}
+			if mb.pending[j.base] == j.from {
+				if m := byBase[j.base]; m != nil && mb.fileName(m) != j.to {
+					mb.pending[j.base] = j.to // changed again meanwhile
+				} else {
+					delete(mb.pending, j.base)
+				}
+			}
+		}
+		mb.mu.Unlock()
+	}
+	mb.mu.Lock()
+	clear := len(mb.pending) == 0 && !mb.deleted
+	mb.mu.Unlock()
+	if clear {
+		mb.acct.db.Update(func(tx *bolt.Tx) error {
+			if b := tx.Bucket([]byte(mb.key)); b != nil {
+				return b.Delete(keyPending)
+			}
+			return nil
+		})
+	}
+}
+
 
 // expunge removes the messages with \Deleted among uids (all of them when uids is nil)
 // and returns their UIDs.
@@ -659,6 +784,7 @@ func (mb *Mailbox) expunge(uids []uint32) ([]uint32, error) {
 			mb.acct.log.Warn("expunging", "folder", mb.name, "file", m.base, "err", err)
 			continue
 		}
+		delete(mb.pending, m.base)
 		gone = append(gone, m.uid)
 	}
 	if len(gone) == 0 {
@@ -685,6 +811,8 @@ func (mb *Mailbox) remove(uids []uint32) error {
 	for _, m := range mb.msgs {
 		if !set[m.uid] {
 			kept = append(kept, m)
+		} else {
+			delete(mb.pending, m.base)
 		}
 	}
 	for i := len(kept); i < len(mb.msgs); i++ {
