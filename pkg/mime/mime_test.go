@@ -465,7 +465,7 @@ func TestContains(t *testing.T) {
 		{"mixed-attach.eml", "quarterly REPORT", true, true},
 		{"mixed-attach.eml", "Quartalsübersicht", false, true}, // RFC 2231 file name, in TEXT
 		{"nested.eml", "budget approved", true, true},
-		{"nested.eml", "heidi@example", true, true}, // the header of the forwarded message is body
+		{"nested.eml", "heidi@example", false, true}, // the forwarded message's header: TEXT only, as Dovecot
 		{"encwords.eml", "naïve café = fine", true, true},
 		{"encwords.eml", "understand the example", false, true},
 		{"encwords.eml", "grüße aus köln", false, true},
@@ -492,6 +492,37 @@ func TestContains(t *testing.T) {
 			}
 			if got := tx.Contains(mt, text); got != want {
 				t.Errorf("%s: ExtractText().Contains(%q, text=%v) = %v; want %v", tc.file, tc.needle, text, got, want)
+			}
+		}
+	}
+}
+
+// What BODY and TEXT search, part by part, as Dovecot 2.3 answers on the same message.
+func TestContainsScope(t *testing.T) {
+	m := parseBytes(t, []byte("Subject: a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"+
+		"Content-Type: application/octet-stream\r\n\r\nsecretword one\r\n--b\r\n"+
+		"Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nc2VjcmV0d29yZCB0d28=\r\n--b\r\n"+
+		"Content-Type: message/rfc822\r\n\r\nSubject: innersubject\r\nX-Foo: innerheader\r\n\r\ninnerbody\r\n--b\r\n"+
+		"Content-Type: message/delivery-status\r\n\r\nStatus: 5.1.1\r\n--b--\r\n"))
+	for _, tc := range []struct {
+		needle     string
+		body, text bool
+	}{
+		{"secretword one", false, false}, {"secretword two", false, false}, {"c2VjcmV0", false, false},
+		{"innersubject", false, true}, {"innerheader", false, true}, {"innerbody", true, true},
+		{"octet-stream", false, true}, {"Status: 5.1.1", true, true},
+	} {
+		for _, text := range []bool{false, true} {
+			want := tc.body
+			if text {
+				want = tc.text
+			}
+			if got, err := m.Contains(NewMatcher(tc.needle), text); got != want || err != nil {
+				t.Errorf("Contains(%q, text=%v) = %v, %v", tc.needle, text, got, err)
+			}
+			tx, _ := m.ExtractText(0)
+			if got := tx.Contains(NewMatcher(tc.needle), text); got != want {
+				t.Errorf("ExtractText().Contains(%q, text=%v) = %v", tc.needle, text, got)
 			}
 		}
 	}

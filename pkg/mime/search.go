@@ -187,8 +187,8 @@ type segKind int
 const (
 	segTopHeader  segKind = iota // the message's own header (TEXT only)
 	segMIMEHeader                // the header of a body part (TEXT only)
-	segMsgHeader                 // the header of an encapsulated message (BODY and TEXT)
-	segBody                      // the decoded body of a text/* part (BODY and TEXT)
+	segMsgHeader                 // the header of an encapsulated message (TEXT only)
+	segBody                      // the decoded body of a text/* or message/* leaf (BODY and TEXT)
 )
 
 // segments calls fn for each segment of p in order until fn returns false or an error.
@@ -216,7 +216,9 @@ func segments(p *Part, isMsg, top bool, fn func(segKind, *Part) (bool, error)) (
 				return more, err
 			}
 		}
-	case p.IsText():
+	case p.IsText() || strings.EqualFold(p.Type, "message"):
+		// Text, and the message/* parts that are not parsed (delivery-status,
+		// external-body ...), as Dovecot searches them; not images or applications.
 		return fn(segBody, p)
 	}
 	return true, nil
@@ -224,10 +226,12 @@ func segments(p *Part, isMsg, top bool, fn func(segKind, *Part) (bool, error)) (
 
 // Contains reports whether the message contains mt's string, for SEARCH TEXT (text set:
 // the header and the body) or SEARCH BODY (RFC 3501 §6.4.4). The body is the decoded text
-// of its text/* parts, transfer encoding undone and charset converted to UTF-8, plus the
-// headers of encapsulated messages; TEXT adds the header of the message and those of the
-// body parts. Header values are searched with their encoded-words decoded. Parts in
-// 7bit/8bit US-ASCII or UTF-8 are searched in the file's own bytes, read in 32 KiB chunks.
+// of its text/* (and unparsed message/*) parts, transfer encoding undone and charset
+// converted to UTF-8; TEXT adds the header of the message, those of the body parts (with
+// their decoded parameters) and those of encapsulated messages. This is what Dovecot
+// searches, checked on the same messages. Header values are searched with their
+// encoded-words decoded, as "name: value" lines. Parts in 7bit/8bit UTF-8 or a
+// single-octet charset are searched in the file's own octets, read in 32 KiB chunks.
 func (m *Message) Contains(mt *Matcher, text bool) (bool, error) {
 	if len(mt.needle) == 0 {
 		return true, nil
@@ -242,7 +246,7 @@ func (m *Message) Contains(mt *Matcher, text bool) (bool, error) {
 				found = true
 			}
 		case segMsgHeader:
-			found = headerMatch(&p.Header, "", mt, buf)
+			found = text && headerMatch(&p.Header, "", mt, buf)
 		case segBody:
 			ok, err := m.bodyMatch(p, mt, buf)
 			if err != nil {
@@ -378,11 +382,11 @@ func (m *Message) bodyMatch(p *Part, mt *Matcher, buf []byte) (bool, error) {
 // server can keep it (in memory or an index) and answer SEARCH BODY and TEXT from it.
 // Both parts are folded (see Fold): search them with Matcher.MatchFolded.
 type Text struct {
-	// Header holds the message's header and the headers of its body parts, one field
-	// per line ("name: decoded value\n").
+	// Header holds the headers of the message, of its body parts and of encapsulated
+	// messages, one field per line ("name: decoded value\n"), and the decoded
+	// parameters of the body parts.
 	Header []byte
-	// Body holds the decoded text of the text/* parts and the headers of encapsulated
-	// messages.
+	// Body holds the decoded text of the text/* and unparsed message/* parts.
 	Body []byte
 	// Truncated is set when the text was longer than the limit given to ExtractText
 	// and was cut: search the message itself (Contains) when nothing matches.
@@ -411,9 +415,6 @@ func (m *Message) ExtractText(limit int) (*Text, error) {
 		switch k {
 		case segTopHeader, segMIMEHeader, segMsgHeader:
 			dst := &t.Header
-			if k == segMsgHeader {
-				dst = &t.Body
-			}
 			h := &p.Header
 			for _, f := range h.fields {
 				line := append(buf[:0], h.data[f.name:f.nameEnd]...)
