@@ -109,9 +109,9 @@ func appendAddressList(b []byte, l []mime.Address) []byte {
 // AppendBodyStructure appends the body structure of p, the root Part of a mime.Message:
 // with extension data for FETCH BODYSTRUCTURE (extended set), without for FETCH BODY
 // (RFC 3501 §7.4.2, RFC 9051 §7.5.2). Sizes are those of the CRLF form of the message;
-// text parts carry their line count; message/rfc822 and message/global parts carry the
-// envelope, body structure and line count of the encapsulated message (message/global
-// parts are written as basic bodies, see below).
+// text parts carry their line count; message/rfc822 parts carry the envelope, body
+// structure and line count of the encapsulated message. message/global parts are written
+// as basic bodies (see below).
 func AppendBodyStructure(b []byte, p *mime.Part, extended bool) []byte {
 	b = append(b, '(')
 	switch {
