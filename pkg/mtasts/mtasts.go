@@ -270,7 +270,14 @@ type Cache struct {
 
 	mu      sync.Mutex
 	entries map[string]cached
+	// failed remembers, per domain, a record id whose policy could not be fetched and
+	// until when not to try again: a policy host that does not answer must not cost
+	// every message a timeout.
+	failed map[string]cached
 }
+
+// RetryFetch is how long a failed policy fetch is not tried again for the same record.
+const RetryFetch = 5 * time.Minute
 
 // maxEntries is the size of the cache at which expired policies are dropped.
 const maxEntries = 10000
@@ -335,14 +342,30 @@ func (c *Cache) Get(ctx context.Context, domain string) (*Policy, error) {
 	if ok && e.id == id {
 		return e.policy, nil
 	}
+	c.mu.Lock()
+	f, failedBefore := c.failed[domain]
+	c.mu.Unlock()
+	if failedBefore && f.id == id && now.Before(f.expires) {
+		if ok {
+			return e.policy, nil
+		}
+		return nil, fmt.Errorf("the MTA-STS policy of %s could not be fetched a moment ago; not trying again before %s", domain, f.expires.Format(time.TimeOnly))
+	}
 	p, err := c.Fetch(ctx, domain)
 	if err != nil {
+		c.mu.Lock()
+		if c.failed == nil || len(c.failed) >= maxEntries {
+			c.failed = map[string]cached{}
+		}
+		c.failed[domain] = cached{id: id, expires: now.Add(RetryFetch)}
+		c.mu.Unlock()
 		if ok {
 			return e.policy, fmt.Errorf("%w; using the cached policy", err)
 		}
 		return nil, err
 	}
 	c.mu.Lock()
+	delete(c.failed, domain)
 	if c.entries == nil {
 		c.entries = map[string]cached{}
 	}

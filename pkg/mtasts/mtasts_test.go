@@ -119,6 +119,14 @@ func TestCache(t *testing.T) {
 	if p := get(); p == nil || fetches != 2 {
 		t.Errorf("failed refresh: %+v, %d fetches", p, fetches)
 	}
+	// A failed fetch is not tried again at once for the same id.
+	if p := get(); p == nil || fetches != 2 {
+		t.Errorf("failed fetch retried at once: %+v, %d fetches", p, fetches)
+	}
+	now = now.Add(RetryFetch)
+	if get(); fetches != 3 {
+		t.Errorf("failed fetch not retried after RetryFetch: %d fetches", fetches)
+	}
 	// The DNS fails: the cached policy stays, until it expires.
 	dns.err = errors.New("SERVFAIL")
 	if p := get(); p == nil {
