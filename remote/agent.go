@@ -30,6 +30,8 @@ const (
 	requestTimeout = 9*time.Minute + 30*time.Second
 	// maxRcptsPerTransaction: RFC 5321 §4.5.3.1.8 has servers take at least 100.
 	maxRcptsPerTransaction = 100
+	// maxDomainsAtOnce bounds the domains one message is sent to in parallel.
+	maxDomainsAtOnce = 10
 )
 
 // Resolver is what remote asks the DNS. *resolver.Resolver implements it.
@@ -135,11 +137,13 @@ func (a *Agent) Deliver(ctx context.Context, f *os.File, req *delivery.Request) 
 		g.rcpts = append(g.rcpts, r)
 	}
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxDomainsAtOnce)
 	for _, domain := range order {
 		g := groups[domain]
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
-			defer wg.Done()
+			defer func() { <-sem; wg.Done() }()
 			res := a.deliverDomain(ctx, msg, domain, g.rcpts)
 			for k, i := range g.idx {
 				results[i] = res[k]
