@@ -105,9 +105,11 @@ func main() {
 	if err != nil || !strings.HasPrefix(st, "OK") {
 		fatal(fmt.Errorf("SELECT %s: %s %v", *mailbox, st, err))
 	}
-	exists := 0
+	exists := -1
 	for _, l := range lines {
-		fmt.Sscanf(l, "* %d EXISTS", &exists)
+		if m := existsRe.FindStringSubmatch(l); m != nil {
+			exists, _ = strconv.Atoi(m[1])
+		}
 	}
 	if *skipFill {
 		*count = exists
@@ -292,7 +294,10 @@ func (c *conn) line() (string, error) {
 	return strings.TrimRight(l, "\r\n"), err
 }
 
-var literalRe = regexp.MustCompile(`~?\{(\d+)\+?\}$`)
+var (
+	literalRe = regexp.MustCompile(`~?\{(\d+)\+?\}$`)
+	existsRe  = regexp.MustCompile(`^\* (\d+) EXISTS$`)
+)
 
 type result struct {
 	untagged     int
