@@ -755,7 +755,6 @@ func (mb *Mailbox) renameFiles() {
 	}
 }
 
-
 // expunge removes the messages with \Deleted among uids (all of them when uids is nil)
 // and returns their UIDs.
 func (mb *Mailbox) expunge(uids []uint32) ([]uint32, error) {
