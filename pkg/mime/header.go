@@ -91,14 +91,14 @@ func (b *headerBuilder) line(l []byte, lineStart bool) {
 	if i <= 0 {
 		return // not a field: skipped, and so are its continuations
 	}
-	name := bytes.TrimRight(l[:i], " \t")
+	name := trimWSPRight(l[:i])
 	if len(name) == 0 {
 		return
 	}
 	start := len(h.data)
 	h.data = append(h.data, name...)
 	nameEnd := len(h.data)
-	h.data = append(h.data, bytes.TrimLeft(l[i+1:], " \t")...)
+	h.data = append(h.data, trimWSPLeft(l[i+1:])...)
 	h.fields = append(h.fields, hfield{start, nameEnd, nameEnd, len(h.data)})
 	b.open = true
 }
@@ -119,6 +119,21 @@ func (b *headerBuilder) finish() {
 		f.val++
 	}
 	h.data = h.data[:f.end]
+}
+
+// trimWSPLeft and trimWSPRight trim spaces and tabs (bytes.Trim builds a set each call).
+func trimWSPLeft(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+func trimWSPRight(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 func isWSP(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }

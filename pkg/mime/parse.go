@@ -513,33 +513,69 @@ func identityEncoding(e string) bool {
 	return false
 }
 
-// setContent fills the Content-* fields of pt from its header.
+// setContent fills the Content-* fields of pt from its header, in one pass over the
+// fields (the first of repeated fields counts).
 func setContent(pt *Part, digest bool) {
 	h := &pt.Header
 	pt.Type, pt.Subtype = "text", "plain"
 	if digest {
 		pt.Type, pt.Subtype = "message", "rfc822"
 	}
-	if v := h.value("Content-Type"); v != nil {
-		if t, s, ps, ok := parseContentType(v); ok {
-			pt.Type, pt.Subtype, pt.Params = t, s, ps
-		} else {
-			// RFC 2045 §5.2: an invalid Content-Type means text/plain; charset=us-ascii.
-			pt.Type, pt.Subtype = "text", "plain"
+	var seen [8]bool
+	for _, f := range h.fields {
+		name := h.data[f.name:f.nameEnd]
+		if len(name) < 10 || !equalFoldString(name[:8], "content-") {
+			continue
 		}
-	}
-	pt.Encoding = strings.TrimSpace(stripComments(string(h.value("Content-Transfer-Encoding"))))
-	pt.ID = string(h.value("Content-ID"))
-	pt.Description = string(h.value("Content-Description"))
-	pt.MD5 = string(h.value("Content-MD5"))
-	pt.Location = string(h.value("Content-Location"))
-	if v := h.value("Content-Disposition"); v != nil {
-		pt.Disposition, pt.DispositionParams = parseDisposition(v)
-	}
-	if v := h.value("Content-Language"); v != nil {
-		for _, l := range strings.Split(stripComments(string(v)), ",") {
-			if l = strings.TrimSpace(l); l != "" {
-				pt.Language = append(pt.Language, l)
+		v := h.data[f.val:f.end]
+		k := -1
+		switch rest := name[8:]; {
+		case equalFoldString(rest, "type"):
+			k = 0
+		case equalFoldString(rest, "transfer-encoding"):
+			k = 1
+		case equalFoldString(rest, "id"):
+			k = 2
+		case equalFoldString(rest, "description"):
+			k = 3
+		case equalFoldString(rest, "md5"):
+			k = 4
+		case equalFoldString(rest, "location"):
+			k = 5
+		case equalFoldString(rest, "disposition"):
+			k = 6
+		case equalFoldString(rest, "language"):
+			k = 7
+		}
+		if k < 0 || seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch k {
+		case 0:
+			if t, s, ps, ok := parseContentType(v); ok {
+				pt.Type, pt.Subtype, pt.Params = t, s, ps
+			} else {
+				// RFC 2045 §5.2: an invalid Content-Type means text/plain; charset=us-ascii.
+				pt.Type, pt.Subtype = "text", "plain"
+			}
+		case 1:
+			pt.Encoding = strings.TrimSpace(stripComments(string(v)))
+		case 2:
+			pt.ID = string(v)
+		case 3:
+			pt.Description = string(v)
+		case 4:
+			pt.MD5 = string(v)
+		case 5:
+			pt.Location = string(v)
+		case 6:
+			pt.Disposition, pt.DispositionParams = parseDisposition(v)
+		case 7:
+			for _, l := range strings.Split(stripComments(string(v)), ",") {
+				if l = strings.TrimSpace(l); l != "" {
+					pt.Language = append(pt.Language, l)
+				}
 			}
 		}
 	}

@@ -190,7 +190,7 @@ func (m *Message) headerFields(rg Range, names []string, not bool) ([]byte, erro
 					// with HEADER.FIELDS.NOT (as in Dovecot).
 					keep = not
 					if i := bytes.IndexByte(body, ':'); i > 0 {
-						keep = hasFieldName(names, bytes.TrimRight(body[:i], " \t")) != not
+						keep = hasFieldName(names, trimWSPRight(body[:i])) != not
 					}
 				}
 			}
@@ -400,7 +400,7 @@ func binaryHeader(h []byte) []byte {
 			continue // a continuation of the field replaced
 		}
 		skipping = false
-		if c := bytes.IndexByte(line, ':'); c > 0 && equalFoldString(bytes.TrimRight(line[:c], " \t"), "Content-Transfer-Encoding") {
+		if c := bytes.IndexByte(line, ':'); c > 0 && equalFoldString(trimWSPRight(line[:c]), "Content-Transfer-Encoding") {
 			out = append(out, "Content-Transfer-Encoding: binary\r\n"...)
 			skipping = true
 			continue
