@@ -31,6 +31,9 @@ func (s *Session) verify(user, password string) error {
 	if user == "" || password == "" || len(user) > 320 || len(password) > 1024 {
 		return errAuthFailed
 	}
+	if addr, root, ok := s.srv.logins.get(user, password); ok {
+		return s.open(addr, root)
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	r, err := s.srv.auth.Verify(ctx, auth.VerifyRequest{User: user, Password: password, RemoteAddr: s.ip.String()})
@@ -50,13 +53,18 @@ func (s *Session) verify(user, password string) error {
 	if !mb.Exists || mb.Maildir == "" {
 		return errAuthFailed
 	}
-	a, err := s.srv.openAccount(mb.Address, mb.Maildir)
+	s.srv.logins.put(user, password, mb.Address, mb.Maildir)
+	return s.open(mb.Address, mb.Maildir)
+}
+
+func (s *Session) open(addr, root string) error {
+	a, err := s.srv.openAccount(addr, root)
 	if err != nil {
-		s.log.Error("opening the mailbox", "user", mb.Address, "err", err)
+		s.log.Error("opening the mailbox", "user", addr, "err", err)
 		return err
 	}
 	s.acct = a
-	s.user = mb.Address
+	s.user = addr
 	return nil
 }
 

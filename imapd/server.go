@@ -48,6 +48,7 @@ type Server struct {
 	maxBadCommands int
 
 	watcher *watcher
+	logins  *loginCache
 
 	mu       sync.Mutex
 	accounts map[string]*Account
@@ -80,6 +81,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		accounts:       map[string]*Account{},
 		perIP:          map[netip.Addr]int{},
 		sessions:       map[*Session]struct{}{},
+		logins:         newLoginCache(),
 	}
 	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {

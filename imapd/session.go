@@ -27,8 +27,12 @@ const (
 )
 
 // writerPool holds the response buffers: a session has one only while it answers, so
-// that idle connections cost little memory.
-var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+// that idle connections cost little memory. readerPool holds the read buffers, which a
+// session gives back while it waits in IDLE.
+var (
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+)
 
 // Session is one client connection.
 type Session struct {
@@ -97,7 +101,8 @@ func (s *Session) serve() {
 		tc.SetDeadline(time.Time{})
 		s.conn = tc
 	}
-	s.br = bufio.NewReaderSize(s.conn, 4096)
+	s.br = readerPool.Get().(*bufio.Reader)
+	s.br.Reset(s.conn)
 	s.dec = imap.NewDecoder(s.br, s.continueLiteral)
 	s.dec.MaxLine = s.srv.maxLine
 	s.dec.MaxLiteral = s.srv.maxMessage

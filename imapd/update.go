@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,6 +175,43 @@ func (s *Session) wake() {
 	}()
 }
 
+// idleLine reads the line that ends IDLE. When nothing is buffered, the read buffer
+// goes back to the pool for the wait and the line is read through a small one.
+func (s *Session) idleLine() ([]byte, error) {
+	if s.br.Buffered() > 0 {
+		return s.dec.ReadLine()
+	}
+	s.br.Reset(nil)
+	readerPool.Put(s.br)
+	s.br = nil
+	var small [64]byte
+	var line []byte
+	var err error
+	for {
+		var n int
+		n, err = s.conn.Read(small[:])
+		line = append(line, small[:n]...)
+		if err != nil || bytes.IndexByte(line, '\n') >= 0 || len(line) > 1024 {
+			break
+		}
+	}
+	s.br = readerPool.Get().(*bufio.Reader)
+	var rest []byte
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line, rest = line[:i], line[i+1:]
+	} else if err == nil {
+		err = errors.New("line too long")
+	}
+	if len(rest) > 0 {
+		// Commands pipelined after DONE.
+		s.br.Reset(io.MultiReader(bytes.NewReader(append([]byte(nil), rest...)), s.conn))
+	} else {
+		s.br.Reset(s.conn)
+	}
+	s.dec.Reset(s.br)
+	return bytes.TrimSuffix(line, []byte("\r")), err
+}
+
 // idle runs IDLE (RFC 2177, RFC 9051 §6.3.13): changes are pushed while the client
 // waits; DONE ends it. The response buffer is given back while idling, so an idle
 // connection holds only its goroutine, its read buffer and its view.
@@ -185,7 +226,7 @@ func (s *Session) idle(c *imap.Command) {
 		s.wake()
 	}
 	s.conn.SetReadDeadline(time.Now().Add(s.srv.idleTimeout))
-	line, err := s.dec.ReadLine()
+	line, err := s.idleLine()
 	s.idling.Store(false)
 	s.mu.Lock()
 	s.begin()

@@ -389,8 +389,8 @@ Listeners:
   smtp         %s   (MX, STARTTLS)
   submission   %s   (STARTTLS, then AUTH)
   submissions  %s   (implicit TLS, AUTH)
-  imap         %s   (coming)
-  imaps        %s   (coming)
+  imap         %s   (IMAP, STARTTLS)
+  imaps        %s   (IMAP, implicit TLS)
   https        %s   (coming: webmail and admin panel)
 
 Start it:
@@ -402,7 +402,7 @@ Send a test message:
 Administer it:
   %s -c %s status
 
-Mail client settings (IMAP is coming): server %s, user %s, the password above;
+Mail client settings: server %s, user %s, the password above;
   IMAP port %d (TLS) or %d (STARTTLS), SMTP port %d (TLS) or %d (STARTTLS).
   The certificate is self-signed: the client will ask you to accept it.
 `,
@@ -433,7 +433,7 @@ Next steps:
   5. Replace the self-signed certificate with one from a CA for %s.
   Members of group %s may run mailctl without root: usermod -aG %s NAME
 
-IMAP (ports 143 and 993) and webmail are coming in a later version.
+Webmail is coming in a later version.
 `, cfg.Path, cfg.Hostname, cfg.SpoolDir, cfg.DataDir, cfg.TLS.Cert, certNote, cfg.Hostname, cfg.AdminGroup, cfg.AdminGroup)
 	writeWarnings(a, warnings)
 }

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"sync"
+	"time"
+)
+
+// loginCache remembers recent successful logins for a short while, as Dovecot's
+// auth_cache does, so that a client that opens many connections (one per folder, or a
+// reconnect after every IDLE timeout) does not cost authd an argon2 hash each time.
+// Only successes are kept, under an HMAC of user and password with a key made at start;
+// failures always go to authd, which throttles them. A changed or removed password
+// stops working here within loginCacheTTL.
+type loginCache struct {
+	key []byte
+
+	mu      sync.Mutex
+	entries map[[32]byte]loginEntry
+}
+
+type loginEntry struct {
+	addr, maildir string
+	expires       time.Time
+}
+
+const (
+	loginCacheTTL = time.Minute
+	loginCacheMax = 10000
+)
+
+func newLoginCache() *loginCache {
+	key := make([]byte, 32)
+	rand.Read(key)
+	return &loginCache{key: key, entries: map[[32]byte]loginEntry{}}
+}
+
+func (c *loginCache) sum(user, password string) [32]byte {
+	h := hmac.New(sha256.New, c.key)
+	h.Write([]byte(user))
+	h.Write([]byte{0})
+	h.Write([]byte(password))
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+func (c *loginCache) get(user, password string) (addr, maildir string, ok bool) {
+	k := c.sum(user, password)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok || time.Now().After(e.expires) {
+		delete(c.entries, k)
+		return "", "", false
+	}
+	return e.addr, e.maildir, true
+}
+
+func (c *loginCache) put(user, password, addr, maildir string) {
+	k := c.sum(user, password)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= loginCacheMax {
+		for k, e := range c.entries {
+			if now.After(e.expires) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= loginCacheMax {
+			clear(c.entries)
+		}
+	}
+	c.entries[k] = loginEntry{addr: addr, maildir: maildir, expires: now.Add(loginCacheTTL)}
+}
