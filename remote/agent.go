@@ -177,26 +177,33 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 	}
 	defer a.pool.release(d)
 
-	var targets []target
-	routed := false
+	// The route comes first, even when a connection is cached: a cached connection is
+	// used only if its server is still one of the domain's and was checked by the TLS
+	// policy (DANE, MTA-STS) that applies now.
+	targets, err := a.route(ctx, domain)
+	if err != nil {
+		var re *routeError
+		if errors.As(err, &re) {
+			log.Info("no route", "status", re.res.Status, "reason", re.res.Reason)
+			return settle(re.res)
+		}
+		return settle(fail(delivery.Deferred, "4.4.3", err.Error()))
+	}
+	current := func(s *session) bool {
+		for _, t := range targets {
+			if t.host == s.host && t.addr == s.addr && t.policyKey() == s.policy {
+				return true
+			}
+		}
+		return false
+	}
 	next := 0                  // the next target to dial
 	noTLS := map[string]bool{} // addresses whose TLS handshake failed
 	var lastErr error          // why the last connection failed
 	lastCode := "4.4.1"        // and its status: RFC 3463 X.4.1, no answer from host
 	for len(pending) > 0 {
-		s, fresh := a.pool.take(domain), false
+		s, fresh := a.pool.take(domain, current), false
 		if s == nil {
-			if !routed {
-				routed = true
-				if targets, err = a.route(ctx, domain); err != nil {
-					var re *routeError
-					if errors.As(err, &re) {
-						log.Info("no route", "status", re.res.Status, "reason", re.res.Reason)
-						return settle(re.res)
-					}
-					return settle(fail(delivery.Deferred, "4.4.3", err.Error()))
-				}
-			}
 			for s == nil && next < len(targets) {
 				t := targets[next]
 				s, err = a.dialer.dial(ctx, t, !noTLS[t.addr])

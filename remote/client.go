@@ -34,6 +34,8 @@ type session struct {
 	dane     bool
 	// sts is the mode of the MTA-STS policy that applied, "" for none.
 	sts string
+	// policy is the policyKey of the target the session was made for.
+	policy string
 	// broken is set once the connection can no longer be used for another message.
 	broken bool
 	// used counts the transactions made on the connection.
@@ -162,6 +164,7 @@ func (d *dialer) dial(ctx context.Context, t target, useTLS bool) (*session, err
 	s := &session{
 		conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn),
 		host: host, addr: addr, relay: relayName(host, addr), timeouts: d.timeouts,
+		policy: t.policyKey(),
 	}
 	fail := func(err error) (*session, error) {
 		s.close()

@@ -67,9 +67,9 @@ func (p *pool) release(d *destination) {
 	p.mu.Unlock()
 }
 
-// take returns an idle connection to the destination that still answers RSET, or
-// nil.
-func (p *pool) take(key string) *session {
+// take returns an idle connection to the destination that accept approves and that
+// still answers RSET, or nil. Idle connections accept refuses are closed.
+func (p *pool) take(key string, accept func(*session) bool) *session {
 	for {
 		p.mu.Lock()
 		d := p.dests[key]
@@ -80,7 +80,7 @@ func (p *pool) take(key string) *session {
 		is := d.idle[len(d.idle)-1]
 		d.idle = d.idle[:len(d.idle)-1]
 		p.mu.Unlock()
-		if time.Now().After(is.until) {
+		if time.Now().After(is.until) || !accept(is.s) {
 			is.s.quit()
 			is.s.close()
 			continue

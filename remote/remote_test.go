@@ -863,3 +863,37 @@ type atomicString struct {
 
 func (a *atomicString) set(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
 func (a *atomicString) get() string  { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
+
+func TestCachedConnectionNeedsTheSamePolicy(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	cert := selfSigned(t, "mx.b.test")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"STARTTLS", "PIPELINING"}
+		c.tlsConfig = cert
+	})
+	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = config.Duration(time.Minute) })
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	send := func() {
+		t.Helper()
+		f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+		if r := e.deliver(f, req)[0]; r.Status != delivery.Sent {
+			t.Fatalf("%+v", r)
+		}
+	}
+	send()
+	send() // over the cached connection
+	if _, conns, _ := srv.snapshot(); conns != 1 {
+		t.Fatalf("%d connections for two messages, want 1", conns)
+	}
+	// Now the domain has DANE: the connection made without it is not used again.
+	e.dns.SetAuthenticated(true)
+	e.zone(tlsaRecord(t, fmt.Sprintf("_%d._tcp.mx.b.test.", srv.port), 3, 1, 1, leafOf(t, cert)))
+	send()
+	if _, conns, _ := srv.snapshot(); conns != 2 || !strings.Contains(e.log.String(), "dane=true") {
+		t.Errorf("%d connections, want 2, the second checked by DANE:\n%s", conns, e.log.String())
+	}
+	send()
+	if _, conns, _ := srv.snapshot(); conns != 2 {
+		t.Errorf("%d connections: the DANE-checked one was not reused", conns)
+	}
+}

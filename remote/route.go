@@ -33,6 +33,23 @@ type target struct {
 	domain string
 }
 
+// policyKey names the TLS policy a connection to the target was checked by; a cached
+// connection serves a later message only under the same policy.
+func (t target) policyKey() string {
+	switch {
+	case t.dane != nil:
+		var b strings.Builder
+		b.WriteString("dane")
+		for _, r := range t.dane.records {
+			b.WriteString(" " + r.String())
+		}
+		return b.String()
+	case t.sts != "":
+		return "mta-sts " + t.sts
+	}
+	return ""
+}
+
 // errSTS marks a server that does not meet the MTA-STS policy of its domain.
 var errSTS = errors.New("MTA-STS")
 
