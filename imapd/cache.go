@@ -94,6 +94,18 @@ const maxText = 1 << 20
 type cacheRecord struct {
 	fetch []byte
 	text  []byte // nil when not extracted
+	// size is the RFC822.SIZE; crlf is set when the file has no bare LF, so that its
+	// bytes are what BODY[] sends.
+	size int64
+	crlf bool
+}
+
+// apply records what parsing learnt in the message's index record.
+func (r cacheRecord) apply(m *message) {
+	m.size = r.size
+	if r.crlf {
+		m.flags |= flagCRLF
+	}
 }
 
 // cacheFile computes the cache records of the message file at path.
@@ -103,11 +115,15 @@ func cacheFile(path string) (cacheRecord, error) {
 		return cacheRecord{}, err
 	}
 	defer f.Close()
-	msg, err := parseFile(f)
+	st, err := f.Stat()
+	if err != nil {
+		return cacheRecord{}, err
+	}
+	msg, err := mime.Parse(f, st.Size())
 	if err != nil {
 		return cacheRecord{}, fmt.Errorf("parsing %s: %w", path, err)
 	}
-	return cacheRecord{fetch: newCached(msg).marshal(), text: textRecord(msg)}, nil
+	return cacheRecord{fetch: newCached(msg).marshal(), text: textRecord(msg), size: msg.Size, crlf: msg.Size == st.Size()}, nil
 }
 
 // textRecord extracts the searchable text of msg: uvarint length of the folded header

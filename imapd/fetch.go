@@ -27,6 +27,9 @@ type fetchNeeds struct {
 	modseq  bool
 	uid     bool
 	flags   bool
+	// parse is set when some item needs the MIME structure; without it, whole
+	// messages of CRLF files are sent straight from the file.
+	parse bool
 }
 
 func (s *Session) fetch(c *imap.Command) {
@@ -42,13 +45,19 @@ func (s *Session) fetch(c *imap.Command) {
 		switch it.Name {
 		case "ENVELOPE", "BODY", "BODYSTRUCTURE":
 			need.cache = true
-		case "RFC822", "RFC822.TEXT":
+		case "RFC822":
 			need.file = true
 			need.setSeen = true
+		case "RFC822.TEXT":
+			need.file, need.parse = true, true
+			need.setSeen = true
 		case "RFC822.HEADER":
-			need.file = true
+			need.file, need.parse = true, true
 		case "BODY[]", "BINARY[]", "BINARY.SIZE[]":
 			need.file = true
+			if it.Name != "BODY[]" || len(it.Section.Part) > 0 || it.Section.Specifier != "" {
+				need.parse = true
+			}
 			if !it.Section.Peek && !it.Section.Size {
 				need.setSeen = true
 			}
@@ -204,13 +213,20 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 	m := e.m
 	var file *os.File
 	var msg *mime.Message
+	var raw *io.SectionReader // the whole message, straight from a CRLF file
 	if need.file {
 		var err error
 		if file, err = s.mb.open(m); err != nil {
 			return err
 		}
 		defer file.Close()
-		if msg, err = parseFile(file); err != nil {
+		if !need.parse && m.flags&flagCRLF != 0 {
+			st, err := file.Stat()
+			if err != nil {
+				return err
+			}
+			raw = io.NewSectionReader(file, 0, st.Size())
+		} else if msg, err = parseFile(file); err != nil {
 			return err
 		}
 	}
@@ -258,6 +274,14 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 			bodies[i] = b
 			continue
 		default:
+			continue
+		}
+		if raw != nil {
+			r := raw
+			if it.Section != nil && it.Section.Partial {
+				r = mime.Partial(r, it.Section.Offset, it.Section.Count)
+			}
+			bodies[i] = &body{r: r, size: r.Size()}
 			continue
 		}
 		r, err := msg.Section(sec)

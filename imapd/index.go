@@ -51,6 +51,9 @@ const (
 	// flagPassed is Maildir's "P" (forwarded); it is no IMAP flag but is kept in the
 	// file name.
 	flagPassed
+	// flagCRLF is no flag at all: it records that the file's lines all end in CRLF,
+	// so that BODY[] can be sent straight from the file. It is not in file names.
+	flagCRLF
 )
 
 // systemFlags maps IMAP system flags (RFC 3501 §2.3.2) to bits and Maildir letters
@@ -249,7 +252,7 @@ func (c *flagChange) apply(m *message) (flagBits, []string, bool) {
 	flags, kws := m.flags, m.keywords
 	switch c.mode {
 	case 0:
-		flags = c.bits | m.flags&flagPassed
+		flags = c.bits | m.flags&(flagPassed|flagCRLF)
 		kws = c.keywords
 	case 1:
 		flags |= c.bits

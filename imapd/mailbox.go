@@ -254,13 +254,13 @@ func (mb *Mailbox) load() error {
 			if f.name != mb.fileName(m) {
 				os.Rename(filepath.Join(mb.dir, "cur", f.name), mb.path(m))
 			}
-		} else if f.flags != m.flags || !sameStrings(f.kws, m.keywords) {
+		} else if f.flags != m.flags&^flagCRLF || !sameStrings(f.kws, m.keywords) {
 			// Another program changed the flags in the name; the name wins, but
 			// keywords Dovecot's letters cannot hold are kept.
 			if !sameStrings(f.kws, m.keywords) && len(m.keywords) > len(f.kws) && allLettered(mb, f.kws) && !allLettered(mb, m.keywords) {
 				f.kws = m.keywords
 			}
-			m.flags, m.keywords = f.flags, f.kws
+			m.flags, m.keywords = f.flags|m.flags&flagCRLF, f.kws
 			mb.modseq++
 			m.modseq = mb.modseq
 			dirty = append(dirty, m)
@@ -505,6 +505,7 @@ func (mb *Mailbox) takeNew() (int, error) {
 		added = append(added, m)
 		if rec, err := cacheFile(mb.path(m)); err == nil {
 			cache[m.uid] = rec
+			rec.apply(m)
 		}
 	}
 	if len(added) == 0 {
@@ -851,6 +852,7 @@ func (mb *Mailbox) add(msgs []*message, place func(m *message, final string) err
 		}
 		if rec, cerr := cacheFile(final); cerr == nil {
 			cache[m.uid] = rec
+			rec.apply(m)
 		}
 		mb.uidNext++
 		mb.modseq++
