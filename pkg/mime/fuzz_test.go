@@ -43,7 +43,30 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(checkMessage)
+}
+
+// Lines whose CR, LF or end fall at the edges of the read buffer keep every invariant.
+func TestLongLinesAtBufferEdges(t *testing.T) {
+	for _, eol := range []string{"\r\n", "\n"} {
+		for n := bufSize - 4; n <= bufSize+4; n++ {
+			long := strings.Repeat("x", n)
+			for _, msg := range []string{
+				"X-Long: " + long[8:] + eol + "Content-Type: multipart/mixed; boundary=q" + eol + eol + "--q" + eol + eol + long + eol + "--q--" + eol,
+				"Content-Type: multipart/mixed; boundary=q" + eol + eol + "--q" + eol + eol + long[:n-6] + eol + "--q" + eol + eol + "y" + eol + "--q--",
+				"Subject: s" + eol + eol + long + eol + long + eol,
+			} {
+				checkMessage(t, []byte(msg))
+			}
+		}
+	}
+}
+
+// checkMessage parses b and checks what must hold for any input: ranges inside the file
+// with sizes of their CRLF form, every section readable and equal to its range, the
+// searches in agreement.
+func checkMessage(t *testing.T, b []byte) {
+	{
 		m, err := Parse(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
 			t.Fatal(err)
@@ -149,7 +172,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		m.HeaderContains("subject", NewMatcher("x"))
-	})
+	}
 }
 
 func FuzzParseAddressList(f *testing.F) {
