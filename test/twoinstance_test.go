@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -14,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"postern/pkg/config"
 	"postern/pkg/resolver/resolvertest"
@@ -305,6 +309,64 @@ func TestTwoInstances(t *testing.T) {
 			entries, _ := os.ReadDir(filepath.Join(A.Cfg.SpoolDir, "deferred"))
 			return len(entries) == 0
 		})
+	})
+
+	t.Run("DANE", func(t *testing.T) {
+		// b.test signs its zone (the fake DNS sets the AD bit, as a validating
+		// resolver would) and publishes a DANE-EE record of B's certificate.
+		pemBytes, err := os.ReadFile(B.Cfg.TLS.Cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(pemBytes)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, _ := dns.CertificateToDANE(1, 1, cert)
+		owner := "_25._tcp.mx.b.test."
+		p.DNS.SetAuthenticated(true)
+		defer func() {
+			p.DNS.SetAuthenticated(false)
+			p.DNS.Remove(owner, dns.TypeTLSA)
+		}()
+		p.DNS.Add(owner + " 300 IN TLSA 3 1 1 " + hash)
+		before := len(B.Messages("bob@b.test"))
+		body := simpleMessage("alice@a.test", "bob@b.test", "dane@a.test", "Checked by DANE.")
+		if err := p.Submit(t, A, "alice@a.test", "alice@a.test", []string{"bob@b.test"}, body); err != nil {
+			t.Fatal(err)
+		}
+		if findMessage(B.WaitMessages("bob@b.test", before+1, 20*time.Second), "dane@a.test") == nil {
+			t.Fatal("the message did not reach bob")
+		}
+		if !regexp.MustCompile(`msg=connected daemon=remote .*relay=mx.b.test\[127.0.0.3\]:25 tls="TLS 1.3 [^"]*" verified=true dane=true`).MatchString(A.Log()) {
+			t.Errorf("A's remote did not log a DANE-verified connection:\n%s", tail(A.Log(), 30))
+		}
+
+		// A TLSA record that does not match B's certificate: the message waits.
+		p.DNS.Remove(owner, dns.TypeTLSA)
+		p.DNS.Add(owner + " 300 IN TLSA 3 1 1 " + strings.Repeat("ab", 32))
+		body = simpleMessage("alice@a.test", "bob@b.test", "danefail@a.test", "Not for an impostor.")
+		if err := p.Submit(t, A, "alice@a.test", "alice@a.test", []string{"bob@b.test"}, body); err != nil {
+			t.Fatal(err)
+		}
+		A.WaitFor("the message in deferred/", 20*time.Second, func() bool {
+			entries, _ := os.ReadDir(filepath.Join(A.Cfg.SpoolDir, "deferred"))
+			return len(entries) == 1
+		})
+		if out := A.Mailctl("", "queue", "list"); !strings.Contains(out, "TLSA") {
+			t.Errorf("queue list does not say DANE failed:\n%s", out)
+		}
+		if n := len(B.Messages("bob@b.test")); n != before+1 {
+			t.Fatalf("bob got the message despite the DANE failure")
+		}
+		// The right record again: flushed, it goes.
+		p.DNS.Remove(owner, dns.TypeTLSA)
+		p.DNS.Add(owner + " 300 IN TLSA 3 1 1 " + hash)
+		A.Mailctl("", "queue", "flush")
+		if findMessage(B.WaitMessages("bob@b.test", before+2, 20*time.Second), "danefail@a.test") == nil {
+			t.Fatal("the deferred message did not reach bob after the fix")
+		}
 	})
 
 	t.Run("AliasForwardsToOtherDomain", func(t *testing.T) {
