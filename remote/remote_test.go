@@ -897,3 +897,26 @@ func TestCachedConnectionNeedsTheSamePolicy(t *testing.T) {
 		t.Errorf("%d connections: the DANE-checked one was not reused", conns)
 	}
 }
+
+func TestScanLongLines(t *testing.T) {
+	long := strings.Repeat("a", 100<<10)
+	for _, tc := range []struct {
+		body             string
+		eightBit, header bool
+	}{
+		{"Subject: " + long + "\r\n\r\n" + long + "\r\n", false, false},
+		{"Subject: " + long + "é\r\n\r\nbody\r\n", true, true},
+		{"Subject: x\r\n\r\n" + long + "é\r\n", true, false},
+		{"Subject: x\r\n\r\nSubject: é\r\n", true, false},
+		{"X: " + long + "\r\n\r\n", false, false},
+	} {
+		f, req := queueFile(t, "a@a.test", tc.body, "b@b.test")
+		m := &message{f: f, off: req.Offset, size: req.Size}
+		if err := m.scan(); err != nil {
+			t.Fatal(err)
+		}
+		if m.eightBit != tc.eightBit || m.utf8Headers != tc.header {
+			t.Errorf("%.40q...: 8bit %v header %v, want %v %v", tc.body, m.eightBit, m.utf8Headers, tc.eightBit, tc.header)
+		}
+	}
+}
