@@ -88,6 +88,11 @@ func checkMessage(t *testing.T, b []byte) {
 			if p.HeaderRange.Offset+p.HeaderRange.Len > p.BodyRange.Offset {
 				t.Fatalf("part %v: header %+v overlaps body %+v", path, p.HeaderRange, p.BodyRange)
 			}
+			// A body that ends at a boundary gives the whole line break before it
+			// (CRLF or LF) to the boundary (RFC 2046 §5.1.1).
+			if end := p.BodyRange.Offset + p.BodyRange.Len; end > p.BodyRange.Offset && end < int64(len(b)) && b[end] == '\n' && b[end-1] == '\r' {
+				t.Fatalf("part %v: the body keeps the CR of the CRLF before its boundary", path)
+			}
 			if p.Lines != int64(bytes.Count(b[p.BodyRange.Offset:p.BodyRange.Offset+p.BodyRange.Len], []byte("\n"))) {
 				t.Fatalf("part %v: %d lines", path, p.Lines)
 			}

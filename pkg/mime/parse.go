@@ -242,8 +242,9 @@ func (lr *lineReader) next() (line []byte, start, ok bool) {
 		case n > 1 && line[n-2] == '\r':
 			lr.prevTerm, lr.prevBare = 2, false
 		case n == 1 && lr.lastCR:
-			// A CRLF split between two pieces of an overlong line: only the LF is here.
-			lr.prevTerm, lr.prevBare = 1, false
+			// A CRLF split between two pieces of an overlong line: the CR ended the
+			// piece before, right before this LF in the file.
+			lr.prevTerm, lr.prevBare = 2, false
 		default:
 			lr.prevTerm, lr.prevBare = 1, true
 			lr.at.bare++
