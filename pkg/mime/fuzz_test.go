@@ -131,7 +131,14 @@ func checkMessage(t *testing.T, b []byte) {
 				}
 			}
 			if p.Message != nil {
-				check(p.Message, path, true)
+				// The message of a message/rfc822 body part has that part's number;
+				// when a message is itself a message/rfc822, its body (the
+				// encapsulated message) is its part 1.
+				mp := path
+				if isMsg {
+					mp = append(path[:len(path):len(path)], 1)
+				}
+				check(p.Message, mp, true)
 				return
 			}
 			for i, c := range p.Parts {
