@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -20,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"postern/pkg/config"
+	"postern/pkg/resolver"
 	"postern/pkg/resolver/resolvertest"
 )
 
@@ -100,6 +102,36 @@ func (p *Pair) newMember(t *testing.T, ip, domain string) *Instance {
 	})
 	in.Mailctl("", "domain", "add", domain)
 	return in
+}
+
+// Publish serves the records that `mailctl dns records DOMAIN` prints on in (the DKIM
+// keys made with `mailctl dkim generate`, SRV records ...) beside those newPair serves,
+// which stay: a record whose name and type are served already is left out. So are the
+// MTA-STS records, for no instance serves a policy over HTTPS. It returns how many
+// records it added.
+func (p *Pair) Publish(in *Instance, domain string) int {
+	in.t.Helper()
+	out := in.Mailctl("", "dns", "records", domain)
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, ";") {
+			continue
+		}
+		rr, err := dns.NewRR(line)
+		if err != nil || rr == nil {
+			in.t.Fatalf("mailctl dns records printed %q: %v", line, err)
+		}
+		h := rr.Header()
+		if p.DNS.Has(h.Name, h.Rrtype) || strings.HasPrefix(h.Name, "_mta-sts.") || strings.HasPrefix(h.Name, "mta-sts.") {
+			continue
+		}
+		if err := p.DNS.Add(rr.String()); err != nil {
+			in.t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }
 
 // AddUser creates an account on in with a fresh password, kept in p.Passwords.
@@ -309,6 +341,34 @@ func TestTwoInstances(t *testing.T) {
 			entries, _ := os.ReadDir(filepath.Join(A.Cfg.SpoolDir, "deferred"))
 			return len(entries) == 0
 		})
+	})
+
+	t.Run("PublishedRecords", func(t *testing.T) {
+		A.Mailctl("", "dkim", "generate", "a.test")
+		if n := p.Publish(A, "a.test"); n == 0 {
+			t.Fatal("Publish added no record")
+		}
+		// The DKIM key is served; newPair's SPF record stays the only one.
+		var selector string
+		for _, l := range strings.Split(A.Mailctl("", "dkim", "list", "a.test"), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "a.test" {
+				selector = f[1]
+			}
+		}
+		if selector == "" {
+			t.Fatal("dkim list shows no key for a.test")
+		}
+		res, err := resolver.New([]string{p.DNS.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		txt, err := res.LookupTXT(context.Background(), "a.test")
+		if err != nil || len(txt) != 1 || !strings.Contains(txt[0], "ip4:127.0.0.2") {
+			t.Errorf("SPF of a.test: %q %v", txt, err)
+		}
+		if txt, err := res.LookupTXT(context.Background(), selector+"._domainkey.a.test"); err != nil || len(txt) != 1 || !strings.HasPrefix(txt[0], "v=DKIM1;") {
+			t.Errorf("DKIM key of a.test: %q %v", txt, err)
+		}
 	})
 
 	t.Run("DANE", func(t *testing.T) {

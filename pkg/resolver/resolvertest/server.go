@@ -105,6 +105,18 @@ func (s *Server) Remove(name string, qtype uint16) {
 	}
 }
 
+// Has reports whether the server has records of type qtype at name.
+func (s *Server) Has(name string, qtype uint16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rr := range s.records[strings.ToLower(dns.Fqdn(name))] {
+		if rr.Header().Rrtype == qtype {
+			return true
+		}
+	}
+	return false
+}
+
 // Fail makes the server answer every question about name with rcode (such as
 // dns.RcodeServerFailure); dns.RcodeSuccess undoes it.
 func (s *Server) Fail(name string, rcode int) {
