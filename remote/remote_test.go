@@ -478,6 +478,16 @@ func TestTooManyRecipients(t *testing.T) {
 	if len(msgs) != 3 {
 		t.Errorf("%d transactions, want 3", len(msgs))
 	}
+
+	// RFC 821's 552 for the same: temporary too.
+	srv.set(func(c *fakeConfig) {
+		c.maxRcpts = 0
+		c.rcptReply = func(string) string { return "552 5.5.3 too many recipients" }
+	})
+	f, req = queueFile(t, "alice@a.test", testBody, "a@b.test")
+	if r := e.deliver(f, req)[0]; r.Status != delivery.Deferred || r.Code != "4.5.3" {
+		t.Errorf("552 to RCPT: %+v", r)
+	}
 }
 
 func TestServerCapabilities(t *testing.T) {

@@ -251,10 +251,17 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 	for i, rep := range rcptReps {
 		switch {
 		case rep.Code/100 == 2:
-		case rep.Code == 452 && accepted > 0:
+		case (rep.Code == 452 || rep.Code == 552) && accepted > 0:
 			// RFC 5321 §4.5.3.1.10: too many recipients; the rest go in the next
 			// transaction.
 			out[i] = outcome{retry: true, res: s.replyResult(rep, "RCPT TO")}
+		case rep.Code == 552:
+			// RFC 5321 §4.5.3.1.10: 552 to RCPT is RFC 821's old "too many
+			// recipients", to be treated as temporary.
+			res := s.replyResult(rep, "RCPT TO")
+			res.Status = delivery.Deferred
+			res.Code = "4" + strings.TrimPrefix(res.Code, "5")
+			out[i] = outcome{res: res}
 		default:
 			out[i] = outcome{res: s.replyResult(rep, "RCPT TO")}
 		}
