@@ -515,7 +515,7 @@ func (mb *Mailbox) takeNew() (int, error) {
 		return 0, err
 	}
 	mb.msgs = append(mb.msgs, added...)
-	mb.writeUIDList()
+	mb.appendUIDList(added)
 	return len(added), nil
 }
 
@@ -867,7 +867,7 @@ func (mb *Mailbox) add(msgs []*message, place func(m *message, final string) err
 		return nil, cerr
 	}
 	mb.msgs = append(mb.msgs, added...)
-	mb.writeUIDList()
+	mb.appendUIDList(added)
 	return uids, err
 }
 
@@ -1082,6 +1082,27 @@ func (mb *Mailbox) writeUIDList() {
 		b.WriteByte('\n')
 	}
 	if err := writeFileAtomic(filepath.Join(mb.dir, "dovecot-uidlist"), b.Bytes()); err != nil {
+		mb.acct.log.Warn("writing dovecot-uidlist", "folder", mb.name, "err", err)
+	}
+}
+
+// appendUIDList adds the records of new messages to dovecot-uidlist, as Dovecot itself
+// does between rewrites (its reader takes UIDs above the header's N as they come).
+func (mb *Mailbox) appendUIDList(added []*message) {
+	f, err := os.OpenFile(filepath.Join(mb.dir, "dovecot-uidlist"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		mb.writeUIDList()
+		return
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	for _, m := range added {
+		b.WriteString(strconv.FormatUint(uint64(m.uid), 10))
+		b.WriteString(" :")
+		b.WriteString(m.base)
+		b.WriteByte('\n')
+	}
+	if _, err := f.Write(b.Bytes()); err != nil {
 		mb.acct.log.Warn("writing dovecot-uidlist", "folder", mb.name, "err", err)
 	}
 }
