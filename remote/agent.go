@@ -38,6 +38,7 @@ const (
 type Resolver interface {
 	LookupMXSecure(ctx context.Context, domain string) ([]resolver.MX, bool, error)
 	LookupIP(ctx context.Context, host string) ([]net.IP, error)
+	LookupIPSecure(ctx context.Context, host string) ([]net.IP, bool, error)
 	LookupTLSA(ctx context.Context, host string, port int) ([]*dns.TLSA, bool, error)
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 }

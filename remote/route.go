@@ -153,7 +153,7 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 				stsMode = ""
 			}
 		}
-		ips, err := a.Resolver.LookupIP(ctx, mx.Host)
+		ips, ipSecure, err := a.Resolver.LookupIPSecure(ctx, mx.Host)
 		if err != nil {
 			if resolver.IsTemporary(err) {
 				tempErr = err
@@ -162,8 +162,9 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 			continue
 		}
 		var policy *danePolicy
-		if a.DANE && secure && len(ips) > 0 {
-			// RFC 7672 §2.2.1: TLSA records count only under a validated MX RRset.
+		if a.DANE && secure && ipSecure && len(ips) > 0 {
+			// RFC 7672 §2.2.1, §2.2.2: TLSA records count only under validated MX
+			// and address records.
 			if policy, err = a.danePolicyFor(ctx, name, mx.Host); err != nil {
 				tempErr = err
 				a.Log.Warn("MX host skipped", "domain", domain, "mx", mx.Host, "err", err)

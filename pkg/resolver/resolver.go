@@ -292,38 +292,47 @@ func (r *Resolver) LookupTLSA(ctx context.Context, host string, port int) ([]*dn
 // neither lookup gave an address; it is NotFound only when both said NXDOMAIN, and a
 // host that exists without addresses gives none and no error.
 func (r *Resolver) LookupIP(ctx context.Context, host string) ([]net.IP, error) {
+	ips, _, err := r.LookupIPSecure(ctx, host)
+	return ips, err
+}
+
+// LookupIPSecure is LookupIP that also says whether the resolver validated both the A
+// and the AAAA answers with DNSSEC, which DANE needs of an MX host (RFC 7672 §2.2.2).
+func (r *Resolver) LookupIPSecure(ctx context.Context, host string) ([]net.IP, bool, error) {
 	type result struct {
-		ips []net.IP
-		err error
+		ips  []net.IP
+		auth bool
+		err  error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		ips, err := r.lookupAddr(ctx, host, dns.TypeAAAA)
-		ch <- result{ips, err}
+		ips, auth, err := r.lookupAddr(ctx, host, dns.TypeAAAA)
+		ch <- result{ips, auth, err}
 	}()
-	v4, err4 := r.lookupAddr(ctx, host, dns.TypeA)
+	v4, auth4, err4 := r.lookupAddr(ctx, host, dns.TypeA)
 	res6 := <-ch
 	out := append(v4, res6.ips...)
+	secure := err4 == nil && res6.err == nil && auth4 && res6.auth
 	switch {
 	case len(out) > 0:
-		return out, nil
+		return out, secure, nil
 	case err4 == nil && res6.err == nil:
-		return nil, nil
+		return nil, secure, nil
 	case err4 != nil && IsTemporary(err4):
-		return nil, err4
+		return nil, false, err4
 	case res6.err != nil && IsTemporary(res6.err):
-		return nil, res6.err
+		return nil, false, res6.err
 	case err4 == nil || res6.err == nil:
 		// One type said NODATA, the other NXDOMAIN: a broken server; no addresses.
-		return nil, nil
+		return nil, false, nil
 	}
-	return nil, err4
+	return nil, false, err4
 }
 
-func (r *Resolver) lookupAddr(ctx context.Context, host string, qtype uint16) ([]net.IP, error) {
+func (r *Resolver) lookupAddr(ctx context.Context, host string, qtype uint16) ([]net.IP, bool, error) {
 	a, err := r.Query(ctx, host, qtype)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var out []net.IP
 	for _, rr := range a.Records {
@@ -334,7 +343,7 @@ func (r *Resolver) lookupAddr(ctx context.Context, host string, qtype uint16) ([
 			out = append(out, v.AAAA)
 		}
 	}
-	return out, nil
+	return out, a.Authenticated, nil
 }
 
 // LookupTXT returns the TXT records at name, the strings of each record joined into one

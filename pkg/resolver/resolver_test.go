@@ -68,6 +68,22 @@ func TestLookups(t *testing.T) {
 		t.Errorf("TXT: %q %v", txt, err)
 	}
 
+	// The AD bit of a validating resolver.
+	if _, secure, err := r.LookupIPSecure(ctx, "mx1.b.test"); err != nil || secure {
+		t.Errorf("unvalidated answer said secure: %v", err)
+	}
+	srv.SetAuthenticated(true)
+	if _, secure, err := r.LookupIPSecure(ctx, "mx1.b.test"); err != nil || !secure {
+		t.Errorf("validated answer not secure: %v", err)
+	}
+	if _, secure, err := r.LookupMXSecure(ctx, "mx1.b.test"); err != nil || !secure {
+		t.Errorf("validated NODATA not secure: %v", err)
+	}
+	if tlsa, secure, err := r.LookupTLSA(ctx, "mx1.b.test", 25); err != nil || secure || tlsa != nil {
+		t.Errorf("TLSA at a name that does not exist: %v %v %v", tlsa, secure, err)
+	}
+	srv.SetAuthenticated(false)
+
 	// NODATA: the name exists, the type does not.
 	if mx, err := r.LookupMX(ctx, "mx1.b.test"); err != nil || len(mx) != 0 {
 		t.Errorf("NODATA: %v %v", mx, err)
