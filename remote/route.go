@@ -107,8 +107,9 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 		// RFC 3463 X.4.3: directory server failure; RFC 5321 §5.1: try again later.
 		return nil, &routeError{fail(delivery.Deferred, "4.4.3", fmt.Sprintf("cannot find the mail servers of %s: %v", domain, err))}
 	}
-	// RFC 7505 §3: a single MX of preference 0 with the root as its exchange says the
-	// domain takes no mail. Bounce at once (§4.1, RFC 3463 X.1.10 from RFC 7505 §4.2).
+	// RFC 7505: a single MX of preference 0 with the root as its exchange says the
+	// domain takes no mail. Bounce at once, with X.1.10 ("recipient address has null
+	// MX"), the enhanced status code RFC 7505 registers.
 	if len(mxs) == 1 && mxs[0].Host == "" {
 		return nil, &routeError{fail(delivery.Bounced, "5.1.10", fmt.Sprintf("the domain %s does not accept mail (null MX, RFC 7505)", domain))}
 	}

@@ -130,8 +130,9 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 	}
 	if needUTF8 && !s.ext.smtputf8 {
 		// RFC 6531 §3.2: without SMTPUTF8 at the server, a message that needs it cannot
-		// be sent; RFC 6531 §3.7.5 (via RFC 6533): X.6.7 for addresses, X.6.9 for
-		// headers.
+		// be sent. The enhanced status codes of the SMTPUTF8 extension say why: X.6.7
+		// (non-ASCII addresses not permitted), X.6.9 (a UTF-8 header message cannot be
+		// transferred).
 		code, what := "5.6.7", "its envelope addresses are not ASCII"
 		if !msg.needsUTF8Env {
 			code, what = "5.6.9", "its header section is not ASCII"
