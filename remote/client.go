@@ -38,8 +38,6 @@ type session struct {
 	policy string
 	// broken is set once the connection can no longer be used for another message.
 	broken bool
-	// used counts the transactions made on the connection.
-	used int
 
 	timeouts timeouts
 }

@@ -311,7 +311,6 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 		// may get it twice, which is better than never (RFC 1047).
 		return s.forAccepted(out, rcptReps, s.own(delivery.Deferred, "4.4.2", fmt.Sprintf("lost connection with %s after sending the message: %v", s.relay, err))), nil
 	}
-	s.used++
 	return s.forAccepted(out, rcptReps, s.replyResult(rep, "end of DATA")), nil
 }
 
