@@ -38,7 +38,7 @@ bench-smtp: build
 
 # Outbound: submission on one instance -> remote -> MX -> Maildir on another (bench/relay).
 bench-relay: build
-	$(GO) run ./bench/relay -n 2000 -size 4096
+	$(GO) run ./bench/relay -n 2000 -size 4096 -drain
 
 # IMAP: 10,000 APPENDs, FETCH/SEARCH/STORE on them, memory with 1,000 IDLE sessions (bench/imap).
 bench-imap: build

@@ -42,8 +42,9 @@ func main() {
 	sessions := flag.Int("sessions", 10, "parallel submission sessions")
 	bin := flag.String("bin", "bin", "directory of the Postern programs")
 	keep := flag.Bool("keep", false, "keep the instances' directories")
+	drain := flag.Bool("drain", false, "then measure remote alone: queue n more messages with remote stopped, start it, time the drain")
 	flag.Parse()
-	if err := run(*n, *size, *sessions, *bin, *keep); err != nil {
+	if err := run(*n, *size, *sessions, *bin, *keep, *drain); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/relay:", err)
 		os.Exit(1)
 	}
@@ -55,7 +56,7 @@ type instance struct {
 	master          *exec.Cmd
 }
 
-func run(n, size, sessions int, bin string, keep bool) error {
+func run(n, size, sessions int, bin string, keep, drain bool) error {
 	bin, _ = filepath.Abs(bin)
 	dns, err := resolvertest.Start("127.0.0.1")
 	if err != nil {
@@ -101,32 +102,44 @@ func run(n, size, sessions int, bin string, keep bool) error {
 	body := message(size)
 	fmt.Printf("bench/relay: %d messages of %d bytes, %d sessions: submission on %s:%d -> remote -> MX %s:%d -> Maildir\n",
 		n, len(body), sessions, a.ip, a.base+587, b.ip, b.base+25)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, sessions)
-	start := time.Now()
-	for range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := submit(net.JoinHostPort(a.ip, strconv.Itoa(a.base+587)), pass, body, &next, int64(n)); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	submitted := time.Since(start)
-	select {
-	case err := <-errs:
-		return err
-	default:
-	}
-	deadline := time.Now().Add(10 * time.Minute)
-	for count(maildir) < n {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d messages in %s after 10 minutes", count(maildir), n, maildir)
+	submitAll := func() error {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, sessions)
+		for range sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := submit(net.JoinHostPort(a.ip, strconv.Itoa(a.base+587)), pass, body, &next, int64(n)); err != nil {
+					errs <- err
+				}
+			}()
 		}
-		time.Sleep(10 * time.Millisecond)
+		wg.Wait()
+		select {
+		case err := <-errs:
+			return err
+		default:
+			return nil
+		}
+	}
+	waitFor := func(what string, cond func() bool) error {
+		deadline := time.Now().Add(10 * time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("still waiting for %s after 10 minutes", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return nil
+	}
+	start := time.Now()
+	if err := submitAll(); err != nil {
+		return err
+	}
+	submitted := time.Since(start)
+	if err := waitFor("the messages in B's Maildir", func() bool { return count(maildir) >= n }); err != nil {
+		return err
 	}
 	delivered := time.Since(start)
 	logA, _ := os.ReadFile(filepath.Join(a.dir, "master.log"))
@@ -134,7 +147,83 @@ func run(n, size, sessions int, bin string, keep bool) error {
 	fmt.Printf("submitted: %d messages in %.2fs = %.0f msg/s\n", n, submitted.Seconds(), float64(n)/submitted.Seconds())
 	fmt.Printf("delivered: %d messages in B's Maildir in %.2fs = %.0f msg/s (end to end)\n", n, delivered.Seconds(), float64(n)/delivered.Seconds())
 	fmt.Printf("A's remote opened %d SMTP connections to B\n", conns)
+	if !drain {
+		return nil
+	}
+
+	// remote alone: the queue fills while remote is stopped, then drains.
+	if err := a.setRemote(false); err != nil {
+		return err
+	}
+	if err := submitAll(); err != nil {
+		return err
+	}
+	deferred := filepath.Join(a.dir, "spool", "deferred")
+	if err := waitFor("the messages in A's deferred queue", func() bool { return count(deferred) >= n }); err != nil {
+		return err
+	}
+	if err := a.setRemote(true); err != nil {
+		return err
+	}
+	start = time.Now()
+	if err := a.mailctl(bin, "", "queue", "flush"); err != nil {
+		return err
+	}
+	if err := waitFor("the queued messages in B's Maildir", func() bool { return count(maildir) >= 2*n }); err != nil {
+		return err
+	}
+	drained := time.Since(start)
+	fmt.Printf("drain: %d queued messages from A's queue to B's Maildir in %.2fs = %.0f msg/s (remote alone)\n", n, drained.Seconds(), float64(n)/drained.Seconds())
 	return nil
+}
+
+// setRemote enables or disables [services.remote] and has master apply it, then waits
+// until the remote daemon runs, or no longer does.
+func (in *instance) setRemote(on bool) error {
+	conf, err := os.ReadFile(in.config)
+	if err != nil {
+		return err
+	}
+	from, to := "[services.remote]\nenable = true", "[services.remote]\nenable = false"
+	if on {
+		from, to = to, from
+	}
+	if !bytes.Contains(conf, []byte(from)) {
+		return fmt.Errorf("%s has no %q", in.config, from)
+	}
+	if err := os.WriteFile(in.config, bytes.Replace(conf, []byte(from), []byte(to), 1), 0o644); err != nil {
+		return err
+	}
+	in.master.Process.Signal(syscall.SIGHUP)
+	for range 200 {
+		running := in.running("remote")
+		if running == on {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("remote did not %s within 10s", map[bool]string{true: "start", false: "stop"}[on])
+}
+
+// running says whether master runs the named daemon: a child of master whose program
+// has that name.
+func (in *instance) running(name string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		rest := stat[bytes.LastIndexByte(stat, ')')+2:]
+		f := strings.Fields(string(rest))
+		if len(f) < 2 || f[1] != strconv.Itoa(in.master.Process.Pid) {
+			continue
+		}
+		if exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); filepath.Base(exe) == name {
+			return true
+		}
+	}
+	return false
 }
 
 // message is a message of size bytes (for sizes above its header), in CRLF lines.
