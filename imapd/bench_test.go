@@ -14,9 +14,7 @@ import (
 // BenchmarkStoreFetchSearch measures the commands bench/imap times, in process, on a
 // mailbox of 10,000 messages written straight into cur/.
 func BenchmarkStoreFetchSearch(b *testing.B) {
-	t := &testing.T{}
-	_ = t
-	e := newTestEnv(&testing.T{})
+	e := newTestEnv(b)
 	root := e.maildir("a")
 	maildir.Create(root, maildir.DefaultFolders)
 	for i := 0; i < 10000; i++ {
@@ -29,7 +27,6 @@ func BenchmarkStoreFetchSearch(b *testing.B) {
 		os.WriteFile(filepath.Join(root, "cur", name), []byte(m), 0o600)
 	}
 	c := e.login("a")
-	c.t = &testing.T{}
 	c.ok("SELECT INBOX")
 	timeIt := func(name, cmd string) {
 		start := time.Now()

@@ -111,24 +111,33 @@ func (mb *Mailbox) path(m *message) string {
 
 // open opens m's file for reading. A file renamed under us (a flag change by another
 // program) is found by its base name.
+// The caller must not hold mb.mu.
 func (mb *Mailbox) open(m *message) (*os.File, error) {
-	f, err := os.Open(mb.path(m))
+	mb.mu.RLock()
+	p := mb.path(m)
+	mb.mu.RUnlock()
+	f, err := os.Open(p)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return f, err
 	}
-	for _, sub := range []string{"cur", "new"} {
-		matches, _ := filepath.Glob(filepath.Join(mb.dir, sub, globEscape(m.base)+"*"))
-		for _, p := range matches {
-			if b, _, _ := strings.Cut(filepath.Base(p), ":"); b == m.base {
-				return os.Open(p)
-			}
-		}
+	if p, ferr := mb.findFile(m.base); ferr == nil {
+		return os.Open(p)
 	}
 	return nil, err
 }
 
-func globEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`).Replace(s)
+// findFile looks for the file of a message by its base name, in cur/ and new/: the
+// slow way, for when its name changed between looking it up and using it.
+func (mb *Mailbox) findFile(base string) (string, error) {
+	for _, sub := range []string{"cur", "new"} {
+		names, _ := readDirNames(filepath.Join(mb.dir, sub))
+		for _, n := range names {
+			if b, _, _ := strings.Cut(n, ":"); b == base {
+				return filepath.Join(mb.dir, sub, n), nil
+			}
+		}
+	}
+	return "", fs.ErrNotExist
 }
 
 // parseFileName splits a Maildir file name into its base and its flags.
@@ -455,19 +464,23 @@ func (mb *Mailbox) putMeta(b *bolt.Bucket, ino uint64) error {
 // folder hear of them. Concurrent calls collapse into one.
 func (mb *Mailbox) scanNew() {
 	mb.rescan.Store(true)
-	if !mb.scanning.CompareAndSwap(false, true) {
-		return
-	}
-	defer mb.scanning.Store(false)
-	for mb.rescan.Swap(false) {
-		n, err := mb.takeNew()
-		if err != nil {
-			mb.acct.log.Error("taking new messages", "folder", mb.name, "user", mb.acct.addr, "err", err)
+	// A request that comes while another goroutine scans is taken by it; one that
+	// comes just as it stops is seen by the check after it stopped.
+	for mb.rescan.Load() {
+		if !mb.scanning.CompareAndSwap(false, true) {
 			return
 		}
-		if n > 0 {
-			mb.changed(nil)
+		for mb.rescan.Swap(false) {
+			n, err := mb.takeNew()
+			if err != nil {
+				mb.acct.log.Error("taking new messages", "folder", mb.name, "user", mb.acct.addr, "err", err)
+				break
+			}
+			if n > 0 {
+				mb.changed(nil)
+			}
 		}
+		mb.scanning.Store(false)
 	}
 }
 
@@ -691,6 +704,9 @@ func (mb *Mailbox) renameFiles() {
 	}
 	defer dir.Close()
 	dfd := int(dir.Fd())
+	// The renames happen under the lock, in chunks, so that EXPUNGE, COPY and the
+	// like always see a name that is on disk, and wait for one chunk at most.
+	const chunk = 256
 	for {
 		mb.mu.Lock()
 		if len(mb.pending) == 0 || mb.deleted {
@@ -698,10 +714,13 @@ func (mb *Mailbox) renameFiles() {
 			mb.mu.Unlock()
 			break
 		}
-		jobs := make([]job, 0, len(mb.pending))
+		jobs := make([]job, 0, min(len(mb.pending), chunk))
 		for _, m := range mb.msgs {
 			if from, ok := mb.pending[m.base]; ok {
 				jobs = append(jobs, job{m.base, from, mb.fileName(m)})
+				if len(jobs) == chunk {
+					break
+				}
 			}
 		}
 		// Messages gone meanwhile.
@@ -716,13 +735,11 @@ func (mb *Mailbox) renameFiles() {
 				}
 			}
 		}
-		mb.mu.Unlock()
 		done := make([]bool, len(jobs))
 		for i, j := range jobs {
 			err := unix.Renameat(dfd, j.from, dfd, j.to)
 			done[i] = err == nil || errors.Is(err, unix.ENOENT)
 		}
-		mb.mu.Lock()
 		byBase := make(map[string]*message, len(jobs))
 		for _, m := range mb.msgs {
 			if _, ok := mb.pending[m.base]; ok {
@@ -933,22 +950,34 @@ func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs 
 	if len(msgs) == 0 {
 		return nil, nil, nil
 	}
-	i := 0
-	for _, m := range msgs {
+	srcBases := make([]string, len(msgs))
+	for i, m := range msgs {
+		srcBases[i] = m.base
 		if !move {
 			m.base = maildir.UniqueName() + sizeSuffix(m.base)
 		}
 	}
+	i := 0
 	dstUIDs, err = dst.add(msgs, func(m *message, final string) error {
-		p := paths[i]
+		p, base := paths[i], srcBases[i]
 		i++
-		if move {
-			return os.Rename(p, final)
+		place := func(p string) error {
+			if move {
+				return os.Rename(p, final)
+			}
+			if err := os.Link(p, final); err == nil {
+				return nil
+			}
+			return copyFile(p, final)
 		}
-		if err := os.Link(p, final); err == nil {
-			return nil
+		err := place(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Renamed for a flag change meanwhile.
+			if p, ferr := mb.findFile(base); ferr == nil {
+				err = place(p)
+			}
 		}
-		return copyFile(p, final)
+		return err
 	})
 	if len(dstUIDs) > 0 {
 		syncDir(filepath.Join(dst.dir, "cur"))

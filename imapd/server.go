@@ -91,7 +91,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	w, err := newWatcher(log)
 	if err != nil {
-		log.Warn("no inotify: new mail shows at the next command instead of at once", "err", err)
+		log.Warn("no inotify: looking for new mail in open folders every second", "err", err)
+		go s.poll()
 	}
 	s.watcher = w
 	return s, nil
@@ -173,7 +174,31 @@ func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) err
 	}
 	s.mu.Unlock()
 	s.auth.Close()
+	s.watcher.close()
 	return nil
+}
+
+// poll stands in for inotify when the kernel gives none (fs.inotify.max_user_instances
+// reached): every second it looks into new/ of the folders open.
+func (s *Server) poll() {
+	for range time.Tick(time.Second) {
+		if s.stopping.Load() {
+			return
+		}
+		var boxes []*Mailbox
+		s.mu.Lock()
+		for _, a := range s.accounts {
+			a.mu.Lock()
+			for _, mb := range a.boxes {
+				boxes = append(boxes, mb)
+			}
+			a.mu.Unlock()
+		}
+		s.mu.Unlock()
+		for _, mb := range boxes {
+			mb.scanNew()
+		}
+	}
 }
 
 func (s *Server) acceptLoop(l net.Listener, name string, implicitTLS bool) {

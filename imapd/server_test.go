@@ -23,7 +23,7 @@ import (
 // testEnv is an imapd with a fake authd that knows two accounts, a@example.test and
 // b@example.test, with password "pw".
 type testEnv struct {
-	t        *testing.T
+	t        testing.TB
 	cfg      *config.Config
 	srv      *Server
 	addr     string
@@ -36,7 +36,7 @@ func (e *testEnv) maildir(user string) string {
 	return filepath.Join(e.cfg.MailDir(), "example.test", user)
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
@@ -102,7 +102,7 @@ func (e *testEnv) stop() {
 
 // client is a raw IMAP connection.
 type client struct {
-	t   *testing.T
+	t   testing.TB
 	c   net.Conn
 	r   *bufio.Reader
 	n   int

@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,11 +299,26 @@ func (s *Session) dispatch(c *imap.Command) {
 			s.tagged(c.Tag, "BAD", c.Name+" needs a selected mailbox")
 		}
 		if c.Append != nil {
+			if !c.Append.Sync && s.state == stateNotAuth {
+				// Not reading a message an unauthenticated client sent unasked.
+				s.state = stateLogout
+				return
+			}
 			s.dec.SkipAppend()
 		}
 		return
 	}
 	s.bad = 0
+	defer func() {
+		// A bug in one command ends this session with a log line and a BAD, not the
+		// daemon with everybody's sessions.
+		if r := recover(); r != nil {
+			s.log.Error("panic in command", "command", c.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			s.tagged(c.Tag, "BAD", "[SERVERBUG] Internal error")
+			s.untagged("BYE Internal error")
+			s.state = stateLogout
+		}
+	}()
 	switch c.Name {
 	case "CAPABILITY":
 		s.untagged("CAPABILITY " + s.capabilities())

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,8 +17,27 @@ type watcher struct {
 	log *slog.Logger
 	fd  int
 
-	mu    sync.Mutex
-	boxes map[int]*Mailbox
+	mu     sync.Mutex
+	boxes  map[int]*Mailbox
+	closed atomic.Bool
+}
+
+// close stops the watcher.
+func (w *watcher) close() {
+	if w == nil || w.closed.Swap(true) {
+		return
+	}
+	// Closing the descriptor does not wake a blocked read(2) of an inotify
+	// descriptor; removing the watches queues IN_IGNORED events, which do.
+	w.mu.Lock()
+	for wd := range w.boxes {
+		unix.InotifyRmWatch(w.fd, uint32(wd))
+	}
+	w.mu.Unlock()
+	go func() {
+		time.Sleep(time.Second)
+		unix.Close(w.fd)
+	}()
 }
 
 func newWatcher(log *slog.Logger) (*watcher, error) {
@@ -72,7 +93,9 @@ func (w *watcher) run() {
 			if err == unix.EINTR {
 				continue
 			}
-			w.log.Error("reading inotify events", "err", err)
+			if !w.closed.Load() {
+				w.log.Error("reading inotify events", "err", err)
+			}
 			return
 		}
 		seen := map[*Mailbox]bool{}
