@@ -38,6 +38,9 @@ type session struct {
 	policy string
 	// broken is set once the connection can no longer be used for another message.
 	broken bool
+	// inTx is set while a mail transaction is open: MAIL FROM accepted, and neither the
+	// message's final reply nor RSET has ended it.
+	inTx bool
 
 	timeouts timeouts
 }
@@ -326,6 +329,7 @@ func (s *session) reset() error {
 	if rep.Code != 250 {
 		return &replyError{rep, "RSET"}
 	}
+	s.inTx = false
 	return nil
 }
 

@@ -98,6 +98,15 @@ func (p *pool) take(key string, accept func(*session) bool) *session {
 // put gives back a connection after a transaction: kept for the next message when it
 // is healthy and there is room, closed otherwise.
 func (p *pool) put(key string, s *session) {
+	if !s.broken && s.inTx && p.ttl > 0 {
+		// A transaction that ended without a message (every recipient refused, DATA
+		// refused) is still open at the server, which would count the connection as
+		// busy: end it now (RFC 5321 §4.1.1.5), not when the connection is reused.
+		if err := s.reset(); err != nil {
+			s.close()
+			return
+		}
+	}
 	if s.broken || p.ttl <= 0 {
 		if !s.broken {
 			s.quit()

@@ -453,6 +453,10 @@ func TestWithoutPipelining(t *testing.T) {
 	if strings.Count(strings.Join(cmds, "\n"), "DATA") != 1 {
 		t.Errorf("commands:\n%s", strings.Join(cmds, "\n"))
 	}
+	// The refused transaction was ended at once, not left open in the cache.
+	if cmds[len(cmds)-1] != "RSET" {
+		t.Errorf("last command %q, want RSET:\n%s", cmds[len(cmds)-1], strings.Join(cmds, "\n"))
+	}
 	if len(srv.violations) > 0 {
 		t.Errorf("violations %v", srv.violations)
 	}

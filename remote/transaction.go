@@ -211,6 +211,7 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 			return nil, &sessionError{fmt.Errorf("%s: reading the reply to MAIL FROM: %w", s.relay, err)}
 		}
 		mailRep = rep
+		s.inTx = mailRep.Code/100 == 2
 		for i := range rcpts {
 			if rcptReps[i], err = s.read(t); err != nil {
 				return s.lost(out, "RCPT TO", err)
@@ -228,6 +229,7 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 			return nil, &sessionError{fmt.Errorf("%s: MAIL FROM: %w", s.relay, err)}
 		}
 		mailRep = rep
+		s.inTx = mailRep.Code/100 == 2
 		if mailRep.Code/100 == 2 {
 			for i := range rcpts {
 				if rcptReps[i], err = s.cmd(t, lines[1+i]); err != nil {
@@ -273,6 +275,7 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 		if _, err := s.cmd(t, "."); err != nil {
 			s.broken = true
 		}
+		s.inTx = false
 		return out, nil
 	}
 	if accepted == 0 {
@@ -306,6 +309,7 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 	}
 	// RFC 5321 §4.5.3.2.6: up to 10 minutes for the reply to the final dot.
 	rep, err := s.read(s.timeouts.data)
+	s.inTx = false
 	if err != nil {
 		// The server may have taken the message: the recipients are tried again and
 		// may get it twice, which is better than never (RFC 1047).
