@@ -680,6 +680,11 @@ func (s *Session) resolve(set imap.SeqSet, uid bool) (idx []int, ok bool) {
 			mark(i, j-1)
 			continue
 		}
+		if n == 0 && (r.Start == 0 || r.Stop == 0) {
+			// "1:*" in an empty mailbox names nothing; clients send it after
+			// SELECT without looking at EXISTS.
+			continue
+		}
 		lo, hi := r.Bounds(uint32(n))
 		if lo == 0 || int(hi) > n {
 			return nil, false
