@@ -934,3 +934,25 @@ func TestScanLongLines(t *testing.T) {
 		}
 	}
 }
+
+func TestEqualPreferencesInRandomOrder(t *testing.T) {
+	e := newEnv(t, 25, nil)
+	e.zone("b.test. MX 10 one.b.test.", "b.test. MX 10 two.b.test.", "b.test. MX 5 first.b.test.",
+		"one.b.test. A 127.0.0.1", "two.b.test. A 127.0.0.2", "first.b.test. A 127.0.0.3")
+	seen := map[string]int{}
+	for range 64 {
+		targets, err := e.agent.route(context.Background(), "b.test")
+		if err != nil || len(targets) != 3 {
+			t.Fatalf("%+v %v", targets, err)
+		}
+		if targets[0].host != "first.b.test" {
+			t.Fatalf("preference 5 is not tried first: %+v", targets)
+		}
+		seen[targets[1].host]++
+	}
+	// RFC 5321 §5.1: equal preferences in random order. Both orders in 64 tries; the
+	// chance that one never comes up is 2^-63.
+	if seen["one.b.test"] == 0 || seen["two.b.test"] == 0 {
+		t.Errorf("second place over 64 routes: %v", seen)
+	}
+}
