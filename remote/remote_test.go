@@ -956,3 +956,41 @@ func TestEqualPreferencesInRandomOrder(t *testing.T) {
 		t.Errorf("second place over 64 routes: %v", seen)
 	}
 }
+
+func TestStaysInStepWithABrokenPipeliningServer(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1")
+	srv.set(func(c *fakeConfig) {
+		c.ext = []string{"PIPELINING", "DSN"}
+		// Refuses the sender, then says 354 to DATA anyway (RFC 2920 §3.1 says it
+		// should not).
+		c.onCommand = func(l string) string {
+			switch {
+			case strings.HasPrefix(l, "MAIL"):
+				return "550 5.7.1 not you"
+			case l == "DATA":
+				return "354 go on anyway"
+			}
+			return ""
+		}
+	})
+	e := newEnv(t, srv.port, nil)
+	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
+	req.Recipients[0].Notify = "SUCCESS\r\nRSET" // a damaged queue file
+	if r := e.deliver(f, req)[0]; r.Status != delivery.Bounced || r.Code != "5.7.1" {
+		t.Fatalf("%+v", r)
+	}
+	srv.set(func(c *fakeConfig) { c.onCommand = nil })
+	if r := e.deliver(f, req)[0]; r.Status != delivery.Sent {
+		t.Fatalf("the next message on the connection: %+v", r)
+	}
+	msgs, conns, cmds := srv.snapshot()
+	if conns != 1 || len(msgs) != 1 || string(msgs[0].data) != testBody {
+		t.Errorf("%d connections, %d messages", conns, len(msgs))
+	}
+	for _, c := range cmds {
+		if strings.Contains(c, "NOTIFY") {
+			t.Errorf("a damaged NOTIFY went out: %q", c)
+		}
+	}
+}

@@ -167,7 +167,7 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 	}
 	if s.ext.dsn {
 		// RFC 3461 §4.3, §4.4: passed on as the client gave them.
-		if msg.ret != "" {
+		if msg.ret != "" && isKeywordList(msg.ret) {
 			mail += " RET=" + msg.ret
 		}
 		if msg.envid != "" {
@@ -178,7 +178,7 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 	for _, r := range rcpts {
 		l := "RCPT TO:<" + r.Addr + ">"
 		if s.ext.dsn {
-			if r.Notify != "" {
+			if r.Notify != "" && isKeywordList(r.Notify) {
 				l += " NOTIFY=" + r.Notify
 			}
 			// RFC 3461 §4.2: ORCPT=rfc822;xtext. A UTF-8 original address would need
@@ -247,6 +247,14 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 		}
 	}
 
+	if dataRep.Code == 354 && accepted == 0 {
+		// RFC 2920 §3.1: the server should have refused DATA without a sender or
+		// recipients; end the empty message, ignore the reply, and stay in step.
+		if _, err := s.cmd(t, "."); err != nil {
+			s.broken = true
+		}
+		s.inTx = false
+	}
 	if mailRep.Code/100 != 2 {
 		// The sender was refused: the verdict for every recipient (RFC 5321 §4.1.1.2).
 		return all(s.replyResult(mailRep, "MAIL FROM"))
@@ -268,15 +276,6 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 		default:
 			out[i] = outcome{res: s.replyResult(rep, "RCPT TO")}
 		}
-	}
-	if dataRep.Code == 354 && accepted == 0 {
-		// RFC 2920 §3.1: the server should have refused DATA without recipients;
-		// end the empty message and ignore the reply.
-		if _, err := s.cmd(t, "."); err != nil {
-			s.broken = true
-		}
-		s.inTx = false
-		return out, nil
 	}
 	if accepted == 0 {
 		return out, nil
@@ -374,6 +373,18 @@ func xtext(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// isKeywordList reports whether s is letters and commas only, as the values of RET and
+// NOTIFY are (RFC 3461 §4.1, §4.3): nothing from the queue file may smuggle a command.
+func isKeywordList(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == ',') {
+			return false
+		}
+	}
+	return true
 }
 
 // bareAddr strips an "rfc822;" type and angle brackets from an original recipient.
