@@ -162,6 +162,12 @@ func (d *dialer) dial(ctx context.Context, t target, useTLS bool) (*session, err
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", relayName(host, addr), plainNetError(err))
 	}
+	return d.open(ctx, conn, t, useTLS)
+}
+
+// open makes a session of a connection to the target: greeting, EHLO, STARTTLS.
+func (d *dialer) open(ctx context.Context, conn net.Conn, t target, useTLS bool) (*session, error) {
+	host, addr := t.host, t.addr
 	s := &session{
 		conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn),
 		host: host, addr: addr, relay: relayName(host, addr), timeouts: d.timeouts,

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -993,4 +994,69 @@ func TestStaysInStepWithABrokenPipeliningServer(t *testing.T) {
 			t.Errorf("a damaged NOTIFY went out: %q", c)
 		}
 	}
+}
+
+// FuzzSession plays a server that sends anything at all, in any chunks, to a whole
+// session: greeting, EHLO, (STARTTLS,) the pipelined transaction and the message. The
+// client must neither panic nor hang, and must give every recipient a result.
+func FuzzSession(f *testing.F) {
+	for _, s := range []string{
+		"220 x\r\n250-x\r\n250-PIPELINING\r\n250 SIZE 100000\r\n250 ok\r\n250 ok\r\n550 no\r\n354 go\r\n250 queued\r\n",
+		"220 x\r\n250 x\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n",
+		"220 x\r\n502 no\r\n250 x\r\n250 ok\r\n452 too many\r\n",
+		"220 x\r\n250-x\r\n250 STARTTLS\r\n220 go\r\n\x16\x03\x01garbage",
+		"554 go away\r\n", "220 x\r\n421 bye\r\n", "220-x\r\n220-y\n220 z\r\n250-x\r\n250-PIPELINING\r\n250 8BITMIME\r\n421 4.3.2 down\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	d := &dialer{helo: "mx.a.test", timeouts: timeouts{connect: time.Second, command: 200 * time.Millisecond, data: 200 * time.Millisecond}}
+	f.Fuzz(func(t *testing.T, script []byte) {
+		client, server := net.Pipe()
+		defer client.Close()
+		go func() {
+			defer server.Close()
+			go io.Copy(io.Discard, server)
+			for len(script) > 0 {
+				n := min(len(script), 7)
+				server.SetWriteDeadline(time.Now().Add(time.Second))
+				if _, err := server.Write(script[:n]); err != nil {
+					return
+				}
+				script = script[n:]
+			}
+		}()
+		s, err := d.open(context.Background(), client, target{host: "mx.b.test", addr: "192.0.2.1:25"}, true)
+		if err != nil {
+			return
+		}
+		msg := &message{id: "Q", f: fuzzFile(t), off: 0, size: int64(len(testBody)), bodyType: "8BITMIME"}
+		rcpts := []delivery.Recipient{{Addr: "a@b.test"}, {Addr: "b@b.test"}}
+		outs, err := s.transact(msg, rcpts)
+		if err != nil {
+			return
+		}
+		if len(outs) != len(rcpts) {
+			t.Fatalf("%d outcomes for %d recipients", len(outs), len(rcpts))
+		}
+		for _, o := range outs {
+			if o.res.Status == "" {
+				t.Fatalf("a recipient without a result: %+v", outs)
+			}
+		}
+	})
+}
+
+var (
+	fuzzFileOnce sync.Once
+	fuzzFileF    *os.File
+)
+
+func fuzzFile(t *testing.T) *os.File {
+	fuzzFileOnce.Do(func() {
+		p := filepath.Join(os.TempDir(), fmt.Sprintf("postern-remote-fuzz-%d", os.Getpid()))
+		os.WriteFile(p, []byte(testBody), 0o600)
+		fuzzFileF, _ = os.Open(p)
+		os.Remove(p)
+	})
+	return fuzzFileF
 }
