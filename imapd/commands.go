@@ -726,13 +726,14 @@ func (s *Session) expungeCmd(c *imap.Command) {
 			return
 		}
 	}
-	gone, err := s.mb.expunge(uids)
+	gone, freed, err := s.mb.expunge(uids)
 	if err != nil {
 		s.mailboxError(c, err)
 		return
 	}
 	if len(gone) > 0 {
 		s.mb.changed(s)
+		s.addUsage(-freed, -int64(len(gone)))
 	}
 	s.done(c, "EXPUNGE completed")
 }
@@ -772,6 +773,8 @@ func (s *Session) copyCmd(c *imap.Command) {
 		dst.changed(s)
 		if move {
 			s.mb.changed(s)
+		} else {
+			s.addUsage(s.mb.sizeOf(src), int64(len(src)))
 		}
 	}
 	if err != nil && len(dstUIDs) == 0 {

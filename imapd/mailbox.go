@@ -774,12 +774,12 @@ func (mb *Mailbox) renameFiles() {
 }
 
 // expunge removes the messages with \Deleted among uids (all of them when uids is nil)
-// and returns their UIDs.
-func (mb *Mailbox) expunge(uids []uint32) ([]uint32, error) {
+// and returns their UIDs; freed is the size they took.
+func (mb *Mailbox) expunge(uids []uint32) (gone []uint32, freed int64, err error) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	if mb.deleted {
-		return nil, errGone
+		return nil, 0, errGone
 	}
 	want := func(uint32) bool { return true }
 	if uids != nil {
@@ -789,7 +789,6 @@ func (mb *Mailbox) expunge(uids []uint32) ([]uint32, error) {
 		}
 		want = func(u uint32) bool { return set[u] }
 	}
-	var gone []uint32
 	kept := make([]*message, 0, len(mb.msgs))
 	for _, m := range mb.msgs {
 		if m.flags&flagDeleted == 0 || !want(m.uid) {
@@ -803,17 +802,31 @@ func (mb *Mailbox) expunge(uids []uint32) ([]uint32, error) {
 		}
 		delete(mb.pending, m.base)
 		gone = append(gone, m.uid)
+		freed += m.size
 	}
 	if len(gone) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	mb.modseq++
 	if err := mb.commit(nil, gone); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	mb.msgs = kept
 	mb.writeUIDList()
-	return gone, nil
+	return gone, freed, nil
+}
+
+// sizeOf returns the total size of the messages with the given UIDs.
+func (mb *Mailbox) sizeOf(uids []uint32) int64 {
+	mb.mu.RLock()
+	defer mb.mu.RUnlock()
+	var n int64
+	for _, u := range uids {
+		if m := mb.lookup(u); m != nil {
+			n += m.size
+		}
+	}
+	return n
 }
 
 // remove drops messages whose files a MOVE took away.

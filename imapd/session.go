@@ -376,8 +376,10 @@ func (s *Session) dispatch(c *imap.Command) {
 	case "CLOSE":
 		// RFC 3501 §6.4.2: expunge silently, unless read-only.
 		if !s.readOnly {
-			s.mb.expunge(nil)
-			s.mb.changed(s)
+			if gone, freed, err := s.mb.expunge(nil); err == nil && len(gone) > 0 {
+				s.mb.changed(s)
+				s.addUsage(-freed, -int64(len(gone)))
+			}
 		}
 		s.unselect()
 		s.state = stateAuth
