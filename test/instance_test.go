@@ -118,6 +118,8 @@ func NewInstance(t *testing.T, ip string) *Instance {
 		t.Fatalf("no password in the output of init:\n%s", out)
 	}
 	in.Password = m[1]
+	// remote asks the tests' DNS server on loopback, never the host's resolvers.
+	in.SetConfig("remote", "resolvers", `["`+testResolver(t)+`"]`)
 	in.Cfg, err = config.Load(in.Config)
 	if err != nil {
 		t.Fatal(err)

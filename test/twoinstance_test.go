@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -140,6 +141,24 @@ func (p *Pair) AddUser(in *Instance, addr string) string {
 	in.Mailctl(pass+"\n", "user", "add", addr, "--password-stdin")
 	p.Passwords[addr] = pass
 	return pass
+}
+
+var (
+	testDNSOnce sync.Once
+	testDNS     *resolvertest.Server
+	testDNSErr  error
+)
+
+// testResolver returns the address of a DNS server on loopback that knows no name (it
+// answers NXDOMAIN), shared by the instances NewInstance makes, so that their remote
+// daemons never send a query off the machine.
+func testResolver(t *testing.T) string {
+	t.Helper()
+	testDNSOnce.Do(func() { testDNS, testDNSErr = resolvertest.Start("127.0.0.1") })
+	if testDNSErr != nil {
+		t.Fatal(testDNSErr)
+	}
+	return testDNS.Addr
 }
 
 // newInstanceAt is NewInstance with a chosen port base (0: the real ports, as root) and
