@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -1220,6 +1219,3 @@ func readUIDList(dir string) (validity, next uint32, uids map[string]uint32, ok 
 	}
 	return validity, next, uids, true
 }
-
-// logAttr identifies a folder in logs.
-func (mb *Mailbox) logAttr() slog.Attr { return slog.String("folder", mb.name) }

@@ -87,10 +87,6 @@ func (s *Session) search(c *imap.Command) {
 
 	matched := make([]bool, len(cands))
 	if need.sent {
-		uids := make([]uint32, len(cands))
-		for i, cd := range cands {
-			uids[i] = cd.m.uid
-		}
 		cache := s.cacheFor(entriesOf(cands))
 		for _, cd := range cands {
 			if c := cache[cd.m.uid]; c != nil {

@@ -464,13 +464,17 @@ func (s *Session) enable(c *imap.Command) {
 	s.done(c, "ENABLE completed")
 }
 
-// enableCondstore starts CONDSTORE for the session (RFC 7162 §3.1); a selected
-// mailbox's HIGHESTMODSEQ is announced if the client has not seen it.
+// enableCondstore starts CONDSTORE for the session (RFC 7162 §3.1). Enabled while a
+// mailbox is selected, the mailbox's HIGHESTMODSEQ goes out at once (§3.1.2.1 says it
+// with SELECT; a client enabling later learns it here).
 func (s *Session) enableCondstore() {
 	if s.condstore {
 		return
 	}
 	s.condstore = true
+	if s.mb != nil && s.w != nil {
+		s.untagged("OK [HIGHESTMODSEQ " + strconv.FormatUint(s.mb.modseqNow(), 10) + "] Highest")
+	}
 }
 
 // ctx returns a context for calls to other daemons on behalf of a command.
