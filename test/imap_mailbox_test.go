@@ -403,3 +403,17 @@ func TestIMAPMailboxNamesRev1Rev2(t *testing.T) {
 		t.Errorf("IMAP4rev2 LIST still has the mailbox rev1 deleted: %q", u)
 	}
 }
+
+// TestIMAPDefaultSubscriptions: a new account's special-use mailboxes are subscribed.
+// Thunderbird shows only subscribed folders by default, and mutt and Apple Mail read LSUB:
+// without subscriptions a fresh account shows no Sent, Drafts or Trash in them.
+func TestIMAPDefaultSubscriptions(t *testing.T) {
+	tg := newIMAPTarget(t)
+	r := tg.rawLogin(t)
+	u := r.OK(`LSUB "" "*"`)
+	for _, name := range []string{"Sent", "Drafts", "Junk", "Trash", "Archive"} {
+		if !hasLine(u, `^\* LSUB \([^)]*\) \S+ "?`+name+`"?$`) {
+			t.Errorf("a new account's %s is not subscribed: LSUB gives %q", name, u)
+		}
+	}
+}
