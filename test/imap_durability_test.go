@@ -1,0 +1,249 @@
+package test
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// mailboxState is what a client caches about a mailbox and relies on across sessions.
+type mailboxState struct {
+	uidValidity uint32
+	uidNext     imap.UID
+	modSeq      uint64
+	flags       map[imap.UID]string
+}
+
+func readState(t *testing.T, tg *imapTarget, name string) mailboxState {
+	t.Helper()
+	c := tg.login(t)
+	defer func() { c.Logout().Wait() }()
+	sel, err := c.Select(name, &imap.SelectOptions{CondStore: true}).Wait()
+	if err != nil {
+		t.Fatalf("SELECT %s: %v", name, err)
+	}
+	st := mailboxState{uidValidity: sel.UIDValidity, uidNext: sel.UIDNext, modSeq: sel.HighestModSeq, flags: map[imap.UID]string{}}
+	if sel.NumMessages == 0 {
+		return st
+	}
+	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		var f []string
+		for _, x := range noRecent(m.Flags) {
+			f = append(f, string(x))
+		}
+		sort.Strings(f)
+		st.flags[m.UID] = strings.Join(f, " ")
+	}
+	return st
+}
+
+// TestIMAPStateSurvivesRestart: UIDVALIDITY, UIDs, flags, keywords and mod-sequences stay
+// the same when Postern restarts, and after a crash (SIGKILL of every process) no UID is
+// given twice (RFC 9051 §2.3.1.1: a UID must never be reused while UIDVALIDITY holds).
+func TestIMAPStateSurvivesRestart(t *testing.T) {
+	needPostern(t)
+	in := NewInstance(t, "")
+	tg := imapTargetOf(t, in)
+	c := tg.login(t)
+	c.Create("Kept", nil).Wait()
+	for i := 1; i <= 5; i++ {
+		appendMsg(t, c, "INBOX", testMessage(fmt.Sprintf("Durable %d", i), "x\r\n"), &imap.AppendOptions{Flags: []imap.Flag{"$Label" + imap.Flag(fmt.Sprint(i))}})
+	}
+	for i := 1; i <= 2; i++ {
+		in.sendMail(t, "x@other.test", "demo@example.test", testMessage(fmt.Sprintf("Delivered %d", i), "x\r\n"))
+	}
+	in.WaitMessages("demo@example.test", 7, 10*time.Second)
+	selectBox(t, c, "INBOX", nil)
+	waitExists(t, c, 7)
+	c.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen, imap.FlagFlagged}}, nil).Close()
+	c.Store(imap.SeqSetNum(6), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagAnswered, "$Forwarded"}}, nil).Close()
+	c.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+	if _, err := c.Expunge().Collect(); err != nil {
+		t.Fatal(err)
+	}
+	c.Copy(imap.SeqSet{{Start: 1, Stop: 2}}, "Kept").Wait()
+	c.Logout().Wait()
+	before := readState(t, tg, "INBOX")
+	beforeKept := readState(t, tg, "Kept")
+
+	in.Stop()
+	in.Start()
+	tg = imapTargetOf(t, in)
+	after := readState(t, tg, "INBOX")
+	afterKept := readState(t, tg, "Kept")
+	for _, p := range []struct {
+		name string
+		a, b mailboxState
+	}{{"INBOX", before, after}, {"Kept", beforeKept, afterKept}} {
+		if p.a.uidValidity != p.b.uidValidity {
+			t.Errorf("%s: UIDVALIDITY %d before the restart, %d after", p.name, p.a.uidValidity, p.b.uidValidity)
+		}
+		if p.a.uidNext != p.b.uidNext {
+			t.Errorf("%s: UIDNEXT %d before the restart, %d after", p.name, p.a.uidNext, p.b.uidNext)
+		}
+		if p.b.modSeq < p.a.modSeq {
+			t.Errorf("%s: HIGHESTMODSEQ went back from %d to %d", p.name, p.a.modSeq, p.b.modSeq)
+		}
+		if fmt.Sprint(p.a.flags) != fmt.Sprint(p.b.flags) {
+			t.Errorf("%s: UIDs and flags before the restart %v, after %v", p.name, p.a.flags, p.b.flags)
+		}
+	}
+
+	// A crash right after APPENDs: the UIDs given out are not given again.
+	c = tg.login(t)
+	var given []imap.UID
+	for i := 1; i <= 3; i++ {
+		given = append(given, appendMsg(t, c, "INBOX", testMessage(fmt.Sprintf("Before crash %d", i), "x\r\n"), nil))
+	}
+	in.Kill9()
+	in.Start()
+	tg = imapTargetOf(t, in)
+	crashed := readState(t, tg, "INBOX")
+	if crashed.uidValidity != before.uidValidity {
+		t.Logf("UIDVALIDITY changed after the crash (%d → %d): allowed, but clients resync everything", before.uidValidity, crashed.uidValidity)
+	} else {
+		for _, u := range given {
+			if _, ok := crashed.flags[u]; !ok {
+				t.Errorf("message with UID %d, APPENDed (and answered OK) before the crash, is gone", u)
+			}
+		}
+		c = tg.login(t)
+		next := appendMsg(t, c, "INBOX", testMessage("After crash", "x\r\n"), nil)
+		if next <= slices.Max(given) {
+			t.Errorf("APPEND after the crash got UID %d, not above %d given before it", next, slices.Max(given))
+		}
+	}
+}
+
+func waitExists(t *testing.T, c *imapclient.Client, n uint32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Mailbox().NumMessages < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session sees %d messages, want %d", c.Mailbox().NumMessages, n)
+		}
+		c.Noop().Wait()
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestIMAPConcurrentSessions: eight sessions APPEND to one mailbox at once while mail is
+// delivered and a ninth session IDLEs; every message ends up there once, with distinct
+// UIDs, and the IDLE session's count matches.
+func TestIMAPConcurrentSessions(t *testing.T) {
+	needPostern(t)
+	in := NewInstance(t, "")
+	tg := imapTargetOf(t, in)
+	var mu sync.Mutex
+	var lastExists uint32
+	idler := tg.loginAs(t, tg.user, tg.pass, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				mu.Lock()
+				lastExists = *d.NumMessages
+				mu.Unlock()
+			}
+		},
+	}})
+	selectBox(t, idler, "INBOX", nil)
+	idle, err := idler.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const conns, each, smtpN = 8, 40, 30
+	var wg sync.WaitGroup
+	uids := make(chan imap.UID, conns*each)
+	clients := make([]*imapclient.Client, conns)
+	for i := range clients {
+		clients[i] = tg.login(t)
+	}
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < each; j++ {
+				msg := testMessage(fmt.Sprintf("Concurrent %d-%d", i, j), "x\r\n")
+				cmd := c.Append("INBOX", int64(len(msg)), nil)
+				cmd.Write([]byte(msg))
+				cmd.Close()
+				data, err := cmd.Wait()
+				if err != nil {
+					t.Errorf("APPEND %d-%d: %v", i, j, err)
+					return
+				}
+				uids <- data.UID
+			}
+		}()
+	}
+	// Deliveries meanwhile, from the test's goroutine (sendMail may call t.Fatal).
+	for k := 0; k < smtpN; k++ {
+		in.sendMail(t, "x@other.test", "demo@example.test", testMessage(fmt.Sprintf("Concurrent smtp %d", k), "x\r\n"))
+	}
+	wg.Wait()
+	close(uids)
+	seen := map[imap.UID]bool{}
+	for u := range uids {
+		if seen[u] {
+			t.Errorf("APPENDUID %d given twice", u)
+		}
+		seen[u] = true
+	}
+	total := uint32(conns*each + smtpN)
+	in.WaitMessages("demo@example.test", int(total), 30*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mu.Lock()
+		n := lastExists
+		mu.Unlock()
+		if n == total {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the IDLE session counts %d messages, want %d", n, total)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	idle.Close()
+	idle.Wait()
+	st := readState(t, tg, "INBOX")
+	if len(st.flags) != int(total) {
+		t.Errorf("INBOX has %d messages (distinct UIDs), want %d", len(st.flags), total)
+	}
+	for u := range seen {
+		if _, ok := st.flags[u]; !ok {
+			t.Errorf("APPENDUID %d is not in the mailbox", u)
+		}
+	}
+	// Every Message-ID once.
+	c := tg.login(t)
+	selectBox(t, c, "INBOX", nil)
+	hdr := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{hdr}}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, m := range msgs {
+		ids[strings.TrimSpace(string(m.FindBodySection(hdr)))]++
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("%s is %d times in INBOX", id, n)
+		}
+	}
+	if len(ids) != int(total) {
+		t.Errorf("%d distinct messages, want %d", len(ids), total)
+	}
+}
