@@ -351,8 +351,24 @@ func (s *Session) list(c *imap.Command) {
 		s.mailboxError(c, err)
 		return
 	}
+	// RFC 5258 §3: RECURSIVEMATCH qualifies another selection option; alone (or
+	// with REMOTE only) it is a syntax error.
+	recursive := has(l.Selection, "RECURSIVEMATCH")
+	if recursive && !has(l.Selection, "SUBSCRIBED") && !has(l.Selection, "SPECIAL-USE") {
+		s.tagged(c.Tag, "BAD", "RECURSIVEMATCH needs another selection option")
+		return
+	}
 	subs := s.acct.subscriptions()
 	subscribedOnly := lsub || has(l.Selection, "SUBSCRIBED")
+	// subscribedBelow tells whether a subscribed name lies below n (for CHILDINFO).
+	subscribedBelow := func(n string) bool {
+		for sn := range subs {
+			if strings.HasPrefix(sn, n+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	specialOnly := has(l.Selection, "SPECIAL-USE")
 	retSubscribed := has(l.Return, "SUBSCRIBED") || has(l.Selection, "SUBSCRIBED")
 
@@ -378,12 +394,25 @@ func (s *Session) list(c *imap.Command) {
 			e.children = true
 		}
 	}
+	for n := range subs {
+		// Parents of subscribed names, for RECURSIVEMATCH.
+		for i := strings.LastIndexByte(n, '/'); i > 0; i = strings.LastIndexByte(n[:i], '/') {
+			if entries[n[:i]] == nil {
+				entries[n[:i]] = &listEntry{name: n[:i], children: true}
+			}
+		}
+	}
+	childInfo := map[string]bool{}
 	var names []string
 	for n, e := range entries {
-		if subscribedOnly && !e.subscribe {
+		if subscribedOnly && recursive && !lsub && subscribedBelow(n) {
+			// RFC 5258 §3.5: a parent of a subscribed mailbox is listed with
+			// CHILDINFO ("SUBSCRIBED"), itself subscribed or not.
+			childInfo[n] = true
+		} else if subscribedOnly && !e.subscribe {
 			continue
 		}
-		if !e.exists && !e.subscribe && !e.children {
+		if !e.exists && !e.subscribe && !e.children && !childInfo[n] {
 			continue
 		}
 		if specialOnly && (specialUse(n) == "" || !e.exists) {
@@ -391,7 +420,7 @@ func (s *Session) list(c *imap.Command) {
 		}
 		for _, p := range patterns {
 			if match(ref+p, n) {
-				if !e.exists && !e.subscribe && !strings.Contains(p, "%") {
+				if !e.exists && !e.subscribe && !childInfo[n] && !strings.Contains(p, "%") {
 					// A missing parent matched by "*" only: its children are listed.
 					break
 				}
@@ -437,6 +466,9 @@ func (s *Session) list(c *imap.Command) {
 		b = append(b, strings.Join(attrs, " ")...)
 		b = append(b, `) "/" `...)
 		b = s.appendName(b, n)
+		if childInfo[n] {
+			b = append(b, ` ("CHILDINFO" ("SUBSCRIBED"))`...)
+		}
 		s.buf = append(b, "\r\n"...)
 		s.w.Write(s.buf)
 		if l.StatusItems != nil && e.exists {

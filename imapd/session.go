@@ -175,6 +175,12 @@ func (s *Session) setReadDeadline() {
 }
 
 func (s *Session) parseError(pe *imap.ParseError) {
+	if pe.TooBig && !pe.Fatal && pe.Tag != "" {
+		// A synchronizing literal too big, refused before the client sends it:
+		// NO [TOOBIG] (RFC 9051 §7.1, RFC 7889 §4).
+		s.tagged(pe.Tag, "NO", "[TOOBIG] "+pe.Msg)
+		return
+	}
 	s.bad++
 	code := ""
 	if pe.TooBig {
