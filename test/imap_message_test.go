@@ -1115,3 +1115,93 @@ func TestIMAPIdle(t *testing.T) {
 	}
 	r.Alive()
 }
+
+// forwardedMsg carries a whole message as a message/rfc822 attachment.
+var forwardedInner = "From: Original Sender <orig@third.test>\r\n" +
+	"To: alice@other.test\r\n" +
+	"Subject: The original\r\n" +
+	"Date: Wed, 04 Jan 2006 08:00:00 +0000\r\n" +
+	"Message-ID: <orig-1@third.test>\r\n" +
+	"MIME-Version: 1.0\r\n" +
+	"Content-Type: multipart/alternative; boundary=\"in\"\r\n" +
+	"\r\n" +
+	"--in\r\n" +
+	"Content-Type: text/plain; charset=us-ascii\r\n" +
+	"\r\n" +
+	"inner plain\r\n" +
+	"--in\r\n" +
+	"Content-Type: text/html; charset=us-ascii\r\n" +
+	"\r\n" +
+	"<b>inner html</b>\r\n" +
+	"--in--\r\n"
+
+var forwardedMsg = "From: Alice Example <alice@other.test>\r\n" +
+	"To: demo@example.test\r\n" +
+	"Subject: Fwd: The original\r\n" +
+	"Date: Thu, 05 Jan 2006 08:00:00 +0000\r\n" +
+	"Message-ID: <fwd-1@other.test>\r\n" +
+	"MIME-Version: 1.0\r\n" +
+	"Content-Type: multipart/mixed; boundary=\"out\"\r\n" +
+	"\r\n" +
+	"--out\r\n" +
+	"Content-Type: text/plain; charset=us-ascii\r\n" +
+	"\r\n" +
+	"See below.\r\n" +
+	"--out\r\n" +
+	"Content-Type: message/rfc822\r\n" +
+	"Content-Disposition: attachment; filename=\"original.eml\"\r\n" +
+	"\r\n" +
+	forwardedInner +
+	"--out--\r\n"
+
+// TestIMAPFetchNestedMessage covers the part numbering inside a message/rfc822 part
+// (RFC 9051 §6.4.5: "2.HEADER", "2.TEXT", "2.1" and "2.2" address the encapsulated
+// message) and its BODYSTRUCTURE, which carries the inner ENVELOPE.
+func TestIMAPFetchNestedMessage(t *testing.T) {
+	tg := newIMAPTarget(t)
+	c := tg.login(t)
+	appendMsg(t, c, "INBOX", forwardedMsg, nil)
+	selectBox(t, c, "INBOX", nil)
+	m := fetchOne(t, c, imap.SeqSetNum(1), &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: true}})
+	mp, ok := m.BodyStructure.(*imap.BodyStructureMultiPart)
+	if !ok || len(mp.Children) != 2 {
+		t.Fatalf("BODYSTRUCTURE %#v, want multipart/mixed with 2 parts", m.BodyStructure)
+	}
+	rfc822, ok := mp.Children[1].(*imap.BodyStructureSinglePart)
+	if !ok || rfc822.MediaType() != "message/rfc822" || rfc822.MessageRFC822 == nil {
+		t.Fatalf("part 2 %#v, want message/rfc822 with its envelope and structure", mp.Children[1])
+	}
+	// RFC 2046 §5.1.1: the CRLF before "--out--" belongs to the boundary, not to part 2.
+	part2 := strings.TrimSuffix(forwardedInner, "\r\n")
+	if rfc822.Size != uint32(len(part2)) {
+		t.Errorf("part 2 size %d, want %d", rfc822.Size, len(part2))
+	}
+	inner := rfc822.MessageRFC822
+	if inner.Envelope == nil || inner.Envelope.Subject != "The original" || inner.Envelope.MessageID != "orig-1@third.test" {
+		t.Errorf("inner ENVELOPE %+v, want the original's", inner.Envelope)
+	}
+	if alt, ok := inner.BodyStructure.(*imap.BodyStructureMultiPart); !ok || !strings.EqualFold(alt.Subtype, "alternative") || len(alt.Children) != 2 {
+		t.Errorf("inner BODYSTRUCTURE %#v, want multipart/alternative with 2 parts", inner.BodyStructure)
+	}
+	innerHdrEnd := strings.Index(forwardedInner, "\r\n\r\n") + 4
+	for _, s := range []struct {
+		item *imap.FetchItemBodySection
+		want string
+	}{
+		{&imap.FetchItemBodySection{Part: []int{2}, Peek: true}, part2},
+		{&imap.FetchItemBodySection{Part: []int{2}, Specifier: imap.PartSpecifierHeader, Peek: true}, part2[:innerHdrEnd]},
+		{&imap.FetchItemBodySection{Part: []int{2}, Specifier: imap.PartSpecifierText, Peek: true}, part2[innerHdrEnd:]},
+		{&imap.FetchItemBodySection{Part: []int{2}, Specifier: imap.PartSpecifierMIME, Peek: true},
+			"Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"original.eml\"\r\n\r\n"},
+		{&imap.FetchItemBodySection{Part: []int{2, 1}, Peek: true}, "inner plain"},
+		{&imap.FetchItemBodySection{Part: []int{2, 2}, Peek: true}, "<b>inner html</b>"},
+		{&imap.FetchItemBodySection{Part: []int{2}, Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject"}, Peek: true}, "Subject: The original\r\n\r\n"},
+		{&imap.FetchItemBodySection{Part: []int{1}, Peek: true}, "See below."},
+		{&imap.FetchItemBodySection{Part: []int{3}, Peek: true}, ""},
+	} {
+		m := fetchOne(t, c, imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{s.item}})
+		if got := string(m.FindBodySection(s.item)); got != s.want {
+			t.Errorf("BODY.PEEK[%v.%s %v]: got %q, want %q", s.item.Part, s.item.Specifier, s.item.HeaderFields, got, s.want)
+		}
+	}
+}
