@@ -402,6 +402,22 @@ func (a *Account) writeSubscriptions(subs map[string]bool) error {
 	return writeFileAtomic(filepath.Join(a.root, "subscriptions"), []byte(data))
 }
 
+// subscribeDefaults subscribes a new account (one without a subscriptions file) to
+// INBOX and the special-use folders, as Dovecot's autosubscribe does, so that clients
+// that show subscribed folders only show them. A user's later UNSUBSCRIBE stays.
+func (a *Account) subscribeDefaults() {
+	if _, err := os.Stat(filepath.Join(a.root, "subscriptions")); !errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	subs := map[string]bool{"INBOX": true}
+	for _, f := range maildir.DefaultFolders {
+		subs[f] = true
+	}
+	if err := a.writeSubscriptions(subs); err != nil {
+		a.log.Warn("writing subscriptions", "err", err)
+	}
+}
+
 // subscribe adds or removes a name. RFC 3501 §6.3.6 lets a client subscribe to a name
 // that does not exist (yet).
 func (a *Account) subscribe(name string, on bool) error {

@@ -293,6 +293,7 @@ func (s *Server) openAccount(addr, root string) (*Account, error) {
 	}
 	a := &Account{srv: s, addr: addr, root: root, db: db, refs: 1, boxes: map[string]*Mailbox{},
 		log: s.log.With("user", addr)}
+	a.subscribeDefaults()
 	s.accounts[addr] = a
 	return a, nil
 }
