@@ -247,3 +247,49 @@ func TestIMAPConcurrentSessions(t *testing.T) {
 		t.Errorf("%d distinct messages, want %d", len(ids), total)
 	}
 }
+
+// TestIMAPTimeouts: an unauthenticated connection is closed after imapd.login_timeout,
+// while logged-in sessions, in IDLE or not, outlive it (RFC 9051 §5.4: the autologout
+// timer of an authenticated session is at least 30 minutes).
+func TestIMAPTimeouts(t *testing.T) {
+	needPostern(t)
+	in := NewInstance(t, "")
+	in.Stop()
+	in.SetConfig("imapd", "login_timeout", `"2s"`)
+	in.Start()
+	tg := imapTargetOf(t, in)
+
+	anon := tg.rawDial(t, false)
+	idler := tg.rawLogin(t)
+	idler.OK("SELECT INBOX")
+	tag := idler.Tag()
+	idler.Send(tag + " IDLE\r\n")
+	if l, err := idler.Response(); err != nil || !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q %v", l, err)
+	}
+	quiet := tg.rawLogin(t)
+
+	start := time.Now()
+	anon.c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		_, err := anon.r.ReadString('\n')
+		if err != nil {
+			if d := time.Since(start); d > 14*time.Second {
+				t.Errorf("an unauthenticated connection is still open %v after login_timeout = 2s", d.Round(time.Second))
+			}
+			break
+		}
+	}
+	time.Sleep(3 * time.Second)
+	quiet.Alive()
+	in.sendMail(t, "x@other.test", "demo@example.test", testMessage("After the login timeout", "x\r\n"))
+	idler.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	l, err := idler.Response()
+	if err != nil || l != "* 1 EXISTS" {
+		t.Fatalf("a session in IDLE past login_timeout: %q %v, want * 1 EXISTS", l, err)
+	}
+	idler.Send("DONE\r\n")
+	if _, st := idler.ReadTo(tag); !strings.HasPrefix(st, "OK") {
+		t.Errorf("IDLE ended with DONE: %q", st)
+	}
+}
