@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"io"
+	"net/smtp"
 	"slices"
 	"sort"
 	"strings"
@@ -291,5 +293,55 @@ func TestIMAPTimeouts(t *testing.T) {
 	idler.Send("DONE\r\n")
 	if _, st := idler.ReadTo(tag); !strings.HasPrefix(st, "OK") {
 		t.Errorf("IDLE ended with DONE: %q", st)
+	}
+}
+
+// TestIMAPQuota: the account's quota (mailctl user add --quota) holds for mail added over
+// IMAP too: an APPEND that would pass it is refused with NO [OVERQUOTA] (RFC 9208 §4.3,
+// RFC 5530 §3), and what IMAP added counts when local delivers (the Maildir++ maildirsize
+// file both keep).
+func TestIMAPQuota(t *testing.T) {
+	needPostern(t)
+	in := NewInstance(t, "")
+	pass := "quota-Pw-93kq"
+	in.Mailctl(pass+"\n", "user", "add", "small@example.test", "--quota", "1M", "--password-stdin")
+	tg := imapTargetOf(t, in)
+	tg.user, tg.pass = "small@example.test", pass
+	c := tg.login(t)
+	big := testMessage("Big", strings.Repeat(strings.Repeat("q", 998)+"\r\n", 400)) // 400 KB
+	appendMsg(t, c, "INBOX", big, nil)
+	appendMsg(t, c, "INBOX", strings.Replace(big, "Subject: Big", "Subject: Big 2", 1), nil)
+	// local sees the 800 KB IMAP stored: a 300 KB delivery does not fit.
+	sc, err := smtp.Dial(in.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	refused := false
+	if err := sc.Mail("x@other.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Rcpt("small@example.test"); err != nil {
+		refused = true
+	} else if w, err := sc.Data(); err != nil {
+		refused = true
+	} else {
+		io.WriteString(w, testMessage("Via SMTP", strings.Repeat(strings.Repeat("s", 998)+"\r\n", 300)))
+		if err := w.Close(); err != nil {
+			refused = true
+		}
+	}
+	if !refused {
+		time.Sleep(3 * time.Second)
+		if n := len(in.Messages("small@example.test")); n > 2 {
+			t.Errorf("local delivered 300 KB into a mailbox IMAP filled to 800 KB of 1 MB: %d messages", n)
+		}
+	}
+	cmd := c.Append("INBOX", int64(len(big)), nil)
+	cmd.Write([]byte(big))
+	cmd.Close()
+	_, err = cmd.Wait()
+	if imapType(err) != imap.StatusResponseTypeNo || imapCode(err) != imap.ResponseCode("OVERQUOTA") {
+		t.Errorf("APPEND past the 1 MB quota (2 × 400 KB stored): %v, want NO [OVERQUOTA]", err)
 	}
 }
