@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzSession sends arbitrary bytes to a logged-in session with INBOX selected. Whatever
+// they are, the daemon must keep serving: a new connection still logs in and NOOPs.
+// (The command parser has its own fuzz test in pkg/imap; this one reaches the command
+// handlers.)
+func FuzzSession(f *testing.F) {
+	for _, s := range []string{
+		"a FETCH 1:* (FLAGS BODY[1.2.HEADER.FIELDS (X)]<0.10> BINARY[1] BODYSTRUCTURE)\r\n",
+		"a UID STORE 1:* (UNCHANGEDSINCE 1) +FLAGS.SILENT (\\Seen kw)\r\n",
+		"a SEARCH RETURN (SAVE) OR TEXT x (UID 1:* NOT HEADER Subject y)\r\na FETCH $ FLAGS\r\n",
+		"a COPY 1 Trash\r\na MOVE 1:* \"Archive\"\r\na UID EXPUNGE 1:*\r\n",
+		"a CREATE \"x/../y\"\r\na RENAME INBOX Sent\r\na DELETE INBOX\r\n",
+		"a APPEND INBOX (\\Seen) {5+}\r\nhello\r\na SELECT \"&ZeVnLIqe-\"\r\n",
+		"a IDLE\r\nDONE\r\na LIST (SUBSCRIBED RECURSIVEMATCH) \"\" *\r\n",
+		"a ENABLE IMAP4rev2\r\na STATUS INBOX (SIZE DELETED HIGHESTMODSEQ)\r\n",
+		"a FETCH 99 FLAGS\r\na STORE 1 FLAGS \\Recent\r\n\x00\xff\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	e := newTestEnv(f)
+	setup := e.login("a")
+	setup.appendMsg("INBOX", "", msg("one", "body\r\n"))
+	setup.appendMsg("INBOX", "", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n")
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		c.Write([]byte("l1 LOGIN a@example.test pw\r\nl2 SELECT INBOX\r\n"))
+		c.Write(in)
+		c.Write([]byte("\r\nzz LOGOUT\r\n"))
+		// Read until the server answers LOGOUT, hangs up, or goes quiet.
+		for {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			l, err := r.ReadString('\n')
+			if err != nil || strings.HasPrefix(l, "zz ") {
+				break
+			}
+		}
+		// The daemon still serves.
+		d, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatalf("imapd stopped accepting after %q: %v", in, err)
+		}
+		defer d.Close()
+		d.SetDeadline(time.Now().Add(10 * time.Second))
+		dr := bufio.NewReader(d)
+		if l, err := dr.ReadString('\n'); err != nil || !strings.HasPrefix(l, "* OK") {
+			t.Fatalf("no greeting after %q: %q %v", in, l, err)
+		}
+		d.Write([]byte("n NOOP\r\n"))
+		if l, err := dr.ReadString('\n'); err != nil || !strings.HasPrefix(l, "n OK") {
+			t.Fatalf("NOOP after %q: %q %v", in, l, err)
+		}
+	})
+}
