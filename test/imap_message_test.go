@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -1204,4 +1205,121 @@ func TestIMAPFetchNestedMessage(t *testing.T) {
 			t.Errorf("BODY.PEEK[%v.%s %v]: got %q, want %q", s.item.Part, s.item.Specifier, s.item.HeaderFields, got, s.want)
 		}
 	}
+}
+
+// quoted8bit finds a quoted string holding 8-bit bytes in a response line whose literals
+// Response inlined (as {N}\r\n<bytes>); literal contents are skipped.
+func quoted8bit(line string) string {
+	for len(line) > 0 {
+		if m := regexp.MustCompile(`^~?\{(\d+)\+?\}\r\n`).FindStringSubmatch(line); m != nil {
+			var n int
+			fmt.Sscan(m[1], &n)
+			line = line[min(len(line), len(m[0])+n):]
+			continue
+		}
+		if line[0] == '"' {
+			end := 1
+			for end < len(line) && line[end] != '"' {
+				if line[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			q := line[:min(end+1, len(line))]
+			for i := 0; i < len(q); i++ {
+				if q[i] >= 0x80 {
+					return q
+				}
+			}
+			line = line[min(end+1, len(line)):]
+			continue
+		}
+		line = line[1:]
+	}
+	return ""
+}
+
+// TestIMAPEightBitHeaders stores a message whose header holds raw UTF-8 (RFC 6532) and a
+// UTF-8 attachment name: an IMAP4rev1 client gets them as literals (RFC 3501 §4.3: quoted
+// strings are 7-bit), an IMAP4rev2 client may get quoted UTF-8 (RFC 9051 §4.3); SEARCH
+// finds the words.
+func TestIMAPEightBitHeaders(t *testing.T) {
+	tg := newIMAPTarget(t)
+	c := tg.login(t)
+	msg := "From: Jürgen Müller <juergen@other.test>\r\nTo: demo@example.test\r\nSubject: Grüße aus Köln\r\n" +
+		"Date: Fri, 06 Jan 2006 10:00:00 +0100\r\nMessage-ID: <utf8-hdr@other.test>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHallo\r\n" +
+		"--b\r\nContent-Type: application/pdf; name=\"Überweisung.pdf\"\r\nContent-Disposition: attachment; filename=\"Überweisung.pdf\"\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n"
+	appendMsg(t, c, "INBOX", msg, nil)
+
+	r := tg.rawLogin(t)
+	r.OK("SELECT INBOX")
+	for _, item := range []string{"ENVELOPE", "BODYSTRUCTURE", "BODY"} {
+		for _, l := range r.OK("FETCH 1 " + item) {
+			if q := quoted8bit(l); q != "" {
+				t.Errorf("IMAP4rev1 FETCH %s sends 8-bit in a quoted string: %q", item, q)
+			}
+		}
+	}
+	u := r.OK("FETCH 1 ENVELOPE")
+	if !hasLine(u, `Grüße aus Köln`) || !hasLine(u, `Jürgen Müller`) {
+		t.Errorf("IMAP4rev1 FETCH ENVELOPE: %q, want the UTF-8 subject and name (as literals)", u)
+	}
+	u = r.OK("SEARCH CHARSET UTF-8 SUBJECT " + lit("grüße"))
+	if !hasLine(u, `^\* SEARCH 1$`) {
+		t.Errorf("SEARCH CHARSET UTF-8 SUBJECT grüße: %q, want 1", u)
+	}
+	u = r.OK("SEARCH CHARSET UTF-8 FROM " + lit("MÜLLER"))
+	if !hasLine(u, `^\* SEARCH 1$`) {
+		t.Errorf("SEARCH CHARSET UTF-8 FROM MÜLLER: %q, want 1", u)
+	}
+
+	rev2 := tg.rawLogin(t)
+	rev2.OK("ENABLE IMAP4rev2")
+	rev2.OK("SELECT INBOX")
+	// The file name may come as is or as an RFC 2231 parameter ("filename*"), which
+	// clients decode anyway since messages carry them.
+	u = rev2.OK("FETCH 1 (ENVELOPE BODYSTRUCTURE)")
+	if !hasLine(u, `Grüße aus Köln`) || !hasLine(u, `(Überweisung|utf-8''%C3%9Cberweisung)\.pdf`) {
+		t.Errorf("IMAP4rev2 FETCH ENVELOPE BODYSTRUCTURE: %q, want the UTF-8 subject and file name", u)
+	}
+	selectBox(t, c, "INBOX", nil)
+	m := fetchOne(t, c, imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true}})
+	if m.Envelope == nil || m.Envelope.Subject != "Grüße aus Köln" || len(m.Envelope.From) != 1 || m.Envelope.From[0].Name != "Jürgen Müller" {
+		t.Errorf("go-imap ENVELOPE %+v", m.Envelope)
+	}
+	if mp, ok := m.BodyStructure.(*imap.BodyStructureMultiPart); !ok || len(mp.Children) != 2 {
+		t.Errorf("BODYSTRUCTURE %#v", m.BodyStructure)
+	} else if sp, _ := mp.Children[1].(*imap.BodyStructureSinglePart); sp == nil || fileName(sp) != "Überweisung.pdf" {
+		t.Errorf("attachment %+v, want the file name Überweisung.pdf", sp)
+	}
+}
+
+// fileName is the attachment name a client shows: filename or name, plain or in the
+// RFC 2231 form (charset”percent-encoded).
+func fileName(sp *imap.BodyStructureSinglePart) string {
+	params := map[string]string{}
+	for k, v := range sp.Params {
+		params["ct-"+strings.ToLower(k)] = v
+	}
+	if d := sp.Disposition(); d != nil {
+		for k, v := range d.Params {
+			params["cd-"+strings.ToLower(k)] = v
+		}
+	}
+	for _, k := range []string{"cd-filename", "ct-name"} {
+		if v, ok := params[k]; ok {
+			return v
+		}
+		if v, ok := params[k+"*"]; ok {
+			if _, enc, ok := strings.Cut(v, "''"); ok {
+				if dec, err := url.PathUnescape(enc); err == nil {
+					return dec
+				}
+			}
+			return v
+		}
+	}
+	return ""
 }
