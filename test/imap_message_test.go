@@ -1297,7 +1297,7 @@ func TestIMAPEightBitHeaders(t *testing.T) {
 }
 
 // fileName is the attachment name a client shows: filename or name, plain or in the
-// RFC 2231 form (charset”percent-encoded).
+// RFC 2231 form: the charset, two apostrophes, then the percent-encoded name.
 func fileName(sp *imap.BodyStructureSinglePart) string {
 	params := map[string]string{}
 	for k, v := range sp.Params {
