@@ -344,4 +344,9 @@ func TestIMAPQuota(t *testing.T) {
 	if imapType(err) != imap.StatusResponseTypeNo || imapCode(err) != imap.ResponseCode("OVERQUOTA") {
 		t.Errorf("APPEND past the 1 MB quota (2 × 400 KB stored): %v, want NO [OVERQUOTA]", err)
 	}
+	// COPY adds the same bytes again: past the quota as well.
+	selectBox(t, c, "INBOX", nil)
+	if _, err := c.Copy(imap.SeqSet{{Start: 1, Stop: 2}}, "Archive").Wait(); imapType(err) != imap.StatusResponseTypeNo || imapCode(err) != imap.ResponseCode("OVERQUOTA") {
+		t.Errorf("COPY of 800 KB into a 1 MB quota already holding them: %v, want NO [OVERQUOTA]", err)
+	}
 }
