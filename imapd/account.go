@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -30,9 +31,34 @@ type Account struct {
 	db   *bolt.DB
 	log  *slog.Logger
 
+	// quota is the account's storage limit in bytes (0: none), as authd said at the
+	// last login.
+	quota atomic.Int64
+
 	mu    sync.Mutex
 	refs  int
 	boxes map[string]*Mailbox // open folders by key
+}
+
+// errOverQuota is an APPEND or COPY that would take the account past its quota.
+var errOverQuota = errors.New("over quota")
+
+// checkQuota tells whether adding bytes in count messages keeps the account within its
+// Maildir++ quota, the one local checks deliveries against (maildirsize).
+func (a *Account) checkQuota(bytes, count int64) error {
+	limit := a.quota.Load()
+	if limit <= 0 {
+		return nil
+	}
+	q := maildir.Quota{Bytes: limit}
+	used, n, err := maildir.Usage(a.root, q)
+	if err != nil {
+		return fmt.Errorf("reading the quota: %w", err)
+	}
+	if q.Exceeded(used+bytes, n+count) {
+		return errOverQuota
+	}
+	return nil
 }
 
 // maxMailboxName bounds a mailbox name in bytes (Maildir++ keeps it in one directory

@@ -642,6 +642,24 @@ func (s *Session) appendCmd(c *imap.Command) {
 		fail(func() { s.no(c, "Empty messages are not stored") })
 		return
 	}
+	if err := s.acct.checkQuota(a.Size, 1); err != nil {
+		// RFC 9051 §7.1 (and RFC 5530 §3): OVERQUOTA. The message is taken and
+		// dropped first, as Dovecot does: clients such as go-imap give up the
+		// connection when a synchronizing literal is refused.
+		r, rerr := s.dec.AppendMessage()
+		if rerr == nil {
+			_, rerr = io.Copy(io.Discard, &exactReader{r: r, n: a.Size})
+		}
+		if rerr == nil {
+			rerr = s.dec.EndAppend()
+		}
+		if rerr != nil {
+			s.state = stateLogout
+			return
+		}
+		s.quotaError(c, err)
+		return
+	}
 	r, err := s.dec.AppendMessage()
 	if err != nil {
 		s.state = stateLogout
@@ -669,6 +687,16 @@ func (s *Session) appendCmd(c *imap.Command) {
 	s.update(true)
 	// UIDPLUS (RFC 4315 §3).
 	s.tagged(c.Tag, "OK", fmt.Sprintf("[APPENDUID %d %d] APPEND completed", mb.uidValidity, uid))
+}
+
+// quotaError answers a failed quota check.
+func (s *Session) quotaError(c *imap.Command, err error) {
+	if errors.Is(err, errOverQuota) {
+		s.no(c, "[OVERQUOTA] Mailbox is full")
+		return
+	}
+	s.log.Error("quota", "err", err)
+	s.no(c, "[SERVERBUG] Cannot read the quota")
 }
 
 // addUsage keeps the Maildir++ quota file (maildirsize) that local checks in step
@@ -799,6 +827,12 @@ func (s *Session) copyCmd(c *imap.Command) {
 	uids := make([]uint32, len(idx))
 	for i, x := range idx {
 		uids[i] = s.view[x]
+	}
+	if !move {
+		if err := s.acct.checkQuota(s.mb.sizeOf(uids), int64(len(uids))); err != nil {
+			s.quotaError(c, err)
+			return
+		}
 	}
 	src, dstUIDs, err := s.mb.copyTo(dst, uids, move)
 	if len(dstUIDs) > 0 {

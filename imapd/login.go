@@ -31,8 +31,8 @@ func (s *Session) verify(user, password string) error {
 	if user == "" || password == "" || len(user) > 320 || len(password) > 1024 {
 		return errAuthFailed
 	}
-	if addr, root, ok := s.srv.logins.get(user, password); ok {
-		return s.open(addr, root)
+	if e, ok := s.srv.logins.get(user, password); ok {
+		return s.open(e.addr, e.maildir, e.quota)
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -53,12 +53,12 @@ func (s *Session) verify(user, password string) error {
 	if !mb.Exists || mb.Maildir == "" {
 		return errAuthFailed
 	}
-	s.srv.logins.put(user, password, mb.Address, mb.Maildir)
-	return s.open(mb.Address, mb.Maildir)
+	s.srv.logins.put(user, password, mb.Address, mb.Maildir, mb.Quota)
+	return s.open(mb.Address, mb.Maildir, mb.Quota)
 }
 
-func (s *Session) open(addr, root string) error {
-	a, err := s.srv.openAccount(addr, root)
+func (s *Session) open(addr, root string, quota int64) error {
+	a, err := s.srv.openAccount(addr, root, quota)
 	if err != nil {
 		s.log.Error("opening the mailbox", "user", addr, "err", err)
 		return err

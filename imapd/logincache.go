@@ -23,6 +23,7 @@ type loginCache struct {
 
 type loginEntry struct {
 	addr, maildir string
+	quota         int64
 	expires       time.Time
 }
 
@@ -47,19 +48,19 @@ func (c *loginCache) sum(user, password string) [32]byte {
 	return k
 }
 
-func (c *loginCache) get(user, password string) (addr, maildir string, ok bool) {
+func (c *loginCache) get(user, password string) (loginEntry, bool) {
 	k := c.sum(user, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
 	if !ok || time.Now().After(e.expires) {
 		delete(c.entries, k)
-		return "", "", false
+		return loginEntry{}, false
 	}
-	return e.addr, e.maildir, true
+	return e, true
 }
 
-func (c *loginCache) put(user, password, addr, maildir string) {
+func (c *loginCache) put(user, password, addr, maildir string, quota int64) {
 	k := c.sum(user, password)
 	now := time.Now()
 	c.mu.Lock()
@@ -74,5 +75,5 @@ func (c *loginCache) put(user, password, addr, maildir string) {
 			clear(c.entries)
 		}
 	}
-	c.entries[k] = loginEntry{addr: addr, maildir: maildir, expires: now.Add(loginCacheTTL)}
+	c.entries[k] = loginEntry{addr: addr, maildir: maildir, quota: quota, expires: now.Add(loginCacheTTL)}
 }

@@ -268,12 +268,13 @@ func remoteIP(c net.Conn) netip.Addr {
 
 // openAccount returns the account of addr, whose Maildir is root, opening its index.
 // Each call is matched by a closeAccount.
-func (s *Server) openAccount(addr, root string) (*Account, error) {
+func (s *Server) openAccount(addr, root string, quota int64) (*Account, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a := s.accounts[addr]; a != nil {
 		a.mu.Lock()
 		a.refs++
+		a.quota.Store(quota)
 		a.mu.Unlock()
 		return a, nil
 	}
@@ -293,6 +294,7 @@ func (s *Server) openAccount(addr, root string) (*Account, error) {
 	}
 	a := &Account{srv: s, addr: addr, root: root, db: db, refs: 1, boxes: map[string]*Mailbox{},
 		log: s.log.With("user", addr)}
+	a.quota.Store(quota)
 	a.subscribeDefaults()
 	s.accounts[addr] = a
 	return a, nil
