@@ -438,3 +438,19 @@ func TestFileNames(t *testing.T) {
 		t.Errorf("record round trip: %+v %v", r, err)
 	}
 }
+
+// Stopping the daemon ends every session with BYE (RFC 3501 §7.1.5), idle or not.
+func TestShutdownBye(t *testing.T) {
+	e := newTestEnv(t)
+	waiting := e.login("a")
+	idling := e.login("a")
+	idling.ok("SELECT INBOX")
+	idling.send("i IDLE\r\n")
+	idling.line()
+	e.stop()
+	for _, c := range []*client{waiting, idling} {
+		if l := c.line(); l != "* BYE Server shutting down" {
+			t.Errorf("at shutdown: %q", l)
+		}
+	}
+}

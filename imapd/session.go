@@ -131,7 +131,11 @@ func (s *Session) serve() {
 		if err != nil {
 			var pe *imap.ParseError
 			if !errors.As(err, &pe) {
-				if errors.Is(err, errTimeout) || isTimeout(err) {
+				switch {
+				case s.closing.Load():
+					s.untagged("BYE Server shutting down")
+				case isTimeout(err):
+					// RFC 9051 §5.4: the autologout timer.
 					s.untagged("BYE Autologout; idle for too long")
 				}
 				s.end()
@@ -155,8 +159,6 @@ func (s *Session) serve() {
 		s.mu.Unlock()
 	}
 }
-
-var errTimeout = errors.New("timeout")
 
 func isTimeout(err error) bool {
 	var ne net.Error
