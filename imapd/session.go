@@ -174,6 +174,10 @@ func (s *Session) setReadDeadline() {
 	} else {
 		s.conn.SetReadDeadline(time.Now().Add(s.srv.idleTimeout))
 	}
+	// shutdown sets closing, then the deadline: one of the two sides sees the other.
+	if s.closing.Load() {
+		s.conn.SetReadDeadline(time.Now())
+	}
 }
 
 func (s *Session) parseError(pe *imap.ParseError) {

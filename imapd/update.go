@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"postern/pkg/imap"
 )
@@ -225,7 +224,7 @@ func (s *Session) idle(c *imap.Command) {
 		// What changed between the update above and idling.
 		s.wake()
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.srv.idleTimeout))
+	s.setReadDeadline()
 	line, err := s.idleLine()
 	s.idling.Store(false)
 	s.mu.Lock()
