@@ -52,6 +52,7 @@ var (
 	idle      = flag.Int("idle", 1000, "idle IDLE connections to open for the memory measurement (0: none)")
 	idleBig   = flag.Int("idle-big", 0, "a second, larger IDLE measurement (for example 10000; needs ulimit -n above it)")
 	idleBox   = flag.String("idle-mailbox", "INBOX", "mailbox the IDLE sessions select")
+	settle    = flag.Duration("settle", 3*time.Second, "wait this long with the IDLE sessions open before reading the memory")
 	insecure  = flag.Bool("insecure", true, "do not verify the server's certificate (development instances are self-signed)")
 )
 
@@ -698,7 +699,7 @@ func idleMemory(addr string, n int) {
 		}
 		nerr++
 	}
-	time.Sleep(3 * time.Second) // let the server settle (GC, lazy allocations)
+	time.Sleep(*settle) // let the server settle (GC, returning freed memory)
 	rss1, pss1, procs1 := memory()
 	fmt.Printf("IDLE x %d: %d sessions in IDLE (%d failed%s), set up in %s\n", n, opened.Load(), nerr, errText(firstErr), round(setup))
 	if *pid != 0 {
