@@ -97,13 +97,12 @@ func TestIMAPIsolation(t *testing.T) {
 	rootBefore, _ := os.ReadDir("/")
 
 	r := tg.rawLogin(t)
-	caps := r.OK("CAPABILITY")
 	d := "/"
 	if u := r.OK(`LIST "" ""`); len(u) == 1 {
-		var attrs string
-		fmt.Sscanf(u[0], "* LIST %s \"%1s\"", &attrs, &d)
+		if m := regexp.MustCompile(`^\* LIST \([^)]*\) "(.)"`).FindStringSubmatch(u[0]); m != nil {
+			d = m[1]
+		}
 	}
-	_ = caps
 	long := strings.Repeat("A", 2000)
 	hostile := []string{
 		"../bob", "..", ".", "../..", "../../example.test/bob", "/etc", "/etc/passwd", "/",
