@@ -21,6 +21,8 @@ case $cmd in
 start)
 	[ "$(id -u)" = 0 ] || { echo "postfix.sh needs root"; exit 1; }
 	command -v postfix >/dev/null || PATH=$PATH:/usr/sbin
+	# A Postfix left running from an earlier start would lose its queue under it.
+	[ -d "$conf" ] && postfix -c "$conf" stop 2>/dev/null || true
 	rm -rf "$top"
 	mkdir -p "$conf" "$top/queue" "$top/data" "$top/mail/example.test/demo"
 	chown -R postfix "$top/data"

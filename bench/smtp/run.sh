@@ -25,7 +25,7 @@ command -v smtp-source >/dev/null || PATH=$PATH:/usr/sbin
 command -v smtp-source >/dev/null || { echo "smtp-source missing: apt-get install postfix (see .ci/run)"; exit 1; }
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
-count() { find "$1" -maxdepth 1 -type f 2>/dev/null | wc -l; }
+count() { { find "$1" -maxdepth 1 -type f 2>/dev/null || true; } | wc -l; }
 now() { date +%s.%N; }
 
 if [ -z "$target" ]; then
