@@ -49,24 +49,13 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 
 func (a *Agent) serveDeliver(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
 	defer ipc.CloseFiles(files)
-	var req delivery.Request
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, ipc.Errorf("invalid", "decoding delivery request: %v", err)
-	}
-	if len(files) != 1 {
-		return nil, ipc.Errorf("invalid", "a delivery request carries one descriptor, not %d", len(files))
-	}
-	f := files[0]
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return nil, ipc.Errorf("invalid", "the descriptor sent is not a queue file")
-	}
-	if req.Offset < 0 || req.Size < 0 || req.Offset > st.Size() || req.Size > st.Size()-req.Offset {
-		return nil, ipc.Errorf("invalid", "message at %d+%d lies outside the %d-byte queue file", req.Offset, req.Size, st.Size())
+	req, f, err := delivery.DecodeRequest(body, files)
+	if err != nil {
+		return nil, err
 	}
 	resp := delivery.Response{Results: make([]delivery.Result, len(req.Recipients))}
 	for i, r := range req.Recipients {
-		resp.Results[i] = a.deliver(f, &req, r)
+		resp.Results[i] = a.deliver(f, req, r)
 	}
 	return resp, nil
 }

@@ -70,25 +70,14 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 
 func (a *Agent) serveDeliver(ctx context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
 	defer ipc.CloseFiles(files)
-	var req delivery.Request
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, ipc.Errorf("invalid", "decoding delivery request: %v", err)
-	}
-	if len(files) != 1 {
-		return nil, ipc.Errorf("invalid", "a delivery request carries one descriptor, not %d", len(files))
-	}
-	f := files[0]
-	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return nil, ipc.Errorf("invalid", "the descriptor sent is not a queue file")
-	}
-	if req.Offset < 0 || req.Size < 0 || req.Offset > st.Size() || req.Size > st.Size()-req.Offset {
-		return nil, ipc.Errorf("invalid", "message at %d+%d lies outside the %d-byte queue file", req.Offset, req.Size, st.Size())
+	req, f, err := delivery.DecodeRequest(body, files)
+	if err != nil {
+		return nil, err
 	}
 	// A stopping daemon lets the delivery finish rather than cut a message in half.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	defer cancel()
-	return delivery.Response{Results: a.Deliver(dctx, f, &req)}, nil
+	return delivery.Response{Results: a.Deliver(dctx, f, req)}, nil
 }
 
 // Deliver sends the message in f to the request's recipients, one domain at a time in

@@ -6,6 +6,7 @@ package delivery
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -116,3 +117,25 @@ func (c *Client) CreateMailbox(ctx context.Context, maildir string) error {
 
 // Close closes idle connections.
 func (c *Client) Close() { c.c.Close() }
+
+// DecodeRequest is the agent's side of Deliver: it decodes a request and checks the one
+// descriptor that came with it, a regular file holding the message where the request
+// says. The errors are ipc errors with code "invalid", fit to return to qmgr.
+func DecodeRequest(body json.RawMessage, files []*os.File) (*Request, *os.File, error) {
+	var req Request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, nil, ipc.Errorf("invalid", "decoding delivery request: %v", err)
+	}
+	if len(files) != 1 {
+		return nil, nil, ipc.Errorf("invalid", "a delivery request carries one descriptor, not %d", len(files))
+	}
+	f := files[0]
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, nil, ipc.Errorf("invalid", "the descriptor sent is not a queue file")
+	}
+	if req.Offset < 0 || req.Size < 0 || req.Offset > st.Size() || req.Size > st.Size()-req.Offset {
+		return nil, nil, ipc.Errorf("invalid", "message at %d+%d lies outside the %d-byte queue file", req.Offset, req.Size, st.Size())
+	}
+	return &req, f, nil
+}
