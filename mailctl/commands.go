@@ -126,9 +126,9 @@ var commands = []*command{
 With --dev, init creates a self-contained development instance in the directory of the
 configuration file given with -c (it is created if needed): postern.toml, spool/, data/
 (users.db and the Maildirs) and tls/ (a self-signed certificate). It listens on IP
-(default 127.0.0.1) at ports N+25 (smtp), N+587 (submission) and N+465 (submissions),
-N being --port-base (default 10000; 0 means the real ports 25, 587 and 465, which need
-root). It creates the domain example.test with the account demo@example.test (its
+(default 127.0.0.1) at ports N+25 (smtp), N+587 (submission), N+465 (submissions),
+N+143 (imap) and N+993 (imaps), N being --port-base (default 10000; 0 means the real
+ports 25, 587, 465, 143 and 993, which need root). It creates the domain example.test with the account demo@example.test (its
 password is generated and printed once) and the aliases postmaster@ and abuse@.
 
 Without --dev, init sets up the system instance (default /etc/postern/postern.toml) with

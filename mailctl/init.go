@@ -95,7 +95,7 @@ func runInit(a *app, o *options, args []string) error {
 	}
 	if base < 1024 && !a.root {
 		if base == 0 {
-			return errors.New("--port-base 0 means the real ports 25, 587 and 465, and only root may listen on those: run init as root or choose a port base such as 10000")
+			return errors.New("--port-base 0 means the real ports 25, 587, 465, 143 and 993, and only root may listen on those: run init as root or choose a port base such as 10000")
 		}
 		return fmt.Errorf("--port-base %d gives ports below 1024 (%d), on which only root may listen: choose a port base such as 10000", base, base+25)
 	}

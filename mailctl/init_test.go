@@ -188,7 +188,7 @@ func TestInitNeedsRoot(t *testing.T) {
 	dir := t.TempDir()
 	ta := newTestApp(t, "")
 	if code := ta.run("-c", filepath.Join(dir, "a", "postern.toml"), "init", "--dev", "--port-base", "0"); code != exitFail ||
-		!strings.Contains(ta.err.String(), "25, 587 and 465") {
+		!strings.Contains(ta.err.String(), "25, 587, 465, 143 and 993") {
 		t.Errorf("--port-base 0 without root: exit %d, %s", code, ta.err)
 	}
 	if code := ta.run("-c", filepath.Join(dir, "b", "postern.toml"), "init"); code != exitFail || !strings.Contains(ta.err.String(), "root") {

@@ -60,7 +60,11 @@ func writeCounts(w io.Writer, counts map[string]int) {
 		parts = append(parts, fmt.Sprintf("%s %d", dir, counts[dir]))
 		total += counts[dir]
 	}
-	fmt.Fprintf(w, "\nqueue: %d messages (%s)\n", total, strings.Join(parts, ", "))
+	noun := "messages"
+	if total == 1 {
+		noun = "message"
+	}
+	fmt.Fprintf(w, "\nqueue: %d %s (%s)\n", total, noun, strings.Join(parts, ", "))
 }
 
 // uptime formats the time since t briefly: 45s, 12m3s, 5h2m, 3d4h.
