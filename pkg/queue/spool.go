@@ -39,22 +39,25 @@ func (s Spool) Path(state, id string) string { return filepath.Join(s.Root, stat
 // directory. A crash between the rename and the fsync leaves the file in one of the two,
 // which is why readers of the queue look in both.
 func (s Spool) Move(id, from, to string) error {
+	if err := s.rename(id, from, to); err != nil {
+		return err
+	}
+	return SyncDir(s.Dir(to))
+}
+
+// rename moves the message between queue directories, nothing more.
+func (s Spool) rename(id, from, to string) error {
 	if err := os.Rename(s.Path(from, id), s.Path(to, id)); err != nil {
 		return fmt.Errorf("moving %s from %s to %s: %w", id, from, to, err)
 	}
-	return SyncDir(s.Dir(to))
+	return nil
 }
 
 // Activate moves the message from incoming/ or deferred/ into active/ for delivery. Unlike
 // Move it does not fsync active/: rename(2) is atomic, so a crash that forgets the rename
 // leaves the file where it was, and qmgr takes it from there again at start-up. Saving
 // this fsync on every message is what lets a busy queue keep up.
-func (s Spool) Activate(id, from string) error {
-	if err := os.Rename(s.Path(from, id), s.Path(Active, id)); err != nil {
-		return fmt.Errorf("moving %s from %s to %s: %w", id, from, Active, err)
-	}
-	return nil
-}
+func (s Spool) Activate(id, from string) error { return s.rename(id, from, Active) }
 
 // Remove deletes a finished message, wherever it is.
 func (s Spool) Remove(state, id string) error {
