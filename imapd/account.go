@@ -18,6 +18,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"postern/pkg/dirsync"
 	"postern/pkg/imap"
 	"postern/pkg/maildir"
 )
@@ -247,7 +248,7 @@ func (a *Account) deleteFolder(name string) error {
 	if err := os.Rename(a.dirOf(key), trash); err != nil {
 		return fmt.Errorf("deleting %s: %w", name, err)
 	}
-	syncDir(a.root)
+	dirsync.Sync(a.root)
 	err = os.RemoveAll(trash)
 	a.db.Update(func(tx *bolt.Tx) error {
 		tx.DeleteBucket([]byte(key))
@@ -348,7 +349,7 @@ func (a *Account) rename(from, to string) error {
 			return fmt.Errorf("renaming the index of %s: %w", m.from, err)
 		}
 	}
-	syncDir(a.root)
+	dirsync.Sync(a.root)
 	a.renameSubscriptions(from, to)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"postern/pkg/dirsync"
 	"postern/pkg/maildir"
 )
 
@@ -938,7 +939,7 @@ func (mb *Mailbox) deliver(r io.Reader, flags flagBits, kws []string, date time.
 		os.Remove(tmp)
 		return 0, err
 	}
-	syncDir(filepath.Join(mb.dir, "cur"))
+	dirsync.Sync(filepath.Join(mb.dir, "cur"))
 	return uids[0], nil
 }
 
@@ -992,7 +993,7 @@ func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs 
 		return err
 	})
 	if len(dstUIDs) > 0 {
-		syncDir(filepath.Join(dst.dir, "cur"))
+		dirsync.Sync(filepath.Join(dst.dir, "cur"))
 	}
 	src = src[:len(dstUIDs)]
 	if move && len(src) > 0 {
@@ -1039,15 +1040,6 @@ func copyFile(from, to string) error {
 		os.Remove(tmp)
 	}
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func readDirNames(dir string) ([]string, error) {
