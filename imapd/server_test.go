@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -144,7 +145,7 @@ func (c *client) line() string {
 			var n int
 			fmt.Sscan(m[1], &n)
 			buf := make([]byte, n)
-			if _, err := io_ReadFull(c.r, buf); err != nil {
+			if _, err := io.ReadFull(c.r, buf); err != nil {
 				c.t.Fatal(err)
 			}
 			b.Write(buf)

@@ -1,5 +1,0 @@
-package main
-
-import "io"
-
-var io_ReadFull = io.ReadFull
