@@ -172,7 +172,7 @@ func (s *Session) cacheFor(entries []fetchEntry) map[uint32]*cached {
 	if len(missing) == 0 {
 		return cache
 	}
-	recs := make([][]byte, len(missing))
+	recs := make([]*cached, len(missing))
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
@@ -183,7 +183,7 @@ func (s *Session) cacheFor(entries []fetchEntry) map[uint32]*cached {
 					continue
 				}
 				if msg, err := parseFile(f); err == nil {
-					recs[i] = newCached(msg).marshal()
+					recs[i] = newCached(msg)
 				}
 				f.Close()
 			}
@@ -199,10 +199,8 @@ func (s *Session) cacheFor(entries []fetchEntry) map[uint32]*cached {
 		if recs[i] == nil {
 			continue
 		}
-		save[m.uid] = cacheRecord{fetch: recs[i]}
-		if c, ok := unmarshalCached(recs[i]); ok {
-			cache[m.uid] = c
-		}
+		save[m.uid] = cacheRecord{fetch: recs[i].marshal()}
+		cache[m.uid] = recs[i]
 	}
 	mb.saveCache(save)
 	return cache
