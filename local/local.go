@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -104,7 +103,7 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 
 	// pread(2) through a SectionReader: the message is never read whole into memory,
 	// and the descriptor's offset, shared with qmgr, is never moved.
-	msg := &exactReader{r: io.NewSectionReader(f, req.Offset, req.Size), left: req.Size}
+	msg := delivery.Body(f, req.Offset, req.Size)
 	path, n, err := maildir.DeliverWithPrefix(folder, prefix, msg)
 	if err != nil {
 		log.Error("delivery failed", "maildir", folder, "err", err)
@@ -204,7 +203,7 @@ func errnoText(err error) string {
 	if errors.As(err, &errno) {
 		return errno.Error()
 	}
-	if errors.Is(err, errShort) {
+	if errors.Is(err, delivery.ErrShort) {
 		return "queue file shorter than announced"
 	}
 	return "internal error"
@@ -218,30 +217,4 @@ func headerSafe(s string) string {
 		}
 		return r
 	}, s)
-}
-
-var errShort = errors.New("message shorter than announced")
-
-// exactReader reads exactly left bytes from r: an early end is an error, so that a
-// queue file cut short is never delivered as a shorter message.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF {
-		if e.left > 0 {
-			return n, errShort
-		}
-	}
-	return n, err
 }

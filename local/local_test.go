@@ -267,14 +267,3 @@ func TestTemporaryFailure(t *testing.T) {
 		t.Errorf("the reason shows the path: %q", res[0].Reason)
 	}
 }
-
-func TestExactReader(t *testing.T) {
-	r := &exactReader{r: strings.NewReader("abc"), left: 5}
-	if _, err := io.ReadAll(r); err != errShort {
-		t.Errorf("short source: %v", err)
-	}
-	r = &exactReader{r: strings.NewReader("abcdef"), left: 3}
-	if b, err := io.ReadAll(r); err != nil || string(b) != "abc" {
-		t.Errorf("long source: %q %v", b, err)
-	}
-}

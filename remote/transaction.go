@@ -41,7 +41,7 @@ type message struct {
 // body returns a reader of the message that reads it from the file as it goes: the
 // message is never held in memory whole.
 func (m *message) body() io.Reader {
-	return &exactReader{r: io.NewSectionReader(m.f, m.off, m.size), left: m.size}
+	return delivery.Body(m.f, m.off, m.size)
 }
 
 // scan reads the message once to learn whether it holds 8-bit octets, in its header
@@ -296,7 +296,7 @@ func (s *session) transact(msg *message, rcpts []delivery.Recipient) ([]outcome,
 		err = s.flush()
 	}
 	if err != nil {
-		var rerr *readError
+		var rerr *delivery.ReadError
 		if errors.As(err, &rerr) {
 			// The queue file, not the network: the connection is in the middle of a
 			// message and cannot be used again.
@@ -396,37 +396,6 @@ func bareAddr(s string) string {
 	s = strings.TrimPrefix(s, "<")
 	s = strings.TrimSuffix(s, ">")
 	return s
-}
-
-// readError is a failure to read the queue file, as opposed to the network.
-type readError struct{ err error }
-
-func (e *readError) Error() string { return e.err.Error() }
-func (e *readError) Unwrap() error { return e.err }
-
-// exactReader reads exactly left bytes from r: an early end is an error, so that a
-// queue file cut short is never sent as a shorter message.
-type exactReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		return n, &readError{io.ErrUnexpectedEOF}
-	}
-	if err != nil && err != io.EOF {
-		return n, &readError{err}
-	}
-	return n, nil
 }
 
 func deadline(d time.Duration) time.Time { return time.Now().Add(d) }

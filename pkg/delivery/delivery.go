@@ -7,7 +7,9 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -138,4 +140,47 @@ func DecodeRequest(body json.RawMessage, files []*os.File) (*Request, *os.File, 
 		return nil, nil, ipc.Errorf("invalid", "message at %d+%d lies outside the %d-byte queue file", req.Offset, req.Size, st.Size())
 	}
 	return &req, f, nil
+}
+
+// ErrShort is the error of a message whose queue file ends before the size its request
+// gives.
+var ErrShort = errors.New("message shorter than announced")
+
+// ReadError is a failure to read the message from the queue file, as opposed to one to
+// write it where it goes (a Maildir, a network connection).
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// Body returns a reader of the size bytes at off in f, the message a request locates in
+// its queue file. It reads with pread(2) as it goes, so the message is never held in
+// memory whole and the descriptor's offset, shared with qmgr, never moves; and it fails
+// unless it yields exactly size bytes, so that a queue file cut short is never taken for
+// a shorter message. Its errors are *ReadError; an early end wraps ErrShort.
+func Body(f io.ReaderAt, off, size int64) io.Reader {
+	return &exactReader{r: io.NewSectionReader(f, off, size), left: size}
+}
+
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		return n, &ReadError{ErrShort}
+	}
+	if err != nil && err != io.EOF {
+		return n, &ReadError{err}
+	}
+	return n, nil
 }
