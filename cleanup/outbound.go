@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"strings"
 
+	"postern/pkg/auth"
 	"postern/pkg/dkim"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
@@ -44,10 +45,13 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 	if err != nil {
 		return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the Sender: header: %s", printable(err.Error()))
 	}
-	sa, err := c.Auth.SendAs(ctx, env.AuthUser)
-	if err != nil {
-		c.Log.Warn("sender addresses lookup failed", "auth", env.AuthUser, "err", err)
-		return ipc.Errorf("temporary", "sender lookup failed")
+	sa := auth.SendAsResult{Addresses: env.SendAs}
+	if len(sa.Addresses) == 0 {
+		var err error
+		if sa, err = c.Auth.SendAs(ctx, env.AuthUser); err != nil {
+			c.Log.Warn("sender addresses lookup failed", "auth", env.AuthUser, "err", err)
+			return ipc.Errorf("temporary", "sender lookup failed")
+		}
 	}
 	for _, a := range append(from, sender...) {
 		if !sa.Allows(a) {

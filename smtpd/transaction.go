@@ -264,6 +264,7 @@ func (s *session) envelope(tx *transaction) *enqueue.Envelope {
 		Protocol: s.protocol(tx),
 		TLS:      s.tlsInfo,
 		AuthUser: s.authUser,
+		SendAs:   s.sendAs.Addresses,
 		// RFC 6409: mail from our own authenticated users is a submission.
 		Submission: s.policy.submission && s.authUser != "",
 		BodyType:   string(tx.body),

@@ -46,6 +46,10 @@ type Envelope struct {
 	TLS string `json:"tls,omitempty"`
 	// AuthUser is the authenticated account, for submissions.
 	AuthUser string `json:"auth_user,omitempty"`
+	// SendAs are the addresses AuthUser may send as, as authd told smtpd at AUTH; cleanup
+	// checks the From: header against them instead of asking authd again for every
+	// message. Empty means cleanup asks authd.
+	SendAs []string `json:"send_as,omitempty"`
 	// Submission is true for mail from an authenticated user of ours (RFC 6409): cleanup
 	// then adds Message-ID and Date when they are missing.
 	Submission bool `json:"submission,omitempty"`
