@@ -138,8 +138,14 @@ func TestKeyring(t *testing.T) {
 		t.Fatalf("%d keys", len(keys))
 	}
 	Generate(dir, "example.test", "b", Ed25519, -1, -1)
-	if keys, _ := r.Keys("example.test"); len(keys) != 2 {
-		t.Fatalf("new key not seen: %d keys", len(keys))
+	first, _ := r.Keys("example.test")
+	if len(first) != 2 {
+		t.Fatalf("new key not seen: %d keys", len(first))
+	}
+	// Nothing changed: the keys come from the cache, not from the disk again (cleanup
+	// asks for every message).
+	if again, _ := r.Keys("example.test"); len(again) != 2 || again[0] != first[0] || again[1] != first[1] {
+		t.Errorf("unchanged key directory loaded again: %p %p, first %p %p", again[0], again[1], first[0], first[1])
 	}
 	if ds, err := Domains(dir); err != nil || len(ds) != 1 || ds[0] != "example.test" {
 		t.Errorf("Domains = %v, %v", ds, err)
