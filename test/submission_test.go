@@ -130,7 +130,13 @@ func plainAuth(user, pass string) string {
 // submit sends one message through 587 with net/smtp: STARTTLS, AUTH PLAIN, MAIL,
 // RCPT, DATA.
 func (in *Instance) submit(user, pass, from string, to []string, msg string) error {
-	c, err := smtp.Dial(in.SubmissionAddr())
+	return submitTo(in.SubmissionAddr(), in.tlsConfig(), in.IP, user, pass, from, to, msg)
+}
+
+// submitTo is submit to addr, with tc for STARTTLS and host as the name AUTH PLAIN
+// checks the TLS connection against.
+func submitTo(addr string, tc *tls.Config, host, user, pass, from string, to []string, msg string) error {
+	c, err := smtp.Dial(addr)
 	if err != nil {
 		return err
 	}
@@ -138,10 +144,10 @@ func (in *Instance) submit(user, pass, from string, to []string, msg string) err
 	if err := c.Hello("client.test"); err != nil {
 		return err
 	}
-	if err := c.StartTLS(in.tlsConfig()); err != nil {
+	if err := c.StartTLS(tc); err != nil {
 		return fmt.Errorf("STARTTLS: %w", err)
 	}
-	if err := c.Auth(smtp.PlainAuth("", user, pass, in.IP)); err != nil {
+	if err := c.Auth(smtp.PlainAuth("", user, pass, host)); err != nil {
 		return fmt.Errorf("AUTH: %w", err)
 	}
 	if err := c.Mail(from); err != nil {

@@ -208,41 +208,8 @@ func newInstanceAt(t *testing.T, ip string, base int, setup func(*Instance)) *In
 // AUTH PLAIN, the way a mail client does. body is the message without its envelope.
 func (p *Pair) Submit(t *testing.T, in *Instance, user, from string, to []string, body string) error {
 	t.Helper()
-	addr := net.JoinHostPort(in.IP, strconv.Itoa(in.PortBase+587))
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		return err
-	}
 	// The development instance's certificate is self-signed.
-	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
-		return fmt.Errorf("STARTTLS: %w", err)
-	}
-	if err := c.Auth(smtp.PlainAuth("", user, p.Passwords[user], in.IP)); err != nil {
-		return fmt.Errorf("AUTH: %w", err)
-	}
-	if err := c.Mail(from); err != nil {
-		return fmt.Errorf("MAIL: %w", err)
-	}
-	for _, r := range to {
-		if err := c.Rcpt(r); err != nil {
-			return fmt.Errorf("RCPT %s: %w", r, err)
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(body)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("end of DATA: %w", err)
-	}
-	return c.Quit()
+	return submitTo(in.SubmissionAddr(), &tls.Config{InsecureSkipVerify: true}, in.IP, user, p.Passwords[user], from, to, body)
 }
 
 // SubmitMany sends the messages over one submission session (STARTTLS, AUTH PLAIN as
