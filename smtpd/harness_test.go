@@ -304,6 +304,25 @@ func (e *testEnv) waitMessages(n int) []fakeMsg {
 	}
 }
 
+// waitLog waits until the server log contains every one of subs and returns
+// the log. The server writes some lines (disconnect, reject) after the reply
+// the client has already read, so a test must not look only once.
+func (e *testEnv) waitLog(subs ...string) (string, bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log := e.log.String()
+		found := true
+		for _, s := range subs {
+			found = found && strings.Contains(log, s)
+		}
+		if found || time.Now().After(deadline) {
+			return log, found
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // client is a raw SMTP client.
 type client struct {
 	t testing.TB

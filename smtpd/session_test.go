@@ -65,15 +65,15 @@ func TestNetSMTPTransaction(t *testing.T) {
 		env.BodyType != "8BITMIME" || !env.SMTPUTF8 || env.TLS != "" || env.Submission {
 		t.Errorf("envelope %+v", env)
 	}
-	log := e.log.String()
+	log, ok := e.waitLog("msg=disconnect", "rcpt=2")
+	if !ok {
+		t.Errorf("no disconnect line with counters:\n%s", log)
+	}
 	if !regexp.MustCompile(`msg=queued id=4F00000000000001 from=<sender@other.test> size=49 nrcpt=2 client=127.0.0.1 listener=smtp`).MatchString(log) {
 		t.Errorf("no queued line in the log:\n%s", log)
 	}
 	if strings.Contains(log, "leading dot") {
 		t.Error("message content in the log")
-	}
-	if !strings.Contains(log, "msg=disconnect") || !strings.Contains(log, "rcpt=2") {
-		t.Errorf("no disconnect line with counters:\n%s", log)
 	}
 }
 
@@ -298,8 +298,8 @@ func TestRecipientPolicy(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("recipients %q, want %q", got, want)
 	}
-	if !strings.Contains(e.log.String(), `msg=reject client=127.0.0.1 cmd=RCPT reply="550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown" from=<x@other.test> to=<nobody@example.test>`) {
-		t.Errorf("reject not logged:\n%s", e.log.String())
+	if log, ok := e.waitLog(`msg=reject client=127.0.0.1 cmd=RCPT reply="550 5.1.1 <nobody@example.test>: Recipient address rejected: User unknown" from=<x@other.test> to=<nobody@example.test>`); !ok {
+		t.Errorf("reject not logged:\n%s", log)
 	}
 }
 

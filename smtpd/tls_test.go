@@ -8,7 +8,6 @@ import (
 	"net/smtp"
 	"strings"
 	"testing"
-	"time"
 
 	"postern/pkg/config"
 )
@@ -87,7 +86,7 @@ func TestSTARTTLSInjection(t *testing.T) {
 	expect(t, c.cmd("NOOP"), "250 2.0.0 Ok")
 	expect(t, c.cmd("EHLO client.test"), "250-")
 	expect(t, c.cmd("RCPT TO:<demo@example.test>"), "503 5.5.1")
-	if !strings.Contains(e.log.String(), "discarded input pipelined after STARTTLS") {
+	if _, ok := e.waitLog("discarded input pipelined after STARTTLS"); !ok {
 		t.Error("discard not logged")
 	}
 }
@@ -108,12 +107,8 @@ func TestNoCertificate(t *testing.T) {
 	if ehlo := c.cmd("EHLO client.test"); strings.Contains(ehlo, "STARTTLS") {
 		t.Errorf("STARTTLS offered without a certificate:\n%s", ehlo)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(e.log.String(), "not serving implicit TLS without a certificate") {
-		if time.Now().After(deadline) {
-			t.Fatal("the submissions listener should not be served")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if _, ok := e.waitLog("not serving implicit TLS without a certificate"); !ok {
+		t.Fatal("the submissions listener should not be served")
 	}
 	if c, err := net.Dial("tcp", e.addrs[listenSubmissions]); err == nil {
 		c.Close()
