@@ -100,7 +100,7 @@ func TestLayoutOwnersAsRoot(t *testing.T) {
 func TestResolveIdentities(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, "[services.authd]\nuser = \"root\"\n[services.qmgr]\nuser = \"root\"\n"+
-		"[services.cleanup]\nuser = \"root\"\n[services.smtpd]\nuser = \"no-such-user-postern-test\"\n[services.local]\nenable = false\n")
+		"[services.cleanup]\nuser = \"root\"\n[services.smtpd]\nuser = \"no-such-user-postern-test\"\nlisten = { smtp = \"127.0.0.1:2525\" }\n[services.local]\nenable = false\n")
 	// Without root everything runs as the current user, whatever the file says.
 	ids, err := resolveIdentities(cfg, false)
 	if err != nil {
@@ -118,7 +118,7 @@ func TestResolveIdentities(t *testing.T) {
 		t.Errorf("missing user: %v", err)
 	}
 	// Existing users resolve with their groups.
-	cfg = testConfig(t, dir, "[services.authd]\nuser = \"root\"\n[services.local]\nuser = \"root\"\n[services.qmgr]\nuser = \"root\"\n[services.cleanup]\nuser = \"root\"\n[services.smtpd]\nuser = \"root\"\n")
+	cfg = testConfig(t, dir, "[services.authd]\nuser = \"root\"\n[services.local]\nuser = \"root\"\n[services.qmgr]\nuser = \"root\"\n[services.cleanup]\nuser = \"root\"\n[services.smtpd]\nuser = \"root\"\nlisten = { smtp = \"127.0.0.1:2525\" }\n")
 	ids, err = resolveIdentities(cfg, true)
 	if err != nil {
 		t.Fatal(err)

@@ -106,6 +106,7 @@ type instance struct {
 	config  string
 	reports string
 	logPath string
+	imap    int // imapd's port, fixed for the instance so that a reload keeps it
 	cred    *syscall.Credential
 	cmd     *exec.Cmd
 	done    chan error
@@ -131,7 +132,8 @@ func newInstance(t *testing.T) *instance {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	in := &instance{t: t, bin: bin, dir: dir, config: filepath.Join(dir, "postern.toml"),
-		reports: filepath.Join(dir, "reports"), logPath: filepath.Join(dir, "master.log"), cred: runAs(t)}
+		reports: filepath.Join(dir, "reports"), logPath: filepath.Join(dir, "master.log"),
+		imap: freePort(t), cred: runAs(t)}
 	os.Mkdir(in.reports, 0o755)
 	if in.cred != nil {
 		os.Chown(dir, int(in.cred.Uid), int(in.cred.Gid))
@@ -180,9 +182,10 @@ func (in *instance) writeConfig(smtp, submission int, extra map[string]string) {
 		fmt.Fprintf(&b, "[services.%s]\ncommand = %q\nargs = [%s]\n", name, command, args)
 		if name == "smtpd" {
 			fmt.Fprintf(&b, "listen = { smtp = \"127.0.0.1:%d\", submission = \"127.0.0.1:%d\" }\n", smtp, submission)
-		} else {
-			// Other daemons with listeners (imapd) would bind their real ports.
-			b.WriteString("listen = {}\n")
+		} else if name == "imapd" {
+			// Not its default, the real port 143: an enabled daemon with
+			// listeners needs at least one.
+			fmt.Fprintf(&b, "listen = { imap = \"127.0.0.1:%d\" }\n", in.imap)
 		}
 		b.WriteString(extra[name])
 	}
@@ -347,6 +350,7 @@ func TestMaster(t *testing.T) {
 		wantListeners[d.Name] = names
 	}
 	wantListeners["smtpd"] = []string{"smtp", "submission"}
+	wantListeners["imapd"] = []string{"imap"}
 	for name, r := range reports {
 		if !slices.Equal(r.Listeners, wantListeners[name]) {
 			t.Errorf("%s got listeners %v, want %v", name, r.Listeners, wantListeners[name])
@@ -371,6 +375,8 @@ func TestMaster(t *testing.T) {
 				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", smtp)
 			case "submission":
 				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", submission)
+			case "imap":
+				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", in.imap)
 			}
 			want := fmt.Sprintf("%s %s %d", name, s, reports[name].PID)
 			if got, err := greeting(network, addr); got != want {

@@ -353,7 +353,17 @@ func Parse(path string, data []byte) (*Config, error) {
 func (c *Config) validate(data []byte) error {
 	bad := func(key, format string, args ...any) error {
 		k := toml.Key(strings.Split(key, "."))
-		return fmt.Errorf("%s:%d: %s: %s", c.Path, keyLine(data, k), key, fmt.Sprintf(format, args...))
+		msg := fmt.Sprintf(format, args...)
+		line := keyLine(data, k)
+		for t := len(k) - 1; line == 0 && t > 0; t-- {
+			line = keyLine(data, k[:t]) // the table the key belongs in
+		}
+		if line == 0 {
+			// Neither the key nor its table is in the file: the default is at fault,
+			// which a line number of 0 would only hide.
+			return fmt.Errorf("%s: %s (not set in the file): %s", c.Path, key, msg)
+		}
+		return fmt.Errorf("%s:%d: %s: %s", c.Path, line, key, msg)
 	}
 	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t\r\n") {
 		return bad("hostname", "must be a host name")
@@ -468,6 +478,12 @@ func (c *Config) validate(data []byte) error {
 		}
 		if s.Procs < 0 {
 			return bad("services."+name+".procs", "must be 0 (one per CPU) or more")
+		}
+		if s.Enable && len(d.Listeners) > 0 && len(s.Listen) == 0 {
+			// Without a listener the daemon would have nothing to serve and master
+			// would restart it for ever.
+			return bad("services."+name+".listen", "%s is enabled but has no listener; set listen = { %s = \"host:port\" } or enable = false",
+				name, d.Listeners[0])
 		}
 		lnames := make([]string, 0, len(s.Listen))
 		for l := range s.Listen {

@@ -51,11 +51,27 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"[services.frobd]\nenable = true\n", "postern.toml:1: services.frobd: no such daemon"},
 		{"[log]\nlevel = \"loud\"\n", "postern.toml:2: log.level"},
 		{"hostname = \n", "postern.toml:1:"},
+		{"[services.imapd]\nuser = \"vmail\"\n", "postern.toml:1: services.imapd.listen: imapd is enabled but has no listener"},
+		{"[queue]\nmin_backoff = \"99h\"\n", "postern.toml:1: queue.max_backoff: must not be less"},
+		{"hostname = \"\"\n", "postern.toml:1: hostname"},
 	} {
 		_, err := Parse("/x/postern.toml", []byte(tc.file))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want it to contain %q", tc.file, err, tc.want)
 		}
+	}
+}
+
+func TestErrorWithoutALine(t *testing.T) {
+	// A bad value that is not in the file (a default gone wrong) must not be blamed
+	// on line 0.
+	c := Default()
+	c.Path = "/x/postern.toml"
+	c.Queue.MaxBackoff = 0
+	err := c.validate([]byte("hostname = \"mx.example.test\"\n"))
+	want := "/x/postern.toml: queue.max_backoff (not set in the file): must not be less than queue.min_backoff"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }
 
