@@ -311,31 +311,33 @@ func TestIMAPQuota(t *testing.T) {
 	big := testMessage("Big", strings.Repeat(strings.Repeat("q", 998)+"\r\n", 400)) // 400 KB
 	appendMsg(t, c, "INBOX", big, nil)
 	appendMsg(t, c, "INBOX", strings.Replace(big, "Subject: Big", "Subject: Big 2", 1), nil)
-	// local sees the 800 KB IMAP stored: a 300 KB delivery does not fit.
+	// local sees the 800 KB IMAP stored: a 300 KB delivery does not fit, and the
+	// sender (demo, so that the bounce stays here) gets it back.
 	sc, err := smtp.Dial(in.SMTPAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	refused := false
-	if err := sc.Mail("x@other.test"); err != nil {
+	if err := sc.Mail("demo@example.test"); err != nil {
 		t.Fatal(err)
 	}
 	if err := sc.Rcpt("small@example.test"); err != nil {
-		refused = true
-	} else if w, err := sc.Data(); err != nil {
-		refused = true
-	} else {
-		io.WriteString(w, testMessage("Via SMTP", strings.Repeat(strings.Repeat("s", 998)+"\r\n", 300)))
-		if err := w.Close(); err != nil {
-			refused = true
-		}
+		t.Fatal(err)
 	}
-	if !refused {
-		time.Sleep(3 * time.Second)
-		if n := len(in.Messages("small@example.test")); n > 2 {
-			t.Errorf("local delivered 300 KB into a mailbox IMAP filled to 800 KB of 1 MB: %d messages", n)
-		}
+	w, err := sc.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, testMessage("Via SMTP", strings.Repeat(strings.Repeat("s", 998)+"\r\n", 300)))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bounce := string(in.WaitMessages("demo@example.test", 1, 30*time.Second)[0])
+	if !strings.Contains(bounce, "small@example.test") || !strings.Contains(bounce, "Status: 5.2.2") {
+		t.Errorf("the bounce does not name the recipient and 5.2.2 (mailbox full):\n%s", bounce)
+	}
+	if n := len(in.Messages("small@example.test")); n != 2 {
+		t.Errorf("small@example.test holds %d messages, want the 2 IMAP appended", n)
 	}
 	cmd := c.Append("INBOX", int64(len(big)), nil)
 	cmd.Write([]byte(big))
