@@ -63,6 +63,8 @@ func run(n, size, sessions int, bin string, keep, drain bool) error {
 		return err
 	}
 	defer dns.Close()
+	// Real resolvers hand out TTLs, and remote keeps answers for them.
+	dns.KeepTTLs(true)
 	a := &instance{ip: "127.0.0.2", base: 32000}
 	b := &instance{ip: "127.0.0.3", base: 33000}
 	for _, d := range []struct {

@@ -12,6 +12,11 @@
 // Queries carry EDNS0 with the DO bit and the AD bit set (RFC 6840 §5.7), so that a
 // validating resolver says in Answer.Authenticated whether DNSSEC vouched for the
 // answer; DANE (RFC 7672) may use TLSA records only when it did.
+//
+// A Resolver keeps answers for as long as their TTL says (at most an hour; "no such
+// name" and "no such record" for the SOA's negative TTL, at most five minutes, RFC
+// 2308), so that mail to one destination does not ask the same questions again for
+// every message. Temporary failures are never kept.
 package resolver
 
 import (
@@ -39,6 +44,8 @@ type Resolver struct {
 	// are made before giving up.
 	Timeout  time.Duration
 	Attempts int
+
+	cache cache
 }
 
 // New returns a resolver asking servers, each "ip" or "ip:port" (port 53 by default).
@@ -142,6 +149,10 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Answe
 	if _, ok := dns.IsDomainName(fqdn); !ok || strings.ContainsAny(fqdn, " \t\r\n\\") {
 		return nil, &Error{Name: name, Type: tname, NotFound: true, Reason: "not a domain name"}
 	}
+	key := cacheKeyOf(fqdn, qtype)
+	if a, err, ok := r.cache.get(key); ok {
+		return a, err
+	}
 	m := new(dns.Msg)
 	m.SetQuestion(fqdn, qtype)
 	m.RecursionDesired = true
@@ -164,9 +175,13 @@ func (r *Resolver) Query(ctx context.Context, name string, qtype uint16) (*Answe
 			}
 			switch resp.Rcode {
 			case dns.RcodeSuccess:
-				return answer(resp, fqdn, qtype), nil
+				a := answer(resp, fqdn, qtype)
+				r.cache.put(key, resp, a, nil)
+				return a, nil
 			case dns.RcodeNameError:
-				return nil, &Error{Name: name, Type: tname, NotFound: true, Reason: "NXDOMAIN (no such domain)"}
+				err := &Error{Name: name, Type: tname, NotFound: true, Reason: "NXDOMAIN (no such domain)"}
+				r.cache.put(key, resp, nil, err)
+				return nil, err
 			default:
 				// SERVFAIL, REFUSED ...: another resolver may do better.
 				last = errors.New(dns.RcodeToString[resp.Rcode])

@@ -23,6 +23,8 @@ type Server struct {
 	queries int
 	// secure says whether answers carry the AD bit, as from a validating resolver.
 	secure bool
+	// keepTTL says whether answers carry the records' TTLs; otherwise they carry 0.
+	keepTTL bool
 
 	udp, tcp *dns.Server
 }
@@ -139,6 +141,15 @@ func (s *Server) SetAuthenticated(on bool) {
 	s.secure = on
 }
 
+// KeepTTLs makes the answers carry the TTLs of the records (on) or TTL 0, the
+// default: a caching resolver then asks again every time, so a test may change the
+// records between two deliveries and be sure the next one sees the change.
+func (s *Server) KeepTTLs(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keepTTL = on
+}
+
 // Queries returns how many questions the server answered.
 func (s *Server) Queries() int {
 	s.mu.Lock()
@@ -194,6 +205,18 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 		name = cname
 	}
+	if len(m.Answer) == 0 {
+		// NXDOMAIN or NODATA: the zone's SOA goes into the authority section, whose
+		// TTL and MINIMUM say how long the answer may be cached (RFC 2308 §3).
+		if soa := s.soaAbove(name); soa != nil {
+			m.Ns = append(m.Ns, dns.Copy(soa))
+		}
+	}
+	if !s.keepTTL {
+		for _, rr := range append(m.Answer, m.Ns...) {
+			rr.Header().Ttl = 0
+		}
+	}
 	s.mu.Unlock()
 	if opt := req.IsEdns0(); opt != nil {
 		m.SetEdns0(opt.UDPSize(), false)
@@ -204,6 +227,23 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m.Truncated = true
 	}
 	w.WriteMsg(m)
+}
+
+// soaAbove returns the SOA record of the closest zone holding name, or nil. s.mu is
+// held.
+func (s *Server) soaAbove(name string) dns.RR {
+	for n := name; ; {
+		for _, rr := range s.records[n] {
+			if rr.Header().Rrtype == dns.TypeSOA {
+				return rr
+			}
+		}
+		_, rest, ok := strings.Cut(n, ".")
+		if !ok || rest == "" {
+			return nil
+		}
+		n = rest
+	}
 }
 
 func udpSize(req *dns.Msg) int {
