@@ -146,7 +146,11 @@ func (a *Authd) resolve(_ context.Context, _ ipc.Cred, req *auth.ResolveRequest)
 func (a *Authd) mailbox(_ context.Context, _ ipc.Cred, req *auth.MailboxRequest) (any, error) {
 	u, err := a.DB.User(req.Address)
 	if errors.Is(err, userdb.ErrNotFound) || errors.Is(err, userdb.ErrInvalid) {
-		return auth.MailboxResult{Exists: false}, nil
+		r, err := a.DB.Resolve(req.Address)
+		if err != nil {
+			return nil, err // no @domain: "invalid"
+		}
+		return auth.MailboxResult{Exists: false, LocalDomain: r.Local}, nil
 	}
 	if err != nil {
 		return nil, err

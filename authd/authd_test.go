@@ -307,10 +307,15 @@ func TestPrivate(t *testing.T) {
 	if err != nil || mb != want {
 		t.Errorf("mailbox = %+v, %v; want %+v", mb, err, want)
 	}
-	for _, addr := range []string{"team@example.org", "nobody@example.org", "bad address", "alice+x@example.org"} {
-		if mb, err := e.auth.Mailbox(ctx, addr); err != nil || mb.Exists {
-			t.Errorf("mailbox(%q) = %+v, %v", addr, mb, err)
+	// No account: LocalDomain says whether the address would have been ours.
+	for addr, local := range map[string]bool{"team@example.org": true, "nobody@example.org": true,
+		"alice+x@example.org": true, "bob@other.example": false} {
+		if mb, err := e.auth.Mailbox(ctx, addr); err != nil || mb.Exists || mb.LocalDomain != local {
+			t.Errorf("mailbox(%q) = %+v, %v; want no account, local domain %v", addr, mb, err, local)
 		}
+	}
+	if _, err := e.auth.Mailbox(ctx, "bad address"); !ipc.IsCode(err, "invalid") {
+		t.Errorf("mailbox without @: err = %v", err)
 	}
 
 	v, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "Alice@Example.org", Password: "pw", RemoteAddr: "192.0.2.1"})

@@ -210,9 +210,17 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int) []del
 			results[k] = res[n]
 		}
 	}
+	// The two agents work side by side: the local recipients need not wait for a slow
+	// remote server. Each reads the message with pread(2) (delivery.Body), so sharing
+	// the queue file's descriptor is safe, and each fills its own results.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// An unreachable remote agent named no server: relay=none, as Postfix logs it.
+		run(q.Remote, "none", remote, remoteRcpts)
+	}()
 	run(q.Local, "local", local, localRcpts)
-	// An unreachable remote agent named no server: relay=none, as Postfix logs it.
-	run(q.Remote, "none", remote, remoteRcpts)
+	<-done
 	return results
 }
 
@@ -246,11 +254,7 @@ func (q *Qmgr) route(ctx context.Context, r queue.Recipient) (int, delivery.Reci
 		}
 		return routeLocal, delivery.Recipient{Addr: addr, ORcpt: r.ORcpt, Maildir: mb.Maildir, Quota: mb.Quota}, delivery.Result{}
 	}
-	res, err := q.Dir.Resolve(ctx, r.Addr)
-	if err != nil {
-		return lookupFailed(err)
-	}
-	if res.Local {
+	if mb.LocalDomain {
 		// The account went away after the message was accepted (RFC 3463 X.1.1).
 		return routeNone, delivery.Recipient{}, delivery.Result{Status: delivery.Bounced, Code: "5.1.1", Reason: "mailbox unavailable", Relay: "local"}
 	}

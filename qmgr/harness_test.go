@@ -143,27 +143,9 @@ func (h *harness) startAuthd(ctx context.Context) {
 		quota, ok := h.accounts[addr]
 		h.mu.Unlock()
 		if !ok {
-			return auth.MailboxResult{}, nil
+			return auth.MailboxResult{LocalDomain: strings.HasSuffix(addr, "@example.test")}, nil
 		}
 		return auth.MailboxResult{Exists: true, Address: addr, Maildir: h.maildir(addr), Quota: quota}, nil
-	})
-	s.Handle(auth.OpResolve, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
-		if h.authDown.Load() {
-			return nil, ipc.Errorf("temporary", "database unavailable")
-		}
-		var req auth.ResolveRequest
-		json.Unmarshal(body, &req)
-		addr := strings.ToLower(req.Address)
-		if !strings.HasSuffix(addr, "@example.test") {
-			return auth.ResolveResult{}, nil
-		}
-		h.mu.Lock()
-		_, ok := h.accounts[addr]
-		h.mu.Unlock()
-		if !ok {
-			return auth.ResolveResult{Local: true}, nil
-		}
-		return auth.ResolveResult{Local: true, Found: true, Targets: []string{addr}}, nil
 	})
 	go s.Serve(ctx, h.listen("auth"))
 }

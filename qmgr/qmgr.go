@@ -32,11 +32,10 @@ const (
 	shutdownGrace = 20 * time.Second
 )
 
-// Directory is what qmgr asks authd: is there an account, and is a domain ours.
-// *auth.Client implements it.
+// Directory is what qmgr asks authd: is there an account, and if not, is its domain
+// ours (auth.MailboxResult.LocalDomain). *auth.Client implements it.
 type Directory interface {
 	Mailbox(ctx context.Context, addr string) (auth.MailboxResult, error)
-	Resolve(ctx context.Context, addr string) (auth.ResolveResult, error)
 }
 
 // Qmgr is the queue manager.

@@ -46,6 +46,11 @@ type MailboxRequest struct {
 type MailboxResult struct {
 	// Exists is false when no such account exists (any more).
 	Exists bool `json:"exists"`
+	// LocalDomain, when Exists is false, says whether the address's domain is one of
+	// ours: mail for it then has no mailbox (the account went away), where an address
+	// of another domain goes to another host. It saves qmgr a Resolve per remote
+	// recipient.
+	LocalDomain bool `json:"local_domain,omitempty"`
 	// Address is the account's canonical address.
 	Address string `json:"address,omitempty"`
 	// Maildir is the absolute path of the account's Maildir.
