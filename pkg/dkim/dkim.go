@@ -411,18 +411,25 @@ func (s *Signer) abort() {
 
 var _ io.Writer = (*Signer)(nil)
 
-// Keyring gives the signing keys of a domain to cleanup, reading them again only when a
-// domain's directory changed (a key added or removed changes its modification time).
+// Keyring gives the signing keys of a domain to cleanup, reading them again when a
+// domain's directory changed (a key added or removed, or replaced by rename, changes its
+// modification time) and at least every keyringRecheck (a key file rewritten in place
+// does not touch the directory).
 type Keyring struct {
 	Dir string
 
 	mu    sync.Mutex
 	cache map[string]keyringEntry
+	now   func() time.Time // for tests; time.Now when nil
 }
 
+// keyringRecheck bounds how long a key file rewritten in place goes unnoticed.
+const keyringRecheck = time.Minute
+
 type keyringEntry struct {
-	mtime time.Time
-	keys  []*Key
+	mtime  time.Time
+	loaded time.Time
+	keys   []*Key
 }
 
 // Keys returns the signing keys of domain; none if it has no key directory.
@@ -438,9 +445,13 @@ func (r *Keyring) Keys(domain string) ([]*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dkim: %w", err)
 	}
+	now := time.Now()
+	if r.now != nil {
+		now = r.now()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.cache[domain]; ok && e.mtime.Equal(fi.ModTime()) {
+	if e, ok := r.cache[domain]; ok && e.mtime.Equal(fi.ModTime()) && now.Sub(e.loaded) < keyringRecheck {
 		return e.keys, nil
 	}
 	keys, err := Load(r.Dir, domain, true)
@@ -450,6 +461,6 @@ func (r *Keyring) Keys(domain string) ([]*Key, error) {
 	if r.cache == nil {
 		r.cache = map[string]keyringEntry{}
 	}
-	r.cache[domain] = keyringEntry{mtime: fi.ModTime(), keys: keys}
+	r.cache[domain] = keyringEntry{mtime: fi.ModTime(), loaded: now, keys: keys}
 	return keys, nil
 }

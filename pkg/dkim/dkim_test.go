@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 )
@@ -149,6 +150,47 @@ func TestKeyring(t *testing.T) {
 	}
 	if ds, err := Domains(dir); err != nil || len(ds) != 1 || ds[0] != "example.test" {
 		t.Errorf("Domains = %v, %v", ds, err)
+	}
+}
+
+// A key file rewritten in place (cp over it) leaves the directory's time alone; the
+// keyring still sees it within keyringRecheck.
+func TestKeyringSeesAKeyRewrittenInPlace(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	r := &Keyring{Dir: dir, now: func() time.Time { return now }}
+	other := t.TempDir()
+	if _, err := Generate(dir, "example.test", "a", Ed25519, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Generate(other, "example.test", "a", Ed25519, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := r.Keys("example.test")
+	files, _ := filepath.Glob(filepath.Join(dir, "example.test", "*"))
+	domainDir := filepath.Join(dir, "example.test")
+	before, _ := os.Stat(domainDir)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(other, "example.test", filepath.Base(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, b, 0o600); err != nil { // in place: same inode
+			t.Fatal(err)
+		}
+	}
+	os.Chtimes(domainDir, before.ModTime(), before.ModTime())
+	if again, _ := r.Keys("example.test"); again[0] != first[0] {
+		t.Fatal("reloaded at once: the test does not show what it means to")
+	}
+	now = now.Add(keyringRecheck)
+	later, _ := r.Keys("example.test")
+	rec1, _ := first[0].Record()
+	if len(later) != 1 {
+		t.Fatalf("%d keys", len(later))
+	}
+	if rec2, _ := later[0].Record(); rec2 == rec1 {
+		t.Errorf("the key rewritten in place was not seen after %v", keyringRecheck)
 	}
 }
 
