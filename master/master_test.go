@@ -291,7 +291,10 @@ func (in *instance) daemonStatus(name string) control.DaemonStatus {
 	in.t.Helper()
 	st, err := in.status()
 	if err != nil {
-		in.t.Fatalf("status: %v", err)
+		// A goroutine dump says where master hangs.
+		in.cmd.Process.Signal(syscall.SIGQUIT)
+		<-in.done
+		in.t.Fatalf("status: %v\nmaster's log:\n%s", err, in.log())
 	}
 	for _, d := range st.Daemons {
 		if d.Name == name {
@@ -546,14 +549,25 @@ func TestChildrenDieWithMaster(t *testing.T) {
 	reports := in.running(allDaemons()...)
 	in.cmd.Process.Kill()
 	<-in.done
-	in.waitFor("the daemons to die with master", func() bool {
-		for _, r := range reports {
+	// The survivors are named with their state, should one outlive master.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var left []string
+		for name, r := range reports {
 			if alive(r.PID) {
-				return false
+				stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.PID))
+				wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", r.PID))
+				left = append(left, fmt.Sprintf("%s: %s wchan=%s", name, stat, wchan))
 			}
 		}
-		return true
-	})
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemons outlived master:\n%s\n%s", strings.Join(left, "\n"), in.log())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 	in.start()
 	again := in.running(allDaemons()...)
 	if again["smtpd"].PID == reports["smtpd"].PID {

@@ -8,7 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
+
+// parentPIDEnv tells the shim master's pid, so that it can tell whether master died
+// before the shim set its parent-death signal.
+const parentPIDEnv = "POSTERN_MASTER_PID"
 
 // execChildFlag makes master the exec shim of a child: `master -exec-child PROGRAM
 // ARGS...` sets LISTEN_PID to its own pid and execs PROGRAM with argv PROGRAM ARGS....
@@ -22,6 +28,21 @@ import (
 // one extra execve of master per daemon start.
 const execChildFlag = "-exec-child"
 
+// init pins the shim's main goroutine to the process's main thread.
+//
+// The parent-death signal is a property of a thread, not of the process: the kernel
+// sets it on the thread that forked (the main thread of the shim) and gives every other
+// thread none (copy_process clears pdeath_signal). When a thread other than the leader
+// calls execve(2), it becomes the leader and keeps its own, empty, setting. The Go
+// runtime may move the main goroutine to another thread before it reaches execChild,
+// most often on a loaded machine, and the daemon then outlived a master killed with -9.
+// A LockOSThread in init keeps main on the main thread (runtime.LockOSThread).
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == execChildFlag {
+		runtime.LockOSThread()
+	}
+}
+
 // execChild is the shim; it never returns.
 func execChild(args []string) {
 	if len(args) == 0 {
@@ -31,6 +52,18 @@ func execChild(args []string) {
 	if os.Getenv("LISTEN_FDS") != "" {
 		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
 	}
+	// Set the parent-death signal again on this very thread, the one that execs, in
+	// case it is not the thread fork gave it to (see init); and if master died
+	// meanwhile, the shim is an orphan already and must not start the daemon.
+	ppid := os.Getppid()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "master %s: setting the parent-death signal: %v\n", execChildFlag, err)
+		os.Exit(126)
+	}
+	if want := os.Getenv(parentPIDEnv); want != "" && want != strconv.Itoa(ppid) {
+		os.Exit(126) // master is gone
+	}
+	os.Unsetenv(parentPIDEnv)
 	err := syscall.Exec(args[0], args, os.Environ())
 	fmt.Fprintf(os.Stderr, "master: cannot run %s as uid %d: %v\n", args[0], os.Getuid(), err)
 	if errors.Is(err, syscall.ENOENT) {
@@ -128,6 +161,7 @@ func childEnv(environ []string, req spawnRequest) []string {
 	drop := map[string]bool{
 		"LISTEN_PID": true, "LISTEN_FDS": true, "LISTEN_FDNAMES": true,
 		"NOTIFY_SOCKET": true, "WATCHDOG_PID": true, "WATCHDOG_USEC": true,
+		parentPIDEnv: true,
 	}
 	if req.ID != nil {
 		drop["HOME"], drop["USER"], drop["LOGNAME"] = true, true, true
@@ -147,5 +181,6 @@ func childEnv(environ []string, req spawnRequest) []string {
 	if req.ID != nil {
 		env = append(env, "HOME="+req.ID.Home, "USER="+req.ID.User, "LOGNAME="+req.ID.User)
 	}
+	env = append(env, parentPIDEnv+"="+strconv.Itoa(os.Getpid()))
 	return env
 }

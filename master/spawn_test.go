@@ -14,21 +14,29 @@ import (
 
 func TestChildEnv(t *testing.T) {
 	environ := []string{"PATH=/usr/bin", "HOME=/root", "USER=root", "LISTEN_PID=1", "LISTEN_FDS=9",
-		"LISTEN_FDNAMES=x", "NOTIFY_SOCKET=/run/systemd/notify", "TZ=UTC"}
-	f := os.NewFile(0, "dummy")
+		"LISTEN_FDNAMES=x", "NOTIFY_SOCKET=/run/systemd/notify", "TZ=UTC", parentPIDEnv + "=1"}
+	// A real descriptor: an *os.File made with os.NewFile(0, ...) closes descriptor 0
+	// when the garbage collector finalizes it, whatever 0 has become by then (a socket
+	// of a later test, whose reads then hang until their deadline).
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	got := childEnv(environ, spawnRequest{
 		Files: []*os.File{f, f},
 		Names: []string{"private/auth", "control/authd"},
 		ID:    &identity{User: "postern", Home: "/var/lib/postern"},
 	})
 	want := []string{"PATH=/usr/bin", "TZ=UTC", "LISTEN_FDS=2", "LISTEN_FDNAMES=private/auth:control/authd",
-		"HOME=/var/lib/postern", "USER=postern", "LOGNAME=postern"}
+		"HOME=/var/lib/postern", "USER=postern", "LOGNAME=postern", parentPIDEnv + "=" + strconv.Itoa(os.Getpid())}
 	if !slices.Equal(got, want) {
 		t.Errorf("env\n%q\nwant\n%q", got, want)
 	}
-	// Without sockets and without a user change, only master's own variables go.
+	// Without sockets and without a user change, only master's own variables go (and
+	// the shim learns master's pid).
 	got = childEnv(environ, spawnRequest{})
-	want = []string{"PATH=/usr/bin", "HOME=/root", "USER=root", "TZ=UTC"}
+	want = []string{"PATH=/usr/bin", "HOME=/root", "USER=root", "TZ=UTC", parentPIDEnv + "=" + strconv.Itoa(os.Getpid())}
 	if !slices.Equal(got, want) {
 		t.Errorf("env\n%q\nwant\n%q", got, want)
 	}
