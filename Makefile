@@ -3,6 +3,9 @@ GO      ?= go
 # Every top-level folder with a main.go is a program: master, the daemons, mailctl.
 DAEMONS := $(patsubst %/main.go,%,$(wildcard */main.go))
 RUN     ?= run
+# Without cgo: every daemon confines all of its threads with Landlock (pkg/landlock),
+# which Go can do only in a program without cgo; os/user and net use their Go code.
+export CGO_ENABLED = 0
 
 .PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap
 

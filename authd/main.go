@@ -17,6 +17,8 @@ import (
 
 func main() {
 	d := daemon.Start("authd")
+	// users.db and the Maildirs it creates for new accounts live in data_dir.
+	d.Confine(d.Config.DataDir)
 	ctx, stop := d.Context()
 	defer stop()
 	cfg := d.Config

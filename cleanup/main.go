@@ -21,6 +21,7 @@ import (
 
 func main() {
 	d := daemon.Start("cleanup")
+	d.Confine(d.Config.SpoolDir) // queue files go into incoming/
 	ctx, stop := d.Context()
 	defer stop()
 	cfg := d.Config

@@ -25,6 +25,7 @@ const memoryLimit = 384 << 20
 
 func main() {
 	d := daemon.Start("imapd")
+	d.Confine(d.Config.MailDir()) // the Maildirs and their indexes
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// A soft limit: past it the garbage collector works harder instead of
 		// letting the heap double, which keeps thousands of IDLE sessions small.

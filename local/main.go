@@ -18,6 +18,7 @@ import (
 
 func main() {
 	d := daemon.Start("local")
+	d.Confine(d.Config.MailDir())
 	ctx, stop := d.Context()
 	defer stop()
 	a := &Agent{MailRoot: d.Config.MailDir(), Log: d.Log}

@@ -18,6 +18,7 @@ import (
 
 func main() {
 	d := daemon.Start("qmgr")
+	d.Confine(d.Config.SpoolDir)
 	ctx, stop := d.Context()
 	defer stop()
 	cfg := d.Config

@@ -25,6 +25,7 @@ import (
 
 func main() {
 	d := daemon.Start("remote")
+	d.Confine() // writes no file: the message comes as a descriptor
 	ctx, stop := d.Context()
 	defer stop()
 	cfg := d.Config

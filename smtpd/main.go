@@ -19,6 +19,7 @@ import (
 
 func main() {
 	d := daemon.Start("smtpd")
+	d.Confine() // writes no file: messages go to cleanup over its socket
 	// SIGHUP re-reads the TLS certificates (master passes it on when it reloads a
 	// configuration that leaves smtpd's settings alone). Caught before anything else,
 	// for its default action is to end the process.

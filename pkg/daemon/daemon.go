@@ -24,6 +24,7 @@ import (
 
 	"postern/pkg/config"
 	"postern/pkg/ipc"
+	"postern/pkg/landlock"
 )
 
 // Daemon is a started daemon.
@@ -67,6 +68,24 @@ func Start(name string) *Daemon {
 	unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 	profile(d)
 	return d
+}
+
+// Confine restricts the daemon for the rest of its life with Landlock
+// (pkg/landlock): it may write only beneath writable (and the POSTERN_CPUPROFILE
+// directory, when profiling) and execute nothing; reading stays as the daemon's user
+// allows. Where the kernel offers no Landlock, or the program was built with cgo, the
+// daemon runs unconfined and says so in the log (ARCHITECTURE.md rule 2 asks for
+// Landlock where the kernel offers it). Call it once the daemon has what it needs.
+func (d *Daemon) Confine(writable ...string) {
+	if dir := os.Getenv("POSTERN_CPUPROFILE"); dir != "" {
+		writable = append(writable, dir)
+	}
+	abi, err := landlock.RestrictWrites(writable...)
+	if err != nil {
+		d.Log.Warn("running without Landlock", "reason", err, "abi", abi)
+		return
+	}
+	d.Log.Debug("confined with Landlock", "abi", abi, "writable", writable)
 }
 
 // profile writes a CPU profile of the daemon when POSTERN_CPUPROFILE names a directory:
