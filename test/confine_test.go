@@ -22,9 +22,11 @@ func TestDaemonsAreConfined(t *testing.T) {
 	}
 	in := NewInstance(t, "")
 	var pids map[string]int
-	in.WaitFor("every daemon to run", 10*time.Second, func() bool {
+	in.WaitFor("every daemon to confine itself", 20*time.Second, func() bool {
 		pids = in.DaemonPIDs()
-		return len(pids) == len(config.Daemons)
+		log := in.Log()
+		return len(pids) == len(config.Daemons) && (strings.Contains(log, "running without Landlock") ||
+			strings.Count(log, `msg="confined with Landlock"`) == len(config.Daemons))
 	})
 	if log := in.Log(); strings.Contains(log, "running without Landlock") {
 		if strings.Contains(log, "cgo") && os.Getenv("CI") != "true" {

@@ -85,7 +85,7 @@ func (d *Daemon) Confine(writable ...string) {
 		d.Log.Warn("running without Landlock", "reason", err, "abi", abi)
 		return
 	}
-	d.Log.Debug("confined with Landlock", "abi", abi, "writable", writable)
+	d.Log.Info("confined with Landlock", "abi", abi, "writable", writable)
 }
 
 // profile writes a CPU profile of the daemon when POSTERN_CPUPROFILE names a directory:
