@@ -41,22 +41,17 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 		a.Log = slog.Default()
 	}
 	s := &ipc.Server{Name: "local", Allow: allow, Logger: a.Log}
-	s.Handle(delivery.OpDeliver, a.serveDeliver)
+	delivery.Handle(s, a.serveDeliver)
 	s.Handle(delivery.OpCreateMailbox, a.serveCreateMailbox)
 	return s
 }
 
-func (a *Agent) serveDeliver(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
-	defer ipc.CloseFiles(files)
-	req, f, err := delivery.DecodeRequest(body, files)
-	if err != nil {
-		return nil, err
-	}
-	resp := delivery.Response{Results: make([]delivery.Result, len(req.Recipients))}
+func (a *Agent) serveDeliver(_ context.Context, req *delivery.Request, f *os.File) []delivery.Result {
+	results := make([]delivery.Result, len(req.Recipients))
 	for i, r := range req.Recipients {
-		resp.Results[i] = a.deliver(f, req, r)
+		results[i] = a.deliver(f, req, r)
 	}
-	return resp, nil
+	return results
 }
 
 // deliver writes the message into one recipient's mailbox.

@@ -155,28 +155,23 @@ func (h *harness) startAuthd(ctx context.Context) {
 func (h *harness) startLocal() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &ipc.Server{Name: "fake-local"}
-	s.Handle(delivery.OpDeliver, func(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
-		defer ipc.CloseFiles(files)
+	delivery.Handle(s, func(_ context.Context, req *delivery.Request, f *os.File) []delivery.Result {
 		h.requests.Add(1)
-		var req delivery.Request
-		if err := json.Unmarshal(body, &req); err != nil || len(files) != 1 {
-			return nil, ipc.Errorf("invalid", "bad request")
-		}
-		var resp delivery.Response
+		var results []delivery.Result
 		for _, r := range req.Recipients {
 			if r.Quota > 0 && req.Size > r.Quota {
-				resp.Results = append(resp.Results, delivery.Result{Status: delivery.Bounced, Code: "5.2.2", Reason: "mailbox full", Relay: "local"})
+				results = append(results, delivery.Result{Status: delivery.Bounced, Code: "5.2.2", Reason: "mailbox full", Relay: "local"})
 				continue
 			}
 			maildir.Create(r.Maildir, nil)
 			prefix := "Return-Path: <" + req.From + ">\r\nDelivered-To: " + r.Addr + "\r\n"
-			if _, _, err := maildir.DeliverWithPrefix(r.Maildir, []byte(prefix), io.NewSectionReader(files[0], req.Offset, req.Size)); err != nil {
-				resp.Results = append(resp.Results, delivery.Result{Status: delivery.Deferred, Code: "4.3.0", Reason: err.Error(), Relay: "local"})
+			if _, _, err := maildir.DeliverWithPrefix(r.Maildir, []byte(prefix), io.NewSectionReader(f, req.Offset, req.Size)); err != nil {
+				results = append(results, delivery.Result{Status: delivery.Deferred, Code: "4.3.0", Reason: err.Error(), Relay: "local"})
 				continue
 			}
-			resp.Results = append(resp.Results, delivery.Result{Status: delivery.Sent, Code: "2.0.0", Reason: "delivered to maildir", Relay: "local"})
+			results = append(results, delivery.Result{Status: delivery.Sent, Code: "2.0.0", Reason: "delivered to maildir", Relay: "local"})
 		}
-		return resp, nil
+		return results
 	})
 	l := h.listen("local")
 	done := make(chan struct{})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,20 +63,15 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 		a.Log = slog.Default()
 	}
 	s := &ipc.Server{Name: "remote", Allow: allow, Logger: a.Log}
-	s.Handle(delivery.OpDeliver, a.serveDeliver)
+	delivery.Handle(s, a.serveDeliver)
 	return s
 }
 
-func (a *Agent) serveDeliver(ctx context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
-	defer ipc.CloseFiles(files)
-	req, f, err := delivery.DecodeRequest(body, files)
-	if err != nil {
-		return nil, err
-	}
+func (a *Agent) serveDeliver(ctx context.Context, req *delivery.Request, f *os.File) []delivery.Result {
 	// A stopping daemon lets the delivery finish rather than cut a message in half.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
 	defer cancel()
-	return delivery.Response{Results: a.Deliver(dctx, f, req)}, nil
+	return a.Deliver(dctx, f, req)
 }
 
 // Deliver sends the message in f to the request's recipients, one domain at a time in

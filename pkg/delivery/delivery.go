@@ -1,7 +1,10 @@
-// Package delivery is the protocol between qmgr and the delivery agents (local, and
-// later remote): qmgr hands an agent one message — the queue file as an open descriptor
-// plus where the message lies in it — with the recipients the agent should deliver it to,
-// and the agent answers with one result per recipient.
+// Package delivery is the protocol between qmgr and the delivery agents (local and
+// remote): qmgr hands an agent one message — the queue file as an open descriptor plus
+// where the message lies in it — with the recipients the agent should deliver it to. The
+// agent acknowledges the request at once, with an empty response, and answers with one
+// result per recipient when it is done: a delivery may take minutes (a slow remote
+// server), but an agent that does not even take the request (crashing, in master's
+// restart backoff while its socket stays bound) is noticed within AckTimeout.
 package delivery
 
 import (
@@ -10,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -90,25 +94,104 @@ type Client struct {
 	c *ipc.Client
 }
 
+// Timeouts of Deliver.
+const (
+	// AckTimeout bounds the wait for the agent to take a request.
+	AckTimeout = 30 * time.Second
+	// DeliverTimeout bounds the wait for its results: a large message to many
+	// mailboxes, or a slow remote server, takes a while; a hung agent must not hold the
+	// message for ever either.
+	DeliverTimeout = 10 * time.Minute
+)
+
+// The timeouts Deliver uses; tests shorten them.
+var ackTimeout, deliverTimeout = AckTimeout, DeliverTimeout
+
 // NewClient returns a client of the agent listening at path.
 func NewClient(path string) *Client {
 	cl := ipc.NewClient(path)
-	// A large message to many mailboxes takes a while; a hung agent must not hold the
-	// message forever either.
-	cl.Timeout = 10 * time.Minute
+	cl.Timeout = DeliverTimeout // for CreateMailbox
 	return &Client{c: cl}
 }
 
-// Deliver hands the agent a message. f is the open queue file.
+// Deliver hands the agent a message. f is the open queue file. An agent that does not
+// acknowledge the request within AckTimeout, or answer within DeliverTimeout, is an
+// error, as is one that cannot be reached.
 func (c *Client) Deliver(ctx context.Context, f *os.File, req *Request) ([]Result, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := c.c.Get()
+		if err != nil {
+			return nil, err
+		}
+		results, fresh, err := deliverOn(ctx, conn, f, req)
+		var ie *ipc.Error
+		switch {
+		case err == nil:
+			c.c.Put(conn)
+			return results, nil
+		case errors.As(err, &ie):
+			c.c.Put(conn) // the agent answered, with an error: the connection is fine
+			return nil, err
+		}
+		conn.Close()
+		// A pooled connection to an agent that restarted fails at once, before the
+		// acknowledgement: try a fresh one, once.
+		if !fresh || attempt > 0 || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+// deliverOn makes one Deliver exchange on conn. fresh reports a failure before the
+// acknowledgement that was not a timeout, after which a new connection may do better.
+func deliverOn(ctx context.Context, conn *ipc.Conn, f *os.File, req *Request) (results []Result, fresh bool, err error) {
+	deadline := func(d time.Duration) {
+		t := time.Now().Add(d)
+		if cd, ok := ctx.Deadline(); ok && cd.Before(t) {
+			t = cd
+		}
+		conn.SetDeadline(t)
+	}
+	deadline(ackTimeout)
+	if err := conn.SendRequest(OpDeliver, req, f); err != nil {
+		return nil, true, err
+	}
+	if _, err := conn.ReadResponse(nil); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, false, fmt.Errorf("the delivery agent did not take the message within %s", ackTimeout)
+		}
+		return nil, true, err
+	}
+	deadline(deliverTimeout)
 	var resp Response
-	if _, err := c.c.Call(ctx, OpDeliver, req, &resp, f); err != nil {
-		return nil, err
+	if _, err := conn.ReadResponse(&resp); err != nil {
+		return nil, false, err
 	}
 	if len(resp.Results) != len(req.Recipients) {
-		return nil, fmt.Errorf("delivery agent answered %d results for %d recipients", len(resp.Results), len(req.Recipients))
+		return nil, false, fmt.Errorf("delivery agent answered %d results for %d recipients", len(resp.Results), len(req.Recipients))
 	}
-	return resp.Results, nil
+	return resp.Results, false, nil
+}
+
+// DeliverFunc is an agent's work on a checked request: one result per recipient, in
+// order. f is the queue file; the caller closes it.
+type DeliverFunc func(ctx context.Context, req *Request, f *os.File) []Result
+
+// Handle serves OpDeliver on s with deliver: each request is decoded and checked
+// (DecodeRequest), acknowledged, delivered, and answered with the results.
+func Handle(s *ipc.Server, deliver DeliverFunc) {
+	s.HandleStream(OpDeliver, func(ctx context.Context, _ ipc.Cred, c *ipc.Conn, body json.RawMessage, files []*os.File) error {
+		defer ipc.CloseFiles(files)
+		req, f, err := DecodeRequest(body, files)
+		if err != nil {
+			return c.Reply(nil, err)
+		}
+		if err := c.Reply(nil, nil); err != nil { // the acknowledgement
+			return err
+		}
+		return c.Reply(Response{Results: deliver(ctx, req, f)}, nil)
+	})
 }
 
 // CreateMailbox asks the agent to create a Maildir.

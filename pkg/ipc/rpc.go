@@ -201,7 +201,8 @@ func (cl *Client) Call(ctx context.Context, op string, req, resp any, files ...*
 type HandlerFunc func(ctx context.Context, peer Cred, body json.RawMessage, files []*os.File) (any, error)
 
 // StreamHandlerFunc serves a request that needs the connection itself, for streaming.
-// It must send exactly one response with c.Reply.
+// It sends its responses with c.Reply: one, unless its protocol says otherwise (the
+// delivery agents acknowledge a request before they answer it, pkg/delivery).
 type StreamHandlerFunc func(ctx context.Context, peer Cred, c *Conn, body json.RawMessage, files []*os.File) error
 
 // Server serves requests on Unix sockets. Each connection is served by its own goroutine,
