@@ -18,6 +18,7 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
+	"postern/pkg/logtest"
 	"postern/pkg/userdb"
 )
 
@@ -30,7 +31,7 @@ type env struct {
 	clock   *clock
 	mu      sync.Mutex
 	created []string // Maildirs the fake local was asked to create
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 }
 
 type clock struct {
@@ -48,23 +49,6 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func listen(t *testing.T, path string) *net.UnixListener {
@@ -88,7 +72,7 @@ func start(t *testing.T, withLocal bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{dir: dir, clock: &clock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	e := &env{dir: dir, clock: &clock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)}, logs: &logtest.Buffer{}}
 	th := NewThrottle()
 	th.Now = e.clock.Now
 	e.a = &Authd{

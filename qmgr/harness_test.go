@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
+	"postern/pkg/logtest"
 	"postern/pkg/maildir"
 	"postern/pkg/queue"
 )
@@ -50,30 +50,13 @@ type harness struct {
 	stop   func()
 	ctl    *ipc.Client
 	priv   *ipc.Client
-	logBuf *syncBuffer
+	logBuf *logtest.Buffer
 }
 
 // captured is a message submitted to the fake cleanup.
 type captured struct {
 	env  enqueue.Envelope
 	body []byte
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newHarness(t *testing.T) *harness {
@@ -90,7 +73,7 @@ func newHarness(t *testing.T) *harness {
 		mail:     filepath.Join(dir, "mail"),
 		accounts: map[string]int64{"bob@example.test": 0, "carol@example.test": 0},
 		dsns:     make(chan captured, 10),
-		logBuf:   &syncBuffer{},
+		logBuf:   &logtest.Buffer{},
 		cfg: config.Queue{
 			MinBackoff:       config.Duration(time.Hour),
 			MaxBackoff:       config.Duration(4 * time.Hour),

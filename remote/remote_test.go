@@ -28,35 +28,18 @@ import (
 
 	"postern/pkg/config"
 	"postern/pkg/delivery"
+	"postern/pkg/logtest"
 	"postern/pkg/mtasts"
 	"postern/pkg/resolver"
 	"postern/pkg/resolver/resolvertest"
 	"postern/pkg/smtp"
 )
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t     *testing.T
 	dns   *resolvertest.Server
 	agent *Agent
-	log   *syncBuffer
+	log   *logtest.Buffer
 }
 
 // newEnv starts a fake DNS server and an agent that asks it and sends to port.
@@ -81,7 +64,7 @@ func newEnv(t *testing.T, port int, tune func(*config.Config)) *env {
 	if tune != nil {
 		tune(cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	a := NewAgent(cfg, res, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	ctx, cancel := context.WithCancel(context.Background())
 	go a.pool.expire(ctx)

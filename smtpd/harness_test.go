@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -29,6 +28,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
+	"postern/pkg/logtest"
 )
 
 // fakeMsg is a message the fake cleanup queued.
@@ -125,24 +125,6 @@ func fakeResolve(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.Fi
 	return auth.ResolveResult{Local: true}, nil
 }
 
-// logBuffer collects the server's log.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testEnv is a running smtpd with fake cleanup and authd.
 type testEnv struct {
 	t       testing.TB
@@ -151,7 +133,7 @@ type testEnv struct {
 	cleanup *fakeCleanup
 	addrs   map[string]string
 	roots   *x509.CertPool
-	log     *logBuffer
+	log     *logtest.Buffer
 	cancel  context.CancelFunc
 	done    chan error
 }
@@ -182,7 +164,7 @@ func startEnvWith(t testing.TB, configure func(*config.Config), opts envOptions)
 	cfg.SMTPD.DataTimeout = config.Duration(10 * time.Second)
 	cfg.SMTPD.ShutdownGrace = config.Duration(5 * time.Second)
 	cfg.SMTPD.MaxMessageSize = 1 << 20
-	e := &testEnv{t: t, cfg: cfg, cleanup: &fakeCleanup{}, addrs: map[string]string{}, log: &logBuffer{}}
+	e := &testEnv{t: t, cfg: cfg, cleanup: &fakeCleanup{}, addrs: map[string]string{}, log: &logtest.Buffer{}}
 	cfg.TLS.Cert, cfg.TLS.Key, e.roots = writeCert(t, dir)
 	if configure != nil {
 		configure(cfg)
@@ -304,23 +286,11 @@ func (e *testEnv) waitMessages(n int) []fakeMsg {
 	}
 }
 
-// waitLog waits until the server log contains every one of subs and returns
-// the log. The server writes some lines (disconnect, reject) after the reply
-// the client has already read, so a test must not look only once.
+// waitLog waits until the server log contains every one of subs and returns the log.
+// The server writes some lines (disconnect, reject) after the reply the client has
+// already read, so a test must not look only once.
 func (e *testEnv) waitLog(subs ...string) (string, bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		log := e.log.String()
-		found := true
-		for _, s := range subs {
-			found = found && strings.Contains(log, s)
-		}
-		if found || time.Now().After(deadline) {
-			return log, found
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return e.log.WaitFor(5*time.Second, subs...)
 }
 
 // client is a raw SMTP client.
