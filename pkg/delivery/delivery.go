@@ -182,15 +182,19 @@ type DeliverFunc func(ctx context.Context, req *Request, f *os.File) []Result
 // (DecodeRequest), acknowledged, delivered, and answered with the results.
 func Handle(s *ipc.Server, deliver DeliverFunc) {
 	s.HandleStream(OpDeliver, func(ctx context.Context, _ ipc.Cred, c *ipc.Conn, body json.RawMessage, files []*os.File) error {
-		defer ipc.CloseFiles(files)
 		req, f, err := DecodeRequest(body, files)
 		if err != nil {
+			ipc.CloseFiles(files)
 			return c.Reply(nil, err)
 		}
 		if err := c.Reply(nil, nil); err != nil { // the acknowledgement
+			ipc.CloseFiles(files)
 			return err
 		}
-		return c.Reply(Response{Results: deliver(ctx, req, f)}, nil)
+		results := deliver(ctx, req, f)
+		// Closed before the answer: once qmgr has it, the agent holds no queue file.
+		ipc.CloseFiles(files)
+		return c.Reply(Response{Results: results}, nil)
 	})
 }
 
