@@ -196,10 +196,16 @@ func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.R
 		if orcpt == "" {
 			orcpt = r.Addr
 		}
-		res, err := c.Auth.Resolve(ctx, r.Addr)
-		if err != nil {
-			c.Log.Warn("cannot resolve recipient", "to", "<"+r.Addr+">", "err", err)
-			return nil, ipc.Errorf("temporary", "recipient lookup failed")
+		var res auth.ResolveResult
+		if r.Resolution != nil {
+			// smtpd asked authd at RCPT; only smtpd and qmgr may talk to cleanup.
+			res = *r.Resolution
+		} else {
+			var err error
+			if res, err = c.Auth.Resolve(ctx, r.Addr); err != nil {
+				c.Log.Warn("cannot resolve recipient", "to", "<"+r.Addr+">", "err", err)
+				return nil, ipc.Errorf("temporary", "recipient lookup failed")
+			}
 		}
 		if !res.Local || !res.Found || len(res.Targets) == 0 {
 			// Foreign (relayed) or unknown: qmgr routes it or bounces it.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"postern/pkg/auth"
@@ -45,6 +46,7 @@ func startWith(t *testing.T, configure func(c *Cleanup, dir string)) (*enqueue.C
 	authd.Handle(auth.OpResolve, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
 		var req auth.ResolveRequest
 		json.Unmarshal(body, &req)
+		resolves.Add(1)
 		addr := strings.ToLower(req.Address)
 		if !strings.HasSuffix(addr, "@example.test") {
 			return auth.ResolveResult{}, nil
@@ -136,6 +138,36 @@ func TestQueueFileAndExpansion(t *testing.T) {
 	}
 	if strings.Contains(string(b), "Message-ID") {
 		t.Fatal("Message-ID added to relayed mail")
+	}
+}
+
+// resolves counts the questions the fake authd was asked.
+var resolves atomic.Int64
+
+// A recipient smtpd resolved at RCPT is expanded with that answer: authd is not asked
+// again, and the targets are those smtpd was given.
+func TestResolutionFromSMTPD(t *testing.T) {
+	cl, spool, wakes := start(t)
+	before := resolves.Load()
+	res, err := send(t, cl, &enqueue.Envelope{
+		From: "x@other.test", ClientAddr: "127.0.0.1", Helo: "client.test", Protocol: "ESMTP",
+		Recipients: []enqueue.Recipient{{Addr: "team@example.test",
+			Resolution: &auth.ResolveResult{Local: true, Found: true, Targets: []string{"b@example.test"}}}},
+	}, "Subject: hi\r\n\r\nbody\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-wakes
+	if n := resolves.Load() - before; n != 0 {
+		t.Errorf("authd asked %d times for a recipient smtpd had resolved", n)
+	}
+	qf, err := queue.Open(spool.Path(queue.Incoming, res.QueueID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qf.Close()
+	if rs := qf.Envelope.Recipients; len(rs) != 1 || rs[0].Addr != "b@example.test" || rs[0].ORcpt != "team@example.test" {
+		t.Errorf("recipients %+v, want b@example.test for team@example.test", rs)
 	}
 }
 

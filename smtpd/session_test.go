@@ -60,6 +60,12 @@ func TestNetSMTPTransaction(t *testing.T) {
 		env.Recipients[0].Addr != "demo@example.test" || env.Recipients[1].Addr != "User@example.test" {
 		t.Errorf("envelope from %q to %+v", env.From, env.Recipients)
 	}
+	// authd's answer at RCPT travels along, so that cleanup need not ask again.
+	for i, want := range []string{"demo@example.test", "user@example.test"} {
+		if r := env.Recipients[i].Resolution; r == nil || !r.Local || !r.Found || len(r.Targets) != 1 || r.Targets[0] != want {
+			t.Errorf("recipient %d resolution %+v, want %s", i, r, want)
+		}
+	}
 	// net/smtp sends BODY=8BITMIME and SMTPUTF8 when offered (RFC 6531 §3.7.4).
 	if env.ClientAddr != "127.0.0.1" || env.Helo != "client.test" || env.Protocol != "UTF8SMTP" ||
 		env.BodyType != "8BITMIME" || !env.SMTPUTF8 || env.TLS != "" || env.Submission {

@@ -190,10 +190,12 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(rTooManyRcpts, "to", "<"+rcpt.Addr+">")
 		return
 	}
-	if r, refused := s.recipientPolicy(rcpt.Addr); refused {
+	res, r, refused := s.recipientPolicy(rcpt.Addr)
+	if refused {
 		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">")
 		return
 	}
+	rcpt.Resolution = res // cleanup need not ask authd again
 	if s.authUser != "" && !s.srv.limits.take(s.authUser, true) {
 		s.reply(rRateRecipients, "user", s.authUser, "to", "<"+rcpt.Addr+">")
 		return
@@ -214,8 +216,9 @@ func (s *session) relayPolicy() (reply, bool) {
 // recipientPolicy asks authd about a recipient: an address of ours that leads somewhere
 // is accepted, one of ours that does not is unknown, and any other is refused, for
 // Postern is no open relay — but for authenticated users, whose mail to other domains
-// is relayed (RFC 6409 §3.3, RFC 4954 §6).
-func (s *session) recipientPolicy(addr string) (reply, bool) {
+// is relayed (RFC 6409 §3.3, RFC 4954 §6). It returns authd's answer for an accepted
+// recipient.
+func (s *session) recipientPolicy(addr string) (*auth.ResolveResult, reply, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.timeout)
 	defer cancel()
 	res, err := s.srv.auth.Resolve(ctx, addr)
@@ -226,17 +229,17 @@ func (s *session) recipientPolicy(addr string) (reply, bool) {
 	switch {
 	case err != nil:
 		s.log.Warn("recipient lookup failed", "to", "<"+addr+">", "err", err)
-		return rLookupFail, true
+		return nil, rLookupFail, true
 	case !res.Local && s.authUser != "":
-		return reply{}, false
+		return &res, reply{}, false
 	case !res.Local:
 		// RFC 5321 §3.6.2 relaying is refused: 554, RFC 3463 X.7.1.
-		return newReply(554, "5.7.1", "<%s>: Relay access denied", addr), true
+		return nil, newReply(554, "5.7.1", "<%s>: Relay access denied", addr), true
 	case !res.Found:
 		// RFC 3463 X.1.1: bad destination mailbox address.
-		return newReply(550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr), true
+		return nil, newReply(550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr), true
 	}
-	return reply{}, false
+	return &res, reply{}, false
 }
 
 // parseError picks the reply to a MAIL or RCPT argument that pkg/smtp refused.

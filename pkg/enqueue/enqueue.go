@@ -16,6 +16,7 @@ import (
 	"io"
 	"time"
 
+	"postern/pkg/auth"
 	"postern/pkg/ipc"
 )
 
@@ -68,6 +69,10 @@ type Recipient struct {
 	Notify string `json:"notify,omitempty"`
 	// ORcpt is RFC 3461's ORCPT parameter, if the client gave one.
 	ORcpt string `json:"orcpt,omitempty"`
+	// Resolution is what authd answered smtpd about Addr at RCPT, if smtpd asked:
+	// cleanup expands the recipient with it instead of asking authd again, and the
+	// message goes where the recipient was accepted for. Nil makes cleanup ask.
+	Resolution *auth.ResolveResult `json:"resolution,omitempty"`
 }
 
 // End closes the data stream of an enqueue exchange.
