@@ -56,6 +56,8 @@ type Conn struct {
 	files []*os.File // descriptors received and not yet claimed by a frame
 
 	wbuf []byte
+	// broken says that a write failed: the connection must not go back to a pool.
+	broken bool
 }
 
 // NewConn wraps an established Unix stream connection.

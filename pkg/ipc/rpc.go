@@ -50,6 +50,13 @@ func IsCode(err error, code string) bool {
 // Call sends a request and reads its response on c. req and resp may be nil.
 func (c *Conn) Call(op string, req, resp any, files ...*os.File) ([]*os.File, error) {
 	if err := c.SendRequest(op, req, files...); err != nil {
+		// A server that refuses the peer answers and hangs up without reading, so the
+		// write may fail (EPIPE) with the answer waiting to be read: it says more.
+		c.broken = true
+		var e *Error
+		if _, rerr := c.ReadResponse(nil); errors.As(rerr, &e) {
+			return nil, rerr
+		}
 		return nil, err
 	}
 	return c.ReadResponse(resp)
@@ -140,6 +147,10 @@ func (cl *Client) Get() (*Conn, error) {
 
 // Put returns a healthy connection to the pool.
 func (cl *Client) Put(c *Conn) {
+	if c.broken {
+		c.Close()
+		return
+	}
 	c.SetDeadline(time.Time{})
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
