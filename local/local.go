@@ -30,6 +30,10 @@ type Agent struct {
 	// every symbolic link of the path costs more than writing a small message, and the
 	// tree under the mail root belongs to local's own user.
 	checked sync.Map // string → time.Time
+	// present remembers, by folder, when its tmp/ was last seen, so that a delivery
+	// does not stat it every time; a folder removed meanwhile shows as ENOENT when
+	// the message is written, and is then created (deliverInto).
+	present sync.Map // string → time.Time
 }
 
 // recheckAfter is how long a Maildir path found safe stays trusted.
@@ -68,14 +72,13 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 	if req.Spam {
 		folder, _ = maildir.FolderPath(root, "Junk")
 	}
-	if _, err := os.Stat(filepath.Join(folder, "tmp")); errors.Is(err, fs.ErrNotExist) {
-		// A new account whose Maildir authd has not had created, or a Junk folder
-		// someone removed: Create completes what is missing and keeps what is there.
-		if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
-			log.Error("cannot create the mailbox", "maildir", root, "err", err)
-			return writeFailure(err)
+	if !a.seenRecently(folder) {
+		if _, err := os.Stat(filepath.Join(folder, "tmp")); errors.Is(err, fs.ErrNotExist) {
+			if err := a.createMailbox(root, log); err != nil {
+				return writeFailure(err)
+			}
 		}
-		log.Info("created mailbox", "maildir", root)
+		a.present.Store(folder, time.Now())
 	}
 
 	prefix := []byte("Return-Path: <" + headerSafe(req.From) + ">\r\nDelivered-To: " + headerSafe(r.Addr) + "\r\n")
@@ -98,8 +101,17 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 
 	// pread(2) through a SectionReader: the message is never read whole into memory,
 	// and the descriptor's offset, shared with qmgr, is never moved.
-	msg := delivery.Body(f, req.Offset, req.Size)
-	path, n, err := maildir.DeliverWithPrefix(folder, prefix, msg)
+	path, n, err := maildir.DeliverWithPrefix(folder, prefix, delivery.Body(f, req.Offset, req.Size))
+	if errors.Is(err, fs.ErrNotExist) {
+		// The folder went away since it was last seen (tmp/ or new/ is missing; a
+		// message file written to tmp/ was removed): create what is missing and write
+		// the message again, once.
+		a.present.Delete(folder)
+		if cerr := a.createMailbox(root, log); cerr != nil {
+			return writeFailure(cerr)
+		}
+		path, n, err = maildir.DeliverWithPrefix(folder, prefix, delivery.Body(f, req.Offset, req.Size))
+	}
 	if err != nil {
 		log.Error("delivery failed", "maildir", folder, "err", err)
 		return writeFailure(err)
@@ -111,6 +123,23 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 	}
 	log.Debug("delivered", "file", path, "size", n)
 	return result(delivery.Sent, "2.0.0", "delivered to maildir")
+}
+
+// seenRecently reports whether folder's tmp/ was seen within recheckAfter.
+func (a *Agent) seenRecently(folder string) bool {
+	t, ok := a.present.Load(folder)
+	return ok && time.Since(t.(time.Time)) < recheckAfter
+}
+
+// createMailbox completes a Maildir: a new account whose Maildir authd has not had
+// created, or a Junk folder someone removed. Create keeps what is there.
+func (a *Agent) createMailbox(root string, log *slog.Logger) error {
+	if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
+		log.Error("cannot create the mailbox", "maildir", root, "err", err)
+		return err
+	}
+	log.Info("created mailbox", "maildir", root)
+	return nil
 }
 
 func (a *Agent) serveCreateMailbox(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {

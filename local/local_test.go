@@ -267,3 +267,27 @@ func TestTemporaryFailure(t *testing.T) {
 		t.Errorf("the reason shows the path: %q", res[0].Reason)
 	}
 }
+
+// A folder local saw a moment ago and that was removed since (a user deleted Junk over
+// IMAP) is created again when the message is written, not found missing and deferred.
+func TestFolderRemovedSinceLastSeen(t *testing.T) {
+	e := start(t)
+	qf := e.queueFile(t, body)
+	bob := filepath.Join(e.root, "example.test", "bob")
+	rcpt := delivery.Recipient{Addr: "bob@example.test", Maildir: bob}
+	if res := e.deliver(t, qf, true, rcpt); res[0].Status != delivery.Sent {
+		t.Fatalf("first: %+v", res[0])
+	}
+	if err := os.RemoveAll(filepath.Join(bob, ".Junk")); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.deliver(t, qf, true, rcpt); res[0].Status != delivery.Sent {
+		t.Fatalf("after Junk was removed: %+v", res[0])
+	}
+	if got := files(t, filepath.Join(bob, ".Junk", "new")); len(got) != 1 {
+		t.Errorf("Junk holds %d messages, want 1", len(got))
+	}
+	if got := files(t, filepath.Join(bob, ".Junk", "tmp")); len(got) != 0 {
+		t.Errorf("%d files left in Junk's tmp/", len(got))
+	}
+}

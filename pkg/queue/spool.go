@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Queue directories, in the order a message passes through them.
@@ -45,10 +47,12 @@ func (s Spool) Move(id, from, to string) error {
 	return SyncDir(s.Dir(to))
 }
 
-// rename moves the message between queue directories, nothing more.
+// rename moves the message between queue directories, nothing more: rename(2) itself,
+// without the lstat(2) of the target os.Rename makes first.
 func (s Spool) rename(id, from, to string) error {
-	if err := os.Rename(s.Path(from, id), s.Path(to, id)); err != nil {
-		return fmt.Errorf("moving %s from %s to %s: %w", id, from, to, err)
+	old, dst := s.Path(from, id), s.Path(to, id)
+	if err := unix.Rename(old, dst); err != nil {
+		return fmt.Errorf("moving %s from %s to %s: %w", id, from, to, &os.LinkError{Op: "rename", Old: old, New: dst, Err: err})
 	}
 	return nil
 }
