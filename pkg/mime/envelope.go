@@ -16,7 +16,8 @@ type Envelope struct {
 }
 
 // Envelope returns the envelope of p, which must be a message: the root Part of a
-// Message or the Message of a message/rfc822 part. The first of repeated fields counts.
+// Message or the Message of a message/rfc822 part. Of repeated fields the first counts,
+// except address fields, whose lists add up.
 func (p *Part) Envelope() *Envelope {
 	h := &p.Header
 	str := func(name string) *string {
@@ -30,9 +31,9 @@ func (p *Part) Envelope() *Envelope {
 		// A repeated address field adds to the list, as in Dovecot (RFC 5322 §3.6
 		// allows one, mail in the wild has several).
 		var l []Address
-		for _, f := range h.fields {
-			if equalFoldString(h.data[f.name:f.nameEnd], name) && f.end > f.val {
-				l = append(l, ParseAddressList(string(h.data[f.val:f.end]))...)
+		for _, v := range h.Values(name) {
+			if v != "" {
+				l = append(l, ParseAddressList(v)...)
 			}
 		}
 		return l
