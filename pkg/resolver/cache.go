@@ -29,8 +29,8 @@ type cacheKey struct {
 }
 
 type cacheEntry struct {
-	answer  *Answer // nil for a negative answer
-	err     error   // the NXDOMAIN error of a negative answer; nil for NODATA
+	answer  *Answer // nil for NXDOMAIN; NODATA keeps its Answer without records, AD bit and all
+	err     error   // the NXDOMAIN error; nil otherwise
 	expires time.Time
 }
 
@@ -63,10 +63,7 @@ func (c *cache) get(k cacheKey) (*Answer, error, bool) {
 		return nil, nil, false
 	}
 	if e.answer == nil {
-		if e.err != nil {
-			return nil, e.err, true
-		}
-		return &Answer{}, nil, true
+		return nil, e.err, true
 	}
 	a := *e.answer
 	a.Records = append([]dns.RR(nil), e.answer.Records...)
@@ -92,7 +89,6 @@ func (c *cache) put(k cacheKey, resp *dns.Msg, a *Answer, nxdomain error) {
 				ttl = min(time.Duration(minTTL(soa.Hdr.Ttl, soa.Minttl))*time.Second, maxNegativeTTL)
 			}
 		}
-		a = nil
 	}
 	if ttl <= 0 {
 		return

@@ -108,16 +108,28 @@ func TestCacheNegativeAnswers(t *testing.T) {
 	if n := srv.Queries(); n != 2 {
 		t.Errorf("negative answers asked %d times, want 2 (kept for the SOA's MINIMUM)", n)
 	}
+	// A validated NODATA stays validated when it comes from the cache: DANE needs it of
+	// the AAAA answer of an IPv4-only MX host (RFC 7672 §2.2.2).
+	srv.SetAuthenticated(true)
+	for i := range 2 {
+		if a, err := r.Query(ctx, "b.test", dns.TypeAAAA); err != nil || len(a.Records) != 0 || !a.Authenticated || a.Canonical != "b.test" {
+			t.Errorf("validated NODATA, asked %d times: %+v %v", i+1, a, err)
+		}
+	}
+	if n := srv.Queries(); n != 3 {
+		t.Errorf("validated NODATA: %d queries, want 3", n)
+	}
+	srv.SetAuthenticated(false)
 	// RFC 2308 §5: kept for the lesser of the SOA's TTL and MINIMUM, here 120 s.
 	*now = now.Add(121 * time.Second)
 	r.Query(ctx, "nowhere.b.test", dns.TypeA)
-	if n := srv.Queries(); n != 3 {
-		t.Errorf("NXDOMAIN past the SOA's MINIMUM: %d queries, want 3", n)
+	if n := srv.Queries(); n != 4 {
+		t.Errorf("NXDOMAIN past the SOA's MINIMUM: %d queries, want 4", n)
 	}
 	r.Query(ctx, "c.test", dns.TypeMX)
 	r.Query(ctx, "c.test", dns.TypeMX)
-	if n := srv.Queries(); n != 5 {
-		t.Errorf("NODATA without an SOA: %d queries, want 5 (not kept)", n)
+	if n := srv.Queries(); n != 6 {
+		t.Errorf("NODATA without an SOA: %d queries, want 6 (not kept)", n)
 	}
 }
 
