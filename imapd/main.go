@@ -13,9 +13,7 @@ package main
 
 import (
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"postern/pkg/daemon"
 )
@@ -31,24 +29,5 @@ func main() {
 		// letting the heap double, which keeps thousands of IDLE sessions small.
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	// SIGHUP re-reads the TLS certificates (master passes it on when a reload leaves
-	// imapd's settings alone); caught first, for by default it ends the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	ctx, stop := d.Context()
-	defer stop()
-	srv, err := New(d.Config, d.Log)
-	if err != nil {
-		d.Log.Error("cannot start", "err", err)
-		os.Exit(1)
-	}
-	go func() {
-		for range hup {
-			srv.ReloadCertificates()
-		}
-	}()
-	if err := srv.Run(ctx, d.Listeners); err != nil {
-		d.Log.Error("serving", "err", err)
-		os.Exit(1)
-	}
+	d.Serve(func() (daemon.Server, error) { return New(d.Config, d.Log) })
 }

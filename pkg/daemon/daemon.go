@@ -138,6 +138,39 @@ func (d *Daemon) Context() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }
 
+// Server is a network daemon's server (smtpd, imapd): it reads its TLS certificates
+// again when asked, and serves the listeners master handed over until ctx is done.
+type Server interface {
+	ReloadCertificates()
+	Run(ctx context.Context, listeners map[string]net.Listener) error
+}
+
+// Serve runs the server newServer makes on d.Listeners until SIGTERM or SIGINT, and
+// reloads its certificates on every SIGHUP (master passes one on when a reload leaves
+// the daemon's settings alone). SIGHUP is caught before newServer runs, for its default
+// action is to end the process. A server that cannot start or fails to serve ends the
+// process with status 1, having said why in the log.
+func (d *Daemon) Serve(newServer func() (Server, error)) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, stop := d.Context()
+	defer stop()
+	srv, err := newServer()
+	if err != nil {
+		d.Log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	go func() {
+		for range hup {
+			srv.ReloadCertificates()
+		}
+	}()
+	if err := srv.Run(ctx, d.Listeners); err != nil {
+		d.Log.Error("serving", "err", err)
+		os.Exit(1)
+	}
+}
+
 // Unix returns the inherited Unix listener with the given name, or exits.
 func (d *Daemon) Unix(name string) *net.UnixListener {
 	l, ok := d.Listeners[name].(*net.UnixListener)
