@@ -581,28 +581,16 @@ func memory() (rss, pss int64, procs int) {
 		pids = descendants(*pid)
 	}
 	for _, p := range pids {
-		rss += statusKB(p, "VmRSS:")
-		pss += smapsKB(p, "Pss:")
+		rss += procKB(p, "status", "VmRSS:")
+		pss += procKB(p, "smaps_rollup", "Pss:")
 	}
 	return rss, pss, len(pids)
 }
 
-func statusKB(pid int, key string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, key); ok {
-			n, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func smapsKB(pid int, key string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+// procKB returns the figure in KiB on the line of /proc/PID/file that starts with key
+// ("VmRSS:" of status, "Pss:" of smaps_rollup), or 0 when there is none.
+func procKB(pid int, file, key string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
 	if err != nil {
 		return 0
 	}
