@@ -104,6 +104,13 @@ func TestParseFields(t *testing.T) {
 	if v, _ := m.Root.Header.Get("Subject"); v != "=?ISO-8859-1?B?SWYgeW91IGNhbiByZWFkIHRoaXMgeW8=?= =?ISO-8859-2?B?dSB1bmRlcnN0YW5kIHRoZSBleGFtcGxlLg==?=" {
 		t.Errorf("unfolded subject %q", v)
 	}
+
+	// Of repeated Content-* fields the first counts.
+	m = parseBytes(t, []byte("Content-Type: text/html\r\nContent-ID: <a>\r\nContent-Type: image/png\r\n"+
+		"content-transfer-encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\nContent-ID: <b>\r\n\r\nx\r\n"))
+	if p := m.Root; p.Type != "text" || p.Subtype != "html" || p.Encoding != "base64" || p.ID != "<a>" {
+		t.Errorf("repeated Content-* fields: %s/%s %q %q", p.Type, p.Subtype, p.Encoding, p.ID)
+	}
 }
 
 func TestParams(t *testing.T) {

@@ -522,57 +522,40 @@ func setContent(pt *Part, digest bool) {
 	if digest {
 		pt.Type, pt.Subtype = "message", "rfc822"
 	}
+	// first reports whether field k (a case below) is seen for the first time.
 	var seen [8]bool
+	first := func(k int) bool {
+		ok := !seen[k]
+		seen[k] = true
+		return ok
+	}
 	for _, f := range h.fields {
 		name := h.data[f.name:f.nameEnd]
 		if len(name) < 10 || !equalFoldString(name[:8], "content-") {
 			continue
 		}
 		v := h.data[f.val:f.end]
-		k := -1
 		switch rest := name[8:]; {
-		case equalFoldString(rest, "type"):
-			k = 0
-		case equalFoldString(rest, "transfer-encoding"):
-			k = 1
-		case equalFoldString(rest, "id"):
-			k = 2
-		case equalFoldString(rest, "description"):
-			k = 3
-		case equalFoldString(rest, "md5"):
-			k = 4
-		case equalFoldString(rest, "location"):
-			k = 5
-		case equalFoldString(rest, "disposition"):
-			k = 6
-		case equalFoldString(rest, "language"):
-			k = 7
-		}
-		if k < 0 || seen[k] {
-			continue
-		}
-		seen[k] = true
-		switch k {
-		case 0:
+		case equalFoldString(rest, "type") && first(0):
 			if t, s, ps, ok := parseContentType(v); ok {
 				pt.Type, pt.Subtype, pt.Params = t, s, ps
 			} else {
 				// RFC 2045 §5.2: an invalid Content-Type means text/plain; charset=us-ascii.
 				pt.Type, pt.Subtype = "text", "plain"
 			}
-		case 1:
+		case equalFoldString(rest, "transfer-encoding") && first(1):
 			pt.Encoding = strings.TrimSpace(stripComments(string(v)))
-		case 2:
+		case equalFoldString(rest, "id") && first(2):
 			pt.ID = string(v)
-		case 3:
+		case equalFoldString(rest, "description") && first(3):
 			pt.Description = string(v)
-		case 4:
+		case equalFoldString(rest, "md5") && first(4):
 			pt.MD5 = string(v)
-		case 5:
+		case equalFoldString(rest, "location") && first(5):
 			pt.Location = string(v)
-		case 6:
+		case equalFoldString(rest, "disposition") && first(6):
 			pt.Disposition, pt.DispositionParams = parseDisposition(v)
-		case 7:
+		case equalFoldString(rest, "language") && first(7):
 			for _, l := range strings.Split(stripComments(string(v)), ",") {
 				if l = strings.TrimSpace(l); l != "" {
 					pt.Language = append(pt.Language, l)
