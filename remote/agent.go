@@ -262,9 +262,6 @@ func (a *Agent) logSession(log *slog.Logger, s *session) {
 		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified, "dane", true)
 	case strings.HasPrefix(s.tls, "TLS") && s.sts != "":
 		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified, "mta_sts", s.sts)
-		if !s.verified {
-			log.Warn("MTA-STS policy in testing mode would refuse this server", "relay", s.relay)
-		}
 	case strings.HasPrefix(s.tls, "TLS"):
 		log.Info("connected", "relay", s.relay, "tls", s.tls, "verified", s.verified)
 	case s.tls != "":
@@ -272,7 +269,8 @@ func (a *Agent) logSession(log *slog.Logger, s *session) {
 	default:
 		log.Info("connected", "relay", s.relay, "tls", "none")
 	}
-	if s.sts == mtasts.Testing && !strings.HasPrefix(s.tls, "TLS") {
+	if s.sts == mtasts.Testing && !s.verified {
+		// Without TLS, or with a certificate that does not verify (enforce refuses both).
 		log.Warn("MTA-STS policy in testing mode would refuse this server", "relay", s.relay)
 	}
 }

@@ -171,7 +171,7 @@ func (d *dialer) open(ctx context.Context, conn net.Conn, t target, useTLS bool)
 	s := &session{
 		conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn),
 		host: host, addr: addr, relay: relayName(host, addr), timeouts: d.timeouts,
-		policy: t.policyKey(),
+		policy: t.policyKey(), dane: t.dane != nil, sts: t.sts,
 	}
 	fail := func(err error) (*session, error) {
 		s.close()
@@ -289,8 +289,6 @@ func (s *session) startTLS(ctx context.Context, d *dialer, t target) error {
 	s.r = bufio.NewReader(tc)
 	s.w = bufio.NewWriter(tc)
 	s.verified = verifyErr == nil && (dane == nil || !dane.encryptOnly())
-	s.dane = dane != nil
-	s.sts = t.sts
 	s.tls = tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite)
 	if dane != nil && dane.encryptOnly() {
 		s.tls += " (DANE: TLS required, no usable TLSA record to authenticate with)"

@@ -853,6 +853,14 @@ func TestMTASTS(t *testing.T) {
 	if !strings.Contains(e.log.String(), "testing mode would refuse") {
 		t.Errorf("testing mode did not log the failure:\n%s", e.log.String())
 	}
+	// ... and so is a server without STARTTLS: delivered in plain text, and logged.
+	srv.set(func(c *fakeConfig) { c.ext = []string{"PIPELINING"} })
+	if r := send(); r.Status != delivery.Sent || sent() != before+2 {
+		t.Fatalf("testing mode, no STARTTLS: %+v", r)
+	}
+	if n := strings.Count(e.log.String(), "testing mode would refuse"); n != 2 {
+		t.Errorf("testing mode without TLS: %d warnings, want 2:\n%s", n, e.log.String())
+	}
 }
 
 type atomicString struct {
