@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/config"
+	"postern/pkg/daemon"
 	"postern/pkg/maildir"
 	"postern/pkg/tlsconf"
 )
@@ -115,47 +115,26 @@ func (s *Server) ReloadCertificates() {
 // Run serves the "imap" and "imaps" listeners until ctx is done, then ends every
 // session with BYE (RFC 3501 §7.1.5) and returns.
 func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) error {
-	names := make([]string, 0, len(listeners))
-	for n := range listeners {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var serving []net.Listener
-	var accepting sync.WaitGroup
-	for _, name := range names {
-		l := listeners[name]
-		implicit := false
+	stop, err := daemon.Accept(s.log, listeners, func(name string) func(net.Listener) {
 		switch name {
 		case listenIMAP:
+			return func(l net.Listener) { s.acceptLoop(l, name, false) }
 		case listenIMAPS:
-			implicit = true
 			if s.tls == nil {
 				s.log.Error("not serving implicit TLS without a certificate", "listener", name)
-				l.Close()
-				continue
+				return nil
 			}
-		default:
-			s.log.Warn("closing unknown listener", "listener", name)
-			l.Close()
-			continue
+			return func(l net.Listener) { s.acceptLoop(l, name, true) }
 		}
-		serving = append(serving, l)
-		accepting.Add(1)
-		go func() {
-			defer accepting.Done()
-			s.acceptLoop(l, name, implicit)
-		}()
-		s.log.Info("listening", "listener", name, "addr", l.Addr().String())
-	}
-	if len(serving) == 0 {
-		return errors.New("imapd: no listener to serve (want imap or imaps)")
+		s.log.Warn("closing unknown listener", "listener", name)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("imapd: %w (want imap or imaps)", err)
 	}
 	<-ctx.Done()
 	s.stopping.Store(true)
-	for _, l := range serving {
-		l.Close()
-	}
-	accepting.Wait()
+	stop()
 	s.mu.Lock()
 	for sess := range s.sessions {
 		sess.shutdown()

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +15,7 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/config"
+	"postern/pkg/daemon"
 	"postern/pkg/enqueue"
 	"postern/pkg/tlsconf"
 )
@@ -157,43 +158,23 @@ func (s *Server) Close() {
 // sessions 421 and closes them. It returns once every session has ended, or soon after
 // the grace when some do not.
 func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) error {
-	names := make([]string, 0, len(listeners))
-	for name := range listeners {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var serving []net.Listener
-	var accepting sync.WaitGroup
-	for _, name := range names {
-		l := listeners[name]
+	stop, err := daemon.Accept(s.log, listeners, func(name string) func(net.Listener) {
 		p, ok := listenerPolicies[name]
-		if !ok {
+		switch {
+		case !ok:
 			s.log.Warn("closing unknown listener", "listener", name)
-			l.Close()
-			continue
-		}
-		if p.implicitTLS && s.tls == nil {
-			// Clients are better refused than left hanging in the backlog.
+			return nil
+		case p.implicitTLS && s.tls == nil:
 			s.log.Error("not serving implicit TLS without a certificate", "listener", name)
-			l.Close()
-			continue
+			return nil
 		}
-		serving = append(serving, l)
-		accepting.Add(1)
-		go func() {
-			defer accepting.Done()
-			s.acceptLoop(l, p)
-		}()
-		s.log.Info("listening", "listener", name, "addr", l.Addr().String())
-	}
-	if len(serving) == 0 {
-		return errors.New("smtpd: no listener to serve (want smtp, submission or submissions)")
+		return func(l net.Listener) { s.acceptLoop(l, p) }
+	})
+	if err != nil {
+		return fmt.Errorf("smtpd: %w (want smtp, submission or submissions)", err)
 	}
 	<-ctx.Done()
-	for _, l := range serving {
-		l.Close()
-	}
-	accepting.Wait()
+	stop()
 	s.shutdown()
 	s.Close()
 	return nil

@@ -5,9 +5,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -15,8 +17,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -169,6 +173,40 @@ func (d *Daemon) Serve(newServer func() (Server, error)) {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)
 	}
+}
+
+// ErrNoListener is Accept's error when none of the listeners is served.
+var ErrNoListener = errors.New("no listener to serve")
+
+// Accept serves the listeners, in the order of their names: open says how to serve the
+// named one, with a function that accepts on it until it is closed, or returns nil for
+// a listener the daemon does not serve (it says why in the log), which Accept closes:
+// clients are better refused than left hanging in the backlog. Each listener served is
+// logged with its address. stop closes those listeners and waits until every accept
+// function has returned. With no listener served, Accept returns ErrNoListener.
+func Accept(log *slog.Logger, listeners map[string]net.Listener, open func(name string) func(net.Listener)) (stop func(), err error) {
+	var serving []net.Listener
+	var accepting sync.WaitGroup
+	for _, name := range slices.Sorted(maps.Keys(listeners)) {
+		l := listeners[name]
+		serve := open(name)
+		if serve == nil {
+			l.Close()
+			continue
+		}
+		serving = append(serving, l)
+		accepting.Go(func() { serve(l) })
+		log.Info("listening", "listener", name, "addr", l.Addr().String())
+	}
+	if len(serving) == 0 {
+		return nil, ErrNoListener
+	}
+	return func() {
+		for _, l := range serving {
+			l.Close()
+		}
+		accepting.Wait()
+	}, nil
 }
 
 // Unix returns the inherited Unix listener with the given name, or exits.
