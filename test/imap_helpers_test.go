@@ -13,13 +13,11 @@ package test
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/smtp"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -83,7 +81,7 @@ func needPostern(t *testing.T) {
 func imapTargetOf(t *testing.T, in *Instance) *imapTarget {
 	t.Helper()
 	tg := &imapTarget{t: t, in: in, plainAddr: in.IMAPAddr(), tlsAddr: in.IMAPSAddr(),
-		tlsConfig: instanceTLS(t, in), user: "demo@example.test", pass: in.Password}
+		tlsConfig: in.tlsConfig(), user: "demo@example.test", pass: in.Password}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := imapGreets(tg.tlsAddr, tg.tlsConfig)
@@ -98,24 +96,6 @@ func imapTargetOf(t *testing.T, in *Instance) *imapTarget {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// instanceTLS trusts the instance's self-signed certificate, which names localhost.
-func instanceTLS(t *testing.T, in *Instance) *tls.Config {
-	t.Helper()
-	cert := in.Cfg.TLS.Cert
-	if !filepath.IsAbs(cert) {
-		cert = filepath.Join(in.Dir, cert)
-	}
-	pem, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("no certificate in %s", cert)
-	}
-	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
 
 func imapGreets(addr string, tlsConfig *tls.Config) error {

@@ -28,7 +28,7 @@ import (
 // headers cleanup adds, DKIM signatures, and Debian's swaks and msmtp as clients.
 
 // tlsConfig trusts the instance's self-signed certificate, made by init for its
-// hostname.
+// hostname and localhost. (config.Load makes the certificate's path absolute.)
 func (in *Instance) tlsConfig() *tls.Config {
 	in.t.Helper()
 	pem, err := os.ReadFile(in.Cfg.TLS.Cert)
@@ -36,7 +36,9 @@ func (in *Instance) tlsConfig() *tls.Config {
 		in.t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
+	if !pool.AppendCertsFromPEM(pem) {
+		in.t.Fatalf("no certificate in %s", in.Cfg.TLS.Cert)
+	}
 	return &tls.Config{RootCAs: pool, ServerName: in.Cfg.Hostname}
 }
 
