@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"postern/pkg/delivery"
@@ -212,15 +213,15 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int) []del
 	}
 	// The two agents work side by side: the local recipients need not wait for a slow
 	// remote server. Each reads the message with pread(2) (delivery.Body), so sharing
-	// the queue file's descriptor is safe, and each fills its own results.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	// the queue file's descriptor is safe, and each fills its own results. A message
+	// with no remote recipient, most of them, needs no second goroutine.
+	var remoteDone sync.WaitGroup
+	if len(remote) > 0 {
 		// An unreachable remote agent named no server: relay=none, as Postfix logs it.
-		run(q.Remote, "none", remote, remoteRcpts)
-	}()
+		remoteDone.Go(func() { run(q.Remote, "none", remote, remoteRcpts) })
+	}
 	run(q.Local, "local", local, localRcpts)
-	<-done
+	remoteDone.Wait()
 	return results
 }
 

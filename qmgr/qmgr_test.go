@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/mail"
@@ -13,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/control"
+	"postern/pkg/delivery"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
 )
@@ -531,5 +536,42 @@ func TestWantNotice(t *testing.T) {
 	env.From = ""
 	if got := q.wantNotice(env, all, "FAILURE"); len(got) != 0 {
 		t.Errorf("null sender: %v", got)
+	}
+}
+
+// transportFunc is a Transport made of a function.
+type transportFunc func(ctx context.Context, qf *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error)
+
+func (f transportFunc) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error) {
+	return f(ctx, qf, rcpts)
+}
+
+// A message for local and remote recipients goes to both agents at once: each agent
+// here waits to see the other called, so that one after the other ends in a deferral.
+func TestLocalAndRemoteSideBySide(t *testing.T) {
+	h := newHarness(t)
+	localCalled, remoteCalled := make(chan struct{}), make(chan struct{})
+	agent := func(self, other chan struct{}) Transport {
+		return transportFunc(func(_ context.Context, _ *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error) {
+			close(self)
+			select {
+			case <-other:
+			case <-time.After(5 * time.Second):
+				return nil, errors.New("the other agent was not called meanwhile")
+			}
+			res := make([]delivery.Result, len(rcpts))
+			for i := range res {
+				res[i] = delivery.Result{Status: delivery.Sent, Code: "2.0.0"}
+			}
+			return res, nil
+		})
+	}
+	q := &Qmgr{Dir: auth.NewClient(h.sock("auth")), Local: agent(localCalled, remoteCalled),
+		Remote: agent(remoteCalled, localCalled), Log: slog.New(slog.NewTextHandler(h.logBuf, nil))}
+	qf := &queue.File{Envelope: queue.Envelope{Recipients: rcpts("bob@example.test", "someone@other.test")}}
+	for i, r := range q.deliver(context.Background(), qf, []int{0, 1}) {
+		if r.Status != delivery.Sent {
+			t.Errorf("recipient %d: %+v", i, r)
+		}
 	}
 }
