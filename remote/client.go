@@ -190,11 +190,12 @@ func (d *dialer) open(ctx context.Context, conn net.Conn, t target, useTLS bool)
 	if err := s.hello(d.helo); err != nil {
 		return fail(err)
 	}
-	if who, sentinel := t.requirement(); sentinel != nil && !s.ext.starttls {
+	who, sentinel := t.requirement()
+	if sentinel != nil && !s.ext.starttls {
 		s.quit()
 		return fail(fmt.Errorf("%s: %w: the server offers no STARTTLS, but %s require TLS", s.relay, sentinel, who))
 	}
-	if (useTLS || t.tlsRequired()) && s.ext.starttls {
+	if (useTLS || sentinel != nil) && s.ext.starttls {
 		if err := s.startTLS(ctx, d, t); err != nil {
 			return fail(err)
 		}

@@ -53,11 +53,9 @@ func (t target) policyKey() string {
 // errSTS marks a server that does not meet the MTA-STS policy of its domain.
 var errSTS = errors.New("MTA-STS")
 
-// tlsRequired says whether the target must do TLS: DANE, or MTA-STS in enforce mode.
-func (t target) tlsRequired() bool { return t.dane != nil || t.sts == mtasts.Enforce }
-
 // requirement returns words naming the target's TLS policy and the error that marks a
-// failure to meet it, or a nil error when TLS is opportunistic.
+// failure to meet it, or a nil error when TLS is opportunistic. The target must do TLS
+// when the error is not nil: DANE, or MTA-STS in enforce mode.
 func (t target) requirement() (who string, sentinel error) {
 	switch {
 	case t.dane != nil:
