@@ -2,8 +2,6 @@ package test
 
 import (
 	"fmt"
-	"io"
-	"net/smtp"
 	"slices"
 	"sort"
 	"strings"
@@ -313,25 +311,7 @@ func TestIMAPQuota(t *testing.T) {
 	appendMsg(t, c, "INBOX", strings.Replace(big, "Subject: Big", "Subject: Big 2", 1), nil)
 	// local sees the 800 KB IMAP stored: a 300 KB delivery does not fit, and the
 	// sender (demo, so that the bounce stays here) gets it back.
-	sc, err := smtp.Dial(in.SMTPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	if err := sc.Mail("demo@example.test"); err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Rcpt("small@example.test"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := sc.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, testMessage("Via SMTP", strings.Repeat(strings.Repeat("s", 998)+"\r\n", 300)))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	in.sendMail(t, "demo@example.test", "small@example.test", testMessage("Via SMTP", strings.Repeat(strings.Repeat("s", 998)+"\r\n", 300)))
 	bounce := string(in.WaitMessages("demo@example.test", 1, 30*time.Second)[0])
 	if !strings.Contains(bounce, "small@example.test") || !strings.Contains(bounce, "Status: 5.2.2") {
 		t.Errorf("the bounce does not name the recipient and 5.2.2 (mailbox full):\n%s", bounce)
@@ -342,7 +322,7 @@ func TestIMAPQuota(t *testing.T) {
 	cmd := c.Append("INBOX", int64(len(big)), nil)
 	cmd.Write([]byte(big))
 	cmd.Close()
-	_, err = cmd.Wait()
+	_, err := cmd.Wait()
 	if imapType(err) != imap.StatusResponseTypeNo || imapCode(err) != imap.ResponseCode("OVERQUOTA") {
 		t.Errorf("APPEND past the 1 MB quota (2 × 400 KB stored): %v, want NO [OVERQUOTA]", err)
 	}
