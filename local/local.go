@@ -131,8 +131,9 @@ func (a *Agent) seenRecently(folder string) bool {
 	return ok && time.Since(t.(time.Time)) < recheckAfter
 }
 
-// createMailbox completes a Maildir: a new account whose Maildir authd has not had
-// created, or a Junk folder someone removed. Create keeps what is there.
+// createMailbox creates a Maildir with its standard folders, or completes one: a new
+// account whose Maildir authd has not had created, or a Junk folder someone removed.
+// Create keeps what is there.
 func (a *Agent) createMailbox(root string, log *slog.Logger) error {
 	if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
 		log.Error("cannot create the mailbox", "maildir", root, "err", err)
@@ -152,11 +153,9 @@ func (a *Agent) serveCreateMailbox(_ context.Context, _ ipc.Cred, body json.RawM
 	if err != nil {
 		return nil, ipc.Errorf("invalid", "%v", err)
 	}
-	if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
-		a.Log.Error("cannot create the mailbox", "maildir", root, "err", err)
+	if err := a.createMailbox(root, a.Log); err != nil {
 		return nil, ipc.Errorf("temporary", "creating the mailbox failed: %s", errnoText(err))
 	}
-	a.Log.Info("created mailbox", "maildir", root)
 	return nil, nil
 }
 
