@@ -320,10 +320,7 @@ func (a *Agent) dialHost(ctx context.Context, network, hostport string) (net.Con
 	if len(ips) == 0 {
 		return nil, fmt.Errorf("%s has no address", host)
 	}
-	d := net.Dialer{Timeout: a.dialer.timeouts.connect}
-	if a.dialer.bind != nil {
-		d.LocalAddr = &net.TCPAddr{IP: a.dialer.bind}
-	}
+	d := a.dialer.netDialer()
 	var last error
 	for _, ip := range ips {
 		c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))

@@ -154,15 +154,22 @@ var errTLSFailed = errors.New("TLS handshake failed")
 // DANE policy must do TLS and pass the policy's check, or dial fails with errDANE.
 func (d *dialer) dial(ctx context.Context, t target, useTLS bool) (*session, error) {
 	host, addr := t.host, t.addr
-	nd := net.Dialer{Timeout: d.timeouts.connect}
-	if d.bind != nil {
-		nd.LocalAddr = &net.TCPAddr{IP: d.bind}
-	}
+	nd := d.netDialer()
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", relayName(host, addr), plainNetError(err))
 	}
 	return d.open(ctx, conn, t, useTLS)
+}
+
+// netDialer returns a dialer that connects from the bind address within the connect
+// timeout.
+func (d *dialer) netDialer() *net.Dialer {
+	nd := &net.Dialer{Timeout: d.timeouts.connect}
+	if d.bind != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: d.bind}
+	}
+	return nd
 }
 
 // open makes a session of a connection to the target: greeting, EHLO, STARTTLS.
