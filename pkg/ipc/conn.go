@@ -56,7 +56,8 @@ type Conn struct {
 	files []*os.File // descriptors received and not yet claimed by a frame
 
 	wbuf []byte
-	// broken says that a write failed: the connection must not go back to a pool.
+	// broken says that a write failed (WriteFrame): the connection must not go back to
+	// a pool.
 	broken bool
 }
 
@@ -106,6 +107,16 @@ func (c *Conn) WriteFrame(kind byte, payload []byte, files ...*os.File) error {
 	buf[4] = kind
 	buf[5] = byte(len(files))
 	copy(buf[headerSize:], payload)
+	if err := c.write(buf, files); err != nil {
+		// Part of the frame may have gone out: the connection must not be used again.
+		c.broken = true
+		return err
+	}
+	return nil
+}
+
+// write sends the bytes of one frame with its descriptors.
+func (c *Conn) write(buf []byte, files []*os.File) error {
 	if len(files) == 0 {
 		_, err := c.uc.Write(buf)
 		return err

@@ -178,3 +178,38 @@ func socketPair() (*Conn, *Conn, error) {
 	}
 	return a, NewConn(uc), nil
 }
+
+// A server that answers and hangs up before reading the request (one that refuses the
+// peer) makes the request's write fail: Call returns the answer, and the connection,
+// broken, is closed rather than pooled.
+func TestAnswerBeforeRequest(t *testing.T) {
+	a, b, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := b.Reply(nil, Errorf("denied", "not you")); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, err := a.Call("x", nil, nil); !IsCode(err, "denied") {
+		t.Fatalf("got %v, want denied", err)
+	}
+	cl := &Client{}
+	cl.Put(a)
+	if len(cl.idle) != 0 {
+		t.Error("a connection whose write failed went back to the pool")
+	}
+	// A request that cannot be encoded is not sent, and whatever comes on the
+	// connection is no answer to it.
+	c, d, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer d.Close()
+	d.Reply(nil, Errorf("denied", "an answer to nothing"))
+	if _, err := c.Call("x", make(chan int), nil); err == nil || IsCode(err, "denied") {
+		t.Errorf("unencodable request: %v", err)
+	}
+}

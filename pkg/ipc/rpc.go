@@ -51,11 +51,14 @@ func IsCode(err error, code string) bool {
 func (c *Conn) Call(op string, req, resp any, files ...*os.File) ([]*os.File, error) {
 	if err := c.SendRequest(op, req, files...); err != nil {
 		// A server that refuses the peer answers and hangs up without reading, so the
-		// write may fail (EPIPE) with the answer waiting to be read: it says more.
-		c.broken = true
-		var e *Error
-		if _, rerr := c.ReadResponse(nil); errors.As(rerr, &e) {
-			return nil, rerr
+		// write may fail (EPIPE) with the answer waiting to be read: it says more. The
+		// failed write marked c broken, so that Client.Put closes it. A request that
+		// was never written (it cannot be encoded, or is too large) has no answer.
+		if c.broken {
+			var e *Error
+			if _, rerr := c.ReadResponse(nil); errors.As(rerr, &e) {
+				return nil, rerr
+			}
 		}
 		return nil, err
 	}
