@@ -764,6 +764,15 @@ func (s *Session) resolve(set imap.SeqSet, uid bool) (idx []int, ok bool) {
 	return idx, true
 }
 
+// uidsOf returns the UIDs of the view indexes idx (from resolve).
+func (s *Session) uidsOf(idx []int) []uint32 {
+	uids := make([]uint32, len(idx))
+	for i, x := range idx {
+		uids[i] = s.view[x]
+	}
+	return uids
+}
+
 func (s *Session) viewIndex(uid uint32) (int, bool) {
 	i := sort.Search(len(s.view), func(i int) bool { return s.view[i] >= uid })
 	return i, i < len(s.view) && s.view[i] == uid
@@ -777,10 +786,7 @@ func (s *Session) expungeCmd(c *imap.Command) {
 	var uids []uint32
 	if c.UID {
 		idx, _ := s.resolve(c.Set, true)
-		uids = make([]uint32, 0, len(idx))
-		for _, i := range idx {
-			uids = append(uids, s.view[i])
-		}
+		uids = s.uidsOf(idx)
 		if len(uids) == 0 {
 			s.done(c, "EXPUNGE completed")
 			return
@@ -824,10 +830,7 @@ func (s *Session) copyCmd(c *imap.Command) {
 		return
 	}
 	defer s.acct.release(dst)
-	uids := make([]uint32, len(idx))
-	for i, x := range idx {
-		uids[i] = s.view[x]
-	}
+	uids := s.uidsOf(idx)
 	if !move {
 		if err := s.acct.checkQuota(s.mb.sizeOf(uids), int64(len(uids))); err != nil {
 			s.quotaError(c, err)

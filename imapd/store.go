@@ -26,10 +26,7 @@ func (s *Session) storeCmd(c *imap.Command) {
 	if st.HasUnchangedSince {
 		s.enableCondstore()
 	}
-	uids := make([]uint32, len(idx))
-	for i, x := range idx {
-		uids[i] = s.view[x]
-	}
+	uids := s.uidsOf(idx)
 	// Changes by others first, so that our own need not be reported twice.
 	s.update(c.UID)
 	res, err := s.mb.store(uids, fc, st.UnchangedSince, st.HasUnchangedSince)
