@@ -146,6 +146,21 @@ func TestSubmissionSignedAndChecked(t *testing.T) {
 	}
 }
 
+// The From: of a submission is checked against the addresses smtpd was given at AUTH
+// (Envelope.SendAs), when it sends them, not against a new answer of authd.
+func TestSendAsFromSMTPD(t *testing.T) {
+	cl, _, _ := startSigning(t, true)
+	env := submission("a@example.test")
+	env.SendAs = []string{"a@example.test", "boss@example.test"} // fakeSendAs would refuse boss@
+	if _, err := send(t, cl, env, "From: boss@example.test\r\n\r\nx\r\n"); err != nil {
+		t.Errorf("From: an address smtpd's list allows: %v", err)
+	}
+	env.SendAs = []string{"a@example.test"} // fakeSendAs would allow team@
+	if _, err := send(t, cl, env, "From: team@example.test\r\n\r\nx\r\n"); !ipc.IsCode(err, enqueue.CodeRejected) {
+		t.Errorf("From: an address smtpd's list does not allow: err = %v, want rejected", err)
+	}
+}
+
 func TestBounceSignedInboundNot(t *testing.T) {
 	cl, spool, keys := startSigning(t, false)
 	// A bounce's From: is at the host name; the parent domain's keys sign it.

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/smtp"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,10 @@ func TestSubmissionSenderAndRelay(t *testing.T) {
 	env := e.waitMessages(1)[0].Env
 	if env.AuthUser != "demo@example.test" || !env.Submission || env.Protocol != "ESMTPSA" {
 		t.Errorf("envelope auth %q submission %v protocol %q", env.AuthUser, env.Submission, env.Protocol)
+	}
+	// authd's sendas answer at AUTH travels along, so that cleanup need not ask again.
+	if !slices.Equal(env.SendAs, []string{"demo@example.test", "postmaster@example.test"}) {
+		t.Errorf("envelope send-as %q, want authd's answer at AUTH", env.SendAs)
 	}
 
 	// The same over implicit TLS (RFC 8314), with net/smtp's PLAIN client.
