@@ -190,8 +190,8 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(rTooManyRcpts, "to", "<"+rcpt.Addr+">")
 		return
 	}
-	res, r, refused := s.recipientPolicy(rcpt.Addr)
-	if refused {
+	res, r := s.recipientPolicy(rcpt.Addr)
+	if res == nil {
 		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">")
 		return
 	}
@@ -217,8 +217,8 @@ func (s *session) relayPolicy() (reply, bool) {
 // is accepted, one of ours that does not is unknown, and any other is refused, for
 // Postern is no open relay — but for authenticated users, whose mail to other domains
 // is relayed (RFC 6409 §3.3, RFC 4954 §6). It returns authd's answer for an accepted
-// recipient.
-func (s *session) recipientPolicy(addr string) (*auth.ResolveResult, reply, bool) {
+// recipient, and nil with the reply for a refused one.
+func (s *session) recipientPolicy(addr string) (*auth.ResolveResult, reply) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.timeout)
 	defer cancel()
 	res, err := s.srv.auth.Resolve(ctx, addr)
@@ -229,17 +229,17 @@ func (s *session) recipientPolicy(addr string) (*auth.ResolveResult, reply, bool
 	switch {
 	case err != nil:
 		s.log.Warn("recipient lookup failed", "to", "<"+addr+">", "err", err)
-		return nil, rLookupFail, true
+		return nil, rLookupFail
 	case !res.Local && s.authUser != "":
-		return &res, reply{}, false
+		return &res, reply{}
 	case !res.Local:
 		// RFC 5321 §3.6.2 relaying is refused: 554, RFC 3463 X.7.1.
-		return nil, newReply(554, "5.7.1", "<%s>: Relay access denied", addr), true
+		return nil, newReply(554, "5.7.1", "<%s>: Relay access denied", addr)
 	case !res.Found:
 		// RFC 3463 X.1.1: bad destination mailbox address.
-		return nil, newReply(550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr), true
+		return nil, newReply(550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr)
 	}
-	return &res, reply{}, false
+	return &res, reply{}
 }
 
 // parseError picks the reply to a MAIL or RCPT argument that pkg/smtp refused.
