@@ -9,7 +9,8 @@ import (
 )
 
 // FuzzSession sends arbitrary bytes to a logged-in session with INBOX selected. Whatever
-// they are, the daemon must keep serving: a new connection still logs in and NOOPs.
+// they are, no command handler may panic, and the daemon must keep serving: a new
+// connection still gets a greeting and NOOPs.
 // (The command parser has its own fuzz test in pkg/imap; this one reaches the command
 // handlers.)
 func FuzzSession(f *testing.F) {
@@ -41,10 +42,15 @@ func FuzzSession(f *testing.F) {
 		c.Write([]byte("l1 LOGIN a@example.test pw\r\nl2 SELECT INBOX\r\n"))
 		c.Write(in)
 		c.Write([]byte("\r\nzz LOGOUT\r\n"))
-		// Read until the server answers LOGOUT, hangs up, or goes quiet.
+		// Read until the server answers LOGOUT, hangs up, or goes quiet. A command
+		// handler that panics is caught by dispatch, which answers [SERVERBUG] and
+		// keeps the daemon up: that answer is the crash this test looks for.
 		for {
 			c.SetReadDeadline(time.Now().Add(2 * time.Second))
 			l, err := r.ReadString('\n')
+			if strings.Contains(l, "[SERVERBUG]") {
+				t.Fatalf("a command handler panicked on %q: %q", in, l)
+			}
 			if err != nil || strings.HasPrefix(l, "zz ") {
 				break
 			}
