@@ -69,7 +69,10 @@ func TestIMAPStateSurvivesRestart(t *testing.T) {
 	}
 	in.WaitMessages("demo@example.test", 7, 10*time.Second)
 	selectBox(t, c, "INBOX", nil)
-	waitExists(t, c, 7)
+	in.WaitFor("the session to see 7 messages", 10*time.Second, func() bool {
+		c.Noop().Wait()
+		return c.Mailbox().NumMessages >= 7
+	})
 	for seq, flags := range map[uint32][]imap.Flag{2: {imap.FlagSeen, imap.FlagFlagged}, 6: {imap.FlagAnswered, "$Forwarded"}, 3: {imap.FlagDeleted}} {
 		if err := c.Store(imap.SeqSetNum(seq), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: flags}, nil).Close(); err != nil {
 			t.Fatalf("STORE %d +FLAGS %v: %v", seq, flags, err)
@@ -138,18 +141,6 @@ func TestIMAPStateSurvivesRestart(t *testing.T) {
 	}
 }
 
-func waitExists(t *testing.T, c *imapclient.Client, n uint32) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Mailbox().NumMessages < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the session sees %d messages, want %d", c.Mailbox().NumMessages, n)
-		}
-		c.Noop().Wait()
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestIMAPConcurrentSessions: eight sessions APPEND to one mailbox at once while mail is
 // delivered and a ninth session IDLEs; every message ends up there once, with distinct
 // UIDs, and the IDLE session's count matches.
@@ -213,20 +204,11 @@ func TestIMAPConcurrentSessions(t *testing.T) {
 	}
 	total := uint32(conns*each + smtpN)
 	in.WaitMessages("demo@example.test", int(total), 30*time.Second)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	in.WaitFor(fmt.Sprintf("the IDLE session to count %d messages", total), 15*time.Second, func() bool {
 		mu.Lock()
-		n := lastExists
-		mu.Unlock()
-		if n == total {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("the IDLE session counts %d messages, want %d", n, total)
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return lastExists == total
+	})
 	idle.Close()
 	idle.Wait()
 	st := readState(t, tg, "INBOX")

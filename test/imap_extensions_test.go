@@ -154,17 +154,9 @@ func TestIMAPDeliveryWhileSelected(t *testing.T) {
 	sent := time.Now()
 	in.sendMail(t, "x@other.test", "demo@example.test", testMessage("While selected", "x\r\n"))
 	in.WaitMessages("demo@example.test", 2, 10*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		u = r.OK("NOOP")
-		if hasLine(u, `^\* 2 EXISTS$`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("NOOP does not report the delivered message within 10s: %q", u)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	in.WaitFor("NOOP to report the delivered message (* 2 EXISTS)", 10*time.Second, func() bool {
+		return hasLine(r.OK("NOOP"), `^\* 2 EXISTS$`)
+	})
 	u = r.OK("FETCH 2 (UID INTERNALDATE ENVELOPE)")
 	m := regexp.MustCompile(`UID (\d+)`).FindStringSubmatch(strings.Join(u, " "))
 	if m == nil {
