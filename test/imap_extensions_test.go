@@ -151,6 +151,9 @@ func TestIMAPDeliveryWhileSelected(t *testing.T) {
 	for _, l := range u {
 		fmt.Sscanf(l, "* OK [UIDNEXT %d]", &uidnext)
 	}
+	if uidnext == 0 {
+		t.Fatalf("SELECT INBOX gave no UIDNEXT: %q", u)
+	}
 	sent := time.Now()
 	in.sendMail(t, "x@other.test", "demo@example.test", testMessage("While selected", "x\r\n"))
 	in.WaitMessages("demo@example.test", 2, 10*time.Second)
