@@ -179,10 +179,10 @@ func deliverOn(ctx context.Context, conn *ipc.Conn, f *os.File, req *Request) (r
 type DeliverFunc func(ctx context.Context, req *Request, f *os.File) []Result
 
 // Handle serves OpDeliver on s with deliver: each request is decoded and checked
-// (DecodeRequest), acknowledged, delivered, and answered with the results.
+// (decodeRequest), acknowledged, delivered, and answered with the results.
 func Handle(s *ipc.Server, deliver DeliverFunc) {
 	s.HandleStream(OpDeliver, func(ctx context.Context, _ ipc.Cred, c *ipc.Conn, body json.RawMessage, files []*os.File) error {
-		req, f, err := DecodeRequest(body, files)
+		req, f, err := decodeRequest(body, files)
 		if err != nil {
 			ipc.CloseFiles(files)
 			return c.Reply(nil, err)
@@ -207,10 +207,10 @@ func (c *Client) CreateMailbox(ctx context.Context, maildir string) error {
 // Close closes idle connections.
 func (c *Client) Close() { c.c.Close() }
 
-// DecodeRequest is the agent's side of Deliver: it decodes a request and checks the one
+// decodeRequest is the agent's side of Deliver: it decodes a request and checks the one
 // descriptor that came with it, a regular file holding the message where the request
 // says. The errors are ipc errors with code "invalid", fit to return to qmgr.
-func DecodeRequest(body json.RawMessage, files []*os.File) (*Request, *os.File, error) {
+func decodeRequest(body json.RawMessage, files []*os.File) (*Request, *os.File, error) {
 	var req Request
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, nil, ipc.Errorf("invalid", "decoding delivery request: %v", err)
