@@ -386,7 +386,8 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 			w.Write(b)
 			b = b[:0]
 			if _, err := io.CopyN(w, bd.r, bd.size); err != nil {
-				// The literal's length is promised: pad it rather than desync.
+				// The literal's length is promised and cannot be kept: end the
+				// session rather than leave the client out of step.
 				s.log.Warn("reading message body", "uid", m.uid, "err", err)
 				s.state = stateLogout
 				return nil
