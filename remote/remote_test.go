@@ -691,21 +691,32 @@ func leafOf(t *testing.T, cfg *tls.Config) *x509.Certificate {
 	return c
 }
 
-func TestDANE(t *testing.T) {
+// tlsDestination starts b.test's MX, mx.b.test, offering STARTTLS with cert, and an
+// agent that sends to it and keeps connections for cacheTime.
+func tlsDestination(t *testing.T, cert *tls.Config, cacheTime time.Duration) (*fakeServer, *env) {
+	t.Helper()
 	srv := newFakeServer(t, "127.0.0.1")
-	good := selfSigned(t, "mx.b.test")
 	srv.set(func(c *fakeConfig) {
 		c.ext = []string{"STARTTLS", "PIPELINING"}
-		c.tlsConfig = good
+		c.tlsConfig = cert
 	})
-	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = 0 })
+	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = config.Duration(cacheTime) })
 	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	return srv, e
+}
+
+// send delivers a message from alice@a.test to bob@b.test and returns bob's result.
+func (e *env) send() delivery.Result {
+	e.t.Helper()
+	f, req := queueFile(e.t, "alice@a.test", testBody, "bob@b.test")
+	return e.deliver(f, req)[0]
+}
+
+func TestDANE(t *testing.T) {
+	good := selfSigned(t, "mx.b.test")
+	srv, e := tlsDestination(t, good, 0)
 	owner := fmt.Sprintf("_%d._tcp.mx.b.test.", srv.port)
-	send := func() delivery.Result {
-		t.Helper()
-		f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
-		return e.deliver(f, req)[0]
-	}
+	send := e.send
 	sent := func() int { m, _, _ := srv.snapshot(); return len(m) }
 
 	// TLSA records without DNSSEC validation do not count: opportunistic TLS.
@@ -773,15 +784,9 @@ func TestDANE(t *testing.T) {
 }
 
 func TestMTASTS(t *testing.T) {
-	srv := newFakeServer(t, "127.0.0.1")
 	mxCert := selfSigned(t, "mx.b.test")
-	srv.set(func(c *fakeConfig) {
-		c.ext = []string{"STARTTLS", "PIPELINING"}
-		c.tlsConfig = mxCert
-	})
-	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = 0 })
-	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1", "mta-sts.b.test. A 127.0.0.1",
-		`_mta-sts.b.test. TXT "v=STSv1; id=1"`)
+	srv, e := tlsDestination(t, mxCert, 0)
+	e.zone("mta-sts.b.test. A 127.0.0.1", `_mta-sts.b.test. TXT "v=STSv1; id=1"`)
 
 	// The policy server: HTTPS with a certificate for mta-sts.b.test.
 	var policy atomicString
@@ -804,11 +809,7 @@ func TestMTASTS(t *testing.T) {
 	f.Port = l.Addr().(*net.TCPAddr).Port
 	e.agent.STS = &mtasts.Cache{DNS: e.agent.Resolver, Fetch: f.Fetch}
 
-	send := func() delivery.Result {
-		t.Helper()
-		fl, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
-		return e.deliver(fl, req)[0]
-	}
+	send := e.send
 	sent := func() int { m, _, _ := srv.snapshot(); return len(m) }
 
 	// enforce, and the MX certificate is not trusted: nothing goes.
@@ -872,18 +873,11 @@ func (a *atomicString) set(s string) { a.mu.Lock(); a.s = s; a.mu.Unlock() }
 func (a *atomicString) get() string  { a.mu.Lock(); defer a.mu.Unlock(); return a.s }
 
 func TestCachedConnectionNeedsTheSamePolicy(t *testing.T) {
-	srv := newFakeServer(t, "127.0.0.1")
 	cert := selfSigned(t, "mx.b.test")
-	srv.set(func(c *fakeConfig) {
-		c.ext = []string{"STARTTLS", "PIPELINING"}
-		c.tlsConfig = cert
-	})
-	e := newEnv(t, srv.port, func(c *config.Config) { c.Remote.ConnectionCacheTime = config.Duration(time.Minute) })
-	e.zone("b.test. MX 10 mx.b.test.", "mx.b.test. A 127.0.0.1")
+	srv, e := tlsDestination(t, cert, time.Minute)
 	send := func() {
 		t.Helper()
-		f, req := queueFile(t, "alice@a.test", testBody, "bob@b.test")
-		if r := e.deliver(f, req)[0]; r.Status != delivery.Sent {
+		if r := e.send(); r.Status != delivery.Sent {
 			t.Fatalf("%+v", r)
 		}
 	}
