@@ -30,10 +30,6 @@ type Agent struct {
 	// every symbolic link of the path costs more than writing a small message, and the
 	// tree under the mail root belongs to local's own user.
 	checked sync.Map // string → time.Time
-	// present remembers, by folder, when its tmp/ was last seen, so that a delivery
-	// does not stat it every time; a folder removed meanwhile shows as ENOENT when
-	// the message is written, and is then created (deliverInto).
-	present sync.Map // string → time.Time
 }
 
 // recheckAfter is how long a Maildir path found safe stays trusted.
@@ -72,20 +68,15 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 	if req.Spam {
 		folder, _ = maildir.FolderPath(root, "Junk")
 	}
-	if !a.seenRecently(folder) {
-		if _, err := os.Stat(filepath.Join(folder, "tmp")); errors.Is(err, fs.ErrNotExist) {
-			if err := a.createMailbox(root, log); err != nil {
-				return writeFailure(err)
-			}
-		}
-		a.present.Store(folder, time.Now())
-	}
-
 	prefix := []byte("Return-Path: <" + headerSafe(req.From) + ">\r\nDelivered-To: " + headerSafe(r.Addr) + "\r\n")
 	size := int64(len(prefix)) + req.Size
 	if r.Quota > 0 {
 		q := maildir.Quota{Bytes: r.Quota}
 		used, count, err := maildir.Usage(root, q)
+		if errors.Is(err, fs.ErrNotExist) {
+			// No Maildir yet (it is created below, when the message is written): empty.
+			used, count, err = 0, 0, nil
+		}
 		if err != nil {
 			log.Error("cannot read the mailbox's quota", "maildir", root, "err", err)
 			return writeFailure(err)
@@ -103,10 +94,10 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 	// and the descriptor's offset, shared with qmgr, is never moved.
 	path, n, err := maildir.DeliverWithPrefix(folder, prefix, delivery.Body(f, req.Offset, req.Size))
 	if errors.Is(err, fs.ErrNotExist) {
-		// The folder went away since it was last seen (tmp/ or new/ is missing; a
-		// message file written to tmp/ was removed): create what is missing and write
-		// the message again, once.
-		a.present.Delete(folder)
+		// The folder is missing, or part of it (tmp/ or new/; a message file written
+		// to tmp/ was removed): a new account whose Maildir authd has not had created,
+		// or a Junk folder a user deleted. Create what is missing and write the message
+		// again, once. Looking first would cost a stat(2) for every message.
 		if cerr := a.createMailbox(root, log); cerr != nil {
 			return writeFailure(cerr)
 		}
@@ -123,12 +114,6 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 	}
 	log.Debug("delivered", "file", path, "size", n)
 	return result(delivery.Sent, "2.0.0", "delivered to maildir")
-}
-
-// seenRecently reports whether folder's tmp/ was seen within recheckAfter.
-func (a *Agent) seenRecently(folder string) bool {
-	t, ok := a.present.Load(folder)
-	return ok && time.Since(t.(time.Time)) < recheckAfter
 }
 
 // createMailbox creates a Maildir with its standard folders, or completes one: a new
