@@ -138,20 +138,41 @@ func (in *Instance) submit(user, pass, from string, to []string, msg string) err
 // submitTo is submit to addr, with tc for STARTTLS and host as the name AUTH PLAIN
 // checks the TLS connection against.
 func submitTo(addr string, tc *tls.Config, host, user, pass, from string, to []string, msg string) error {
-	c, err := smtp.Dial(addr)
+	c, err := submissionSession(addr, tc, host, user, pass)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
+	if err := sendMessage(c, from, to, msg); err != nil {
 		return err
 	}
+	return c.Quit()
+}
+
+// submissionSession opens a session on the submission port addr: EHLO, STARTTLS with
+// tc, AUTH PLAIN as user (host as for submitTo).
+func submissionSession(addr string, tc *tls.Config, host, user, pass string) (*smtp.Client, error) {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Hello("client.test"); err != nil {
+		c.Close()
+		return nil, err
+	}
 	if err := c.StartTLS(tc); err != nil {
-		return fmt.Errorf("STARTTLS: %w", err)
+		c.Close()
+		return nil, fmt.Errorf("STARTTLS: %w", err)
 	}
 	if err := c.Auth(smtp.PlainAuth("", user, pass, host)); err != nil {
-		return fmt.Errorf("AUTH: %w", err)
+		c.Close()
+		return nil, fmt.Errorf("AUTH: %w", err)
 	}
+	return c, nil
+}
+
+// sendMessage sends msg in an open session: MAIL, RCPT for each of to, DATA.
+func sendMessage(c *smtp.Client, from string, to []string, msg string) error {
 	if err := c.Mail(from); err != nil {
 		return fmt.Errorf("MAIL: %w", err)
 	}
@@ -170,7 +191,7 @@ func submitTo(addr string, tc *tls.Config, host, user, pass, from string, to []s
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("end of DATA: %w", err)
 	}
-	return c.Quit()
+	return nil
 }
 
 func TestSubmissionPolicy(t *testing.T) {

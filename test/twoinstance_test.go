@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -215,30 +214,13 @@ func (p *Pair) Submit(t *testing.T, in *Instance, user, from string, to []string
 // SubmitMany sends the messages over one submission session (STARTTLS, AUTH PLAIN as
 // user), each from user to to.
 func (p *Pair) SubmitMany(in *Instance, user, to string, msgs []string) error {
-	c, err := smtp.Dial(net.JoinHostPort(in.IP, strconv.Itoa(in.PortBase+587)))
+	c, err := submissionSession(in.SubmissionAddr(), &tls.Config{InsecureSkipVerify: true}, in.IP, user, p.Passwords[user])
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
-		return err
-	}
-	if err := c.Auth(smtp.PlainAuth("", user, p.Passwords[user], in.IP)); err != nil {
-		return err
-	}
 	for _, m := range msgs {
-		if err := c.Mail(user); err != nil {
-			return err
-		}
-		if err := c.Rcpt(to); err != nil {
-			return err
-		}
-		w, err := c.Data()
-		if err != nil {
-			return err
-		}
-		w.Write([]byte(m))
-		if err := w.Close(); err != nil {
+		if err := sendMessage(c, user, []string{to}, m); err != nil {
 			return err
 		}
 	}
