@@ -136,3 +136,24 @@ func TestAgentRestarted(t *testing.T) {
 		t.Fatalf("after the restart: %+v %v", res, err)
 	}
 }
+
+// An agent that does not admit qmgr's uid (a configuration error) says so: the refusal
+// is the error, not the broken pipe of a request it did not read.
+func TestAgentRefusesPeer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "agent")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &ipc.Server{Name: "agent", Allow: func(ipc.Cred) bool { return false }}
+	Handle(s, sent)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx, l)
+	c := NewClient(sock)
+	defer c.Close()
+	f, req := queueFile(t)
+	if _, err := c.Deliver(context.Background(), f, req); !ipc.IsCode(err, "denied") {
+		t.Fatalf("err = %v, want denied", err)
+	}
+}

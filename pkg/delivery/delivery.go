@@ -153,10 +153,9 @@ func deliverOn(ctx context.Context, conn *ipc.Conn, f *os.File, req *Request) (r
 		conn.SetDeadline(t)
 	}
 	deadline(ackTimeout)
-	if err := conn.SendRequest(OpDeliver, req, f); err != nil {
-		return nil, true, err
-	}
-	if _, err := conn.ReadResponse(nil); err != nil {
+	// The acknowledgement is an empty response: Call sends the request and reads it (or
+	// the agent's refusal, even when the refusing agent hung up before reading).
+	if _, err := conn.Call(OpDeliver, req, nil, f); err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return nil, false, fmt.Errorf("the delivery agent did not take the message within %s", ackTimeout)
