@@ -92,13 +92,9 @@ func TestAgentThatDoesNotTakeTheRequest(t *testing.T) {
 	c := NewClient(sock)
 	defer c.Close()
 	f, req := queueFile(t)
-	start := time.Now()
 	_, err = c.Deliver(context.Background(), f, req)
 	if err == nil || !strings.Contains(err.Error(), "did not take the message") {
 		t.Fatalf("err = %v", err)
-	}
-	if d := time.Since(start); d >= deliverTimeout {
-		t.Errorf("gave up after %v, the delivery timeout", d)
 	}
 }
 
