@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/mail"
@@ -183,6 +184,35 @@ func (mb *Mailbox) loadCache(uids []uint32) map[uint32]*cached {
 		return nil
 	})
 	return out
+}
+
+// loadRecords returns the stored cache records of msgs (FETCH data and search text),
+// in the same order, with the size and CRLF state of their index records, so that a
+// copy of a message need not parse its file again. A message without FETCH data gets
+// an empty record.
+func (mb *Mailbox) loadRecords(msgs []*message) []cacheRecord {
+	recs := make([]cacheRecord, len(msgs))
+	mb.acct.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(mb.key))
+		if b == nil {
+			return nil
+		}
+		cb, tb := b.Bucket(bucketCache), b.Bucket(bucketText)
+		if cb == nil || tb == nil {
+			return nil
+		}
+		for i, m := range msgs {
+			k := uidKey(m.uid)
+			if v := cb.Get(k); v != nil {
+				recs[i] = cacheRecord{fetch: bytes.Clone(v), size: m.size, crlf: m.flags&flagCRLF != 0}
+				if t := tb.Get(k); t != nil {
+					recs[i].text = bytes.Clone(t)
+				}
+			}
+		}
+		return nil
+	})
+	return recs
 }
 
 // saveCache writes cache records in one transaction.

@@ -858,8 +858,10 @@ func (mb *Mailbox) remove(uids []uint32) error {
 }
 
 // add records messages whose files were just put into cur/ under the names given by
-// name(m) (APPEND, COPY, MOVE): each gets the next UID. It returns the UIDs.
-func (mb *Mailbox) add(msgs []*message, place func(m *message, final string) error) ([]uint32, error) {
+// name(m) (APPEND, COPY, MOVE): each gets the next UID. recs, when not nil, holds the
+// cache records of msgs (those of the originals of copies); a message without one has
+// its file parsed. It returns the UIDs.
+func (mb *Mailbox) add(msgs []*message, recs []cacheRecord, place func(m *message, final string) error) ([]uint32, error) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	if mb.deleted {
@@ -874,13 +876,15 @@ func (mb *Mailbox) add(msgs []*message, place func(m *message, final string) err
 	var uids []uint32
 	var err error
 	cache := map[uint32]cacheRecord{}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		m.uid = mb.uidNext
 		final := filepath.Join(mb.dir, "cur", mb.fileName(m))
 		if err = place(m, final); err != nil {
 			break
 		}
-		if rec, cerr := cacheFile(final); cerr == nil {
+		if recs != nil && recs[i].fetch != nil {
+			cache[m.uid] = recs[i]
+		} else if rec, cerr := cacheFile(final); cerr == nil {
 			cache[m.uid] = rec
 			rec.apply(m)
 		}
@@ -932,7 +936,7 @@ func (mb *Mailbox) deliver(r io.Reader, flags flagBits, kws []string, date time.
 	// Dovecot takes INTERNALDATE from the file's mtime.
 	os.Chtimes(tmp, date, date)
 	m := &message{base: name + ",S=" + strconv.FormatInt(size, 10), flags: flags, keywords: kws, size: size, idate: date.Unix()}
-	uids, err := mb.add([]*message{m}, func(m *message, final string) error {
+	uids, err := mb.add([]*message{m}, nil, func(m *message, final string) error {
 		return os.Rename(tmp, final)
 	})
 	if err != nil {
@@ -963,6 +967,8 @@ func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs 
 	if len(msgs) == 0 {
 		return nil, nil, nil
 	}
+	// The copies are the same files: their cache records are those of the originals.
+	recs := mb.loadRecords(msgs)
 	srcBases := make([]string, len(msgs))
 	for i, m := range msgs {
 		srcBases[i] = m.base
@@ -971,7 +977,7 @@ func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs 
 		}
 	}
 	i := 0
-	dstUIDs, err = dst.add(msgs, func(m *message, final string) error {
+	dstUIDs, err = dst.add(msgs, recs, func(m *message, final string) error {
 		p, base := paths[i], srcBases[i]
 		i++
 		place := func(p string) error {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -454,5 +455,30 @@ func TestShutdownBye(t *testing.T) {
 		if l := c.line(); l != "* BYE Server shutting down" {
 			t.Errorf("at shutdown: %q", l)
 		}
+	}
+}
+
+// A copy answers FETCH and SEARCH as its original does: it takes over the original's
+// cache records (ENVELOPE, BODYSTRUCTURE, search text) instead of parsing its file.
+func TestCopyKeepsCache(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.login("a")
+	c.appendMsg("INBOX", "", "From: Bob <bob@other.test>\r\nSubject: copied\r\nDate: Mon, 02 Jan 2006 15:04:05 +0000\r\n"+
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain words\r\n"+
+		"--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\nPGI+aGlkZGVuIG5lZWRsZTwvYj4=\r\n--b--\r\n")
+	c.ok("SELECT INBOX")
+	const items = "(ENVELOPE BODYSTRUCTURE RFC822.SIZE)"
+	orig := c.ok("FETCH 1 " + items)
+	c.ok("COPY 1 Trash")
+	c.ok("SELECT Trash")
+	copied := c.ok("FETCH 1 " + items)
+	if len(orig) != 1 || !strings.Contains(orig[0], "BODYSTRUCTURE") || !reflect.DeepEqual(orig, copied) {
+		t.Errorf("FETCH of the copy %q, of the original %q", copied, orig)
+	}
+	if u := c.ok("SEARCH BODY needle SENTON 2-Jan-2006 FROM bob"); !hasLine(u, `^\* SEARCH 1$`) {
+		t.Errorf("SEARCH in the copy: %q", u)
+	}
+	if u := c.ok("SEARCH BODY absent"); !hasLine(u, `^\* SEARCH$`) {
+		t.Errorf("SEARCH BODY absent: %q", u)
 	}
 }
