@@ -265,7 +265,9 @@ func TestIMAPAppendSelectExamine(t *testing.T) {
 	}
 	// EXPUNGE removes nothing from a read-only mailbox, even a message another session
 	// marked \Deleted.
-	c.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+	if err := c.Store(imap.SeqSetNum(3), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatalf("STORE 3 +FLAGS (\\Deleted): %v", err)
+	}
 	ex.Cmd("EXPUNGE")
 	if n := tg.countOf(t, "INBOX"); n != 5 {
 		t.Errorf("EXPUNGE in an EXAMINEd mailbox: %d messages left, want 5", n)
