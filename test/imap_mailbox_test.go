@@ -168,6 +168,8 @@ func TestIMAPCreateDeleteRename(t *testing.T) {
 		}
 	}
 
+	old, err := c.Status("Work"+d+"2024"+d+"Q1", &imap.StatusOptions{UIDNext: true, UIDValidity: true}).Wait()
+	mustOK("STATUS Work/2024/Q1", err)
 	mustOK("DELETE Work/2024/Q1", c.Delete("Work"+d+"2024"+d+"Q1").Wait())
 	mustOK("DELETE Work/2025", c.Delete("Work"+d+"2025").Wait())
 	mustOK("DELETE Work/2024", c.Delete("Work"+d+"2024").Wait())
@@ -180,9 +182,17 @@ func TestIMAPCreateDeleteRename(t *testing.T) {
 			t.Errorf("LIST * still has %q after DELETE", n)
 		}
 	}
-	// A deleted name can be created again, empty, with a new UIDVALIDITY or UIDs above the old.
-	mustOK("CREATE again", c.Create("Old Inbox"+d+"x", nil).Wait())
-	mustOK("DELETE x", c.Delete("Old Inbox"+d+"x").Wait())
+	// A deleted name can be created again, empty, with a new UIDVALIDITY or UIDs above the
+	// old (RFC 9051 §6.3.5).
+	mustOK("CREATE Work/2024/Q1 again", c.Create("Work"+d+"2024"+d+"Q1", nil).Wait())
+	again, err := c.Status("Work"+d+"2024"+d+"Q1", &imap.StatusOptions{NumMessages: true, UIDValidity: true}).Wait()
+	mustOK("STATUS of the new Work/2024/Q1", err)
+	if again.NumMessages == nil || *again.NumMessages != 0 {
+		t.Errorf("the new Work/2024/Q1 holds %v messages, want 0", again.NumMessages)
+	}
+	if uid := appendMsg(t, c, "Work"+d+"2024"+d+"Q1", testMessage("In the new Q1", "q1\r\n"), nil); again.UIDValidity == old.UIDValidity && uid < old.UIDNext {
+		t.Errorf("the new Work/2024/Q1 has the old UIDVALIDITY %d and gave UID %d, below the old UIDNEXT %d", old.UIDValidity, uid, old.UIDNext)
+	}
 }
 
 // TestIMAPSubscribe covers SUBSCRIBE, UNSUBSCRIBE, LSUB (RFC 3501 §6.3.9, which IMAP4rev1
