@@ -227,11 +227,15 @@ func TestIMAPSubscribe(t *testing.T) {
 		t.Errorf("LIST (SUBSCRIBED) still has Lists after UNSUBSCRIBE")
 	}
 	// The subscription of a deleted mailbox is kept (RFC 9051 §6.3.7), shown \NonExistent.
-	c.Subscribe("Lists").Wait()
-	c.Delete("Lists").Wait()
+	if err := c.Subscribe("Lists").Wait(); err != nil {
+		t.Fatalf("SUBSCRIBE again: %v", err)
+	}
+	if err := c.Delete("Lists").Wait(); err != nil {
+		t.Fatalf("DELETE Lists: %v", err)
+	}
 	sub = listNames(t, c, "", "*", &imap.ListOptions{SelectSubscribed: true})
-	if attrs, ok := sub["Lists"]; ok && !slices.Contains(attrs, imap.MailboxAttrNonExistent) {
-		t.Errorf("LIST (SUBSCRIBED): a deleted subscribed mailbox has %v, want \\NonExistent", attrs)
+	if attrs, ok := sub["Lists"]; !ok || !slices.Contains(attrs, imap.MailboxAttrNonExistent) {
+		t.Errorf("LIST (SUBSCRIBED): a deleted subscribed mailbox is listed %v with %v, want it listed with \\NonExistent", ok, attrs)
 	}
 }
 
