@@ -305,9 +305,14 @@ type result struct {
 	literalBytes int64
 }
 
-func (c *conn) send(cmd string) string {
+// nextTag returns the tag of the next command.
+func (c *conn) nextTag() string {
 	c.n++
-	tag := "b" + strconv.Itoa(c.n)
+	return "b" + strconv.Itoa(c.n)
+}
+
+func (c *conn) send(cmd string) string {
+	tag := c.nextTag()
 	c.w.WriteString(tag + " " + cmd + "\r\n")
 	return tag
 }
@@ -358,6 +363,12 @@ func (c *conn) cmdLines(cmd string) ([]string, string, error) {
 	if err := c.w.Flush(); err != nil {
 		return nil, "", err
 	}
+	return c.readTo(tag)
+}
+
+// readTo reads the responses up to the one tagged tag, and returns the others and the
+// tagged status (without the tag).
+func (c *conn) readTo(tag string) ([]string, string, error) {
 	var out []string
 	for {
 		l, err := c.line()
@@ -378,8 +389,7 @@ func (c *conn) simple(cmd string) (string, error) {
 
 // appendMsg APPENDs one message, with LITERAL+ when the server offers it.
 func (c *conn) appendMsg(box string, flags string, msg []byte) error {
-	c.n++
-	tag := "b" + strconv.Itoa(c.n)
+	tag := c.nextTag()
 	if flags != "" {
 		flags = " (" + flags + ")"
 	}
@@ -401,18 +411,11 @@ func (c *conn) appendMsg(box string, flags string, msg []byte) error {
 	if err := c.w.Flush(); err != nil {
 		return err
 	}
-	for {
-		l, err := c.line()
-		if err != nil {
-			return err
-		}
-		if rest, ok := strings.CutPrefix(l, tag+" "); ok {
-			if !strings.HasPrefix(rest, "OK") {
-				return fmt.Errorf("APPEND: %s", rest)
-			}
-			return nil
-		}
+	_, st, err := c.readTo(tag)
+	if err == nil && !strings.HasPrefix(st, "OK") {
+		err = fmt.Errorf("APPEND: %s", st)
 	}
+	return err
 }
 
 // fill APPENDs the messages over several connections and returns how many hold the word
