@@ -16,17 +16,42 @@ var ErrUnknownEncoding = errors.New("mime: unknown Content-Transfer-Encoding")
 // undone (RFC 2045 §6): r itself for 7bit, 8bit, binary and no encoding, a lenient
 // decoder for base64 and quoted-printable. The names compare case-insensitively.
 func NewDecoder(r io.Reader, enc string) (io.Reader, error) {
-	switch strings.ToLower(strings.TrimSpace(enc)) {
-	case "", "7bit", "8bit", "binary":
+	switch encodingOf(enc) {
+	case encIdentity:
 		return r, nil
-	case "base64":
+	case encBase64:
 		return &base64Reader{r: r}, nil
-	case "quoted-printable":
+	case encQP:
 		d := &qpReader{}
 		d.reset(r)
 		return d, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownEncoding, enc)
+}
+
+// transferEncoding is a Content-Transfer-Encoding as this package handles it.
+type transferEncoding int
+
+const (
+	encIdentity transferEncoding = iota // 7bit, 8bit, binary or none: the content as is
+	encBase64
+	encQP
+	encUnknown
+)
+
+// encodingOf classifies a Content-Transfer-Encoding value; the names compare
+// case-insensitively (RFC 2045 §6.1). NewDecoder, the parser, BINARY and SEARCH all
+// decide with it, so that they agree on what can be decoded.
+func encodingOf(e string) transferEncoding {
+	switch strings.ToLower(strings.TrimSpace(e)) {
+	case "", "7bit", "8bit", "binary":
+		return encIdentity
+	case "base64":
+		return encBase64
+	case "quoted-printable":
+		return encQP
+	}
+	return encUnknown
 }
 
 // base64Reader decodes base64 (RFC 2045 §6.8) leniently, like appendBase64: octets

@@ -418,7 +418,9 @@ func (p *parser) part(depth int, digest bool) *Part {
 		if p.hit && p.hitIdx == my {
 			p.skipToBoundary() // epilogue, up to an enclosing boundary or the end
 		}
-	case pt.IsMessage() && depth < MaxDepth && p.nparts < MaxParts && identityEncoding(pt.Encoding):
+	case pt.IsMessage() && depth < MaxDepth && p.nparts < MaxParts && encodingOf(pt.Encoding) == encIdentity:
+		// Only an encapsulated message that is not encoded can be parsed in place
+		// (RFC 2046 §5.2.1).
 		pt.Message = p.part(depth+1, false)
 	default:
 		p.skipToBoundary()
@@ -499,16 +501,6 @@ func (p *parser) boundary(line []byte, before mark) bool {
 			}
 		}
 		p.hitEnd = end
-		return true
-	}
-	return false
-}
-
-// identityEncoding reports whether a Content-Transfer-Encoding leaves the content as is,
-// so that an encapsulated message can be parsed in place (RFC 2046 §5.2.1).
-func identityEncoding(e string) bool {
-	switch strings.ToLower(strings.TrimSpace(e)) {
-	case "", "7bit", "8bit", "binary":
 		return true
 	}
 	return false

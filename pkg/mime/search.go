@@ -319,12 +319,12 @@ func paramsMatch(p *Part, mt *Matcher) bool {
 func (m *Message) bodyReader(p *Part, asciiOnly bool) (r io.Reader, release func()) {
 	src := io.NewSectionReader(m.r, p.BodyRange.Offset, p.BodyRange.Len)
 	r, release = src, func() {}
-	switch strings.ToLower(strings.TrimSpace(p.Encoding)) {
-	case "base64":
+	switch encodingOf(p.Encoding) {
+	case encBase64:
 		d := b64Pool.Get().(*base64Reader)
 		*d = base64Reader{r: src}
 		r, release = d, func() { d.r = nil; b64Pool.Put(d) }
-	case "quoted-printable":
+	case encQP:
 		d := qpPool.Get().(*qpReader)
 		d.reset(src)
 		r, release = d, func() { d.r = nil; qpPool.Put(d) }

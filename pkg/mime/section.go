@@ -338,13 +338,10 @@ func (m *Message) Binary(path []int) (io.Reader, error) {
 // Decoders are created only when read, so that a message of many parts costs little.
 func (m *Message) binaryParts(p *Part, header bool, out []io.Reader) ([]io.Reader, error) {
 	leaf := !p.IsMultipart() && p.Message == nil
-	decode := leaf && !identityEncoding(p.Encoding)
-	if decode {
-		switch strings.ToLower(strings.TrimSpace(p.Encoding)) {
-		case "base64", "quoted-printable":
-		default:
-			return nil, fmt.Errorf("%w %q", ErrUnknownEncoding, p.Encoding)
-		}
+	enc := encodingOf(p.Encoding)
+	decode := leaf && enc != encIdentity
+	if decode && enc == encUnknown {
+		return nil, fmt.Errorf("%w %q", ErrUnknownEncoding, p.Encoding)
 	}
 	if header {
 		if decode {
