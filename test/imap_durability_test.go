@@ -177,15 +177,12 @@ func TestIMAPConcurrentSessions(t *testing.T) {
 			defer wg.Done()
 			for j := 0; j < each; j++ {
 				msg := testMessage(fmt.Sprintf("Concurrent %d-%d", i, j), "x\r\n")
-				cmd := c.Append("INBOX", int64(len(msg)), nil)
-				cmd.Write([]byte(msg))
-				cmd.Close()
-				data, err := cmd.Wait()
+				uid, err := tryAppend(c, "INBOX", msg, nil)
 				if err != nil {
 					t.Errorf("APPEND %d-%d: %v", i, j, err)
 					return
 				}
-				uids <- data.UID
+				uids <- uid
 			}
 		}()
 	}
@@ -314,10 +311,7 @@ func TestIMAPQuota(t *testing.T) {
 	if n := len(in.Messages("small@example.test")); n != 2 {
 		t.Errorf("small@example.test holds %d messages, want the 2 IMAP appended", n)
 	}
-	cmd := c.Append("INBOX", int64(len(big)), nil)
-	cmd.Write([]byte(big))
-	cmd.Close()
-	_, err := cmd.Wait()
+	_, err := tryAppend(c, "INBOX", big, nil)
 	if imapType(err) != imap.StatusResponseTypeNo || imapCode(err) != imap.ResponseCode("OVERQUOTA") {
 		t.Errorf("APPEND past the 1 MB quota (2 × 400 KB stored): %v, want NO [OVERQUOTA]", err)
 	}

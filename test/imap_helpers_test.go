@@ -278,18 +278,31 @@ func testMessage(subject, body string, extra ...string) string {
 // appendMsg APPENDs a message and returns its UID (from APPENDUID, RFC 4315 §3).
 func appendMsg(t *testing.T, c *imapclient.Client, mailbox, msg string, opts *imap.AppendOptions) imap.UID {
 	t.Helper()
-	cmd := c.Append(mailbox, int64(len(msg)), opts)
-	if _, err := io.WriteString(cmd, msg); err != nil {
-		t.Fatalf("APPEND %s: writing the literal: %v", mailbox, err)
-	}
-	if err := cmd.Close(); err != nil {
-		t.Fatalf("APPEND %s: %v", mailbox, err)
-	}
-	data, err := cmd.Wait()
+	uid, err := tryAppend(c, mailbox, msg, opts)
 	if err != nil {
 		t.Fatalf("APPEND %s: %v", mailbox, err)
 	}
-	return data.UID
+	return uid
+}
+
+// tryAppend is appendMsg for an APPEND that may fail: it returns the error, and may be
+// called from any goroutine.
+func tryAppend(c *imapclient.Client, mailbox, msg string, opts *imap.AppendOptions) (imap.UID, error) {
+	cmd := c.Append(mailbox, int64(len(msg)), opts)
+	_, werr := io.WriteString(cmd, msg)
+	cerr := cmd.Close()
+	// The server's answer (NO [TRYCREATE], NO [OVERQUOTA] ...) says more than a failed
+	// write.
+	data, err := cmd.Wait()
+	switch {
+	case err != nil:
+		return 0, err
+	case werr != nil:
+		return 0, fmt.Errorf("writing the literal: %w", werr)
+	case cerr != nil:
+		return 0, cerr
+	}
+	return data.UID, nil
 }
 
 // rawIMAP is a bare IMAP connection for what a client library cannot express: exact

@@ -62,7 +62,7 @@ func wrap76(s string) string {
 	return b.String() + s + "\r\n"
 }
 
-// selectINBOX selects INBOX and fails the test if it cannot.
+// selectBox selects a mailbox and fails the test if it cannot.
 func selectBox(t *testing.T, c *imapclient.Client, name string, opts *imap.SelectOptions) *imap.SelectData {
 	t.Helper()
 	data, err := c.Select(name, opts).Wait()
@@ -156,13 +156,7 @@ func TestIMAPAppendSelectExamine(t *testing.T) {
 	if uid1 == 0 || !(uid1 < uid2 && uid2 < uid3) {
 		t.Errorf("APPENDUID UIDs %d %d %d, want strictly ascending", uid1, uid2, uid3)
 	}
-	err := func() error {
-		cmd := c.Append("No such mailbox", int64(len(msg)), nil)
-		cmd.Write([]byte(msg))
-		cmd.Close()
-		_, err := cmd.Wait()
-		return err
-	}()
+	_, err := tryAppend(c, "No such mailbox", msg, nil)
 	// RFC 9051 §6.3.12: APPEND to a missing mailbox is NO with TRYCREATE.
 	if imapType(err) != imap.StatusResponseTypeNo || imapCode(err) != imap.ResponseCodeTryCreate {
 		t.Errorf("APPEND to a missing mailbox: %v, want NO [TRYCREATE]", err)
