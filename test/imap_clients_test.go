@@ -170,15 +170,10 @@ func remoteBox(t *testing.T, c *imapclient.Client, name string) map[string]strin
 		h := strings.TrimSpace(string(m.FindBodySection(hdr)))
 		_, id, _ := strings.Cut(h, ":")
 		id = strings.ToLower(strings.TrimSpace(id))
-		var flags []string
-		for _, f := range noRecent(m.Flags) {
-			flags = append(flags, string(f))
-		}
-		sort.Strings(flags)
 		if _, dup := out[id]; dup {
 			t.Errorf("server %s holds %s twice", name, id)
 		}
-		out[id] = strings.Join(flags, " ")
+		out[id] = flagString(m.Flags)
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -40,12 +39,7 @@ func readState(t *testing.T, tg *imapTarget, name string) mailboxState {
 		t.Fatal(err)
 	}
 	for _, m := range msgs {
-		var f []string
-		for _, x := range noRecent(m.Flags) {
-			f = append(f, string(x))
-		}
-		sort.Strings(f)
-		st.flags[m.UID] = strings.Join(f, " ")
+		st.flags[m.UID] = flagString(m.Flags)
 	}
 	return st
 }

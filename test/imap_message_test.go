@@ -95,6 +95,16 @@ func noRecent(flags []imap.Flag) []imap.Flag {
 	return slices.DeleteFunc(slices.Clone(flags), func(f imap.Flag) bool { return strings.EqualFold(string(f), `\Recent`) })
 }
 
+// flagString is flags without \Recent, sorted and joined by spaces: a form to compare.
+func flagString(flags []imap.Flag) string {
+	var f []string
+	for _, x := range noRecent(flags) {
+		f = append(f, string(x))
+	}
+	slices.Sort(f)
+	return strings.Join(f, " ")
+}
+
 // statusOf asks STATUS from a new session, since STATUS of the mailbox a session has
 // selected may be stale (RFC 9051 §6.3.11).
 func (tg *imapTarget) statusOf(t *testing.T, mailbox string, opts *imap.StatusOptions) *imap.StatusData {
