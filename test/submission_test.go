@@ -60,17 +60,7 @@ type rawClient struct {
 
 func (c *rawClient) read() string {
 	c.t.Helper()
-	var all strings.Builder
-	for {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("reading reply: %v (so far %q)", err, all.String())
-		}
-		all.WriteString(line)
-		if len(line) < 4 || line[3] != '-' {
-			return all.String()
-		}
-	}
+	return readReply(c.t, c.r)
 }
 
 func (c *rawClient) cmd(line string) string {
