@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -294,26 +295,16 @@ func (e *evaluator) eval(k *imap.SearchKey, cd *candidate) bool {
 		return !e.eval(k.Keys[0], cd)
 	case "ALL":
 		return true
-	case "SEQSET":
+	case "SEQSET", "UID":
 		if k.Set.IsSearchRes() {
-			for _, u := range e.s.saved {
-				if u == m.uid {
-					return true
-				}
-			}
-			return false
+			// "$" names the same messages as a sequence set and as a UID set.
+			_, ok := slices.BinarySearch(e.s.saved, m.uid)
+			return ok
+		}
+		if k.Op == "UID" {
+			return k.Set.Contains(m.uid, e.maxUID)
 		}
 		return k.Set.Contains(uint32(cd.seq), e.nseq)
-	case "UID":
-		if k.Set.IsSearchRes() {
-			for _, u := range e.s.saved {
-				if u == m.uid {
-					return true
-				}
-			}
-			return false
-		}
-		return k.Set.Contains(m.uid, e.maxUID)
 	case "ANSWERED":
 		return m.flags&flagAnswered != 0
 	case "DELETED":

@@ -72,7 +72,7 @@ type Session struct {
 	view       []uint32
 	seenModseq uint64
 	recent     []imap.SeqRange // UIDs that are \Recent in this session
-	saved      []uint32        // SEARCHRES (RFC 5182)
+	saved      []uint32        // SEARCHRES (RFC 5182), UIDs in ascending order
 	idleTag    string
 
 	idling  atomic.Bool
