@@ -242,19 +242,8 @@ func (in *Instance) sendMail(t *testing.T, from, to, msg string) {
 	if err := c.Hello("client.other.test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Mail(from); err != nil {
-		t.Fatalf("MAIL FROM: %v", err)
-	}
-	if err := c.Rcpt(to); err != nil {
-		t.Fatalf("RCPT TO:<%s>: %v", to, err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatalf("DATA: %v", err)
-	}
-	io.WriteString(w, msg)
-	if err := w.Close(); err != nil {
-		t.Fatalf("end of DATA: %v", err)
+	if err := sendMessage(c, from, []string{to}, msg); err != nil {
+		t.Fatal(err)
 	}
 	c.Quit()
 }
