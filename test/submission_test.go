@@ -186,8 +186,7 @@ func sendMessage(c *smtp.Client, from string, to []string, msg string) error {
 
 func TestSubmissionPolicy(t *testing.T) {
 	in := NewInstance(t, "")
-	const otherPass = "other-password-1"
-	in.Mailctl(otherPass+"\n", "user", "add", "other@example.test", "--password-stdin")
+	in.addUser(t, "other@example.test")
 
 	// 587 before STARTTLS: no AUTH offered, none accepted, nothing else either.
 	c, ehlo := in.dialRaw(t, in.SubmissionAddr(), false)
