@@ -255,6 +255,16 @@ func TestEncode(t *testing.T) {
 	if got := string(AppendUIDSet(nil, []uint32{1, 2, 3, 5, 7, 8})); got != "1:3,5,7:8" {
 		t.Errorf("uid set %q", got)
 	}
+	// Mailbox names: INBOX as INBOX, atoms as atoms (not NIL), 7-bit and UTF-8 names
+	// quoted (RFC 9051 §4.3), the rest as literals.
+	for name, want := range map[string]string{
+		"inbox": "INBOX", "Sent": "Sent", "NIL": `"NIL"`, "a b": `"a b"`, `a"b`: `"a\"b"`,
+		"Gr\xc3\xbc\xc3\x9fe": "\"Gr\xc3\xbc\xc3\x9fe\"", "a\xffb": "{3}\r\na\xffb", "a\nb": "{3}\r\na\nb",
+	} {
+		if got := string(AppendMailbox(nil, name)); got != want {
+			t.Errorf("AppendMailbox(%q) = %q, want %q", name, got, want)
+		}
+	}
 	s, err := ParseSeqSet("4:2,*")
 	if err != nil || !s.Contains(3, 10) || !s.Contains(10, 10) || s.Contains(5, 10) || s.String() != "4:2,*" {
 		t.Errorf("seqset %v %v", s, err)

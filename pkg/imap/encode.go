@@ -91,13 +91,10 @@ func AppendMailbox(b []byte, name string) []byte {
 	if equalFoldASCII(name, "INBOX") {
 		return append(b, "INBOX"...)
 	}
-	if isAtom(name) && !equalFoldASCII(name, "NIL") {
-		return append(b, name...)
+	if !quotable(name) && utf8.ValidString(name) && len(name) <= 1024 && !strings.ContainsAny(name, "\x00\r\n") {
+		return AppendQuoted(b, name) // 8-bit, in UTF-8
 	}
-	if utf8.ValidString(name) && len(name) <= 1024 && !strings.ContainsAny(name, "\x00\r\n") {
-		return AppendQuoted(b, name)
-	}
-	return AppendString(b, name)
+	return AppendAString(b, name)
 }
 
 // AppendDateTime appends t as an IMAP date-time, "dd-Mon-yyyy hh:mm:ss +zzzz" in double
