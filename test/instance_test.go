@@ -165,7 +165,10 @@ func (in *Instance) Start() {
 	go func() { in.done <- cmd.Wait() }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if greets(in.SMTPAddr()) {
+		// smtpd a child of master too: a greeting alone may come from another program on
+		// the port, when master could not bind it (master binds every socket before it
+		// starts any daemon).
+		if greets(in.SMTPAddr()) && in.DaemonPIDs()["smtpd"] != 0 {
 			return
 		}
 		select {
