@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -314,13 +315,12 @@ type listEntry struct {
 	subscribe bool
 }
 
-func has(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
+func has(l []string, s string) bool { return slices.Contains(l, s) }
+
+// hasFold reports whether l holds s, compared case-insensitively (keywords, RFC 3501
+// §2.3.2).
+func hasFold(l []string, s string) bool {
+	return slices.ContainsFunc(l, func(x string) bool { return strings.EqualFold(x, s) })
 }
 
 func (s *Session) list(c *imap.Command) {
@@ -566,13 +566,7 @@ func parseFlags(flags []string) (*flagChange, error) {
 		if len(f) > 100 {
 			return nil, errors.New("keyword too long")
 		}
-		dup := false
-		for _, k := range c.keywords {
-			if strings.EqualFold(k, f) {
-				dup = true
-			}
-		}
-		if !dup {
+		if !hasFold(c.keywords, f) {
 			c.keywords = append(c.keywords, f)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -189,12 +190,7 @@ func (m *message) hasFlag(f string) bool {
 	if bit := flagBit(f); bit != 0 {
 		return m.flags&bit != 0
 	}
-	for _, k := range m.keywords {
-		if strings.EqualFold(k, f) {
-			return true
-		}
-	}
-	return false
+	return hasFold(m.keywords, f)
 }
 
 // flagBit returns the bit of a system flag, 0 for a keyword.
@@ -266,13 +262,7 @@ func (c *flagChange) apply(m *message) (flagBits, []string, bool) {
 		if len(c.keywords) > 0 {
 			var keep []string
 			for _, k := range kws {
-				drop := false
-				for _, r := range c.keywords {
-					if strings.EqualFold(k, r) {
-						drop = true
-					}
-				}
-				if !drop {
+				if !hasFold(c.keywords, k) {
 					keep = append(keep, k)
 				}
 			}
@@ -280,11 +270,7 @@ func (c *flagChange) apply(m *message) (flagBits, []string, bool) {
 		}
 	}
 	sort.Strings(kws)
-	same := flags == m.flags && len(kws) == len(m.keywords)
-	for i := 0; same && i < len(kws); i++ {
-		same = kws[i] == m.keywords[i]
-	}
-	return flags, kws, !same
+	return flags, kws, flags != m.flags || !slices.Equal(kws, m.keywords)
 }
 
 // folderBucket returns the bucket of a folder, creating it if create is set.

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -263,10 +264,10 @@ func (mb *Mailbox) load() error {
 			if f.name != mb.fileName(m) {
 				os.Rename(filepath.Join(mb.dir, "cur", f.name), mb.path(m))
 			}
-		} else if f.flags != m.flags&^flagCRLF || !sameStrings(f.kws, m.keywords) {
+		} else if f.flags != m.flags&^flagCRLF || !slices.Equal(f.kws, m.keywords) {
 			// Another program changed the flags in the name; the name wins, but
 			// keywords Dovecot's letters cannot hold are kept.
-			if !sameStrings(f.kws, m.keywords) && len(m.keywords) > len(f.kws) && allLettered(mb, f.kws) && !allLettered(mb, m.keywords) {
+			if !slices.Equal(f.kws, m.keywords) && len(m.keywords) > len(f.kws) && allLettered(mb, f.kws) && !allLettered(mb, m.keywords) {
 				f.kws = m.keywords
 			}
 			m.flags, m.keywords = f.flags|m.flags&flagCRLF, f.kws
@@ -381,25 +382,7 @@ type diskFile struct {
 
 func allLettered(mb *Mailbox, kws []string) bool {
 	for _, k := range kws {
-		found := false
-		for _, l := range mb.kwLetters {
-			if strings.EqualFold(l, k) {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
+		if !hasFold(mb.kwLetters, k) {
 			return false
 		}
 	}
