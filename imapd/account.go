@@ -188,6 +188,34 @@ func (a *Account) release(mb *Mailbox) {
 	mb.refs--
 }
 
+// renaming reports whether a folder of the account is renaming files (renameFiles).
+func (a *Account) renaming() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, mb := range a.boxes {
+		mb.mu.RLock()
+		r := mb.renaming
+		mb.mu.RUnlock()
+		if r {
+			return true
+		}
+	}
+	return false
+}
+
+// waitRenames waits until no folder of the account is renaming files.
+func (a *Account) waitRenames() {
+	a.mu.Lock()
+	boxes := make([]*Mailbox, 0, len(a.boxes))
+	for _, mb := range a.boxes {
+		boxes = append(boxes, mb)
+	}
+	a.mu.Unlock()
+	for _, mb := range boxes {
+		mb.renames.Wait()
+	}
+}
+
 // closeBoxes stops watching the account's folders and forgets them; the account's last
 // session has ended.
 func (a *Account) closeBoxes() {

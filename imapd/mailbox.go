@@ -47,8 +47,9 @@ type Mailbox struct {
 	// flags yet to the name its file has on disk. STORE answers once the index has the
 	// new flags; renameFiles brings the names in line afterwards (see store).
 	pending  map[string]string
-	renaming bool
-	deleted  bool // the folder was deleted or renamed away
+	renaming bool           // renameFiles runs
+	renames  sync.WaitGroup // done when renameFiles returns
+	deleted  bool           // the folder was deleted or renamed away
 
 	refs int // guarded by acct.mu
 
@@ -130,13 +131,8 @@ func (mb *Mailbox) open(m *message) (*os.File, error) {
 // findFile looks for the file of a message by its base name, in cur/ and new/: the
 // slow way, for when its name changed between looking it up and using it.
 func (mb *Mailbox) findFile(base string) (string, error) {
-	for _, sub := range []string{"cur", "new"} {
-		names, _ := readDirNames(filepath.Join(mb.dir, sub))
-		for _, n := range names {
-			if b, _, _ := strings.Cut(n, ":"); b == base {
-				return filepath.Join(mb.dir, sub, n), nil
-			}
-		}
+	if p, ok := (&diskNames{dir: mb.dir}).find(base); ok {
+		return p, nil
 	}
 	return "", fs.ErrNotExist
 }
@@ -262,7 +258,15 @@ func (mb *Mailbox) load() error {
 			os.Rename(filepath.Join(mb.dir, "new", f.name), mb.path(m))
 		} else if namesBehind {
 			if f.name != mb.fileName(m) {
-				os.Rename(filepath.Join(mb.dir, "cur", f.name), mb.path(m))
+				if err := os.Rename(filepath.Join(mb.dir, "cur", f.name), mb.path(m)); err != nil {
+					// The index is right; the name stays pending (and the mark with
+					// it) until a rename succeeds.
+					mb.acct.log.Error("renaming message file", "folder", mb.name, "user", mb.acct.addr, "file", f.name, "err", err)
+					if mb.pending == nil {
+						mb.pending = map[string]string{}
+					}
+					mb.pending[m.base] = f.name
+				}
 			}
 		} else if f.flags != m.flags&^flagCRLF || !slices.Equal(f.kws, m.keywords) {
 			// Another program changed the flags in the name; the name wins, but
@@ -351,7 +355,9 @@ func (mb *Mailbox) load() error {
 		if err != nil {
 			return err
 		}
-		b.Delete(keyPending)
+		if len(mb.pending) == 0 {
+			b.Delete(keyPending)
+		}
 		mbk, cb, tb := b.Bucket(bucketMsgs), b.Bucket(bucketCache), b.Bucket(bucketText)
 		for _, uid := range expunged {
 			mbk.Delete(uidKey(uid))
@@ -371,6 +377,9 @@ func (mb *Mailbox) load() error {
 	if len(added) > 0 || len(expunged) > 0 || fresh {
 		mb.writeUIDList()
 	}
+	mb.mu.Lock()
+	mb.startRenames() // those that failed above
+	mb.mu.Unlock()
 	return nil
 }
 
@@ -645,11 +654,22 @@ func (mb *Mailbox) store(uids []uint32, c *flagChange, unchangedSince uint64, ch
 	if err := mb.commitPending(put); err != nil {
 		return res, err
 	}
-	if len(mb.pending) > 0 && !mb.renaming {
-		mb.renaming = true
-		go mb.renameFiles()
-	}
+	mb.startRenames()
 	return res, nil
+}
+
+// startRenames starts renameFiles unless it runs or nothing is pending. The caller
+// holds mb.mu.
+func (mb *Mailbox) startRenames() {
+	if len(mb.pending) == 0 || mb.renaming {
+		return
+	}
+	mb.renaming = true
+	mb.renames.Add(1)
+	go func() {
+		defer mb.renames.Done()
+		mb.renameFiles()
+	}()
 }
 
 // commitPending writes changed records and the mark that file names lag behind.
@@ -676,10 +696,16 @@ func (mb *Mailbox) commitPending(put []*message) error {
 
 // renameFiles gives the files whose flags changed their new names (":2,FRS..."), in
 // the background, through the folder's cur/ descriptor; then it clears the mark.
+//
+// An entry leaves pending only once its file has the name the index gives it, or once
+// no file of that message exists any more (another program deleted it: the next load
+// expunges it). A rename that fails otherwise stays pending, and the mark in the index
+// stays with it, so that the next STORE or the next load (after a restart) tries again.
 func (mb *Mailbox) renameFiles() {
 	type job struct{ base, from, to string }
 	dir, err := os.Open(filepath.Join(mb.dir, "cur"))
 	if err != nil {
+		mb.acct.log.Error("renaming message files", "folder", mb.name, "user", mb.acct.addr, "err", err)
 		mb.mu.Lock()
 		mb.renaming = false
 		mb.mu.Unlock()
@@ -690,63 +716,65 @@ func (mb *Mailbox) renameFiles() {
 	// The renames happen under the lock, in chunks, so that EXPUNGE, COPY and the
 	// like always see a name that is on disk, and wait for one chunk at most.
 	const chunk = 256
+	failed := map[string]bool{} // bases whose rename failed in this run
 	for {
 		mb.mu.Lock()
 		if len(mb.pending) == 0 || mb.deleted {
-			mb.renaming = false
 			mb.mu.Unlock()
 			break
 		}
 		jobs := make([]job, 0, min(len(mb.pending), chunk))
 		for _, m := range mb.msgs {
-			if from, ok := mb.pending[m.base]; ok {
+			if from, ok := mb.pending[m.base]; ok && !failed[m.base] {
 				jobs = append(jobs, job{m.base, from, mb.fileName(m)})
 				if len(jobs) == chunk {
 					break
 				}
 			}
 		}
-		// Messages gone meanwhile.
-		if len(jobs) < len(mb.pending) {
-			live := map[string]bool{}
-			for _, j := range jobs {
-				live[j.base] = true
-			}
+		if len(jobs) == 0 {
+			// What is left failed, or names no message: every path that drops a
+			// message drops its entry too (expunge, remove), so that is a bug, and
+			// such an entry names no file the index needs.
 			for b := range mb.pending {
-				if !live[b] {
+				if !failed[b] {
+					mb.acct.log.Error("pending file rename of a message no longer in the folder", "folder", mb.name, "user", mb.acct.addr, "file", b)
 					delete(mb.pending, b)
 				}
 			}
+			mb.mu.Unlock()
+			break
 		}
-		done := make([]bool, len(jobs))
-		for i, j := range jobs {
+		var disk *diskNames
+		for _, j := range jobs {
 			err := unix.Renameat(dfd, j.from, dfd, j.to)
-			done[i] = err == nil || errors.Is(err, unix.ENOENT)
-		}
-		byBase := make(map[string]*message, len(jobs))
-		for _, m := range mb.msgs {
-			if _, ok := mb.pending[m.base]; ok {
-				byBase[m.base] = m
+			if errors.Is(err, unix.ENOENT) {
+				// Not under the name we gave it: another program renamed it.
+				if disk == nil {
+					disk = &diskNames{dir: mb.dir}
+				}
+				p, ok := disk.find(j.base)
+				if !ok {
+					mb.acct.log.Warn("message file is gone", "folder", mb.name, "user", mb.acct.addr, "file", j.base)
+					delete(mb.pending, j.base)
+					continue
+				}
+				err = os.Rename(p, filepath.Join(mb.dir, "cur", j.to))
 			}
-		}
-		for i, j := range jobs {
-			if !done[i] {
+			if err != nil {
+				failed[j.base] = true
+				mb.acct.log.Error("renaming message file", "folder", mb.name, "user", mb.acct.addr, "file", j.from, "err", err)
 				continue
 			}
-			if mb.pending[j.base] == j.from {
-				if m := byBase[j.base]; m != nil && mb.fileName(m) != j.to {
-					mb.pending[j.base] = j.to // changed again meanwhile
-				} else {
-					delete(mb.pending, j.base)
-				}
-			}
+			delete(mb.pending, j.base)
 		}
 		mb.mu.Unlock()
 	}
 	mb.mu.Lock()
-	clear := len(mb.pending) == 0 && !mb.deleted
+	mb.renaming = false
+	done := len(mb.pending) == 0 && !mb.deleted
 	mb.mu.Unlock()
-	if clear {
+	if done {
 		mb.acct.db.Update(func(tx *bolt.Tx) error {
 			if b := tx.Bucket([]byte(mb.key)); b != nil {
 				return b.Delete(keyPending)
@@ -754,6 +782,30 @@ func (mb *Mailbox) renameFiles() {
 			return nil
 		})
 	}
+}
+
+// diskNames finds the files of messages by their base names, in cur/ and new/, when
+// a file is not under the name the index expects (another program renamed it). It
+// reads the directories once, on the first call.
+type diskNames struct {
+	dir   string
+	names map[string]string // base name → path
+}
+
+func (d *diskNames) find(base string) (string, bool) {
+	if d.names == nil {
+		d.names = map[string]string{}
+		for _, sub := range []string{"new", "cur"} { // cur/ wins
+			names, _ := readDirNames(filepath.Join(d.dir, sub))
+			for _, n := range names {
+				if b, _, _ := strings.Cut(n, ":"); !strings.HasPrefix(n, ".") {
+					d.names[b] = filepath.Join(d.dir, sub, n)
+				}
+			}
+		}
+	}
+	p, ok := d.names[base]
+	return p, ok
 }
 
 // expunge removes the messages with \Deleted among uids (all of them when uids is nil)
@@ -773,14 +825,29 @@ func (mb *Mailbox) expunge(uids []uint32) (gone []uint32, freed int64, err error
 		want = func(u uint32) bool { return set[u] }
 	}
 	kept := make([]*message, 0, len(mb.msgs))
+	var disk *diskNames
 	for _, m := range mb.msgs {
 		if m.flags&flagDeleted == 0 || !want(m.uid) {
 			kept = append(kept, m)
 			continue
 		}
-		if err := os.Remove(mb.path(m)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := os.Remove(mb.path(m))
+		if errors.Is(err, fs.ErrNotExist) {
+			// Not under the name the index gives it (another program renamed it):
+			// a message is expunged only once no file of it is left, or its file
+			// would come back as new mail at the next load.
+			if disk == nil {
+				disk = &diskNames{dir: mb.dir}
+			}
+			if p, ok := disk.find(m.base); ok {
+				err = os.Remove(p)
+			} else {
+				err = nil
+			}
+		}
+		if err != nil {
 			kept = append(kept, m)
-			mb.acct.log.Warn("expunging", "folder", mb.name, "file", m.base, "err", err)
+			mb.acct.log.Warn("expunging", "folder", mb.name, "user", mb.acct.addr, "file", m.base, "err", err)
 			continue
 		}
 		delete(mb.pending, m.base)

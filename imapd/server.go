@@ -281,16 +281,36 @@ func (s *Server) openAccount(addr, root string, quota int64) (*Account, error) {
 
 func (s *Server) closeAccount(a *Account) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	a.mu.Lock()
 	a.refs--
-	last := a.refs == 0
 	a.mu.Unlock()
-	if last && !s.stopping.Load() {
-		a.closeBoxes()
-		delete(s.accounts, a.addr)
-		if err := a.db.Close(); err != nil {
-			s.log.Warn("closing index", "user", a.addr, "err", err)
-		}
+	s.mu.Unlock()
+	s.closeIdle(a)
+}
+
+// closeIdle closes the index of an account that no session uses any more. Its folders
+// stay open while their files are still being renamed for flag changes (renameFiles),
+// so that a session that comes meanwhile finds the folders as they are, not loaded a
+// second time beside the renames.
+func (s *Server) closeIdle(a *Account) {
+	if a.renaming() {
+		go func() {
+			a.waitRenames()
+			s.closeIdle(a)
+		}()
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a.mu.Lock()
+	idle := a.refs == 0
+	a.mu.Unlock()
+	if !idle || s.accounts[a.addr] != a || s.stopping.Load() || a.renaming() {
+		return // in use again, closed already, or closed by Run at shutdown
+	}
+	a.closeBoxes()
+	delete(s.accounts, a.addr)
+	if err := a.db.Close(); err != nil {
+		s.log.Warn("closing index", "user", a.addr, "err", err)
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -313,5 +315,107 @@ func TestIMAPQuota(t *testing.T) {
 	selectBox(t, c, "INBOX", nil)
 	if _, err := c.Copy(imap.SeqSet{{Start: 1, Stop: 2}}, "Archive").Wait(); imapType(err) != imap.StatusResponseTypeNo || imapCode(err) != imap.ResponseCode("OVERQUOTA") {
 		t.Errorf("COPY of 800 KB into a 1 MB quota already holding them: %v, want NO [OVERQUOTA]", err)
+	}
+}
+
+// fileFlags returns the flag part (after ":2,") of every file in a Maildir's new/ and
+// cur/, by base name, and fails on a message that has two files.
+func fileFlags(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	for _, sub := range []string{"new", "cur"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			base, info, _ := strings.Cut(e.Name(), ":")
+			if _, dup := files[base]; dup {
+				t.Errorf("two files of %s on disk", base)
+			}
+			files[base] = strings.TrimPrefix(info, "2,")
+		}
+	}
+	return files
+}
+
+// TestIMAPExpungeManyAcrossKill: a STORE and an EXPUNGE of 10,000 messages at once, with
+// imapd killed (SIGKILL) right after STORE's answer, while it renames the files to show
+// the new flags. Every message keeps its flags in a new session and in its file name,
+// and after EXPUNGE none is left, in a new session, on disk, and after a restart of
+// the whole tree. (Before, all but 256 expunged messages came back with new UIDs.)
+func TestIMAPExpungeManyAcrossKill(t *testing.T) {
+	needPostern(t)
+	n := 10000
+	if testing.Short() {
+		n = 1000
+	}
+	in := NewInstance(t, "")
+	tg := imapTargetOf(t, in)
+	c := tg.rawLogin(t) // creates the account's Maildir
+	dir := in.Maildir(tg.user)
+	for i := range n {
+		body := testMessage(fmt.Sprint("Many ", i), "x\r\n")
+		name := fmt.Sprintf("%d.M%dP1.e2e,S=%d", 1700000000+i, i, len(body))
+		if err := os.WriteFile(filepath.Join(dir, "new", name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.WaitFor("imapd to take the messages", 60*time.Second, func() bool {
+		u := c.OK("STATUS INBOX (MESSAGES)")
+		return hasLine(u, fmt.Sprintf(`MESSAGES %d\)`, n))
+	})
+	c.OK("SELECT INBOX")
+	c.OK(`STORE 1:* +FLAGS.SILENT (\Seen \Deleted)`)
+	imapd := in.DaemonPIDs()["imapd"]
+	syscall.Kill(imapd, syscall.SIGKILL)
+
+	// master starts a new imapd; a new session sees every flag, and the folder's load
+	// gave every file the name the index wants.
+	var r *rawIMAP
+	in.WaitFor("a new imapd", 30*time.Second, func() bool {
+		pid := in.DaemonPIDs()["imapd"]
+		return pid != 0 && pid != imapd && imapGreets(tg.tlsAddr, tg.tlsConfig) == nil
+	})
+	r = tg.rawLogin(t)
+	r.OK("SELECT INBOX")
+	flagged := 0
+	for _, l := range r.OK("FETCH 1:* FLAGS") {
+		if strings.Contains(l, `\Seen`) && strings.Contains(l, `\Deleted`) {
+			flagged++
+		}
+	}
+	if flagged != n {
+		t.Fatalf("after the kill, %d of %d messages show \\Seen \\Deleted", flagged, n)
+	}
+	files := fileFlags(t, dir)
+	wrong := 0
+	for _, f := range files {
+		if f != "ST" {
+			wrong++
+		}
+	}
+	if len(files) != n || wrong != 0 {
+		t.Fatalf("on disk after the kill: %d files (want %d), %d without flags ST in their names", len(files), n, wrong)
+	}
+
+	u := r.OK("EXPUNGE")
+	if len(u) != n {
+		t.Errorf("EXPUNGE: %d untagged responses, want %d", len(u), n)
+	}
+	r.OK("LOGOUT")
+	if files := fileFlags(t, dir); len(files) != 0 {
+		t.Fatalf("%d files on disk after EXPUNGE", len(files))
+	}
+	if st := readState(t, tg, "INBOX"); len(st.flags) != 0 {
+		t.Fatalf("a new session sees %d messages after EXPUNGE", len(st.flags))
+	}
+	in.Kill9()
+	in.Start()
+	if st := readState(t, tg, "INBOX"); len(st.flags) != 0 {
+		t.Fatalf("after a restart, %d messages are back", len(st.flags))
+	}
+	if files := fileFlags(t, dir); len(files) != 0 {
+		t.Fatalf("%d files on disk after a restart", len(files))
 	}
 }
