@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"postern/pkg/auth"
+	"postern/pkg/config"
 	"postern/pkg/control"
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
@@ -28,7 +29,7 @@ type Authd struct {
 	// Local is the client of the local delivery agent, asked to create new accounts'
 	// Maildirs (authd does not write into the mail store); nil skips that.
 	Local *delivery.Client
-	// Throttle slows down password guessing; nil means NewThrottle().
+	// Throttle slows down password guessing; nil means NewThrottle(LimitsOf(config.Default().Authd)).
 	Throttle *Throttle
 	Log      *slog.Logger
 }
@@ -38,7 +39,7 @@ const mailboxTimeout = 10 * time.Second
 
 func (a *Authd) init() {
 	if a.Throttle == nil {
-		a.Throttle = NewThrottle()
+		a.Throttle = NewThrottle(LimitsOf(config.Default().Authd))
 	}
 	if a.Log == nil {
 		a.Log = slog.Default()
@@ -93,6 +94,8 @@ func (a *Authd) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(control.AliasAdd, handler(a, a.aliasAdd))
 	s.Handle(control.AliasDel, handler(a, a.aliasDel))
 	s.Handle(control.AliasList, handler(a, a.aliasList))
+	s.Handle(control.ThrottleList, handler(a, a.throttleList))
+	s.Handle(control.ThrottleLift, handler(a, a.throttleLift))
 	return s
 }
 
@@ -163,27 +166,41 @@ func (a *Authd) mailbox(_ context.Context, _ ipc.Cred, req *auth.MailboxRequest)
 }
 
 func (a *Authd) verify(_ context.Context, _ ipc.Cred, req *auth.VerifyRequest) (any, error) {
-	canonical, _ := userdb.CanonicalAddress(req.User)
-	keys := []string{accountKey(canonical, req.User)}
-	if k := clientKey(req.RemoteAddr); k != "" {
-		keys = append(keys, k)
-	}
-	if blocked, until := a.Throttle.Blocked(keys...); blocked {
-		a.Log.Warn("login throttled", "user", clipKey(req.User), "remote", clipKey(req.RemoteAddr), "until", until.UTC().Format(time.RFC3339))
-		return auth.VerifyResult{Throttled: true}, nil
+	at := newAttempt(req.User, req.RemoteAddr)
+	blocked, until, known := a.Throttle.Check(at)
+	if blocked {
+		// Logged once, when the block started (logBlocks); a refusal is only debug.
+		a.Log.Debug("login refused: throttled", "user", clipKey(req.User), "remote", clipKey(req.RemoteAddr), "until", until.UTC().Format(time.RFC3339))
+		wait := until.Sub(a.Throttle.Now())
+		return auth.VerifyResult{Throttled: true, RetryAfter: int((wait + time.Second - 1) / time.Second)}, nil
 	}
 	ok, addr, err := a.DB.VerifyPassword(req.User, req.Password)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		a.Throttle.Fail(keys...)
-		a.Log.Warn("authentication failed", "user", clipKey(req.User), "remote", clipKey(req.RemoteAddr))
+		a.Log.Warn("authentication failed", "user", clipKey(req.User), "remote", clipKey(req.RemoteAddr), "known_client", known)
+		a.logBlocks(a.Throttle.Fail(at))
 		return auth.VerifyResult{}, nil
 	}
-	a.Throttle.Succeed(keys[0])
-	a.Log.Debug("authenticated", "user", addr, "remote", clipKey(req.RemoteAddr))
+	a.Throttle.Succeed(at)
+	a.Log.Debug("authenticated", "user", addr, "remote", clipKey(req.RemoteAddr), "known_client", known)
 	return auth.VerifyResult{OK: true, Address: addr}, nil
+}
+
+// logBlocks logs the start of each block, once: later refusals under it are not logged
+// again (they would let a guesser fill the log).
+func (a *Authd) logBlocks(bs []control.ThrottleBlock) {
+	for _, b := range bs {
+		args := []any{"kind", b.Kind, "failures", b.Failures, "until", b.Until.UTC().Format(time.RFC3339)}
+		if b.Account != "" {
+			args = append(args, "user", b.Account)
+		}
+		if b.Client != "" {
+			args = append(args, "remote", b.Client)
+		}
+		a.Log.Warn("login throttled", args...)
+	}
 }
 
 func (a *Authd) sendAs(_ context.Context, _ ipc.Cred, req *auth.SendAsRequest) (any, error) {
@@ -317,6 +334,22 @@ func (a *Authd) aliasList(_ context.Context, _ ipc.Cred, req *control.ListReques
 		out.Aliases = append(out.Aliases, control.Alias{Address: al.Address, Targets: al.Targets})
 	}
 	return out, nil
+}
+
+func (a *Authd) throttleList(context.Context, ipc.Cred, *struct{}) (any, error) {
+	return control.ThrottleListResult{Blocks: a.Throttle.Blocks()}, nil
+}
+
+func (a *Authd) throttleLift(_ context.Context, peer ipc.Cred, req *control.ThrottleLiftRequest) (any, error) {
+	if strings.TrimSpace(req.Target) == "" {
+		return nil, ipc.Errorf("invalid", "throttle.lift needs an address, a network or an account")
+	}
+	lifted := a.Throttle.Lift(strings.TrimSpace(req.Target))
+	a.Log.Info("throttling lifted", "target", clipKey(req.Target), "keys", len(lifted), "uid", peer.UID)
+	if lifted == nil {
+		lifted = []control.ThrottleBlock{}
+	}
+	return control.ThrottleLiftResult{Lifted: lifted}, nil
 }
 
 // canonical is an address (or "@domain") as the database keeps it, for logs.

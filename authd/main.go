@@ -33,7 +33,7 @@ func main() {
 		MailRoot:     cfg.MailDir(),
 		DefaultQuota: int64(cfg.Local.DefaultQuota),
 		Local:        delivery.NewClient(cfg.PrivateSocket("local")),
-		Throttle:     NewThrottle(),
+		Throttle:     NewThrottle(LimitsOf(cfg.Authd)),
 		Log:          d.Log,
 	}
 	trust := daemon.Trust(cfg, "smtpd", "cleanup", "qmgr", "local", "imapd", "httpd")

@@ -258,6 +258,28 @@ for every address of the domain that is neither an account nor an alias, as in
 		run:     runAliasList,
 	},
 	{
+		name: "throttle list", maxArgs: 0,
+		summary: "list the clients and accounts refused for failed logins",
+		detail: `
+authd counts failed logins (IMAP, submission) per client address, per network (/24 or
+/64), per account and client, and per account, and refuses a key that had too many for a
+while (see authd(8) and [authd] in postern.toml(5)). This lists the keys refused now:
+their kind (client, network, pair, account), whom they stop, the failures counted and
+when the refusal ends. A client that logged in to an account before is never stopped by
+that account's block.`,
+		run: runThrottleList,
+	},
+	{
+		name: "throttle lift", args: "ADDRESS|NETWORK|ACCOUNT", minArgs: 1, maxArgs: 1,
+		summary: "end the throttling of a client, a network or an account",
+		detail: `
+Forgets the failed logins counted for the target and ends its blocks. An IP address
+lifts the address, its network and the account-and-client keys at that address; a
+network (CIDR, like 192.0.2.0/24) every address and key within it; an account's address
+the account and its account-and-client keys.`,
+		run: runThrottleLift,
+	},
+	{
 		name: "queue list", maxArgs: 0,
 		summary: "list the queued messages, like mailq",
 		detail: `

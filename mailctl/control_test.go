@@ -56,7 +56,8 @@ func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
 		switch d {
 		case "authd":
 			ops = []string{control.DomainAdd, control.DomainDel, control.DomainList, control.UserAdd, control.UserDel,
-				control.UserList, control.UserPasswd, control.AliasAdd, control.AliasDel, control.AliasList}
+				control.UserList, control.UserPasswd, control.AliasAdd, control.AliasDel, control.AliasList,
+				control.ThrottleList, control.ThrottleLift}
 		case "qmgr":
 			ops = []string{control.QueueList, control.QueueShow, control.QueueFlush, control.QueueHold,
 				control.QueueRelease, control.QueueDelete, control.QueueCounts}
@@ -225,6 +226,60 @@ func TestAccountErrors(t *testing.T) {
 	code, _, errOut = fi.run("", "user", "passwd", "bob@other.test", "--password-stdin")
 	if code != exitFail || !strings.Contains(errOut, "no password") {
 		t.Errorf("empty stdin: exit %d, stderr %q", code, errOut)
+	}
+	if c := fi.last(); c.op != "" {
+		t.Errorf("authd was asked %s %s", c.op, c.body)
+	}
+}
+
+func TestThrottleCommands(t *testing.T) {
+	fi := newFakeInstance(t, "authd")
+	fi.reply(control.ThrottleList, control.ThrottleListResult{Blocks: []control.ThrottleBlock{}})
+	if code, out, _ := fi.run("", "throttle", "list"); code != 0 || out != "no logins are throttled\n" {
+		t.Errorf("empty list: exit %d, %q", code, out)
+	}
+	until := time.Now().Add(90 * time.Second)
+	fi.reply(control.ThrottleList, control.ThrottleListResult{Blocks: []control.ThrottleBlock{
+		{Kind: "network", Client: "127.0.0.0/24", Failures: 50, Until: until},
+		{Kind: "pair", Account: "demo@example.test", Client: "10.0.0.9", Failures: 5, Until: until},
+		{Kind: "account", Account: "evil\x1b[2J@example.test", Failures: 100, Until: until},
+	}})
+	code, out, _ := fi.run("", "throttle", "list")
+	at := until.Local().Format("2006-01-02 15:04:05")
+	for _, re := range []string{`^KIND +BLOCKED +FAILURES +UNTIL\n`,
+		`\nnetwork +127\.0\.0\.0/24 +50 +` + at + ` \(1m(29|30)s left\)\n`,
+		`\npair +demo@example\.test from 10\.0\.0\.9 +5 +`,
+		`\naccount +evil\^\[\[2J@example\.test +100 `} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("throttle list: exit %d, output does not match %s:\n%s", code, re, out)
+		}
+	}
+
+	fi.reply(control.ThrottleLift, control.ThrottleLiftResult{Lifted: []control.ThrottleBlock{
+		{Kind: "network", Client: "127.0.0.0/24", Failures: 50, Until: until},
+		{Kind: "client", Client: "127.0.0.51", Failures: 1},
+	}})
+	for _, tc := range []struct{ arg, body string }{
+		{"127.0.0.51", `{"target":"127.0.0.51"}`},
+		{"::ffff:127.0.0.51", `{"target":"127.0.0.51"}`},
+		{"2001:db8::1:0:0:0:1/64", `{"target":"2001:db8:0:1::/64"}`},
+		{"<Demo@Example.TEST>", `{"target":"Demo@example.test"}`},
+	} {
+		code, out, errOut := fi.run("", "throttle", "lift", tc.arg)
+		if c := fi.last(); code != 0 || c.op != control.ThrottleLift || c.body != tc.body {
+			t.Errorf("throttle lift %s: exit %d (%s), sent %s %s; want %s", tc.arg, code, errOut, c.op, c.body, tc.body)
+		}
+		if !strings.Contains(out, "lifted the block of network 127.0.0.0/24\n") || !strings.Contains(out, ": 1 blocks lifted, the failures of 2 keys forgotten") {
+			t.Errorf("throttle lift %s printed %q", tc.arg, out)
+		}
+	}
+	fi.reply(control.ThrottleLift, control.ThrottleLiftResult{Lifted: []control.ThrottleBlock{}})
+	if _, out, _ := fi.run("", "throttle", "lift", "192.0.2.1"); out != "nothing to lift for 192.0.2.1: no failed logins counted\n" {
+		t.Errorf("nothing lifted: %q", out)
+	}
+	fi.last()
+	if code, _, errOut := fi.run("", "throttle", "lift", "somewhere"); code != exitUsage || !strings.Contains(errOut, "neither an IP address") {
+		t.Errorf("a bad target: exit %d, %q", code, errOut)
 	}
 	if c := fi.last(); c.op != "" {
 		t.Errorf("authd was asked %s %s", c.op, c.body)

@@ -276,7 +276,9 @@ func TestConfigDocumentsDefaults(t *testing.T) {
 		for _, key := range []string{"hostname", "spool_dir", "data_dir", "bin_dir", "admin_group", "level", "format", "cert", "key",
 			"max_message_size", "max_recipients", "max_connections", "max_connections_per_ip", "max_line_length", "max_errors",
 			"timeout", "data_timeout", "shutdown_grace", "min_backoff", "max_backoff", "delay_warning", "max_lifetime",
-			"scan_interval", "local_concurrency", "default_quota", "enable", "user", "listen", "command", "args"} {
+			"scan_interval", "local_concurrency", "default_quota", "enable", "user", "listen", "command", "args",
+			"client_failures", "network_failures", "account_client_failures", "account_failures", "failure_window",
+			"block_time", "max_block_time", "remember_logins"} {
 			if !regexp.MustCompile(`(?m)^[# ]*` + key + ` = `).Match(uncommented) {
 				t.Errorf("the config does not document %s", key)
 			}

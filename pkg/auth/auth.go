@@ -59,8 +59,9 @@ type MailboxResult struct {
 	Quota int64 `json:"quota,omitempty"`
 }
 
-// VerifyRequest asks whether Password is right for User (an address). RemoteAddr, when
-// known, is the client's IP address, used to throttle guessing.
+// VerifyRequest asks whether Password is right for User (an address). RemoteAddr is the
+// client's IP address, used to throttle guessing: per address, per network and per
+// account and address; a daemon that knows it must always give it.
 type VerifyRequest struct {
 	User       string `json:"user"`
 	Password   string `json:"password"`
@@ -72,8 +73,12 @@ type VerifyResult struct {
 	OK bool `json:"ok"`
 	// Address is the canonical address of the account that logged in.
 	Address string `json:"address,omitempty"`
-	// Throttled is true when the answer is no because of too many failures.
+	// Throttled is true when the answer is no because of too many failures (from the
+	// client, its network, or for the account): the password was not checked, and the
+	// client is to be told to try again later, not that its password is wrong.
 	Throttled bool `json:"throttled,omitempty"`
+	// RetryAfter, when Throttled, is the number of seconds until the refusal ends.
+	RetryAfter int `json:"retry_after,omitempty"`
 }
 
 // SendAsRequest asks which addresses the account User may send as.

@@ -44,6 +44,7 @@ type Config struct {
 	AdminGroup string `toml:"admin_group"`
 
 	Log      Log                 `toml:"log"`
+	Authd    Authd               `toml:"authd"`
 	TLS      TLS                 `toml:"tls"`
 	SMTPD    SMTPD               `toml:"smtpd"`
 	Queue    Queue               `toml:"queue"`
@@ -54,6 +55,22 @@ type Config struct {
 
 	// Submission is the policy of mail from authenticated users (ports 587 and 465).
 	Submission Submission `toml:"submission"`
+}
+
+// Authd holds the limits of authd's failed-login throttling (see authd(8)). Failures
+// add up per client address, per network (/24 or /64), per account and client, and per
+// account; a key that reaches its limit within FailureWindow is refused for BlockTime,
+// doubling up to MaxBlockTime. The account limit never applies to a client that logged in
+// to the account successfully within RememberLogins.
+type Authd struct {
+	ClientFailures        int      `toml:"client_failures"`
+	NetworkFailures       int      `toml:"network_failures"`
+	AccountClientFailures int      `toml:"account_client_failures"`
+	AccountFailures       int      `toml:"account_failures"`
+	FailureWindow         Duration `toml:"failure_window"`
+	BlockTime             Duration `toml:"block_time"`
+	MaxBlockTime          Duration `toml:"max_block_time"`
+	RememberLogins        Duration `toml:"remember_logins"`
 }
 
 // Log says how daemons log.
@@ -242,7 +259,17 @@ func Default() *Config {
 		BinDir:     "/usr/lib/postern",
 		AdminGroup: "postern-admin",
 		Log:        Log{Level: "info", Format: "text"},
-		TLS:        TLS{Cert: "/etc/postern/tls/cert.pem", Key: "/etc/postern/tls/key.pem"},
+		Authd: Authd{
+			ClientFailures:        10,
+			NetworkFailures:       50,
+			AccountClientFailures: 5,
+			AccountFailures:       100,
+			FailureWindow:         Duration(15 * time.Minute),
+			BlockTime:             Duration(time.Minute),
+			MaxBlockTime:          Duration(time.Hour),
+			RememberLogins:        Duration(30 * 24 * time.Hour),
+		},
+		TLS: TLS{Cert: "/etc/postern/tls/cert.pem", Key: "/etc/postern/tls/key.pem"},
 		SMTPD: SMTPD{
 			MaxMessageSize:      50 << 20,
 			MaxRecipients:       100,
@@ -379,25 +406,31 @@ func (c *Config) validate(data []byte) error {
 		return bad("log.format", "must be text or json, not %q", c.Log.Format)
 	}
 	positive := map[string]int{
-		"smtpd.max_recipients":          c.SMTPD.MaxRecipients,
-		"smtpd.max_connections":         c.SMTPD.MaxConnections,
-		"smtpd.max_connections_per_ip":  c.SMTPD.MaxConnectionsPerIP,
-		"smtpd.max_line_length":         c.SMTPD.MaxLineLength,
-		"smtpd.max_errors":              c.SMTPD.MaxErrors,
-		"queue.local_concurrency":       c.Queue.LocalConcurrency,
-		"queue.remote_concurrency":      c.Queue.RemoteConcurrency,
-		"smtpd.max_message_size":        int(min(c.SMTPD.MaxMessageSize, 1<<30)),
-		"smtpd.timeout (seconds)":       int(time.Duration(c.SMTPD.Timeout).Seconds()),
-		"smtpd.data_timeout (seconds)":  int(time.Duration(c.SMTPD.DataTimeout).Seconds()),
-		"queue.min_backoff (seconds)":   int(time.Duration(c.Queue.MinBackoff).Seconds()),
-		"queue.max_lifetime (seconds)":  int(time.Duration(c.Queue.MaxLifetime).Seconds()),
-		"queue.scan_interval (seconds)": int(time.Duration(c.Queue.ScanInterval).Seconds()),
-		"imapd.max_connections":         c.IMAPD.MaxConnections,
-		"imapd.max_connections_per_ip":  c.IMAPD.MaxConnectionsPerIP,
-		"imapd.max_line_length":         c.IMAPD.MaxLineLength,
-		"imapd.max_message_size":        int(min(c.IMAPD.MaxMessageSize, 1<<30)),
-		"imapd.login_timeout (seconds)": int(c.IMAPD.LoginTimeout.D().Seconds()),
-		"imapd.idle_timeout (seconds)":  int(c.IMAPD.IdleTimeout.D().Seconds()),
+		"smtpd.max_recipients":           c.SMTPD.MaxRecipients,
+		"smtpd.max_connections":          c.SMTPD.MaxConnections,
+		"smtpd.max_connections_per_ip":   c.SMTPD.MaxConnectionsPerIP,
+		"smtpd.max_line_length":          c.SMTPD.MaxLineLength,
+		"smtpd.max_errors":               c.SMTPD.MaxErrors,
+		"queue.local_concurrency":        c.Queue.LocalConcurrency,
+		"queue.remote_concurrency":       c.Queue.RemoteConcurrency,
+		"smtpd.max_message_size":         int(min(c.SMTPD.MaxMessageSize, 1<<30)),
+		"smtpd.timeout (seconds)":        int(time.Duration(c.SMTPD.Timeout).Seconds()),
+		"smtpd.data_timeout (seconds)":   int(time.Duration(c.SMTPD.DataTimeout).Seconds()),
+		"queue.min_backoff (seconds)":    int(time.Duration(c.Queue.MinBackoff).Seconds()),
+		"queue.max_lifetime (seconds)":   int(time.Duration(c.Queue.MaxLifetime).Seconds()),
+		"queue.scan_interval (seconds)":  int(time.Duration(c.Queue.ScanInterval).Seconds()),
+		"imapd.max_connections":          c.IMAPD.MaxConnections,
+		"imapd.max_connections_per_ip":   c.IMAPD.MaxConnectionsPerIP,
+		"imapd.max_line_length":          c.IMAPD.MaxLineLength,
+		"imapd.max_message_size":         int(min(c.IMAPD.MaxMessageSize, 1<<30)),
+		"imapd.login_timeout (seconds)":  int(c.IMAPD.LoginTimeout.D().Seconds()),
+		"imapd.idle_timeout (seconds)":   int(c.IMAPD.IdleTimeout.D().Seconds()),
+		"authd.client_failures":          c.Authd.ClientFailures,
+		"authd.network_failures":         c.Authd.NetworkFailures,
+		"authd.account_client_failures":  c.Authd.AccountClientFailures,
+		"authd.account_failures":         c.Authd.AccountFailures,
+		"authd.failure_window (seconds)": int(c.Authd.FailureWindow.D().Seconds()),
+		"authd.block_time (seconds)":     int(c.Authd.BlockTime.D().Seconds()),
 	}
 	keys := make([]string, 0, len(positive))
 	for k := range positive {
@@ -458,6 +491,12 @@ func (c *Config) validate(data []byte) error {
 		if p.Cert == "" || p.Key == "" {
 			return bad("tls.certificates", "entry %d needs both cert and key", i+1)
 		}
+	}
+	if c.Authd.MaxBlockTime < c.Authd.BlockTime {
+		return bad("authd.max_block_time", "must not be less than authd.block_time")
+	}
+	if c.Authd.RememberLogins < 0 {
+		return bad("authd.remember_logins", "must not be negative (0 remembers no client)")
 	}
 	if c.Queue.MaxBackoff < c.Queue.MinBackoff {
 		return bad("queue.max_backoff", "must not be less than queue.min_backoff")

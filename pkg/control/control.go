@@ -18,6 +18,9 @@ const (
 	AliasAdd   = "alias.add"
 	AliasDel   = "alias.del"
 	AliasList  = "alias.list"
+	// ThrottleList and ThrottleLift show and lift the blocks of failed-login throttling.
+	ThrottleList = "throttle.list"
+	ThrottleLift = "throttle.lift"
 )
 
 // Operations on control/qmgr.
@@ -92,6 +95,38 @@ type Alias struct {
 // AliasListResult answers alias.list.
 type AliasListResult struct {
 	Aliases []Alias `json:"aliases"`
+}
+
+// ThrottleBlock is one key of authd's failed-login throttling: Kind "client" (Client is
+// an IP address), "network" (Client is a /24 or /64 prefix), "pair" (Account from Client,
+// an IPv4 address or IPv6 /64) or "account" (Account from anywhere). Account is an
+// address as given at login, whether or not such an account exists.
+type ThrottleBlock struct {
+	Kind    string `json:"kind"`
+	Account string `json:"account,omitempty"`
+	Client  string `json:"client,omitempty"`
+	// Failures are those counted in the current window.
+	Failures int `json:"failures"`
+	// Until is when the refusal ends (in the past for a key no longer refused).
+	Until time.Time `json:"until,omitzero"`
+}
+
+// ThrottleListResult answers throttle.list: the keys refused now.
+type ThrottleListResult struct {
+	Blocks []ThrottleBlock `json:"blocks"`
+}
+
+// ThrottleLiftRequest is the body of throttle.lift. Target is an account's address (its
+// account and pair keys are lifted), an IP address (its client key, its network's and
+// the pairs at its site) or a network in CIDR notation (every client, network and pair
+// key within it).
+type ThrottleLiftRequest struct {
+	Target string `json:"target"`
+}
+
+// ThrottleLiftResult answers throttle.lift: the keys forgotten, blocked or not.
+type ThrottleLiftResult struct {
+	Lifted []ThrottleBlock `json:"lifted"`
 }
 
 // QueueRecipient is one recipient of a queued message and where it stands.
