@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/emersion/go-sasl"
@@ -11,11 +12,19 @@ import (
 	"postern/pkg/imap"
 )
 
-// maxLoginFailures ends a session after this many wrong passwords; authd throttles
-// the guessing further by client address.
+// maxLoginFailures ends a session after this many wrong passwords (or throttled logins);
+// authd throttles the guessing further, by client address, network and account.
 const maxLoginFailures = 3
 
 var errAuthFailed = errors.New("authentication failed")
+
+// throttledError is authd's refusal of a login after too many failures (from the client,
+// its network, or for the account): the password was not checked.
+type throttledError struct{ retryAfter int }
+
+func (e throttledError) Error() string {
+	return fmt.Sprintf("login throttled for %d seconds", e.retryAfter)
+}
 
 func (s *Session) login(c *imap.Command) {
 	if !s.secure() {
@@ -31,18 +40,29 @@ func (s *Session) verify(user, password string) error {
 	if user == "" || password == "" || len(user) > 320 || len(password) > 1024 {
 		return errAuthFailed
 	}
-	if e, ok := s.srv.logins.get(user, password); ok {
+	// The cache answers only the client address that logged in with these credentials:
+	// a guesser elsewhere, throttled by authd, must not get its one right guess through
+	// here.
+	if e, ok := s.srv.logins.get(user, password, s.ip); ok {
 		return s.open(e.addr, e.maildir, e.quota)
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	r, err := s.srv.auth.Verify(ctx, auth.VerifyRequest{User: user, Password: password, RemoteAddr: s.ip.String()})
+	req := auth.VerifyRequest{User: user, Password: password}
+	if s.ip.IsValid() {
+		req.RemoteAddr = s.ip.String()
+	}
+	r, err := s.srv.auth.Verify(ctx, req)
 	if err != nil {
 		s.log.Error("asking authd to verify a password", "err", err)
 		return err
 	}
+	if r.Throttled {
+		s.log.Info("login throttled", "user", user, "client", s.ip.String(), "retry_after", r.RetryAfter)
+		return throttledError{retryAfter: max(r.RetryAfter, 1)}
+	}
 	if !r.OK {
-		s.log.Info("login failed", "user", user, "client", s.ip.String(), "throttled", r.Throttled)
+		s.log.Info("login failed", "user", user, "client", s.ip.String())
 		return errAuthFailed
 	}
 	mb, err := s.srv.auth.Mailbox(ctx, r.Address)
@@ -53,7 +73,7 @@ func (s *Session) verify(user, password string) error {
 	if !mb.Exists || mb.Maildir == "" {
 		return errAuthFailed
 	}
-	s.srv.logins.put(user, password, mb.Address, mb.Maildir, mb.Quota)
+	s.srv.logins.put(user, password, s.ip, mb.Address, mb.Maildir, mb.Quota)
 	return s.open(mb.Address, mb.Maildir, mb.Quota)
 }
 
@@ -69,6 +89,7 @@ func (s *Session) open(addr, root string, quota int64) error {
 }
 
 func (s *Session) finishLogin(c *imap.Command, err error) {
+	var te throttledError
 	switch {
 	case err == nil:
 		s.state = stateAuth
@@ -79,6 +100,15 @@ func (s *Session) finishLogin(c *imap.Command, err error) {
 	case errors.Is(err, errAuthFailed):
 		s.fails++
 		s.no(c, "[AUTHENTICATIONFAILED] Authentication failed")
+		if s.fails >= maxLoginFailures {
+			s.untagged("BYE Too many failed logins")
+			s.state = stateLogout
+		}
+	case errors.As(err, &te):
+		// RFC 5530 §3: UNAVAILABLE is a temporary failure, to be tried again later;
+		// AUTHENTICATIONFAILED would tell the user that the password is wrong.
+		s.fails++
+		s.no(c, fmt.Sprintf("[UNAVAILABLE] Too many failed logins; try again in %d seconds", te.retryAfter))
 		if s.fails >= maxLoginFailures {
 			s.untagged("BYE Too many failed logins")
 			s.state = stateLogout

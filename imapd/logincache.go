@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -11,9 +12,12 @@ import (
 // loginCache remembers recent successful logins for a short while, as Dovecot's
 // auth_cache does, so that a client that opens many connections (one per folder, or a
 // reconnect after every IDLE timeout) does not cost authd an argon2 hash each time.
-// Only successes are kept, under an HMAC of user and password with a key made at start;
-// failures always go to authd, which throttles them. A changed or removed password
-// stops working here within loginCacheTTL.
+// Only successes are kept, under an HMAC of user, password and client address with a key
+// made at start; failures always go to authd, which throttles them. The client address is
+// part of the key so that a login from elsewhere always reaches authd's throttling: else
+// a guesser that authd refuses would still get the right password through here within a
+// minute of the owner's login. A changed or removed password stops working here within
+// loginCacheTTL.
 type loginCache struct {
 	key []byte
 
@@ -38,18 +42,20 @@ func newLoginCache() *loginCache {
 	return &loginCache{key: key, entries: map[[32]byte]loginEntry{}}
 }
 
-func (c *loginCache) sum(user, password string) [32]byte {
+func (c *loginCache) sum(user, password string, client netip.Addr) [32]byte {
 	h := hmac.New(sha256.New, c.key)
 	h.Write([]byte(user))
 	h.Write([]byte{0})
 	h.Write([]byte(password))
+	h.Write([]byte{0})
+	h.Write(client.AsSlice())
 	var k [32]byte
 	copy(k[:], h.Sum(nil))
 	return k
 }
 
-func (c *loginCache) get(user, password string) (loginEntry, bool) {
-	k := c.sum(user, password)
+func (c *loginCache) get(user, password string, client netip.Addr) (loginEntry, bool) {
+	k := c.sum(user, password, client)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
@@ -60,8 +66,8 @@ func (c *loginCache) get(user, password string) (loginEntry, bool) {
 	return e, true
 }
 
-func (c *loginCache) put(user, password, addr, maildir string, quota int64) {
-	k := c.sum(user, password)
+func (c *loginCache) put(user, password string, client netip.Addr, addr, maildir string, quota int64) {
+	k := c.sum(user, password, client)
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -23,7 +23,8 @@ import (
 )
 
 // testEnv is an imapd with a fake authd that knows two accounts, a@example.test and
-// b@example.test, with password "pw".
+// b@example.test, with password "pw"; throttled@example.test is refused as throttled for
+// 42 seconds when the client is 127.0.0.1.
 type testEnv struct {
 	t        testing.TB
 	cfg      *config.Config
@@ -58,6 +59,9 @@ func newTestEnv(t testing.TB) *testEnv {
 		json.Unmarshal(body, &r)
 		if (r.User == "a@example.test" || r.User == "b@example.test") && r.Password == "pw" {
 			return auth.VerifyResult{OK: true, Address: r.User}, nil
+		}
+		if r.User == "throttled@example.test" && r.RemoteAddr == "127.0.0.1" {
+			return auth.VerifyResult{Throttled: true, RetryAfter: 42}, nil
 		}
 		return auth.VerifyResult{}, nil
 	})

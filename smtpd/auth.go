@@ -16,7 +16,7 @@ import (
 // AUTH (RFC 4954) is offered on the submission listeners only, and only inside TLS
 // (RFC 3207 §4.1 lets a server require it; RFC 8314 §3 wants cleartext passwords never
 // sent in the clear). Passwords are checked by authd, which throttles guessing per
-// account and per client address.
+// client address, network, account and client, and account.
 
 // saslMechanisms are the mechanisms offered, in the EHLO keyword's order.
 var saslMechanisms = []string{sasl.Plain, sasl.Login}
@@ -38,9 +38,14 @@ var (
 	rAuthLineTooLong = newReply(500, "5.5.6", "Authentication exchange line is too long")
 	rAuthBadResponse = newReply(501, "5.5.2", "Invalid authentication response")
 	rAuthFailed      = newReply(535, "5.7.8", "Authentication credentials invalid")
-	rAuthThrottled   = newReply(454, "4.7.0", "Temporary authentication failure: too many failures, try again later")
 	rAuthTempFail    = newReply(454, "4.7.0", "Temporary authentication failure")
 )
+
+// authThrottled is the reply to a login that authd refused after too many failures,
+// with the seconds to wait.
+func authThrottled(retryAfter int) reply {
+	return newReply(454, "4.7.0", "Temporary authentication failure: too many failed logins, try again in %d seconds", max(retryAfter, 1))
+}
 
 // Errors of parseAuthArg.
 var (
@@ -248,7 +253,9 @@ func (s *session) authDone(mech string, out *authOutcome, err error) {
 		s.reply(rAuthTempFail, "method", mech)
 		return
 	case out.res.Throttled:
-		s.reply(rAuthThrottled, "method", mech, "user", clip(out.user))
+		// RFC 4954 §6: 454 4.7.0 is a temporary failure; the client is to try again
+		// later, not to ask its user for another password (535 would say it is wrong).
+		s.reply(authThrottled(out.res.RetryAfter), "method", mech, "user", clip(out.user))
 		return
 	default:
 		s.reply(rAuthFailed, "method", mech, "user", clip(out.user))

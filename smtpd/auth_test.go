@@ -34,7 +34,7 @@ func fakeVerify(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.Fil
 	}
 	switch {
 	case strings.EqualFold(req.User, "throttled@example.test"):
-		return auth.VerifyResult{Throttled: true}, nil
+		return auth.VerifyResult{Throttled: true, RetryAfter: 42}, nil
 	case strings.EqualFold(req.User, "demo@example.test") && req.Password == demoPassword && req.RemoteAddr != "":
 		return auth.VerifyResult{OK: true, Address: "demo@example.test"}, nil
 	case strings.EqualFold(req.User, "down@example.test"):
@@ -102,7 +102,8 @@ func TestAuthPlainAndLogin(t *testing.T) {
 		"wrong password":  {{"AUTH PLAIN " + b64("\x00demo@example.test\x00nope"), "535 5.7.8"}},
 		"login wrong":     {{"AUTH LOGIN", "334 "}, {b64("demo@example.test"), "334 "}, {b64("nope"), "535 5.7.8"}},
 		"other authzid":   {{"AUTH PLAIN " + b64("postmaster@example.test\x00demo@example.test\x00"+demoPassword), "535 5.7.8"}},
-		"throttled":       {{"AUTH PLAIN " + b64("\x00throttled@example.test\x00x"), "454 4.7.0"}},
+		"throttled":       {{"AUTH PLAIN " + b64("\x00throttled@example.test\x00x"), "454 4.7.0 Temporary authentication failure: too many failed logins, try again in 42 seconds\r\n"}},
+		"throttled login": {{"AUTH LOGIN", "334 "}, {b64("throttled@example.test"), "334 "}, {b64("x"), "454 4.7.0 Temporary authentication failure: too many failed logins, try again in 42 seconds\r\n"}},
 		"authd fails":     {{"AUTH PLAIN " + b64("\x00down@example.test\x00x"), "454 4.7.0"}},
 		"cancelled":       {{"AUTH LOGIN", "334 "}, {"*", "501 5.0.0"}},
 		"bad base64":      {{"AUTH PLAIN", "334 "}, {"not base64!", "501 5.5.2"}},
