@@ -253,8 +253,8 @@ func TestSubmissionPolicy(t *testing.T) {
 func TestSubmissionThrottle(t *testing.T) {
 	in := NewInstance(t, "")
 	c, _ := in.dialRaw(t, in.SubmissionsAddr(), true)
-	// authd counts failures per account and per client address; at the fifth it
-	// refuses for a while, even the right password.
+	// authd counts failures per account and client address (among other keys); at the
+	// fifth it refuses for a while, even the right password (see throttle_test.go).
 	for i := 0; i < 5; i++ {
 		c.expect(plainAuth("demo@example.test", "guess"+strconv.Itoa(i)), "535 5.7.8")
 	}
