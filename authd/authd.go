@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"postern/pkg/auth"
@@ -32,12 +33,20 @@ type Authd struct {
 	// Throttle slows down password guessing; nil means NewThrottle(LimitsOf(config.Default().Authd)).
 	Throttle *Throttle
 	Log      *slog.Logger
+
+	initOnce     sync.Once
+	loginsMu     sync.Mutex
+	loginsPruned time.Time // when users.db's remembered logins were last pruned
 }
 
 // mailboxTimeout bounds the wait for local when creating a Maildir.
 const mailboxTimeout = 10 * time.Second
 
 func (a *Authd) init() {
+	a.initOnce.Do(a.setDefaults)
+}
+
+func (a *Authd) setDefaults() {
 	if a.Throttle == nil {
 		a.Throttle = NewThrottle(LimitsOf(config.Default().Authd))
 	}
@@ -183,9 +192,59 @@ func (a *Authd) verify(_ context.Context, _ ipc.Cred, req *auth.VerifyRequest) (
 		a.logBlocks(a.Throttle.Fail(at))
 		return auth.VerifyResult{}, nil
 	}
-	a.Throttle.Succeed(at)
+	if a.Throttle.Succeed(at) {
+		a.storeLogin(at)
+	}
 	a.Log.Debug("authenticated", "user", addr, "remote", clipKey(req.RemoteAddr), "known_client", known)
 	return auth.VerifyResult{OK: true, Address: addr}, nil
+}
+
+// storeLogin keeps a remembered site in users.db, and once a day deletes those older
+// than the throttle remembers. A failure costs only the memory of the site across a
+// restart: it is logged, the login goes on.
+func (a *Authd) storeLogin(at attempt) {
+	now := a.Throttle.Now()
+	if err := a.DB.RememberLogin(at.account, at.site, now); err != nil {
+		a.Log.Warn("storing a remembered login failed", "user", at.account, "err", err)
+	}
+	a.loginsMu.Lock()
+	due := now.Sub(a.loginsPruned) >= rememberEvery
+	if due {
+		a.loginsPruned = now
+	}
+	a.loginsMu.Unlock()
+	if due {
+		if _, err := a.DB.ForgetLogins(now.Add(-a.Throttle.Remember)); err != nil {
+			a.Log.Warn("forgetting old remembered logins failed", "err", err)
+		}
+	}
+}
+
+// LoadLogins gives the throttle the sites remembered in users.db, and deletes those
+// remembered for too long. authd calls it before serving.
+func (a *Authd) LoadLogins() error {
+	a.init()
+	now := a.Throttle.Now()
+	since := now.Add(-a.Throttle.Remember)
+	if _, err := a.DB.ForgetLogins(since); err != nil {
+		return err
+	}
+	a.loginsMu.Lock()
+	a.loginsPruned = now
+	a.loginsMu.Unlock()
+	ls, err := a.DB.Logins(since)
+	if err != nil {
+		return err
+	}
+	// Newest first: when there are more than the throttle keeps, the oldest are left.
+	for i, l := range ls {
+		if i >= a.Throttle.MaxKnown {
+			break
+		}
+		a.Throttle.Recall(l.Account, l.Site, l.At)
+	}
+	a.Log.Debug("remembered logins loaded", "sites", min(len(ls), a.Throttle.MaxKnown))
+	return nil
 }
 
 // logBlocks logs the start of each block, once: later refusals under it are not logged

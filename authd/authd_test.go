@@ -506,3 +506,64 @@ func TestSendAs(t *testing.T) {
 		t.Errorf("sendas of no account: err = %v", err)
 	}
 }
+
+// TestRememberedLoginsSurviveRestart checks that the sites where accounts logged in are
+// kept in users.db (once a day per site) and known again to a restarted authd, so that
+// an attack right after a restart does not lock the owner's devices out.
+func TestRememberedLoginsSurviveRestart(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	must(e.a.DB.AddDomain("example.org"))
+	must(e.a.DB.AddUser("bob@example.org", "pw", 0))
+	login := func() {
+		t.Helper()
+		r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "Bob@example.org", Password: "pw", RemoteAddr: "198.51.100.1"})
+		if err != nil || !r.OK {
+			t.Fatalf("bob: %+v, %v", r, err)
+		}
+	}
+	t0 := e.clock.Now()
+	login()
+	e.clock.Add(time.Hour)
+	login() // within the day: not written again
+	ls, err := e.a.DB.Logins(time.Time{})
+	if want := []userdb.Login{{Account: "bob@example.org", Site: "198.51.100.1", At: t0}}; err != nil || !reflect.DeepEqual(ls, want) {
+		t.Fatalf("stored logins = %v, %v; want %v", ls, err, want)
+	}
+	e.clock.Add(24 * time.Hour)
+	login()
+	if ls, _ := e.a.DB.Logins(time.Time{}); len(ls) != 1 || !ls[0].At.Equal(e.clock.Now()) {
+		t.Errorf("a day later the stored login is %v; want renewed", ls)
+	}
+
+	// A restarted authd on the same users.db knows the site.
+	th := NewThrottle(LimitsOf(config.Default().Authd))
+	th.Now = e.clock.Now
+	a2 := &Authd{DB: e.a.DB, Throttle: th, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := a2.LoadLogins(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		th.Fail(newAttempt("bob@example.org", fmt.Sprintf("10.%d.0.1", i)))
+	}
+	if b, _, _ := th.Check(newAttempt("bob@example.org", "203.0.113.1")); !b {
+		t.Error("the account is not blocked for new clients")
+	}
+	if b, _, known := th.Check(newAttempt("bob@example.org", "198.51.100.1")); b || !known {
+		t.Errorf("after a restart bob's phone is blocked %v, known %v", b, known)
+	}
+	// Logins older than remember_logins are neither loaded nor kept.
+	e.clock.Add(31 * 24 * time.Hour)
+	th = NewThrottle(LimitsOf(config.Default().Authd))
+	th.Now = e.clock.Now
+	a3 := &Authd{DB: e.a.DB, Throttle: th, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := a3.LoadLogins(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, known := th.Check(newAttempt("bob@example.org", "198.51.100.1")); known {
+		t.Error("a site 31 days old is known")
+	}
+	if ls, _ := e.a.DB.Logins(time.Time{}); len(ls) != 0 {
+		t.Errorf("old logins kept in users.db: %v", ls)
+	}
+}

@@ -36,6 +36,10 @@ func main() {
 		Throttle:     NewThrottle(LimitsOf(cfg.Authd)),
 		Log:          d.Log,
 	}
+	if err := a.LoadLogins(); err != nil {
+		// Not fatal: the sites are learnt again at their next successful login.
+		d.Log.Warn("loading the remembered logins", "err", err)
+	}
 	trust := daemon.Trust(cfg, "smtpd", "cleanup", "qmgr", "local", "imapd", "httpd")
 	err = a.Serve(ctx, private, ctl, trust, daemon.Admin(cfg))
 	if cerr := db.Close(); err == nil {

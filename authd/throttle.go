@@ -36,12 +36,13 @@ import (
 // the client would let one valid account spray guesses at the others, and forgiving the
 // account would give a guesser a new allowance every time the owner's phone logs in.
 //
-// Everything lives in memory only: restarting authd forgets the counts, the blocks and
-// the remembered sites. The counts need no writes to users.db that way, and an attacker
-// gains little from a restart they cannot cause; a remembered site is learnt again at its
-// next successful login. The tables are bounded: at most MaxEntries keys (when full of
-// keys not yet forgiven, new keys are not tracked) and MaxKnown remembered sites (when
-// full, the oldest is forgotten).
+// The counts and blocks live in memory only: restarting authd forgets them. They need no
+// writes to users.db that way, and an attacker gains little from a restart they cannot
+// cause. The remembered sites are kept in users.db too (Succeed says when to store one;
+// Recall loads them at start), so that a restart during an attack does not leave the
+// owner's devices to the account limit. The tables are bounded: at most MaxEntries keys
+// (when full of keys not yet forgiven, new keys are not tracked) and MaxKnown remembered
+// sites (when full, the oldest is forgotten).
 type Throttle struct {
 	Limits
 	MaxEntries int
@@ -258,27 +259,54 @@ func (t *Throttle) Fail(a attempt) []control.ThrottleBlock {
 	return started
 }
 
-// Succeed forgets the failures of the attempt's pair key and remembers its site.
-func (t *Throttle) Succeed(a attempt) {
+// Succeed forgets the failures of the attempt's pair key and remembers its site. It
+// reports whether the site is new or was last remembered a day ago or more: then the
+// caller stores it (users.db), so that a restart of authd does not forget it. Within a
+// day the time is not updated, which keeps that to one write per account and site a day.
+func (t *Throttle) Succeed(a attempt) (store bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a.site == "" {
-		return
+		return false
 	}
 	delete(t.keys, throttleKey{kindPair, a.account, a.site})
 	if t.Remember <= 0 {
-		return
+		return false
 	}
 	now := t.Now()
 	s := knownSite{a.account, a.site}
+	if last, ok := t.known[s]; ok && now.Sub(last) < rememberEvery {
+		return false
+	}
+	t.remember(s, now)
+	return true
+}
+
+// rememberEvery is how often a site's time is renewed: Remember is counted from the
+// first success of the last day the site logged in.
+const rememberEvery = 24 * time.Hour
+
+// Recall remembers a site where account logged in at at (from users.db, at start).
+func (t *Throttle) Recall(account, site string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := knownSite{account, site}
+	if last, ok := t.known[s]; (!ok || at.After(last)) && t.Now().Sub(at) < t.Remember {
+		t.remember(s, at)
+	}
+}
+
+// remember records a site, forgetting the oldest when the table is full.
+func (t *Throttle) remember(s knownSite, at time.Time) {
+	now := t.Now()
 	if _, ok := t.known[s]; !ok && len(t.known) >= t.MaxKnown {
 		var oldest knownSite
 		var oldestAt time.Time
-		for k, at := range t.known {
-			if now.Sub(at) >= t.Remember {
+		for k, kat := range t.known {
+			if now.Sub(kat) >= t.Remember {
 				delete(t.known, k)
-			} else if oldestAt.IsZero() || at.Before(oldestAt) {
-				oldest, oldestAt = k, at
+			} else if oldestAt.IsZero() || kat.Before(oldestAt) {
+				oldest, oldestAt = k, kat
 			}
 		}
 		if len(t.known) >= t.MaxKnown {
@@ -288,7 +316,7 @@ func (t *Throttle) Succeed(a attempt) {
 	if t.known == nil {
 		t.known = map[knownSite]time.Time{}
 	}
-	t.known[s] = now
+	t.known[s] = at
 }
 
 // Blocks lists the keys refused now, soonest free first.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -73,7 +74,8 @@ func authdLines(in *Instance, re string) int {
 
 // TestLoginLockoutAttack is the attack of issue 9: 100 wrong passwords for
 // demo@example.test from 49 other addresses, over IMAP and submission, do not keep the
-// owner out of either, while the guessers' network is throttled.
+// owner out of either, while the guessers' network is throttled; the owner's device is
+// remembered across a restart of authd.
 func TestLoginLockoutAttack(t *testing.T) {
 	in := NewInstance(t, "")
 	imapTargetOf(t, in)
@@ -83,6 +85,22 @@ func TestLoginLockoutAttack(t *testing.T) {
 	if r := submissionAuthFrom(t, in, owner, user, in.Password); !strings.HasPrefix(r, "235 ") {
 		t.Fatalf("the owner's first login: %q", r)
 	}
+	// authd dies and master starts it again: it remembers the owner's device from
+	// users.db, not from its memory. (mailctl tells when it answers again, without a
+	// login that would teach it the device anew.)
+	old := in.DaemonPIDs()["authd"]
+	if old == 0 {
+		t.Fatal("authd is not running")
+	}
+	syscall.Kill(old, syscall.SIGKILL)
+	in.WaitFor("authd to be back", 20*time.Second, func() bool {
+		pid := in.DaemonPIDs()["authd"]
+		if pid == 0 || pid == old {
+			return false
+		}
+		_, err := in.MailctlErr("", "throttle", "list")
+		return err == nil
+	})
 
 	refused := 0
 	for i := range 100 {

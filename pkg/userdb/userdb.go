@@ -12,6 +12,8 @@
 //	domains                   <domain> → {created}
 //	users/<domain>/           <local@domain> → {hash, quota, created}
 //	aliases/<domain>/         <local@domain> or "@<domain>" (catch-all) → {targets, created}
+//	logins/<local@domain>/    <site> → {at}: where the account last logged in successfully
+//	                          (authd's throttling; the bucket came later, version 1 still)
 package userdb
 
 import (
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -129,7 +132,7 @@ func initSchema(tx *bolt.Tx) error {
 	} else if err := meta.Put(keyVersion, []byte(strconv.Itoa(schemaVersion))); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases} {
+	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases, bucketLogins} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -199,6 +202,9 @@ func (db *DB) DelDomain(name string, force bool) error {
 					return err
 				}
 			}
+		}
+		if err := forgetLoginsOf(tx, func(account string) bool { return strings.HasSuffix(account, "@"+d) }); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketDomains).Delete([]byte(d))
 	})

@@ -104,6 +104,9 @@ func (db *DB) DelUser(addr string) error {
 		if b == nil || b.Get([]byte(a)) == nil {
 			return fmt.Errorf("account %s: %w", a, ErrNotFound)
 		}
+		if err := forgetLoginsOf(tx, func(account string) bool { return account == a }); err != nil {
+			return err
+		}
 		return b.Delete([]byte(a))
 	})
 }
