@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
 	"postern/pkg/maildir"
+	"postern/pkg/queue"
 )
 
 // Agent is the local delivery agent.
@@ -30,6 +32,13 @@ type Agent struct {
 	// every symbolic link of the path costs more than writing a small message, and the
 	// tree under the mail root belongs to local's own user.
 	checked sync.Map // string → time.Time
+
+	// busy holds the deliveries in progress by the path their file gets in new/, each
+	// with a channel closed when it ends: a repeated delivery waits for the first to
+	// finish before it looks for its file (qmgr restarted and asked again while this
+	// process was still writing the first copy).
+	busyMu sync.Mutex
+	busy   map[string]chan struct{}
 }
 
 // recheckAfter is how long a Maildir path found safe stays trusted.
@@ -48,10 +57,53 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 
 func (a *Agent) serveDeliver(_ context.Context, req *delivery.Request, f *os.File) []delivery.Result {
 	results := make([]delivery.Result, len(req.Recipients))
+	if !queue.ValidID(req.QueueID) {
+		// The queue ID goes into file names: a request without a real one is a bug in
+		// qmgr, which may be fixed by the time it tries again (RFC 3463 X.3.0).
+		a.Log.Error("refusing a delivery request without a valid queue ID", "id", req.QueueID)
+		for i := range results {
+			results[i] = result(delivery.Deferred, "4.3.0", "invalid delivery request")
+		}
+		return results
+	}
 	for i, r := range req.Recipients {
 		results[i] = a.deliver(f, req, r)
 	}
 	return results
+}
+
+// fileBase returns the base name of the Maildir file of delivery r of req: the same at
+// every attempt, so that a delivery made again after a crash finds the first one's file
+// (ARCHITECTURE: kill -9 delivers nothing twice). The queue ID is unique on this host and
+// says when the message arrived; the recipient's index tells apart the recipients of one
+// message that share a mailbox.
+func fileBase(req *delivery.Request, r delivery.Recipient) string {
+	return maildir.StableName(queue.IDTime(req.QueueID), "Q"+req.QueueID+"R"+strconv.Itoa(r.Rcpt))
+}
+
+// claim marks the delivery whose file is key as in progress, after waiting for one of
+// the same file that is in progress already, and returns the function that ends it.
+func (a *Agent) claim(key string) (release func()) {
+	for {
+		a.busyMu.Lock()
+		if a.busy == nil {
+			a.busy = map[string]chan struct{}{}
+		}
+		ch, ok := a.busy[key]
+		if !ok {
+			ch = make(chan struct{})
+			a.busy[key] = ch
+			a.busyMu.Unlock()
+			return func() {
+				a.busyMu.Lock()
+				delete(a.busy, key)
+				a.busyMu.Unlock()
+				close(ch)
+			}
+		}
+		a.busyMu.Unlock()
+		<-ch
+	}
 }
 
 // deliver writes the message into one recipient's mailbox.
@@ -67,6 +119,27 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 	folder := root
 	if req.Spam {
 		folder, _ = maildir.FolderPath(root, "Junk")
+	}
+	if r.Rcpt < 0 {
+		log.Error("refusing a delivery request with a negative recipient index", "rcpt", r.Rcpt)
+		return result(delivery.Deferred, "4.3.0", "invalid delivery request")
+	}
+	base := fileBase(req, r)
+	defer a.claim(filepath.Join(folder, base))()
+	if r.MaybeDelivered {
+		// An earlier attempt may have written the message without its result reaching
+		// the queue file. Its file has the same base name, in new/ or, once imapd took
+		// it, in cur/. (A copy the user deleted or moved to another folder meanwhile is
+		// not found, and the message is delivered again.)
+		p, err := maildir.Find(folder, base)
+		if err == nil {
+			log.Info("delivered before, not again", "file", p)
+			return result(delivery.Sent, "2.0.0", "delivered to maildir")
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Error("cannot look for an earlier delivery", "maildir", folder, "err", err)
+			return writeFailure(err)
+		}
 	}
 	prefix := []byte("Return-Path: <" + headerSafe(req.From) + ">\r\nDelivered-To: " + headerSafe(r.Addr) + "\r\n")
 	size := int64(len(prefix)) + req.Size
@@ -92,7 +165,7 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 
 	// pread(2) through a SectionReader: the message is never read whole into memory,
 	// and the descriptor's offset, shared with qmgr, is never moved.
-	path, n, err := maildir.DeliverWithPrefix(folder, prefix, delivery.Body(f, req.Offset, req.Size))
+	path, n, err := maildir.DeliverNamed(folder, base, prefix, delivery.Body(f, req.Offset, req.Size))
 	if errors.Is(err, fs.ErrNotExist) {
 		// The folder is missing, or part of it (tmp/ or new/; a message file written
 		// to tmp/ was removed): a new account whose Maildir authd has not had created,
@@ -101,7 +174,7 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		if cerr := a.createMailbox(root, log); cerr != nil {
 			return writeFailure(cerr)
 		}
-		path, n, err = maildir.DeliverWithPrefix(folder, prefix, delivery.Body(f, req.Offset, req.Size))
+		path, n, err = maildir.DeliverNamed(folder, base, prefix, delivery.Body(f, req.Offset, req.Size))
 	}
 	if err != nil {
 		log.Error("delivery failed", "maildir", folder, "err", err)

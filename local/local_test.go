@@ -291,3 +291,66 @@ func TestFolderRemovedSinceLastSeen(t *testing.T) {
 		t.Errorf("%d files left in Junk's tmp/", len(got))
 	}
 }
+
+// TestDeliverOnce checks that a delivery repeated with MaybeDelivered, as qmgr repeats one
+// whose result a crash kept from the queue file, finds the copy the first one made, in
+// new/ or in cur/ where imapd moves it, and writes no second one; that another recipient
+// index of the same message, sharing the mailbox, gets its own copy; and that a copy the
+// user deleted meanwhile is delivered again.
+func TestDeliverOnce(t *testing.T) {
+	e := start(t)
+	qf := e.queueFile(t, body)
+	bob := filepath.Join(e.root, "example.test", "bob")
+	q := maildir.Quota{Bytes: 1 << 20}
+	rcpt := delivery.Recipient{Addr: "bob@example.test", Maildir: bob, Quota: q.Bytes}
+	count := func() (inNew, inCur int) {
+		return len(files(t, filepath.Join(bob, "new"))), len(files(t, filepath.Join(bob, "cur")))
+	}
+	sent := func(res []delivery.Result) {
+		t.Helper()
+		for i, r := range res {
+			if r.Status != delivery.Sent {
+				t.Fatalf("result %d: %+v", i, r)
+			}
+		}
+	}
+	sent(e.deliver(t, qf, false, rcpt))
+	again := rcpt
+	again.MaybeDelivered = true
+	sent(e.deliver(t, qf, false, again))
+	if n, c := count(); n != 1 || c != 0 {
+		t.Fatalf("after a repeated delivery: %d files in new/, %d in cur/; want 1, 0", n, c)
+	}
+	// imapd takes it into cur/ with its flags, keeping the base name.
+	names, _ := os.ReadDir(filepath.Join(bob, "new"))
+	first := names[0].Name()
+	if !strings.Contains(first, "Q"+qf.Envelope.ID+"R0.") {
+		t.Fatalf("the file name %s does not name the queue ID and recipient", first)
+	}
+	cur := filepath.Join(bob, "cur", first+":2,S")
+	if err := os.Rename(filepath.Join(bob, "new", first), cur); err != nil {
+		t.Fatal(err)
+	}
+	sent(e.deliver(t, qf, false, again))
+	if n, c := count(); n != 0 || c != 1 {
+		t.Fatalf("after a repeated delivery of a message in cur/: %d files in new/, %d in cur/; want 0, 1", n, c)
+	}
+	if _, n, err := maildir.Usage(bob, q); err != nil || n != 1 {
+		t.Errorf("quota counts %d messages (%v), want 1: a delivery found was counted again", n, err)
+	}
+	// Another recipient of the same message whose address leads to the same mailbox.
+	other := again
+	other.Rcpt = 1
+	sent(e.deliver(t, qf, false, other))
+	if n, c := count(); n != 1 || c != 1 {
+		t.Fatalf("after the second recipient: %d files in new/, %d in cur/; want 1, 1", n, c)
+	}
+	// The user expunged the first copy before the repetition: it is delivered again.
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	sent(e.deliver(t, qf, false, again))
+	if n, c := count(); n != 2 || c != 0 {
+		t.Fatalf("after a repetition of an expunged delivery: %d files in new/, %d in cur/; want 2, 0", n, c)
+	}
+}

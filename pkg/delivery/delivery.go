@@ -59,6 +59,15 @@ type Recipient struct {
 	// For local delivery: the account's Maildir and quota (bytes, 0 = none).
 	Maildir string `json:"maildir,omitempty"`
 	Quota   int64  `json:"quota,omitempty"`
+	// Rcpt is the recipient's index in the queue file's envelope: with the queue ID it
+	// names this delivery, and local derives the Maildir file's name from the two, so
+	// that a delivery made again finds the file it made before.
+	Rcpt int `json:"rcpt"`
+	// MaybeDelivered says that an earlier delivery to this recipient may have succeeded
+	// without its result being recorded (qmgr or the agent died, or the answer was
+	// lost): local then looks for the file of that delivery before writing another.
+	// Every other delivery skips the look, which costs a read of the folder's cur/.
+	MaybeDelivered bool `json:"maybe_delivered,omitempty"`
 }
 
 // Status values of a Result.

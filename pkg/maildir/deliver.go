@@ -45,6 +45,25 @@ func Deliver(dir string, r io.Reader) (path string, size int64, err error) {
 // error from r is wrapped as is. A folder without tmp/ gives an error satisfying
 // errors.Is(err, fs.ErrNotExist); the caller may then Create the mailbox and retry.
 func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, size int64, err error) {
+	return deliverAs(dir, "", prefix, r)
+}
+
+// DeliverNamed is DeliverWithPrefix with the name in new/ chosen by the caller: the file
+// becomes new/<base>,S=<size>, base normally made by StableName. A delivery repeated
+// after a crash then gives its message the name the first one gave it, which Find looks
+// for, and a repetition that runs at the same time as the first replaces its file in
+// new/ (rename(2) is atomic) instead of adding a second one. The file in tmp/ keeps a
+// unique name, so two such deliveries never write into the same file.
+func DeliverNamed(dir, base string, prefix []byte, r io.Reader) (path string, size int64, err error) {
+	if base == "" || strings.ContainsAny(base, "/:,") || base[0] == '.' {
+		return "", 0, fmt.Errorf("maildir: delivering to %s: bad file name %q", dir, base)
+	}
+	return deliverAs(dir, base, prefix, r)
+}
+
+// deliverAs is DeliverWithPrefix and DeliverNamed: base "" names the file in new/ after
+// its unique name in tmp/.
+func deliverAs(dir, base string, prefix []byte, r io.Reader) (path string, size int64, err error) {
 	var nameBuf [160]byte
 	var name []byte
 	var tmp string
@@ -73,6 +92,9 @@ func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, siz
 		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
 	}
 
+	if base != "" {
+		name = append(name[:0], base...)
+	}
 	name = append(name, ",S="...)
 	name = strconv.AppendInt(name, size, 10)
 	newDir := filepath.Join(dir, "new")
@@ -89,6 +111,55 @@ func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, siz
 		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
 	}
 	return final, size, nil
+}
+
+// StableName returns the base name of a message file that is the same every time the
+// same delivery is made, for DeliverNamed and Find:
+//
+//	<seconds>.<tag>.<hostname>
+//
+// t is when the message arrived (its queue ID says) and tag names the delivery, unique
+// on this host: local uses Q<queue ID>R<recipient index>. The name has the form of the
+// Maildir protocol's (https://cr.yp.to/proto/maildir.html), time first so that readers
+// that sort by it see the mail in order of arrival. tag must consist of ASCII letters
+// and digits.
+func StableName(t time.Time, tag string) string {
+	b := strconv.AppendInt(make([]byte, 0, 24+len(tag)+len(hostname())), t.Unix(), 10)
+	b = append(b, '.')
+	b = append(b, tag...)
+	b = append(b, '.')
+	return string(append(b, hostname()...))
+}
+
+// Find looks in the folder dir for the message file whose base name is base: in new/
+// as DeliverNamed left it (base followed by ",S=<size>"), or in cur/, where a reader such
+// as imapd moved it keeping the base name and adding fields or the ":2,<flags>" info.
+// It returns the file's path, or an error satisfying errors.Is(err, fs.ErrNotExist)
+// when there is none. It reads cur/ whole: it is for a delivery that may have been made
+// before, not for every one.
+func Find(dir, base string) (string, error) {
+	for _, sub := range []string{"new", "cur"} {
+		d := filepath.Join(dir, sub)
+		names, err := readDirNames(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("maildir: looking for %s in %s: %w", base, d, err)
+		}
+		for _, n := range names {
+			if hasBase(n, base) {
+				return filepath.Join(d, n), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("maildir: looking for %s in %s: %w", base, dir, fs.ErrNotExist)
+}
+
+// hasBase reports whether the file name n has the base name base: base followed by
+// nothing, a "," field or the ":" info.
+func hasBase(n, base string) bool {
+	return strings.HasPrefix(n, base) && (len(n) == len(base) || n[len(base)] == ',' || n[len(base)] == ':')
 }
 
 // bufSize is the copy buffer: large enough that a typical message takes one write(2).

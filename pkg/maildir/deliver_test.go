@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var nameRE = regexp.MustCompile(`^[0-9]+\.M[0-9]+P[0-9]+Q[0-9]+R[0-9a-f]{16}\.[^/:,]+,S=([0-9]+)$`)
@@ -268,4 +269,61 @@ func BenchmarkDeliver4KParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestDeliverNamedFind checks what makes a repeated delivery idempotent: the file in new/
+// carries the stable base name, Find finds it there and in cur/ under the name a reader
+// gives it (flags added), a second DeliverNamed with the same name replaces the file in
+// new/ rather than adding one, and another base name is not mistaken for it.
+func TestDeliverNamedFind(t *testing.T) {
+	root := newMaildir(t)
+	base := StableName(time.Unix(1765000000, 0), "Q1K17NESWZBW003TPR0")
+	if !strings.HasPrefix(base, "1765000000.Q1K17NESWZBW003TPR0.") {
+		t.Fatalf("StableName = %q", base)
+	}
+	if _, err := Find(root, base); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Find in an empty Maildir: %v, want ErrNotExist", err)
+	}
+	msg := "Subject: once\r\n\r\nbody\r\n"
+	p, n, err := DeliverNamed(root, base, []byte("Delivered-To: a@example.org\r\n"), strings.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, "new", fmt.Sprintf("%s,S=%d", base, n)); p != want {
+		t.Fatalf("delivered to %s, want %s", p, want)
+	}
+	if got, err := Find(root, base); err != nil || got != p {
+		t.Fatalf("Find = %q, %v; want %s", got, err, p)
+	}
+	// The same delivery again (a crash left it unrecorded): still one file in new/.
+	if _, _, err := DeliverNamed(root, base, []byte("Delivered-To: a@example.org\r\n"), strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, filepath.Join(root, "new")); len(names) != 1 {
+		t.Fatalf("new/ holds %v after the repeated delivery, want one file", names)
+	}
+	if names := dirNames(t, filepath.Join(root, "tmp")); len(names) != 0 {
+		t.Fatalf("tmp/ holds %v", names)
+	}
+	// imapd moves it to cur/ keeping the base name and adding the flags.
+	inCur := filepath.Join(root, "cur", filepath.Base(p)+":2,S")
+	if err := os.Rename(p, inCur); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Find(root, base); err != nil || got != inCur {
+		t.Fatalf("Find after the move to cur/ = %q, %v; want %s", got, err, inCur)
+	}
+	// A name that merely starts like it is another message.
+	other := StableName(time.Unix(1765000000, 0), "Q1K17NESWZBW003TPR1")
+	if _, err := Find(root, other); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Find(%s) = %v, want ErrNotExist", other, err)
+	}
+	if _, err := Find(root, strings.TrimSuffix(base, hostname())+"x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Find of a prefix of the name: %v, want ErrNotExist", err)
+	}
+	for _, bad := range []string{"", "a/b", "a:2,S", ".hidden", "x,S=3"} {
+		if _, _, err := DeliverNamed(root, bad, nil, strings.NewReader(msg)); err == nil {
+			t.Errorf("DeliverNamed accepted the base name %q", bad)
+		}
+	}
 }
