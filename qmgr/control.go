@@ -372,7 +372,14 @@ func (q *Qmgr) Counts() (control.QueueCountsResult, error) {
 		if err != nil {
 			return res, ipc.Errorf("temporary", "reading the queue: %v", err)
 		}
-		res.Counts[state] = len(ids)
+		n := 0
+		for _, id := range ids {
+			// A file cleanup is writing, or one a dead cleanup left, is no message yet.
+			if q.complete(state, id) {
+				n++
+			}
+		}
+		res.Counts[state] = n
 	}
 	return res, nil
 }

@@ -20,8 +20,10 @@ import (
 //
 // What a crash (kill -9) at each step leaves, and what the next start does with it:
 //   - before the status records are appended: the file is in active/ with the records of
-//     earlier attempts; every recipient not recorded as done is delivered again, so one
-//     whose delivery had just finished gets the message twice, as ARCHITECTURE.md allows;
+//     earlier attempts; every recipient not recorded as done is delivered again, marked
+//     MaybeDelivered, so that local finds the copy a delivery that had just finished made
+//     (its file name is derived from the queue ID and the recipient) instead of writing a
+//     second one;
 //   - after the append, before the notification is queued: the failures are recorded
 //     and not yet marked bounced; the notification is sent at the next attempt;
 //   - after the notification is queued, before that is recorded: it is sent again (the
@@ -47,8 +49,22 @@ func (q *Qmgr) process(ctx context.Context, id string) {
 		q.settle(id, qf, false, time.Time{})
 		return
 	}
-	a := q.attempt(ctx, qf)
+	// Until this attempt's outcome is in the file, a delivery it makes may go unrecorded:
+	// the next attempt must then look for it.
+	q.mu.Lock()
+	unsure := q.unsure[id]
+	q.unsure[id] = true
+	q.mu.Unlock()
+	a := q.attempt(ctx, qf, unsure)
 	q.settle(id, qf, a.finished, a.next)
+}
+
+// recorded notes that the outcome of the attempts on id is in its queue file (or that
+// the file is gone): the next attempt need not look for unrecorded deliveries.
+func (q *Qmgr) recorded(id string) {
+	q.mu.Lock()
+	delete(q.unsure, id)
+	q.mu.Unlock()
 }
 
 // attemptResult is how a delivery attempt ended.
@@ -61,8 +77,9 @@ type attemptResult struct {
 }
 
 // attempt delivers the message to its pending recipients, records the outcome in the
-// queue file and sends the notifications that are due.
-func (q *Qmgr) attempt(ctx context.Context, qf *queue.File) attemptResult {
+// queue file and sends the notifications that are due. unsure says that an earlier
+// attempt may have delivered to some of them without recording it.
+func (q *Qmgr) attempt(ctx context.Context, qf *queue.File, unsure bool) attemptResult {
 	env := &qf.Envelope
 	now := time.Now()
 	arrival := arrivalOf(env)
@@ -79,7 +96,7 @@ func (q *Qmgr) attempt(ctx context.Context, qf *queue.File) attemptResult {
 	attempts := sched.Attempts
 	if len(pending) > 0 {
 		attempts++
-		results := q.deliver(ctx, qf, pending)
+		results := q.deliver(ctx, qf, pending, unsure)
 		expired := !now.Before(expires)
 		end := time.Now()
 		for k, i := range pending {
@@ -145,6 +162,7 @@ func (q *Qmgr) attempt(ctx context.Context, qf *queue.File) attemptResult {
 			// The file still says what it said before: retry the whole attempt later.
 			return attemptResult{next: next}
 		}
+		q.recorded(env.ID)
 	}
 
 	// Notifications: each failure is reported once, a delay once per message.
@@ -178,7 +196,13 @@ func (q *Qmgr) attempt(ctx context.Context, qf *queue.File) attemptResult {
 
 // deliver routes each pending recipient and hands them to their transports: one request
 // per transport with all of its recipients. It returns a result per pending recipient.
-func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int) []delivery.Result {
+//
+// A local recipient goes as MaybeDelivered when unsure says an unrecorded attempt may
+// have delivered the message, or when the recipient was tried before (an agent that
+// died mid-delivery, or whose answer was lost, is recorded as a deferral): local then
+// looks for the copy such an attempt made. The first attempt, nearly every delivery,
+// skips that look.
+func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsure bool) []delivery.Result {
 	env := &qf.Envelope
 	results := make([]delivery.Result, len(pending))
 	var local, remote []int // indexes into pending
@@ -186,8 +210,12 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int) []del
 	for k, i := range pending {
 		r := env.Recipients[i]
 		route, rcpt, res := q.route(ctx, r)
+		rcpt.Rcpt = i
 		switch route {
 		case routeLocal:
+			if _, tried := qf.Last(i); unsure || tried {
+				rcpt.MaybeDelivered = true
+			}
 			local = append(local, k)
 			localRcpts = append(localRcpts, rcpt)
 		case routeRemote:
@@ -287,8 +315,8 @@ func (q *Qmgr) settle(id string, qf *queue.File, finished bool, next time.Time) 
 		q.finishClaim(id, queue.Hold, time.Time{})
 	case finished:
 		// The directory is not fsynced after the unlink: should the machine lose power
-		// right now, the file may come back and its recipients get the message twice,
-		// never lose it.
+		// right now, the file may come back; it is then in active/ at the next start,
+		// and its recipients' copies are found rather than delivered again.
 		if err := q.Spool.Remove(queue.Active, id); err != nil {
 			q.Log.Error("cannot remove finished message", "id", id, "err", err)
 			q.finishClaim(id, queue.Active, time.Now().Add(q.Queue.MinBackoff.D()))
@@ -323,6 +351,9 @@ func (q *Qmgr) finishClaim(id, state string, next time.Time) {
 		return
 	}
 	delete(q.claimed, id)
+	if state == "" {
+		delete(q.unsure, id)
+	}
 	if state != queue.Deferred {
 		return
 	}

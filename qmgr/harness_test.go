@@ -41,6 +41,8 @@ type harness struct {
 	// local
 	localStop func()
 	requests  atomic.Int32 // deliver requests served
+	seenMu    sync.Mutex
+	seen      map[string][]delivery.Recipient // the recipients of each request, by queue ID
 	// cleanup
 	cleanupFails atomic.Bool
 	dsns         chan captured
@@ -140,6 +142,12 @@ func (h *harness) startLocal() {
 	s := &ipc.Server{Name: "fake-local"}
 	delivery.Handle(s, func(_ context.Context, req *delivery.Request, f *os.File) []delivery.Result {
 		h.requests.Add(1)
+		h.seenMu.Lock()
+		if h.seen == nil {
+			h.seen = map[string][]delivery.Recipient{}
+		}
+		h.seen[req.QueueID] = append(h.seen[req.QueueID], req.Recipients...)
+		h.seenMu.Unlock()
 		var results []delivery.Result
 		for _, r := range req.Recipients {
 			if r.Quota > 0 && req.Size > r.Quota {

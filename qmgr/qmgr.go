@@ -21,9 +21,11 @@ const (
 	// incomingScan is how often incoming/ is scanned besides cleanup's wakeups: a
 	// wakeup lost while qmgr restarted delays a message by at most this long.
 	incomingScan = 3 * time.Second
-	// staleIncoming is the age after which an incomplete file in incoming/ is taken to
-	// be the leftover of a cleanup that died mid-write. Its client never got a 250.
-	staleIncoming = time.Hour
+	// staleIncoming is the age after which an incomplete file in incoming/ that no
+	// cleanup holds locked (queue.RemoveAbandoned) is removed: the leftover of a cleanup
+	// that died mid-write, whose client never got a 250. The lock says whether its
+	// writer lives; the age only spares a file created an instant ago, not yet locked.
+	staleIncoming = 10 * time.Second
 	// activeLimit bounds the messages held in active/ at once (Postfix's
 	// qmgr_message_active_limit), so that a flood of mail cannot exhaust memory.
 	activeLimit = 10000
@@ -66,6 +68,10 @@ type Qmgr struct {
 	stopping bool
 	// backlog is set when activeLimit held messages back.
 	backlog bool
+	// unsure holds the messages whose last attempt's outcome may be missing from their
+	// queue file: those found in active/ at start, and those whose attempt could not be
+	// recorded. Their next attempt asks local to look for copies made before.
+	unsure map[string]bool
 
 	wake chan string   // IDs announced by cleanup
 	kick chan struct{} // "look at the schedule again"
@@ -107,6 +113,7 @@ func remoteTransport(cfg *config.Config) Transport {
 func (q *Qmgr) init() {
 	q.claimed = map[string]*claim{}
 	q.deferred = map[string]time.Time{}
+	q.unsure = map[string]bool{}
 	q.cond = sync.NewCond(&q.mu)
 	q.wake = make(chan string, 1024)
 	q.kick = make(chan struct{}, 1)
@@ -273,6 +280,8 @@ func (q *Qmgr) recover() {
 	for _, id := range ids {
 		q.mu.Lock()
 		ok := q.claimLocked(id)
+		// Its deliveries may have finished without their results being recorded.
+		q.unsure[id] = true
 		q.mu.Unlock()
 		if ok {
 			q.run(id)
@@ -310,10 +319,15 @@ func (q *Qmgr) takeIncoming(id string) bool {
 	}
 	if st.Mode().Perm()&0o100 == 0 {
 		// Still being written by cleanup, or abandoned when it died: its client never
-		// got a 250, so removing it after a while loses nothing acknowledged.
-		if age := time.Since(st.ModTime()); age > staleIncoming {
-			if err := os.Remove(path); err == nil {
-				q.Log.Warn("removed incomplete queue file", "id", id, "age", age.Round(time.Second).String())
+		// got a 250, so removing it once no cleanup holds it loses nothing acknowledged.
+		if time.Since(st.ModTime()) > staleIncoming {
+			removed, err := queue.RemoveAbandoned(path, staleIncoming)
+			switch {
+			case err != nil:
+				q.Log.Error("cannot remove incomplete queue file", "id", id, "err", err)
+			case removed:
+				q.Log.Warn("removed incomplete queue file", "id", id, "size", st.Size(),
+					"age", time.Since(st.ModTime()).Round(time.Second).String(), "reason", "its cleanup died before finishing it")
 			}
 		}
 		return true

@@ -273,18 +273,22 @@ func TestRecovery(t *testing.T) {
 		records: []queue.Status{{Rcpt: 0, Action: queue.Delivered, Code: "2.0.0", At: time.Now()}}})
 	// A complete file cleanup finished while qmgr was down.
 	incoming := h.queue(message{from: "alice@far.test", rcpts: rcpts("bob@example.test")})
-	// cleanup died mid-write long ago, and another is writing right now.
-	stale, fresh := queue.NewID(), queue.NewID()
-	for _, id := range []string{stale, fresh} {
-		w, err := queue.Create(h.spool.Dir(queue.Incoming), &queue.Envelope{ID: id, From: "x@far.test", Recipients: rcpts("bob@example.test")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(w, "Subject: half")
-		// neither committed nor aborted
+	// A cleanup died mid-write (its lock went with it; one empty file as a kill right
+	// after the creation leaves, one half-written), and another has been writing for a
+	// while (a slow client): it holds its lock.
+	stale, empty, fresh := queue.NewID(), queue.NewID(), queue.NewID()
+	old := time.Now().Add(-time.Minute)
+	os.WriteFile(h.spool.Path(queue.Incoming, stale), []byte("postern-queue 1 000000000000 000000000000\n{\"id\""), 0o600)
+	os.WriteFile(h.spool.Path(queue.Incoming, empty), nil, 0o600)
+	w, err := queue.Create(h.spool.Dir(queue.Incoming), &queue.Envelope{ID: fresh, From: "x@far.test", Recipients: rcpts("bob@example.test")})
+	if err != nil {
+		t.Fatal(err)
 	}
-	old := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(h.spool.Path(queue.Incoming, stale), old, old)
+	defer w.Abort()
+	io.WriteString(w, "Subject: half")
+	for _, id := range []string{stale, empty, fresh} {
+		os.Chtimes(h.spool.Path(queue.Incoming, id), old, old)
+	}
 	// Deferred messages: one due, one not yet.
 	due := h.queue(message{state: queue.Deferred, from: "alice@far.test", rcpts: rcpts("carol@example.test"),
 		records: []queue.Status{{Rcpt: 0, Action: queue.Delayed, Code: "4.3.0"}, {Rcpt: -1, Next: time.Now().Add(-time.Minute), Attempts: 1}}})
@@ -300,8 +304,28 @@ func TestRecovery(t *testing.T) {
 	h.waitState(due, "")
 	h.waitState(bad, queue.Corrupt)
 	h.waitState(stale, "")
+	h.waitState(empty, "")
 	if h.where(fresh) != queue.Incoming {
 		t.Error("a file being written was touched")
+	}
+	// The recovered message and the one tried before go to local as maybe delivered
+	// already, so that it looks for a copy it made; the new one does not (the look
+	// reads the folder's cur/). Each names the recipient's index in the queue file.
+	h.seenMu.Lock()
+	for _, c := range []struct {
+		id    string
+		rcpt  int
+		maybe bool
+	}{{active, 1, true}, {due, 0, true}, {incoming, 0, false}} {
+		if got := h.seen[c.id]; len(got) != 1 || got[0].Rcpt != c.rcpt || got[0].MaybeDelivered != c.maybe {
+			t.Errorf("local was asked %+v for message %s, want recipient %d, maybe delivered %v", got, c.id, c.rcpt, c.maybe)
+		}
+	}
+	h.seenMu.Unlock()
+	// Neither is counted as mail (mailctl status).
+	var counts control.QueueCountsResult
+	if err := h.call(control.QueueCounts, nil, &counts); err != nil || counts.Counts[queue.Incoming] != 0 {
+		t.Errorf("counts %v (%v): a file being written counted in incoming/", counts, err)
 	}
 	if h.where(later) != queue.Deferred {
 		t.Errorf("a message not yet due is in %q", h.where(later))
@@ -569,7 +593,7 @@ func TestLocalAndRemoteSideBySide(t *testing.T) {
 	q := &Qmgr{Dir: auth.NewClient(h.sock("auth")), Local: agent(localCalled, remoteCalled),
 		Remote: agent(remoteCalled, localCalled), Log: slog.New(slog.NewTextHandler(h.logBuf, nil))}
 	qf := &queue.File{Envelope: queue.Envelope{Recipients: rcpts("bob@example.test", "someone@other.test")}}
-	for i, r := range q.deliver(context.Background(), qf, []int{0, 1}) {
+	for i, r := range q.deliver(context.Background(), qf, []int{0, 1}, false) {
 		if r.Status != delivery.Sent {
 			t.Errorf("recipient %d: %+v", i, r)
 		}

@@ -22,6 +22,11 @@
 // fsyncs the file and acknowledges. A file without it is an interrupted write and never
 // leaves incoming/.
 //
+// The writer holds an exclusive flock(2) on the file from its creation until it is
+// complete. A file without the bit whose lock nobody holds was left by a writer that died
+// (its client never got a 250): RemoveAbandoned removes it, taking the lock first, and a
+// writer that finds its new file unlinked under it gives up.
+//
 // Status records are JSON lines appended with O_APPEND and fsynced. A reader takes the
 // last record per recipient; a torn last line (a crash mid-append) is ignored. Unknown
 // envelope and record fields are ignored, so later versions can add fields; a change that
@@ -39,6 +44,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"postern/pkg/dirsync"
 )
@@ -148,6 +155,10 @@ func Create(dir string, env *Envelope) (*Writer, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("creating queue file: %w", err)
+	}
+	if err := lockNew(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("creating queue file %s: %w", env.ID, err)
 	}
 	w := &Writer{f: f, dir: dir, path: path, env: env, bw: bufio.NewWriterSize(f, 64<<10)}
 	if err := w.start(); err != nil {
@@ -259,6 +270,64 @@ func (w *Writer) Commit() error {
 		return fmt.Errorf("committing queue file %s: %w", w.env.ID, err)
 	}
 	return nil
+}
+
+// lockNew takes the writer's lock on a file just created, and checks that it is still
+// linked: RemoveAbandoned, in qmgr, may have found it unlocked between the creation and
+// the lock and removed it (it removes only what it holds the lock of).
+func lockNew(f *os.File) error {
+	fd := int(f.Fd())
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fmt.Errorf("locking: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("locking: %w", err)
+	}
+	if st.Nlink == 0 {
+		return errors.New("removed as abandoned right after its creation")
+	}
+	return nil
+}
+
+// RemoveAbandoned removes the file at path if it is an incomplete queue file (without the
+// owner-execute bit) older than minAge whose writer is gone: nobody holds its lock. It
+// reports whether it removed the file. Whatever such a file holds was never
+// acknowledged. A file being written, complete, or gone is left alone.
+func RemoveAbandoned(path string, minAge time.Duration) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("checking queue file %s: %w", path, err)
+	}
+	defer f.Close()
+	incomplete := func() (bool, error) {
+		st, err := f.Stat()
+		if err != nil {
+			return false, fmt.Errorf("checking queue file %s: %w", path, err)
+		}
+		return st.Mode().Perm()&completeBit == 0 && time.Since(st.ModTime()) >= minAge, nil
+	}
+	if ok, err := incomplete(); !ok || err != nil {
+		return false, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return false, nil // its writer is alive
+		}
+		return false, fmt.Errorf("locking queue file %s: %w", path, err)
+	}
+	// Look again under the lock: a writer that completed the file just before
+	// releasing it left it complete, and that is final.
+	if ok, err := incomplete(); !ok || err != nil {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil {
+		return false, fmt.Errorf("removing abandoned queue file: %w", err)
+	}
+	return true, nil
 }
 
 // Abort removes the unfinished file.

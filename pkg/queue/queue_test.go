@@ -89,3 +89,54 @@ func TestIDs(t *testing.T) {
 		t.Fatalf("IDTime off by %v", d)
 	}
 }
+
+// TestRemoveAbandoned checks the removal of what a dead cleanup leaves in incoming/: an
+// incomplete file nobody holds locked is removed once old enough; one whose writer is
+// alive (however old), a complete one, and a young one stay.
+func TestRemoveAbandoned(t *testing.T) {
+	s := Spool{Root: t.TempDir()}
+	if err := s.Create(0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	create := func() *Writer {
+		w, err := Create(s.Dir(Incoming), &Envelope{ID: NewID(), From: "a@example.test", Recipients: []Recipient{{Addr: "b@example.test"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, "Subject: hi\r\n\r\nhello\r\n")
+		return w
+	}
+	writing := create()
+	defer writing.Abort()
+	done := create()
+	if err := done.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	dead := s.Path(Incoming, NewID())
+	young := s.Path(Incoming, NewID())
+	for _, p := range []string{dead, young} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{writing.Path(), done.Path(), dead} {
+		os.Chtimes(p, old, old)
+	}
+	for _, c := range []struct {
+		what, path string
+		removed    bool
+	}{{"abandoned", dead, true}, {"being written", writing.Path(), false}, {"complete", done.Path(), false}, {"young", young, false}, {"gone", dead, false}} {
+		removed, err := RemoveAbandoned(c.path, time.Minute)
+		if err != nil || removed != c.removed {
+			t.Errorf("%s file: removed %v, %v; want %v", c.what, removed, err, c.removed)
+		}
+		if _, err := os.Stat(c.path); (err == nil) == c.removed && c.what != "gone" {
+			t.Errorf("%s file: exists %v after RemoveAbandoned", c.what, err == nil)
+		}
+	}
+	// The file being written is still its writer's to finish.
+	if err := writing.Commit(); err != nil {
+		t.Fatalf("the writer lost its file: %v", err)
+	}
+}
