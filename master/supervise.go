@@ -12,27 +12,36 @@ import (
 	"postern/pkg/control"
 )
 
-// Restart backoff: a daemon that dies is started again after minBackoff; every further
-// death doubles the wait up to maxBackoff; a daemon that ran healthyAfter before dying
-// starts over at minBackoff. A daemon that cannot start at all (exit status 2, bad
-// configuration) backs off the same way instead of spinning.
+// Restarts. A daemon that ran healthyAfter or longer before it died had started and was
+// serving: it died of a kill -9, the OOM killer or a crash on some input, not of its
+// configuration. It is started again at once, so that its socket, which master keeps
+// bound, is served again without delay, the way Postfix keeps a service up while its
+// processes crash (it throttles only processes that die before serving). A daemon that
+// died sooner is failing at start (a bad configuration, a missing program, exit status
+// 2): it waits minBackoff, doubling with every further such death up to maxBackoff,
+// instead of spinning. Each restart is logged with the reason for its delay.
 var (
 	minBackoff   = time.Second
 	maxBackoff   = time.Minute
-	healthyAfter = time.Minute
+	healthyAfter = time.Second
 )
 
 // backoff computes the restart delays of one daemon.
 type backoff struct{ next time.Duration }
 
-// delay returns how long to wait before the next start, given how long the daemon ran.
-func (b *backoff) delay(uptime time.Duration) time.Duration {
-	if b.next == 0 || uptime >= healthyAfter {
+// delay returns how long to wait before the next start, given how long the daemon ran,
+// and why, for the log.
+func (b *backoff) delay(uptime time.Duration) (time.Duration, string) {
+	if uptime >= healthyAfter {
+		b.next = 0
+		return 0, "ran " + healthyAfter.String() + " or longer: restarting at once"
+	}
+	if b.next == 0 {
 		b.next = minBackoff
 	}
 	d := b.next
 	b.next = min(2*d, maxBackoff)
-	return d
+	return d, "failing at start (ran under " + healthyAfter.String() + "): backing off"
 }
 
 // runSpec is everything needed to start one daemon.
@@ -121,7 +130,7 @@ func (s *supervisor) run() {
 			close(s.first)
 		}
 		if err != nil {
-			delay = b.delay(0)
+			delay, _ = b.delay(0)
 			s.m.logger().Error("daemon not started", "name", s.spec.Name, "err", err, "restart_in", delay)
 			s.update(func(st *control.DaemonStatus) {
 				st.State, st.PID, st.LastExit = "backoff", 0, "not started: "+err.Error()
@@ -151,10 +160,11 @@ func (s *supervisor) run() {
 			switch {
 			case !stopping:
 				uptime := time.Since(started)
-				delay = b.delay(uptime)
+				var because string
+				delay, because = b.delay(uptime)
 				why := exitReason(st)
 				s.m.logger().Warn("daemon exited", "name", s.spec.Name, "pid", p.Pid, "status", why,
-					"uptime", uptime.Round(time.Millisecond), "restart_in", delay)
+					"uptime", uptime.Round(time.Millisecond), "restart_in", delay, "restart", because)
 				s.update(func(ds *control.DaemonStatus) {
 					ds.State, ds.PID = "backoff", 0
 					ds.LastExit = fmt.Sprintf("%s after %s", why, uptime.Round(time.Millisecond))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -10,7 +11,11 @@ func TestBackoff(t *testing.T) {
 	var b backoff
 	var got []time.Duration
 	for range 9 {
-		got = append(got, b.delay(time.Second))
+		d, why := b.delay(healthyAfter / 2)
+		if !strings.Contains(why, "backing off") {
+			t.Errorf("reason %q for a daemon failing at start", why)
+		}
+		got = append(got, d)
 	}
 	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
 	for i := range want {
@@ -18,18 +23,26 @@ func TestBackoff(t *testing.T) {
 			t.Fatalf("delays %v, want %v seconds", got, want)
 		}
 	}
-	// A daemon that ran a healthy minute starts over at one second.
-	if d := b.delay(healthyAfter); d != time.Second {
-		t.Errorf("after a healthy run: %v, want 1s", d)
+	// A daemon that had started and was serving (killed, or crashed on some input) is
+	// started again at once, however often that happens: its socket must be served.
+	for range 3 {
+		if d, why := b.delay(healthyAfter); d != 0 || !strings.Contains(why, "at once") {
+			t.Errorf("after a run of %v: %v (%s), want 0", healthyAfter, d, why)
+		}
 	}
-	if d := b.delay(0); d != 2*time.Second {
-		t.Errorf("second quick failure after reset: %v, want 2s", d)
+	// and a failure at start after that starts over at one second.
+	if d, _ := b.delay(0); d != time.Second {
+		t.Errorf("first quick failure after a healthy run: %v, want 1s", d)
+	}
+	if d, _ := b.delay(0); d != 2*time.Second {
+		t.Errorf("second quick failure: %v, want 2s", d)
 	}
 	// A daemon that cannot start at all (uptime 0) never restarts in a tight loop.
 	var c backoff
 	total := time.Duration(0)
 	for range 10 {
-		total += c.delay(0)
+		d, _ := c.delay(0)
+		total += d
 	}
 	if total < 3*time.Minute {
 		t.Errorf("ten failed starts within %v", total)
