@@ -130,13 +130,17 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 		c.Log.Error("queue file not written", "id", w.env.ID, "err", err)
 		return conn.Reply(nil, ipc.Errorf("temporary", "queue file error"))
 	}
+	// The answer goes right after the fsync, nothing in between: from the moment the
+	// file is complete qmgr delivers it, and a cleanup killed before answering leaves a
+	// message queued whose client hears that it failed, and sends it again.
 	e := w.env
+	rerr := conn.Reply(enqueue.Result{QueueID: e.ID, Size: w.Size()}, nil)
 	c.Log.Info("queued", "id", e.ID, "from", "<"+e.From+">", "size", w.Size(), "nrcpt", len(e.Recipients),
 		"client", e.ClientAddr, "auth", e.AuthUser, "bounce", e.Bounce, "dkim", w.signedBy)
-	if err := conn.Reply(enqueue.Result{QueueID: e.ID, Size: w.Size()}, nil); err != nil {
+	if rerr != nil {
 		// The client may never learn the queue ID, but the message is queued: it may
 		// be delivered twice if the client retries, never lost.
-		c.Log.Warn("answer to client lost", "id", e.ID, "err", err)
+		c.Log.Warn("answer to client lost", "id", e.ID, "err", rerr)
 	}
 	c.wakeup(e.ID)
 	return nil

@@ -236,9 +236,13 @@ func (w *Writer) Path() string { return w.path }
 // Size is the message length written so far.
 func (w *Writer) Size() int64 { return w.size }
 
-// Commit finishes the file: it records the message's offset and size, marks the file
-// complete, and fsyncs the file and its directory. Only after Commit returns nil may the
-// message be acknowledged.
+// Commit finishes the file: it records the message's offset and size, fsyncs its
+// directory, marks the file complete and fsyncs it. Only after Commit returns nil may
+// the message be acknowledged, and the caller should do so at once: from the moment the
+// file is marked complete qmgr delivers it, so a writer killed before its answer leaves a
+// message queued whose client was told it failed (and sends it again). That is why the
+// directory's fsync comes before the mark: between the mark and the answer there is only
+// the file's fsync.
 func (w *Writer) Commit() error {
 	if w.done {
 		return errors.New("queue file already finished")
@@ -254,6 +258,10 @@ func (w *Writer) Commit() error {
 		_, err = w.f.WriteAt([]byte(header(w.bodyOff, w.size)), 0)
 	}
 	if err == nil {
+		// The file's name has been in the directory since Create.
+		err = SyncDir(w.dir)
+	}
+	if err == nil {
 		err = w.f.Chmod(0o600 | completeBit)
 	}
 	if err == nil {
@@ -261,9 +269,6 @@ func (w *Writer) Commit() error {
 	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = SyncDir(w.dir)
 	}
 	if err != nil {
 		os.Remove(w.path)
