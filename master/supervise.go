@@ -18,10 +18,11 @@ import (
 // bound, is served again without delay, the way Postfix keeps a service up while its
 // processes crash (it throttles only processes that die before serving). A daemon that
 // died sooner is failing at start (a bad configuration, a missing program, exit status
-// 2): it waits minBackoff, doubling with every further such death up to maxBackoff,
-// instead of spinning. Each restart is logged with the reason for its delay.
+// 2), or being killed over and over: it waits minBackoff (systemd's default RestartSec),
+// doubling with every further such death up to maxBackoff, instead of spinning. Each
+// restart is logged with the reason for its delay.
 var (
-	minBackoff   = time.Second
+	minBackoff   = 100 * time.Millisecond
 	maxBackoff   = time.Minute
 	healthyAfter = time.Second
 )

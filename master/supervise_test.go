@@ -17,10 +17,14 @@ func TestBackoff(t *testing.T) {
 		}
 		got = append(got, d)
 	}
-	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
+	want := []time.Duration{100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200, 60000, 60000}
+	for len(got) < len(want) {
+		d, _ := b.delay(0)
+		got = append(got, d)
+	}
 	for i := range want {
-		if got[i] != want[i]*time.Second {
-			t.Fatalf("delays %v, want %v seconds", got, want)
+		if got[i] != want[i]*time.Millisecond {
+			t.Fatalf("delays %v, want %v milliseconds", got, want)
 		}
 	}
 	// A daemon that had started and was serving (killed, or crashed on some input) is
@@ -30,22 +34,23 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("after a run of %v: %v (%s), want 0", healthyAfter, d, why)
 		}
 	}
-	// and a failure at start after that starts over at one second.
-	if d, _ := b.delay(0); d != time.Second {
-		t.Errorf("first quick failure after a healthy run: %v, want 1s", d)
+	// and a failure at start after that starts over.
+	if d, _ := b.delay(0); d != minBackoff {
+		t.Errorf("first quick failure after a healthy run: %v, want %v", d, minBackoff)
 	}
-	if d, _ := b.delay(0); d != 2*time.Second {
-		t.Errorf("second quick failure: %v, want 2s", d)
+	if d, _ := b.delay(0); d != 2*minBackoff {
+		t.Errorf("second quick failure: %v, want %v", d, 2*minBackoff)
 	}
-	// A daemon that cannot start at all (uptime 0) never restarts in a tight loop.
+	// A daemon that cannot start at all (uptime 0) never restarts in a tight loop: after
+	// the first few tries, once a minute.
 	var c backoff
 	total := time.Duration(0)
-	for range 10 {
+	for range 15 {
 		d, _ := c.delay(0)
 		total += d
 	}
-	if total < 3*time.Minute {
-		t.Errorf("ten failed starts within %v", total)
+	if total < 5*time.Minute {
+		t.Errorf("fifteen failed starts within %v", total)
 	}
 }
 
