@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -239,8 +240,16 @@ func sendOne(cl *smtp.Client, from, to, msgid string) error {
 		return err
 	}
 	fmt.Fprintf(w, "From: %s\r\nTo: %s\r\nSubject: test\r\nMessage-ID: %s\r\n\r\n%s\r\n", from, to, msgid, strings.Repeat("load test line\r\n", 20))
-	return w.Close()
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("%w: %w", errAtFinalDot, err)
+	}
+	return nil
 }
+
+// errAtFinalDot marks a failure of sendOne at the end of DATA: the message went out, and
+// the answer to the final dot was an error or never came. The server may have queued
+// the message all the same (a client would then send it again).
+var errAtFinalDot = errors.New("after the final dot")
 
 var msgidRe = regexp.MustCompile(`(?mi)^Message-ID: (<[^>]+>)`)
 
