@@ -17,8 +17,11 @@
 // Writers follow the Maildir protocol (https://cr.yp.to/proto/maildir.html): the message
 // is written to tmp/ under a name unique on this host, fsynced, closed, and renamed into
 // new/, whose directory entry is then fsynced. A reader never sees a partial message, and
-// once Deliver returns the message survives a crash. The local delivery agent writes tmp/
-// and new/; imapd owns cur/.
+// once Deliver returns the message survives a crash. A delivery that may be repeated
+// after a crash (before its success was recorded) names its file in new/ after itself
+// with StableName and DeliverNamed, and the repetition looks for that name with Find
+// instead of writing a second copy. The local delivery agent writes tmp/ and new/; imapd
+// owns cur/.
 //
 // # Quota
 //
