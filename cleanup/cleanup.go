@@ -126,7 +126,13 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 			w.signedBy = ""
 		}
 	}
-	if err := w.Commit(); err != nil {
+	// smtpd gone (killed, say) while the file was written: its client hears that the
+	// message failed, so the message must not be queued (its client sends it again).
+	if err := w.CommitFor(conn.PeerGone); err != nil {
+		if errors.Is(err, queue.ErrNobodyWaits) {
+			c.Log.Warn("message discarded: smtpd went away before it was queued", "id", w.env.ID)
+			return err
+		}
 		c.Log.Error("queue file not written", "id", w.env.ID, "err", err)
 		return conn.Reply(nil, ipc.Errorf("temporary", "queue file error"))
 	}

@@ -90,6 +90,26 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.uc.SetDeadline(t) }
 // UnixConn returns the underlying socket.
 func (c *Conn) UnixConn() *net.UnixConn { return c.uc }
 
+// PeerGone reports, without waiting, whether the other end has closed the connection or
+// died: poll(2) reports POLLHUP, which a Unix stream socket gets when its peer is closed
+// (not when this end only shut down reading, as Server.Shutdown does). A peer that is
+// waiting for an answer is not gone; one that cannot be asked (an error from poll) is
+// taken to be there.
+func (c *Conn) PeerGone() bool {
+	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd)}} // POLLHUP and POLLERR need not be asked for
+		if n, err := unix.Poll(fds, 0); err == nil && n > 0 {
+			gone = fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+		}
+	})
+	return gone
+}
+
 // WriteFrame sends one frame with the given descriptors.
 func (c *Conn) WriteFrame(kind byte, payload []byte, files ...*os.File) error {
 	if len(payload) > MaxFrame {

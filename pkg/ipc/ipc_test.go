@@ -213,3 +213,30 @@ func TestAnswerBeforeRequest(t *testing.T) {
 		t.Errorf("unencodable request: %v", err)
 	}
 }
+
+// TestPeerGone checks that PeerGone tells a peer that closed its end (or died) from one
+// that waits, also after this end shut down reading as Server.Shutdown does.
+func TestPeerGone(t *testing.T) {
+	a, b, err := socketPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.PeerGone() {
+		t.Fatal("a peer that is there is gone")
+	}
+	if err := a.WriteFrame(KindJSON, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if b.PeerGone() {
+		t.Fatal("a peer that sent a frame and waits is gone")
+	}
+	b.UnixConn().CloseRead()
+	if b.PeerGone() {
+		t.Fatal("shutting down this end's reading made the peer gone")
+	}
+	b.Close()
+	if !a.PeerGone() {
+		t.Fatal("a closed peer is not gone")
+	}
+}

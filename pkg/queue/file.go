@@ -243,7 +243,17 @@ func (w *Writer) Size() int64 { return w.size }
 // message queued whose client was told it failed (and sends it again). That is why the
 // directory's fsync comes before the mark: between the mark and the answer there is only
 // the file's fsync.
-func (w *Writer) Commit() error {
+func (w *Writer) Commit() error { return w.CommitFor(nil) }
+
+// ErrNobodyWaits is the error of CommitFor when nobody waits for the answer any more.
+var ErrNobodyWaits = errors.New("nobody waits for the answer")
+
+// CommitFor is Commit for an answer that someone waits for: right before the file is
+// marked complete it asks gone, and if gone says that the one waiting has gone (the
+// client's connection was lost, smtpd died), it aborts the file and returns an error
+// satisfying errors.Is(err, ErrNobodyWaits). A message queued then would be one whose
+// client was told it failed, and which it sends again. gone may be nil.
+func (w *Writer) CommitFor(gone func() bool) error {
 	if w.done {
 		return errors.New("queue file already finished")
 	}
@@ -260,6 +270,9 @@ func (w *Writer) Commit() error {
 	if err == nil {
 		// The file's name has been in the directory since Create.
 		err = SyncDir(w.dir)
+	}
+	if err == nil && gone != nil && gone() {
+		err = ErrNobodyWaits
 	}
 	if err == nil {
 		err = w.f.Chmod(0o600 | completeBit)

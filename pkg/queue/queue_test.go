@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"io"
 	"os"
 	"sort"
@@ -138,5 +139,29 @@ func TestRemoveAbandoned(t *testing.T) {
 	// The file being written is still its writer's to finish.
 	if err := writing.Commit(); err != nil {
 		t.Fatalf("the writer lost its file: %v", err)
+	}
+}
+
+// TestCommitForNobody checks that CommitFor leaves no message queued when the one waiting
+// for the answer has gone, and commits when it is there.
+func TestCommitForNobody(t *testing.T) {
+	s := Spool{Root: t.TempDir()}
+	if err := s.Create(0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []bool{true, false} {
+		w, err := Create(s.Dir(Incoming), &Envelope{ID: NewID(), From: "a@example.test", Recipients: []Recipient{{Addr: "b@example.test"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(w, "Subject: hi\r\n\r\nhello\r\n")
+		err = w.CommitFor(func() bool { return gone })
+		_, serr := os.Stat(w.Path())
+		switch {
+		case gone && (!errors.Is(err, ErrNobodyWaits) || serr == nil):
+			t.Errorf("nobody waits: %v, file left: %v", err, serr == nil)
+		case !gone && (err != nil || serr != nil):
+			t.Errorf("somebody waits: %v, %v", err, serr)
+		}
 	}
 }
