@@ -20,6 +20,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/daemon"
 	"postern/pkg/maildir"
+	"postern/pkg/quickack"
 	"postern/pkg/tlsconf"
 )
 
@@ -220,7 +221,10 @@ func (s *Server) start(c net.Conn, listener string, implicitTLS bool) {
 	}
 	s.conns.Add(1)
 	s.perIP[ip]++
-	sess := newSession(s, c, ip, listener, implicitTLS)
+	// Every read ACKs at once: a client that sends an APPEND literal and its closing
+	// CRLF in two writes with Nagle on would otherwise wait 40 ms per command for our
+	// delayed ACK (see package quickack).
+	sess := newSession(s, quickack.Wrap(c), ip, listener, implicitTLS)
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
