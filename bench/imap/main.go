@@ -49,6 +49,7 @@ var (
 	repeat    = flag.Int("repeat", 3, "times each timed command runs (the first is reported apart)")
 	pid       = flag.Int("pid", 0, "the server's process id, for its memory (RSS from /proc/PID/status)")
 	pidTree   = flag.Bool("pid-tree", false, "sum the memory of -pid and all its descendants (for servers with a process per session, such as Dovecot)")
+	seqAppend = flag.Int("seq-append", 1000, "4 KB messages to APPEND one after the other on one connection the way Python's imaplib does (0: none)")
 	idle      = flag.Int("idle", 1000, "idle IDLE connections to open for the memory measurement (0: none)")
 	idleBig   = flag.Int("idle-big", 0, "a second, larger IDLE measurement (for example 10000; needs ulimit -n above it)")
 	idleBox   = flag.String("idle-mailbox", "INBOX", "mailbox the IDLE sessions select")
@@ -159,6 +160,11 @@ func main() {
 	})
 	c.simple("LOGOUT")
 
+	if *seqAppend > 0 {
+		if err := sequentialAppend(addr, *seqAppend); err != nil {
+			fatal(fmt.Errorf("sequential APPEND: %w", err))
+		}
+	}
 	if *idle > 0 {
 		idleMemory(addr, *idle)
 	}
@@ -416,6 +422,78 @@ func (c *conn) appendMsg(box string, flags string, msg []byte) error {
 		err = fmt.Errorf("APPEND: %s", st)
 	}
 	return err
+}
+
+// sequentialAppend APPENDs n messages of 4 KB one after the other on one connection,
+// as Python's imaplib (and OfflineIMAP, migration scripts) do: Nagle's algorithm on, a
+// synchronizing literal (no LITERAL+), the message in one write and its closing CRLF in
+// another. A server that delays its ACK of the message makes each APPEND wait for it.
+// The messages go into a mailbox of their own, -mailbox with "-seq" appended, which is
+// deleted afterwards.
+func sequentialAppend(addr string, n int) error {
+	c, err := login(addr)
+	if err != nil {
+		return err
+	}
+	defer c.c.Close()
+	raw := c.c
+	if t, ok := raw.(*tls.Conn); ok {
+		raw = t.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
+		if err := tc.SetNoDelay(false); err != nil {
+			return err
+		}
+	}
+	box := *mailbox + "-seq"
+	c.simple("DELETE " + quote(box)) // may fail: not there
+	if st, err := c.simple("CREATE " + quote(box)); err != nil || !strings.HasPrefix(st, "OK") {
+		return fmt.Errorf("CREATE %s: %s %v", box, st, err)
+	}
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		m := fmt.Sprintf("From: Alice <alice@example.org>\r\nTo: bench@example.test\r\nSubject: sequential %d\r\n"+
+			"Date: %s\r\nMessage-ID: <seq.%d@example.org>\r\n\r\n", i, time.Now().Format(time.RFC1123Z), i)
+		line := strings.Repeat("x", 72) + "\r\n"
+		for len(m)+len(line) <= 4096 {
+			m += line
+		}
+		msgs[i] = []byte(m + strings.Repeat("y", 4096-len(m)-2) + "\r\n")
+	}
+	write := func(b []byte) error {
+		c.c.SetWriteDeadline(time.Now().Add(time.Minute))
+		_, err := c.c.Write(b)
+		return err
+	}
+	start := time.Now()
+	for i, m := range msgs {
+		tag := c.nextTag()
+		if err := write(fmt.Appendf(nil, "%s APPEND %s {%d}\r\n", tag, quote(box), len(m))); err != nil {
+			return err
+		}
+		l, err := c.line()
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(l, "+") {
+			return fmt.Errorf("message %d: %s", i, l)
+		}
+		if err := write(m); err != nil {
+			return err
+		}
+		if err := write([]byte("\r\n")); err != nil {
+			return err
+		}
+		if _, st, err := c.readTo(tag); err != nil || !strings.HasPrefix(st, "OK") {
+			return fmt.Errorf("message %d: %s %v", i, st, err)
+		}
+	}
+	d := time.Since(start)
+	fmt.Printf("\n%-44s %9s  %6.1f msg/s, %.2f ms each\n", fmt.Sprintf("APPEND x %d, 1 connection, imaplib-style", n), round(d),
+		float64(n)/d.Seconds(), d.Seconds()*1000/float64(n))
+	c.simple("DELETE " + quote(box))
+	c.simple("LOGOUT")
+	return nil
 }
 
 // fill APPENDs the messages over several connections and returns how many hold the word
