@@ -4,10 +4,14 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"postern/pkg/imap"
 	"postern/pkg/mime"
@@ -128,9 +132,22 @@ func (s *Session) fetch(c *imap.Command) {
 	if need.cache {
 		cache = s.cacheFor(entries)
 	}
+	var cur *os.File // cur/, which the message files are opened in (Mailbox.openIn)
+	if need.file && len(entries) > 1 {
+		if d, err := os.Open(filepath.Join(mb.dir, "cur")); err == nil {
+			cur = d
+			defer d.Close()
+		}
+	}
 	var failed error
 	for _, e := range entries {
-		if err := s.fetchOne(e, f.Items, need, cache, seenChanged[e.m.uid]); err != nil {
+		err := s.fetchOne(e, f.Items, need, cache, cur, seenChanged[e.m.uid])
+		if s.state == stateLogout {
+			// A literal could not be sent as promised: nothing more, the
+			// connection closes.
+			return
+		}
+		if err != nil {
 			if errors.Is(err, mime.ErrUnknownEncoding) {
 				failed = err
 				continue
@@ -207,24 +224,30 @@ func (s *Session) cacheFor(entries []fetchEntry) map[uint32]*cached {
 }
 
 // fetchOne writes the FETCH response of one message.
-func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds, cache map[uint32]*cached, flagsChanged bool) error {
+func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds, cache map[uint32]*cached, cur *os.File, flagsChanged bool) error {
 	m := e.m
-	var file *os.File
 	var msg *mime.Message
 	var raw *io.SectionReader // the whole message, straight from a CRLF file
-	if need.file {
-		var err error
-		if file, err = s.mb.open(m); err != nil {
+	rawFD := -1
+	switch {
+	case need.file && !need.parse && m.flags&flagCRLF != 0:
+		// The file's bytes are the message's: it is read by descriptor, and its size
+		// is the index's (recorded when the file was parsed; a Maildir file never
+		// changes, and sendWhole checks it does end there).
+		fd, _, err := s.mb.openFD(cur, m)
+		if err != nil {
+			return err
+		}
+		defer syscall.Close(fd)
+		rawFD = fd
+		raw = io.NewSectionReader(fileReader(fd), 0, m.size)
+	case need.file:
+		file, err := s.mb.openIn(cur, m)
+		if err != nil {
 			return err
 		}
 		defer file.Close()
-		if !need.parse && m.flags&flagCRLF != 0 {
-			st, err := file.Stat()
-			if err != nil {
-				return err
-			}
-			raw = io.NewSectionReader(file, 0, st.Size())
-		} else if msg, err = parseFile(file); err != nil {
+		if msg, err = parseFile(file); err != nil {
 			return err
 		}
 	}
@@ -234,6 +257,7 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 		r      io.Reader
 		size   int64
 		binary bool
+		whole  bool // r is the whole file, which may go out by sendfile
 	}
 	bodies := make([]*body, len(items))
 	for i, it := range items {
@@ -275,11 +299,12 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 			continue
 		}
 		if raw != nil {
-			r := raw
 			if it.Section != nil && it.Section.Partial {
-				r = mime.Partial(r, it.Section.Offset, it.Section.Count)
+				r := mime.Partial(raw, it.Section.Offset, it.Section.Count)
+				bodies[i] = &body{r: r, size: r.Size()}
+				continue
 			}
-			bodies[i] = &body{r: r, size: r.Size()}
+			bodies[i] = &body{r: raw, size: raw.Size(), whole: true}
 			continue
 		}
 		r, err := msg.Section(sec)
@@ -385,6 +410,15 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 			b = append(b, "}\r\n"...)
 			w.Write(b)
 			b = b[:0]
+			if bd.whole {
+				if err := s.sendWhole(rawFD, bd.size); err != nil {
+					// As below: the promised literal cannot be kept.
+					s.log.Error("sending message file", "folder", s.mb.name, "uid", m.uid, "err", err)
+					s.state = stateLogout
+					return nil
+				}
+				continue
+			}
 			if _, err := io.CopyN(w, bd.r, bd.size); err != nil {
 				// The literal's length is promised and cannot be kept: end the
 				// session rather than leave the client out of step.
@@ -404,6 +438,88 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 	w.Write(b)
 	s.buf = b[:0]
 	return nil
+}
+
+// errFileSize is a message file whose size is not the one its index record gives.
+var errFileSize = errors.New("message file longer than its index record says")
+
+// sendWhole writes the first size bytes of the file fd, which must be all of it, after
+// what is buffered. Over a connection without TLS (webmail and other local clients) a
+// literal larger than the response buffer goes with sendfile(2), from the page cache to
+// the socket; otherwise the file is read straight into the response buffer, one pread
+// per buffer's worth.
+func (s *Session) sendWhole(fd int, size int64) error {
+	w := s.w
+	if sc, ok := s.conn.(syscall.Conn); ok && !s.tls && size >= int64(w.Size()) {
+		s.flush()
+		return sendFile(sc, fd, size)
+	}
+	var off int64
+	for off < size {
+		if w.Available() == 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		// One byte more than is left, when it fits, to see that the file ends there:
+		// one pread, which comes back short at the end of the file.
+		buf := w.AvailableBuffer()
+		buf = buf[:min(int64(cap(buf)), size-off+1)]
+		n, err := unix.Pread(fd, buf, off)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return err
+		case n == 0:
+			return io.ErrUnexpectedEOF
+		case int64(n) > size-off:
+			w.Write(buf[:size-off]) // the literal as promised, then the session ends
+			return errFileSize
+		}
+		w.Write(buf[:n])
+		off += int64(n)
+	}
+	return nil
+}
+
+// sendFile sends size bytes of the file fd, from its start, on the connection c with
+// sendfile(2), waiting for the socket as a Write does (and under its deadline).
+func sendFile(c syscall.Conn, fd int, size int64) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var off int64
+	var serr error
+	err = rc.Write(func(sock uintptr) bool {
+		for off < size {
+			n, err := unix.Sendfile(int(sock), fd, &off, int(min(size-off, 1<<30)))
+			switch {
+			case err == syscall.EAGAIN:
+				return false // wait until the socket takes more
+			case err == syscall.EINTR:
+			case err != nil:
+				serr = err
+				return true
+			case n == 0:
+				serr = io.ErrUnexpectedEOF
+				return true
+			}
+		}
+		return true
+	})
+	if err == nil {
+		err = serr
+	}
+	if err == nil {
+		// The file must end there, as it does for the buffered copy.
+		var one [1]byte
+		if n, _ := fileReader(fd).ReadAt(one[:], size); n > 0 {
+			err = errFileSize
+		}
+	}
+	return err
 }
 
 type eofReader struct{}

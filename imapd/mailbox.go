@@ -105,28 +105,21 @@ func (mb *Mailbox) fileNameWith(base string, flags flagBits, kws []string) strin
 
 // path returns the path of m's file, as it is on disk now.
 func (mb *Mailbox) path(m *message) string {
+	return filepath.Join(mb.dir, "cur", mb.curName(m))
+}
+
+// curName returns the name of m's file in cur/, as it is on disk now.
+func (mb *Mailbox) curName(m *message) string {
 	if n, ok := mb.pending[m.base]; ok {
-		return filepath.Join(mb.dir, "cur", n)
+		return n
 	}
-	return filepath.Join(mb.dir, "cur", mb.fileName(m))
+	return mb.fileName(m)
 }
 
 // open opens m's file for reading. A file renamed under us (a flag change by another
-// program) is found by its base name.
+// program) is found by its base name (openFD).
 // The caller must not hold mb.mu.
-func (mb *Mailbox) open(m *message) (*os.File, error) {
-	mb.mu.RLock()
-	p := mb.path(m)
-	mb.mu.RUnlock()
-	f, err := os.Open(p)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return f, err
-	}
-	if p, ferr := mb.findFile(m.base); ferr == nil {
-		return os.Open(p)
-	}
-	return nil, err
-}
+func (mb *Mailbox) open(m *message) (*os.File, error) { return mb.openIn(nil, m) }
 
 // findFile looks for the file of a message by its base name, in cur/ and new/: the
 // slow way, for when its name changed between looking it up and using it.

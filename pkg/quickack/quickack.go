@@ -13,20 +13,19 @@
 package quickack
 
 import (
-	"io"
 	"net"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// Conn is a TCP connection that sends the ACK for every read at once. It passes
-// ReadFrom on to the TCP connection, so that io.Copy from a file still uses sendfile(2).
+// Conn is a TCP connection that sends the ACK for every read at once.
 type Conn struct {
 	net.Conn
-	tcp *net.TCPConn
 	raw syscall.RawConn
 }
+
+var _ syscall.Conn = (*Conn)(nil)
 
 // Wrap returns c as a *Conn when it is a TCP connection, and c unchanged otherwise.
 func Wrap(c net.Conn) net.Conn {
@@ -38,7 +37,7 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &Conn{Conn: tc, tcp: tc, raw: raw}
+	return &Conn{Conn: tc, raw: raw}
 }
 
 // Read reads from the connection and then sets TCP_QUICKACK, which sends the ACK the
@@ -55,8 +54,5 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom copies r to the connection, with sendfile(2) or splice(2) when r is a file.
-func (c *Conn) ReadFrom(r io.Reader) (int64, error) { return c.tcp.ReadFrom(r) }
-
-// TCP returns the underlying TCP connection.
-func (c *Conn) TCP() *net.TCPConn { return c.tcp }
+// SyscallConn returns the TCP connection's raw connection (for sendfile(2), say).
+func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.raw, nil }

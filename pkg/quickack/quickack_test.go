@@ -1,9 +1,7 @@
 package quickack
 
 import (
-	"io"
 	"net"
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -78,33 +76,6 @@ func TestReadSetsQuickAck(t *testing.T) {
 		if v := quickAck(t, sc); v != 1 {
 			t.Fatalf("read %d: TCP_QUICKACK is %d after Read, want 1", i, v)
 		}
-	}
-}
-
-// TestReadFromFile checks that ReadFrom reaches the TCP connection (sendfile) and
-// copies the whole file.
-func TestReadFromFile(t *testing.T) {
-	sc, cc := pair(t)
-	c := Wrap(sc).(*Conn)
-	f, err := os.CreateTemp(t.TempDir(), "msg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]byte, 100000)
-	for i := range want {
-		want[i] = byte('a' + i%26)
-	}
-	f.Write(want)
-	f.Seek(0, 0)
-	done := make(chan []byte)
-	go func() { b, _ := io.ReadAll(cc); done <- b }()
-	n, err := io.Copy(c, f)
-	if err != nil || n != int64(len(want)) {
-		t.Fatalf("io.Copy = %d, %v", n, err)
-	}
-	sc.CloseWrite()
-	if got := <-done; string(got) != string(want) {
-		t.Fatalf("received %d bytes, want %d", len(got), len(want))
 	}
 }
 
