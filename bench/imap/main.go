@@ -276,7 +276,9 @@ type conn struct {
 }
 
 func dial(addr string) (*conn, error) {
-	tc := &tls.Config{InsecureSkipVerify: *insecure, ServerName: *host}
+	// One TLS record per write from the start, as OpenSSL (Python's ssl module) sends
+	// them: Go's small first records would split an APPEND literal into several writes.
+	tc := &tls.Config{InsecureSkipVerify: *insecure, ServerName: *host, DynamicRecordSizingDisabled: true}
 	d := &net.Dialer{Timeout: 30 * time.Second}
 	var nc net.Conn
 	var err error
