@@ -194,7 +194,7 @@ func (a *Account) renaming() bool {
 	defer a.mu.Unlock()
 	for _, mb := range a.boxes {
 		mb.mu.RLock()
-		r := mb.renaming
+		r := mb.renamed != nil
 		mb.mu.RUnlock()
 		if r {
 			return true
@@ -212,7 +212,12 @@ func (a *Account) waitRenames() {
 	}
 	a.mu.Unlock()
 	for _, mb := range boxes {
-		mb.renames.Wait()
+		mb.mu.RLock()
+		done := mb.renamed
+		mb.mu.RUnlock()
+		if done != nil {
+			<-done
+		}
 	}
 }
 

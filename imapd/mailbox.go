@@ -46,10 +46,10 @@ type Mailbox struct {
 	// pending maps the base name of a message whose file name does not show its
 	// flags yet to the name its file has on disk. STORE answers once the index has the
 	// new flags; renameFiles brings the names in line afterwards (see store).
-	pending  map[string]string
-	renaming bool           // renameFiles runs
-	renames  sync.WaitGroup // done when renameFiles returns
-	deleted  bool           // the folder was deleted or renamed away
+	pending map[string]string
+	// renamed is not nil while renameFiles runs, and closed when it returns.
+	renamed chan struct{}
+	deleted bool // the folder was deleted or renamed away
 
 	refs int // guarded by acct.mu
 
@@ -654,15 +654,11 @@ func (mb *Mailbox) store(uids []uint32, c *flagChange, unchangedSince uint64, ch
 // startRenames starts renameFiles unless it runs or nothing is pending. The caller
 // holds mb.mu.
 func (mb *Mailbox) startRenames() {
-	if len(mb.pending) == 0 || mb.renaming {
+	if len(mb.pending) == 0 || mb.renamed != nil {
 		return
 	}
-	mb.renaming = true
-	mb.renames.Add(1)
-	go func() {
-		defer mb.renames.Done()
-		mb.renameFiles()
-	}()
+	mb.renamed = make(chan struct{})
+	go mb.renameFiles()
 }
 
 // commitPending writes changed records and the mark that file names lag behind.
@@ -700,7 +696,7 @@ func (mb *Mailbox) renameFiles() {
 	if err != nil {
 		mb.acct.log.Error("renaming message files", "folder", mb.name, "user", mb.acct.addr, "err", err)
 		mb.mu.Lock()
-		mb.renaming = false
+		mb.renamesDone()
 		mb.mu.Unlock()
 		return
 	}
@@ -764,10 +760,8 @@ func (mb *Mailbox) renameFiles() {
 		mb.mu.Unlock()
 	}
 	mb.mu.Lock()
-	mb.renaming = false
-	done := len(mb.pending) == 0 && !mb.deleted
-	mb.mu.Unlock()
-	if done {
+	defer mb.mu.Unlock()
+	if len(mb.pending) == 0 && !mb.deleted {
 		mb.acct.db.Update(func(tx *bolt.Tx) error {
 			if b := tx.Bucket([]byte(mb.key)); b != nil {
 				return b.Delete(keyPending)
@@ -775,6 +769,14 @@ func (mb *Mailbox) renameFiles() {
 			return nil
 		})
 	}
+	mb.renamesDone()
+}
+
+// renamesDone tells those waiting for renameFiles that it returned. The caller holds
+// mb.mu.
+func (mb *Mailbox) renamesDone() {
+	close(mb.renamed)
+	mb.renamed = nil
 }
 
 // diskNames finds the files of messages by their base names, in cur/ and new/, when

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,4 +223,43 @@ func TestExpungeFindsRenamedFile(t *testing.T) {
 	e.stop()
 	e.start()
 	countFlag(t, e, 0, "")
+}
+
+// Sessions that come and go while an account's files are being renamed: the last
+// session's logout waits for the renames in the background (closeIdle), while new
+// sessions start new ones. (A sync.WaitGroup there panicked: "WaitGroup is reused
+// before previous Wait has returned", found by imaptest's stress run.)
+func TestSessionsComeAndGoDuringRenames(t *testing.T) {
+	e := newTestEnv(t)
+	const n = 300
+	root := manyMessages(t, e, n)
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 15 {
+				c := e.login("a")
+				c.ok("SELECT INBOX")
+				op := "+"
+				if (w+i)%2 == 1 {
+					op = "-"
+				}
+				c.ok("STORE 1:* " + op + "FLAGS.SILENT (\\Flagged)")
+				c.ok("LOGOUT")
+				c.c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	c := e.login("a")
+	c.ok("SELECT INBOX")
+	c.ok("STORE 1:* -FLAGS.SILENT (\\Flagged)")
+	c.ok("STORE 1:* +FLAGS.SILENT (\\Answered)")
+	waitNames(t, root, n, 'R')
+	for base, f := range diskFlags(t, root) {
+		if f != "R" {
+			t.Fatalf("%s has flags %q on disk, want R", base, f)
+		}
+	}
 }
