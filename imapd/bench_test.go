@@ -37,6 +37,10 @@ func BenchmarkStoreFetchSearch(b *testing.B) {
 	timeIt("FETCH ENVELOPE", "FETCH 1:* (FLAGS ENVELOPE RFC822.SIZE)")
 	timeIt("SEARCH TEXT (first)", "SEARCH TEXT xylophone")
 	timeIt("SEARCH TEXT", "SEARCH TEXT xylophone")
+	timeIt("SORT SUBJECT (first)", "SORT (SUBJECT) UTF-8 ALL")
+	timeIt("SORT SUBJECT", "SORT (SUBJECT) UTF-8 ALL")
+	timeIt("SORT REVERSE DATE", "UID SORT (REVERSE DATE) UTF-8 ALL")
+	timeIt("THREAD REFERENCES", "THREAD REFERENCES UTF-8 ALL")
 	for i := 0; i < b.N; i++ {
 		timeIt("STORE +FLAGS", `STORE 1:* +FLAGS (\Seen)`)
 		timeIt("STORE -FLAGS.SILENT", `STORE 1:* -FLAGS.SILENT (\Seen)`)

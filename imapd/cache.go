@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"postern/pkg/imap"
+	"postern/pkg/imapsort"
 	"postern/pkg/mime"
 )
 
@@ -18,28 +19,36 @@ import (
 // from a message, computed once when the message arrives (or on first use for mail
 // imported from elsewhere), so that those commands never parse a message twice.
 //
-// A record is: version 1 (uvarint), the Date header as Unix seconds (varint, 0 when
+// A record is: version (uvarint), the Date header as Unix seconds (varint, 0 when
 // missing or unreadable), then ENVELOPE, BODY and BODYSTRUCTURE in IMAP syntax, each
-// length-prefixed (uvarint).
+// length-prefixed (uvarint), then the SORT and THREAD keys (imapsort.Keys, in its
+// AppendBinary form). The keys came later: records written before end without them,
+// and get them when SORT or THREAD first needs them (cacheOf).
 type cached struct {
 	sent                          int64
 	envelope, body, bodystructure []byte
+	keys                          *imapsort.Keys // nil in a record without them
 }
 
 const cacheVersion = 1
 
 func (c *cached) marshal() []byte {
-	b := make([]byte, 0, 16+len(c.envelope)+len(c.body)+len(c.bodystructure))
+	b := make([]byte, 0, 64+len(c.envelope)+len(c.body)+len(c.bodystructure))
 	b = binary.AppendUvarint(b, cacheVersion)
 	b = binary.AppendVarint(b, c.sent)
 	for _, s := range [][]byte{c.envelope, c.body, c.bodystructure} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
+	if c.keys != nil {
+		b = c.keys.AppendBinary(b)
+	}
 	return b
 }
 
-func unmarshalCached(b []byte) (*cached, bool) {
+// unmarshalCached reads a record. With keysOnly, only the date and the keys are kept
+// (b may then be memory of a read transaction: nothing of it is kept).
+func unmarshalCached(b []byte, keysOnly bool) (*cached, bool) {
 	v, n := binary.Uvarint(b)
 	if n <= 0 || v != cacheVersion {
 		return nil, false
@@ -59,6 +68,17 @@ func unmarshalCached(b []byte) (*cached, bool) {
 		*dst = b[n : n+int(l)]
 		b = b[n+int(l):]
 	}
+	if keysOnly {
+		c.envelope, c.body, c.bodystructure = nil, nil, nil
+	}
+	if len(b) == 0 {
+		return c, true
+	}
+	k, _, ok := imapsort.DecodeKeys(b)
+	if !ok {
+		return nil, false
+	}
+	c.keys = k
 	return c, true
 }
 
@@ -84,6 +104,8 @@ func newCached(msg *mime.Message) *cached {
 			c.sent = t.Unix()
 		}
 	}
+	refs, _ := msg.Root.Header.Get("References")
+	c.keys = imapsort.NewKeys(env, refs)
 	return c
 }
 
@@ -176,7 +198,33 @@ func (mb *Mailbox) loadCache(uids []uint32) map[uint32]*cached {
 		}
 		for _, u := range uids {
 			if v := cb.Get(uidKey(u)); v != nil {
-				if c, ok := unmarshalCached(append([]byte(nil), v...)); ok {
+				if c, ok := unmarshalCached(append([]byte(nil), v...), false); ok {
+					out[u] = c
+				}
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// loadKeys reads the sent dates and SORT/THREAD keys of uids in one transaction,
+// without copying the rest of the records; missing records and records without keys
+// are absent from the map.
+func (mb *Mailbox) loadKeys(uids []uint32) map[uint32]*cached {
+	out := make(map[uint32]*cached, len(uids))
+	mb.acct.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(mb.key))
+		if b == nil {
+			return nil
+		}
+		cb := b.Bucket(bucketCache)
+		if cb == nil {
+			return nil
+		}
+		for _, u := range uids {
+			if v := cb.Get(uidKey(u)); v != nil {
+				if c, ok := unmarshalCached(v, true); ok && c.keys != nil {
 					out[u] = c
 				}
 			}

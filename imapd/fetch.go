@@ -174,12 +174,23 @@ func (s *Session) fetch(c *imap.Command) {
 // cacheFor returns the cached ENVELOPE and BODYSTRUCTURE of the entries, computing (in
 // parallel) and storing those not cached yet.
 func (s *Session) cacheFor(entries []fetchEntry) map[uint32]*cached {
+	return s.cacheOf(entries, false)
+}
+
+// cacheOf is cacheFor; with keysOnly, the records hold the sent date and the SORT and
+// THREAD keys only, and records without keys are computed again.
+func (s *Session) cacheOf(entries []fetchEntry, keysOnly bool) map[uint32]*cached {
 	mb := s.mb
 	uids := make([]uint32, len(entries))
 	for i, e := range entries {
 		uids[i] = e.m.uid
 	}
-	cache := mb.loadCache(uids)
+	var cache map[uint32]*cached
+	if keysOnly {
+		cache = mb.loadKeys(uids)
+	} else {
+		cache = mb.loadCache(uids)
+	}
 	var missing []*message
 	for _, e := range entries {
 		if cache[e.m.uid] == nil {

@@ -56,23 +56,26 @@ type candidate struct {
 	failed bool
 }
 
-func (s *Session) search(c *imap.Command) {
+// runSearch evaluates the search criteria of c (SEARCH, SORT, THREAD) over the view:
+// matched[i] tells whether cands[i] matches. For a charset it does not take, it answers
+// NO itself and returns false.
+func (s *Session) runSearch(c *imap.Command) (cands []*candidate, matched []bool, need searchNeeds, ok bool) {
 	req := c.Search
 	switch req.Charset {
 	case "", "US-ASCII", "UTF-8":
 	default:
 		// RFC 3501 §6.4.4: BADCHARSET lists what we take.
 		s.no(c, "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset")
-		return
+		return nil, nil, need, false
 	}
-	need := searchNeeds{matcher: map[*imap.SearchKey]*mime.Matcher{}}
+	need = searchNeeds{matcher: map[*imap.SearchKey]*mime.Matcher{}}
 	need.scan(req.Key)
 	if need.modseq {
 		s.enableCondstore()
 	}
 	mb := s.mb
 	mb.mu.RLock()
-	cands := make([]*candidate, 0, len(s.view))
+	cands = make([]*candidate, 0, len(s.view))
 	for i, uid := range s.view {
 		if m := mb.lookup(uid); m != nil {
 			cands = append(cands, &candidate{seq: i + 1, m: m})
@@ -86,7 +89,7 @@ func (s *Session) search(c *imap.Command) {
 	}
 	ev := evaluator{s: s, need: &need, nseq: uint32(n), maxUID: maxUID, now: time.Now()}
 
-	matched := make([]bool, len(cands))
+	matched = make([]bool, len(cands))
 	if need.sent {
 		cache := s.cacheFor(entriesOf(cands))
 		for _, cd := range cands {
@@ -139,7 +142,15 @@ func (s *Session) search(c *imap.Command) {
 			matched[i] = ev.eval(req.Key, cd)
 		}
 	}
+	return cands, matched, need, true
+}
 
+func (s *Session) search(c *imap.Command) {
+	cands, matched, need, ok := s.runSearch(c)
+	if !ok {
+		return
+	}
+	req := c.Search
 	var nums []uint32
 	var modseq uint64
 	for i, cd := range cands {

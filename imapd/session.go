@@ -270,7 +270,8 @@ func (s *Session) capabilities() string {
 		}
 	}
 	c += " SASL-IR LITERAL+ ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE ID CHILDREN" +
-		" CONDSTORE ESEARCH SEARCHRES SPECIAL-USE LIST-EXTENDED LIST-STATUS BINARY STATUS=SIZE"
+		" CONDSTORE ESEARCH SEARCHRES SPECIAL-USE LIST-EXTENDED LIST-STATUS BINARY STATUS=SIZE" +
+		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
 	return c
 }
 
@@ -295,7 +296,7 @@ func (s *Session) dispatch(c *imap.Command) {
 		allowed = ok
 	case "STARTTLS", "AUTHENTICATE", "LOGIN":
 		allowed = func() bool { return s.state == stateNotAuth }
-	case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK":
+	case "FETCH", "STORE", "SEARCH", "COPY", "MOVE", "EXPUNGE", "CLOSE", "UNSELECT", "CHECK", "SORT", "THREAD":
 		allowed = func() bool { return s.state == stateSelected }
 	default:
 		allowed = func() bool { return s.state == stateAuth || s.state == stateSelected }
@@ -404,6 +405,10 @@ func (s *Session) dispatch(c *imap.Command) {
 		s.expungeCmd(c)
 	case "SEARCH":
 		s.search(c)
+	case "SORT":
+		s.sortCmd(c)
+	case "THREAD":
+		s.threadCmd(c)
 	case "FETCH":
 		s.fetch(c)
 	case "STORE":

@@ -549,7 +549,7 @@ func (d *Decoder) command() *Command {
 		d.sp()
 		c.Name = d.word()
 		switch c.Name {
-		case "FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE":
+		case "FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD":
 		default:
 			d.fail("UID %s is not a command", c.Name)
 		}
@@ -658,6 +658,10 @@ func (d *Decoder) command() *Command {
 		return c
 	case "SEARCH":
 		c.Search = d.search()
+	case "SORT":
+		c.Sort, c.Search = d.sort()
+	case "THREAD":
+		c.Thread, c.Search = d.thread()
 	case "FETCH":
 		d.sp()
 		c.Set = d.seqSet()
@@ -962,29 +966,91 @@ func (d *Decoder) section(binary bool) *BodySection {
 func (d *Decoder) search() *SearchRequest {
 	s := &SearchRequest{}
 	d.sp()
-	if d.peek() == 'R' || d.peek() == 'r' {
-		// RETURN (...) or a search key starting with R (RECENT).
-		if w := d.peekWord(); w == "RETURN" {
-			d.word()
-			d.sp()
-			s.Return = d.atomList()
-			for _, o := range s.Return {
-				switch o {
-				case "MIN", "MAX", "ALL", "COUNT", "SAVE":
-				default:
-					d.fail("unknown SEARCH return option %s", o)
-				}
-			}
-			s.ESearch = true
-			d.sp()
-		}
-	}
+	d.searchReturn(s)
 	if w := d.peekWord(); w == "CHARSET" {
 		d.word()
 		d.sp()
 		s.Charset = strings.ToUpper(d.astring())
 		d.sp()
 	}
+	d.searchKeys(s)
+	return s
+}
+
+// searchReturn reads the RETURN (...) options of SEARCH (RFC 4731 §3) or SORT (ESORT,
+// RFC 5267 §3), and the space after them, if they come.
+func (d *Decoder) searchReturn(s *SearchRequest) {
+	if d.peek() != 'R' && d.peek() != 'r' {
+		return
+	}
+	// RETURN (...) or a search key starting with R (RECENT).
+	if w := d.peekWord(); w == "RETURN" {
+		d.word()
+		d.sp()
+		s.Return = d.atomList()
+		for _, o := range s.Return {
+			switch o {
+			case "MIN", "MAX", "ALL", "COUNT", "SAVE":
+			default:
+				d.fail("unknown return option %s", o)
+			}
+		}
+		s.ESearch = true
+		d.sp()
+	}
+}
+
+// sort reads the arguments of SORT (RFC 5256 §3, RFC 5267 §3, RFC 5957):
+// [RETURN (...)] (sort-criteria) charset search-key...; the charset is required.
+func (d *Decoder) sort() (*SortRequest, *SearchRequest) {
+	s := &SearchRequest{}
+	d.sp()
+	d.searchReturn(s)
+	r := &SortRequest{}
+	d.expect('(', `"("`)
+	for {
+		k := SortCriterion{Key: d.word()}
+		if k.Key == "REVERSE" {
+			k.Reverse = true
+			d.sp()
+			k.Key = d.word()
+		}
+		switch k.Key {
+		case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO":
+		default:
+			d.fail("unknown sort key %s", k.Key)
+		}
+		if len(r.Criteria) >= 20 {
+			d.fail("too many sort keys")
+		}
+		r.Criteria = append(r.Criteria, k)
+		if d.peek() == ')' {
+			d.next()
+			break
+		}
+		d.sp()
+	}
+	d.sp()
+	s.Charset = strings.ToUpper(d.astring())
+	d.sp()
+	d.searchKeys(s)
+	return r, s
+}
+
+// thread reads the arguments of THREAD (RFC 5256 §4): algorithm charset search-key...
+func (d *Decoder) thread() (string, *SearchRequest) {
+	s := &SearchRequest{}
+	d.sp()
+	alg := d.word()
+	d.sp()
+	s.Charset = strings.ToUpper(d.astring())
+	d.sp()
+	d.searchKeys(s)
+	return alg, s
+}
+
+// searchKeys reads the search keys, one or more separated by spaces, into s.Key.
+func (d *Decoder) searchKeys(s *SearchRequest) {
 	root := &SearchKey{Op: "AND"}
 	for {
 		root.Keys = append(root.Keys, d.searchKey(0))
@@ -997,7 +1063,6 @@ func (d *Decoder) search() *SearchRequest {
 	} else {
 		s.Key = root
 	}
-	return s
 }
 
 // peekWord returns the upper-cased atom that comes next without consuming it (up to

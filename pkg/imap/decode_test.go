@@ -40,6 +40,15 @@ func TestReadCommand(t *testing.T) {
 		{"x ID (\"name\" \"mutt\" \"version\" NIL)\r\n", Command{Tag: "x", Name: "ID", ID: [][2]string{{"name", "mutt"}, {"version", ""}}}},
 		{"x ID NIL\r\n", Command{Tag: "x", Name: "ID"}},
 		{"x CREATE Archive (USE (\\Archive))\r\n", Command{Tag: "x", Name: "CREATE", Mailbox: "Archive", SpecialUse: []string{`\Archive`}}},
+		{"x UID SORT (REVERSE DATE subject) UTF-8 ALL\r\n", Command{Tag: "x", Name: "SORT", UID: true,
+			Sort:   &SortRequest{Criteria: []SortCriterion{{Key: "DATE", Reverse: true}, {Key: "SUBJECT"}}},
+			Search: &SearchRequest{Charset: "UTF-8", Key: &SearchKey{Op: "ALL"}}}},
+		{"x SORT RETURN (MIN COUNT) (DISPLAYFROM) us-ascii UNSEEN FROM a\r\n", Command{Tag: "x", Name: "SORT",
+			Sort: &SortRequest{Criteria: []SortCriterion{{Key: "DISPLAYFROM"}}},
+			Search: &SearchRequest{Charset: "US-ASCII", ESearch: true, Return: []string{"MIN", "COUNT"},
+				Key: &SearchKey{Op: "AND", Keys: []*SearchKey{{Op: "UNSEEN"}, {Op: "FROM", Str: "a"}}}}}},
+		{"x THREAD references UTF-8 1:3\r\n", Command{Tag: "x", Name: "THREAD", Thread: "REFERENCES",
+			Search: &SearchRequest{Charset: "UTF-8", Key: &SearchKey{Op: "SEQSET", Set: SeqSet{{1, 3}}}}}},
 	}
 	for _, tt := range tests {
 		d, _ := decoder(tt.in)
@@ -185,6 +194,8 @@ func TestErrors(t *testing.T) {
 		"x FETCH 1 BODY[1.]\r\n", "x FETCH 1 BODY[MIME]\r\n", "x SEARCH FOO\r\n",
 		"x LOGIN \"a\r\n", "x SEARCH BEFORE 40-Foo-2020\r\n", "x STORE 1 FLAGS\r\n",
 		"x FETCH 99999999999 FLAGS\r\n", "x SEARCH " + strings.Repeat("(", 200) + "ALL" + strings.Repeat(")", 200) + "\r\n",
+		"x SORT (DATE) ALL\r\n", "x SORT (REVERSE) UTF-8 ALL\r\n", "x SORT (NAME) UTF-8 ALL\r\n", "x SORT DATE UTF-8 ALL\r\n",
+		"x SORT () UTF-8 ALL\r\n", "x THREAD REFERENCES ALL\r\n", "x THREAD\r\n", "x SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n",
 	} {
 		d, _ := decoder(in + "y NOOP\r\n")
 		_, err := d.ReadCommand()
@@ -280,6 +291,8 @@ func FuzzReadCommand(f *testing.F) {
 		"x LIST (SUBSCRIBED) \"\" (a* %) RETURN (STATUS (MESSAGES UNSEEN))\r\n", "x STORE 1,2:4 (UNCHANGEDSINCE 3) -FLAGS (\\Seen)\r\n",
 		"x ID (\"a\" NIL)\r\n", "x APPEND INBOX ~{2+}\r\n\x00\x01\r\n", "x SELECT \"&AGE-\" (CONDSTORE)\r\n",
 		"x SEARCH MODSEQ \"/flags/\\\\Seen\" all 4\r\n",
+		"x UID SORT RETURN (ALL MAX) (REVERSE ARRIVAL CC) UTF-8 OR SEEN 1:*\r\n",
+		"x THREAD ORDEREDSUBJECT US-ASCII SUBJECT {3}\r\nabc\r\n",
 	} {
 		f.Add([]byte(s))
 	}

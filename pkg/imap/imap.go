@@ -7,8 +7,8 @@
 // It knows the syntax of the commands and extensions imapd offers: LITERAL+/LITERAL-
 // (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), UIDPLUS (RFC 4315), MOVE (RFC
 // 6851), IDLE (RFC 2177), ID (RFC 2971), ESEARCH (RFC 4731), LIST-EXTENDED (RFC 5258),
-// LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), BINARY (RFC 3516) and CONDSTORE (RFC
-// 7162). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
+// LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), CONDSTORE (RFC
+// 7162), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
 // rendered by structure.go from pkg/mime.
 package imap
 
@@ -46,11 +46,16 @@ type Command struct {
 	StatusItems []string
 	List        *ListRequest // LIST, LSUB
 	Append      *AppendRequest
-	Search      *SearchRequest
+	Search      *SearchRequest // SEARCH, and the search part of SORT and THREAD
 	Fetch       *FetchRequest
 	Store       *StoreRequest
 	// ID holds the client's ID parameters (RFC 2971), nil for NIL.
 	ID [][2]string
+
+	// Sort holds SORT's criteria (RFC 5256 §3).
+	Sort *SortRequest
+	// Thread is THREAD's algorithm, upper case (RFC 5256 §4).
+	Thread string
 }
 
 // ListRequest holds the arguments of LIST (RFC 3501 §6.3.8, RFC 5258) and LSUB.
@@ -92,6 +97,19 @@ type SearchRequest struct {
 	Return  []string
 	// Key is the criteria: one key, or an AND of several.
 	Key *SearchKey
+}
+
+// SortRequest holds the sort criteria of SORT (RFC 5256 §3); its return options (ESORT,
+// RFC 5267 §3), charset and search keys are in the command's Search.
+type SortRequest struct {
+	Criteria []SortCriterion
+}
+
+// SortCriterion is one sort key: ARRIVAL, CC, DATE, FROM, SIZE, SUBJECT, TO, or
+// DISPLAYFROM, DISPLAYTO (RFC 5957), upper case; Reverse is set for REVERSE.
+type SortCriterion struct {
+	Key     string
+	Reverse bool
 }
 
 // SearchKey is a node of the search criteria (RFC 3501 §6.4.4). Op is the key in upper
