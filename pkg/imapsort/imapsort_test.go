@@ -172,9 +172,15 @@ func TestReferences(t *testing.T) {
 		// A reference loop is not followed: 13 went under 14 first, 14 stays its parent.
 		msg(13, 110, "loop", "<13@x>", "<14@x>"),
 		msg(14, 120, "zz loop", "<14@x>", "<13@x>"),
+		// imaptest's group "thread": 16's References presume 15 → 17 → 16; 17 itself
+		// says its parent is 16, which would be a loop: 17 leaves 15 and heads
+		// its own thread with 16 below.
+		msg(15, 130, "p", "<15@x>"),
+		msg(16, 131, "q", "<16@x>", "<15@x>", "<17@x>"),
+		msg(17, 129, "r", "<17@x>", "<16@x>"),
 	}
 	got := threads(Thread(msgs, References))
-	want := "(7)(1 (2 3)(4))((5)(6))(8 9)((10)(11))(12)(14 13)"
+	want := "(7)(1 (2 3)(4))((5)(6))(8 9)((10)(11))(12)(14 13)(17 16)(15)"
 	if got != want {
 		t.Errorf("REFERENCES =\n %s\nwant\n %s", got, want)
 	}

@@ -136,11 +136,12 @@ func references(msgs []Message) []*Node {
 			}
 			prev = r
 		}
-		// (1.B) The last reference is the message's parent, replacing any other.
+		// (1.B) The last reference is the message's parent, replacing the one that
+		// other messages' References presumed; none when that would make a loop
+		// (as Dovecot does: the presumed parent goes all the same).
+		c.unlink()
 		if prev != nil && !c.reaches(prev) {
 			prev.adopt(c)
-		} else if prev == nil {
-			c.unlink()
 		}
 	}
 	// (2) The root set: containers without a parent.
