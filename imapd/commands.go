@@ -99,6 +99,11 @@ func (s *Session) selectCmd(c *imap.Command) {
 		s.mailboxError(c, err)
 		return
 	}
+	if c.QResync != nil && !s.qresync {
+		// RFC 7162 §3.2.5: QRESYNC without ENABLE QRESYNC first is BAD.
+		s.tagged(c.Tag, "BAD", "QRESYNC is not enabled")
+		return
+	}
 	mb, err := s.acct.openMailbox(name)
 	if err != nil {
 		s.mailboxError(c, err)
@@ -169,6 +174,9 @@ func (s *Session) selectCmd(c *imap.Command) {
 		b := append(s.buf[:0], `* LIST () "/" `...)
 		b = s.appendName(b, mb.name)
 		s.w.Write(append(b, "\r\n"...))
+	}
+	if c.QResync != nil {
+		s.qresyncSelect(c.QResync, validity)
 	}
 	s.state = stateSelected
 	if s.readOnly {

@@ -73,6 +73,11 @@ func (s *Session) fetch(c *imap.Command) {
 			need.uid = true
 		}
 	}
+	if f.Vanished && (!c.UID || f.ChangedSince == 0 || !s.qresync) {
+		// RFC 7162 §3.2.6: VANISHED needs UID FETCH, CHANGEDSINCE and QRESYNC.
+		s.tagged(c.Tag, "BAD", "VANISHED needs UID FETCH with CHANGEDSINCE, after ENABLE QRESYNC")
+		return
+	}
 	if f.ChangedSince > 0 || need.modseq {
 		// RFC 7162 §3.1: CONDSTORE enabling commands; CHANGEDSINCE implies MODSEQ.
 		s.enableCondstore()
@@ -83,6 +88,11 @@ func (s *Session) fetch(c *imap.Command) {
 	}
 
 	mb := s.mb
+	if f.Vanished {
+		// RFC 7162 §3.2.6: the UIDs of the set expunged since CHANGEDSINCE, before
+		// the FETCH responses.
+		s.writeVanished(true, mb.vanished(f.ChangedSince, c.Set))
+	}
 	entries := make([]fetchEntry, 0, len(idx))
 	mb.mu.RLock()
 	for _, i := range idx {

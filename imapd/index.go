@@ -19,6 +19,7 @@ import (
 //	h  HIGHESTMODSEQ (uint64)    i  inode of the folder's directory (uint64)
 //	m/ uid → message record      c/ uid → cached ENVELOPE and BODYSTRUCTURE
 //	t/ uid → the folded text SEARCH BODY and TEXT look in (cache.go)
+//	x  UIDs expunged, with their mod-sequences, for QRESYNC (qresync.go)
 //
 // The flags live in the record and, for Dovecot, in the Maildir file names (":2,FRS");
 // the UID ↔ file name map is also written to dovecot-uidlist in each folder.

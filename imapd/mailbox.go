@@ -357,6 +357,16 @@ func (mb *Mailbox) load() error {
 			cb.Delete(uidKey(uid))
 			tb.Delete(uidKey(uid))
 		}
+		// QRESYNC (RFC 7162 §3.2): what vanished is remembered; a folder indexed
+		// afresh (not from dovecot-uidlist) has a complete, empty history.
+		if fresh && imported == nil {
+			if err := tombstonesStart(b); err != nil {
+				return err
+			}
+		}
+		if err := addTombstones(b, mb.modseq, expunged, mb.uidNext-1); err != nil {
+			return err
+		}
 		for _, m := range dirty {
 			if err := mbk.Put(uidKey(m.uid), m.marshal()); err != nil {
 				return err
@@ -532,6 +542,10 @@ func (mb *Mailbox) commit(put []*message, del []uint32, cache ...map[uint32]cach
 			}
 			cb.Delete(uidKey(uid))
 			tb.Delete(uidKey(uid))
+		}
+		// Tombstones for QRESYNC (RFC 7162 §3.2); the expunge raised mb.modseq.
+		if err := addTombstones(b, mb.modseq, del, mb.uidNext-1); err != nil {
+			return err
 		}
 		for _, m := range put {
 			if err := mbk.Put(uidKey(m.uid), m.marshal()); err != nil {

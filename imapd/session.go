@@ -64,6 +64,7 @@ type Session struct {
 
 	rev2      bool // ENABLE IMAP4rev2 (RFC 9051)
 	condstore bool // a CONDSTORE enabling command was seen (RFC 7162 §3.1)
+	qresync   bool // ENABLE QRESYNC (RFC 7162 §3.2.3)
 
 	// The selected mailbox and this session's view of it: view[i] is the UID of
 	// message i+1. seenModseq is the highest mod-sequence reported to the client.
@@ -271,7 +272,7 @@ func (s *Session) capabilities() string {
 	}
 	c += " SASL-IR LITERAL+ ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE ID CHILDREN" +
 		" CONDSTORE ESEARCH SEARCHRES SPECIAL-USE LIST-EXTENDED LIST-STATUS BINARY STATUS=SIZE" +
-		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
+		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QRESYNC"
 	return c
 }
 
@@ -473,6 +474,13 @@ func (s *Session) enable(c *imap.Command) {
 			if !s.condstore {
 				s.enableCondstore()
 				enabled = append(enabled, "CONDSTORE")
+			}
+		case "QRESYNC":
+			// RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+			if !s.qresync {
+				s.enableCondstore()
+				s.qresync = true
+				enabled = append(enabled, "QRESYNC")
 			}
 		}
 	}

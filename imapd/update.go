@@ -33,6 +33,7 @@ func (s *Session) update(allowExpunge bool) {
 	if allowExpunge {
 		j, removed := 0, 0
 		kept := s.view[:0]
+		var vanished []uint32
 		for i, uid := range s.view {
 			for j < len(msgs) && msgs[j].uid < uid {
 				j++
@@ -41,14 +42,22 @@ func (s *Session) update(allowExpunge bool) {
 				kept = append(kept, uid)
 				continue
 			}
+			removed++
+			if s.qresync {
+				// RFC 7162 §3.2.10: VANISHED replaces EXPUNGE once QRESYNC is on.
+				vanished = append(vanished, uid)
+				continue
+			}
 			// Each EXPUNGE renumbers the messages after it (RFC 3501 §7.4.1).
 			b := append(s.buf[:0], "* "...)
-			b = strconv.AppendInt(b, int64(i+1-removed), 10)
+			b = strconv.AppendInt(b, int64(i+2-removed), 10)
 			s.buf = append(b, " EXPUNGE\r\n"...)
 			s.w.Write(s.buf)
-			removed++
 		}
 		s.view = kept
+		if len(vanished) > 0 {
+			s.writeVanished(false, toRanges(vanished))
+		}
 		if removed > 0 && s.saved != nil {
 			s.saved = s.pruneSaved()
 		}

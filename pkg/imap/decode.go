@@ -586,13 +586,24 @@ func (d *Decoder) command() *Command {
 		d.sp()
 		c.Mailbox = d.astring()
 		if d.maybeSP() {
-			// select-params (RFC 4466 §2.1); CONDSTORE is the one we know (RFC 7162 §3.1.8).
-			for _, p := range d.atomList() {
-				if p != "CONDSTORE" {
+			// select-params (RFC 4466 §2.1): CONDSTORE (RFC 7162 §3.1.8) and QRESYNC
+			// (§3.2.5).
+			d.expect('(', `"("`)
+			for d.peek() != ')' {
+				switch p := d.word(); p {
+				case "CONDSTORE":
+					c.CondStore = true
+				case "QRESYNC":
+					d.sp()
+					c.QResync = d.qresync()
+				default:
 					d.fail("unknown SELECT parameter %s", p)
 				}
-				c.CondStore = true
+				if d.peek() != ')' {
+					d.sp()
+				}
 			}
+			d.next()
 		}
 	case "CREATE":
 		d.sp()
@@ -685,6 +696,41 @@ func (d *Decoder) command() *Command {
 	}
 	d.crlf()
 	return c
+}
+
+// qresync reads the QRESYNC select parameter (RFC 7162 §3.2.5): "(" uidvalidity SP
+// mod-sequence-value [SP known-uids] [SP "(" known-sequence-set SP known-uid-set ")"] ")".
+func (d *Decoder) qresync() *QResync {
+	q := &QResync{}
+	d.expect('(', `"("`)
+	q.UIDValidity = d.nzNumber()
+	d.sp()
+	q.ModSeq = d.modseq()
+	if d.maybeSP() {
+		if d.peek() != '(' {
+			q.KnownUIDs = d.uidSet()
+			if d.maybeSP() && d.peek() != '(' {
+				d.fail("expected seq-match-data")
+			}
+		}
+		if d.peek() == '(' {
+			d.next()
+			q.KnownSeqs = d.uidSet()
+			d.sp()
+			q.KnownSeqUIDs = d.uidSet()
+			d.expect(')', `")"`)
+		}
+	}
+	d.expect(')', `")"`)
+	return q
+}
+
+// uidSet reads a sequence set that may not be "$".
+func (d *Decoder) uidSet() SeqSet {
+	if d.peek() == '$' {
+		d.fail("expected a sequence set")
+	}
+	return d.seqSet()
 }
 
 // list reads the arguments of LIST, basic (RFC 3501 §6.3.8) or extended (RFC 5258 §3).
@@ -836,6 +882,9 @@ func (d *Decoder) fetch() *FetchRequest {
 			case "CHANGEDSINCE":
 				d.sp()
 				f.ChangedSince = d.modseq()
+			case "VANISHED":
+				// RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE (imapd checks).
+				f.Vanished = true
 			default:
 				d.fail("unknown FETCH modifier")
 			}

@@ -47,6 +47,15 @@ func TestReadCommand(t *testing.T) {
 			Sort: &SortRequest{Criteria: []SortCriterion{{Key: "DISPLAYFROM"}}},
 			Search: &SearchRequest{Charset: "US-ASCII", ESearch: true, Return: []string{"MIN", "COUNT"},
 				Key: &SearchKey{Op: "AND", Keys: []*SearchKey{{Op: "UNSEEN"}, {Op: "FROM", Str: "a"}}}}}},
+		{"x SELECT INBOX (QRESYNC (67 90060115 41:211,214:541) CONDSTORE)\r\n", Command{Tag: "x", Name: "SELECT", Mailbox: "INBOX", CondStore: true,
+			QResync: &QResync{UIDValidity: 67, ModSeq: 90060115, KnownUIDs: SeqSet{{41, 211}, {214, 541}}}}},
+		{"x EXAMINE INBOX (QRESYNC (67 9 1:* (1:3,5 4:6,8)))\r\n", Command{Tag: "x", Name: "EXAMINE", Mailbox: "INBOX",
+			QResync: &QResync{UIDValidity: 67, ModSeq: 9, KnownUIDs: SeqSet{{1, 0}}, KnownSeqs: SeqSet{{1, 3}, {5, 5}}, KnownSeqUIDs: SeqSet{{4, 6}, {8, 8}}}}},
+		{"x SELECT INBOX (QRESYNC (67 9 (1 4)))\r\n", Command{Tag: "x", Name: "SELECT", Mailbox: "INBOX",
+			QResync: &QResync{UIDValidity: 67, ModSeq: 9, KnownSeqs: SeqSet{{1, 1}}, KnownSeqUIDs: SeqSet{{4, 4}}}}},
+		{"x SELECT INBOX ()\r\n", Command{Tag: "x", Name: "SELECT", Mailbox: "INBOX"}},
+		{"x UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)\r\n", Command{Tag: "x", Name: "FETCH", UID: true, Set: SeqSet{{1, 0}},
+			Fetch: &FetchRequest{Items: []FetchItem{{Name: "FLAGS"}}, ChangedSince: 5, Vanished: true}}},
 		{"x THREAD references UTF-8 1:3\r\n", Command{Tag: "x", Name: "THREAD", Thread: "REFERENCES",
 			Search: &SearchRequest{Charset: "UTF-8", Key: &SearchKey{Op: "SEQSET", Set: SeqSet{{1, 3}}}}}},
 	}
@@ -195,6 +204,8 @@ func TestErrors(t *testing.T) {
 		"x LOGIN \"a\r\n", "x SEARCH BEFORE 40-Foo-2020\r\n", "x STORE 1 FLAGS\r\n",
 		"x FETCH 99999999999 FLAGS\r\n", "x SEARCH " + strings.Repeat("(", 200) + "ALL" + strings.Repeat(")", 200) + "\r\n",
 		"x SORT (DATE) ALL\r\n", "x SORT (REVERSE) UTF-8 ALL\r\n", "x SORT (NAME) UTF-8 ALL\r\n", "x SORT DATE UTF-8 ALL\r\n",
+		"x SELECT INBOX (QRESYNC (0 1))\r\n", "x SELECT INBOX (QRESYNC (1))\r\n", "x SELECT INBOX (QRESYNC (1 2 $))\r\n",
+		"x SELECT INBOX (QRESYNC (1 2 3 4))\r\n", "x SELECT INBOX (QRESYNC (1 2 (1)))\r\n", "x SELECT INBOX (FOO)\r\n",
 		"x SORT () UTF-8 ALL\r\n", "x THREAD REFERENCES ALL\r\n", "x THREAD\r\n", "x SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n",
 	} {
 		d, _ := decoder(in + "y NOOP\r\n")
@@ -293,6 +304,7 @@ func FuzzReadCommand(f *testing.F) {
 		"x SEARCH MODSEQ \"/flags/\\\\Seen\" all 4\r\n",
 		"x UID SORT RETURN (ALL MAX) (REVERSE ARRIVAL CC) UTF-8 OR SEEN 1:*\r\n",
 		"x THREAD ORDEREDSUBJECT US-ASCII SUBJECT {3}\r\nabc\r\n",
+		"x SELECT INBOX (QRESYNC (67 90060115 41:211,214:541 (1:3 5:7)))\r\n", "x UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)\r\n",
 	} {
 		f.Add([]byte(s))
 	}

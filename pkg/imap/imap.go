@@ -8,7 +8,7 @@
 // (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), UIDPLUS (RFC 4315), MOVE (RFC
 // 6851), IDLE (RFC 2177), ID (RFC 2971), ESEARCH (RFC 4731), LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), CONDSTORE (RFC
-// 7162), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
+// 7162) with QRESYNC, SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
 // rendered by structure.go from pkg/mime.
 package imap
 
@@ -56,6 +56,20 @@ type Command struct {
 	Sort *SortRequest
 	// Thread is THREAD's algorithm, upper case (RFC 5256 §4).
 	Thread string
+	// QResync holds SELECT/EXAMINE's QRESYNC parameter (RFC 7162 §3.2.5), nil if none.
+	QResync *QResync
+}
+
+// QResync is the QRESYNC parameter of SELECT and EXAMINE (RFC 7162 §3.2.5): what the
+// client knew of the mailbox when it last had it selected.
+type QResync struct {
+	UIDValidity uint32
+	ModSeq      uint64
+	// KnownUIDs limits what the server reports; nil when not given.
+	KnownUIDs SeqSet
+	// KnownSeqs and KnownSeqUIDs are the seq-match-data: message numbers and the UIDs
+	// they had; nil when not given.
+	KnownSeqs, KnownSeqUIDs SeqSet
 }
 
 // ListRequest holds the arguments of LIST (RFC 3501 §6.3.8, RFC 5258) and LSUB.
@@ -130,6 +144,8 @@ type FetchRequest struct {
 	Items []FetchItem
 	// ChangedSince is the CHANGEDSINCE modifier (RFC 7162 §3.1.4), 0 when absent.
 	ChangedSince uint64
+	// Vanished is the VANISHED modifier of UID FETCH (RFC 7162 §3.2.6).
+	Vanished bool
 }
 
 // FetchItem is one fetch attribute. Name is upper case; sections are named "BODY[]",
