@@ -187,11 +187,20 @@ func (s *Session) selectCmd(c *imap.Command) {
 }
 
 func (s *Session) create(c *imap.Command) {
+	uses, err := checkUses(c.SpecialUse)
+	if err != nil {
+		// RFC 6154 §3.
+		s.no(c, "[USEATTR] Special-use attributes that can be given: "+strings.Join(creatableUses, " "))
+		return
+	}
 	name, err := s.mailboxName(c.Mailbox)
 	if err == nil {
 		// RFC 3501 §6.3.3: a trailing separator means "will have children".
 		name = strings.TrimSuffix(name, "/")
 		err = s.acct.create(name)
+	}
+	if err == nil && len(uses) > 0 {
+		err = s.acct.setSpecialUse(name, uses)
 	}
 	if err != nil {
 		s.mailboxError(c, err)
@@ -378,6 +387,14 @@ func (s *Session) list(c *imap.Command) {
 		return false
 	}
 	specialOnly := has(l.Selection, "SPECIAL-USE")
+	// Attributes given at CREATE (RFC 6154 §3), else those of the standard folders.
+	created := s.acct.createdUses()
+	specialUse := func(n string) string {
+		if u := created[n]; u != "" {
+			return u
+		}
+		return specialUse(n)
+	}
 	retSubscribed := has(l.Return, "SUBSCRIBED") || has(l.Selection, "SUBSCRIBED")
 
 	entries := map[string]*listEntry{}
