@@ -167,6 +167,8 @@ func (s *Session) selectCmd(c *imap.Command) {
 	}
 	s.untagged("OK [UIDVALIDITY " + strconv.FormatUint(uint64(validity), 10) + "] UIDs valid")
 	s.untagged("OK [UIDNEXT " + strconv.FormatUint(uint64(next), 10) + "] Predicted next UID")
+	// RFC 8474 §4.2.
+	s.untagged("OK [MAILBOXID (" + mailboxID(validity) + ")] Ok")
 	// RFC 7162 §3.1.2.1: every SELECT/EXAMINE of a CONDSTORE server says it.
 	s.untagged("OK [HIGHESTMODSEQ " + strconv.FormatUint(modseq, 10) + "] Highest")
 	if s.rev2 {
@@ -206,7 +208,13 @@ func (s *Session) create(c *imap.Command) {
 		s.mailboxError(c, err)
 		return
 	}
-	s.done(c, "CREATE completed")
+	code := ""
+	if mb, err := s.acct.openMailbox(name); err == nil {
+		// RFC 8474 §4.1: the new mailbox's id in the tagged OK.
+		code = "[MAILBOXID (" + mailboxID(mb.uidValidity) + ")] "
+		s.acct.release(mb)
+	}
+	s.done(c, code+"CREATE completed")
 }
 
 func (s *Session) deleteCmd(c *imap.Command) {
@@ -512,7 +520,7 @@ func (s *Session) status(c *imap.Command) {
 	}
 	for _, it := range c.StatusItems {
 		switch it {
-		case "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "HIGHESTMODSEQ":
+		case "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "HIGHESTMODSEQ", "MAILBOXID":
 		default:
 			s.tagged(c.Tag, "BAD", "Unknown STATUS item "+it)
 			return
@@ -567,6 +575,13 @@ func (s *Session) statusOf(name string, items []string) error {
 		}
 		b = append(b, it...)
 		b = append(b, ' ')
+		if it == "MAILBOXID" {
+			// RFC 8474 §4.3.
+			b = append(b, '(')
+			b = append(b, mailboxID(uint32(vals["UIDVALIDITY"]))...)
+			b = append(b, ')')
+			continue
+		}
 		b = strconv.AppendUint(b, vals[it], 10)
 	}
 	s.buf = append(b, ")\r\n"...)

@@ -386,6 +386,16 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 			}
 			b = strconv.AppendInt(b, size, 10)
 		case "MODSEQ":
+		case "EMAILID":
+			// RFC 8474 §5.1.
+			sep()
+			b = append(b, "EMAILID ("...)
+			b = append(b, emailID(m.base)...)
+			b = append(b, ')')
+		case "THREADID":
+			// RFC 8474 §5.2: NIL, no thread ids are kept.
+			sep()
+			b = append(b, "THREADID NIL"...)
 		case "ENVELOPE", "BODY", "BODYSTRUCTURE":
 			sep()
 			b = append(b, it.Name...)

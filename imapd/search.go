@@ -342,6 +342,11 @@ func (e *evaluator) eval(k *imap.SearchKey, cd *candidate) bool {
 		return e.s.isRecent(m.uid) && m.flags&flagSeen == 0
 	case "OLD":
 		return !e.s.isRecent(m.uid)
+	case "EMAILID":
+		// RFC 8474 §6.
+		return emailID(m.base) == k.Str
+	case "THREADID":
+		return false
 	case "KEYWORD":
 		return m.hasFlag(k.Str)
 	case "UNKEYWORD":

@@ -916,7 +916,8 @@ func (d *Decoder) fetchAtt() FetchItem { return d.fetchAttNamed(d.fetchWord()) }
 func (d *Decoder) fetchAttNamed(w string) FetchItem {
 	switch w {
 	case "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-		"RFC822.TEXT", "BODYSTRUCTURE", "UID", "MODSEQ":
+		"RFC822.TEXT", "BODYSTRUCTURE", "UID", "MODSEQ",
+		"EMAILID", "THREADID": // OBJECTID, RFC 8474 §5
 		return FetchItem{Name: w}
 	case "BODY":
 		if d.peek() != '[' {
@@ -1178,6 +1179,15 @@ func (d *Decoder) searchKey(depth int) *SearchKey {
 	case "UID":
 		d.sp()
 		k.Set = d.seqSet()
+	case "EMAILID", "THREADID":
+		// OBJECTID (RFC 8474 §6): objectid = 1*255(ALPHA / DIGIT / "_" / "-").
+		d.sp()
+		k.Str = d.chars(func(c byte) bool {
+			return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+		}, "objectid")
+		if len(k.Str) > 255 {
+			d.fail("objectid too long")
+		}
 	case "NOT":
 		d.sp()
 		k.Keys = []*SearchKey{d.searchKey(depth + 1)}

@@ -56,6 +56,10 @@ func TestReadCommand(t *testing.T) {
 		{"x SELECT INBOX ()\r\n", Command{Tag: "x", Name: "SELECT", Mailbox: "INBOX"}},
 		{"x UID FETCH 1:* FLAGS (CHANGEDSINCE 5 VANISHED)\r\n", Command{Tag: "x", Name: "FETCH", UID: true, Set: SeqSet{{1, 0}},
 			Fetch: &FetchRequest{Items: []FetchItem{{Name: "FLAGS"}}, ChangedSince: 5, Vanished: true}}},
+		{"x UID SEARCH EMAILID M6d-a_Z THREADID T1\r\n", Command{Tag: "x", Name: "SEARCH", UID: true, Search: &SearchRequest{
+			Key: &SearchKey{Op: "AND", Keys: []*SearchKey{{Op: "EMAILID", Str: "M6d-a_Z"}, {Op: "THREADID", Str: "T1"}}}}}},
+		{"x FETCH 1 (EMAILID THREADID)\r\n", Command{Tag: "x", Name: "FETCH", Set: SeqSet{{1, 1}},
+			Fetch: &FetchRequest{Items: []FetchItem{{Name: "EMAILID"}, {Name: "THREADID"}}}}},
 		{"x THREAD references UTF-8 1:3\r\n", Command{Tag: "x", Name: "THREAD", Thread: "REFERENCES",
 			Search: &SearchRequest{Charset: "UTF-8", Key: &SearchKey{Op: "SEQSET", Set: SeqSet{{1, 3}}}}}},
 	}
@@ -206,6 +210,7 @@ func TestErrors(t *testing.T) {
 		"x SORT (DATE) ALL\r\n", "x SORT (REVERSE) UTF-8 ALL\r\n", "x SORT (NAME) UTF-8 ALL\r\n", "x SORT DATE UTF-8 ALL\r\n",
 		"x SELECT INBOX (QRESYNC (0 1))\r\n", "x SELECT INBOX (QRESYNC (1))\r\n", "x SELECT INBOX (QRESYNC (1 2 $))\r\n",
 		"x SELECT INBOX (QRESYNC (1 2 3 4))\r\n", "x SELECT INBOX (QRESYNC (1 2 (1)))\r\n", "x SELECT INBOX (FOO)\r\n",
+		"x SEARCH EMAILID\r\n", "x SEARCH EMAILID a.b\r\n", "x SEARCH THREADID " + strings.Repeat("a", 256) + "\r\n",
 		"x SORT () UTF-8 ALL\r\n", "x THREAD REFERENCES ALL\r\n", "x THREAD\r\n", "x SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n",
 	} {
 		d, _ := decoder(in + "y NOOP\r\n")
