@@ -273,6 +273,10 @@ func (s *Session) capabilities() string {
 	c += " SASL-IR LITERAL+ ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE ID CHILDREN" +
 		" CONDSTORE ESEARCH SEARCHRES SPECIAL-USE LIST-EXTENDED LIST-STATUS BINARY STATUS=SIZE" +
 		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QRESYNC CREATE-SPECIAL-USE OBJECTID"
+	if _, ok := s.conn.(*deflateConn); !ok && s.state != stateNotAuth {
+		// RFC 4978 §3: COMPRESS comes after authentication.
+		c += " COMPRESS=DEFLATE"
+	}
 	return c
 }
 
@@ -418,6 +422,8 @@ func (s *Session) dispatch(c *imap.Command) {
 		s.copyCmd(c)
 	case "IDLE":
 		s.idle(c)
+	case "COMPRESS":
+		s.compress(c)
 	default:
 		s.tagged(c.Tag, "BAD", "Unknown command")
 	}

@@ -691,6 +691,10 @@ func (d *Decoder) command() *Command {
 	case "ID":
 		d.sp()
 		c.ID = d.id()
+	case "COMPRESS":
+		// RFC 4978 §3.
+		d.sp()
+		c.Compress = d.word()
 	default:
 		d.fail("unknown command %s", c.Name)
 	}

@@ -60,6 +60,7 @@ func TestReadCommand(t *testing.T) {
 			Key: &SearchKey{Op: "AND", Keys: []*SearchKey{{Op: "EMAILID", Str: "M6d-a_Z"}, {Op: "THREADID", Str: "T1"}}}}}},
 		{"x FETCH 1 (EMAILID THREADID)\r\n", Command{Tag: "x", Name: "FETCH", Set: SeqSet{{1, 1}},
 			Fetch: &FetchRequest{Items: []FetchItem{{Name: "EMAILID"}, {Name: "THREADID"}}}}},
+		{"x COMPRESS deflate\r\n", Command{Tag: "x", Name: "COMPRESS", Compress: "DEFLATE"}},
 		{"x THREAD references UTF-8 1:3\r\n", Command{Tag: "x", Name: "THREAD", Thread: "REFERENCES",
 			Search: &SearchRequest{Charset: "UTF-8", Key: &SearchKey{Op: "SEQSET", Set: SeqSet{{1, 3}}}}}},
 	}
@@ -211,6 +212,7 @@ func TestErrors(t *testing.T) {
 		"x SELECT INBOX (QRESYNC (0 1))\r\n", "x SELECT INBOX (QRESYNC (1))\r\n", "x SELECT INBOX (QRESYNC (1 2 $))\r\n",
 		"x SELECT INBOX (QRESYNC (1 2 3 4))\r\n", "x SELECT INBOX (QRESYNC (1 2 (1)))\r\n", "x SELECT INBOX (FOO)\r\n",
 		"x SEARCH EMAILID\r\n", "x SEARCH EMAILID a.b\r\n", "x SEARCH THREADID " + strings.Repeat("a", 256) + "\r\n",
+		"x COMPRESS\r\n", "x COMPRESS DEFLATE X\r\n",
 		"x SORT () UTF-8 ALL\r\n", "x THREAD REFERENCES ALL\r\n", "x THREAD\r\n", "x SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n",
 	} {
 		d, _ := decoder(in + "y NOOP\r\n")

@@ -8,7 +8,7 @@
 // (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), UIDPLUS (RFC 4315), MOVE (RFC
 // 6851), IDLE (RFC 2177), ID (RFC 2971), ESEARCH (RFC 4731), LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), CONDSTORE (RFC
-// 7162) with QRESYNC, OBJECTID (RFC 8474), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
+// 7162) with QRESYNC, OBJECTID (RFC 8474), COMPRESS (RFC 4978), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
 // rendered by structure.go from pkg/mime.
 package imap
 
@@ -58,6 +58,8 @@ type Command struct {
 	Thread string
 	// QResync holds SELECT/EXAMINE's QRESYNC parameter (RFC 7162 §3.2.5), nil if none.
 	QResync *QResync
+	// Compress is COMPRESS's mechanism, upper case (RFC 4978).
+	Compress string
 }
 
 // QResync is the QRESYNC parameter of SELECT and EXAMINE (RFC 7162 §3.2.5): what the
