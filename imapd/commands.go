@@ -17,10 +17,11 @@ import (
 )
 
 // mailboxName turns a mailbox argument into its UTF-8 name: IMAP4rev1 clients send
-// modified UTF-7 (RFC 3501 §5.1.3), IMAP4rev2 clients UTF-8 (RFC 9051 §5.1). A rev1
-// client that sends raw UTF-8 anyway is understood.
+// modified UTF-7 (RFC 3501 §5.1.3), IMAP4rev2 clients and those that enabled
+// UTF8=ACCEPT UTF-8 (RFC 9051 §5.1, RFC 6855 §3). A rev1 client that sends raw UTF-8
+// anyway is understood.
 func (s *Session) mailboxName(raw string) (string, error) {
-	if s.rev2 {
+	if s.rev2 || s.utf8 {
 		if !utf8.ValidString(raw) {
 			return "", &nameError{"mailbox name is not UTF-8"}
 		}
@@ -47,7 +48,7 @@ func isASCII(s string) bool {
 
 // wireName is a UTF-8 mailbox name as this client reads it.
 func (s *Session) wireName(name string) string {
-	if s.rev2 {
+	if s.rev2 || s.utf8 {
 		return name
 	}
 	return imap.EncodeUTF7(name)

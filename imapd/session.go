@@ -65,6 +65,7 @@ type Session struct {
 	rev2      bool // ENABLE IMAP4rev2 (RFC 9051)
 	condstore bool // a CONDSTORE enabling command was seen (RFC 7162 §3.1)
 	qresync   bool // ENABLE QRESYNC (RFC 7162 §3.2.3)
+	utf8      bool // ENABLE UTF8=ACCEPT (RFC 6855 §3): mailbox names in UTF-8
 
 	// The selected mailbox and this session's view of it: view[i] is the UID of
 	// message i+1. seenModseq is the highest mod-sequence reported to the client.
@@ -272,7 +273,7 @@ func (s *Session) capabilities() string {
 	}
 	c += " SASL-IR LITERAL+ ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE ID CHILDREN" +
 		" CONDSTORE ESEARCH SEARCHRES SPECIAL-USE LIST-EXTENDED LIST-STATUS BINARY STATUS=SIZE" +
-		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QRESYNC CREATE-SPECIAL-USE OBJECTID"
+		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QRESYNC CREATE-SPECIAL-USE OBJECTID UTF8=ACCEPT"
 	if _, ok := s.conn.(*deflateConn); !ok && s.state != stateNotAuth {
 		// RFC 4978 §3: COMPRESS comes after authentication.
 		c += " COMPRESS=DEFLATE"
@@ -480,6 +481,12 @@ func (s *Session) enable(c *imap.Command) {
 			if !s.condstore {
 				s.enableCondstore()
 				enabled = append(enabled, "CONDSTORE")
+			}
+		case "UTF8=ACCEPT":
+			// RFC 6855 §3: from now on mailbox names are UTF-8 both ways.
+			if !s.utf8 {
+				s.utf8 = true
+				enabled = append(enabled, "UTF8=ACCEPT")
 			}
 		case "QRESYNC":
 			// RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.

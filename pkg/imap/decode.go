@@ -654,6 +654,18 @@ func (d *Decoder) command() *Command {
 			a.Date = d.dateTime()
 			d.sp()
 		}
+		if c := d.peek(); c == 'U' || c == 'u' {
+			// RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")".
+			if d.word() != "UTF8" {
+				d.fail("expected UTF8 or a literal")
+			}
+			d.sp()
+			d.expect('(', `"("`)
+			if d.peek() != '~' {
+				d.fail("UTF8 takes a literal8")
+			}
+			a.UTF8 = true
+		}
 		a.Size, a.Sync, a.Binary = d.literalHeader(true)
 		c.Append = a
 		if a.Size > d.MaxLiteral {
@@ -1240,6 +1252,7 @@ func (d *Decoder) AppendMessage() (io.Reader, error) {
 // EndAppend reads the end of an APPEND command after its message. A ParseError means
 // the client sent more than the one message (MULTIAPPEND is not offered).
 func (d *Decoder) EndAppend() (err error) {
+	a := d.pending
 	d.pending = nil
 	d.lastLF = false
 	defer func() {
@@ -1258,6 +1271,9 @@ func (d *Decoder) EndAppend() (err error) {
 		}
 	}()
 	d.n = 0
+	if a != nil && a.UTF8 {
+		d.expect(')', `")"`)
+	}
 	d.crlf()
 	return nil
 }

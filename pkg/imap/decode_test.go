@@ -200,6 +200,34 @@ func TestAppend(t *testing.T) {
 	if c, err = d.ReadCommand(); err != nil || c.Name != "NOOP" {
 		t.Errorf("after sync skip: %v %+v", err, c)
 	}
+
+	// RFC 6855 §4: UTF8 (~{n}...), with the closing parenthesis after the message.
+	d, _ = decoder("x APPEND INBOX UTF8 (~{4+}\r\nh\xc3\xa9!)\r\ny NOOP\r\n")
+	if c, err = d.ReadCommand(); err != nil || !c.Append.UTF8 || !c.Append.Binary || c.Append.Size != 4 {
+		t.Fatalf("APPEND UTF8: %v %+v", err, c)
+	}
+	r, _ = d.AppendMessage()
+	if b, _ := io.ReadAll(r); string(b) != "h\xc3\xa9!" {
+		t.Errorf("APPEND UTF8 message %q", b)
+	}
+	if err := d.EndAppend(); err != nil {
+		t.Errorf("EndAppend after UTF8 (...): %v", err)
+	}
+	if c, err = d.ReadCommand(); err != nil || c.Name != "NOOP" {
+		t.Errorf("after APPEND UTF8: %v %+v", err, c)
+	}
+	// Skipped, it is read to its end too.
+	d, _ = decoder("x APPEND INBOX UTF8 (~{2+}\r\nab)\r\ny NOOP\r\n")
+	d.ReadCommand()
+	if c, err = d.ReadCommand(); err != nil || c.Name != "NOOP" {
+		t.Errorf("after skipping APPEND UTF8: %v %+v", err, c)
+	}
+	for _, bad := range []string{"x APPEND INBOX UTF8 ({2+}\r\n", "x APPEND INBOX UTF9 (~{2+}\r\n", "x APPEND INBOX UTF8 ~{2+}\r\n"} {
+		d, _ = decoder(bad + "ab)\r\n")
+		if _, err := d.ReadCommand(); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }
 
 func TestErrors(t *testing.T) {
@@ -307,7 +335,7 @@ func FuzzReadCommand(f *testing.F) {
 		"a1 CAPABILITY\r\n", "x LOGIN {4+}\r\nuser pw\r\n", "x UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (A)]<0.5>)\r\n",
 		"x SEARCH RETURN (ALL) CHARSET UTF-8 OR (FROM a) NOT TO {1}\r\nb\r\n", "x APPEND INBOX (\\Seen) {3}\r\nabc\r\n",
 		"x LIST (SUBSCRIBED) \"\" (a* %) RETURN (STATUS (MESSAGES UNSEEN))\r\n", "x STORE 1,2:4 (UNCHANGEDSINCE 3) -FLAGS (\\Seen)\r\n",
-		"x ID (\"a\" NIL)\r\n", "x APPEND INBOX ~{2+}\r\n\x00\x01\r\n", "x SELECT \"&AGE-\" (CONDSTORE)\r\n",
+		"x ID (\"a\" NIL)\r\n", "x APPEND INBOX ~{2+}\r\n\x00\x01\r\n", "x APPEND INBOX UTF8 (~{2+}\r\n\xc3\xa9)\r\n", "x SELECT \"&AGE-\" (CONDSTORE)\r\n",
 		"x SEARCH MODSEQ \"/flags/\\\\Seen\" all 4\r\n",
 		"x UID SORT RETURN (ALL MAX) (REVERSE ARRIVAL CC) UTF-8 OR SEEN 1:*\r\n",
 		"x THREAD ORDEREDSUBJECT US-ASCII SUBJECT {3}\r\nabc\r\n",

@@ -8,7 +8,7 @@
 // (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), UIDPLUS (RFC 4315), MOVE (RFC
 // 6851), IDLE (RFC 2177), ID (RFC 2971), ESEARCH (RFC 4731), LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), CONDSTORE (RFC
-// 7162) with QRESYNC, OBJECTID (RFC 8474), COMPRESS (RFC 4978), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
+// 7162) with QRESYNC, OBJECTID (RFC 8474), COMPRESS (RFC 4978), UTF8=ACCEPT (RFC 6855), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
 // rendered by structure.go from pkg/mime.
 package imap
 
@@ -98,6 +98,8 @@ type AppendRequest struct {
 	Size int64
 	// Binary is set for a literal8 (~{n}, RFC 3516 §4.2).
 	Binary bool
+	// UTF8 is set for the UTF8 (~{n}...) form of RFC 6855 §4.
+	UTF8 bool
 	// Sync is set for a synchronizing literal not yet accepted.
 	Sync bool
 }
