@@ -396,6 +396,15 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 			// RFC 8474 §5.2: NIL, no thread ids are kept.
 			sep()
 			b = append(b, "THREADID NIL"...)
+		case "SAVEDATE":
+			// RFC 8514 §4.1: NIL when not known (messages indexed before it was kept).
+			sep()
+			b = append(b, "SAVEDATE "...)
+			if m.saved == 0 {
+				b = append(b, "NIL"...)
+			} else {
+				b = imap.AppendDateTime(b, time.Unix(m.saved, 0))
+			}
 		case "ENVELOPE", "BODY", "BODYSTRUCTURE":
 			sep()
 			b = append(b, it.Name...)

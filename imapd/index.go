@@ -85,6 +85,9 @@ type message struct {
 	idate    int64 // internal date, Unix seconds
 	// base is the Maildir file name without its ":2,..." info.
 	base string
+	// saved is when the message entered this folder (SAVEDATE, RFC 8514), Unix
+	// seconds; 0 when unknown (records written before it was kept).
+	saved int64
 }
 
 func uidKey(uid uint32) []byte {
@@ -106,7 +109,8 @@ func (m *message) marshal() []byte {
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
 	}
-	return b
+	// Added later, at the end: older records end before it.
+	return binary.AppendVarint(b, m.saved)
 }
 
 var errCorrupt = errors.New("corrupt index record")
@@ -159,6 +163,11 @@ func unmarshalMessage(uid uint32, b []byte) (*message, error) {
 	}
 	if n < 0 {
 		return nil, errCorrupt
+	}
+	if len(b) > 0 {
+		if v, k := binary.Varint(b); k > 0 {
+			m.saved = v
+		}
 	}
 	return m, nil
 }

@@ -426,6 +426,7 @@ func (mb *Mailbox) importFile(m *message, f diskFile) error {
 		return err
 	}
 	m.idate = st.ModTime().Unix()
+	m.saved = time.Now().Unix() // SAVEDATE (RFC 8514): it enters the folder now
 	if n, ok := sizeFromName(m.base); ok {
 		m.size = n
 	} else {
@@ -935,8 +936,11 @@ func (mb *Mailbox) add(msgs []*message, recs []cacheRecord, place func(m *messag
 	var uids []uint32
 	var err error
 	cache := map[uint32]cacheRecord{}
+	now := time.Now().Unix()
 	for i, m := range msgs {
 		m.uid = mb.uidNext
+		// SAVEDATE (RFC 8514): a copy or a moved message is saved here now.
+		m.saved = now
 		final := filepath.Join(mb.dir, "cur", mb.fileName(m))
 		if err = place(m, final); err != nil {
 			break

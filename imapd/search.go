@@ -342,6 +342,26 @@ func (e *evaluator) eval(k *imap.SearchKey, cd *candidate) bool {
 		return e.s.isRecent(m.uid) && m.flags&flagSeen == 0
 	case "OLD":
 		return !e.s.isRecent(m.uid)
+	case "SAVEDATESUPPORTED":
+		// RFC 8514 §4.2: every folder keeps save dates.
+		return true
+	case "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE":
+		// RFC 8514 §4.2, compared as BEFORE, ON and SINCE compare; a message whose
+		// save date is not known (indexed before it was kept) is taken as saved
+		// at its internal date.
+		t := m.saved
+		if t == 0 {
+			t = m.idate
+		}
+		d := day(time.Unix(t, 0))
+		switch k.Op {
+		case "SAVEDBEFORE":
+			return d.Before(k.Date)
+		case "SAVEDON":
+			return d.Equal(k.Date)
+		default:
+			return !d.Before(k.Date)
+		}
 	case "EMAILID":
 		// RFC 8474 §6.
 		return emailID(m.base) == k.Str

@@ -933,7 +933,8 @@ func (d *Decoder) fetchAttNamed(w string) FetchItem {
 	switch w {
 	case "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
 		"RFC822.TEXT", "BODYSTRUCTURE", "UID", "MODSEQ",
-		"EMAILID", "THREADID": // OBJECTID, RFC 8474 §5
+		"EMAILID", "THREADID", // OBJECTID, RFC 8474 §5
+		"SAVEDATE": // RFC 8514 §4.1
 		return FetchItem{Name: w}
 	case "BODY":
 		if d.peek() != '[' {
@@ -1174,14 +1175,16 @@ func (d *Decoder) searchKey(depth int) *SearchKey {
 	k := &SearchKey{Op: d.word()}
 	switch k.Op {
 	case "ALL", "ANSWERED", "DELETED", "DRAFT", "FLAGGED", "NEW", "OLD", "RECENT", "SEEN",
-		"UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN":
+		"UNANSWERED", "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN",
+		"SAVEDATESUPPORTED": // RFC 8514 §4.2
 	case "BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO":
 		d.sp()
 		k.Str = d.astring()
 	case "KEYWORD", "UNKEYWORD":
 		d.sp()
 		k.Str = d.flag(false)
-	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE":
+	case "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE",
+		"SAVEDBEFORE", "SAVEDON", "SAVEDSINCE": // RFC 8514 §4.2
 		d.sp()
 		k.Date = d.date()
 	case "HEADER":

@@ -60,6 +60,9 @@ func TestReadCommand(t *testing.T) {
 			Key: &SearchKey{Op: "AND", Keys: []*SearchKey{{Op: "EMAILID", Str: "M6d-a_Z"}, {Op: "THREADID", Str: "T1"}}}}}},
 		{"x FETCH 1 (EMAILID THREADID)\r\n", Command{Tag: "x", Name: "FETCH", Set: SeqSet{{1, 1}},
 			Fetch: &FetchRequest{Items: []FetchItem{{Name: "EMAILID"}, {Name: "THREADID"}}}}},
+		{"x SEARCH SAVEDATESUPPORTED SAVEDON 2-Feb-2021\r\n", Command{Tag: "x", Name: "SEARCH", Search: &SearchRequest{
+			Key: &SearchKey{Op: "AND", Keys: []*SearchKey{{Op: "SAVEDATESUPPORTED"}, {Op: "SAVEDON", Date: time.Date(2021, 2, 2, 0, 0, 0, 0, time.UTC)}}}}}},
+		{"x FETCH 1 SAVEDATE\r\n", Command{Tag: "x", Name: "FETCH", Set: SeqSet{{1, 1}}, Fetch: &FetchRequest{Items: []FetchItem{{Name: "SAVEDATE"}}}}},
 		{"x COMPRESS deflate\r\n", Command{Tag: "x", Name: "COMPRESS", Compress: "DEFLATE"}},
 		{"x THREAD references UTF-8 1:3\r\n", Command{Tag: "x", Name: "THREAD", Thread: "REFERENCES",
 			Search: &SearchRequest{Charset: "UTF-8", Key: &SearchKey{Op: "SEQSET", Set: SeqSet{{1, 3}}}}}},

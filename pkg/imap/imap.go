@@ -8,7 +8,7 @@
 // (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), UIDPLUS (RFC 4315), MOVE (RFC
 // 6851), IDLE (RFC 2177), ID (RFC 2971), ESEARCH (RFC 4731), LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), CONDSTORE (RFC
-// 7162) with QRESYNC, OBJECTID (RFC 8474), COMPRESS (RFC 4978), UTF8=ACCEPT (RFC 6855), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
+// 7162) with QRESYNC, OBJECTID (RFC 8474), COMPRESS (RFC 4978), UTF8=ACCEPT (RFC 6855), SAVEDATE (RFC 8514), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
 // rendered by structure.go from pkg/mime.
 package imap
 
@@ -137,7 +137,7 @@ type SearchKey struct {
 	Op    string
 	Str   string    // BCC BODY CC FROM SUBJECT TEXT TO, HEADER's value, KEYWORD's flag, EMAILID, THREADID
 	Field string    // HEADER's field name
-	Date  time.Time // BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE (UTC midnight)
+	Date  time.Time // BEFORE ON SINCE SENT* SAVED* (UTC midnight)
 	Num   int64     // LARGER SMALLER MODSEQ
 	Set   SeqSet    // SEQSET UID
 	Keys  []*SearchKey
