@@ -39,6 +39,8 @@ type Account struct {
 	mu    sync.Mutex
 	refs  int
 	boxes map[string]*Mailbox // open folders by key
+
+	watchers notifyWatchers // sessions that asked for NOTIFY (RFC 5465)
 }
 
 // errOverQuota is an APPEND or COPY that would take the account past its quota.

@@ -578,6 +578,7 @@ func (mb *Mailbox) changed(except *Session) {
 	for _, s := range ss {
 		s.wake()
 	}
+	mb.acct.watchers.changed(mb, except)
 }
 
 func (mb *Mailbox) addSession(s *Session) {

@@ -67,6 +67,9 @@ type Session struct {
 	qresync   bool // ENABLE QRESYNC (RFC 7162 §3.2.3)
 	utf8      bool // ENABLE UTF8=ACCEPT (RFC 6855 §3): mailbox names in UTF-8
 
+	// notify is the state of NOTIFY SET (RFC 5465), nil without.
+	notify *notifyState
+
 	// The selected mailbox and this session's view of it: view[i] is the UID of
 	// message i+1. seenModseq is the highest mod-sequence reported to the client.
 	mb         *Mailbox
@@ -273,7 +276,7 @@ func (s *Session) capabilities() string {
 	}
 	c += " SASL-IR LITERAL+ ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE ID CHILDREN" +
 		" CONDSTORE ESEARCH SEARCHRES SPECIAL-USE LIST-EXTENDED LIST-STATUS BINARY STATUS=SIZE" +
-		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QRESYNC CREATE-SPECIAL-USE OBJECTID UTF8=ACCEPT SAVEDATE"
+		" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QRESYNC CREATE-SPECIAL-USE OBJECTID UTF8=ACCEPT SAVEDATE NOTIFY"
 	if _, ok := s.conn.(*deflateConn); !ok && s.state != stateNotAuth {
 		// RFC 4978 §3: COMPRESS comes after authentication.
 		c += " COMPRESS=DEFLATE"
@@ -287,6 +290,7 @@ func (s *Session) logout() {
 	defer s.mu.Unlock()
 	s.unselect()
 	if s.acct != nil {
+		s.acct.watchers.remove(s)
 		s.srv.closeAccount(s.acct)
 		s.acct = nil
 	}
@@ -425,6 +429,8 @@ func (s *Session) dispatch(c *imap.Command) {
 		s.idle(c)
 	case "COMPRESS":
 		s.compress(c)
+	case "NOTIFY":
+		s.notifyCmd(c)
 	default:
 		s.tagged(c.Tag, "BAD", "Unknown command")
 	}

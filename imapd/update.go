@@ -17,6 +17,8 @@ import (
 // FETCH, STORE and SEARCH, whose message numbers must not shift), EXISTS (and RECENT
 // for IMAP4rev1) for new ones, and FETCH FLAGS for flags changed by other sessions.
 func (s *Session) update(allowExpunge bool) {
+	// NOTIFY (RFC 5465): other mailboxes that changed.
+	s.flushNotify()
 	mb := s.mb
 	if mb == nil {
 		return
@@ -175,7 +177,7 @@ func (s *Session) wake() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.waking.Store(false)
-		if s.idling.Load() && s.state == stateSelected {
+		if s.idling.Load() && (s.state == stateSelected || s.notify != nil) {
 			s.begin()
 			s.update(true)
 			s.end()
@@ -229,7 +231,7 @@ func (s *Session) idle(c *imap.Command) {
 	s.end()
 	s.idling.Store(true)
 	s.mu.Unlock()
-	if s.mb != nil {
+	if s.mb != nil || s.notify != nil {
 		// What changed between the update above and idling.
 		s.wake()
 	}

@@ -707,6 +707,8 @@ func (d *Decoder) command() *Command {
 		// RFC 4978 §3.
 		d.sp()
 		c.Compress = d.word()
+	case "NOTIFY":
+		c.Notify = d.notify()
 	default:
 		d.fail("unknown command %s", c.Name)
 	}
@@ -739,6 +741,112 @@ func (d *Decoder) qresync() *QResync {
 	}
 	d.expect(')', `")"`)
 	return q
+}
+
+// notify reads the arguments of NOTIFY (RFC 5465 §8): "NONE", or "SET" [SP "STATUS"]
+// and event groups "(" filter-mailboxes SP ("(" event *(SP event) ")" / "NONE") ")".
+func (d *Decoder) notify() *NotifyRequest {
+	n := &NotifyRequest{}
+	d.sp()
+	switch d.word() {
+	case "NONE":
+		n.None = true
+		return n
+	case "SET":
+	default:
+		d.fail("expected NOTIFY NONE or SET")
+	}
+	d.sp()
+	if d.peek() != '(' {
+		if d.word() != "STATUS" {
+			d.fail("expected STATUS or an event group")
+		}
+		n.Status = true
+		d.sp()
+	}
+	for {
+		if len(n.Groups) >= 100 {
+			d.fail("too many event groups")
+		}
+		n.Groups = append(n.Groups, d.notifyGroup())
+		if !d.maybeSP() {
+			return n
+		}
+	}
+}
+
+func (d *Decoder) notifyGroup() NotifyGroup {
+	var g NotifyGroup
+	d.expect('(', `"("`)
+	g.Filter = d.word()
+	switch g.Filter {
+	case "SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED":
+	case "SUBTREE", "MAILBOXES":
+		d.sp()
+		if d.peek() == '(' {
+			d.next()
+			for {
+				g.Mailboxes = append(g.Mailboxes, d.astring())
+				if d.peek() == ')' {
+					d.next()
+					break
+				}
+				if len(g.Mailboxes) >= 1000 {
+					d.fail("too many mailboxes")
+				}
+				d.sp()
+			}
+		} else {
+			g.Mailboxes = []string{d.astring()}
+		}
+	default:
+		d.fail("unknown NOTIFY filter %s", g.Filter)
+	}
+	d.sp()
+	if d.peek() != '(' {
+		if d.word() != "NONE" {
+			d.fail("expected events or NONE")
+		}
+		d.expect(')', `")"`)
+		return g
+	}
+	d.next()
+	g.Events = []string{}
+	for {
+		e := d.atom()
+		g.Events = append(g.Events, e)
+		if strings.EqualFold(e, "MessageNew") && d.peek() == ' ' {
+			// MessageNew may take fetch attributes (SELECTED only, §5.2).
+			d.next()
+			if d.peek() == '(' {
+				d.next()
+				for {
+					g.FetchAtts = append(g.FetchAtts, d.fetchAtt())
+					if d.peek() == ')' {
+						d.next()
+						break
+					}
+					d.sp()
+				}
+				if d.peek() == ')' {
+					break
+				}
+				d.sp()
+				continue
+			}
+			continue
+		}
+		if d.peek() == ')' {
+			break
+		}
+		if len(g.Events) >= 20 {
+			d.fail("too many events")
+		}
+		d.sp()
+	}
+	d.next()
+	d.expect(')', `")"`)
+	return g
 }
 
 // uidSet reads a sequence set that may not be "$".

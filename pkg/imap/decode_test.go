@@ -63,6 +63,12 @@ func TestReadCommand(t *testing.T) {
 		{"x SEARCH SAVEDATESUPPORTED SAVEDON 2-Feb-2021\r\n", Command{Tag: "x", Name: "SEARCH", Search: &SearchRequest{
 			Key: &SearchKey{Op: "AND", Keys: []*SearchKey{{Op: "SAVEDATESUPPORTED"}, {Op: "SAVEDON", Date: time.Date(2021, 2, 2, 0, 0, 0, 0, time.UTC)}}}}}},
 		{"x FETCH 1 SAVEDATE\r\n", Command{Tag: "x", Name: "FETCH", Set: SeqSet{{1, 1}}, Fetch: &FetchRequest{Items: []FetchItem{{Name: "SAVEDATE"}}}}},
+		{"x NOTIFY NONE\r\n", Command{Tag: "x", Name: "NOTIFY", Notify: &NotifyRequest{None: true}}},
+		{"x NOTIFY SET STATUS (selected (MessageNew (UID FLAGS) MessageExpunge)) (SUBTREE (A \"B c\") NONE) (MAILBOXES X (FlagChange))\r\n",
+			Command{Tag: "x", Name: "NOTIFY", Notify: &NotifyRequest{Status: true, Groups: []NotifyGroup{
+				{Filter: "SELECTED", Events: []string{"MessageNew", "MessageExpunge"}, FetchAtts: []FetchItem{{Name: "UID"}, {Name: "FLAGS"}}},
+				{Filter: "SUBTREE", Mailboxes: []string{"A", "B c"}},
+				{Filter: "MAILBOXES", Mailboxes: []string{"X"}, Events: []string{"FlagChange"}}}}}},
 		{"x COMPRESS deflate\r\n", Command{Tag: "x", Name: "COMPRESS", Compress: "DEFLATE"}},
 		{"x THREAD references UTF-8 1:3\r\n", Command{Tag: "x", Name: "THREAD", Thread: "REFERENCES",
 			Search: &SearchRequest{Charset: "UTF-8", Key: &SearchKey{Op: "SEQSET", Set: SeqSet{{1, 3}}}}}},
@@ -243,6 +249,8 @@ func TestErrors(t *testing.T) {
 		"x SELECT INBOX (QRESYNC (0 1))\r\n", "x SELECT INBOX (QRESYNC (1))\r\n", "x SELECT INBOX (QRESYNC (1 2 $))\r\n",
 		"x SELECT INBOX (QRESYNC (1 2 3 4))\r\n", "x SELECT INBOX (QRESYNC (1 2 (1)))\r\n", "x SELECT INBOX (FOO)\r\n",
 		"x SEARCH EMAILID\r\n", "x SEARCH EMAILID a.b\r\n", "x SEARCH THREADID " + strings.Repeat("a", 256) + "\r\n",
+		"x NOTIFY\r\n", "x NOTIFY SET\r\n", "x NOTIFY SET (FOO (MessageNew))\r\n", "x NOTIFY SET (PERSONAL)\r\n",
+		"x NOTIFY SET (MAILBOXES (MessageNew))\r\n", "x NOTIFY GET\r\n",
 		"x COMPRESS\r\n", "x COMPRESS DEFLATE X\r\n",
 		"x SORT () UTF-8 ALL\r\n", "x THREAD REFERENCES ALL\r\n", "x THREAD\r\n", "x SORT RETURN (FOO) (DATE) UTF-8 ALL\r\n",
 	} {
@@ -338,7 +346,7 @@ func FuzzReadCommand(f *testing.F) {
 		"a1 CAPABILITY\r\n", "x LOGIN {4+}\r\nuser pw\r\n", "x UID FETCH 1:* (FLAGS BODY.PEEK[1.HEADER.FIELDS (A)]<0.5>)\r\n",
 		"x SEARCH RETURN (ALL) CHARSET UTF-8 OR (FROM a) NOT TO {1}\r\nb\r\n", "x APPEND INBOX (\\Seen) {3}\r\nabc\r\n",
 		"x LIST (SUBSCRIBED) \"\" (a* %) RETURN (STATUS (MESSAGES UNSEEN))\r\n", "x STORE 1,2:4 (UNCHANGEDSINCE 3) -FLAGS (\\Seen)\r\n",
-		"x ID (\"a\" NIL)\r\n", "x APPEND INBOX ~{2+}\r\n\x00\x01\r\n", "x APPEND INBOX UTF8 (~{2+}\r\n\xc3\xa9)\r\n", "x SELECT \"&AGE-\" (CONDSTORE)\r\n",
+		"x ID (\"a\" NIL)\r\n", "x APPEND INBOX ~{2+}\r\n\x00\x01\r\n", "x APPEND INBOX UTF8 (~{2+}\r\n\xc3\xa9)\r\n", "x NOTIFY SET STATUS (SELECTED (MessageNew (UID BODY.PEEK[HEADER]) MessageExpunge)) (PERSONAL NONE)\r\n", "x SELECT \"&AGE-\" (CONDSTORE)\r\n",
 		"x SEARCH MODSEQ \"/flags/\\\\Seen\" all 4\r\n",
 		"x UID SORT RETURN (ALL MAX) (REVERSE ARRIVAL CC) UTF-8 OR SEEN 1:*\r\n",
 		"x THREAD ORDEREDSUBJECT US-ASCII SUBJECT {3}\r\nabc\r\n",

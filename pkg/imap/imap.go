@@ -8,7 +8,7 @@
 // (RFC 7888), SASL-IR (RFC 4959), ENABLE (RFC 5161), UIDPLUS (RFC 4315), MOVE (RFC
 // 6851), IDLE (RFC 2177), ID (RFC 2971), ESEARCH (RFC 4731), LIST-EXTENDED (RFC 5258),
 // LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), BINARY (RFC 3516), CONDSTORE (RFC
-// 7162) with QRESYNC, OBJECTID (RFC 8474), COMPRESS (RFC 4978), UTF8=ACCEPT (RFC 6855), SAVEDATE (RFC 8514), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
+// 7162) with QRESYNC, OBJECTID (RFC 8474), COMPRESS (RFC 4978), UTF8=ACCEPT (RFC 6855), SAVEDATE (RFC 8514), NOTIFY (RFC 5465), SORT and THREAD (RFC 5256), ESORT (RFC 5267) and SORT=DISPLAY (RFC 5957). What the commands mean is imapd's business; ENVELOPE and BODYSTRUCTURE are
 // rendered by structure.go from pkg/mime.
 package imap
 
@@ -60,6 +60,27 @@ type Command struct {
 	QResync *QResync
 	// Compress is COMPRESS's mechanism, upper case (RFC 4978).
 	Compress string
+	// Notify holds the arguments of NOTIFY (RFC 5465).
+	Notify *NotifyRequest
+}
+
+// NotifyRequest holds the arguments of NOTIFY (RFC 5465 §3): NONE, or SET with the
+// event groups, and STATUS when the client asked for the initial STATUS responses.
+type NotifyRequest struct {
+	None   bool
+	Status bool
+	Groups []NotifyGroup
+}
+
+// NotifyGroup is one event group: its mailbox filter (SELECTED, SELECTED-DELAYED,
+// INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES, upper case), the mailboxes of
+// SUBTREE and MAILBOXES as sent, and the events as sent (nil for NONE); FetchAtts are
+// those given with MessageNew.
+type NotifyGroup struct {
+	Filter    string
+	Mailboxes []string
+	Events    []string
+	FetchAtts []FetchItem
 }
 
 // QResync is the QRESYNC parameter of SELECT and EXAMINE (RFC 7162 §3.2.5): what the
