@@ -46,9 +46,16 @@ func (c *cached) marshal() []byte {
 	return b
 }
 
-// unmarshalCached reads a record. With keysOnly, only the date and the keys are kept
-// (b may then be memory of a read transaction: nothing of it is kept).
-func unmarshalCached(b []byte, keysOnly bool) (*cached, bool) {
+// What unmarshalCached decodes besides the date: the FETCH data, the SORT/THREAD keys.
+const (
+	withFetch = 1 << iota
+	withKeys
+)
+
+// unmarshalCached reads a record, the parts that want asks for. Without withFetch, b
+// may be memory of a read transaction: nothing of it is kept. FETCH does not decode
+// the keys (withKeys), so their strings cost it nothing.
+func unmarshalCached(b []byte, want int) (*cached, bool) {
 	v, n := binary.Uvarint(b)
 	if n <= 0 || v != cacheVersion {
 		return nil, false
@@ -68,10 +75,10 @@ func unmarshalCached(b []byte, keysOnly bool) (*cached, bool) {
 		*dst = b[n : n+int(l)]
 		b = b[n+int(l):]
 	}
-	if keysOnly {
+	if want&withFetch == 0 {
 		c.envelope, c.body, c.bodystructure = nil, nil, nil
 	}
-	if len(b) == 0 {
+	if len(b) == 0 || want&withKeys == 0 {
 		return c, true
 	}
 	k, _, ok := imapsort.DecodeKeys(b)
@@ -198,7 +205,7 @@ func (mb *Mailbox) loadCache(uids []uint32) map[uint32]*cached {
 		}
 		for _, u := range uids {
 			if v := cb.Get(uidKey(u)); v != nil {
-				if c, ok := unmarshalCached(append([]byte(nil), v...), false); ok {
+				if c, ok := unmarshalCached(append([]byte(nil), v...), withFetch); ok {
 					out[u] = c
 				}
 			}
@@ -224,7 +231,7 @@ func (mb *Mailbox) loadKeys(uids []uint32) map[uint32]*cached {
 		}
 		for _, u := range uids {
 			if v := cb.Get(uidKey(u)); v != nil {
-				if c, ok := unmarshalCached(v, true); ok && c.keys != nil {
+				if c, ok := unmarshalCached(v, withKeys); ok && c.keys != nil {
 					out[u] = c
 				}
 			}

@@ -143,7 +143,7 @@ func TestSortFromCache(t *testing.T) {
 		cb := tx.Bucket([]byte("INBOX")).Bucket(bucketCache)
 		var recs [][2][]byte
 		cb.ForEach(func(k, v []byte) error {
-			rec, ok := unmarshalCached(v, false)
+			rec, ok := unmarshalCached(v, withFetch|withKeys)
 			if !ok || rec.keys == nil {
 				t.Errorf("record %x has no keys", k)
 			}
@@ -169,7 +169,7 @@ func TestSortFromCache(t *testing.T) {
 	}
 	a.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket([]byte("INBOX")).Bucket(bucketCache).ForEach(func(k, v []byte) error {
-			if rec, ok := unmarshalCached(v, true); !ok || rec.keys == nil {
+			if rec, ok := unmarshalCached(v, withKeys); !ok || rec.keys == nil {
 				t.Errorf("record %x without keys after SORT", k)
 			}
 			return nil
