@@ -36,6 +36,7 @@ func main() {
 	perUser := flag.Int("per-user", 20, "messages each user learns with -users")
 	verbose := flag.Bool("v", false, "list the test messages that were misclassified at 0.9")
 	scores := flag.String("scores", "", "write \"name class prob\" of every test message to this file")
+	mboxDir := flag.String("mbox", "", "also write the split as train-spam, train-ham, test-spam and test-ham mbox files into this folder (for SpamAssassin)")
 	validate := flag.Bool("validate", false, "for tuning: split the training half again (train on its even quarter, test on its odd one) and never read the test half")
 	flag.Parse()
 	if *dir == "" {
@@ -66,6 +67,9 @@ func main() {
 				test = append(test, m)
 			}
 		}
+	}
+	if *mboxDir != "" {
+		writeMboxes(*mboxDir, train, test)
 	}
 	if *dbPath == "" {
 		tmp, err := os.MkdirTemp("", "postern-bench-spam-")
@@ -198,6 +202,42 @@ func perUserCorpora(db *junk.DB, path string, train []message, n, per int) {
 	fmt.Printf("classification with a user's corpus: median %v, p99 %v\n",
 		times[len(times)/2].Round(time.Microsecond), times[len(times)*99/100].Round(time.Microsecond))
 	fmt.Printf("memory: Go heap in use %.1f MiB, %s\n", float64(ms.HeapInuse)/(1<<20), rss())
+}
+
+// writeMboxes writes the split into four mbox files (RFC 4155: a "From " line before each
+// message, body lines starting with "From " quoted with ">").
+func writeMboxes(dir string, train, test []message) {
+	for _, set := range []struct {
+		name string
+		msgs []message
+	}{{"train", train}, {"test", test}} {
+		for _, spam := range []bool{true, false} {
+			name := set.name + "-ham"
+			if spam {
+				name = set.name + "-spam"
+			}
+			var b bytes.Buffer
+			for _, m := range set.msgs {
+				if m.spam != spam {
+					continue
+				}
+				b.WriteString("From bench@localhost Thu Jan  1 00:00:00 1970\n")
+				for _, l := range bytes.SplitAfter(m.data, []byte("\n")) {
+					if bytes.HasPrefix(l, []byte("From ")) {
+						b.WriteByte('>')
+					}
+					b.Write(l)
+				}
+				if !bytes.HasSuffix(m.data, []byte("\n")) {
+					b.WriteByte('\n')
+				}
+				b.WriteByte('\n')
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o600); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
 }
 
 // stripFromLine removes the mbox "From " line the corpus files start with: a message in a

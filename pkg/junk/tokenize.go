@@ -121,6 +121,10 @@ func (t *tokenizer) header(h *mime.Header) {
 			"content-disposition", "mime-version":
 			// Unique per message, or read from the parts below.
 		default:
+			if strings.HasSuffix(name, "date") {
+				// Delivery-Date, X-Original-Date ...: times, different in every message.
+				continue
+			}
 			t.words(name+":", mime.DecodeHeader(value), maxFieldWords)
 		}
 	}
