@@ -131,54 +131,61 @@ func TestClassify(t *testing.T) {
 
 // Unlearning a message restores the counts exactly; learning twice counts once;
 // learning the other way moves the message (Junk → INBOX).
+// Both storage layouts: the global corpus (a key per token) and a user's (packed).
 func TestUnlearnReversesLearn(t *testing.T) {
+	for _, user := range []string{"", "dave@example.test"} {
+		t.Run("user="+user, func(t *testing.T) { testUnlearnReversesLearn(t, user) })
+	}
+}
+
+func testUnlearnReversesLearn(t *testing.T, user string) {
 	db := openTest(t, &Options{MinSpam: 5, MinHam: 5})
-	train(t, db, "", 10)
-	before, _ := db.Stats("")
+	train(t, db, user, 10)
+	before, _ := db.Stats(user)
 	probe := spamMsg(300)
-	vBefore := classify(t, db, "", probe)
+	vBefore := classify(t, db, user, probe)
 
 	extra := spamMsg(7) + "unique words here: borogoves mimsy\r\n"
-	if !learn(t, db, "", extra, true) {
+	if !learn(t, db, user, extra, true) {
 		t.Fatal("first Learn: changed = false")
 	}
-	if learn(t, db, "", extra, true) {
+	if learn(t, db, user, extra, true) {
 		t.Fatal("second Learn of the same message: changed = true")
 	}
-	mid, _ := db.Stats("")
+	mid, _ := db.Stats(user)
 	if mid.Spam != before.Spam+1 || mid.Ham != before.Ham || mid.Tokens <= before.Tokens {
 		t.Fatalf("after Learn: %+v, before %+v", mid, before)
 	}
-	changed, err := db.Unlearn("", strings.NewReader(extra), int64(len(extra)))
+	changed, err := db.Unlearn(user, strings.NewReader(extra), int64(len(extra)))
 	if err != nil || !changed {
 		t.Fatalf("Unlearn: %v %v", changed, err)
 	}
-	after, _ := db.Stats("")
+	after, _ := db.Stats(user)
 	if after != before {
 		t.Fatalf("after Unlearn %+v, want %+v", after, before)
 	}
-	if v := classify(t, db, "", probe); v.Prob != vBefore.Prob {
+	if v := classify(t, db, user, probe); v.Prob != vBefore.Prob {
 		t.Fatalf("verdict after learn+unlearn %.6f, before %.6f", v.Prob, vBefore.Prob)
 	}
-	if changed, _ := db.Unlearn("", strings.NewReader(extra), int64(len(extra))); changed {
+	if changed, _ := db.Unlearn(user, strings.NewReader(extra), int64(len(extra))); changed {
 		t.Fatal("Unlearn of a message not learned: changed = true")
 	}
 
 	// Moved out of Junk: learned as spam, then as ham.
-	learn(t, db, "", extra, true)
-	if !learn(t, db, "", extra, false) {
+	learn(t, db, user, extra, true)
+	if !learn(t, db, user, extra, false) {
 		t.Fatal("Learn as ham of a spam-learned message: changed = false")
 	}
-	moved, _ := db.Stats("")
+	moved, _ := db.Stats(user)
 	if moved.Spam != before.Spam || moved.Ham != before.Ham+1 {
 		t.Fatalf("after the move %+v, before %+v", moved, before)
 	}
 	// A copy with a filter's X-Spam-* header is the same message.
 	withHeader := "X-Spam-Status: Yes, score=9\r\n" + extra
-	if changed, _ := db.Unlearn("", strings.NewReader(withHeader), int64(len(withHeader))); !changed {
+	if changed, _ := db.Unlearn(user, strings.NewReader(withHeader), int64(len(withHeader))); !changed {
 		t.Fatal("Unlearn of the copy with an X-Spam-Status header: not found")
 	}
-	if s, _ := db.Stats(""); s != before {
+	if s, _ := db.Stats(user); s != before {
 		t.Fatalf("after unlearning the moved message %+v, want %+v", s, before)
 	}
 }
@@ -287,5 +294,37 @@ func TestCombine(t *testing.T) {
 	}
 	if q := chi2Q(0, 10); q != 1 {
 		t.Errorf("chi2Q(0,10) = %v", q)
+	}
+}
+
+// The packed layout of users' corpora counts exactly as the global one does.
+func TestLayoutsAgree(t *testing.T) {
+	global := openTest(t, &Options{MinSpam: 5, MinHam: 5})
+	user := openTest(t, &Options{MinSpam: 5, MinHam: 5})
+	for i := 0; i < 30; i++ {
+		learn(t, global, "", spamMsg(i), true)
+		learn(t, user, "u", spamMsg(i), true)
+		learn(t, global, "", hamMsg(i), false)
+		learn(t, user, "u", hamMsg(i), false)
+	}
+	for i := 0; i < 30; i += 3 { // unlearn a few, move a few
+		m := spamMsg(i)
+		global.Unlearn("", strings.NewReader(m), int64(len(m)))
+		user.Unlearn("u", strings.NewReader(m), int64(len(m)))
+		learn(t, global, "", hamMsg(i+1), true)
+		learn(t, user, "u", hamMsg(i+1), true)
+	}
+	gs, _ := global.Stats("")
+	us, _ := user.Stats("u")
+	if gs != us || gs.Tokens == 0 {
+		t.Fatalf("stats: global %+v, user %+v", gs, us)
+	}
+	for i := 100; i < 105; i++ {
+		for _, m := range []string{spamMsg(i), hamMsg(i)} {
+			g, u := classify(t, global, "", m), classify(t, user, "u", m)
+			if g.Prob != u.Prob || !slices.Equal(g.Clues, u.Clues) {
+				t.Fatalf("global %v %v, user %v %v", g.Prob, g.Clues, u.Prob, u.Clues)
+			}
+		}
 	}
 }
