@@ -143,21 +143,11 @@ func (s *Session) selectCmd(c *imap.Command) {
 	validity, next, modseq := mb.uidValidity, mb.uidNext, mb.modseq
 	mb.mu.Unlock()
 
-	var kwl []string
+	s.keywords = s.keywords[:0]
 	for k := range kws {
-		kwl = append(kwl, k)
+		s.keywords = append(s.keywords, k)
 	}
-	sort.Strings(kwl)
-	flags := `\Answered \Flagged \Deleted \Seen \Draft`
-	if len(kwl) > 0 {
-		flags += " " + strings.Join(kwl, " ")
-	}
-	s.untagged("FLAGS (" + flags + ")")
-	if s.readOnly {
-		s.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
-	} else {
-		s.untagged("OK [PERMANENTFLAGS (" + flags + ` \*)] Flags permitted`)
-	}
+	s.writeFlagsList()
 	s.untagged(strconv.Itoa(len(s.view)) + " EXISTS")
 	if !s.rev2 {
 		// RFC 3501 §6.3.1; IMAP4rev2 dropped RECENT and UNSEEN (RFC 9051 App. E).

@@ -343,6 +343,9 @@ func (s *Session) fetchOne(e fetchEntry, items []imap.FetchItem, need fetchNeeds
 		bodies[i] = &body{r: r, size: r.Size()}
 	}
 
+	if need.flags || flagsChanged {
+		s.announceKeywords(m.keywords)
+	}
 	w := s.w
 	b := append(s.buf[:0], "* "...)
 	b = strconv.AppendInt(b, int64(e.seq), 10)

@@ -78,6 +78,7 @@ type Session struct {
 	seenModseq uint64
 	recent     []imap.SeqRange // UIDs that are \Recent in this session
 	saved      []uint32        // SEARCHRES (RFC 5182), UIDs in ascending order
+	keywords   []string        // the keywords this session's last FLAGS response listed
 	idleTag    string
 
 	idling  atomic.Bool

@@ -149,9 +149,45 @@ func (s *Session) pruneSaved() []uint32 {
 	return out
 }
 
+// writeFlagsList writes the FLAGS response with the system flags and s.keywords, and
+// the PERMANENTFLAGS that go with it (RFC 3501 §7.2.6 and §7.1, RFC 9051 §7.3.5).
+func (s *Session) writeFlagsList() {
+	sort.Strings(s.keywords)
+	flags := `\Answered \Flagged \Deleted \Seen \Draft`
+	if len(s.keywords) > 0 {
+		flags += " " + strings.Join(s.keywords, " ")
+	}
+	s.untagged("FLAGS (" + flags + ")")
+	if s.readOnly {
+		s.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox")
+	} else {
+		s.untagged("OK [PERMANENTFLAGS (" + flags + ` \*)] Flags permitted`)
+	}
+}
+
+// announceKeywords makes sure that the client has seen every keyword of kws in a FLAGS
+// response before a FETCH shows it on a message: FLAGS lists the flags that apply in
+// the mailbox (RFC 3501 §7.2.6, RFC 9051 §7.3.5), and a client such as imaptest takes
+// a keyword it was not told of for a server error. A keyword new to the session, set
+// by this session or by another one, gets a new FLAGS (and PERMANENTFLAGS) first, which
+// keeps every keyword listed before, as Dovecot does.
+func (s *Session) announceKeywords(kws []string) {
+	added := false
+	for _, k := range kws {
+		if !hasFold(s.keywords, k) {
+			s.keywords = append(s.keywords, k)
+			added = true
+		}
+	}
+	if added {
+		s.writeFlagsList()
+	}
+}
+
 // writeFlags writes an unsolicited or STORE FETCH response: FLAGS, UID, and MODSEQ
 // once CONDSTORE is on (RFC 7162 §3.1.4.1 and §3.2).
 func (s *Session) writeFlags(seq int, m *message) {
+	s.announceKeywords(m.keywords)
 	b := append(s.buf[:0], "* "...)
 	b = strconv.AppendInt(b, int64(seq), 10)
 	b = append(b, " FETCH (UID "...)
