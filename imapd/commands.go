@@ -339,27 +339,50 @@ func hasFold(l []string, s string) bool {
 	return slices.ContainsFunc(l, func(x string) bool { return strings.EqualFold(x, s) })
 }
 
+// The LIST-EXTENDED options this server knows (RFC 5258 §3, RFC 6154 §5, RFC 5819).
+var (
+	listSelectionOptions = []string{"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
+	listReturnOptions    = []string{"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
+)
+
 func (s *Session) list(c *imap.Command) {
 	l := c.List
 	lsub := c.Name == "LSUB"
-	ref, err := s.mailboxName(c.Mailbox)
-	if err != nil {
-		s.mailboxError(c, err)
-		return
-	}
-	var patterns []string
-	for _, p := range l.Patterns {
-		p, err := s.mailboxName(p)
-		if err != nil {
-			s.mailboxError(c, err)
+	// RFC 5258 §3: a selection or return option the server does not know makes the
+	// command invalid: BAD, not a listing that ignores it.
+	for _, o := range l.Selection {
+		if !has(listSelectionOptions, o) {
+			s.tagged(c.Tag, "BAD", "Unknown LIST selection option "+o)
 			return
 		}
-		patterns = append(patterns, p)
 	}
-	if !lsub && len(patterns) == 1 && patterns[0] == "" && !l.Extended {
+	for _, o := range l.Return {
+		if !has(listReturnOptions, o) {
+			s.tagged(c.Tag, "BAD", "Unknown LIST return option "+o)
+			return
+		}
+	}
+	// A reference or pattern that is not a valid mailbox name (modified UTF-7 for an
+	// IMAP4rev1 client) is no error: it is not a name being created, it merely matches
+	// no mailbox, since every name this server lists is valid (RFC 3501 §6.3.8 "the
+	// reference and mailbox name arguments are interpreted into a canonical form that
+	// represents an unambiguous left-to-right hierarchy").
+	ref, err := s.mailboxName(c.Mailbox)
+	valid := err == nil
+	var patterns []string
+	for _, p := range l.Patterns {
+		if p, err := s.mailboxName(p); err == nil && valid {
+			patterns = append(patterns, p)
+		}
+	}
+	if !lsub && len(l.Patterns) == 1 && len(patterns) == 1 && patterns[0] == "" && !l.Extended {
 		// RFC 3501 §6.3.8: the hierarchy delimiter and root.
 		s.untagged(`LIST (\Noselect) "/" ""`)
 		s.done(c, "LIST completed")
+		return
+	}
+	if len(patterns) == 0 {
+		s.done(c, c.Name+" completed")
 		return
 	}
 	folders, err := s.acct.folders()
@@ -376,9 +399,29 @@ func (s *Session) list(c *imap.Command) {
 	}
 	subs := s.acct.subscriptions()
 	subscribedOnly := lsub || has(l.Selection, "SUBSCRIBED")
-	// subscribedBelow tells whether a subscribed name lies below n (for CHILDINFO).
-	subscribedBelow := func(n string) bool {
+	matches := func(n string) bool {
+		for _, p := range patterns {
+			if match(ref+p, n) {
+				return true
+			}
+		}
+		return false
+	}
+	// unlisted are the subscribed names that no pattern matches. A name above one of
+	// them is listed for it: by LSUB with \Noselect when it is not subscribed itself
+	// (RFC 3501 §6.3.9: "foo/bar" subscribed, LSUB "%" returns "foo", \Noselect), by
+	// LIST (SUBSCRIBED RECURSIVEMATCH) with CHILDINFO (RFC 5258 §3.5 and §4: only
+	// for children that meet the selection criteria but are not listed themselves).
+	var unlisted []string
+	if lsub || recursive {
 		for sn := range subs {
+			if !matches(sn) {
+				unlisted = append(unlisted, sn)
+			}
+		}
+	}
+	unlistedBelow := func(n string) bool {
+		for _, sn := range unlisted {
 			if strings.HasPrefix(sn, n+"/") {
 				return true
 			}
@@ -419,7 +462,7 @@ func (s *Session) list(c *imap.Command) {
 		}
 	}
 	for n := range subs {
-		// Parents of subscribed names, for RECURSIVEMATCH.
+		// Parents of subscribed names, for RECURSIVEMATCH and LSUB.
 		for i := strings.LastIndexByte(n, '/'); i > 0; i = strings.LastIndexByte(n[:i], '/') {
 			if entries[n[:i]] == nil {
 				entries[n[:i]] = &listEntry{name: n[:i], children: true}
@@ -427,16 +470,21 @@ func (s *Session) list(c *imap.Command) {
 		}
 	}
 	childInfo := map[string]bool{}
+	noselect := map[string]bool{} // LSUB: listed only for a subscribed name below
 	var names []string
 	for n, e := range entries {
-		if subscribedOnly && recursive && !lsub && subscribedBelow(n) {
-			// RFC 5258 §3.5: a parent of a subscribed mailbox is listed with
-			// CHILDINFO ("SUBSCRIBED"), itself subscribed or not.
+		switch {
+		case lsub && !e.subscribe:
+			if !unlistedBelow(n) {
+				continue
+			}
+			noselect[n] = true
+		case subscribedOnly && recursive && unlistedBelow(n):
 			childInfo[n] = true
-		} else if subscribedOnly && !e.subscribe {
+		case subscribedOnly && !e.subscribe:
 			continue
 		}
-		if !e.exists && !e.subscribe && !e.children && !childInfo[n] {
+		if !e.exists && !e.subscribe && !e.children && !childInfo[n] && !noselect[n] {
 			continue
 		}
 		if specialOnly && (specialUse(n) == "" || !e.exists) {
@@ -444,7 +492,7 @@ func (s *Session) list(c *imap.Command) {
 		}
 		for _, p := range patterns {
 			if match(ref+p, n) {
-				if !e.exists && !e.subscribe && !childInfo[n] && !strings.Contains(p, "%") {
+				if !e.exists && !e.subscribe && !childInfo[n] && !noselect[n] && !strings.Contains(p, "%") {
 					// A missing parent matched by "*" only: its children are listed.
 					break
 				}
@@ -462,7 +510,7 @@ func (s *Session) list(c *imap.Command) {
 	for _, n := range names {
 		e := entries[n]
 		var attrs []string
-		if !e.exists {
+		if !e.exists || noselect[n] {
 			if lsub {
 				attrs = append(attrs, `\Noselect`)
 			} else if l.Extended {

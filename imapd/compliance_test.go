@@ -74,3 +74,73 @@ func TestNewKeywordAnnouncedInFlags(t *testing.T) {
 		t.Errorf("read-only session offered PERMANENTFLAGS: %q", u)
 	}
 }
+
+// A LIST pattern that is not valid modified UTF-7 is no name being created: it matches
+// nothing, and LIST answers OK (imaptest's atoms group).
+func TestListInvalidUTF7Pattern(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	a.ok("CREATE Folder")
+	for _, cmd := range []string{
+		`LIST "" "!#$&'+,-.0123456789:;<=>?@^_` + "`" + `|[}%*"`,
+		`LIST "" "&Jjo"`,
+		`LIST "&Jjo/" "*"`,
+		`LSUB "" "&Jjo*"`,
+	} {
+		u, st := a.cmd(cmd)
+		if !strings.HasPrefix(st, "OK") || len(u) != 0 {
+			t.Errorf("%s: %q %s, want OK and nothing listed", cmd, u, st)
+		}
+	}
+	// A pattern list that holds a valid pattern still lists what that one matches.
+	u := a.ok(`LIST "" ("&Jjo" Folder)`)
+	if len(u) != 1 || !hasLine(u, `^\* LIST \(.*\) "/" Folder$`) {
+		t.Errorf("LIST with one invalid pattern of two: %q", u)
+	}
+}
+
+// RFC 5258 §3: unknown selection and return options are BAD; CHILDINFO goes only to a
+// parent whose subscribed child is not listed itself.
+func TestListExtended(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	for _, cmd := range []string{`LIST (IMAPTEST) "" ""`, `LIST "" "" RETURN (IMAPTEST)`, `LIST (SUBSCRIBED BOGUS) "" "*"`} {
+		if st := a.no(cmd); !strings.HasPrefix(st, "BAD") {
+			t.Errorf("%s: %s, want BAD", cmd, st)
+		}
+	}
+	a.ok(`LIST (REMOTE) "" "%"`)
+	a.ok("CREATE p/c")
+	a.ok("SUBSCRIBE p/c")
+	u := a.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "p"`)
+	if !hasLine(u, `^\* LIST \(.*\) "/" p \("CHILDINFO" \("SUBSCRIBED"\)\)$`) {
+		t.Errorf(`LIST (SUBSCRIBED RECURSIVEMATCH) "" p: %q, want p with CHILDINFO`, u)
+	}
+	u = a.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" (p p/c)`)
+	if hasLine(u, `CHILDINFO`) || !hasLine(u, `^\* LIST \(.*\\Subscribed\) "/" p/c$`) {
+		t.Errorf(`LIST (SUBSCRIBED RECURSIVEMATCH) "" (p p/c): %q, want p/c and no CHILDINFO`, u)
+	}
+}
+
+// RFC 3501 §6.3.9: with "x/y" subscribed and "x" not, LSUB "%" returns "x" with
+// \Noselect (whether "x" exists or not), and LSUB "*" returns "x/y" and not "x".
+func TestLsubUnsubscribedParent(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	a.ok("CREATE x/y")
+	a.ok("CREATE z/")
+	a.ok("SUBSCRIBE x/y")
+	a.ok("SUBSCRIBE z/w") // z/w does not exist
+	u := a.ok(`LSUB "" "%"`)
+	if !hasLine(u, `^\* LSUB \(\\Noselect\) "/" x$`) || !hasLine(u, `^\* LSUB \(\\Noselect\) "/" z$`) || hasLine(u, `x/y|z/w`) {
+		t.Errorf(`LSUB "" %%: %q, want x and z with \Noselect`, u)
+	}
+	u = a.ok(`LSUB "" "*"`)
+	if !hasLine(u, `^\* LSUB \(\) "/" x/y$`) || hasLine(u, `"/" x$`) {
+		t.Errorf(`LSUB "" *: %q, want x/y and not x`, u)
+	}
+	u = a.ok(`LSUB "" "x/%"`)
+	if len(u) != 1 || !hasLine(u, `^\* LSUB \(\) "/" x/y$`) {
+		t.Errorf(`LSUB "" x/%%: %q`, u)
+	}
+}
