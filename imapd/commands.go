@@ -133,12 +133,16 @@ func (s *Session) selectCmd(c *imap.Command) {
 	s.seenModseq = mb.modseq
 	s.recent = nil
 	nrecent := 0
-	if !s.readOnly && mb.recentFrom < mb.uidNext {
-		// This session is the first to see them: they are \Recent here only.
+	if mb.recentFrom < mb.uidNext {
+		// This session is the first to see them: they are \Recent here. A read-write
+		// session takes them, so that no later one sees them as \Recent; EXAMINE
+		// reports them and leaves them (RFC 3501 §2.3.2 and §6.3.2).
 		s.recent = append(s.recent, imap.SeqRange{Start: mb.recentFrom, Stop: mb.uidNext - 1})
 		i, _ := mb.find(mb.recentFrom)
 		nrecent = len(mb.msgs) - i
-		mb.recentFrom = mb.uidNext
+		if !s.readOnly {
+			mb.recentFrom = mb.uidNext
+		}
 	}
 	validity, next, modseq := mb.uidValidity, mb.uidNext, mb.modseq
 	mb.mu.Unlock()

@@ -144,3 +144,46 @@ func TestLsubUnsubscribedParent(t *testing.T) {
 		t.Errorf(`LSUB "" x/%%: %q`, u)
 	}
 }
+
+// EXAMINE reports the messages that are \Recent, as STATUS and SELECT do, and leaves
+// them \Recent for the next session (RFC 3501 §2.3.2, §6.3.2: EXAMINE is SELECT, read
+// only); new mail reaching a read-only session is \Recent there too and stays so.
+func TestExamineRecent(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	a.appendMsg("INBOX", "", msg("one", "x\r\n"))
+	a.appendMsg("INBOX", "", msg("two", "y\r\n"))
+	u := a.ok("EXAMINE INBOX")
+	if !hasLine(u, `^\* 2 RECENT$`) {
+		t.Errorf("EXAMINE: %q, want 2 RECENT", u)
+	}
+	u = a.ok("FETCH 1 (FLAGS)")
+	if !hasLine(u, `^\* 1 FETCH \(FLAGS \(\\Recent\)\)$`) {
+		t.Errorf("FETCH in EXAMINE: %q, want \\Recent", u)
+	}
+	a.ok("CLOSE")
+	u = a.ok("STATUS INBOX (RECENT)")
+	if !hasLine(u, `^\* STATUS INBOX \(RECENT 2\)$`) {
+		t.Errorf("STATUS after EXAMINE: %q", u)
+	}
+	a.ok("EXAMINE INBOX")
+	b := e.login("a")
+	b.appendMsg("INBOX", "", msg("three", "z\r\n"))
+	u = a.ok("NOOP")
+	if !hasLine(u, `^\* 3 EXISTS$`) || !hasLine(u, `^\* 3 RECENT$`) {
+		t.Errorf("new mail in EXAMINE: %q, want 3 EXISTS, 3 RECENT", u)
+	}
+	b.appendMsg("INBOX", "", msg("four", "w\r\n"))
+	u = a.ok("NOOP")
+	if !hasLine(u, `^\* 4 EXISTS$`) || !hasLine(u, `^\* 4 RECENT$`) {
+		t.Errorf("more new mail in EXAMINE: %q, want 4 EXISTS, 4 RECENT", u)
+	}
+	u = b.ok("SELECT INBOX")
+	if !hasLine(u, `^\* 4 RECENT$`) {
+		t.Errorf("SELECT after EXAMINE: %q, want 4 RECENT", u)
+	}
+	u = e.login("a").ok("SELECT INBOX")
+	if !hasLine(u, `^\* 0 RECENT$`) {
+		t.Errorf("second SELECT: %q, want 0 RECENT", u)
+	}
+}

@@ -92,8 +92,8 @@ func (s *Session) update(allowExpunge bool) {
 			s.view = append(s.view, m.uid)
 		}
 		s.untagged(strconv.Itoa(len(s.view)) + " EXISTS")
-		if !s.readOnly && added[len(added)-1].uid >= recentFrom {
-			s.claimRecent()
+		if added[len(added)-1].uid >= recentFrom {
+			s.claimRecent(added[0].uid, added[len(added)-1].uid)
 		}
 		if !s.rev2 {
 			s.untagged(strconv.Itoa(s.recentCount()) + " RECENT")
@@ -109,13 +109,21 @@ func (mb *Mailbox) modseqNow() uint64 {
 }
 
 // claimRecent makes the mailbox's not yet claimed new messages \Recent in this
-// session (RFC 3501 §2.3.2: one session only).
-func (s *Session) claimRecent() {
+// session (RFC 3501 §2.3.2: one session only). A read-only session sees those among
+// the UIDs from to to, just added to its view, as \Recent and leaves them to a
+// read-write session.
+func (s *Session) claimRecent(from, to uint32) {
 	mb := s.mb
 	mb.mu.Lock()
 	if mb.recentFrom < mb.uidNext {
-		s.recent = append(s.recent, imap.SeqRange{Start: mb.recentFrom, Stop: mb.uidNext - 1})
-		mb.recentFrom = mb.uidNext
+		if s.readOnly {
+			if start := max(mb.recentFrom, from); start <= to {
+				s.recent = append(s.recent, imap.SeqRange{Start: start, Stop: to})
+			}
+		} else {
+			s.recent = append(s.recent, imap.SeqRange{Start: mb.recentFrom, Stop: mb.uidNext - 1})
+			mb.recentFrom = mb.uidNext
+		}
 	}
 	mb.mu.Unlock()
 }
