@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -185,5 +186,47 @@ func TestExamineRecent(t *testing.T) {
 	u = e.login("a").ok("SELECT INBOX")
 	if !hasLine(u, `^\* 0 RECENT$`) {
 		t.Errorf("second SELECT: %q, want 0 RECENT", u)
+	}
+}
+
+// RFC 4731 §3.2, RFC 7162 §3.1.5: the MODSEQ of an ESEARCH that returns MIN or MAX
+// alone is that message's mod-sequence; with both, the higher of the two; with ALL,
+// the highest of all matches (imaptest's esearch-condstore group).
+func TestESearchModseq(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	for _, s := range []string{"one", "two", "three"} {
+		a.appendMsg("INBOX", "", msg(s, "x\r\n"))
+	}
+	a.ok("SELECT INBOX")
+	modseq := map[int]string{}
+	for _, n := range []int{1, 3, 2} {
+		u := a.ok(fmt.Sprintf("STORE %d +FLAGS (\\Seen)", n))
+		m := regexp.MustCompile(`MODSEQ \((\d+)\)`).FindStringSubmatch(strings.Join(u, "\n"))
+		if m == nil {
+			u = a.ok(fmt.Sprintf("FETCH %d (MODSEQ)", n))
+			m = regexp.MustCompile(`MODSEQ \((\d+)\)`).FindStringSubmatch(strings.Join(u, "\n"))
+		}
+		if m == nil {
+			t.Fatalf("no MODSEQ for message %d: %q", n, u)
+		}
+		modseq[n] = m[1]
+	}
+	for _, tc := range []struct{ ret, want string }{
+		{"(MIN)", "MIN 1 MODSEQ " + modseq[1]},
+		{"(MAX)", "MAX 3 MODSEQ " + modseq[3]},
+		{"(MIN MAX)", "MIN 1 MAX 3 MODSEQ " + modseq[3]},
+		{"()", "ALL 1:3 MODSEQ " + modseq[2]},
+		{"(MIN COUNT)", "MIN 1 COUNT 3 MODSEQ " + modseq[2]},
+	} {
+		u := a.ok("SEARCH RETURN " + tc.ret + ` 1:3 MODSEQ "/flags/\\seen" all 1`)
+		if !hasLine(u, `^\* ESEARCH \(TAG "t\d+"\) `+regexp.QuoteMeta(tc.want)+`$`) {
+			t.Errorf("SEARCH RETURN %s: %q, want %s", tc.ret, u, tc.want)
+		}
+	}
+	// The SEARCH response of RFC 3501 has the highest of all (RFC 7162 §3.1.5).
+	u := a.ok(`SEARCH 1:3 MODSEQ 1`)
+	if !hasLine(u, `^\* SEARCH 1 2 3 \(MODSEQ `+modseq[2]+`\)$`) {
+		t.Errorf("SEARCH MODSEQ: %q", u)
 	}
 }

@@ -152,7 +152,7 @@ func (s *Session) search(c *imap.Command) {
 	}
 	req := c.Search
 	var nums []uint32
-	var modseq uint64
+	var modseqs []uint64
 	for i, cd := range cands {
 		if !matched[i] {
 			continue
@@ -162,7 +162,23 @@ func (s *Session) search(c *imap.Command) {
 		} else {
 			nums = append(nums, uint32(cd.seq))
 		}
-		modseq = max(modseq, cd.m.modseq)
+		modseqs = append(modseqs, cd.m.modseq)
+	}
+	// MODSEQ is the highest mod-sequence of the messages the response returns (RFC
+	// 7162 §3.1.5): with RETURN (MIN) or (MAX) alone, that of the one message; with MIN
+	// and MAX, the higher of those two (RFC 4731 §3.2); else of every match.
+	var modseq uint64
+	if ret := req.Return; len(modseqs) > 0 && (req.ESearch || s.rev2) && (has(ret, "MIN") || has(ret, "MAX")) && !has(ret, "ALL") && !has(ret, "COUNT") {
+		if has(ret, "MIN") {
+			modseq = modseqs[0]
+		}
+		if has(ret, "MAX") {
+			modseq = max(modseq, modseqs[len(modseqs)-1])
+		}
+	} else {
+		for _, ms := range modseqs {
+			modseq = max(modseq, ms)
+		}
 	}
 	if has(req.Return, "SAVE") {
 		// SEARCHRES (RFC 5182 §2.1): the result is kept as UIDs.
