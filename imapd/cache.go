@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"os"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -19,23 +20,34 @@ import (
 // from a message, computed once when the message arrives (or on first use for mail
 // imported from elsewhere), so that those commands never parse a message twice.
 //
-// A record is: version (uvarint), the Date header as Unix seconds (varint, 0 when
-// missing or unreadable), then ENVELOPE, BODY and BODYSTRUCTURE in IMAP syntax, each
-// length-prefixed (uvarint), then the SORT and THREAD keys (imapsort.Keys, in its
-// AppendBinary form). The keys came later: records written before end without them,
-// and get them when SORT or THREAD first needs them (cacheOf).
+// A record is: version 2 (uvarint), the Date header as Unix seconds (varint, 0 when
+// missing or unreadable), the zone offset it was written in, in seconds east of UTC
+// (varint), then ENVELOPE, BODY and BODYSTRUCTURE in IMAP syntax, each length-prefixed
+// (uvarint), then the SORT and THREAD keys (imapsort.Keys, in its AppendBinary form).
+// The keys came later: records written before end without them, and get them when
+// SORT or THREAD first needs them (cacheOf). Records of version 1, which lacked the
+// zone, are computed again.
 type cached struct {
 	sent                          int64
+	sentZone                      int64
 	envelope, body, bodystructure []byte
 	keys                          *imapsort.Keys // nil in a record without them
 }
 
-const cacheVersion = 1
+const cacheVersion = 2
+
+// sentDate returns the date of the Date header as written, in its own zone: SENTON and
+// the like disregard time and zone (RFC 3501 §6.4.4, RFC 9051 §6.4.4), so a message
+// written at 00:30 +0200 was sent on that day, not on the day before as in UTC.
+func (c *cached) sentDate() time.Time {
+	return day(time.Unix(c.sent, 0).In(time.FixedZone("", int(c.sentZone))))
+}
 
 func (c *cached) marshal() []byte {
 	b := make([]byte, 0, 64+len(c.envelope)+len(c.body)+len(c.bodystructure))
 	b = binary.AppendUvarint(b, cacheVersion)
 	b = binary.AppendVarint(b, c.sent)
+	b = binary.AppendVarint(b, c.sentZone)
 	for _, s := range [][]byte{c.envelope, c.body, c.bodystructure} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -63,6 +75,11 @@ func unmarshalCached(b []byte, want int) (*cached, bool) {
 	b = b[n:]
 	c := &cached{}
 	c.sent, n = binary.Varint(b)
+	if n <= 0 {
+		return nil, false
+	}
+	b = b[n:]
+	c.sentZone, n = binary.Varint(b)
 	if n <= 0 {
 		return nil, false
 	}
@@ -109,6 +126,8 @@ func newCached(msg *mime.Message) *cached {
 	if env.Date != nil {
 		if t, err := mail.ParseDate(strings.TrimSpace(*env.Date)); err == nil {
 			c.sent = t.Unix()
+			_, off := t.Zone()
+			c.sentZone = int64(off)
 		}
 	}
 	refs, _ := msg.Root.Header.Get("References")

@@ -230,3 +230,32 @@ func TestESearchModseq(t *testing.T) {
 		t.Errorf("SEARCH MODSEQ: %q", u)
 	}
 }
+
+// SENTBEFORE, SENTON and SENTSINCE compare the date of the Date header as written,
+// disregarding time and zone (RFC 3501 §6.4.4, RFC 9051 §6.4.4), not its UTC date.
+func TestSearchSentDate(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	for _, d := range []string{
+		"Sat, 24 Mar 2007 23:00:00 +0200", // 21:00 UTC on the 24th
+		"Sun, 25 Mar 2007 00:30:00 +0200", // 22:30 UTC on the 24th
+		"Sun, 25 Mar 2007 23:30:00 -0500", // 04:30 UTC on the 26th
+	} {
+		a.appendMsg("INBOX", "", "From: x@y.example\r\nDate: "+d+"\r\nSubject: s\r\n\r\nbody\r\n")
+	}
+	a.ok("SELECT INBOX")
+	for _, tc := range []struct{ key, want string }{
+		{"SENTON 24-Mar-2007", "1"},
+		{"SENTON 25-Mar-2007", "2 3"},
+		{"SENTON 26-Mar-2007", ""},
+		{"SENTBEFORE 25-Mar-2007", "1"},
+		{"SENTSINCE 25-Mar-2007", "2 3"},
+		{"NOT SENTON 25-Mar-2007", "1"},
+	} {
+		u := a.ok("SEARCH " + tc.key)
+		want := strings.TrimSpace("* SEARCH " + tc.want)
+		if len(u) != 1 || u[0] != want {
+			t.Errorf("SEARCH %s: %q, want %q", tc.key, u, want)
+		}
+	}
+}

@@ -47,9 +47,9 @@ func (n *searchNeeds) scan(k *imap.SearchKey) {
 type candidate struct {
 	seq    int
 	m      *message
-	sent   int64
-	header []byte // folded header text from the cache
-	body   []byte // folded body text from the cache
+	sent   time.Time // the day of the Date header, zero when it has none
+	header []byte    // folded header text from the cache
+	body   []byte    // folded body text from the cache
 	hasTxt bool
 	msg    *mime.Message // parsed file, when the cache was not enough
 	file   *os.File
@@ -93,8 +93,8 @@ func (s *Session) runSearch(c *imap.Command) (cands []*candidate, matched []bool
 	if need.sent {
 		cache := s.cacheFor(entriesOf(cands))
 		for _, cd := range cands {
-			if c := cache[cd.m.uid]; c != nil {
-				cd.sent = c.sent
+			if c := cache[cd.m.uid]; c != nil && c.sent != 0 {
+				cd.sent = c.sentDate()
 			}
 		}
 	}
@@ -400,10 +400,10 @@ func (e *evaluator) eval(k *imap.SearchKey, cd *candidate) bool {
 	case "SINCE":
 		return !day(time.Unix(m.idate, 0)).Before(k.Date)
 	case "SENTBEFORE", "SENTON", "SENTSINCE":
-		if cd.sent == 0 {
+		if cd.sent.IsZero() {
 			return false
 		}
-		d := day(time.Unix(cd.sent, 0))
+		d := cd.sent
 		switch k.Op {
 		case "SENTBEFORE":
 			return d.Before(k.Date)
