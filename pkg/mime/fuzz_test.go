@@ -184,6 +184,7 @@ func checkMessage(t *testing.T, b []byte) {
 			}
 		}
 		m.HeaderContains("subject", NewMatcher("x"))
+		m.HeaderContains("from", NewMatcher("a@b"))
 	}
 }
 

@@ -565,6 +565,32 @@ func TestHeaderContains(t *testing.T) {
 	}
 }
 
+// An address field is searched in its addresses too, as ENVELOPE has them: comments
+// and folding inside an address do not hide it from SEARCH FROM user@domain (imaptest's
+// search-addresses group), and a comment after an address is its name.
+func TestHeaderContainsAddress(t *testing.T) {
+	m := parseBytes(t, []byte("From: <user-from (comment)@ (comment) domain.org>\r\n"+
+		"To: user-to@domain.org (RealTo), =?utf-8?q?J=C3=B6rg?= <joerg@\r\n domain.org>\r\n"+
+		"Cc: group: a@b.example, c@d.example;\r\nSubject: <x@y.example>\r\n\r\nbody\r\n"))
+	for _, tc := range []struct {
+		field, needle string
+		want          bool
+	}{
+		{"From", "user-from@domain.org", true},
+		{"From", "comment", true},
+		{"To", "realto <user-to@domain.org>", true},
+		{"To", "jörg <joerg@domain.org>", true},
+		{"Cc", "c@d.example", true},
+		{"Cc", "a@b.example, c@d", true}, // the raw value
+		{"From", "user-to@domain.org", false},
+		{"Subject", "x@y.example", true},
+	} {
+		if got := m.HeaderContains(tc.field, NewMatcher(tc.needle)); got != tc.want {
+			t.Errorf("HeaderContains(%s, %q) = %v", tc.field, tc.needle, got)
+		}
+	}
+}
+
 func TestMatcher(t *testing.T) {
 	for _, tc := range []struct {
 		hay, needle string

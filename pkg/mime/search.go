@@ -294,6 +294,47 @@ func headerMatch(h *Header, name string, mt *Matcher, scratch []byte) bool {
 		if mt.Match(line) {
 			return true
 		}
+		if name != "" && isAddressField(name) && addressesMatch(v, mt, scratch) {
+			return true
+		}
+	}
+	return false
+}
+
+// isAddressField reports whether the field name holds an address list (RFC 5322 §3.6.2,
+// §3.6.3).
+func isAddressField(name string) bool {
+	switch strings.ToLower(name) {
+	case "from", "sender", "reply-to", "to", "cc", "bcc":
+		return true
+	}
+	return false
+}
+
+// addressesMatch searches the addresses of an address field as ENVELOPE shows them,
+// each as "Name <mailbox@host>": SEARCH FROM user@domain finds a From written with
+// comments or folding inside the address ("<user (c)@ (c) domain>"), which the raw
+// text does not hold as one string, as Dovecot finds it.
+func addressesMatch(v []byte, mt *Matcher, scratch []byte) bool {
+	for _, a := range ParseAddressList(string(v)) {
+		if a.Group {
+			continue
+		}
+		line := scratch[:0]
+		if a.Name != "" {
+			line = appendDecodedHeader(line, []byte(a.Name))
+			line = append(line, ' ')
+		}
+		line = append(line, '<')
+		line = append(line, a.Mailbox...)
+		if a.Host != "" {
+			line = append(line, '@')
+			line = append(line, a.Host...)
+		}
+		line = append(line, '>')
+		if mt.Match(line) {
+			return true
+		}
 	}
 	return false
 }
