@@ -743,7 +743,7 @@ func (s *Session) appendCmd(c *imap.Command) {
 		return
 	}
 	s.conn.SetReadDeadline(time.Now().Add(s.srv.idleTimeout))
-	uid, err := mb.deliver(&exactReader{r: r, n: a.Size}, fc.bits, fc.keywords, a.Date)
+	uid, err := mb.deliver(&exactReader{r: r, n: a.Size}, fc.bits, fc.keywords, a.Date, a.Binary)
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || isTimeout(err) {
 			s.state = stateLogout
@@ -760,7 +760,7 @@ func (s *Session) appendCmd(c *imap.Command) {
 		return
 	}
 	mb.changed(s)
-	s.addUsage(a.Size, 1)
+	s.addUsage(mb.sizeOf([]uint32{uid}), 1) // a literal8 may have grown in base64
 	s.update(true)
 	// UIDPLUS (RFC 4315 §3).
 	s.tagged(c.Tag, "OK", fmt.Sprintf("[APPENDUID %d %d] APPEND completed", mb.uidValidity, uid))

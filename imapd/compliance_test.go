@@ -259,3 +259,32 @@ func TestSearchSentDate(t *testing.T) {
 		}
 	}
 }
+
+// A message APPENDed as a literal8 keeps its binary content: BINARY[] gives back the
+// octets that went in, NUL and bare LFs included, and BODY[] is not raw binary (RFC 3516
+// §4.4; imaptest's append-binary group).
+func TestAppendLiteral8(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	body := "\x00-\xe4\n\r\n\n"
+	m := "From: user@domain.org\r\nDate: Sat, 24 Mar 2007 23:00:00 +0200\r\nMime-Version: 1.0\r\n" +
+		"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" + body
+	a.ok(fmt.Sprintf("APPEND INBOX ~{%d+}\r\n%s", len(m), m))
+	a.ok("SELECT INBOX")
+	u := a.ok("FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])")
+	want := fmt.Sprintf("* 1 FETCH (BINARY.SIZE[1] %d BINARY[1] ~{%d}\r\n%s)", len(body), len(body), body)
+	if len(u) != 1 || u[0] != want {
+		t.Errorf("BINARY[1]: %q, want %q", u, want)
+	}
+	u = a.ok("FETCH 1 (BODY.PEEK[1])")
+	if len(u) != 1 || strings.ContainsAny(u[0], "\x00\xe4") || strings.Contains(u[0], "~{") {
+		t.Errorf("BODY[1] of a binary part: %q, want it encoded", u)
+	}
+	// A literal8 without binary parts is stored as it came.
+	plain := "Subject: p\r\n\r\nplain text\r\n"
+	a.ok(fmt.Sprintf("APPEND INBOX ~{%d+}\r\n%s", len(plain), plain))
+	u = a.ok("FETCH 2 (BODY.PEEK[])")
+	if len(u) != 1 || !strings.HasSuffix(u[0], "\r\n"+plain+")") {
+		t.Errorf("BODY[] of a plain literal8: %q", u)
+	}
+}

@@ -971,8 +971,10 @@ func (mb *Mailbox) add(msgs []*message, recs []cacheRecord, place func(m *messag
 
 // deliver writes an APPENDed message the Maildir way, but straight into cur/ with its
 // flags: tmp/<unique> is written and fsynced, then renamed into cur/ and cur/ fsynced.
-// (Going through new/ would race with the pickup of new mail.)
-func (mb *Mailbox) deliver(r io.Reader, flags flagBits, kws []string, date time.Time) (uint32, error) {
+// (Going through new/ would race with the pickup of new mail.) binary is set for a
+// message sent as a literal8, whose binary parts are stored in base64 (see
+// encodeBinaryFile).
+func (mb *Mailbox) deliver(r io.Reader, flags flagBits, kws []string, date time.Time, binary bool) (uint32, error) {
 	name := maildir.UniqueName()
 	tmp := filepath.Join(mb.dir, "tmp", name)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -989,6 +991,12 @@ func (mb *Mailbox) deliver(r io.Reader, flags flagBits, kws []string, date time.
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && binary {
+		var n int64
+		if n, err = encodeBinaryFile(tmp); n >= 0 {
+			size = n
+		}
 	}
 	if err != nil {
 		os.Remove(tmp)
