@@ -7,7 +7,7 @@ RUN     ?= run
 # which Go can do only in a program without cgo; os/user and net use their Go code.
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam
+.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam imaptest
 
 all: build
 
@@ -51,6 +51,11 @@ bench-imap: build
 # temporary directory; SA=1 also runs Debian's SpamAssassin on the same split (bench/spam).
 bench-spam:
 	bench/spam/run.sh -users 1000
+
+# Dovecot's imaptest (compliance groups and a 60 s stress run) against a development
+# instance; imaptest is built outside the repository: see test/imaptest/README.md.
+imaptest: build
+	IMAPTEST="$(IMAPTEST)" IMAPTEST_TESTS="$(IMAPTEST_TESTS)" test/imaptest/run.sh
 
 clean:
 	rm -rf bin
