@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -286,5 +287,34 @@ func TestAppendLiteral8(t *testing.T) {
 	u = a.ok("FETCH 2 (BODY.PEEK[])")
 	if len(u) != 1 || !strings.HasSuffix(u[0], "\r\n"+plain+")") {
 		t.Errorf("BODY[] of a plain literal8: %q", u)
+	}
+}
+
+// A flag change that another session makes while an update is being written is
+// reported by the next update, not skipped: imaptest's stress run with checkpoints found
+// sessions whose flags differed from the others' for good.
+func TestUpdateMissesNoConcurrentChange(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	a.appendMsg("INBOX", "", msg("one", "x\r\n"))
+	a.ok("SELECT INBOX")
+	b := e.login("a")
+	b.ok("SELECT INBOX")
+	var armed atomic.Bool
+	testHookUpdate = func() {
+		if armed.CompareAndSwap(true, false) {
+			// a is between reading the mailbox and finishing its update.
+			b.ok(`STORE 1 +FLAGS (\Flagged)`)
+		}
+	}
+	t.Cleanup(func() { testHookUpdate = nil })
+	armed.Store(true)
+	a.ok("NOOP")
+	if armed.Load() {
+		t.Fatal("the hook did not run")
+	}
+	u := a.ok("NOOP")
+	if !hasLine(u, `^\* 1 FETCH \(.*FLAGS \(\\Flagged`) {
+		t.Errorf("NOOP after a change made during the previous update: %q, want the new flags", u)
 	}
 }

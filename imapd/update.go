@@ -86,7 +86,13 @@ func (s *Session) update(allowExpunge bool) {
 	first := sort.Search(len(msgs), func(i int) bool { return msgs[i].uid > last })
 	added := msgs[first:]
 	recentFrom := mb.recentFrom
+	// What this update reported is the state at this modseq; a change made after the
+	// lock is released is reported by the next update, not skipped.
+	modseq := mb.modseq
 	mb.mu.RUnlock()
+	if testHookUpdate != nil {
+		testHookUpdate()
+	}
 	if len(added) > 0 {
 		for _, m := range added {
 			s.view = append(s.view, m.uid)
@@ -99,8 +105,12 @@ func (s *Session) update(allowExpunge bool) {
 			s.untagged(strconv.Itoa(s.recentCount()) + " RECENT")
 		}
 	}
-	s.seenModseq = max(s.seenModseq, mb.modseqNow())
+	s.seenModseq = max(s.seenModseq, modseq)
 }
+
+// testHookUpdate, set by tests only, runs in update between reading the mailbox and
+// the end of the update, where other sessions may change it.
+var testHookUpdate func()
 
 func (mb *Mailbox) modseqNow() uint64 {
 	mb.mu.RLock()
