@@ -10,7 +10,8 @@
 #      LOGIN without TLS on loopback);
 #   2. unless TEST is given or STRESS_SECS=0, a stress run: STRESS_CLIENTS (20) clients
 #      send random commands to one mailbox for STRESS_SECS (60) seconds and imaptest
-#      checks every answer against the state it tracks.
+#      checks every answer against the state it tracks; STRESS_ARGS adds imaptest
+#      arguments (e.g. "checkpoint=10", "own_flags", "seed=1").
 # It prints imaptest's summaries and exits non-zero if a test group failed, if the stress
 # run reported an error, or if imapd logged a panic. -k keeps the instance directory (with
 # master.log and the imaptest output) for a look afterwards.
@@ -116,8 +117,9 @@ if [ -z "$only" ] && [ "$secs" != 0 ]; then
 		}
 		END { flush() }' >"$dir/stress.mbox"
 	echo "== imaptest stress run: $clients clients, $secs s"
+	# shellcheck disable=SC2086 # STRESS_ARGS is a list of imaptest arguments
 	"$IMAPTEST" "${common[@]}" mbox="$dir/stress.mbox" clients="$clients" secs="$secs" \
-		>"$dir/stress.log" 2>&1
+		${STRESS_ARGS:-} >"$dir/stress.log" 2>&1
 	rc=$?
 	# The last lines are the totals per command; errors are "Error: ..." lines, each
 	# a reply that contradicts what imaptest tracked or the protocol.
