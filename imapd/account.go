@@ -331,6 +331,9 @@ func (a *Account) rename(from, to string) error {
 		src.mu.RUnlock()
 		_, _, err = src.copyTo(dst, uids, true)
 		src.changed(nil)
+		if errors.Is(err, errExpungeIssued) {
+			err = nil // nothing left behind to move
+		}
 		return err
 	}
 	// The folder and every folder below it: ".A" and ".A.*".

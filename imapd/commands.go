@@ -923,6 +923,14 @@ func (s *Session) copyCmd(c *imap.Command) {
 			s.addUsage(s.mb.sizeOf(src), int64(len(src)))
 		}
 	}
+	if errors.Is(err, errExpungeIssued) {
+		if len(dstUIDs) == 0 {
+			// Another session expunged them (RFC 2180 §4.4.1, RFC 5530 §3).
+			s.no(c, "[EXPUNGEISSUED] Some of the requested messages no longer exist")
+			return
+		}
+		err = nil // the others were copied; COPYUID says which
+	}
 	if err != nil && len(dstUIDs) == 0 {
 		s.mailboxError(c, err)
 		return

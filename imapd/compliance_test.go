@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -316,5 +318,56 @@ func TestUpdateMissesNoConcurrentChange(t *testing.T) {
 	u := a.ok("NOOP")
 	if !hasLine(u, `^\* 1 FETCH \(.*FLAGS \(\\Flagged`) {
 		t.Errorf("NOOP after a change made during the previous update: %q, want the new flags", u)
+	}
+}
+
+// Messages that another session expunged while this one still sees them: SEARCH says
+// so with EXPUNGEISSUED, COPY copies the others or answers NO [EXPUNGEISSUED], never
+// NO [SERVERBUG] (RFC 2180 §4.1.3 and §4.4.1, RFC 5530 §3; imaptest's stress run with
+// COPY and SEARCH found both).
+func TestExpungedMeanwhile(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	for _, s := range []string{"one", "two", "three", "four"} {
+		a.appendMsg("INBOX", "", msg(s, "x\r\n"))
+	}
+	a.ok("SELECT INBOX")
+	b := e.login("a")
+	b.ok("SELECT INBOX")
+	b.ok(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.ok("EXPUNGE")
+
+	u, st := a.cmd("SEARCH ALL")
+	if !hasLine(u, `^\* SEARCH 1 3 4$`) || !strings.HasPrefix(st, "OK [EXPUNGEISSUED]") {
+		t.Errorf("SEARCH with message 2 expunged meanwhile: %q %s", u, st)
+	}
+	if st := a.no("COPY 2 Trash"); !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+		t.Errorf("COPY of an expunged message: %s", st)
+	}
+	u, st = a.cmd("UID COPY 1:3 Trash")
+	if !regexp.MustCompile(`^OK \[COPYUID \d+ 1,3 1:2\]`).MatchString(st) {
+		t.Errorf("COPY 1:3 with 2 expunged: %q %s, want the others copied", u, st)
+	}
+	// A file that vanished from disk (another program) with the index unaware.
+	files, _ := filepath.Glob(filepath.Join(e.maildir("a"), "cur", "*"))
+	var four string
+	for _, f := range files {
+		if data, _ := os.ReadFile(f); strings.Contains(string(data), "Subject: four") {
+			four = f
+		}
+	}
+	if four == "" {
+		t.Fatal("no file of message four")
+	}
+	os.Remove(four)
+	if st := a.no("UID COPY 4 Trash"); !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+		t.Errorf("COPY of a message whose file is gone: %s", st)
+	}
+	if st := a.no("UID MOVE 4 Trash"); !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
+		t.Errorf("MOVE of a message whose file is gone: %s", st)
+	}
+	u = a.ok("STATUS Trash (MESSAGES)")
+	if !hasLine(u, `MESSAGES 2\)$`) {
+		t.Errorf("Trash after the copies: %q", u)
 	}
 }

@@ -63,6 +63,10 @@ type Mailbox struct {
 
 var errGone = errors.New("mailbox was deleted")
 
+// errExpungeIssued reports that some messages of a COPY or MOVE had been expunged by
+// another session (the index or the file had lost them) and were left out.
+var errExpungeIssued = errors.New("some messages were expunged meanwhile")
+
 // find returns the index of uid in msgs.
 func (mb *Mailbox) find(uid uint32) (int, bool) {
 	i := sort.Search(len(mb.msgs), func(i int) bool { return mb.msgs[i].uid >= uid })
@@ -943,7 +947,10 @@ func (mb *Mailbox) add(msgs []*message, recs []cacheRecord, place func(m *messag
 		// SAVEDATE (RFC 8514): a copy or a moved message is saved here now.
 		m.saved = now
 		final := filepath.Join(mb.dir, "cur", mb.fileName(m))
-		if err = place(m, final); err != nil {
+		if err = place(m, final); errors.Is(err, errExpungeIssued) {
+			err = nil
+			continue // left out, without a UID
+		} else if err != nil {
 			break
 		}
 		if recs != nil && recs[i].fetch != nil {
@@ -1026,17 +1033,24 @@ func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs 
 	mb.mu.RLock()
 	var msgs []*message
 	var paths []string
+	var srcUIDs []uint32
 	for _, u := range uids {
 		if m := mb.lookup(u); m != nil {
 			c := *m
 			c.keywords = append([]string(nil), m.keywords...)
 			msgs = append(msgs, &c)
 			paths = append(paths, mb.path(m))
-			src = append(src, u)
+			srcUIDs = append(srcUIDs, u)
 		}
 	}
 	mb.mu.RUnlock()
+	// Messages expunged by another session since this one last heard (RFC 2180
+	// §4.4.1): the others are copied, and the caller learns it.
+	vanished := len(msgs) < len(uids)
 	if len(msgs) == 0 {
+		if vanished {
+			return nil, nil, errExpungeIssued
+		}
 		return nil, nil, nil
 	}
 	// The copies are the same files: their cache records are those of the originals.
@@ -1050,7 +1064,7 @@ func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs 
 	}
 	i := 0
 	dstUIDs, err = dst.add(msgs, recs, func(m *message, final string) error {
-		p, base := paths[i], srcBases[i]
+		p, base, u := paths[i], srcBases[i], srcUIDs[i]
 		i++
 		place := func(p string) error {
 			if move {
@@ -1063,21 +1077,29 @@ func (mb *Mailbox) copyTo(dst *Mailbox, uids []uint32, move bool) (src, dstUIDs 
 		}
 		err := place(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			// Renamed for a flag change meanwhile.
-			if p, ferr := mb.findFile(base); ferr == nil {
-				err = place(p)
+			// Renamed for a flag change meanwhile, or expunged.
+			p, ferr := mb.findFile(base)
+			if ferr != nil {
+				vanished = true
+				return errExpungeIssued
 			}
+			err = place(p)
+		}
+		if err == nil {
+			src = append(src, u)
 		}
 		return err
 	})
 	if len(dstUIDs) > 0 {
 		dirsync.Sync(filepath.Join(dst.dir, "cur"))
 	}
-	src = src[:len(dstUIDs)]
 	if move && len(src) > 0 {
 		if rerr := mb.remove(src); rerr != nil && err == nil {
 			err = rerr
 		}
+	}
+	if err == nil && vanished {
+		err = errExpungeIssued
 	}
 	return src, dstUIDs, err
 }

@@ -150,6 +150,8 @@ func (s *Session) search(c *imap.Command) {
 	if !ok {
 		return
 	}
+	// Messages of the view that the index no longer has.
+	expunged := len(cands) < len(s.view)
 	req := c.Search
 	var nums []uint32
 	var modseqs []uint64
@@ -191,6 +193,12 @@ func (s *Session) search(c *imap.Command) {
 	}
 	s.writeSearch(c, nums, modseq, need.modseq)
 	s.update(c.UID)
+	if expunged {
+		// Messages the client still sees were expunged by another session and could
+		// not be searched: EXPUNGEISSUED tells it (RFC 5530 §3, RFC 2180 §4.1.3).
+		s.tagged(c.Tag, "OK", "[EXPUNGEISSUED] SEARCH completed, some messages were expunged meanwhile")
+		return
+	}
 	s.tagged(c.Tag, "OK", "SEARCH completed")
 }
 
