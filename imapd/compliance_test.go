@@ -5,9 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The tests in this file each hold a case that Dovecot's imaptest found wrong (see
@@ -369,5 +371,46 @@ func TestExpungedMeanwhile(t *testing.T) {
 	u = a.ok("STATUS Trash (MESSAGES)")
 	if !hasLine(u, `MESSAGES 2\)$`) {
 		t.Errorf("Trash after the copies: %q", u)
+	}
+}
+
+// A SEARCH that reads message files inside its read transaction of the index does not
+// wait for the mailbox's lock there: a writer that holds the lock and grows the index
+// (bolt remaps its file, which waits for every read transaction) deadlocked with it,
+// and imapd stopped answering for good (imaptest's stress run with SEARCH).
+func TestSearchDuringIndexGrowth(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	a.appendMsg("INBOX", "", msg("one", "a needle\r\n"))
+	a.ok("SELECT INBOX")
+	b := e.login("a")
+	// Text just under maxText: its cache record makes the index grow by a megabyte.
+	big := msg("big", strings.Repeat("padding words\r\n", (maxText-4096)/15))
+	var armed atomic.Bool
+	testHookSearchTx = func(mb *Mailbox) {
+		if !armed.CompareAndSwap(true, false) {
+			return
+		}
+		// b's APPEND takes the mailbox's lock and commits while this transaction
+		// is open; wait until it holds the lock.
+		go b.c.Write([]byte(fmt.Sprintf("b1 APPEND INBOX {%d+}\r\n%s\r\n", len(big), big)))
+		deadline := time.Now().Add(10 * time.Second)
+		for mb.mu.TryRLock() {
+			mb.mu.RUnlock()
+			if time.Now().After(deadline) {
+				t.Error("the APPEND never took the mailbox's lock")
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	t.Cleanup(func() { testHookSearchTx = nil })
+	armed.Store(true)
+	u := a.ok(`SEARCH FROM alice SUBJECT one`)
+	if !hasLine(u, `^\* SEARCH 1$`) {
+		t.Errorf("SEARCH: %q", u)
+	}
+	if l := b.line(); !strings.HasPrefix(l, "b1 OK") {
+		t.Errorf("APPEND during the SEARCH: %q", l)
 	}
 }

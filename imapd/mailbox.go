@@ -125,6 +125,16 @@ func (mb *Mailbox) curName(m *message) string {
 // The caller must not hold mb.mu.
 func (mb *Mailbox) open(m *message) (*os.File, error) { return mb.openIn(nil, m) }
 
+// openName opens the file of the message with base name base, whose name in cur/ was
+// name when the caller looked (curName), without taking mb.mu.
+func (mb *Mailbox) openName(name, base string) (*os.File, error) {
+	fd, p, err := mb.openNamed(nil, name, base)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
 // findFile looks for the file of a message by its base name, in cur/ and new/: the
 // slow way, for when its name changed between looking it up and using it.
 func (mb *Mailbox) findFile(base string) (string, error) {

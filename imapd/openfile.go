@@ -37,6 +37,12 @@ func (mb *Mailbox) openFD(cur *os.File, m *message) (int, string, error) {
 	mb.mu.RLock()
 	name := mb.curName(m)
 	mb.mu.RUnlock()
+	return mb.openNamed(cur, name, m.base)
+}
+
+// openNamed is openFD for the message with base name base whose name in cur/ was name
+// when the caller looked (curName); it takes no lock.
+func (mb *Mailbox) openNamed(cur *os.File, name, base string) (int, string, error) {
 	if cur == nil {
 		name = filepath.Join(mb.dir, "cur", name)
 	}
@@ -44,7 +50,7 @@ func (mb *Mailbox) openFD(cur *os.File, m *message) (int, string, error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return fd, name, err
 	}
-	if p, ferr := mb.findFile(m.base); ferr == nil {
+	if p, ferr := mb.findFile(base); ferr == nil {
 		fd, err := openAt(nil, p)
 		return fd, p, err
 	}

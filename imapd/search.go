@@ -47,6 +47,7 @@ func (n *searchNeeds) scan(k *imap.SearchKey) {
 type candidate struct {
 	seq    int
 	m      *message
+	name   string    // the file's name in cur/ when the search began
 	sent   time.Time // the day of the Date header, zero when it has none
 	header []byte    // folded header text from the cache
 	body   []byte    // folded body text from the cache
@@ -78,7 +79,14 @@ func (s *Session) runSearch(c *imap.Command) (cands []*candidate, matched []bool
 	cands = make([]*candidate, 0, len(s.view))
 	for i, uid := range s.view {
 		if m := mb.lookup(uid); m != nil {
-			cands = append(cands, &candidate{seq: i + 1, m: m})
+			cd := &candidate{seq: i + 1, m: m}
+			if need.header || need.text {
+				// Taken now: parse runs inside a read transaction of the index,
+				// where waiting for mb.mu would deadlock with a writer that holds
+				// mb.mu and waits for the transaction to end (bolt remaps).
+				cd.name = mb.curName(m)
+			}
+			cands = append(cands, cd)
 		}
 	}
 	mb.mu.RUnlock()
@@ -114,6 +122,9 @@ func (s *Session) runSearch(c *imap.Command) (cands []*candidate, matched []bool
 						cd.header, cd.body, cd.hasTxt = splitText(v)
 					}
 				}
+			}
+			if testHookSearchTx != nil {
+				testHookSearchTx(mb)
 			}
 			parallel(len(cands), func(i int) {
 				cd := cands[i]
@@ -201,6 +212,10 @@ func (s *Session) search(c *imap.Command) {
 	}
 	s.tagged(c.Tag, "OK", "SEARCH completed")
 }
+
+// testHookSearchTx, set by tests only, runs inside the search's read transaction of
+// the index, before the messages are searched.
+var testHookSearchTx func(mb *Mailbox)
 
 func entriesOf(cands []*candidate) []fetchEntry {
 	e := make([]fetchEntry, len(cands))
@@ -453,7 +468,7 @@ func (e *evaluator) parse(cd *candidate) *mime.Message {
 	if cd.msg != nil || cd.failed {
 		return cd.msg
 	}
-	f, err := e.s.mb.open(cd.m)
+	f, err := e.s.mb.openName(cd.name, cd.m.base)
 	if err != nil {
 		cd.failed = true
 		return nil
