@@ -372,6 +372,11 @@ func TestExpungedMeanwhile(t *testing.T) {
 	if !hasLine(u, `MESSAGES 2\)$`) {
 		t.Errorf("Trash after the copies: %q", u)
 	}
+	// A SEARCH that must read the file it no longer finds.
+	u, st = a.cmd("SEARCH FROM alice")
+	if !hasLine(u, `^\* SEARCH 1 2$`) || !strings.HasPrefix(st, "OK [EXPUNGEISSUED]") {
+		t.Errorf("SEARCH FROM with a file gone: %q %s", u, st)
+	}
 }
 
 // A SEARCH that reads message files inside its read transaction of the index does not

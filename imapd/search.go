@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"runtime"
 	"slices"
@@ -45,16 +47,17 @@ func (n *searchNeeds) scan(k *imap.SearchKey) {
 
 // candidate is one message being searched, with what has been loaded for it.
 type candidate struct {
-	seq    int
-	m      *message
-	name   string    // the file's name in cur/ when the search began
-	sent   time.Time // the day of the Date header, zero when it has none
-	header []byte    // folded header text from the cache
-	body   []byte    // folded body text from the cache
-	hasTxt bool
-	msg    *mime.Message // parsed file, when the cache was not enough
-	file   *os.File
-	failed bool
+	seq      int
+	m        *message
+	name     string    // the file's name in cur/ when the search began
+	sent     time.Time // the day of the Date header, zero when it has none
+	header   []byte    // folded header text from the cache
+	body     []byte    // folded body text from the cache
+	hasTxt   bool
+	msg      *mime.Message // parsed file, when the cache was not enough
+	file     *os.File
+	failed   bool
+	vanished bool // its file was gone: expunged meanwhile
 }
 
 // runSearch evaluates the search criteria of c (SEARCH, SORT, THREAD) over the view:
@@ -166,6 +169,9 @@ func (s *Session) search(c *imap.Command) {
 	req := c.Search
 	var nums []uint32
 	var modseqs []uint64
+	for _, cd := range cands {
+		expunged = expunged || cd.vanished
+	}
 	for i, cd := range cands {
 		if !matched[i] {
 			continue
@@ -471,6 +477,8 @@ func (e *evaluator) parse(cd *candidate) *mime.Message {
 	f, err := e.s.mb.openName(cd.name, cd.m.base)
 	if err != nil {
 		cd.failed = true
+		// No file: expunged since the search began.
+		cd.vanished = errors.Is(err, fs.ErrNotExist)
 		return nil
 	}
 	msg, err := parseFile(f)
