@@ -156,6 +156,7 @@ func (s *Session) selectCmd(c *imap.Command) {
 	if !s.rev2 {
 		// RFC 3501 §6.3.1; IMAP4rev2 dropped RECENT and UNSEEN (RFC 9051 App. E).
 		s.untagged(strconv.Itoa(nrecent) + " RECENT")
+		s.recentSent = nrecent
 		if firstUnseen > 0 {
 			s.untagged("OK [UNSEEN " + strconv.Itoa(firstUnseen) + "] First unseen")
 		}

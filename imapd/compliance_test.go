@@ -419,3 +419,39 @@ func TestSearchDuringIndexGrowth(t *testing.T) {
 		t.Errorf("APPEND during the SEARCH: %q", l)
 	}
 }
+
+// EXPUNGE of messages that were \Recent in the session is followed by the new RECENT
+// count (RFC 3501 §7.3.2: RECENT comes when the mailbox's size changes); imaptest's
+// stress run with checkpoints sums the last RECENT of every session and found it above
+// the number of messages.
+func TestRecentAfterExpunge(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	for _, s := range []string{"one", "two", "three"} {
+		a.appendMsg("INBOX", "", msg(s, "x\r\n"))
+	}
+	u := a.ok("SELECT INBOX")
+	if !hasLine(u, `^\* 3 RECENT$`) {
+		t.Fatalf("SELECT: %q", u)
+	}
+	a.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	u = a.ok("EXPUNGE")
+	if !hasLine(u, `^\* 1 EXPUNGE$`) || !hasLine(u, `^\* 2 RECENT$`) {
+		t.Errorf("EXPUNGE of a recent message: %q, want 2 RECENT", u)
+	}
+	b := e.login("a")
+	b.ok("SELECT INBOX")
+	b.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	b.ok("EXPUNGE")
+	u = a.ok("NOOP")
+	if !hasLine(u, `^\* 1 EXPUNGE$`) || !hasLine(u, `^\* 1 RECENT$`) {
+		t.Errorf("EXPUNGE by another session: %q, want 1 RECENT", u)
+	}
+	// No change of the count, no RECENT: b's view had none recent.
+	a.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	a.ok("EXPUNGE")
+	u = b.ok("NOOP")
+	if !hasLine(u, `^\* 1 EXPUNGE$`) || hasLine(u, `RECENT`) {
+		t.Errorf("EXPUNGE of a message not recent here: %q", u)
+	}
+}

@@ -270,7 +270,8 @@ func TestSession(t *testing.T) {
 		t.Errorf("STORE: %q", u)
 	}
 	u = c.ok("UID EXPUNGE 2")
-	if !hasLine(u, `^\* 2 EXPUNGE$`) || len(u) != 1 {
+	// The expunged message was \Recent: the new count follows (RFC 3501 §7.3.2).
+	if !hasLine(u, `^\* 2 EXPUNGE$`) || !hasLine(u, `^\* 2 RECENT$`) || len(u) != 2 {
 		t.Errorf("UID EXPUNGE: %q", u)
 	}
 	u = c.ok("MOVE 1 Trash")

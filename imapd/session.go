@@ -77,6 +77,7 @@ type Session struct {
 	view       []uint32
 	seenModseq uint64
 	recent     []imap.SeqRange // UIDs that are \Recent in this session
+	recentSent int             // the number the last RECENT response gave
 	saved      []uint32        // SEARCHRES (RFC 5182), UIDs in ascending order
 	keywords   []string        // the keywords this session's last FLAGS response listed
 	idleTag    string

@@ -32,8 +32,9 @@ func (s *Session) update(allowExpunge bool) {
 		return
 	}
 	msgs := mb.msgs
+	removed := 0
 	if allowExpunge {
-		j, removed := 0, 0
+		j := 0
 		kept := s.view[:0]
 		var vanished []uint32
 		for i, uid := range s.view {
@@ -101,8 +102,14 @@ func (s *Session) update(allowExpunge bool) {
 		if added[len(added)-1].uid >= recentFrom {
 			s.claimRecent(added[0].uid, added[len(added)-1].uid)
 		}
-		if !s.rev2 {
-			s.untagged(strconv.Itoa(s.recentCount()) + " RECENT")
+	}
+	if !s.rev2 && (len(added) > 0 || removed > 0) {
+		// RFC 3501 §7.3.2: RECENT goes with a change of the mailbox's size; after
+		// EXPUNGEs only when the number changed (clients such as imaptest keep the
+		// last number they were told, and EXPUNGE does not lower it).
+		if n := s.recentCount(); len(added) > 0 || n != s.recentSent {
+			s.untagged(strconv.Itoa(n) + " RECENT")
+			s.recentSent = n
 		}
 	}
 	s.seenModseq = max(s.seenModseq, modseq)
