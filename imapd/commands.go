@@ -119,13 +119,12 @@ func (s *Session) selectCmd(c *imap.Command) {
 	mb.addSession(s)
 	mb.mu.Lock()
 	s.view = make([]uint32, len(mb.msgs))
-	kws := map[string]bool{}
+	// FLAGS lists every keyword of the folder, in use or not (as Dovecot does), so
+	// that all sessions have the same list.
+	s.keywords = append(s.keywords[:0], mb.keywords...)
 	firstUnseen := 0
 	for i, m := range mb.msgs {
 		s.view[i] = m.uid
-		for _, k := range m.keywords {
-			kws[k] = true
-		}
 		if firstUnseen == 0 && m.flags&flagSeen == 0 {
 			firstUnseen = i + 1
 		}
@@ -147,10 +146,6 @@ func (s *Session) selectCmd(c *imap.Command) {
 	validity, next, modseq := mb.uidValidity, mb.uidNext, mb.modseq
 	mb.mu.Unlock()
 
-	s.keywords = s.keywords[:0]
-	for k := range kws {
-		s.keywords = append(s.keywords, k)
-	}
 	s.writeFlagsList()
 	s.untagged(strconv.Itoa(len(s.view)) + " EXISTS")
 	if !s.rev2 {

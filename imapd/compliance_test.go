@@ -455,3 +455,25 @@ func TestRecentAfterExpunge(t *testing.T) {
 		t.Errorf("EXPUNGE of a message not recent here: %q", u)
 	}
 }
+
+// Every session lists the same keywords, those of the folder, whether or not a message
+// it saw carries them: a keyword set and cleared again by another session still reaches
+// this session's FLAGS (imaptest's checkpoints compare the lists: "Missing keyword").
+func TestKeywordListSharedBySessions(t *testing.T) {
+	e := newTestEnv(t)
+	a := e.login("a")
+	a.appendMsg("INBOX", "", msg("one", "x\r\n"))
+	a.ok("SELECT INBOX")
+	b := e.login("a")
+	b.ok("SELECT INBOX")
+	b.ok(`STORE 1 +FLAGS.SILENT ($passing)`)
+	b.ok(`STORE 1 -FLAGS.SILENT ($passing)`)
+	u := a.ok("NOOP")
+	if !hasLine(u, `^\* FLAGS \(.*\$passing\)$`) {
+		t.Errorf("NOOP after another session used a keyword: %q, want FLAGS with it", u)
+	}
+	u = e.login("a").ok("SELECT INBOX")
+	if !hasLine(u, `^\* FLAGS \(.*\$passing\)$`) {
+		t.Errorf("SELECT: %q, want FLAGS with the folder's keyword", u)
+	}
+}

@@ -43,6 +43,9 @@ type Mailbox struct {
 	recentFrom uint32
 	// kwLetters are the Dovecot keyword letters (dovecot-keywords): index i is 'a'+i.
 	kwLetters []string
+	// keywords are every keyword of the folder: those of dovecot-keywords and those
+	// set on a message since the folder was opened; it only grows.
+	keywords []string
 	// pending maps the base name of a message whose file name does not show its
 	// flags yet to the name its file has on disk. STORE answers once the index has the
 	// new flags; renameFiles brings the names in line afterwards (see store).
@@ -344,6 +347,10 @@ func (mb *Mailbox) load() error {
 		dirty = append(dirty, m)
 	}
 	sort.Slice(mb.msgs, func(i, j int) bool { return mb.msgs[i].uid < mb.msgs[j].uid })
+	mb.noteKeywords(mb.kwLetters)
+	for _, m := range mb.msgs {
+		mb.noteKeywords(m.keywords)
+	}
 	// Mail that arrived in new/ while nobody looked is recent to the first session.
 	mb.recentFrom = mb.uidNext
 	for _, m := range added {
@@ -1182,8 +1189,19 @@ func (mb *Mailbox) readKeywords() {
 	}
 }
 
+// noteKeywords adds keywords to the folder's list, which FLAGS responses show to every
+// session (RFC 3501 §7.2.6). The caller holds mb.mu for writing.
+func (mb *Mailbox) noteKeywords(kws []string) {
+	for _, k := range kws {
+		if k != "" && !hasFold(mb.keywords, k) {
+			mb.keywords = append(mb.keywords, k)
+		}
+	}
+}
+
 // addKeywords gives letters to keywords that have none while letters remain.
 func (mb *Mailbox) addKeywords(kws []string) error {
+	mb.noteKeywords(kws)
 	added := false
 	for _, k := range kws {
 		if allLettered(mb, []string{k}) || len(mb.kwLetters) >= 26 {

@@ -65,6 +65,11 @@ func (s *Session) update(allowExpunge bool) {
 			s.saved = s.pruneSaved()
 		}
 	}
+	if len(mb.keywords) > len(s.keywords) {
+		// Keywords new in the folder, whether or not a message this session sees
+		// has them: every session lists the same ones (RFC 3501 §7.2.6).
+		s.announceKeywords(mb.keywords)
+	}
 	var last uint32
 	if len(s.view) > 0 {
 		last = s.view[len(s.view)-1]
