@@ -1,7 +1,8 @@
 // Package tlsconf serves the certificates of postern.toml's [tls] section to the TLS
 // servers (smtpd, imapd, httpd): one certificate per host name, chosen by the name the
 // client asks for (SNI, RFC 6066 §3), TLS 1.2 or later (RFC 8996 retires 1.0 and 1.1;
-// RFC 8314 §4.1 asks for 1.2 at least), and reloadable while connections go on.
+// RFC 8314 §4.1 asks for 1.2 at least), on TLS 1.2 only AEAD cipher suites with forward
+// secrecy (see CipherSuites), and reloadable while connections go on.
 //
 // The [tls] cert and key are the default pair, served when no other matches (or the
 // client sends no name). Each [[tls.certificates]] entry adds a pair; a pair matches the
@@ -115,12 +116,30 @@ func (s *Store) Certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error
 	return set.def, nil
 }
 
+// CipherSuites are the TLS 1.2 cipher suites every Postern server offers: ECDHE key
+// exchange (forward secrecy) with an AEAD cipher, AES-GCM or ChaCha20-Poly1305 — the
+// TLS 1.2 part of Mozilla's "intermediate" configuration, and what RFC 9325 §4.2
+// recommends. CBC suites (with their SHA-1 or SHA-256 MACs: Lucky Thirteen, padding
+// oracles) and static-RSA key exchange (no forward secrecy) are not offered; a client
+// that knows nothing else fails the handshake. TLS 1.3 suites are all AEAD with
+// forward secrecy and are not configurable in Go.
+var CipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // ServerConfig returns a TLS server configuration that takes its certificates from the
-// store at every handshake, so that a Reload applies to the next connection.
+// store at every handshake, so that a Reload applies to the next connection. It offers
+// TLS 1.2 and 1.3, with CipherSuites on TLS 1.2.
 func (s *Store) ServerConfig() *tls.Config {
 	return &tls.Config{
 		GetCertificate: s.Certificate,
 		MinVersion:     tls.VersionTLS12,
+		CipherSuites:   CipherSuites,
 	}
 }
 

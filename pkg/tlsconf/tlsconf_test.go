@@ -143,3 +143,51 @@ func TestLoadErrors(t *testing.T) {
 		t.Errorf("names %v", n)
 	}
 }
+
+// handshake12 runs a TLS 1.2 handshake with a client offering only suites and returns
+// the suite agreed on, or the client's error.
+func handshake12(cfg *tls.Config, suites ...uint16) (uint16, error) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go tls.Server(a, cfg).Handshake()
+	c := tls.Client(b, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: suites})
+	if err := c.Handshake(); err != nil {
+		return 0, err
+	}
+	return c.ConnectionState().CipherSuite, nil
+}
+
+// TestCipherSuites: a TLS 1.2 client that offers only CBC suites with SHA-1 (or
+// SHA-256) MACs, or static-RSA key exchange, finds no suite in common; one offering
+// the AEAD suites OpenSSL clients put first gets one of them.
+func TestCipherSuites(t *testing.T) {
+	dir := t.TempDir()
+	p := writePair(t, dir, "default", 1, "mail.example.test")
+	s, err := Load(config.TLS{Cert: p.Cert, Key: p.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.ServerConfig()
+	for _, suite := range []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, // ECDHE-ECDSA-AES128-SHA
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+		tls.TLS_RSA_WITH_AES_256_CBC_SHA, // AES256-SHA
+		tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	} {
+		if got, err := handshake12(cfg, suite); err == nil {
+			t.Errorf("a client offering only %s got %s", tls.CipherSuiteName(suite), tls.CipherSuiteName(got))
+		}
+	}
+	for _, suite := range []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, // ECDHE-ECDSA-AES256-GCM-SHA384
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	} {
+		got, err := handshake12(cfg, suite, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA)
+		if err != nil || got != suite {
+			t.Errorf("a client offering %s: got %s, %v", tls.CipherSuiteName(suite), tls.CipherSuiteName(got), err)
+		}
+	}
+}
