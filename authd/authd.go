@@ -42,6 +42,10 @@ type Authd struct {
 // mailboxTimeout bounds the wait for local when creating a Maildir.
 const mailboxTimeout = 10 * time.Second
 
+// usageTimeout bounds the wait for local when measuring a Maildir for smtpd, which
+// waits with its client.
+const usageTimeout = 5 * time.Second
+
 func (a *Authd) init() {
 	a.initOnce.Do(a.setDefaults)
 }
@@ -147,12 +151,43 @@ func (a *Authd) ipcError(err error) error {
 
 // --- private/auth ---
 
-func (a *Authd) resolve(_ context.Context, _ ipc.Cred, req *auth.ResolveRequest) (any, error) {
+func (a *Authd) resolve(ctx context.Context, _ ipc.Cred, req *auth.ResolveRequest) (any, error) {
 	r, err := a.DB.Resolve(req.Address)
 	if err != nil {
 		return nil, err
 	}
-	return auth.ResolveResult{Local: r.Local, Found: r.Found, Targets: r.Targets}, nil
+	res := auth.ResolveResult{Local: r.Local, Found: r.Found, Targets: r.Targets}
+	if req.Usage && a.Local != nil {
+		res.Usage = a.usage(ctx, r.Targets)
+	}
+	return res, nil
+}
+
+// usage measures the mailboxes of the target accounts that have a quota. authd may not
+// read the Maildirs (they are vmail's); local, which writes them and their maildirsize,
+// measures them. When local cannot answer, the answer has no usage: the quota is then
+// checked at delivery only, as before.
+func (a *Authd) usage(ctx context.Context, targets []string) []auth.MailboxUsage {
+	var out []auth.MailboxUsage
+	for _, t := range targets {
+		u, err := a.DB.User(t)
+		if err != nil || u.Quota <= 0 {
+			continue // a forwarding target, or no quota
+		}
+		dir, err := userdb.Maildir(a.MailRoot, u.Address)
+		if err != nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, usageTimeout)
+		r, err := a.Local.Usage(cctx, dir, u.Quota)
+		cancel()
+		if err != nil {
+			a.Log.Warn("cannot measure the mailbox for its quota", "user", u.Address, "err", err)
+			return nil
+		}
+		out = append(out, auth.MailboxUsage{Address: u.Address, Quota: u.Quota, Used: r.Bytes})
+	}
+	return out
 }
 
 func (a *Authd) mailbox(_ context.Context, _ ipc.Cred, req *auth.MailboxRequest) (any, error) {

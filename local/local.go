@@ -52,6 +52,7 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 	s := &ipc.Server{Name: "local", Allow: allow, Logger: a.Log}
 	delivery.Handle(s, a.serveDeliver)
 	s.Handle(delivery.OpCreateMailbox, a.serveCreateMailbox)
+	s.Handle(delivery.OpUsage, a.serveUsage)
 	return s
 }
 
@@ -215,6 +216,29 @@ func (a *Agent) serveCreateMailbox(_ context.Context, _ ipc.Cred, body json.RawM
 		return nil, ipc.Errorf("temporary", "creating the mailbox failed: %s", errnoText(err))
 	}
 	return nil, nil
+}
+
+// serveUsage tells how full a Maildir is, from its maildirsize as a delivery reads it
+// (recalculated when missing or stale); a Maildir not created yet is empty.
+func (a *Agent) serveUsage(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+	ipc.CloseFiles(files)
+	var req delivery.UsageRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, ipc.Errorf("invalid", "decoding request: %v", err)
+	}
+	root, err := a.mailbox(req.Maildir)
+	if err != nil {
+		return nil, ipc.Errorf("invalid", "%v", err)
+	}
+	used, count, err := maildir.Usage(root, maildir.Quota{Bytes: req.Quota})
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return delivery.UsageResult{}, nil
+	case err != nil:
+		a.Log.Error("cannot read the mailbox's quota", "maildir", root, "err", err)
+		return nil, ipc.Errorf("temporary", "reading the mailbox's usage failed: %s", errnoText(err))
+	}
+	return delivery.UsageResult{Bytes: used, Count: count}, nil
 }
 
 // mailbox checks that p is a Maildir under the mail root and returns it cleaned: an

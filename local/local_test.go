@@ -354,3 +354,26 @@ func TestDeliverOnce(t *testing.T) {
 		t.Fatalf("after a repetition of an expunged delivery: %d files in new/, %d in cur/; want 2, 0", n, c)
 	}
 }
+
+// TestUsage: the usage op measures a Maildir as a delivery counts it (what local
+// delivered, prefix included), gives 0 for a Maildir not created yet, and refuses a
+// path outside the mail root.
+func TestUsage(t *testing.T) {
+	e := start(t)
+	bob := filepath.Join(e.root, "example.test", "bob")
+	u, err := e.client.Usage(context.Background(), bob, 1<<20)
+	if err != nil || u.Bytes != 0 || u.Count != 0 {
+		t.Fatalf("usage of a missing Maildir: %+v, %v", u, err)
+	}
+	qf := e.queueFile(t, body)
+	for range 2 {
+		e.deliver(t, qf, false, delivery.Recipient{Addr: "bob@example.test", Maildir: bob, Quota: 1 << 20})
+	}
+	u, err = e.client.Usage(context.Background(), bob, 1<<20)
+	if err != nil || u.Count != 2 || u.Bytes <= 2*int64(len(body)) {
+		t.Fatalf("usage after two deliveries of %d octets: %+v, %v", len(body), u, err)
+	}
+	if _, err := e.client.Usage(context.Background(), filepath.Join(e.root, "..", "etc"), 1); !ipc.IsCode(err, "invalid") {
+		t.Errorf("usage outside the root: %v", err)
+	}
+}

@@ -174,6 +174,11 @@ func (s *session) cmdData(arg string) {
 
 // commit has cleanup queue the message and answers the client.
 func (s *session) commit(k *sink, tx *transaction, size int64) {
+	if r, refuse := s.quotaAtEnd(tx, size); refuse {
+		k.abort()
+		s.reply(r, "from", slogAddr(tx.from), "size", size)
+		return
+	}
 	res, err := k.commit()
 	var refused *ipc.Error
 	if errors.As(err, &refused) && refused.Code == enqueue.CodeRejected {

@@ -121,6 +121,15 @@ func fakeResolve(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.Fi
 		return auth.ResolveResult{Local: true, Found: true, Targets: []string{local + "@example.test"}}, nil
 	case "fail":
 		return nil, ipc.Errorf("temporary", "database unavailable")
+	case "full", "small":
+		// full's mailbox is at its quota of 1000 octets; small has 1000 octets of
+		// room under a quota of 2000. Their usage is given only when asked for.
+		res := auth.ResolveResult{Local: true, Found: true, Targets: []string{local + "@example.test"}}
+		if req.Usage {
+			quota := map[string]int64{"full": 1000, "small": 2000}[local]
+			res.Usage = []auth.MailboxUsage{{Address: local + "@example.test", Quota: quota, Used: 1000}}
+		}
+		return res, nil
 	}
 	return auth.ResolveResult{Local: true}, nil
 }

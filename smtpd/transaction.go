@@ -20,6 +20,7 @@ type transaction struct {
 	smtputf8  bool
 	envID     string // RFC 3461 §4.4, xtext-decoded
 	ret       string // RFC 3461 §4.3: FULL or HDRS
+	size      int64  // the SIZE declared in MAIL (RFC 1870); 0 when none
 	rcpts     []enqueue.Recipient
 	rcptTries int // RCPT commands in this transaction, accepted or not
 	// bdat is the message being received in chunks (RFC 3030); nil before the first
@@ -85,6 +86,7 @@ func (s *session) cmdMail(arg string) {
 				s.reply(rTooBig, "from", "<"+from.String()+">", "size", n)
 				return
 			}
+			tx.size = n
 		case "BODY":
 			b, err := params.Body()
 			if err != nil {
@@ -195,6 +197,19 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">")
 		return
 	}
+	if ok, never, full := res.Fits(tx.size); !ok {
+		// No backscatter: a mailbox that cannot take the message is refused now,
+		// while the client (the real sender or a spammer) still holds it, not bounced
+		// later to a sender address that may be forged. RFC 3463 X.2.2: mailbox full;
+		// 552 when the declared SIZE is larger than the quota itself (RFC 1870 §6.1),
+		// else 452, for the mailbox may have room later.
+		r := newReply(452, "4.2.2", "<%s>: Recipient address rejected: Mailbox full", rcpt.Addr)
+		if never {
+			r = newReply(552, "5.2.2", "<%s>: Recipient address rejected: Message size exceeds the mailbox's quota", rcpt.Addr)
+		}
+		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">", "mailbox", full, "size", tx.size)
+		return
+	}
 	rcpt.Resolution = res // cleanup need not ask authd again
 	if s.authUser != "" && !s.srv.limits.take(s.authUser, true) {
 		s.reply(rRateRecipients, "user", s.authUser, "to", "<"+rcpt.Addr+">")
@@ -221,7 +236,7 @@ func (s *session) relayPolicy() (reply, bool) {
 func (s *session) recipientPolicy(addr string) (*auth.ResolveResult, reply) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.srv.timeout)
 	defer cancel()
-	res, err := s.srv.auth.Resolve(ctx, addr)
+	res, err := s.srv.auth.ResolveUsage(ctx, addr)
 	if ipc.IsCode(err, "notfound") || ipc.IsCode(err, "invalid") {
 		// authd could not make an account of it: as unknown as can be.
 		err, res = nil, auth.ResolveResult{Local: true}
@@ -240,6 +255,37 @@ func (s *session) recipientPolicy(addr string) (*auth.ResolveResult, reply) {
 		return nil, newReply(550, "5.1.1", "<%s>: Recipient address rejected: User unknown", addr)
 	}
 	return &res, reply{}
+}
+
+// quotaAtEnd checks, at the end of the message and before cleanup queues it, that the
+// message of size octets fits into the mailboxes of its recipients, whose usage authd
+// gave at RCPT. With one reply for all recipients (RFC 5321 §4.2.5), the message is
+// refused only when no recipient can take it: 552 5.2.2 when it is larger than every
+// quota, else 452 4.2.2. Recipients that cannot take it beside others that can are
+// left to local, which bounces for them.
+func (s *session) quotaAtEnd(tx *transaction, size int64) (reply, bool) {
+	refused, never := 0, 0
+	for _, r := range tx.rcpts {
+		if r.Resolution == nil || len(r.Resolution.Usage) == 0 {
+			continue
+		}
+		if ok, nv, _ := r.Resolution.Fits(size); !ok {
+			refused++
+			if nv {
+				never++
+			}
+		}
+	}
+	switch {
+	case refused == 0:
+		return reply{}, false
+	case refused < len(tx.rcpts):
+		s.log.Info("some recipients' mailboxes are full; local will bounce for them", "over_quota", refused, "nrcpt", len(tx.rcpts), "size", size)
+		return reply{}, false
+	case never == refused:
+		return newReply(552, "5.2.2", "Message size exceeds the recipients' mailbox quota"), true
+	}
+	return newReply(452, "4.2.2", "Recipients' mailboxes are full"), true
 }
 
 // parseError picks the reply to a MAIL or RCPT argument that pkg/smtp refused.

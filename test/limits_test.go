@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTLSCipherSuites: on every TLS listener (SMTP STARTTLS on 25 and 587, implicit TLS
@@ -43,5 +44,57 @@ func TestTLSCipherSuites(t *testing.T) {
 		if err != nil || !(strings.Contains(out, "GCM") || strings.Contains(out, "CHACHA20")) {
 			t.Errorf("%s: a client offering AEAD suites failed (%v):\n%s", l.name, err, tail(out, 30))
 		}
+	}
+}
+
+// TestQuotaNoBackscatter: mail for a mailbox over its quota is refused while the client
+// holds it (no bounce to a possibly forged sender): at RCPT when the mailbox is full or
+// the declared SIZE does not fit, at the final dot for the actual size. The usage comes
+// from local, which reads the Maildir that smtpd may not.
+func TestQuotaNoBackscatter(t *testing.T) {
+	in := NewInstance(t, "")
+	in.Mailctl("pw-quota-Xq7\n", "user", "add", "tiny@example.test", "--quota", "4000", "--password-stdin")
+	c, r := dialSMTP(t, in.SMTPAddr())
+	defer c.Close()
+	cmd := func(line, want string) {
+		t.Helper()
+		if got := command(t, c, r, line); !strings.HasPrefix(got, want) {
+			t.Fatalf("%s: got %q, want %s", line, got, want)
+		}
+	}
+	cmd("EHLO client.test", "250")
+	// Larger than the quota: refused at RCPT with its declared size.
+	cmd("MAIL FROM:<x@other.test> SIZE=5000", "250")
+	cmd("RCPT TO:<tiny@example.test>", "552 5.2.2")
+	cmd("RSET", "250")
+	// 3000 octets fit the empty mailbox.
+	line := strings.Repeat("y", 98) + "\r\n"
+	cmd("MAIL FROM:<x@other.test> SIZE=3000", "250")
+	cmd("RCPT TO:<tiny@example.test>", "250")
+	cmd("DATA", "354")
+	cmd("Subject: filler\r\n\r\n"+strings.Repeat(line, 29)+".", "250")
+	in.WaitMessages("tiny@example.test", 1, 20*time.Second)
+	// Now 1000 more do not fit: refused at RCPT when declared ...
+	cmd("MAIL FROM:<x@other.test> SIZE=1500", "250")
+	cmd("RCPT TO:<tiny@example.test>", "452 4.2.2")
+	cmd("RSET", "250")
+	// ... and at the final dot when not.
+	cmd("MAIL FROM:<x@other.test>", "250")
+	cmd("RCPT TO:<tiny@example.test>", "250")
+	cmd("DATA", "354")
+	cmd("Subject: too much\r\n\r\n"+strings.Repeat(line, 15)+".", "452 4.2.2")
+	cmd("QUIT", "221")
+	// cleanup logs "queued" for each message it queued: the refused ones were not.
+	n := 0
+	for _, l := range strings.Split(in.Log(), "\n") {
+		if strings.Contains(l, "msg=queued") && strings.Contains(l, "daemon=cleanup") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d messages queued, want 1:\n%s", n, tail(in.Log(), 40))
+	}
+	if strings.Contains(in.Log(), "mailbox full") {
+		t.Errorf("local bounced for the full mailbox: the refusal came too late")
 	}
 }

@@ -22,6 +22,9 @@ const (
 // ResolveRequest asks where mail for Address goes.
 type ResolveRequest struct {
 	Address string `json:"address"`
+	// Usage asks for the Usage of the result: how full the target accounts' mailboxes
+	// are (smtpd asks, to refuse mail for a full mailbox at RCPT).
+	Usage bool `json:"usage,omitempty"`
 }
 
 // ResolveResult answers a ResolveRequest.
@@ -35,6 +38,36 @@ type ResolveResult struct {
 	// plus-addressing and case are folded away: account addresses (user@domain, in their
 	// canonical lower-case form) and, for aliases that forward, external addresses.
 	Targets []string `json:"targets,omitempty"`
+	// Usage, when the request asked for it, has one entry per target account that has
+	// a quota (accounts without one, and forwarding targets, have none). It is missing
+	// when the delivery agent that measures the Maildirs could not be asked.
+	Usage []MailboxUsage `json:"usage,omitempty"`
+}
+
+// MailboxUsage is how full an account's mailbox is.
+type MailboxUsage struct {
+	Address string `json:"address"`
+	Quota   int64  `json:"quota"` // bytes, > 0
+	Used    int64  `json:"used"`  // bytes stored
+}
+
+// Fits tells whether a message of size octets fits into every mailbox of the Usage:
+// ok when it does; else never is true when it is larger than some quota (it will never
+// fit, however much is deleted) and full names a mailbox over its quota with it.
+// size 0 (unknown) checks that no mailbox is full already. A mailbox exactly at its
+// quota is full. The quota is soft, as Maildir++ quotas are: two messages checked
+// against the same usage may both be let in.
+func (r ResolveResult) Fits(size int64) (ok, never bool, full string) {
+	for _, u := range r.Usage {
+		switch {
+		case size > u.Quota:
+			return false, true, u.Address
+		case u.Used+max(size, 1) > u.Quota:
+			ok, full = false, u.Address
+			return ok, never, full
+		}
+	}
+	return true, false, ""
 }
 
 // MailboxRequest asks for the mailbox of an account.
@@ -126,6 +159,14 @@ func NewClient(path string) *Client { return &Client{c: ipc.NewClient(path)} }
 func (c *Client) Resolve(ctx context.Context, addr string) (ResolveResult, error) {
 	var r ResolveResult
 	_, err := c.c.Call(ctx, OpResolve, ResolveRequest{Address: addr}, &r)
+	return r, err
+}
+
+// ResolveUsage tells where mail for addr goes, and how full the target accounts'
+// mailboxes are (ResolveResult.Usage).
+func (c *Client) ResolveUsage(ctx context.Context, addr string) (ResolveResult, error) {
+	var r ResolveResult
+	_, err := c.c.Call(ctx, OpResolve, ResolveRequest{Address: addr, Usage: true}, &r)
 	return r, err
 }
 

@@ -26,6 +26,10 @@ const (
 	OpDeliver = "deliver"
 	// OpCreateMailbox creates an account's Maildir with its standard folders (local only).
 	OpCreateMailbox = "create-mailbox"
+	// OpUsage measures a Maildir's usage against its quota (local only): authd asks on
+	// behalf of smtpd, which may not read the Maildirs, to refuse mail for a full
+	// mailbox at RCPT instead of bouncing it later.
+	OpUsage = "usage"
 )
 
 // Request asks an agent to deliver one message.
@@ -95,6 +99,20 @@ type Response struct {
 // CreateMailboxRequest asks local to create a Maildir.
 type CreateMailboxRequest struct {
 	Maildir string `json:"maildir"`
+}
+
+// UsageRequest asks for the usage of the Maildir of an account whose quota is Quota
+// bytes.
+type UsageRequest struct {
+	Maildir string `json:"maildir"`
+	Quota   int64  `json:"quota"`
+}
+
+// UsageResult answers a UsageRequest: the octets and messages stored, all folders
+// included (Maildir++ maildirsize, pkg/maildir.Usage).
+type UsageResult struct {
+	Bytes int64 `json:"bytes"`
+	Count int64 `json:"count"`
 }
 
 // Client talks to one delivery agent. It is safe for concurrent use; concurrent calls
@@ -210,6 +228,13 @@ func Handle(s *ipc.Server, deliver DeliverFunc) {
 func (c *Client) CreateMailbox(ctx context.Context, maildir string) error {
 	_, err := c.c.Call(ctx, OpCreateMailbox, CreateMailboxRequest{Maildir: maildir}, nil)
 	return err
+}
+
+// Usage asks the agent how full a Maildir is.
+func (c *Client) Usage(ctx context.Context, maildir string, quota int64) (UsageResult, error) {
+	var r UsageResult
+	_, err := c.c.Call(ctx, OpUsage, UsageRequest{Maildir: maildir, Quota: quota}, &r)
+	return r, err
 }
 
 // Close closes idle connections.
