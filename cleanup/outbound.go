@@ -33,7 +33,7 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 	if !h.complete {
 		return ipc.Errorf(enqueue.CodeRejected, "Header section too large to check the author (over %d octets)", maxHeaderScan)
 	}
-	from, err := headerAddresses(h.section, "From")
+	from, err := headerMailboxes(h.section, "From", true)
 	switch {
 	case err != nil:
 		return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the From: header: %s", printable(err.Error()))
@@ -41,9 +41,17 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 		// RFC 5322 §3.6: every message has a From: field.
 		return ipc.Errorf(enqueue.CodeRejected, "Message has no From: header")
 	}
-	sender, err := headerAddresses(h.section, "Sender")
-	if err != nil {
-		return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the Sender: header: %s", printable(err.Error()))
+	authors := map[string][]*mail.Address{"From": from}
+	// RFC 5322 §3.6.6: a message resent (a mail client's "bounce" or "redirect") carries
+	// Resent-From: and Resent-Sender: in the user's name, as From: and Sender: of a new
+	// one. Each resending prepends its block, so they may appear more than once.
+	for _, f := range []struct {
+		name string
+		once bool
+	}{{"Sender", true}, {"Resent-From", false}, {"Resent-Sender", false}} {
+		if authors[f.name], err = headerMailboxes(h.section, f.name, f.once); err != nil {
+			return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the %s: header: %s", f.name, printable(err.Error()))
+		}
 	}
 	sa := auth.SendAsResult{Addresses: env.SendAs}
 	if len(sa.Addresses) == 0 {
@@ -53,9 +61,17 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 			return ipc.Errorf("temporary", "sender lookup failed")
 		}
 	}
-	for _, a := range append(from, sender...) {
-		if !sa.Allows(a) {
-			return ipc.Errorf(enqueue.CodeRejected, "From: header address <%s> not owned by user %s", printable(a), env.AuthUser)
+	for _, name := range []string{"From", "Sender", "Resent-From", "Resent-Sender"} {
+		for _, a := range authors[name] {
+			if !sa.Allows(a.Address) {
+				return ipc.Errorf(enqueue.CodeRejected, "%s: header address <%s> not owned by user %s", name, printable(a.Address), env.AuthUser)
+			}
+			// Most mail clients show the display name alone: "demo@example.test"
+			// <bob@example.test> reads as mail from demo. A display name that is
+			// itself an address must be one of the user's too.
+			if other := nameAddress(a.Name, sa); other != "" {
+				return ipc.Errorf(enqueue.CodeRejected, "%s: header display name %q is an address not owned by user %s", name, printable(other), env.AuthUser)
+			}
 		}
 	}
 	return nil
@@ -70,18 +86,7 @@ var errDuplicateField = errors.New("the field appears more than once")
 // §3.6 allows one From: and one Sender:). Display names may use any charset: they are
 // not looked at.
 func headerAddresses(section []byte, name string) ([]string, error) {
-	values := fieldValues(section, name)
-	switch len(values) {
-	case 0:
-		return nil, nil
-	case 1:
-	default:
-		return nil, fmt.Errorf("%s: %w", name, errDuplicateField)
-	}
-	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{
-		CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
-	}}
-	list, err := p.ParseList(values[0])
+	list, err := headerMailboxes(section, name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +95,49 @@ func headerAddresses(section []byte, name string) ([]string, error) {
 		out = append(out, a.Address)
 	}
 	return out, nil
+}
+
+// headerMailboxes returns the mailboxes (display name and address) of every field
+// called name, or of the only one when once is true (an error when there are more).
+// Encoded words in display names are decoded, in any charset.
+func headerMailboxes(section []byte, name string, once bool) ([]*mail.Address, error) {
+	values := fieldValues(section, name)
+	if once && len(values) > 1 {
+		return nil, fmt.Errorf("%s: %w", name, errDuplicateField)
+	}
+	p := mail.AddressParser{WordDecoder: &mime.WordDecoder{
+		CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
+	}}
+	var out []*mail.Address
+	for _, v := range values {
+		list, err := p.ParseList(v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+	}
+	return out, nil
+}
+
+// nameAddress returns the first thing in a display name that looks like an address
+// (text@text, quotes and brackets aside; fullwidth and small at signs count as @) and
+// that sa does not allow, or "" when there is none.
+func nameAddress(name string, sa auth.SendAsResult) string {
+	if name == "" {
+		return ""
+	}
+	name = strings.NewReplacer("\uff20", "@", "\ufe6b", "@").Replace(name)
+	stop := func(r rune) bool { return strings.ContainsRune(" \t\"'<>()[],;:`", r) }
+	for _, word := range strings.FieldsFunc(name, stop) {
+		at := strings.LastIndexByte(word, '@')
+		if at <= 0 || at == len(word)-1 {
+			continue
+		}
+		if !sa.Allows(word) {
+			return word
+		}
+	}
+	return ""
 }
 
 // fieldValues returns the unfolded values of every field called name in a header

@@ -241,3 +241,39 @@ func FuzzHeaderAddresses(f *testing.F) {
 		}
 	})
 }
+
+// TestSendAsDisplayNameAndResent: a display name that is another address, plainly,
+// in nested quotes, encoded or with a fullwidth at sign, and a Resent-From: or
+// Resent-Sender: the user may not use are refused like a foreign From:; the user's own
+// address as display name, and Resent-* in the user's name, are fine.
+func TestSendAsDisplayNameAndResent(t *testing.T) {
+	cl, _, _ := startSigning(t, true)
+	for _, m := range []string{
+		"From: \"b@example.test\" <a@example.test>\r\n\r\nx\r\n",
+		"From: \"\\\"b@example.test\\\"\" <a@example.test>\r\n\r\nx\r\n",
+		"From: \"'b@example.test'\" <a@example.test>\r\n\r\nx\r\n",
+		"From: \"Boss <b@example.test>\" <a@example.test>\r\n\r\nx\r\n",
+		"From: =?utf-8?q?b=40example=2Etest?= <a@example.test>\r\n\r\nx\r\n",
+		"From: \"b\uff20example.test\" <a@example.test>\r\n\r\nx\r\n",
+		"From: a@example.test\r\nResent-From: b@example.test\r\n\r\nx\r\n",
+		"Resent-From: a@example.test\r\nResent-Sender: b@example.test\r\nFrom: a@example.test\r\n\r\nx\r\n",
+		"Resent-From: a@example.test\r\nResent-From: b@example.test\r\nFrom: a@example.test\r\n\r\nx\r\n",
+		"From: a@example.test\r\nResent-From: \"b@example.test\" <a@example.test>\r\n\r\nx\r\n",
+		"From: a@example.test\r\nResent-From: <<<\r\n\r\nx\r\n",
+	} {
+		_, err := send(t, cl, submission("a@example.test"), m)
+		if !ipc.IsCode(err, enqueue.CodeRejected) {
+			t.Errorf("%.70q: err = %v, want rejected", m, err)
+		}
+	}
+	for _, m := range []string{
+		"From: \"a@example.test\" <a@example.test>\r\n\r\nx\r\n",
+		"From: \"Team (team@example.test)\" <a@example.test>\r\n\r\nx\r\n",
+		"From: \"Alice at home\" <a@example.test>\r\n\r\nx\r\n",
+		"Resent-From: a@example.test\r\nResent-Sender: team@example.test\r\nFrom: a@example.test\r\n\r\nx\r\n",
+	} {
+		if _, err := send(t, cl, submission("a@example.test"), m); err != nil {
+			t.Errorf("%.70q: %v", m, err)
+		}
+	}
+}

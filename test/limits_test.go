@@ -98,3 +98,35 @@ func TestQuotaNoBackscatter(t *testing.T) {
 		t.Errorf("local bounced for the full mailbox: the refusal came too late")
 	}
 }
+
+// TestSendAsDisplayNameAndResent: an authenticated bob may not pass as demo through a
+// display name that is demo's address (plain or in nested quotes) nor through
+// Resent-From: or Resent-Sender: (550 5.7.1 at the end of the data, nothing queued);
+// his own address as display name and Resent-From: go through.
+func TestSendAsDisplayNameAndResent(t *testing.T) {
+	in := NewInstance(t, "")
+	bobPass := in.addUser(t, "bob@example.test")
+	s, _ := in.dialRaw(t, in.SubmissionsAddr(), true)
+	s.expect(plainAuth("bob@example.test", bobPass), "235 2.7.0")
+	for _, header := range []string{
+		`From: "demo@example.test" <bob@example.test>`,
+		`From: "\"demo@example.test\"" <bob@example.test>`,
+		`From: "Demo <demo@example.test>" <bob@example.test>`,
+		"From: bob@example.test\r\nResent-From: demo@example.test",
+		"From: bob@example.test\r\nResent-From: bob@example.test\r\nResent-Sender: demo@example.test",
+	} {
+		s.expect("MAIL FROM:<bob@example.test>", "250")
+		s.expect("RCPT TO:<demo@example.test>", "250")
+		s.expect("DATA", "354")
+		s.expect(header+"\r\nSubject: forged\r\n\r\nnot demo\r\n.", "550 5.7.1")
+	}
+	s.expect("MAIL FROM:<bob@example.test>", "250")
+	s.expect("RCPT TO:<demo@example.test>", "250")
+	s.expect("DATA", "354")
+	s.expect("From: \"bob@example.test\" <bob@example.test>\r\nResent-From: bob@example.test\r\nSubject: mine\r\n\r\nbob\r\n.", "250 2.0.0")
+	s.expect("QUIT", "221")
+	msgs := in.WaitMessages("demo@example.test", 1, 10*time.Second)
+	if len(msgs) != 1 || !strings.Contains(string(msgs[0]), "Subject: mine") {
+		t.Fatalf("demo got %d messages, want only bob's own", len(msgs))
+	}
+}
