@@ -211,7 +211,7 @@ func TestSubmissionRateLimits(t *testing.T) {
 
 func TestRateLimiterWindow(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 30, 0, time.UTC)
-	r := newRateLimiter(3, 0)
+	r := newRateLimiter(3, 0, time.Hour)
 	r.now = func() time.Time { return now }
 	for i := range 3 {
 		if !r.take("a", false) {

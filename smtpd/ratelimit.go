@@ -5,15 +5,18 @@ import (
 	"time"
 )
 
-// rateLimiter counts, per account, the messages and recipients submitted in the last
-// hour ([submission] max_messages_per_hour, max_recipients_per_hour), the way Postfix's
-// anvil counts MAIL and RCPT commands: a message counts when its MAIL command is
-// accepted, a recipient when its RCPT command is. The hour is a sliding window of 60
-// one-minute buckets. The counts live in smtpd's memory: a restart forgets them, which
-// is acceptable for a limit meant to contain a stolen password or a runaway script, not
-// to bill anybody.
+// rateLimiter counts, per key, two kinds of events in a sliding window, the way
+// Postfix's anvil counts MAIL and RCPT commands: per account the messages and
+// recipients submitted in the last hour ([submission] max_messages_per_hour,
+// max_recipients_per_hour; a message counts when its MAIL command is accepted, a
+// recipient when its RCPT command is), and per client address the messages and
+// recipients, or the connections, of the last minute ([smtpd] message_rate,
+// recipient_rate, connection_rate). The window is 60 buckets of a sixtieth of it. The
+// counts live in smtpd's memory — smtpd is one process, so every session sees them —
+// and a restart forgets them.
 type rateLimiter struct {
-	maxMessages, maxRecipients int // 0: no limit
+	maxMessages, maxRecipients int   // 0: no limit
+	unit                       int64 // seconds per bucket
 	now                        func() time.Time
 
 	mu    sync.Mutex
@@ -29,8 +32,10 @@ type userRate struct {
 	messages, recipient [rateBuckets]int
 }
 
-func newRateLimiter(maxMessages, maxRecipients int) *rateLimiter {
-	return &rateLimiter{maxMessages: maxMessages, maxRecipients: maxRecipients, now: time.Now, users: map[string]*userRate{}}
+// newRateLimiter counts over window, a whole number of minutes or of seconds times 60.
+func newRateLimiter(maxMessages, maxRecipients int, window time.Duration) *rateLimiter {
+	return &rateLimiter{maxMessages: maxMessages, maxRecipients: maxRecipients, unit: max(int64(window/time.Second)/rateBuckets, 1),
+		now: time.Now, users: map[string]*userRate{}}
 }
 
 // sum adds up the buckets of the last hour.
@@ -64,7 +69,7 @@ func (r *rateLimiter) take(user string, recipient bool) bool {
 		return true
 	}
 	t := r.now()
-	now := t.Unix() / 60
+	now := t.Unix() / r.unit
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pruneLocked(t, now)
@@ -84,9 +89,9 @@ func (r *rateLimiter) take(user string, recipient bool) bool {
 	return true
 }
 
-// pruneLocked forgets, at most every ten minutes, the accounts quiet for an hour.
+// pruneLocked forgets, at most every sixth of the window, the keys quiet for a window.
 func (r *rateLimiter) pruneLocked(t time.Time, now int64) {
-	if t.Sub(r.prune) < 10*time.Minute {
+	if t.Sub(r.prune) < time.Duration(r.unit)*10*time.Second {
 		return
 	}
 	r.prune = t

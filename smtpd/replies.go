@@ -91,6 +91,9 @@ var (
 	// (delivery not authorized), temporary, so that the client tries again later.
 	rRateMessages   = newReply(451, "4.7.1", "Error: too many messages sent in the last hour, try again later")
 	rRateRecipients = newReply(451, "4.7.1", "Error: too many recipients in the last hour, try again later")
+	// Per client address (smtpd.message_rate, recipient_rate): 450, try later.
+	rClientMessages   = newReply(450, "4.7.0", "Error: too many messages from your address in the last minute, try again later")
+	rClientRecipients = newReply(450, "4.7.0", "Error: too many recipients from your address in the last minute, try again later")
 	// Our own temporary failures: RFC 3463 X.3.0 (other mail system status).
 	rQueueFail  = newReply(451, "4.3.0", "Error: queue file write error, try again later")
 	rLookupFail = newReply(451, "4.3.0", "Error: temporary recipient lookup failure")
@@ -108,6 +111,11 @@ type hostReplies struct {
 	tooManyErrors reply
 	tooManyConns  reply
 	tooManyFromIP reply
+	// tooManyFromNet: too many sessions from the client's /24 or /64.
+	tooManyFromNet reply
+	connRate       reply // too many new connections from the client in a minute
+	tooManyUnknown reply // too many unknown recipients in the session
+	earlyTalker    reply // the client talked before the greeting
 }
 
 func newHostReplies(host string, maxSize int64, startTLS bool) hostReplies {
@@ -133,15 +141,21 @@ func newHostReplies(host string, maxSize int64, startTLS bool) hostReplies {
 	}
 	return hostReplies{
 		// RFC 5321 §4.3.1 greeting; no enhanced code (RFC 2034 §3).
-		greeting:      newReply(220, "", "%s ESMTP Postern", host),
-		ehloPlain:     ext(startTLS, false),
-		ehloTLS:       ext(false, false),
-		ehloAuth:      ext(false, true),
-		helo:          newReply(250, "", "%s", host),
-		timeout:       newReply(421, "4.4.2", "%s Error: timeout exceeded", host),
-		shutdown:      newReply(421, "4.3.2", "%s Service shutting down", host),
-		tooManyErrors: newReply(421, "4.7.0", "%s Error: too many errors", host),
-		tooManyConns:  newReply(421, "4.7.0", "%s Error: too many connections", host),
-		tooManyFromIP: newReply(421, "4.7.0", "%s Error: too many connections from your address", host),
+		greeting:       newReply(220, "", "%s ESMTP Postern", host),
+		ehloPlain:      ext(startTLS, false),
+		ehloTLS:        ext(false, false),
+		ehloAuth:       ext(false, true),
+		helo:           newReply(250, "", "%s", host),
+		timeout:        newReply(421, "4.4.2", "%s Error: timeout exceeded", host),
+		shutdown:       newReply(421, "4.3.2", "%s Service shutting down", host),
+		tooManyErrors:  newReply(421, "4.7.0", "%s Error: too many errors", host),
+		tooManyConns:   newReply(421, "4.7.0", "%s Error: too many connections", host),
+		tooManyFromIP:  newReply(421, "4.7.0", "%s Error: too many connections from your address", host),
+		tooManyFromNet: newReply(421, "4.7.0", "%s Error: too many connections from your network", host),
+		connRate:       newReply(421, "4.7.0", "%s Error: too many connections from your address in the last minute, try again later", host),
+		tooManyUnknown: newReply(421, "4.7.0", "%s Error: too many unknown recipients", host),
+		// RFC 5321 §4.3.1: the client waits for the greeting. 554 at the greeting
+		// refuses the session (RFC 5321 §3.1); X.5.0: a protocol error.
+		earlyTalker: newReply(554, "5.5.0", "%s Error: you talked before the greeting", host),
 	}
 }

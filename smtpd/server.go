@@ -54,8 +54,12 @@ type Server struct {
 	// each handshake, so that Reload applies to new connections.
 	tls   *tls.Config
 	certs *tlsconf.Store
-	// limits are the per-account submission rates.
-	limits *rateLimiter
+	// limits are the per-account submission rates; clientRate the per-client message
+	// and recipient rates, connRate the per-client connection rate (keyed by
+	// clientKey).
+	limits     *rateLimiter
+	clientRate *rateLimiter
+	connRate   *rateLimiter
 
 	hostname   string
 	postmaster string // the address <postmaster> stands for (RFC 5321 §4.5.1)
@@ -69,6 +73,15 @@ type Server struct {
 	maxErrors   int
 	maxConns    int
 	maxPerIP    int
+	maxPerNet   int
+	maxUnknown  int
+	exempt      []netip.Prefix
+	greetDelay  time.Duration
+	// stressAt is the number of sessions from which smtpd is under stress and waits
+	// stressTimeout for a command instead of timeout.
+	stressAt      int
+	stressTimeout time.Duration
+	nsessions     atomic.Int32
 
 	r hostReplies
 
@@ -79,6 +92,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	perIP    map[netip.Addr]int
+	perNet   map[netip.Prefix]int
 	wg       sync.WaitGroup
 }
 
@@ -103,13 +117,26 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		maxErrors:   cfg.SMTPD.MaxErrors,
 		maxConns:    cfg.SMTPD.MaxConnections,
 		maxPerIP:    cfg.SMTPD.MaxConnectionsPerIP,
+		maxPerNet:   cfg.SMTPD.MaxConnectionsPerNet,
+		maxUnknown:  cfg.SMTPD.MaxUnknownRecipients,
+		greetDelay:  cfg.SMTPD.GreetDelay.D(),
 		sessions:    map[*session]struct{}{},
 		perIP:       map[netip.Addr]int{},
+		perNet:      map[netip.Prefix]int{},
 	}
+	s.stressAt = max(cfg.SMTPD.MaxConnections*cfg.SMTPD.StressThreshold/100, 1)
+	s.stressTimeout = min(cfg.SMTPD.StressTimeout.D(), s.timeout)
+	exempt, err := cfg.SMTPD.Exempt()
+	if err != nil {
+		return nil, fmt.Errorf("smtpd: %w", err)
+	}
+	s.exempt = exempt
+	s.clientRate = newRateLimiter(cfg.SMTPD.MessageRate, cfg.SMTPD.RecipientRate, time.Minute)
+	s.connRate = newRateLimiter(cfg.SMTPD.ConnectionRate, 0, time.Minute)
 	if s.timeout <= 0 || s.dataTimeout <= 0 {
 		return nil, errors.New("smtpd: timeout and data_timeout must be positive")
 	}
-	s.limits = newRateLimiter(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour)
+	s.limits = newRateLimiter(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour)
 	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {
 		log.Warn("no TLS certificate: STARTTLS not offered, submissions not served", "err", err)
@@ -200,18 +227,62 @@ func (s *Server) acceptLoop(l net.Listener, p listenerPolicy) {
 	}
 }
 
+// isExempt reports whether ip is in smtpd.exempt_networks.
+func (s *Server) isExempt(ip netip.Addr) bool {
+	for _, p := range s.exempt {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// netOf is the network whose sessions count together: the /24 of an IPv4 address, the
+// /64 of an IPv6 one (what one customer of a provider usually has).
+func netOf(ip netip.Addr) netip.Prefix {
+	bits := 64
+	if ip.Is4() {
+		bits = 24
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// clientKey is the key of a client's rates: its address, or for IPv6 its /64, for a
+// client with a /64 has as many addresses as it wants.
+func clientKey(ip netip.Addr) string {
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netOf(ip).String()
+}
+
+// stressed reports whether smtpd is under stress: its sessions near max_connections.
+// Then a command gets stress_timeout instead of timeout, as in Postfix's stress mode,
+// so that slow clients cannot hold the sessions that others need.
+func (s *Server) stressed() bool {
+	return int(s.nsessions.Load()) >= s.stressAt
+}
+
 // admit starts a session for c, or refuses it when a connection limit is reached.
+// Local clients (webmail, tests, a local relay; smtpd.exempt_networks) are exempt from
+// the per-client limits, as Postfix exempts $mynetworks.
 func (s *Server) admit(c net.Conn, p listenerPolicy) {
 	ip := remoteIP(c)
+	exempt := s.isExempt(ip)
+	network := netOf(ip)
 	s.mu.Lock()
 	var refuse *reply
 	switch {
 	case len(s.sessions) >= s.maxConns:
 		refuse = &s.r.tooManyConns
-	case s.perIP[ip] >= s.maxPerIP && !ip.IsLoopback():
-		// Local clients (webmail, tests, a local relay) are exempt, as Postfix
-		// exempts $mynetworks from its per-client limits.
+	case exempt:
+	case s.perIP[ip] >= s.maxPerIP:
 		refuse = &s.r.tooManyFromIP
+	case s.perNet[network] >= s.maxPerNet:
+		refuse = &s.r.tooManyFromNet
+	case !s.connRate.take(clientKey(ip), false):
+		refuse = &s.r.connRate
 	}
 	if refuse != nil {
 		s.mu.Unlock()
@@ -226,8 +297,21 @@ func (s *Server) admit(c net.Conn, p listenerPolicy) {
 		return
 	}
 	sess := newSession(s, c, p, ip)
+	sess.exempt = exempt
 	s.sessions[sess] = struct{}{}
+	s.nsessions.Store(int32(len(s.sessions)))
+	if len(s.sessions) == s.stressAt {
+		// Under stress from now on: the sessions waiting for a command wait no
+		// longer than a new one will.
+		s.log.Warn("under stress: command timeout shortened", "sessions", len(s.sessions), "timeout", s.stressTimeout)
+		for other := range s.sessions {
+			if other != sess {
+				other.stress()
+			}
+		}
+	}
 	s.perIP[ip]++
+	s.perNet[network]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go sess.run()
@@ -237,8 +321,14 @@ func (s *Server) admit(c net.Conn, p listenerPolicy) {
 func (s *Server) release(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
+	s.nsessions.Store(int32(len(s.sessions)))
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
 		delete(s.perIP, sess.ip)
+	}
+	if n := netOf(sess.ip); s.perNet[n] <= 1 {
+		delete(s.perNet, n)
+	} else {
+		s.perNet[n]--
 	}
 	s.mu.Unlock()
 	s.wg.Done()

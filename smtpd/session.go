@@ -38,6 +38,10 @@ type session struct {
 	bw     *bufio.Writer
 	ip     netip.Addr
 	log    *slog.Logger
+	// exempt: the client is in smtpd.exempt_networks, out of the per-client limits.
+	exempt bool
+	// unknown counts the unknown recipients of the session (dictionary attacks).
+	unknown int
 
 	helo     string // the EHLO/HELO argument; "" until the client sent one
 	esmtp    bool   // the client said EHLO
@@ -56,8 +60,9 @@ type session struct {
 
 	// Shared with the server's shutdown, under mu.
 	mu          sync.Mutex
-	idle        bool // waiting for a command outside a transaction
-	interrupted bool // the shutdown cut that wait short
+	idle        bool      // waiting for a command outside a transaction
+	interrupted bool      // the shutdown cut that wait short
+	deadline    time.Time // of the wait for a command
 }
 
 func newSession(srv *Server, c net.Conn, p listenerPolicy, ip netip.Addr) *session {
@@ -103,6 +108,9 @@ func (s *session) run() {
 	if s.policy.implicitTLS && !s.implicitTLS() {
 		return
 	}
+	if s.talksFirst() {
+		return
+	}
 	s.write(s.srv.r.greeting)
 	for !s.quit {
 		line, err := s.readCommand()
@@ -120,6 +128,33 @@ func (s *session) run() {
 		}
 	}
 	s.bw.Flush()
+}
+
+// talksFirst runs the early-talker test of the MX listener (Postfix postscreen's
+// pregreet test): smtpd waits smtpd.greet_delay before its greeting, and a client that
+// sends anything meanwhile is no client that waits for the greeting as RFC 5321 §4.3.1
+// asks, but a spam engine that does not listen; it gets 554 and the session ends. It
+// reports whether the session is over. The submission ports (RFC 6409 clients are
+// users' mail programs) and exempt clients are greeted at once.
+func (s *session) talksFirst() bool {
+	if s.policy.name != listenSMTP || s.exempt || s.srv.greetDelay <= 0 {
+		return false
+	}
+	s.raw.SetReadDeadline(time.Now().Add(s.srv.greetDelay))
+	_, err := s.br.Peek(1)
+	var ne net.Error
+	switch {
+	case err == nil:
+		s.log.Info("early talker: input before the greeting", "octets", s.br.Buffered(), "delay", s.srv.greetDelay)
+		s.verb = ""
+		s.write(s.srv.r.earlyTalker)
+		s.raw.SetReadDeadline(time.Time{})
+		s.bw.Flush()
+		return true
+	case errors.As(err, &ne) && ne.Timeout():
+		return false
+	}
+	return true // the client went away
 }
 
 // implicitTLS runs the TLS handshake of a submissions connection (RFC 8314 §3.3).
@@ -167,7 +202,12 @@ func (s *session) readCommand() ([]byte, error) {
 	}
 	s.idle = s.tx == nil
 	s.interrupted = false
-	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout))
+	timeout := s.srv.timeout
+	if s.srv.stressed() {
+		timeout = s.srv.stressTimeout
+	}
+	s.deadline = time.Now().Add(timeout)
+	s.raw.SetReadDeadline(s.deadline)
 	s.mu.Unlock()
 
 	// MAIL and RCPT may be longer than other commands; ParseCommand applies the
@@ -176,6 +216,7 @@ func (s *session) readCommand() ([]byte, error) {
 
 	s.mu.Lock()
 	s.idle = false
+	s.deadline = time.Time{} // no longer waiting for a command
 	interrupted := s.interrupted
 	s.mu.Unlock()
 	if err != nil && interrupted {
@@ -192,6 +233,17 @@ func (s *session) interruptIfIdle() {
 	if s.idle {
 		s.interrupted = true
 		s.raw.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// stress shortens the wait for a command to the stress timeout, when smtpd comes under
+// stress while the session waits.
+func (s *session) stress() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := time.Now().Add(s.srv.stressTimeout); s.deadline.After(d) {
+		s.deadline = d
+		s.raw.SetReadDeadline(d)
 	}
 }
 

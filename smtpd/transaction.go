@@ -130,6 +130,10 @@ func (s *session) cmdMail(arg string) {
 		s.reply(rRateMessages, "user", s.authUser)
 		return
 	}
+	if !s.exempt && !s.srv.clientRate.take(clientKey(s.ip), false) {
+		s.reply(rClientMessages)
+		return
+	}
 	s.tx = tx
 	s.reply(rMailOK)
 }
@@ -195,6 +199,16 @@ func (s *session) cmdRcpt(arg string) {
 	res, r := s.recipientPolicy(rcpt.Addr)
 	if res == nil {
 		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">")
+		if r.code == 550 && !s.exempt && s.srv.maxUnknown > 0 {
+			// A dictionary attack tries address after address: after a few unknown
+			// ones the session ends (Postfix's smtpd_hard_error_limit, for this kind
+			// of error alone).
+			if s.unknown++; s.unknown >= s.srv.maxUnknown && !s.quit {
+				s.log.Info("too many unknown recipients", "unknown", s.unknown)
+				s.write(s.srv.r.tooManyUnknown)
+				s.quit = true
+			}
+		}
 		return
 	}
 	if ok, never, full := res.Fits(tx.size); !ok {
@@ -213,6 +227,10 @@ func (s *session) cmdRcpt(arg string) {
 	rcpt.Resolution = res // cleanup need not ask authd again
 	if s.authUser != "" && !s.srv.limits.take(s.authUser, true) {
 		s.reply(rRateRecipients, "user", s.authUser, "to", "<"+rcpt.Addr+">")
+		return
+	}
+	if !s.exempt && !s.srv.clientRate.take(clientKey(s.ip), true) {
+		s.reply(rClientRecipients, "to", "<"+rcpt.Addr+">")
 		return
 	}
 	tx.rcpts = append(tx.rcpts, rcpt)

@@ -1,6 +1,8 @@
 package test
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
@@ -128,5 +130,127 @@ func TestSendAsDisplayNameAndResent(t *testing.T) {
 	msgs := in.WaitMessages("demo@example.test", 1, 10*time.Second)
 	if len(msgs) != 1 || !strings.Contains(string(msgs[0]), "Subject: mine") {
 		t.Fatalf("demo got %d messages, want only bob's own", len(msgs))
+	}
+}
+
+// dialFromIP opens a connection to addr from the local address ip (a loopback address
+// other than 127.0.0.1 stands for another client).
+func dialFromIP(t *testing.T, ip, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// expectClosedConn checks that the server hung up.
+func expectClosedConn(t *testing.T, c net.Conn, r *bufio.Reader) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := r.ReadString('\n'); err == nil {
+		t.Fatalf("connection still open, read %q", l)
+	}
+}
+
+// TestClientLimits: the per-client limits of the real smtpd, with loopback not exempt:
+// an early talker on port 25 is dropped (554 5.5.0) while submission greets at once; a
+// dictionary attack ends after max_unknown_recipients (421 4.7.0); a /24 holds no more
+// than max_connections_per_net sessions (421 4.7.0); message_rate per minute (450 4.7.0).
+func TestClientLimits(t *testing.T) {
+	in := newInstanceAt(t, "127.0.0.1", nextPortBase(), func(in *Instance) {
+		in.SetConfig("smtpd", "exempt_networks", "[]")
+		in.SetConfig("smtpd", "greet_delay", `"1s"`)
+		in.SetConfig("smtpd", "max_unknown_recipients", "3")
+		in.SetConfig("smtpd", "max_connections_per_ip", "2")
+		in.SetConfig("smtpd", "max_connections_per_net", "3")
+		in.SetConfig("smtpd", "message_rate", "1")
+	})
+	// Early talker.
+	c, r := dialFromIP(t, "127.0.0.9", in.SMTPAddr())
+	fmt.Fprintf(c, "EHLO spammer.test\r\n")
+	if got := readReply(t, r); !strings.HasPrefix(got, "554 5.5.0") {
+		t.Fatalf("early talker got %q", got)
+	}
+	expectClosedConn(t, c, r)
+	// Submission is greeted at once: EHLO sent right away is answered.
+	s, sr := dialFromIP(t, "127.0.0.9", in.SubmissionAddr())
+	fmt.Fprintf(s, "EHLO laptop.test\r\n")
+	if got := readReply(t, sr); !strings.HasPrefix(got, "220 ") {
+		t.Fatalf("submission greeting %q", got)
+	}
+	if got := readReply(t, sr); !strings.HasPrefix(got, "250") {
+		t.Fatalf("submission EHLO %q", got)
+	}
+	s.Close()
+
+	// Dictionary attack.
+	c, r = dialFromIP(t, "127.0.0.10", in.SMTPAddr())
+	readReply(t, r)
+	command(t, c, r, "EHLO client.test")
+	command(t, c, r, "MAIL FROM:<x@other.test>")
+	for _, u := range []string{"alice", "bob"} {
+		if got := command(t, c, r, "RCPT TO:<"+u+"@example.test>"); !strings.HasPrefix(got, "550 5.1.1") {
+			t.Fatalf("RCPT %s: %q", u, got)
+		}
+	}
+	fmt.Fprintf(c, "RCPT TO:<carol@example.test>\r\n")
+	if got := readReply(t, r) + readReply(t, r); !strings.Contains(got, "550 5.1.1") || !strings.Contains(got, "421 4.7.0") {
+		t.Fatalf("third unknown recipient: %q", got)
+	}
+	expectClosedConn(t, c, r)
+
+	// Message rate: one a minute from 127.0.0.11.
+	c, r = dialFromIP(t, "127.0.0.11", in.SMTPAddr())
+	readReply(t, r)
+	command(t, c, r, "EHLO client.test")
+	if got := command(t, c, r, "MAIL FROM:<x@other.test>"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("first MAIL %q", got)
+	}
+	command(t, c, r, "RSET")
+	if got := command(t, c, r, "MAIL FROM:<x@other.test>"); !strings.HasPrefix(got, "450 4.7.0") {
+		t.Fatalf("second MAIL %q", got)
+	}
+	c.Close()
+
+	// Three sessions from 127.0.0.0/24, two of them from one address; a fourth from
+	// another address of the network is refused.
+	for _, ip := range []string{"127.0.0.20", "127.0.0.20", "127.0.0.21"} {
+		_, r := dialFromIP(t, ip, in.SMTPAddr())
+		if got := readReply(t, r); !strings.HasPrefix(got, "220") {
+			t.Fatalf("session from %s: %q", ip, got)
+		}
+	}
+	c, r = dialFromIP(t, "127.0.0.22", in.SMTPAddr())
+	if got := readReply(t, r); !strings.HasPrefix(got, "421 4.7.0") || !strings.Contains(got, "network") {
+		t.Fatalf("fourth session of the /24: %q", got)
+	}
+}
+
+// TestStressModeE2E: with sessions at stress_threshold of max_connections, idle
+// sessions are cut after stress_timeout (421 4.4.2) instead of timeout (an hour here),
+// and smtpd logs that it is under stress.
+func TestStressModeE2E(t *testing.T) {
+	in := newInstanceAt(t, "127.0.0.1", nextPortBase(), func(in *Instance) {
+		in.SetConfig("smtpd", "max_connections", "10")
+		in.SetConfig("smtpd", "stress_threshold", "30")
+		in.SetConfig("smtpd", "stress_timeout", `"1s"`)
+		in.SetConfig("smtpd", "timeout", `"1h"`)
+	})
+	var conns []*bufio.Reader
+	for range 3 {
+		_, r := dialSMTP(t, in.SMTPAddr())
+		conns = append(conns, r)
+	}
+	for i, r := range conns {
+		if got := readReply(t, r); !strings.HasPrefix(got, "421 4.4.2") {
+			t.Errorf("idle session %d: %q", i, got)
+		}
+	}
+	if !strings.Contains(in.Log(), "under stress") {
+		t.Error("stress not logged")
 	}
 }

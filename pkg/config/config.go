@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,6 +119,43 @@ type SMTPD struct {
 	DataTimeout         Duration `toml:"data_timeout"`
 	// ShutdownGrace is how long a stopping smtpd lets transactions in flight finish.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// MaxConnectionsPerNet caps the sessions at once from one /24 (IPv4) or /64 (IPv6).
+	MaxConnectionsPerNet int `toml:"max_connections_per_net"`
+	// ConnectionRate, MessageRate and RecipientRate cap what one client IP address may
+	// do per minute: new connections, messages (MAIL) and recipients (RCPT); 0: no cap.
+	ConnectionRate int `toml:"connection_rate"`
+	MessageRate    int `toml:"message_rate"`
+	RecipientRate  int `toml:"recipient_rate"`
+	// MaxUnknownRecipients ends a session after that many unknown recipients (a
+	// dictionary attack); 0: no limit.
+	MaxUnknownRecipients int `toml:"max_unknown_recipients"`
+	// ExemptNetworks are the client networks (CIDR) that the per-client limits, the
+	// greeting delay and the early-talker test leave alone.
+	ExemptNetworks []string `toml:"exempt_networks"`
+	// GreetDelay is how long smtpd waits before its greeting on port 25; a client that
+	// talks meanwhile is dropped. 0 sends the greeting at once.
+	GreetDelay Duration `toml:"greet_delay"`
+	// StressThreshold is the share of max_connections (percent) from which smtpd is
+	// under stress and waits StressTimeout instead of Timeout for a command.
+	StressThreshold int      `toml:"stress_threshold"`
+	StressTimeout   Duration `toml:"stress_timeout"`
+}
+
+// Exempt parses ExemptNetworks: CIDR prefixes, or single addresses.
+func (s SMTPD) Exempt() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, n := range s.ExemptNetworks {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			a, aerr := netip.ParseAddr(n)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is neither a network (CIDR) nor an address", n)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Queue holds the retry schedule and the delivery concurrency of qmgr.
@@ -271,15 +309,24 @@ func Default() *Config {
 		},
 		TLS: TLS{Cert: "/etc/postern/tls/cert.pem", Key: "/etc/postern/tls/key.pem"},
 		SMTPD: SMTPD{
-			MaxMessageSize:      50 << 20,
-			MaxRecipients:       100,
-			MaxConnections:      1000,
-			MaxConnectionsPerIP: 20,
-			MaxLineLength:       65536,
-			MaxErrors:           10,
-			Timeout:             Duration(5 * time.Minute),
-			DataTimeout:         Duration(10 * time.Minute),
-			ShutdownGrace:       Duration(30 * time.Second),
+			MaxMessageSize:       50 << 20,
+			MaxRecipients:        100,
+			MaxConnections:       1000,
+			MaxConnectionsPerIP:  20,
+			MaxLineLength:        65536,
+			MaxErrors:            10,
+			Timeout:              Duration(5 * time.Minute),
+			DataTimeout:          Duration(10 * time.Minute),
+			ShutdownGrace:        Duration(30 * time.Second),
+			MaxConnectionsPerNet: 50,
+			ConnectionRate:       60,
+			MessageRate:          60,
+			RecipientRate:        300,
+			MaxUnknownRecipients: 5,
+			ExemptNetworks:       []string{"127.0.0.0/8", "::1/128"},
+			GreetDelay:           Duration(time.Second),
+			StressThreshold:      80,
+			StressTimeout:        Duration(10 * time.Second),
 		},
 		Queue: Queue{
 			MinBackoff:        Duration(5 * time.Minute),
@@ -411,6 +458,8 @@ func (c *Config) validate(data []byte) error {
 		"smtpd.max_connections_per_ip":   c.SMTPD.MaxConnectionsPerIP,
 		"smtpd.max_line_length":          c.SMTPD.MaxLineLength,
 		"smtpd.max_errors":               c.SMTPD.MaxErrors,
+		"smtpd.max_connections_per_net":  c.SMTPD.MaxConnectionsPerNet,
+		"smtpd.stress_timeout (seconds)": int(c.SMTPD.StressTimeout.D().Seconds()),
 		"queue.local_concurrency":        c.Queue.LocalConcurrency,
 		"queue.remote_concurrency":       c.Queue.RemoteConcurrency,
 		"smtpd.max_message_size":         int(min(c.SMTPD.MaxMessageSize, 1<<30)),
@@ -431,6 +480,23 @@ func (c *Config) validate(data []byte) error {
 		"authd.account_failures":         c.Authd.AccountFailures,
 		"authd.failure_window (seconds)": int(c.Authd.FailureWindow.D().Seconds()),
 		"authd.block_time (seconds)":     int(c.Authd.BlockTime.D().Seconds()),
+	}
+	for key, v := range map[string]int{
+		"smtpd.connection_rate":        c.SMTPD.ConnectionRate,
+		"smtpd.message_rate":           c.SMTPD.MessageRate,
+		"smtpd.recipient_rate":         c.SMTPD.RecipientRate,
+		"smtpd.max_unknown_recipients": c.SMTPD.MaxUnknownRecipients,
+		"smtpd.greet_delay":            int(c.SMTPD.GreetDelay),
+	} {
+		if v < 0 {
+			return bad(key, "must not be negative (0 turns it off)")
+		}
+	}
+	if t := c.SMTPD.StressThreshold; t <= 0 || t > 100 {
+		return bad("smtpd.stress_threshold", "must be a percentage of max_connections, 1 to 100")
+	}
+	if _, err := c.SMTPD.Exempt(); err != nil {
+		return bad("smtpd.exempt_networks", "%v", err)
 	}
 	keys := make([]string, 0, len(positive))
 	for k := range positive {
