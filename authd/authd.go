@@ -17,6 +17,7 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
+	"postern/pkg/ratelimit"
 	"postern/pkg/userdb"
 )
 
@@ -32,7 +33,12 @@ type Authd struct {
 	Local *delivery.Client
 	// Throttle slows down password guessing; nil means NewThrottle(LimitsOf(config.Default().Authd)).
 	Throttle *Throttle
-	Log      *slog.Logger
+	// Rates counts the messages and recipients each account submits per hour
+	// ([submission] limits); nil means no limits. The counts go into users.db every
+	// RatesFlush (and when Serve ends), so that a restart keeps them.
+	Rates      *ratelimit.Limiter
+	RatesFlush time.Duration
+	Log        *slog.Logger
 
 	initOnce     sync.Once
 	loginsMu     sync.Mutex
@@ -67,6 +73,11 @@ func (a *Authd) Serve(ctx context.Context, private, ctl *net.UnixListener, trust
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		a.flushRates(ctx)
+	}()
 	go func() { errc <- ps.Serve(ctx, private) }()
 	go func() { errc <- cs.Serve(ctx, ctl) }()
 	err := <-errc
@@ -78,7 +89,71 @@ func (a *Authd) Serve(ctx context.Context, private, ctl *net.UnixListener, trust
 	defer scancel()
 	ps.Shutdown(sctx)
 	cs.Shutdown(sctx)
+	<-flushed
+	a.saveRates() // what was counted during the shutdown
 	return err
+}
+
+// flushRates stores the changed submission counts every RatesFlush until ctx is done.
+// A kill -9 loses the counts of the last RatesFlush at most.
+func (a *Authd) flushRates(ctx context.Context) {
+	if a.Rates == nil {
+		return
+	}
+	every := a.RatesFlush
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.saveRates()
+		}
+	}
+}
+
+// saveRates stores the submission counts changed since the last time.
+func (a *Authd) saveRates() {
+	if a.Rates == nil {
+		return
+	}
+	if m := a.Rates.Export(); len(m) > 0 {
+		if err := a.DB.SaveRates(m); err != nil {
+			a.Log.Warn("storing the submission counts", "err", err)
+		}
+	}
+}
+
+// LoadRates takes the submission counts stored by an earlier run.
+func (a *Authd) LoadRates() error {
+	if a.Rates == nil {
+		return nil
+	}
+	m, err := a.DB.Rates()
+	if err != nil {
+		return err
+	}
+	for account, c := range m {
+		a.Rates.Import(account, c)
+	}
+	return nil
+}
+
+// rate counts a submitted message or recipient of an account against its hourly limits.
+func (a *Authd) rate(_ context.Context, _ ipc.Cred, req *auth.RateRequest) (any, error) {
+	if a.Rates == nil {
+		return auth.RateResult{OK: true}, nil
+	}
+	user := canonical(req.User)
+	ok := a.Rates.Take(user, req.Recipient)
+	if !ok {
+		a.Log.Info("submission limit reached", "user", clipKey(user), "recipient", req.Recipient)
+	}
+	return auth.RateResult{OK: ok}, nil
 }
 
 // PrivateServer returns the server of private/auth: resolve, mailbox and verify.
@@ -89,6 +164,7 @@ func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(auth.OpMailbox, handler(a, a.mailbox))
 	s.Handle(auth.OpVerify, handler(a, a.verify))
 	s.Handle(auth.OpSendAs, handler(a, a.sendAs))
+	s.Handle(auth.OpRate, handler(a, a.rate))
 	return s
 }
 

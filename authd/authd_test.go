@@ -21,6 +21,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
 	"postern/pkg/logtest"
+	"postern/pkg/ratelimit"
 	"postern/pkg/userdb"
 )
 
@@ -565,5 +566,61 @@ func TestRememberedLoginsSurviveRestart(t *testing.T) {
 	}
 	if ls, _ := e.a.DB.Logins(time.Time{}); len(ls) != 0 {
 		t.Errorf("old logins kept in users.db: %v", ls)
+	}
+}
+
+// TestRatesSurviveRestart: the per-account submission counts are authd's and are kept
+// in users.db: after a restart (a new Authd on the same database) an account that used
+// its hour's messages is still refused, and another account is not.
+func TestRatesSurviveRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.db")
+	open := func() *userdb.DB {
+		db, err := userdb.OpenWith(path, userdb.Options{Hash: userdb.HashParams{Memory: 64, Time: 1, Threads: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	take := func(a *Authd, user string, recipient bool) bool {
+		res, err := a.rate(context.Background(), ipc.Cred{}, &auth.RateRequest{User: user, Recipient: recipient})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.(auth.RateResult).OK
+	}
+	db := open()
+	a := &Authd{DB: db, Rates: ratelimit.New(2, 3, time.Hour), Log: slog.New(slog.DiscardHandler)}
+	if !take(a, "Bob@Example.test", false) || !take(a, "bob@example.test", false) || !take(a, "bob@example.test", true) {
+		t.Fatal("refused within the limits")
+	}
+	if take(a, "bob@example.test", false) {
+		t.Fatal("third message of the hour accepted")
+	}
+	// Serve stores the counts when it ends; a shutdown is enough.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Serve(ctx, listen(t, filepath.Join(t.TempDir(), "a")), listen(t, filepath.Join(t.TempDir(), "c")), nil, nil)
+	}()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = open()
+	defer db.Close()
+	b := &Authd{DB: db, Rates: ratelimit.New(2, 3, time.Hour), Log: slog.New(slog.DiscardHandler)}
+	if err := b.LoadRates(); err != nil {
+		t.Fatal(err)
+	}
+	if take(b, "bob@example.test", false) {
+		t.Error("after a restart, a third message of the hour accepted")
+	}
+	if !take(b, "bob@example.test", true) || !take(b, "bob@example.test", true) || take(b, "bob@example.test", true) {
+		t.Error("recipients: want two more and then a refusal")
+	}
+	if !take(b, "alice@example.test", false) {
+		t.Error("another account refused")
 	}
 }

@@ -9,9 +9,11 @@ package main
 
 import (
 	"os"
+	"time"
 
 	"postern/pkg/daemon"
 	"postern/pkg/delivery"
+	"postern/pkg/ratelimit"
 	"postern/pkg/userdb"
 )
 
@@ -34,7 +36,12 @@ func main() {
 		DefaultQuota: int64(cfg.Local.DefaultQuota),
 		Local:        delivery.NewClient(cfg.PrivateSocket("local")),
 		Throttle:     NewThrottle(LimitsOf(cfg.Authd)),
+		Rates:        ratelimit.New(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour),
 		Log:          d.Log,
+	}
+	if err := a.LoadRates(); err != nil {
+		// Not fatal: the accounts' counts start from zero.
+		d.Log.Warn("loading the submission counts", "err", err)
 	}
 	if err := a.LoadLogins(); err != nil {
 		// Not fatal: the sites are learnt again at their next successful login.

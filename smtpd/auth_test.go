@@ -209,34 +209,6 @@ func TestSubmissionRateLimits(t *testing.T) {
 	expect(t, c2.cmd("MAIL FROM:<demo@example.test>"), "451 4.7.1")
 }
 
-func TestRateLimiterWindow(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 30, 0, time.UTC)
-	r := newRateLimiter(3, 0, time.Hour)
-	r.now = func() time.Time { return now }
-	for i := range 3 {
-		if !r.take("a", false) {
-			t.Fatalf("message %d refused", i+1)
-		}
-		now = now.Add(20 * time.Minute)
-	}
-	// 12:00:30, 12:20:30 and 12:40:30 are counted; at 13:00:30 the first is an hour old.
-	if !r.take("a", false) {
-		t.Error("refused when the oldest message left the window")
-	}
-	if r.take("a", false) {
-		t.Error("fourth message within the hour accepted")
-	}
-	if !r.take("b", false) || !r.take("a", true) {
-		t.Error("another account, or recipients without a limit, refused")
-	}
-	now = now.Add(2 * time.Hour)
-	for i := range 3 {
-		if !r.take("a", false) {
-			t.Fatalf("after two quiet hours, message %d refused", i+1)
-		}
-	}
-}
-
 func TestParseAuthArg(t *testing.T) {
 	for _, tc := range []struct {
 		arg     string

@@ -29,6 +29,7 @@ import (
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/logtest"
+	"postern/pkg/ratelimit"
 )
 
 // fakeMsg is a message the fake cleanup queued.
@@ -194,6 +195,15 @@ func startEnvWith(t testing.TB, configure func(*config.Config), opts envOptions)
 		au.Handle(auth.OpResolve, fakeResolve)
 		au.Handle(auth.OpVerify, fakeVerify) // auth_test.go
 		au.Handle(auth.OpSendAs, fakeSendAs) // auth_test.go
+		// authd counts the submission rates; the fake counts them as authd does.
+		rates := ratelimit.New(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour)
+		au.Handle(auth.OpRate, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
+			var req auth.RateRequest
+			if err := json.Unmarshal(body, &req); err != nil {
+				return nil, ipc.Errorf("invalid", "%v", err)
+			}
+			return auth.RateResult{OK: rates.Take(req.User, req.Recipient)}, nil
+		})
 		go au.Serve(ctx, listenUnix(t, cfg.PrivateSocket("auth")))
 	}
 

@@ -17,6 +17,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/daemon"
 	"postern/pkg/enqueue"
+	"postern/pkg/ratelimit"
 	"postern/pkg/tlsconf"
 )
 
@@ -54,12 +55,13 @@ type Server struct {
 	// each handshake, so that Reload applies to new connections.
 	tls   *tls.Config
 	certs *tlsconf.Store
-	// limits are the per-account submission rates; clientRate the per-client message
-	// and recipient rates, connRate the per-client connection rate (keyed by
-	// clientKey).
-	limits     *rateLimiter
-	clientRate *rateLimiter
-	connRate   *rateLimiter
+	// clientRate counts the per-client messages and recipients, connRate the
+	// per-client connections (keyed by clientKey), in smtpd's memory: smtpd is one
+	// process. The per-account submission rates are authd's.
+	clientRate *ratelimit.Limiter
+	connRate   *ratelimit.Limiter
+	// accountRates: [submission] sets hourly limits, which authd counts.
+	accountRates bool
 
 	hostname   string
 	postmaster string // the address <postmaster> stands for (RFC 5321 §4.5.1)
@@ -131,12 +133,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("smtpd: %w", err)
 	}
 	s.exempt = exempt
-	s.clientRate = newRateLimiter(cfg.SMTPD.MessageRate, cfg.SMTPD.RecipientRate, time.Minute)
-	s.connRate = newRateLimiter(cfg.SMTPD.ConnectionRate, 0, time.Minute)
+	s.accountRates = cfg.Submission.MaxMessagesPerHour > 0 || cfg.Submission.MaxRecipientsPerHour > 0
+	s.clientRate = ratelimit.New(cfg.SMTPD.MessageRate, cfg.SMTPD.RecipientRate, time.Minute)
+	s.connRate = ratelimit.New(cfg.SMTPD.ConnectionRate, 0, time.Minute)
 	if s.timeout <= 0 || s.dataTimeout <= 0 {
 		return nil, errors.New("smtpd: timeout and data_timeout must be positive")
 	}
-	s.limits = newRateLimiter(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour)
 	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {
 		log.Warn("no TLS certificate: STARTTLS not offered, submissions not served", "err", err)
@@ -281,7 +283,7 @@ func (s *Server) admit(c net.Conn, p listenerPolicy) {
 		refuse = &s.r.tooManyFromIP
 	case s.perNet[network] >= s.maxPerNet:
 		refuse = &s.r.tooManyFromNet
-	case !s.connRate.take(clientKey(ip), false):
+	case !s.connRate.Take(clientKey(ip), false):
 		refuse = &s.r.connRate
 	}
 	if refuse != nil {

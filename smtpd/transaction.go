@@ -126,11 +126,11 @@ func (s *session) cmdMail(arg string) {
 			return
 		}
 	}
-	if s.authUser != "" && !s.srv.limits.take(s.authUser, false) {
-		s.reply(rRateMessages, "user", s.authUser)
+	if r, refused := s.accountRate(false); refused {
+		s.reply(r, "user", s.authUser)
 		return
 	}
-	if !s.exempt && !s.srv.clientRate.take(clientKey(s.ip), false) {
+	if !s.exempt && !s.srv.clientRate.Take(clientKey(s.ip), false) {
 		s.reply(rClientMessages)
 		return
 	}
@@ -225,16 +225,38 @@ func (s *session) cmdRcpt(arg string) {
 		return
 	}
 	rcpt.Resolution = res // cleanup need not ask authd again
-	if s.authUser != "" && !s.srv.limits.take(s.authUser, true) {
-		s.reply(rRateRecipients, "user", s.authUser, "to", "<"+rcpt.Addr+">")
+	if r, refused := s.accountRate(true); refused {
+		s.reply(r, "user", s.authUser, "to", "<"+rcpt.Addr+">")
 		return
 	}
-	if !s.exempt && !s.srv.clientRate.take(clientKey(s.ip), true) {
+	if !s.exempt && !s.srv.clientRate.Take(clientKey(s.ip), true) {
 		s.reply(rClientRecipients, "to", "<"+rcpt.Addr+">")
 		return
 	}
 	tx.rcpts = append(tx.rcpts, rcpt)
 	s.reply(rRcptOK)
+}
+
+// accountRate counts a message or a recipient of the authenticated user against the
+// hourly submission limits, which authd keeps (they survive a restart of smtpd). It
+// returns the refusal when the limit is reached or authd cannot be asked.
+func (s *session) accountRate(recipient bool) (reply, bool) {
+	if s.authUser == "" || !s.srv.accountRates {
+		return reply{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.timeout)
+	defer cancel()
+	ok, err := s.srv.auth.TakeRate(ctx, s.authUser, recipient)
+	switch {
+	case err != nil:
+		s.log.Warn("submission rate lookup failed", "user", s.authUser, "err", err)
+		return rLookupFail, true
+	case ok:
+		return reply{}, false
+	case recipient:
+		return rRateRecipients, true
+	}
+	return rRateMessages, true
 }
 
 // relayPolicy decides whether this session may give recipients at all. On the

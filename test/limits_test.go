@@ -254,3 +254,25 @@ func TestStressModeE2E(t *testing.T) {
 		t.Error("stress not logged")
 	}
 }
+
+// TestSubmissionRateSurvivesRestart: the hourly per-account submission limit holds
+// across a restart of Postern (authd keeps the counts in users.db): the third message
+// of the hour is refused (451 4.7.1) before and after.
+func TestSubmissionRateSurvivesRestart(t *testing.T) {
+	in := newInstanceAt(t, "127.0.0.1", nextPortBase(), func(in *Instance) {
+		in.SetConfig("submission", "max_messages_per_hour", "2")
+	})
+	send := func(want string) {
+		t.Helper()
+		c, _ := in.dialRaw(t, in.SubmissionsAddr(), true)
+		c.expect(plainAuth("demo@example.test", in.Password), "235")
+		c.expect("MAIL FROM:<demo@example.test>", want)
+		c.expect("QUIT", "221")
+	}
+	send("250")
+	send("250")
+	send("451 4.7.1")
+	in.Stop()
+	in.Start()
+	send("451 4.7.1")
+}

@@ -17,7 +17,22 @@ const (
 	OpMailbox = "mailbox"
 	OpVerify  = "verify"
 	OpSendAs  = "sendas"
+	OpRate    = "rate"
 )
+
+// RateRequest counts one message (Recipient false) or one recipient that the account
+// User submits, against the hourly limits of [submission]; authd keeps the counts, in
+// users.db, so that they survive a restart of smtpd or authd.
+type RateRequest struct {
+	User      string `json:"user"`
+	Recipient bool   `json:"recipient,omitempty"`
+}
+
+// RateResult answers a RateRequest: OK false when the limit is reached (nothing was
+// counted then).
+type RateResult struct {
+	OK bool `json:"ok"`
+}
 
 // ResolveRequest asks where mail for Address goes.
 type ResolveRequest struct {
@@ -190,6 +205,14 @@ func (c *Client) SendAs(ctx context.Context, user string) (SendAsResult, error) 
 	var r SendAsResult
 	_, err := c.c.Call(ctx, OpSendAs, SendAsRequest{User: user}, &r)
 	return r, err
+}
+
+// TakeRate counts a message or a recipient of the account user against its hourly
+// submission limits; false means the limit is reached.
+func (c *Client) TakeRate(ctx context.Context, user string, recipient bool) (bool, error) {
+	var r RateResult
+	_, err := c.c.Call(ctx, OpRate, RateRequest{User: user, Recipient: recipient}, &r)
+	return r.OK, err
 }
 
 // Close closes idle connections.

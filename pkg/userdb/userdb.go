@@ -14,6 +14,8 @@
 //	aliases/<domain>/         <local@domain> or "@<domain>" (catch-all) → {targets, created}
 //	logins/<local@domain>/    <site> → {at}: where the account last logged in successfully
 //	                          (authd's throttling; the bucket came later, version 1 still)
+//	rates                     <local@domain> → submission counts of the last hour (authd's
+//	                          per-account limits, pkg/ratelimit.Counts; came later too)
 package userdb
 
 import (
@@ -132,7 +134,7 @@ func initSchema(tx *bolt.Tx) error {
 	} else if err := meta.Put(keyVersion, []byte(strconv.Itoa(schemaVersion))); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases, bucketLogins} {
+	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases, bucketLogins, bucketRates} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

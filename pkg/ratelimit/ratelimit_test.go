@@ -1,0 +1,34 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRateLimiterWindow(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 30, 0, time.UTC)
+	r := New(3, 0, time.Hour)
+	r.Now = func() time.Time { return now }
+	for i := range 3 {
+		if !r.Take("a", false) {
+			t.Fatalf("message %d refused", i+1)
+		}
+		now = now.Add(20 * time.Minute)
+	}
+	// 12:00:30, 12:20:30 and 12:40:30 are counted; at 13:00:30 the first is an hour old.
+	if !r.Take("a", false) {
+		t.Error("refused when the oldest message left the window")
+	}
+	if r.Take("a", false) {
+		t.Error("fourth message within the hour accepted")
+	}
+	if !r.Take("b", false) || !r.Take("a", true) {
+		t.Error("another account, or recipients without a limit, refused")
+	}
+	now = now.Add(2 * time.Hour)
+	for i := range 3 {
+		if !r.Take("a", false) {
+			t.Fatalf("after two quiet hours, message %d refused", i+1)
+		}
+	}
+}
