@@ -277,3 +277,21 @@ func TestSendAsDisplayNameAndResent(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNameAddress: the scan of display names for addresses takes any text without
+// panicking, and what it reports contains an @ and is not one of the user's addresses.
+func FuzzNameAddress(f *testing.F) {
+	for _, s := range []string{
+		"demo@example.test", `"demo@example.test"`, "Boss <b@x.test>", "a\uff20b.test", "@", "x@", "@y", "",
+		"Team (team@example.test)", "a@example.test b@example.test",
+	} {
+		f.Add(s)
+	}
+	sa := auth.SendAsResult{Addresses: []string{"a@example.test"}}
+	f.Fuzz(func(t *testing.T, name string) {
+		got := nameAddress(name, sa)
+		if got != "" && (!strings.Contains(got, "@") || sa.Allows(got)) {
+			t.Errorf("nameAddress(%q) = %q", name, got)
+		}
+	})
+}

@@ -297,12 +297,19 @@ func TestIMAPQuota(t *testing.T) {
 	big := testMessage("Big", strings.Repeat(strings.Repeat("q", 998)+"\r\n", 400)) // 400 KB
 	appendMsg(t, c, "INBOX", big, nil)
 	appendMsg(t, c, "INBOX", strings.Replace(big, "Subject: Big", "Subject: Big 2", 1), nil)
-	// local sees the 800 KB IMAP stored: a 300 KB delivery does not fit, and the
-	// sender (demo, so that the bounce stays here) gets it back.
-	in.sendMail(t, "demo@example.test", "small@example.test", testMessage("Via SMTP", strings.Repeat(strings.Repeat("s", 998)+"\r\n", 300)))
-	bounce := string(in.WaitMessages("demo@example.test", 1, 30*time.Second)[0])
-	if !strings.Contains(bounce, "small@example.test") || !strings.Contains(bounce, "Status: 5.2.2") {
-		t.Errorf("the bounce does not name the recipient and 5.2.2 (mailbox full):\n%s", bounce)
+	// local sees the 800 KB IMAP stored: a 300 KB message does not fit, and smtpd,
+	// which asks authd (and authd local) how full the mailbox is, refuses it at the end
+	// of the data with 452 4.2.2 instead of accepting it and bouncing it later.
+	c25, r25 := dialSMTP(t, in.SMTPAddr())
+	defer c25.Close()
+	command(t, c25, r25, "EHLO client.test")
+	command(t, c25, r25, "MAIL FROM:<x@other.test>")
+	if got := command(t, c25, r25, "RCPT TO:<small@example.test>"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("RCPT: %q", got)
+	}
+	command(t, c25, r25, "DATA")
+	if got := command(t, c25, r25, testMessage("Via SMTP", strings.Repeat(strings.Repeat("s", 998)+"\r\n", 300))+"."); !strings.HasPrefix(got, "452 4.2.2") {
+		t.Errorf("a message past the quota: %q, want 452 4.2.2 at the end of data", got)
 	}
 	if n := len(in.Messages("small@example.test")); n != 2 {
 		t.Errorf("small@example.test holds %d messages, want the 2 IMAP appended", n)
