@@ -87,6 +87,8 @@ type Envelope struct {
 	Ret   string `json:"ret,omitempty"`
 	// Bounce marks a delivery status notification made by Postern itself.
 	Bounce bool `json:"bounce,omitempty"`
+	// Spam is spamd's junk verdict: local files the message into Junk.
+	Spam bool `json:"spam,omitempty"`
 }
 
 // Recipient is one envelope recipient.
@@ -146,6 +148,8 @@ type Writer struct {
 	// puts there at Commit.
 	reserved int
 	prefix   []byte
+	// rewrite is the envelope Rewrite asked for, written at Commit.
+	rewrite []byte
 }
 
 // Create starts a queue file for env in dir (normally <spool>/incoming). env.ID must be
@@ -230,6 +234,30 @@ func (w *Writer) Prepend(p []byte) error {
 	return nil
 }
 
+// Rewrite replaces the envelope at Commit, with what was learnt while the message was
+// written (spamd's verdict). Its JSON may be longer than the first one by the room that
+// Reserve left and Prepend does not use.
+func (w *Writer) Rewrite(env *Envelope) error {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("encoding envelope: %w", err)
+	}
+	w.rewrite = b
+	return nil
+}
+
+// Flush writes what is buffered into the file, so that a reader of the file (spamd,
+// through a descriptor) sees the message written so far.
+func (w *Writer) Flush() error {
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("writing queue file: %w", err)
+	}
+	return nil
+}
+
+// BodyOffset is where the message starts in the file, as long as nothing is prepended.
+func (w *Writer) BodyOffset() int64 { return w.bodyOff }
+
 // Path is the file being written.
 func (w *Writer) Path() string { return w.path }
 
@@ -263,6 +291,17 @@ func (w *Writer) CommitFor(gone func() bool) error {
 		w.bodyOff -= int64(len(w.prefix))
 		w.size += int64(len(w.prefix))
 		_, err = w.f.WriteAt(w.prefix, w.bodyOff)
+	}
+	if err == nil && w.rewrite != nil {
+		// The envelope and the blanks after it fill the room up to the message.
+		room := int(w.bodyOff) - headerLen
+		if len(w.rewrite)+1 > room {
+			err = fmt.Errorf("new envelope of %d octets does not fit in %d", len(w.rewrite), room)
+		} else {
+			env := append(w.rewrite, bytes.Repeat([]byte{' '}, room-len(w.rewrite))...)
+			env[room-1] = '\n'
+			_, err = w.f.WriteAt(env, int64(headerLen))
+		}
 	}
 	if err == nil {
 		_, err = w.f.WriteAt([]byte(header(w.bodyOff, w.size)), 0)

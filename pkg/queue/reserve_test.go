@@ -53,3 +53,54 @@ func TestReservePrepend(t *testing.T) {
 		qf.Close()
 	}
 }
+
+// TestRewriteEnvelope checks that an envelope rewritten at Commit (spamd's verdict) is
+// read back, with the prefix, within the reserved room, and that one too large for the
+// room fails the Commit instead of corrupting the file.
+func TestRewriteEnvelope(t *testing.T) {
+	s := Spool{Root: t.TempDir()}
+	if err := s.Create(0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tooBig := range []bool{false, true} {
+		env := &Envelope{ID: NewID(), From: "a@example.test", Arrival: time.Now(), Recipients: []Recipient{{Addr: "b@example.test"}}}
+		w, err := Create(s.Dir(Incoming), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Reserve(200); err != nil {
+			t.Fatal(err)
+		}
+		body := "Subject: hi\r\n\r\nhello\r\n"
+		io.WriteString(w, body)
+		prefix := "X-Spam-Status: Yes\r\n"
+		w.Prepend([]byte(prefix))
+		changed := *env
+		changed.Spam = true
+		if tooBig {
+			changed.Helo = strings.Repeat("h", 300)
+		}
+		if err := w.Rewrite(&changed); err != nil {
+			t.Fatal(err)
+		}
+		err = w.Commit()
+		if tooBig {
+			if err == nil {
+				t.Error("an envelope too large for the room was committed")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		qf, err := Open(s.Path(Incoming, env.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(qf.Body())
+		if !qf.Envelope.Spam || qf.Envelope.From != "a@example.test" || string(b) != prefix+body {
+			t.Errorf("read back %+v, %q", qf.Envelope, b)
+		}
+		qf.Close()
+	}
+}
