@@ -47,7 +47,7 @@ func main() {
 		// Not fatal: the sites are learnt again at their next successful login.
 		d.Log.Warn("loading the remembered logins", "err", err)
 	}
-	trust := daemon.Trust(cfg, "smtpd", "cleanup", "qmgr", "local", "imapd", "httpd")
+	trust := daemon.Trust(cfg, "smtpd", "cleanup", "qmgr", "local", "imapd", "httpd", "spamd")
 	err = a.Serve(ctx, private, ctl, trust, daemon.Admin(cfg))
 	if cerr := db.Close(); err == nil {
 		err = cerr

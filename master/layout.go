@@ -28,6 +28,7 @@ const (
 	modePublic    = 0o755 // root:postern
 	modeDataDir   = 0o755 // root
 	modeMailDir   = 0o700 // local's user (vmail)
+	modeSpamDir   = 0o700 // spamd's user (postern-spam)
 	modeUsersDB   = 0o600 // authd's user
 	modeSocket    = 0o660 // private sockets root:postern, control sockets root:<admin group>
 )
@@ -47,10 +48,11 @@ type owners struct {
 	Admin int   // gid of the admin group; root's group when that group does not exist
 	Mail  owner // <data>/mail
 	Users owner // users.db
+	Spam  owner // <data>/spam, spamd's
 }
 
 // ownersNone are the owners of a development instance: nothing is chowned.
-var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged}
+var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged}
 
 // ownerNotes are what resolveOwners found worth a log line: the configured admin group
 // does not exist, so only root may use the control sockets.
@@ -97,7 +99,7 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 		}
 		return identity{}, false
 	}
-	o.Queue, o.Mail, o.Users = unchanged, unchanged, unchanged
+	o.Queue, o.Mail, o.Users, o.Spam = unchanged, unchanged, unchanged, unchanged
 	if id, ok := of("qmgr"); ok {
 		o.Queue = owner{id.UID, group}
 	}
@@ -106,6 +108,9 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 	}
 	if id, ok := of("authd"); ok {
 		o.Users = owner{id.UID, group}
+	}
+	if id, ok := of("spamd"); ok {
+		o.Spam = owner{id.UID, id.GID}
 	}
 	return o, notes, nil
 }
@@ -130,6 +135,7 @@ func layoutDirs(cfg *config.Config, o owners) []dirSpec {
 		dirSpec{filepath.Join(cfg.SpoolDir, "public"), owner{o.Root.UID, o.Group}, modePublic},
 		dirSpec{cfg.DataDir, o.Root, modeDataDir},
 		dirSpec{cfg.MailDir(), o.Mail, modeMailDir},
+		dirSpec{cfg.SpamDir(), o.Spam, modeSpamDir},
 	)
 	return dirs
 }

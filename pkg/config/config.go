@@ -52,6 +52,7 @@ type Config struct {
 	Local    Local               `toml:"local"`
 	IMAPD    IMAPD               `toml:"imapd"`
 	Remote   Remote              `toml:"remote"`
+	Spamd    Spamd               `toml:"spamd"`
 	Services map[string]*Service `toml:"services"`
 
 	// Submission is the policy of mail from authenticated users (ports 587 and 465).
@@ -208,6 +209,47 @@ type Remote struct {
 	ConnectionCacheTime Duration `toml:"connection_cache_time"`
 }
 
+// Spamd holds the policy of inbound mail checks (spamd(8)): the weight of each signal,
+// the thresholds, and what cleanup does when spamd does not answer in time.
+type Spamd struct {
+	// Enable makes cleanup ask spamd about every message that did not come from an
+	// authenticated user.
+	Enable bool `toml:"enable"`
+	// Timeout bounds cleanup's wait for a verdict; OnFailure says what happens to a
+	// message without one: "accept" (queued without a verdict) or "tempfail" (451).
+	Timeout   Duration `toml:"timeout"`
+	OnFailure string   `toml:"on_failure"`
+	// AuthservID names this host in Authentication-Results (RFC 8601 §2.5); empty
+	// means Hostname.
+	AuthservID string `toml:"authserv_id"`
+	// JunkScore and RejectScore are the thresholds: a message scoring at least
+	// JunkScore goes into Junk, at least RejectScore is refused at DATA.
+	JunkScore   float64 `toml:"junk_score"`
+	RejectScore float64 `toml:"reject_score"`
+	// The weights of the signals, added to the score when they fire.
+	SPFFail        float64 `toml:"spf_fail"`
+	SPFSoftfail    float64 `toml:"spf_softfail"`
+	SPFPass        float64 `toml:"spf_pass"`
+	DKIMPass       float64 `toml:"dkim_pass"`
+	DKIMFail       float64 `toml:"dkim_fail"`
+	DMARCFail      float64 `toml:"dmarc_fail"`
+	DMARCPass      float64 `toml:"dmarc_pass"`
+	GTUBE          float64 `toml:"gtube"`
+	ClassifierSpam float64 `toml:"classifier_spam"`
+	// RejectSPFFail refuses mail whose MAIL FROM fails SPF (550 5.7.23, RFC 7372)
+	// whatever its score.
+	RejectSPFFail bool `toml:"reject_spf_fail"`
+	// DMARCReject is what a DMARC failure under p=reject gets: "reject" (550 5.7.1)
+	// or "junk".
+	DMARCReject string `toml:"dmarc_reject"`
+	// TrustedRelays are client IPs and CIDRs whose mail is not checked: backup MX,
+	// internal hosts that relay for a local domain.
+	TrustedRelays []string `toml:"trusted_relays"`
+	// LocalPolicy is the DMARC policy applied to mail claiming one of our own domains
+	// when the domain publishes none: "reject", "quarantine" or "none".
+	LocalPolicy string `toml:"local_policy"`
+}
+
 // IMAPD holds the limits of the IMAP server.
 type IMAPD struct {
 	// MaxConnections bounds the IMAP connections at once; MaxConnectionsPerIP those from
@@ -269,6 +311,7 @@ var Daemons = []Daemon{
 	{Name: "local", User: "vmail", Private: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
+	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
 	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}, ReloadsOnHUP: true},
@@ -346,6 +389,25 @@ func Default() *Config {
 			DataTimeout:            Duration(10 * time.Minute),
 			DestinationConcurrency: 20,
 			ConnectionCacheTime:    Duration(10 * time.Second),
+		},
+		Spamd: Spamd{
+			Enable:         true,
+			Timeout:        Duration(10 * time.Second),
+			OnFailure:      "accept",
+			JunkScore:      5,
+			RejectScore:    15,
+			SPFFail:        3,
+			SPFSoftfail:    1,
+			SPFPass:        -0.5,
+			DKIMPass:       -1,
+			DKIMFail:       1,
+			DMARCFail:      4,
+			DMARCPass:      -1,
+			GTUBE:          1000,
+			ClassifierSpam: 6,
+			RejectSPFFail:  true,
+			DMARCReject:    "reject",
+			LocalPolicy:    "reject",
 		},
 		Submission: Submission{MaxMessagesPerHour: 200, MaxRecipientsPerHour: 1000},
 		IMAPD: IMAPD{
@@ -564,6 +626,9 @@ func (c *Config) validate(data []byte) error {
 	if c.Authd.RememberLogins < 0 {
 		return bad("authd.remember_logins", "must not be negative (0 remembers no client)")
 	}
+	if err := c.validateSpamd(bad); err != nil {
+		return err
+	}
 	if c.Queue.MaxBackoff < c.Queue.MinBackoff {
 		return bad("queue.max_backoff", "must not be less than queue.min_backoff")
 	}
@@ -609,6 +674,63 @@ func (c *Config) validate(data []byte) error {
 	}
 	return nil
 }
+
+func (c *Config) validateSpamd(bad func(key, format string, args ...any) error) error {
+	s := &c.Spamd
+	if s.Timeout.D() < 100*time.Millisecond {
+		return bad("spamd.timeout", "must be at least 100ms")
+	}
+	switch s.OnFailure {
+	case "accept", "tempfail":
+	default:
+		return bad("spamd.on_failure", "must be accept or tempfail, not %q", s.OnFailure)
+	}
+	switch s.DMARCReject {
+	case "reject", "junk":
+	default:
+		return bad("spamd.dmarc_reject", "must be reject or junk, not %q", s.DMARCReject)
+	}
+	switch s.LocalPolicy {
+	case "reject", "quarantine", "none":
+	default:
+		return bad("spamd.local_policy", "must be reject, quarantine or none, not %q", s.LocalPolicy)
+	}
+	if s.RejectScore < s.JunkScore {
+		return bad("spamd.reject_score", "must not be less than spamd.junk_score")
+	}
+	if strings.ContainsAny(s.AuthservID, " \t\r\n;()") {
+		return bad("spamd.authserv_id", "must be a host name")
+	}
+	if len(s.TrustedRelays) == 0 {
+		s.TrustedRelays = nil // "trusted_relays = []" is the default, as when absent
+	}
+	for _, r := range s.TrustedRelays {
+		if _, err := ParseNet(r); err != nil {
+			return bad("spamd.trusted_relays", "%v", err)
+		}
+	}
+	return nil
+}
+
+// ParseNet parses an IP address or a CIDR ("192.0.2.7", "2001:db8::/32") into a
+// network; an address is a network of one.
+func ParseNet(s string) (*net.IPNet, error) {
+	if _, n, err := net.ParseCIDR(s); err == nil {
+		return n, nil
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, fmt.Errorf("%q is neither an IP address nor a CIDR", s)
+	}
+	bits := 128
+	if ip4 := ip.To4(); ip4 != nil {
+		ip, bits = ip4, 32
+	}
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
+}
+
+// SpamDir is spamd's directory, its database and nothing else.
+func (c *Config) SpamDir() string { return filepath.Join(c.DataDir, "spam") }
 
 // Service returns the [services] entry of the named daemon, or nil if it is not configured.
 func (c *Config) Service(name string) *Service { return c.Services[name] }

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/mail"
+	"strings"
+	"time"
+
+	"blitiri.com.ar/go/spf"
+	msgdkim "github.com/emersion/go-msgauth/dkim"
+
+	"postern/pkg/config"
+	"postern/pkg/dmarc"
+	"postern/pkg/spamcheck"
+)
+
+// Classifier is a learning filter (the Bayesian classifier of issue 10.4): the
+// probability, from 0 to 1, that a message is spam. spamd adds classifier_spam times
+// (2p-1) to the score, so that a message the classifier finds hammy lowers it.
+type Classifier interface {
+	SpamProbability(ctx context.Context, msg io.ReaderAt, size int64) (float64, error)
+}
+
+// LocalDomains says whether a domain is one of ours (authd knows).
+type LocalDomains interface {
+	IsLocal(ctx context.Context, domain string) (bool, error)
+}
+
+// Checker computes verdicts.
+type Checker struct {
+	Policy     config.Spamd
+	AuthservID string
+	DNS        netDNS
+	Local      LocalDomains
+	// Classifier is nil until one is configured: the other signals decide.
+	Classifier Classifier
+	Trusted    []*net.IPNet
+	// Record receives each DMARC evaluation, for aggregate reports; nil records none.
+	Record func(dmarcRecord)
+	Log    *slog.Logger
+}
+
+// gtube is SpamAssassin's Generic Test for Unsolicited Bulk Email: a message holding it
+// is spam for certain, so that an administrator can test the set-up.
+const gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+// maxHeader bounds the header section spamd parses for From:.
+const maxHeader = 256 << 10
+
+// maxSignatures bounds the DKIM signatures verified per message.
+const maxSignatures = 10
+
+// score is a verdict being built.
+type score struct {
+	total   float64
+	reasons []string
+	results []string // resinfo of Authentication-Results (RFC 8601 §2.2)
+}
+
+func (s *score) add(name string, w float64) {
+	if w == 0 {
+		return
+	}
+	s.total += w
+	s.reasons = append(s.reasons, fmt.Sprintf("%s=%g", name, w))
+}
+
+// Check returns the verdict on the message msg of req.
+func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.ReaderAt) *spamcheck.Verdict {
+	ip := net.ParseIP(req.ClientAddr)
+	var s score
+	v := &spamcheck.Verdict{Action: spamcheck.Accept}
+	finish := func() *spamcheck.Verdict {
+		v.Score, v.Reasons = s.total, s.reasons
+		v.AuthResults = c.AuthservID + ";"
+		if len(s.results) == 0 {
+			v.AuthResults += " none" // RFC 8601 §2.2: no method was applied
+		} else {
+			v.AuthResults += "\r\n\t" + strings.Join(s.results, ";\r\n\t")
+		}
+		if v.Action == spamcheck.Accept && s.total >= c.Policy.RejectScore {
+			v.Action, v.Code, v.Text = spamcheck.Reject, "5.7.1", "Message refused as spam"
+		} else if v.Action == spamcheck.Accept && s.total >= c.Policy.JunkScore {
+			v.Action = spamcheck.Junk
+		}
+		return v
+	}
+	for _, n := range c.Trusted {
+		if n.Contains(ip) {
+			s.reasons = append(s.reasons, "TRUSTED_RELAY")
+			return finish()
+		}
+	}
+	size := req.Size
+
+	// SPF of MAIL FROM (or of HELO for the null sender, RFC 7208 §2.4) and of HELO.
+	sender, heloDomain := req.From, strings.TrimSuffix(req.Helo, ".")
+	spfDomain := domainOf(sender)
+	if sender == "" {
+		spfDomain, sender = heloDomain, "postmaster@"+heloDomain
+	}
+	spfRes := spf.None
+	if spfDomain != "" {
+		spfRes, _ = spf.CheckHostWithSender(ip, heloDomain, sender, spf.WithResolver(c.DNS), spf.WithContext(ctx))
+		prop := "smtp.mailfrom=" + sender
+		s.results = append(s.results, fmt.Sprintf("spf=%s %s", spfRes, prop))
+	}
+	switch spfRes {
+	case spf.Fail:
+		if c.Policy.RejectSPFFail && req.From != "" {
+			// RFC 7208 §8.4: a fail may be rejected; RFC 7372 §3.2 gives it 5.7.23.
+			v.Action, v.Code, v.Text = spamcheck.Reject, "5.7.23", fmt.Sprintf("SPF validation failed for %s", spfDomain)
+		}
+		s.add("SPF_FAIL", c.Policy.SPFFail)
+	case spf.SoftFail:
+		s.add("SPF_SOFTFAIL", c.Policy.SPFSoftfail)
+	case spf.Pass:
+		s.add("SPF_PASS", c.Policy.SPFPass)
+	}
+
+	// DKIM: every signature, up to maxSignatures (RFC 6376 §6.1).
+	lookup := func(name string) ([]string, error) { return c.DNS.LookupTXT(ctx, name) }
+	verifs, err := msgdkim.VerifyWithOptions(io.NewSectionReader(msg, req.Offset, size), &msgdkim.VerifyOptions{LookupTXT: lookup, MaxVerifications: maxSignatures})
+	var dkimPass []string
+	dkimFailed := false
+	for _, vf := range verifs {
+		res := "pass"
+		switch {
+		case vf.Err == nil:
+			dkimPass = append(dkimPass, vf.Domain)
+		case msgdkim.IsTempFail(vf.Err):
+			res = "temperror"
+		case msgdkim.IsPermFail(vf.Err) && strings.Contains(vf.Err.Error(), "no key"):
+			res = "permerror"
+			dkimFailed = true
+		default:
+			res = "fail"
+			dkimFailed = true
+		}
+		s.results = append(s.results, fmt.Sprintf("dkim=%s header.d=%s", res, resValue(vf.Domain)))
+	}
+	if err != nil && len(verifs) == 0 && err != msgdkim.ErrTooManySignatures {
+		c.Log.Debug("DKIM verification failed", "id", req.QueueID, "err", err)
+	}
+	if len(dkimPass) > 0 {
+		s.add("DKIM_PASS", c.Policy.DKIMPass)
+	} else if dkimFailed {
+		s.add("DKIM_FAIL", c.Policy.DKIMFail)
+	}
+
+	// DMARC on the domain of From: (RFC 7489 §6.6).
+	from := headerFrom(io.NewSectionReader(msg, req.Offset, min(size, maxHeader)))
+	if from != "" {
+		local := false
+		if c.Local != nil {
+			local, _ = c.Local.IsLocal(ctx, from)
+		}
+		in := dmarc.Input{From: from, SPFDomain: spfDomain, SPFPass: spfRes == spf.Pass, DKIMDomains: dkimPass}
+		if local {
+			in.Override = c.Policy.LocalPolicy
+		}
+		ev := dmarc.Evaluate(ctx, c.DNS, in)
+		if local && ev.Result == dmarc.Fail && stricter(c.Policy.LocalPolicy, ev.Policy) {
+			// Mail in the name of one of our own domains that neither SPF nor DKIM
+			// vouches for: our own policy, whatever the domain publishes.
+			ev.Policy = c.Policy.LocalPolicy
+		}
+		if ev.Result != dmarc.NoPolicy {
+			s.results = append(s.results, fmt.Sprintf("dmarc=%s header.from=%s", ev.Result, resValue(from)))
+		}
+		switch ev.Result {
+		case dmarc.Pass:
+			s.add("DMARC_PASS", c.Policy.DMARCPass)
+		case dmarc.Fail:
+			s.add("DMARC_FAIL", c.Policy.DMARCFail)
+			switch {
+			case ev.Policy == dmarc.Reject && c.Policy.DMARCReject == "reject" && v.Action == spamcheck.Accept:
+				v.Action, v.Code = spamcheck.Reject, "5.7.1"
+				v.Text = fmt.Sprintf("DMARC policy of %s refuses this message", from)
+				if local {
+					v.Text = fmt.Sprintf("Mail from %s must come authenticated, or from a host SPF or DKIM vouch for", from)
+				}
+			case ev.Policy == dmarc.Reject || ev.Policy == dmarc.Quarantine:
+				if v.Action == spamcheck.Accept {
+					v.Action = spamcheck.Junk
+				}
+			}
+		}
+		if c.Record != nil && ev.Record != nil {
+			c.Record(dmarcRecord{
+				At: time.Now().UTC(), QueueID: req.QueueID, SourceIP: req.ClientAddr, HeaderFrom: from,
+				RecordDomain: ev.RecordDomain, Published: ev.Published, Applied: ev.Policy, Result: ev.Result,
+				SPFDomain: spfDomain, SPF: string(spfRes), SPFAligned: ev.SPFAligned,
+				DKIMDomains: dkimPass, DKIMAligned: ev.DKIMAligned, Disposition: v.Action,
+			})
+		}
+	}
+
+	if containsGTUBE(io.NewSectionReader(msg, req.Offset, size)) {
+		s.add("GTUBE", c.Policy.GTUBE)
+	}
+	if c.Classifier != nil {
+		if p, err := c.Classifier.SpamProbability(ctx, io.NewSectionReader(msg, req.Offset, size), size); err == nil {
+			s.add("CLASSIFIER", c.Policy.ClassifierSpam*(2*p-1))
+		}
+	}
+	return finish()
+}
+
+// stricter reports whether policy a is stricter than b.
+func stricter(a, b string) bool {
+	rank := map[string]int{dmarc.None: 0, dmarc.Quarantine: 1, dmarc.Reject: 2}
+	return rank[a] > rank[b]
+}
+
+// domainOf returns the lower-case domain of an address, "" if it has none.
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}
+
+// resValue keeps a value of Authentication-Results to what RFC 8601 §2.2 allows
+// unquoted: no whitespace, parentheses, semicolons or quotes.
+func resValue(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r <= ' ' || r > '~' || strings.ContainsRune(`();"\`, r) {
+			return -1
+		}
+		return r
+	}, s)
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// headerFrom returns the domain of the From: address; "" when there is none, or several
+// of different domains (RFC 7489 §6.6.1 leaves those to local policy; they are scored by
+// the other signals).
+func headerFrom(r io.Reader) string {
+	m, err := mail.ReadMessage(bufio.NewReader(r))
+	if err != nil {
+		return ""
+	}
+	list, err := mail.ParseAddressList(m.Header.Get("From"))
+	if err != nil || len(list) == 0 {
+		return ""
+	}
+	d := domainOf(list[0].Address)
+	for _, a := range list[1:] {
+		if domainOf(a.Address) != d {
+			return ""
+		}
+	}
+	return d
+}
+
+// containsGTUBE reads the message in chunks for the GTUBE string.
+func containsGTUBE(r io.Reader) bool {
+	buf := make([]byte, 64<<10)
+	keep := len(gtube) - 1
+	n := 0
+	for {
+		m, err := io.ReadFull(r, buf[n:])
+		n += m
+		if bytes.Contains(buf[:n], []byte(gtube)) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		copy(buf, buf[n-keep:n])
+		n = keep
+	}
+}

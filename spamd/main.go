@@ -1,0 +1,95 @@
+// Command spamd checks inbound mail: SPF (RFC 7208) of MAIL FROM and HELO, DKIM
+// signatures (RFC 6376), DMARC (RFC 7489) of the From: domain, SpamAssassin's GTUBE test
+// string, and, once one is configured, a learning classifier; every signal adds its
+// weight from [spamd] in postern.toml to one score. cleanup asks it over
+// <spool>/private/spamd about each message that did not come from an authenticated user,
+// handing the queue file as a descriptor; spamd answers accept, junk, reject or tempfail
+// with the score, the reasons and an Authentication-Results header (RFC 8601). It runs
+// as its own user and writes only <data_dir>/spam/, where it records each DMARC
+// evaluation for aggregate reports. See spamd(8).
+package main
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"postern/pkg/auth"
+	"postern/pkg/config"
+	"postern/pkg/daemon"
+	"postern/pkg/resolver"
+)
+
+func main() {
+	d := daemon.Start("spamd")
+	cfg := d.Config
+	dir := cfg.SpamDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		d.Log.Error("cannot make the spam directory", "err", err)
+		os.Exit(1)
+	}
+	d.Confine(dir)
+	ctx, stop := d.Context()
+	defer stop()
+	servers := cfg.Remote.Resolvers
+	if len(servers) == 0 {
+		var err error
+		if servers, err = resolver.FromResolvConf(resolver.DefaultResolvConf); err != nil {
+			d.Log.Error("no DNS resolver", "err", err)
+			os.Exit(1)
+		}
+	}
+	res, err := resolver.New(servers)
+	if err != nil {
+		d.Log.Error("no DNS resolver", "err", err)
+		os.Exit(1)
+	}
+	// A verdict must come within spamd.timeout: each DNS query gets a share of it.
+	res.Timeout = max(cfg.Spamd.Timeout.D()/8, 200*time.Millisecond)
+	db, err := bolt.Open(filepath.Join(dir, "spamd.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		d.Log.Error("cannot open the spam database", "err", err)
+		os.Exit(1)
+	}
+	defer db.Close()
+	rec, err := newRecorder(db, d.Log)
+	if err != nil {
+		d.Log.Error("cannot open the spam database", "err", err)
+		os.Exit(1)
+	}
+	go rec.run(ctx)
+	authservID := cfg.Spamd.AuthservID
+	if authservID == "" {
+		authservID = cfg.Hostname
+	}
+	var trusted = parseNets(cfg.Spamd.TrustedRelays)
+	s := &Spamd{Log: d.Log, Checker: &Checker{
+		Policy:     cfg.Spamd,
+		AuthservID: authservID,
+		DNS:        netDNS{r: res},
+		Local:      authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))},
+		Trusted:    trusted,
+		Record:     rec.Record,
+		Log:        d.Log,
+	}}
+	srv := s.Server(daemon.Trust(cfg, "cleanup"))
+	if err := srv.Serve(ctx, d.Unix("private/spamd")); err != nil {
+		d.Log.Error("serving", "err", err)
+		os.Exit(1)
+	}
+	srv.Shutdown(ctx)
+}
+
+// parseNets parses trusted_relays, which config.Parse has checked.
+func parseNets(list []string) []*net.IPNet {
+	var out []*net.IPNet
+	for _, s := range list {
+		if n, err := config.ParseNet(s); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"postern/pkg/auth"
+	"postern/pkg/ipc"
+	"postern/pkg/spamcheck"
+)
+
+// Spamd serves verdicts over private/spamd.
+type Spamd struct {
+	Checker *Checker
+	Log     *slog.Logger
+}
+
+// Server returns the ipc server of private/spamd.
+func (d *Spamd) Server(allow func(ipc.Cred) bool) *ipc.Server {
+	s := &ipc.Server{Name: "spamd", Allow: allow, Logger: d.Log}
+	s.Handle(spamcheck.OpCheck, d.serveCheck)
+	return s
+}
+
+func (d *Spamd) serveCheck(ctx context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+	defer ipc.CloseFiles(files)
+	req, err := spamcheck.DecodeRequest(body)
+	if err != nil {
+		return nil, ipc.Errorf("invalid", "%v", err)
+	}
+	if len(files) != 1 {
+		return nil, ipc.Errorf("invalid", "check request with %d descriptors, want the message's", len(files))
+	}
+	start := time.Now()
+	v := d.Checker.Check(ctx, req, files[0])
+	d.Log.Info("verdict", "id", req.QueueID, "action", v.Action, "score", v.Score, "reasons", v.Reasons,
+		"client", req.ClientAddr, "from", "<"+req.From+">", "ms", time.Since(start).Milliseconds())
+	return v, nil
+}
+
+// authDomains asks authd whether a domain is ours.
+type authDomains struct{ c *auth.Client }
+
+// IsLocal implements LocalDomains: an address at a local domain resolves as Local.
+func (a authDomains) IsLocal(ctx context.Context, domain string) (bool, error) {
+	r, err := a.c.Resolve(ctx, "postmaster@"+domain)
+	return r.Local, err
+}
+
+// dmarcRecord is one DMARC evaluation, kept for aggregate reports (RFC 7489 §7.2).
+type dmarcRecord struct {
+	At           time.Time `json:"at"`
+	QueueID      string    `json:"queue_id"`
+	SourceIP     string    `json:"source_ip"`
+	HeaderFrom   string    `json:"header_from"`
+	RecordDomain string    `json:"record_domain"`
+	Published    string    `json:"published"`
+	Applied      string    `json:"applied"`
+	Result       string    `json:"result"`
+	SPFDomain    string    `json:"spf_domain"`
+	SPF          string    `json:"spf"`
+	SPFAligned   bool      `json:"spf_aligned"`
+	DKIMDomains  []string  `json:"dkim_domains,omitempty"`
+	DKIMAligned  bool      `json:"dkim_aligned"`
+	Disposition  string    `json:"disposition"`
+}
+
+// dmarcBucket holds the evaluations, keyed by a sequence number (bbolt's NextSequence),
+// so they read back in order.
+var dmarcBucket = []byte("dmarc")
+
+// recorder writes DMARC evaluations into spamd's database off the verdict's path: a
+// verdict never waits on the disk. Records that arrive faster than the database takes
+// them are dropped (and counted in the log): reports are statistics, mail is not held
+// up for them.
+type recorder struct {
+	db  *bolt.DB
+	ch  chan dmarcRecord
+	log *slog.Logger
+}
+
+func newRecorder(db *bolt.DB, log *slog.Logger) (*recorder, error) {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(dmarcBucket)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("creating the dmarc bucket: %w", err)
+	}
+	return &recorder{db: db, ch: make(chan dmarcRecord, 1024), log: log}, nil
+}
+
+// Record queues r for writing.
+func (r *recorder) Record(rec dmarcRecord) {
+	select {
+	case r.ch <- rec:
+	default:
+		r.log.Warn("DMARC evaluation not recorded: the database is behind", "id", rec.QueueID)
+	}
+}
+
+// run writes what Record queued, many records per transaction, until ctx ends.
+func (r *recorder) run(ctx context.Context) {
+	for {
+		var batch []dmarcRecord
+		select {
+		case <-ctx.Done():
+			return
+		case rec := <-r.ch:
+			batch = append(batch, rec)
+		}
+	more:
+		for len(batch) < 1000 {
+			select {
+			case rec := <-r.ch:
+				batch = append(batch, rec)
+			default:
+				break more
+			}
+		}
+		err := r.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(dmarcBucket)
+			for _, rec := range batch {
+				seq, err := b.NextSequence()
+				if err != nil {
+					return err
+				}
+				v, err := json.Marshal(rec)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			r.log.Error("DMARC evaluations not recorded", "n", len(batch), "err", err)
+		}
+	}
+}
