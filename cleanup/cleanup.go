@@ -32,6 +32,8 @@ type Cleanup struct {
 	// HideClient leaves the client's address and HELO name out of the Received header
 	// of authenticated submissions ([submission] hide_client).
 	HideClient bool
+	// Spam is how inbound mail is checked by spamd.
+	Spam SpamPolicy
 
 	wake chan string
 }
@@ -102,13 +104,18 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 		}
 		return err
 	}
+	if end.Complete && refusal == nil && w.checked {
+		// spamd's verdict comes before the file is marked complete: a refused
+		// message is removed and never queued, and its client hears a 5xx.
+		refusal = c.judge(ctx, w, &env)
+	}
 	if !end.Complete || refusal != nil {
 		w.Abort()
 		if signer != nil {
 			signer.Abort()
 		}
 		if refusal != nil {
-			c.Log.Info("refused", "id", w.env.ID, "from", "<"+env.From+">", "auth", env.AuthUser, "reason", refusal.Message)
+			c.Log.Info("refused", "id", w.env.ID, "from", "<"+env.From+">", "auth", env.AuthUser, "client", env.ClientAddr, "reason", refusal.Message)
 			return conn.Reply(nil, refusal)
 		}
 		return conn.Reply(nil, ipc.Errorf("aborted", "message discarded"))
@@ -182,7 +189,17 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope) (*queueWrite
 		c.Log.Error("cannot create queue file", "err", err)
 		return nil, ipc.Errorf("temporary", "queue file error")
 	}
-	return &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce, tls: env.TLS}, nil
+	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce, tls: env.TLS}
+	if c.checked(env) {
+		// Room for spamd's headers and the junk mark, filled in before Commit.
+		if err := w.Reserve(verdictRoom); err != nil {
+			w.Abort()
+			c.Log.Error("cannot create queue file", "err", err)
+			return nil, ipc.Errorf("temporary", "queue file error")
+		}
+		qw.checked, qw.authservID = true, c.Spam.AuthservID
+	}
+	return qw, nil
 }
 
 // expand replaces each recipient of a local domain by the accounts and forwarding
@@ -244,6 +261,10 @@ type queueWriter struct {
 	tls        string
 	hideClient bool
 	signedBy   string // the DKIM domain and selectors, for the log
+	// checked says spamd judges the message; authservID is ours, whose
+	// Authentication-Results fields are removed from the message as it comes.
+	checked    bool
+	authservID string
 }
 
 // wakeup tells qmgr about a new file without holding up the client.
@@ -325,7 +346,7 @@ func (h *headerFixer) prepare() error {
 		env = &anon
 	}
 	head.WriteString(received(env, h.hostname, h.w.tls, time.Now()))
-	if !h.w.submission {
+	if !h.w.submission && !h.w.checked {
 		h.out = head.Bytes()
 		return nil
 	}
@@ -351,6 +372,18 @@ func (h *headerFixer) prepare() error {
 		section = buf[:end]
 	}
 	h.section, h.complete = section, end >= 0 || len(buf) < maxHeaderScan
+	if !h.w.submission {
+		// Inbound: Authentication-Results fields that claim to be ours were not
+		// written here (RFC 8601 §5). A header section longer than maxHeaderScan is
+		// filtered in its first part only.
+		if end < 0 {
+			end = lastFieldEnd(buf)
+		}
+		head.Write(removeOwnResults(buf[:end], h.w.authservID))
+		head.Write(buf[end:])
+		h.out = head.Bytes()
+		return nil
+	}
 	now := time.Now()
 	if !hasField(section, "Message-ID") {
 		// RFC 6409 §8.3: a submission server may add a missing Message-ID.

@@ -6,7 +6,9 @@
 // Message-ID and Date where missing), fsyncs the file and the directory, answers with the
 // queue ID, and wakes qmgr. An authenticated user's message must name one of the user's
 // addresses in From:; outbound mail (submissions, bounces) is DKIM-signed with the keys
-// in <data_dir>/dkim/<domain>/ as it streams into the queue file. See cleanup(8).
+// in <data_dir>/dkim/<domain>/ as it streams into the queue file. Inbound mail gets
+// spamd's verdict before its file is complete: refused at DATA, or queued with spamd's
+// Authentication-Results and X-Spam-Status, marked for Junk if so judged. See cleanup(8).
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"postern/pkg/dkim"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
+	"postern/pkg/spamcheck"
 )
 
 func main() {
@@ -35,6 +38,16 @@ func main() {
 		// changes: `mailctl dkim generate` takes effect without a restart.
 		DKIM:       &dkim.Keyring{Dir: dkim.Dir(cfg.DataDir)},
 		HideClient: cfg.Submission.HideClient,
+	}
+	if sd := cfg.Service("spamd"); sd != nil && sd.Enable && cfg.Spamd.Enable {
+		c.Spam = SpamPolicy{
+			Client:     spamcheck.NewClient(cfg.PrivateSocket("spamd"), cfg.Spamd.Timeout.D()),
+			Tempfail:   cfg.Spamd.OnFailure == "tempfail",
+			AuthservID: cfg.Spamd.AuthservID,
+		}
+		if c.Spam.AuthservID == "" {
+			c.Spam.AuthservID = cfg.Hostname
+		}
 	}
 	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr"))
 	go c.Wakeups(ctx)

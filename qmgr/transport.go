@@ -54,6 +54,7 @@ func (a *Agent) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Re
 		SMTPUTF8:   env.SMTPUTF8,
 		EnvID:      env.EnvID,
 		Ret:        env.Ret,
+		Spam:       env.Spam,
 	}
 	// The queue file's descriptor is read-only (queue.Open): the agent, which may run as
 	// another user, has no business writing the queue.

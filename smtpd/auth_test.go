@@ -318,13 +318,21 @@ func FuzzAuthExchange(f *testing.F) {
 }
 
 // TestContentRejected: cleanup's enqueue.CodeRejected (an author the user may not
-// write as) is a 550 5.7.1 with cleanup's text at the end of data; its "denied" (smtpd's
-// uid not admitted on the socket, a configuration error) stays a temporary 451.
+// write as, spamd's verdict) is a 550 at the end of data with cleanup's text, 5.7.1 unless
+// cleanup named another enhanced code (5.7.23 for SPF); enqueue.CodeTempfail is a 451
+// (4.7.1 by default); its "denied" (smtpd's uid not admitted on the socket, a
+// configuration error) stays a temporary 451.
 func TestContentRejected(t *testing.T) {
-	for code, want := range map[string]string{
-		enqueue.CodeRejected: "550 5.7.1 From: header address <x@example.test> not owned by user demo@example.test",
-		"denied":             "451 4.3.0",
+	const author = "From: header address <x@example.test> not owned by user demo@example.test"
+	for _, c := range []struct{ code, msg, want string }{
+		{enqueue.CodeRejected, author, "550 5.7.1 " + author},
+		{enqueue.CodeRejected, "5.7.23 SPF validation failed for x.test", "550 5.7.23 SPF validation failed for x.test"},
+		{enqueue.CodeRejected, "4.7.23 wrong class", "550 5.7.1 4.7.23 wrong class"},
+		{enqueue.CodeTempfail, "Try again later", "451 4.7.1 Try again later"},
+		{enqueue.CodeTempfail, "4.7.0 Message checks unavailable", "451 4.7.0 Message checks unavailable"},
+		{"denied", author, "451 4.3.0"},
 	} {
+		code, msg, want := c.code, c.msg, c.want
 		e := startEnvWith(t, nil, envOptions{noCleanup: true})
 		cl := &ipc.Server{Name: "rejecting-cleanup", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 		cl.HandleStream(enqueue.OpEnqueue, func(_ context.Context, _ ipc.Cred, c *ipc.Conn, _ json.RawMessage, files []*os.File) error {
@@ -334,7 +342,7 @@ func TestContentRejected(t *testing.T) {
 			if _, err := c.Receive(&end); err != nil {
 				return err
 			}
-			return c.Reply(nil, ipc.Errorf(code, "From: header address <x@example.test> not owned by user demo@example.test"))
+			return c.Reply(nil, ipc.Errorf(code, "%s", msg))
 		})
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)

@@ -182,9 +182,16 @@ func (s *session) commit(k *sink, tx *transaction, size int64) {
 	res, err := k.commit()
 	var refused *ipc.Error
 	if errors.As(err, &refused) && refused.Code == enqueue.CodeRejected {
-		// cleanup refused the content: a From: header the user may not use, say.
-		// RFC 3463 X.7.1; RFC 5321 §4.2.5 lets the end of data get a 5yz.
-		s.reply(newReply(550, "5.7.1", "%s", refused.Message), "from", slogAddr(tx.from), "user", s.authUser)
+		// cleanup refused the content: a From: header the user may not use, spamd's
+		// verdict. RFC 3463 X.7.1 unless cleanup named another (5.7.23 for SPF, RFC
+		// 7372); RFC 5321 §4.2.5 lets the end of data get a 5yz.
+		code, text := enqueue.SplitRefusal(refused.Message, "5.7.1")
+		s.reply(newReply(550, code, "%s", text), "from", slogAddr(tx.from), "user", s.authUser)
+		return
+	}
+	if errors.As(err, &refused) && refused.Code == enqueue.CodeTempfail {
+		code, text := enqueue.SplitRefusal(refused.Message, "4.7.1")
+		s.reply(newReply(451, code, "%s", text), "from", slogAddr(tx.from))
 		return
 	}
 	if err != nil {

@@ -42,7 +42,7 @@ type Request struct {
 	Size   int64 `json:"size"`
 	// Recipients are the recipients this agent handles, in the order results come back.
 	Recipients []Recipient `json:"recipients"`
-	// Spam is spamd's verdict (later): true files the message into Junk.
+	// Spam is spamd's junk verdict (queue.Envelope.Spam): true files the message into Junk.
 	Spam bool `json:"spam,omitempty"`
 	// What remote needs to relay the message as it came (queue.Envelope): the body type
 	// (RFC 6152) and SMTPUTF8 (RFC 6531), and the DSN parameters ENVID and RET of

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"postern/pkg/auth"
@@ -29,6 +30,47 @@ const OpEnqueue = "enqueue"
 // which ipc uses for a peer that may not use the socket (a configuration error, to be
 // retried, not bounced).
 const CodeRejected = "rejected"
+
+// CodeTempfail is the ipc error code of a message cleanup cannot take now (spamd could
+// not judge it and the configuration says to wait): smtpd answers 451 at the end of the
+// data, and the client tries again later.
+const CodeTempfail = "tempfail"
+
+// Refusal returns the ipc error of a refusal (code CodeRejected or CodeTempfail) whose
+// reply carries the enhanced status code enhanced (RFC 3463), such as 5.7.23 for an SPF
+// failure (RFC 7372).
+func Refusal(code, enhanced, text string) *ipc.Error {
+	return ipc.Errorf(code, "%s %s", enhanced, text)
+}
+
+// SplitRefusal returns the enhanced status code a Refusal's message starts with (def if
+// it starts with none whose class is def's) and the rest of the text.
+func SplitRefusal(msg, def string) (enhanced, text string) {
+	code, rest, ok := strings.Cut(msg, " ")
+	if ok && isEnhanced(code) && code[0] == def[0] {
+		return code, rest
+	}
+	return def, msg
+}
+
+// isEnhanced reports whether s is class.subject.detail (RFC 3463 §2), class 2, 4 or 5.
+func isEnhanced(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || (parts[0] != "2" && parts[0] != "4" && parts[0] != "5") {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if len(p) == 0 || len(p) > 3 {
+			return false
+		}
+		for _, r := range p {
+			if r < '0' || r > '9' {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Envelope is what the client knows about a message.
 type Envelope struct {
