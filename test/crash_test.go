@@ -113,7 +113,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	}
 
 	// Kill single daemons while the load runs, and once everything, then start again.
-	victims := []string{"cleanup", "qmgr", "local", "cleanup", "qmgr", "local", "smtpd", "authd"}
+	victims := []string{"cleanup", "qmgr", "local", "cleanup", "qmgr", "local", "smtpd", "authd", "spamd"}
 	kills := map[string]int{}
 	restarted := false
 	deadline := time.Now().Add(90 * time.Second)

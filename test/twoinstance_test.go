@@ -372,6 +372,32 @@ func TestTwoInstances(t *testing.T) {
 		}
 	})
 
+	// A's mail, DKIM-signed with the key PublishedRecords made and sent from the address
+	// its SPF record names, passes SPF, DKIM and DMARC (p=reject, strict alignment) at
+	// B's spamd, and B's Authentication-Results says so.
+	t.Run("AuthenticatedAtB", func(t *testing.T) {
+		body := simpleMessage("alice@a.test", "bob@b.test", "auth@a.test", "Signed by a.test.")
+		if err := p.Submit(t, A, "alice@a.test", "alice@a.test", []string{"bob@b.test"}, body); err != nil {
+			t.Fatal(err)
+		}
+		var m []byte
+		B.WaitFor("the signed message at bob's", 20*time.Second, func() bool {
+			m = findMessage(B.Messages("bob@b.test"), "auth@a.test")
+			return m != nil
+		})
+		for _, re := range []string{
+			`Authentication-Results: mx\.b\.test;\r\n`,
+			`\tspf=pass smtp\.mailfrom=alice@a\.test;`,
+			`\tdkim=pass header\.d=a\.test;`,
+			`\tdmarc=pass header\.from=a\.test\r\n`,
+			`X-Spam-Status: No, score=-2\.5\r\n\ttests=SPF_PASS=-0\.5,DKIM_PASS=-1,DMARC_PASS=-1\r\n`,
+		} {
+			if !regexp.MustCompile(re).Match(m) {
+				t.Errorf("bob's copy does not match %s:\n%s", re, m)
+			}
+		}
+	})
+
 	t.Run("DANE", func(t *testing.T) {
 		// b.test signs its zone (the fake DNS sets the AD bit, as a validating
 		// resolver would) and publishes a DANE-EE record of B's certificate.
