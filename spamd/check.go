@@ -159,7 +159,13 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	if from != "" {
 		local := false
 		if c.Local != nil {
-			local, _ = c.Local.IsLocal(ctx, from)
+			var err error
+			if local, err = c.Local.IsLocal(ctx, from); err != nil && v.Action == spamcheck.Accept {
+				// Unknown whether the message claims one of our domains: the client
+				// tries again rather than mail in our name slip through.
+				c.Log.Warn("cannot tell whether the From: domain is ours", "id", req.QueueID, "domain", from, "err", err)
+				v.Action, v.Code, v.Text = spamcheck.Tempfail, "4.7.1", "Cannot check the sender now, try again later"
+			}
 		}
 		in := dmarc.Input{From: from, SPFDomain: spfDomain, SPFPass: spfRes == spf.Pass, DKIMDomains: dkimPass}
 		if local {

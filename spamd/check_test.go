@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,10 @@ import (
 type localSet map[string]bool
 
 func (l localSet) IsLocal(_ context.Context, d string) (bool, error) { return l[d], nil }
+
+type authdDown struct{}
+
+func (authdDown) IsLocal(context.Context, string) (bool, error) { return false, errors.New("authd down") }
 
 // newChecker returns a Checker with the default policy asking a fake DNS server that
 // publishes the records of the test domains.
@@ -105,6 +110,12 @@ func TestVerdicts(t *testing.T) {
 	if len(*recs) == 0 || (*recs)[0].HeaderFrom != "pass.test" || (*recs)[0].Result != "pass" {
 		t.Errorf("DMARC records %+v", *recs)
 	}
+	// Whether From: names one of our domains cannot be told: try again later.
+	c.Local = authdDown{}
+	if v := check(c, "192.0.2.1", "x@pass.test", "From: x@pass.test\r\n\r\nhi\r\n"); v.Action != spamcheck.Tempfail {
+		t.Errorf("authd down: %+v", v)
+	}
+	c.Local = localSet{"example.test": true}
 	// A trusted relay is not checked.
 	c.Trusted = []*net.IPNet{{IP: net.IPv4(203, 0, 113, 0).To4(), Mask: net.CIDRMask(24, 32)}}
 	if v := check(c, "203.0.113.5", "demo@example.test", "From: demo@example.test\r\n\r\nhi\r\n"); v.Action != spamcheck.Accept {

@@ -70,7 +70,7 @@ func main() {
 		Policy:     cfg.Spamd,
 		AuthservID: authservID,
 		DNS:        netDNS{r: res},
-		Local:      authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))},
+		Local:      &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))},
 		Trusted:    trusted,
 		Record:     rec.Record,
 		Log:        d.Log,

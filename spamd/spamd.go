@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -45,13 +46,39 @@ func (d *Spamd) serveCheck(ctx context.Context, _ ipc.Cred, body json.RawMessage
 	return v, nil
 }
 
-// authDomains asks authd whether a domain is ours.
-type authDomains struct{ c *auth.Client }
+// authDomains asks authd whether a domain is ours, and remembers the answer for a
+// minute: the From: domains of a burst of mail are few, and a domain added with mailctl
+// counts as ours within that time.
+type authDomains struct {
+	c     *auth.Client
+	mu    sync.Mutex
+	cache map[string]localAnswer
+}
+
+type localAnswer struct {
+	local   bool
+	expires time.Time
+}
 
 // IsLocal implements LocalDomains: an address at a local domain resolves as Local.
-func (a authDomains) IsLocal(ctx context.Context, domain string) (bool, error) {
+func (a *authDomains) IsLocal(ctx context.Context, domain string) (bool, error) {
+	a.mu.Lock()
+	ans, ok := a.cache[domain]
+	a.mu.Unlock()
+	if ok && time.Now().Before(ans.expires) {
+		return ans.local, nil
+	}
 	r, err := a.c.Resolve(ctx, "postmaster@"+domain)
-	return r.Local, err
+	if err != nil {
+		return false, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cache == nil || len(a.cache) > 10000 {
+		a.cache = map[string]localAnswer{}
+	}
+	a.cache[domain] = localAnswer{r.Local, time.Now().Add(time.Minute)}
+	return r.Local, nil
 }
 
 // dmarcRecord is one DMARC evaluation, kept for aggregate reports (RFC 7489 §7.2).

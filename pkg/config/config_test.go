@@ -87,3 +87,41 @@ func TestSize(t *testing.T) {
 		t.Error("bad sizes accepted")
 	}
 }
+
+// TestSpamd checks the [spamd] table: defaults, values, and the errors that name the
+// line of a bad value.
+func TestSpamd(t *testing.T) {
+	c, err := Parse("/srv/postern.toml", []byte(`
+[spamd]
+junk_score = 4.5
+on_failure = "tempfail"
+trusted_relays = ["192.0.2.7", "2001:db8::/32"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Spamd
+	if s.JunkScore != 4.5 || s.RejectScore != 15 || s.OnFailure != "tempfail" || !s.Enable || s.GTUBE != 1000 || len(s.TrustedRelays) != 2 {
+		t.Errorf("spamd: %+v", s)
+	}
+	if c.Service("spamd") == nil || c.Service("spamd").User != "postern-spam" || c.SpamDir() != "/var/lib/postern/spam" {
+		t.Errorf("spamd service %+v, dir %s", c.Service("spamd"), c.SpamDir())
+	}
+	for _, n := range []string{"192.0.2.7", "10.0.0.0/8", "::1"} {
+		if _, err := ParseNet(n); err != nil {
+			t.Errorf("ParseNet(%q): %v", n, err)
+		}
+	}
+	for bad, want := range map[string]string{
+		"[spamd]\non_failure = \"drop\"\n":         ":2: spamd.on_failure",
+		"[spamd]\ntrusted_relays = [\"x\"]\n":      ":2: spamd.trusted_relays",
+		"[spamd]\njunk_score = 20.0\n":             "spamd.reject_score",
+		"[spamd]\ndmarc_reject = \"quarantine\"\n": ":2: spamd.dmarc_reject",
+		"[spamd]\ntimeout = \"1ms\"\n":             ":2: spamd.timeout",
+		"[spamd]\nlocal_policy = \"maybe\"\n":      ":2: spamd.local_policy",
+	} {
+		if _, err := Parse("/srv/postern.toml", []byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", bad, err, want)
+		}
+	}
+}
