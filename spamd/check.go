@@ -108,8 +108,18 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	spfRes := spf.None
 	if spfDomain != "" {
 		spfRes, _ = spf.CheckHostWithSender(ip, heloDomain, sender, spf.WithResolver(c.DNS), spf.WithContext(ctx))
-		prop := "smtp.mailfrom=" + sender
-		s.results = append(s.results, fmt.Sprintf("spf=%s %s", spfRes, prop))
+		s.results = append(s.results, fmt.Sprintf("spf=%s smtp.mailfrom=%s", spfRes, resValue(sender)))
+	}
+	if req.From != "" && strings.Contains(heloDomain, ".") && net.ParseIP(strings.Trim(heloDomain, "[]")) == nil {
+		// RFC 7208 §2.3: the HELO identity is checked too; a fail weighs as a
+		// softfail of MAIL FROM, and only results other than none are reported.
+		heloRes, _ := spf.CheckHostWithSender(ip, heloDomain, "postmaster@"+heloDomain, spf.WithResolver(c.DNS), spf.WithContext(ctx))
+		if heloRes != spf.None {
+			s.results = append(s.results, fmt.Sprintf("spf=%s smtp.helo=%s", heloRes, resValue(heloDomain)))
+		}
+		if heloRes == spf.Fail {
+			s.add("SPF_HELO_FAIL", c.Policy.SPFSoftfail)
+		}
 	}
 	switch spfRes {
 	case spf.Fail:

@@ -27,7 +27,9 @@ func (l localSet) IsLocal(_ context.Context, d string) (bool, error) { return l[
 
 type authdDown struct{}
 
-func (authdDown) IsLocal(context.Context, string) (bool, error) { return false, errors.New("authd down") }
+func (authdDown) IsLocal(context.Context, string) (bool, error) {
+	return false, errors.New("authd down")
+}
 
 // newChecker returns a Checker with the default policy asking a fake DNS server that
 // publishes the records of the test domains.
@@ -47,6 +49,7 @@ func newChecker(t *testing.T) (*Checker, *resolvertest.Server, *[]dmarcRecord) {
 		`quarantine.test. 300 IN TXT "v=spf1 ip4:198.51.100.9 ~all"`,
 		`_dmarc.quarantine.test. 300 IN TXT "v=DMARC1; p=quarantine"`,
 		`fail.test. 300 IN TXT "v=spf1 ip4:198.51.100.9 -all"`,
+		`helo-fail.test. 300 IN TXT "v=spf1 -all"`,
 		`loop.test. 300 IN TXT "v=spf1 include:loop.test -all"`,
 		`void.test. 300 IN TXT "v=spf1 a:x1.void.test a:x2.void.test a:x3.void.test -all"`,
 	); err != nil {
@@ -67,7 +70,11 @@ func newChecker(t *testing.T) (*Checker, *resolvertest.Server, *[]dmarcRecord) {
 }
 
 func check(c *Checker, ip, from, msg string) *spamcheck.Verdict {
-	req := &spamcheck.Request{QueueID: "Q1", From: from, Recipients: []string{"a@example.test"}, ClientAddr: ip, Helo: "client.test", Size: int64(len(msg))}
+	return checkHelo(c, ip, "client.test", from, msg)
+}
+
+func checkHelo(c *Checker, ip, helo, from, msg string) *spamcheck.Verdict {
+	req := &spamcheck.Request{QueueID: "Q1", From: from, Recipients: []string{"a@example.test"}, ClientAddr: ip, Helo: helo, Size: int64(len(msg))}
 	return c.Check(context.Background(), req, strings.NewReader(msg))
 }
 
@@ -109,6 +116,11 @@ func TestVerdicts(t *testing.T) {
 	}
 	if len(*recs) == 0 || (*recs)[0].HeaderFrom != "pass.test" || (*recs)[0].Result != "pass" {
 		t.Errorf("DMARC records %+v", *recs)
+	}
+	// The HELO identity is checked too (RFC 7208 §2.3).
+	if v := checkHelo(c, "192.0.2.1", "helo-fail.test", "x@pass.test", "From: x@pass.test\r\n\r\nhi\r\n"); v.Action != spamcheck.Accept ||
+		!strings.Contains(v.AuthResults, "spf=pass smtp.mailfrom=x@pass.test;\r\n\tspf=fail smtp.helo=helo-fail.test") || !strings.Contains(strings.Join(v.Reasons, " "), "SPF_HELO_FAIL=1") {
+		t.Errorf("HELO fail: %+v", v)
 	}
 	// Whether From: names one of our domains cannot be told: try again later.
 	c.Local = authdDown{}
