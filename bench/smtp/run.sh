@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/smtp: SMTP → Maildir throughput, measured with Postfix's smtp-source.
 #
-#   bench/smtp/run.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-k] [-t HOST:PORT -m MAILDIR]
+#   bench/smtp/run.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-k] [-x] [-t HOST:PORT -m MAILDIR]
 #
 # Without -t it creates a fresh development instance in a temporary directory (fsync on,
 # as always), starts master, pushes MESSAGES messages of BYTES bytes over SESSIONS
@@ -10,15 +10,17 @@
 #   delivered = messages / time until that many files exist in the Maildir's new/
 # With -t and -m it measures any other server (Postfix, say) the same way: HOST:PORT
 # receives the load, MAILDIR is the recipient's Maildir that fills up. -k keeps the
-# instance directory. smtp-source comes from Debian's postfix package.
+# instance directory. spamd judges every message (SPF, DKIM, DMARC of other.test, whose
+# records a fake DNS server on loopback serves, bench/smtp/fakedns); -x runs the instance
+# without spamd, to measure what it costs. smtp-source comes from Debian's postfix package.
 set -euo pipefail
 
-n=5000 sessions=10 size=4096 target="" maildir="" keep=""
-while getopts "n:s:l:t:m:k" opt; do
+n=5000 sessions=10 size=4096 target="" maildir="" keep="" nospamd=""
+while getopts "n:s:l:t:m:kx" opt; do
 	case $opt in
 	n) n=$OPTARG ;; s) sessions=$OPTARG ;; l) size=$OPTARG ;;
-	t) target=$OPTARG ;; m) maildir=$OPTARG ;; k) keep=1 ;;
-	*) sed -n '2,14p' "$0"; exit 2 ;;
+	t) target=$OPTARG ;; m) maildir=$OPTARG ;; k) keep=1 ;; x) nospamd=1 ;;
+	*) sed -n '2,16p' "$0"; exit 2 ;;
 	esac
 done
 command -v smtp-source >/dev/null || PATH=$PATH:/usr/sbin
@@ -34,10 +36,23 @@ if [ -z "$target" ]; then
 	chmod 755 "$dir"
 	base=${PORT_BASE:-31000}
 	"$top/bin/mailctl" -c "$dir/postern.toml" init --dev --port-base "$base" >/dev/null
+	(cd "$top" && go build -o "$dir/fakedns" ./bench/smtp/fakedns)
+	"$dir/fakedns" >"$dir/fakedns.addr" &
+	fakedns=$!
+	for _ in $(seq 50); do [ -s "$dir/fakedns.addr" ] && break; sleep 0.1; done
+	# spamd (and remote) ask the fake DNS server, never the host's resolvers.
+	sed -i "s|^# resolvers = \[\]|resolvers = [\"$(cat "$dir/fakedns.addr")\"]|" "$dir/postern.toml"
+	if [ -n "$nospamd" ]; then
+		sed -i '/^\[services.spamd\]/,/^enable/s/^enable = true/enable = false/' "$dir/postern.toml"
+		echo "spamd: off"
+	else
+		echo "spamd: on"
+	fi
 	"$top/bin/master" -c "$dir/postern.toml" 2>"$dir/master.log" &
 	master=$!
 	cleanup() {
 		kill -TERM $master 2>/dev/null; wait $master 2>/dev/null || true
+		kill -TERM $fakedns 2>/dev/null; wait $fakedns 2>/dev/null || true
 		if [ -z "$keep" ]; then rm -rf "$dir"; else echo "instance kept in $dir"; fi
 	}
 	trap cleanup EXIT
