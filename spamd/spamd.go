@@ -39,6 +39,9 @@ func (d *Spamd) serveCheck(ctx context.Context, _ ipc.Cred, body json.RawMessage
 	if len(files) != 1 {
 		return nil, ipc.Errorf("invalid", "check request with %d descriptors, want the message's", len(files))
 	}
+	// cleanup stops waiting after [spamd] timeout; the checks (DNS above all) stop then too.
+	ctx, cancel := context.WithTimeout(ctx, d.Checker.Policy.Timeout.D())
+	defer cancel()
 	start := time.Now()
 	v := d.Checker.Check(ctx, req, files[0])
 	d.Log.Info("verdict", "id", req.QueueID, "action", v.Action, "score", v.Score, "reasons", v.Reasons,
