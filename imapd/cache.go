@@ -212,32 +212,24 @@ func putCache(cb, tb *bolt.Bucket, uid uint32, r cacheRecord) error {
 // loadCache reads the cache records of uids in one transaction; missing ones are
 // absent from the map.
 func (mb *Mailbox) loadCache(uids []uint32) map[uint32]*cached {
-	out := make(map[uint32]*cached, len(uids))
-	mb.acct.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(mb.key))
-		if b == nil {
-			return nil
-		}
-		cb := b.Bucket(bucketCache)
-		if cb == nil {
-			return nil
-		}
-		for _, u := range uids {
-			if v := cb.Get(uidKey(u)); v != nil {
-				if c, ok := unmarshalCached(append([]byte(nil), v...), withFetch); ok {
-					out[u] = c
-				}
-			}
-		}
-		return nil
+	return mb.readCached(uids, func(v []byte) (*cached, bool) {
+		return unmarshalCached(append([]byte(nil), v...), withFetch)
 	})
-	return out
 }
 
 // loadKeys reads the sent dates and SORT/THREAD keys of uids in one transaction,
 // without copying the rest of the records; missing records and records without keys
 // are absent from the map.
 func (mb *Mailbox) loadKeys(uids []uint32) map[uint32]*cached {
+	return mb.readCached(uids, func(v []byte) (*cached, bool) {
+		c, ok := unmarshalCached(v, withKeys)
+		return c, ok && c.keys != nil
+	})
+}
+
+// readCached decodes the cache records of uids with decode, in one read transaction
+// (decode must copy what it keeps of v); those it refuses are absent from the map.
+func (mb *Mailbox) readCached(uids []uint32, decode func(v []byte) (*cached, bool)) map[uint32]*cached {
 	out := make(map[uint32]*cached, len(uids))
 	mb.acct.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(mb.key))
@@ -250,7 +242,7 @@ func (mb *Mailbox) loadKeys(uids []uint32) map[uint32]*cached {
 		}
 		for _, u := range uids {
 			if v := cb.Get(uidKey(u)); v != nil {
-				if c, ok := unmarshalCached(v, withKeys); ok && c.keys != nil {
+				if c, ok := decode(v); ok {
 					out[u] = c
 				}
 			}

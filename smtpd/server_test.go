@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"net"
 	"strings"
 	"testing"
@@ -21,23 +20,7 @@ func (c addrConn) RemoteAddr() net.Addr { return c.remote }
 // dialFrom opens a session as if from the address ip, and returns the greeting.
 func (e *testEnv) dialFrom(ip string) (*client, string) {
 	e.t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer l.Close()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	sc, err := l.Accept()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.srv.admit(addrConn{sc, &net.TCPAddr{IP: net.ParseIP(ip), Port: 4000}}, listenerPolicies[listenSMTP])
-	e.t.Cleanup(func() { c.Close() })
-	cl := &client{t: e.t, c: c, r: bufio.NewReader(c)}
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	cl := e.connectFrom(ip, listenSMTP, "")
 	return cl, cl.read()
 }
 
