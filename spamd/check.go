@@ -21,10 +21,11 @@ import (
 )
 
 // Classifier is a learning filter (the Bayesian classifier of issue 10.4): the
-// probability, from 0 to 1, that a message is spam. spamd adds classifier_spam times
-// (2p-1) to the score, so that a message the classifier finds hammy lowers it.
+// probability p, from 0 to 1, that a message to user ("" when there is no single local
+// recipient) is spam, and ok false when it has no opinion yet. spamd adds classifier_spam
+// times (2p-1) to the score, so that a message the classifier finds hammy lowers it.
 type Classifier interface {
-	SpamProbability(ctx context.Context, msg io.ReaderAt, size int64) (float64, error)
+	SpamProbability(ctx context.Context, user string, msg io.ReaderAt, size int64) (p float64, ok bool, err error)
 }
 
 // LocalDomains says whether a domain is one of ours (authd knows).
@@ -222,11 +223,34 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 		s.add("GTUBE", c.Policy.GTUBE)
 	}
 	if c.Classifier != nil {
-		if p, err := c.Classifier.SpamProbability(ctx, io.NewSectionReader(msg, req.Offset, size), size); err == nil {
-			s.add("CLASSIFIER", c.Policy.ClassifierSpam*(2*p-1))
+		user := c.classifierUser(ctx, req)
+		p, ok, err := c.Classifier.SpamProbability(ctx, user, io.NewSectionReader(msg, req.Offset, size), size)
+		switch {
+		case err != nil:
+			c.Log.Warn("classifier failed", "id", req.QueueID, "err", err)
+		case ok:
+			// Named as SpamAssassin names its Bayes rules: BAYES_99 is p >= 0.99.
+			s.add(fmt.Sprintf("BAYES_%02d", min(int(p*100), 99)), c.Policy.ClassifierSpam*(2*p-1))
 		}
 	}
 	return finish()
+}
+
+// classifierUser returns the corpus the classifier adds to the global one: the
+// recipient's own when the message has exactly one, at a local domain; "" otherwise.
+func (c *Checker) classifierUser(ctx context.Context, req *spamcheck.Request) string {
+	if len(req.Recipients) != 1 || c.Local == nil {
+		return ""
+	}
+	rcpt := strings.ToLower(req.Recipients[0])
+	d := domainOf(rcpt)
+	if d == "" {
+		return ""
+	}
+	if local, err := c.Local.IsLocal(ctx, d); err != nil || !local {
+		return ""
+	}
+	return rcpt
 }
 
 // stricter reports whether policy a is stricter than b.

@@ -173,8 +173,8 @@ func TestDNSFailure(t *testing.T) {
 
 type fixedClassifier float64
 
-func (f fixedClassifier) SpamProbability(context.Context, io.ReaderAt, int64) (float64, error) {
-	return float64(f), nil
+func (f fixedClassifier) SpamProbability(context.Context, string, io.ReaderAt, int64) (float64, bool, error) {
+	return float64(f), true, nil
 }
 
 // TestClassifier checks that a classifier's probability moves the score.

@@ -1,12 +1,12 @@
 // Command spamd checks inbound mail: SPF (RFC 7208) of MAIL FROM and HELO, DKIM
 // signatures (RFC 6376), DMARC (RFC 7489) of the From: domain, SpamAssassin's GTUBE test
-// string, and, once one is configured, a learning classifier; every signal adds its
+// string, and a learning classifier (pkg/junk, in <data_dir>/spam/junk.db); every signal adds its
 // weight from [spamd] in postern.toml to one score. cleanup asks it over
 // <spool>/private/spamd about each message that did not come from an authenticated user,
 // handing the queue file as a descriptor; spamd answers accept, junk, reject or tempfail
 // with the score, the reasons and an Authentication-Results header (RFC 8601). It runs
 // as its own user and writes only <data_dir>/spam/, where it records each DMARC
-// evaluation for aggregate reports. See spamd(8).
+// evaluation for aggregate reports and keeps the classifier's corpora. See spamd(8).
 package main
 
 import (
@@ -20,6 +20,7 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/daemon"
+	"postern/pkg/junk"
 	"postern/pkg/resolver"
 )
 
@@ -61,6 +62,14 @@ func main() {
 		os.Exit(1)
 	}
 	go rec.run(ctx)
+	// The classifier's corpora live in a file of their own: learning a message fsyncs
+	// it, and the DMARC records' batches do not wait on that.
+	jdb, err := junk.Open(filepath.Join(dir, "junk.db"), nil)
+	if err != nil {
+		d.Log.Error("cannot open the classifier's database", "err", err)
+		os.Exit(1)
+	}
+	defer jdb.Close()
 	authservID := cfg.Spamd.AuthservID
 	if authservID == "" {
 		authservID = cfg.Hostname
@@ -71,6 +80,7 @@ func main() {
 		AuthservID: authservID,
 		DNS:        netDNS{r: res},
 		Local:      &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))},
+		Classifier: junkClassifier{db: jdb, log: d.Log},
 		Trusted:    trusted,
 		Record:     rec.Record,
 		Log:        d.Log,
