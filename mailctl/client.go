@@ -31,15 +31,16 @@ func (a *app) loadConfig() (*config.Config, error) {
 }
 
 // call makes one request to the control socket of daemon and explains the usual
-// failures: the daemon is not running, or the caller may not use the socket.
-func (a *app) call(cfg *config.Config, daemon, op string, req, resp any) error {
+// failures: the daemon is not running, or the caller may not use the socket. files go
+// along as descriptors (SCM_RIGHTS).
+func (a *app) call(cfg *config.Config, daemon, op string, req, resp any, files ...*os.File) error {
 	path := cfg.ControlSocket(daemon)
 	cl := ipc.NewClient(path)
 	cl.Timeout = callTimeout
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	_, err := cl.Call(ctx, op, req, resp)
+	_, err := cl.Call(ctx, op, req, resp, files...)
 	if err == nil {
 		return nil
 	}

@@ -38,6 +38,8 @@ type options struct {
 	selector      string
 	algorithm     string
 	dmarc         string
+	spam, ham     bool
+	user          string
 }
 
 // group returns the first word of a two-word command, or "".
@@ -312,6 +314,27 @@ delivered (active/), "!" one on hold (hold/), "#" one set aside as corrupt (corr
 		name: "queue delete", args: "ID...", minArgs: 1, maxArgs: -1,
 		summary: "delete messages from the queue without delivering or bouncing them",
 		run:     runQueueDelete,
+	},
+	{
+		name: "spam train", args: "--spam|--ham [--user ADDRESS] PATH...", minArgs: 1, maxArgs: -1,
+		summary: "teach spamd's classifier messages as spam or as ham",
+		detail: `
+Each PATH is a message file, an mbox file (messages after "From " lines) or a Maildir
+folder (the files of its cur/ and new/). Each message goes to spamd over control/spamd
+as a descriptor; spamd learns it into the global corpus, or into the account's own with
+--user. A message learned before counts once; learned the other way before, it moves.
+The classifier gives no opinion until it has learned enough spam and ham (spam status).`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.spam, "spam", false, "learn the messages as spam")
+			fs.BoolVar(&o.ham, "ham", false, "learn the messages as ham (wanted mail)")
+			fs.StringVar(&o.user, "user", "", "learn into the corpus of the account `ADDRESS` (default: the global one)")
+		},
+		run: runSpamTrain,
+	},
+	{
+		name: "spam status", maxArgs: 0,
+		summary: "show what spamd's classifier has learned and whether it gives an opinion",
+		run:     runSpamStatus,
 	},
 	{
 		name: "dkim generate", args: "DOMAIN [--selector S] [--algorithm ed25519|rsa]", minArgs: 1, maxArgs: 1,

@@ -33,6 +33,7 @@ type fakeInstance struct {
 type call struct {
 	daemon, op string
 	body       string
+	file       string // what spam.learn's descriptor holds at its offset
 }
 
 func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
@@ -63,12 +64,24 @@ func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
 				control.QueueRelease, control.QueueDelete, control.QueueCounts}
 		case "master":
 			ops = []string{control.MasterStatus, control.MasterReload}
+		case "spamd":
+			ops = []string{control.SpamLearn, control.SpamStatus}
 		}
 		for _, op := range ops {
 			s.Handle(op, func(ctx context.Context, peer ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
 				fi.mu.Lock()
 				defer fi.mu.Unlock()
-				fi.calls = append(fi.calls, call{daemon: d, op: op, body: string(body)})
+				c := call{daemon: d, op: op, body: string(body)}
+				if len(files) == 1 && op == control.SpamLearn {
+					// The message itself, read from the descriptor where the request says.
+					var req control.SpamLearnRequest
+					json.Unmarshal(body, &req)
+					buf := make([]byte, req.Size)
+					files[0].ReadAt(buf, req.Offset)
+					c.file = string(buf)
+				}
+				ipc.CloseFiles(files)
+				fi.calls = append(fi.calls, c)
 				switch r := fi.replies[op].(type) {
 				case error:
 					return nil, r

@@ -2,10 +2,16 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"postern/pkg/control"
+	"postern/pkg/ipc"
 	"postern/pkg/junk"
 	"postern/pkg/spamcheck"
 )
@@ -76,5 +82,71 @@ func TestJunkClassifier(t *testing.T) {
 	req := &spamcheck.Request{QueueID: "Q2", From: "x@soft.test", Recipients: []string{"a@example.test", "b@example.test"}, ClientAddr: "203.0.113.5", Helo: "client.test", Size: int64(len(spam))}
 	if v := c.Check(t.Context(), req, strings.NewReader(spam)); bayes(v) != "" {
 		t.Errorf("two recipients used the global corpus of 3+3 messages alone, want no opinion: %+v", v)
+	}
+}
+
+// TestTrainer checks control/spamd: spam.learn reads the message from the descriptor at
+// its offset, learning it twice changes nothing, and spam.status counts what was learned.
+func TestTrainer(t *testing.T) {
+	dir := t.TempDir()
+	db, err := junk.Open(filepath.Join(dir, "junk.db"), &junk.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tr := &trainer{db: db, minSpam: 50, minHam: 50, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sock := filepath.Join(dir, "ctl")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := tr.ControlServer(func(ipc.Cred) bool { return true })
+	go srv.Serve(t.Context(), l)
+	cl := ipc.NewClient(sock)
+	defer cl.Close()
+
+	// An mbox-like file: two messages, learned by offset and size.
+	first, second := spamMsg(1), hamMsg(2)
+	path := filepath.Join(dir, "msgs")
+	if err := os.WriteFile(path, []byte(first+second), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	learnOne := func(req control.SpamLearnRequest) bool {
+		t.Helper()
+		var res control.SpamLearnResult
+		if _, err := cl.Call(t.Context(), control.SpamLearn, req, &res, f); err != nil {
+			t.Fatal(err)
+		}
+		return res.Changed
+	}
+	if !learnOne(control.SpamLearnRequest{Spam: true, Size: int64(len(first))}) {
+		t.Error("first learn changed nothing")
+	}
+	if learnOne(control.SpamLearnRequest{Spam: true, Size: int64(len(first))}) {
+		t.Error("learning the same message again changed the corpus")
+	}
+	if !learnOne(control.SpamLearnRequest{User: "a@example.test", Offset: int64(len(first)), Size: int64(len(second))}) {
+		t.Error("ham learn changed nothing")
+	}
+	if _, err := cl.Call(t.Context(), control.SpamLearn, control.SpamLearnRequest{Spam: true, Size: 10}, nil); err == nil {
+		t.Error("spam.learn without a descriptor succeeded")
+	}
+	var st control.SpamStatusResult
+	if _, err := cl.Call(t.Context(), control.SpamStatus, nil, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Global.Spam != 1 || st.Global.Ham != 0 || st.Global.Tokens == 0 || len(st.Users) != 1 ||
+		st.Users[0].User != "a@example.test" || st.Users[0].Ham != 1 || st.MinSpam != 50 {
+		t.Errorf("status %+v", st)
+	}
+	// The ham message's tokens: learned in the user's corpus, not the global one.
+	v, err := db.Classify("a@example.test", strings.NewReader(second), int64(len(second)))
+	if err != nil || v.Ham != 1 || v.Spam != 1 {
+		t.Errorf("classify for the user: %+v %v", v, err)
 	}
 }

@@ -64,7 +64,8 @@ func main() {
 	go rec.run(ctx)
 	// The classifier's corpora live in a file of their own: learning a message fsyncs
 	// it, and the DMARC records' batches do not wait on that.
-	jdb, err := junk.Open(filepath.Join(dir, "junk.db"), nil)
+	jopts := &junk.Options{MinSpam: junk.DefaultMinSpam, MinHam: junk.DefaultMinHam}
+	jdb, err := junk.Open(filepath.Join(dir, "junk.db"), jopts)
 	if err != nil {
 		d.Log.Error("cannot open the classifier's database", "err", err)
 		os.Exit(1)
@@ -85,12 +86,15 @@ func main() {
 		Record:     rec.Record,
 		Log:        d.Log,
 	}}
+	ctl := (&trainer{db: jdb, minSpam: jopts.MinSpam, minHam: jopts.MinHam, log: d.Log}).ControlServer(daemon.Admin(cfg))
+	go ctl.Serve(ctx, d.Unix("control/spamd"))
 	srv := s.Server(daemon.Trust(cfg, "cleanup"))
 	if err := srv.Serve(ctx, d.Unix("private/spamd")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)
 	}
 	srv.Shutdown(ctx)
+	ctl.Shutdown(ctx)
 }
 
 // parseNets parses trusted_relays, which config.Parse has checked.

@@ -311,7 +311,7 @@ var Daemons = []Daemon{
 	{Name: "local", User: "vmail", Private: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
-	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Procs: 1},
+	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Control: []string{"spamd"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
 	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}, ReloadsOnHUP: true},

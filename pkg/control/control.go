@@ -1,6 +1,7 @@
 // Package control defines the administration API: the operations that mailctl (and later
 // the admin panel) sends to the control sockets in <spool>/control — authd's for domains,
-// accounts and aliases, qmgr's for the queue, master's for the daemons. The sockets admit
+// accounts and aliases, qmgr's for the queue, spamd's for the spam classifier, master's
+// for the daemons. The sockets admit
 // only root, the instance's own user and members of the admin group (SO_PEERCRED).
 package control
 
@@ -39,6 +40,47 @@ const (
 	MasterStatus = "status"
 	MasterReload = "reload"
 )
+
+// Operations on control/spamd: the learning classifier's training and statistics.
+const (
+	// SpamLearn learns one message, passed as a descriptor (SCM_RIGHTS), as spam or ham.
+	SpamLearn  = "spam.learn"
+	SpamStatus = "spam.status"
+)
+
+// SpamLearnRequest is the body of spam.learn: the message lies at Offset, Size octets
+// long, in the descriptor sent along (a file, or one message of an mbox). User names the
+// corpus, "" the global one.
+type SpamLearnRequest struct {
+	Spam   bool   `json:"spam"`
+	User   string `json:"user,omitempty"`
+	Offset int64  `json:"offset"`
+	Size   int64  `json:"size"`
+}
+
+// SpamLearnResult answers spam.learn: Changed is false when the message had been learned
+// so already.
+type SpamLearnResult struct {
+	Changed bool `json:"changed"`
+}
+
+// SpamCorpus is the size of one corpus of the classifier.
+type SpamCorpus struct {
+	User   string `json:"user,omitempty"`
+	Spam   int    `json:"spam"`
+	Ham    int    `json:"ham"`
+	Tokens int    `json:"tokens"`
+}
+
+// SpamStatusResult answers spam.status: the global corpus, the users' own, and the
+// minimums of spam and ham the classifier needs (global and user's together) before it
+// gives an opinion.
+type SpamStatusResult struct {
+	Global  SpamCorpus   `json:"global"`
+	Users   []SpamCorpus `json:"users,omitempty"`
+	MinSpam int          `json:"min_spam"`
+	MinHam  int          `json:"min_ham"`
+}
 
 // Domain names a mail domain.
 type Domain struct {
