@@ -911,6 +911,7 @@ func (s *Session) copyCmd(c *imap.Command) {
 		}
 	}
 	src, dstUIDs, err := s.mb.copyTo(dst, uids, move)
+	s.learnMoved(s.mb, dst, dstUIDs)
 	if len(dstUIDs) > 0 {
 		dst.changed(s)
 		if move {

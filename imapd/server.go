@@ -50,6 +50,8 @@ type Server struct {
 
 	watcher *watcher
 	logins  *loginCache
+	// spam tells spamd what users move into and out of Junk; nil without spamd.
+	spam *spamLearner
 
 	mu       sync.Mutex
 	accounts map[string]*Account
@@ -83,6 +85,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		perIP:          map[netip.Addr]int{},
 		sessions:       map[*Session]struct{}{},
 		logins:         newLoginCache(),
+	}
+	if sd := cfg.Service("spamd"); sd != nil && sd.Enable && cfg.Spamd.Enable {
+		s.spam = newSpamLearner(cfg.PrivateSocket("spamd"), log)
 	}
 	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {

@@ -76,7 +76,7 @@ func main() {
 		authservID = cfg.Hostname
 	}
 	var trusted = parseNets(cfg.Spamd.TrustedRelays)
-	s := &Spamd{Log: d.Log, Checker: &Checker{
+	s := &Spamd{Log: d.Log, Junk: jdb, Checker: &Checker{
 		Policy:     cfg.Spamd,
 		AuthservID: authservID,
 		DNS:        netDNS{r: res},
@@ -88,7 +88,8 @@ func main() {
 	}}
 	ctl := (&trainer{db: jdb, minSpam: jopts.MinSpam, minHam: jopts.MinHam, log: d.Log}).ControlServer(daemon.Admin(cfg))
 	go ctl.Serve(ctx, d.Unix("control/spamd"))
-	srv := s.Server(daemon.Trust(cfg, "cleanup"))
+	// cleanup asks for verdicts, imapd reports what users move into and out of Junk.
+	srv := s.Server(daemon.Trust(cfg, "cleanup", "imapd"))
 	if err := srv.Serve(ctx, d.Unix("private/spamd")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)

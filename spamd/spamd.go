@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,20 +16,43 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/ipc"
+	"postern/pkg/junk"
 	"postern/pkg/spamcheck"
 )
 
 // Spamd serves verdicts over private/spamd.
 type Spamd struct {
 	Checker *Checker
-	Log     *slog.Logger
+	// Junk learns what imapd reports (OpLearn); nil refuses it.
+	Junk *junk.DB
+	Log  *slog.Logger
 }
 
 // Server returns the ipc server of private/spamd.
 func (d *Spamd) Server(allow func(ipc.Cred) bool) *ipc.Server {
 	s := &ipc.Server{Name: "spamd", Allow: allow, Logger: d.Log}
 	s.Handle(spamcheck.OpCheck, d.serveCheck)
+	s.Handle(spamcheck.OpLearn, d.serveLearn)
 	return s
+}
+
+// serveLearn learns a message a user moved into Junk or out of it, into the user's own
+// corpus.
+func (d *Spamd) serveLearn(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+	defer ipc.CloseFiles(files)
+	var req spamcheck.LearnRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, ipc.Errorf("invalid", "decoding learn request: %v", err)
+	}
+	if len(files) != 1 || req.User == "" || req.Size < 0 || req.Size > maxLearn || d.Junk == nil {
+		return nil, ipc.Errorf("invalid", "learn request without a message, a user or a classifier")
+	}
+	changed, err := d.Junk.Learn(strings.ToLower(req.User), io.NewSectionReader(files[0], 0, req.Size), req.Size, req.Spam)
+	if err != nil {
+		return nil, fmt.Errorf("learning a message of %s: %w", req.User, err)
+	}
+	d.Log.Info("learned", "user", req.User, "spam", req.Spam, "changed", changed)
+	return struct{}{}, nil
 }
 
 func (d *Spamd) serveCheck(ctx context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {

@@ -279,3 +279,50 @@ func TestSpamdClassifier(t *testing.T) {
 func unfold(s string) string {
 	return regexp.MustCompile(`\r?\n[ \t]+`).ReplaceAllString(s, " ")
 }
+
+// TestSpamdLearnsFromIMAP checks that imapd tells spamd what a user moves into Junk
+// (learned as spam in the user's own corpus) and back out of it (the same message then
+// counts as ham), as mailctl spam status shows; a move into Trash teaches nothing.
+func TestSpamdLearnsFromIMAP(t *testing.T) {
+	in := NewInstance(t, "")
+	const rcpt = "demo@example.test"
+	for i := 0; i < 2; i++ {
+		if got := dataReply(t, in, "offers@bestpills.example", rcpt, trainingSpam(i)); !strings.HasPrefix(got, "250 ") {
+			t.Fatalf("message %d: %q", i, got)
+		}
+	}
+	in.WaitMessages(rcpt, 2, 10*time.Second)
+	r := imapTargetOf(t, in).rawLogin(t)
+	r.Cmd("CREATE Junk")
+	r.OK("SELECT INBOX")
+	status := func(spam, ham int) func() bool {
+		re := regexp.MustCompile(fmt.Sprintf(`(?m)^demo@example\.test\s+%d\s+%d\s+[1-9]`, spam, ham))
+		return func() bool { return re.MatchString(in.Mailctl("", "spam", "status")) }
+	}
+	r.OK("UID MOVE 1 Junk")
+	in.WaitFor("the message moved into Junk learned as spam", 10*time.Second, status(1, 0))
+	r.OK("SELECT Junk")
+	r.OK("UID MOVE 1:* INBOX")
+	in.WaitFor("the message moved out of Junk learned as ham", 10*time.Second, status(0, 1))
+	r.OK("SELECT INBOX")
+	r.OK("UID MOVE 2 Trash")
+	r.OK("SELECT Trash")
+	r.OK("UID MOVE 1:* Junk") // out of Trash into Junk: spam
+	in.WaitFor("the message moved from Trash into Junk learned as spam", 10*time.Second, status(1, 1))
+	r.OK("SELECT Junk")
+	r.OK("UID MOVE 1:* Trash") // out of Junk into Trash: nothing
+	// spamd learns in the order of the moves: once a later move counts, the move into
+	// Trash before it would have counted too, had it been learned.
+	if got := dataReply(t, in, "offers@bestpills.example", rcpt, trainingSpam(2)); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("third message: %q", got)
+	}
+	in.WaitMessages(rcpt, 2, 10*time.Second)
+	r.OK("SELECT INBOX")
+	// The first message (ham now) and the third into Junk: three spam, unless the move
+	// into Trash had made the second ham.
+	r.OK("MOVE 1:* Junk")
+	in.WaitFor("the first and third messages learned as spam", 10*time.Second, status(3, 0))
+	if out := in.Mailctl("", "spam", "status"); !regexp.MustCompile(`(?m)^global\s+0\s+0\s+0$`).MatchString(out) {
+		t.Errorf("moves changed the global corpus:\n%s", out)
+	}
+}

@@ -20,7 +20,7 @@ import (
 	"postern/pkg/ipc"
 )
 
-// OpCheck is the operation spamd serves.
+// OpCheck asks for a verdict (cleanup).
 const OpCheck = "check"
 
 // Request asks for the verdict on one message.
@@ -124,4 +124,24 @@ func (c *Client) Check(ctx context.Context, f *os.File, req *Request) (*Verdict,
 		return nil, fmt.Errorf("spamd answered the unknown action %q", v.Action)
 	}
 	return &v, nil
+}
+
+// OpLearn teaches spamd's classifier a message a user moved into Junk (spam) or out of
+// it (ham): imapd sends it, the message file as the descriptor.
+const OpLearn = "learn"
+
+// LearnRequest is the body of OpLearn. User is the account, whose own corpus learns the
+// message.
+type LearnRequest struct {
+	User string `json:"user"`
+	Spam bool   `json:"spam"`
+	Size int64  `json:"size"`
+}
+
+// Learn asks spamd to learn the message in f.
+func (c *Client) Learn(ctx context.Context, f *os.File, req *LearnRequest) error {
+	if _, err := c.c.Call(ctx, OpLearn, req, nil, f); err != nil {
+		return fmt.Errorf("asking spamd to learn a message: %w", err)
+	}
+	return nil
 }
