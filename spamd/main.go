@@ -1,7 +1,8 @@
 // Command spamd checks inbound mail: SPF (RFC 7208) of MAIL FROM and HELO, DKIM
 // signatures (RFC 6376), DMARC (RFC 7489) of the From: domain, SpamAssassin's GTUBE test
-// string, and a learning classifier (pkg/junk, in <data_dir>/spam/junk.db); every signal adds its
-// weight from [spamd] in postern.toml to one score. cleanup asks it over
+// string, and a learning classifier (pkg/junk, in <data_dir>/spam/junk.db, trained over
+// <spool>/control/spamd by mailctl and over private/spamd by imapd); every signal adds
+// its weight from [spamd] in postern.toml to one score. cleanup asks it over
 // <spool>/private/spamd about each message that did not come from an authenticated user,
 // handing the queue file as a descriptor; spamd answers accept, junk, reject or tempfail
 // with the score, the reasons and an Authentication-Results header (RFC 8601). It runs
