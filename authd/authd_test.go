@@ -589,7 +589,7 @@ func TestRatesSurviveRestart(t *testing.T) {
 		return res.(auth.RateResult).OK
 	}
 	db := open()
-	a := &Authd{DB: db, Rates: ratelimit.New(2, 3, time.Hour), Log: slog.New(slog.DiscardHandler)}
+	a := &Authd{DB: db, Rates: ratelimit.NewPersistent(2, 3, time.Hour), Log: slog.New(slog.DiscardHandler)}
 	if !take(a, "Bob@Example.test", false) || !take(a, "bob@example.test", false) || !take(a, "bob@example.test", true) {
 		t.Fatal("refused within the limits")
 	}
@@ -610,7 +610,7 @@ func TestRatesSurviveRestart(t *testing.T) {
 
 	db = open()
 	defer db.Close()
-	b := &Authd{DB: db, Rates: ratelimit.New(2, 3, time.Hour), Log: slog.New(slog.DiscardHandler)}
+	b := &Authd{DB: db, Rates: ratelimit.NewPersistent(2, 3, time.Hour), Log: slog.New(slog.DiscardHandler)}
 	if err := b.LoadRates(); err != nil {
 		t.Fatal(err)
 	}

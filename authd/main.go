@@ -36,7 +36,7 @@ func main() {
 		DefaultQuota: int64(cfg.Local.DefaultQuota),
 		Local:        delivery.NewClient(cfg.PrivateSocket("local")),
 		Throttle:     NewThrottle(LimitsOf(cfg.Authd)),
-		Rates:        ratelimit.New(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour),
+		Rates:        ratelimit.NewPersistent(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour),
 		Log:          d.Log,
 	}
 	if err := a.LoadRates(); err != nil {

@@ -21,8 +21,10 @@ type Limiter struct {
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 
-	mu    sync.Mutex
-	keys  map[string]*Counts
+	mu   sync.Mutex
+	keys map[string]*Counts
+	// dirty holds the keys changed since the last Export; nil for a limiter made
+	// with New, whose counts are never exported (smtpd's): it would only grow.
 	dirty map[string]bool
 	prune time.Time
 }
@@ -40,7 +42,15 @@ type Counts struct {
 // times 60.
 func New(maxFirst, maxSecond int, window time.Duration) *Limiter {
 	return &Limiter{maxFirst: maxFirst, maxSecond: maxSecond, unit: max(int64(window/time.Second)/Buckets, 1),
-		Now: time.Now, keys: map[string]*Counts{}, dirty: map[string]bool{}}
+		Now: time.Now, keys: map[string]*Counts{}}
+}
+
+// NewPersistent is New for counts that are stored: the limiter remembers which keys
+// changed, for Export.
+func NewPersistent(maxFirst, maxSecond int, window time.Duration) *Limiter {
+	r := New(maxFirst, maxSecond, window)
+	r.dirty = map[string]bool{}
+	return r
 }
 
 // sum adds up the buckets of the window ending at bucket now.
@@ -91,12 +101,14 @@ func (r *Limiter) Take(key string, second bool) bool {
 		return false
 	}
 	counts[u.bucket(now)]++
-	r.dirty[key] = true
+	if r.dirty != nil {
+		r.dirty[key] = true
+	}
 	return true
 }
 
 // Export returns a copy of the counts of the keys changed since the last Export, and
-// forgets that they changed. A key whose window is empty comes as nil: it may be
+// forgets that they changed (nothing for a limiter made with New). A key whose window is empty comes as nil: it may be
 // deleted from storage.
 func (r *Limiter) Export() map[string]*Counts {
 	r.mu.Lock()
@@ -133,7 +145,9 @@ func (r *Limiter) pruneLocked(t time.Time, now int64) {
 	for name, u := range r.keys {
 		if u.sum(now, &u.First)+u.sum(now, &u.Second) == 0 {
 			delete(r.keys, name)
-			r.dirty[name] = true
+			if r.dirty != nil {
+				r.dirty[name] = true
+			}
 		}
 	}
 }

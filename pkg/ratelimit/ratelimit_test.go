@@ -32,3 +32,22 @@ func TestRateLimiterWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestExportOnlyPersistent: a limiter made with New keeps no record of changed keys
+// (smtpd never exports, the record would grow with every client); one made with
+// NewPersistent exports what changed, once.
+func TestExportOnlyPersistent(t *testing.T) {
+	r := New(3, 3, time.Minute)
+	r.Take("a", false)
+	if m := r.Export(); m != nil || r.dirty != nil {
+		t.Errorf("New limiter exports %v, records %v", m, r.dirty)
+	}
+	p := NewPersistent(3, 3, time.Hour)
+	p.Take("a", false)
+	if m := p.Export(); len(m) != 1 || m["a"] == nil {
+		t.Errorf("export %v", m)
+	}
+	if m := p.Export(); m != nil {
+		t.Errorf("second export %v", m)
+	}
+}
