@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -42,18 +41,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	// A session that ends makes room.
 	expect(t, a.cmd("QUIT"), "221")
 	a.expectClosed()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, greeting := e.dialFrom("192.0.2.7")
-		if strings.HasPrefix(greeting, "220") {
-			break
-		}
-		c.expectClosed()
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused: %q", greeting)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAdmitted(t, e, "192.0.2.7")
 	// The envelope carries the address.
 	c, _ = e.dialFrom("192.0.2.8")
 	c.cmd("EHLO client.test")
