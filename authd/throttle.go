@@ -9,6 +9,7 @@ import (
 
 	"postern/pkg/config"
 	"postern/pkg/control"
+	"postern/pkg/ratelimit"
 	"postern/pkg/userdb"
 )
 
@@ -140,13 +141,8 @@ func newAttempt(user, remote string) attempt {
 	}
 	addr = addr.Unmap().WithZone("")
 	a.client = addr.String()
-	if addr.Is4() {
-		a.network = netip.PrefixFrom(addr, 24).Masked().String()
-		a.site = a.client
-	} else {
-		a.network = netip.PrefixFrom(addr, 64).Masked().String()
-		a.site = a.network
-	}
+	a.network = ratelimit.Network(addr).String()
+	a.site = ratelimit.Site(addr)
 	return a
 }
 

@@ -56,7 +56,7 @@ type Server struct {
 	tls   *tls.Config
 	certs *tlsconf.Store
 	// clientRate counts the per-client messages and recipients, connRate the
-	// per-client connections (keyed by clientKey), in smtpd's memory: smtpd is one
+	// per-client connections (keyed by ratelimit.Site), in smtpd's memory: smtpd is one
 	// process. The per-account submission rates are authd's.
 	clientRate *ratelimit.Limiter
 	connRate   *ratelimit.Limiter
@@ -239,26 +239,6 @@ func (s *Server) isExempt(ip netip.Addr) bool {
 	return false
 }
 
-// netOf is the network whose sessions count together: the /24 of an IPv4 address, the
-// /64 of an IPv6 one (what one customer of a provider usually has).
-func netOf(ip netip.Addr) netip.Prefix {
-	bits := 64
-	if ip.Is4() {
-		bits = 24
-	}
-	p, _ := ip.Prefix(bits)
-	return p
-}
-
-// clientKey is the key of a client's rates: its address, or for IPv6 its /64, for a
-// client with a /64 has as many addresses as it wants.
-func clientKey(ip netip.Addr) string {
-	if ip.Is4() {
-		return ip.String()
-	}
-	return netOf(ip).String()
-}
-
 // stressed reports whether smtpd is under stress: its sessions near max_connections.
 // Then a command gets stress_timeout instead of timeout, as in Postfix's stress mode,
 // so that slow clients cannot hold the sessions that others need.
@@ -272,7 +252,7 @@ func (s *Server) stressed() bool {
 func (s *Server) admit(c net.Conn, p listenerPolicy) {
 	ip := remoteIP(c)
 	exempt := s.isExempt(ip)
-	network := netOf(ip)
+	network := ratelimit.Network(ip)
 	s.mu.Lock()
 	var refuse *reply
 	switch {
@@ -283,7 +263,7 @@ func (s *Server) admit(c net.Conn, p listenerPolicy) {
 		refuse = &s.r.tooManyFromIP
 	case s.perNet[network] >= s.maxPerNet:
 		refuse = &s.r.tooManyFromNet
-	case !s.connRate.Take(clientKey(ip), false):
+	case !s.connRate.Take(ratelimit.Site(ip), false):
 		refuse = &s.r.connRate
 	}
 	if refuse != nil {
@@ -327,7 +307,7 @@ func (s *Server) release(sess *session) {
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
 		delete(s.perIP, sess.ip)
 	}
-	if n := netOf(sess.ip); s.perNet[n] <= 1 {
+	if n := ratelimit.Network(sess.ip); s.perNet[n] <= 1 {
 		delete(s.perNet, n)
 	} else {
 		s.perNet[n]--

@@ -9,6 +9,7 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
+	"postern/pkg/ratelimit"
 	"postern/pkg/smtp"
 )
 
@@ -130,7 +131,7 @@ func (s *session) cmdMail(arg string) {
 		s.reply(r, "user", s.authUser)
 		return
 	}
-	if !s.exempt && !s.srv.clientRate.Take(clientKey(s.ip), false) {
+	if !s.exempt && !s.srv.clientRate.Take(ratelimit.Site(s.ip), false) {
 		s.reply(rClientMessages)
 		return
 	}
@@ -229,7 +230,7 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(r, "user", s.authUser, "to", "<"+rcpt.Addr+">")
 		return
 	}
-	if !s.exempt && !s.srv.clientRate.Take(clientKey(s.ip), true) {
+	if !s.exempt && !s.srv.clientRate.Take(ratelimit.Site(s.ip), true) {
 		s.reply(rClientRecipients, "to", "<"+rcpt.Addr+">")
 		return
 	}

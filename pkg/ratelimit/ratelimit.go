@@ -7,9 +7,30 @@
 package ratelimit
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
+
+// Network is the network whose clients count together: the /24 of an IPv4 address,
+// the /64 of an IPv6 one (what one customer of a provider usually has).
+func Network(ip netip.Addr) netip.Prefix {
+	bits := 64
+	if ip.Is4() {
+		bits = 24
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// Site is the key of one client: its IPv4 address, or the /64 of its IPv6 address,
+// for a host with a /64 picks any address in it at will.
+func Site(ip netip.Addr) string {
+	if ip.Is4() {
+		return ip.String()
+	}
+	return Network(ip).String()
+}
 
 // Buckets is the number of buckets in the window.
 const Buckets = 60

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -49,5 +50,17 @@ func TestExportOnlyPersistent(t *testing.T) {
 	}
 	if m := p.Export(); m != nil {
 		t.Errorf("second export %v", m)
+	}
+}
+
+func TestNetworkAndSite(t *testing.T) {
+	for _, c := range []struct{ ip, network, site string }{
+		{"192.0.2.77", "192.0.2.0/24", "192.0.2.77"},
+		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64", "2001:db8:1:2::/64"},
+	} {
+		ip := netip.MustParseAddr(c.ip)
+		if n, s := Network(ip).String(), Site(ip); n != c.network || s != c.site {
+			t.Errorf("%s: network %s, site %s", c.ip, n, s)
+		}
 	}
 }
