@@ -122,8 +122,9 @@ type SMTPD struct {
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	// MaxConnectionsPerNet caps the sessions at once from one /24 (IPv4) or /64 (IPv6).
 	MaxConnectionsPerNet int `toml:"max_connections_per_net"`
-	// ConnectionRate, MessageRate and RecipientRate cap what one client IP address may
-	// do per minute: new connections, messages (MAIL) and recipients (RCPT); 0: no cap.
+	// ConnectionRate, MessageRate and RecipientRate cap what one client (an IPv4
+	// address or an IPv6 /64) may do per minute: new connections, messages (MAIL) and
+	// recipients (RCPT); 0: no cap.
 	ConnectionRate int `toml:"connection_rate"`
 	MessageRate    int `toml:"message_rate"`
 	RecipientRate  int `toml:"recipient_rate"`
