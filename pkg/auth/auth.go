@@ -78,8 +78,7 @@ func (r ResolveResult) Fits(size int64) (ok, never bool, full string) {
 		case size > u.Quota:
 			return false, true, u.Address
 		case u.Used+max(size, 1) > u.Quota:
-			ok, full = false, u.Address
-			return ok, never, full
+			return false, false, u.Address
 		}
 	}
 	return true, false, ""
