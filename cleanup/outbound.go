@@ -21,10 +21,10 @@ import (
 // message is written in the name of one of the user's addresses, and it DKIM-signs the
 // message for the domain of its From: address.
 
-// checkAuthor refuses an authenticated submission whose From: (and Sender:, if any)
-// names an address the user may not send as (authd's sendas answer): a user writes in
-// their own name only, not just in the envelope (smtpd checks MAIL FROM). The refusal is
-// an ipc error of code enqueue.CodeRejected, which smtpd answers with 550 5.7.1 at the
+// checkAuthor refuses an authenticated submission whose From: (and Sender:, Resent-From:,
+// Resent-Sender:, if any) names an address, or a display name that is an address, the
+// user may not send as (authd's sendas answer): a user writes in their own name only, not
+// just in the envelope (smtpd checks MAIL FROM). The refusal is an ipc error of code enqueue.CodeRejected, which smtpd answers with 550 5.7.1 at the
 // end of the data.
 func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *headerFixer) *ipc.Error {
 	if !env.Submission || env.AuthUser == "" {
@@ -33,24 +33,23 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 	if !h.complete {
 		return ipc.Errorf(enqueue.CodeRejected, "Header section too large to check the author (over %d octets)", maxHeaderScan)
 	}
-	from, err := headerMailboxes(h.section, "From", true)
-	switch {
-	case err != nil:
-		return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the From: header: %s", printable(err.Error()))
-	case len(from) == 0:
-		// RFC 5322 §3.6: every message has a From: field.
-		return ipc.Errorf(enqueue.CodeRejected, "Message has no From: header")
-	}
-	authors := map[string][]*mail.Address{"From": from}
 	// RFC 5322 §3.6.6: a message resent (a mail client's "bounce" or "redirect") carries
 	// Resent-From: and Resent-Sender: in the user's name, as From: and Sender: of a new
 	// one. Each resending prepends its block, so they may appear more than once.
-	for _, f := range []struct {
-		name string
-		once bool
-	}{{"Sender", true}, {"Resent-From", false}, {"Resent-Sender", false}} {
-		if authors[f.name], err = headerMailboxes(h.section, f.name, f.once); err != nil {
+	authors := []struct {
+		name  string
+		once  bool
+		boxes []*mail.Address
+	}{{name: "From", once: true}, {name: "Sender", once: true}, {name: "Resent-From"}, {name: "Resent-Sender"}}
+	for i := range authors {
+		f := &authors[i]
+		var err error
+		if f.boxes, err = headerMailboxes(h.section, f.name, f.once); err != nil {
 			return ipc.Errorf(enqueue.CodeRejected, "Cannot parse the %s: header: %s", f.name, printable(err.Error()))
+		}
+		if f.name == "From" && len(f.boxes) == 0 {
+			// RFC 5322 §3.6: every message has a From: field.
+			return ipc.Errorf(enqueue.CodeRejected, "Message has no From: header")
 		}
 	}
 	sa := auth.SendAsResult{Addresses: env.SendAs}
@@ -61,16 +60,16 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 			return ipc.Errorf("temporary", "sender lookup failed")
 		}
 	}
-	for _, name := range []string{"From", "Sender", "Resent-From", "Resent-Sender"} {
-		for _, a := range authors[name] {
+	for _, f := range authors {
+		for _, a := range f.boxes {
 			if !sa.Allows(a.Address) {
-				return ipc.Errorf(enqueue.CodeRejected, "%s: header address <%s> not owned by user %s", name, printable(a.Address), env.AuthUser)
+				return ipc.Errorf(enqueue.CodeRejected, "%s: header address <%s> not owned by user %s", f.name, printable(a.Address), env.AuthUser)
 			}
 			// Most mail clients show the display name alone: "demo@example.test"
 			// <bob@example.test> reads as mail from demo. A display name that is
 			// itself an address must be one of the user's too.
 			if other := nameAddress(a.Name, sa); other != "" {
-				return ipc.Errorf(enqueue.CodeRejected, "%s: header display name %q is an address not owned by user %s", name, printable(other), env.AuthUser)
+				return ipc.Errorf(enqueue.CodeRejected, "%s: header display name %q is an address not owned by user %s", f.name, printable(other), env.AuthUser)
 			}
 		}
 	}
