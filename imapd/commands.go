@@ -431,12 +431,7 @@ func (s *Session) list(c *imap.Command) {
 	specialOnly := has(l.Selection, "SPECIAL-USE")
 	// Attributes given at CREATE (RFC 6154 §3), else those of the standard folders.
 	created := s.acct.createdUses()
-	specialUse := func(n string) string {
-		if u := created[n]; u != "" {
-			return u
-		}
-		return specialUse(n)
-	}
+	specialUse := func(n string) string { return folderUses(created, n) }
 	retSubscribed := has(l.Return, "SUBSCRIBED") || has(l.Selection, "SUBSCRIBED")
 
 	entries := map[string]*listEntry{}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"postern/pkg/spamcheck"
@@ -69,23 +67,6 @@ func (l *spamLearner) run() {
 	}
 }
 
-// isJunk says whether the folder name holds junk: its special use is \Junk (RFC 6154
-// §2), given at CREATE or that of the standard Junk folder.
-func (a *Account) isJunk(name string) bool {
-	if u, ok := a.createdUses()[name]; ok && u != "" {
-		return slices.Contains(strings.Fields(u), `\Junk`)
-	}
-	return specialUse(name) == `\Junk`
-}
-
-// isTrash says the same of \Trash: a message thrown away out of Junk is not ham.
-func (a *Account) isTrash(name string) bool {
-	if u, ok := a.createdUses()[name]; ok && u != "" {
-		return slices.Contains(strings.Fields(u), `\Trash`)
-	}
-	return specialUse(name) == `\Trash`
-}
-
 // learnMoved tells spamd about messages copied or moved from src into dst, now at
 // dstUIDs: into Junk they are spam, out of Junk (except into Trash) ham.
 func (s *Session) learnMoved(src, dst *Mailbox, dstUIDs []uint32) {
@@ -93,8 +74,12 @@ func (s *Session) learnMoved(src, dst *Mailbox, dstUIDs []uint32) {
 	if l == nil || len(dstUIDs) == 0 {
 		return
 	}
-	srcJunk, dstJunk := s.acct.isJunk(src.name), s.acct.isJunk(dst.name)
-	if srcJunk == dstJunk || (srcJunk && s.acct.isTrash(dst.name)) {
+	// The special use (RFC 6154 §2) given at CREATE, else that of the standard folders:
+	// one read of the account's folders for both names.
+	created := s.acct.createdUses()
+	srcJunk, dstJunk := hasUse(created, src.name, `\Junk`), hasUse(created, dst.name, `\Junk`)
+	// A message thrown away out of Junk (into \Trash) is not ham.
+	if srcJunk == dstJunk || (srcJunk && hasUse(created, dst.name, `\Trash`)) {
 		return
 	}
 	dst.mu.RLock()

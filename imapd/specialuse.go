@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,4 +70,18 @@ func (a *Account) createdUses() map[string]string {
 		})
 	})
 	return out
+}
+
+// folderUses returns the special-use attributes of the folder name (space-separated):
+// those given at CREATE (created, from createdUses), else those of the standard folders.
+func folderUses(created map[string]string, name string) string {
+	if u := created[name]; u != "" {
+		return u
+	}
+	return specialUse(name)
+}
+
+// hasUse says whether the folder name has the special-use attribute use.
+func hasUse(created map[string]string, name, use string) bool {
+	return slices.Contains(strings.Fields(folderUses(created, name)), use)
 }
