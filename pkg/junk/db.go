@@ -122,6 +122,26 @@ func corpus(tx *bolt.Tx, user string, create bool) (*bolt.Bucket, error) {
 	return users.CreateBucketIfNotExists([]byte(user))
 }
 
+// corpora returns the global corpus and user's (nil for user "" or a user with none).
+func corpora(tx *bolt.Tx, user string) (g, u *bolt.Bucket, err error) {
+	if g, err = corpus(tx, "", false); err != nil || user == "" {
+		return g, nil, err
+	}
+	u, err = corpus(tx, user, false)
+	return g, u, err
+}
+
+// corpusCounts returns the spam and ham learned in the global corpus and user's together.
+func corpusCounts(tx *bolt.Tx, user string) (nspam, nham int, err error) {
+	g, u, err := corpora(tx, user)
+	if err != nil {
+		return 0, 0, err
+	}
+	gs, gh := readCounts(g)
+	us, uh := readCounts(u)
+	return gs + us, gh + uh, nil
+}
+
 // readCounts returns the messages learned in corpus b (nil: none).
 func readCounts(b *bolt.Bucket) (nspam, nham int) {
 	if b == nil {
@@ -341,6 +361,21 @@ type Verdict struct {
 // corpus and the user's own taken together (their counts added). user "" uses the global
 // corpus alone.
 func (db *DB) Classify(user string, r io.ReaderAt, size int64) (Verdict, error) {
+	// Until enough mail is learned there is no opinion whatever the tokens: the
+	// message is not read and tokenized for nothing (every message of a fresh install).
+	var v Verdict
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		v.Spam, v.Ham, err = corpusCounts(tx, user)
+		return err
+	})
+	if err != nil {
+		return Verdict{}, fmt.Errorf("junk: classifying a message for %q: %w", user, err)
+	}
+	if v.Spam < db.minSpam || v.Ham < db.minHam {
+		v.Prob = 0.5
+		return v, nil
+	}
 	toks, err := Tokenize(r, size)
 	if err != nil {
 		return Verdict{}, err
@@ -353,15 +388,9 @@ func (db *DB) ClassifyTokens(user string, toks Tokens) (Verdict, error) {
 	var v Verdict
 	var clues []Clue
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		g, err := corpus(tx, "", false)
+		g, u, err := corpora(tx, user)
 		if err != nil {
 			return err
-		}
-		var u *bolt.Bucket
-		if user != "" {
-			if u, err = corpus(tx, user, false); err != nil {
-				return err
-			}
 		}
 		gs, gh := readCounts(g)
 		us, uh := readCounts(u)

@@ -1,6 +1,7 @@
 package junk
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -82,6 +83,10 @@ func TestNoOpinionBeforeTraining(t *testing.T) {
 	train(t, db, "", 4)
 	if v := classify(t, db, "", spamMsg(100)); v.OK {
 		t.Fatalf("4 spam and 4 ham learned, minimum 5: %+v, want no opinion", v)
+	}
+	// Without an opinion to give, the message is not even read.
+	if v, err := db.Classify("", failingReader{}, 100); err != nil || v.OK || v.Spam != 4 || v.Ham != 4 {
+		t.Fatalf("below the minimum, unreadable message: %+v, %v; want no opinion, 4 and 4, no error", v, err)
 	}
 	learn(t, db, "", spamMsg(4), true)
 	learn(t, db, "", hamMsg(4), false)
@@ -328,3 +333,8 @@ func TestLayoutsAgree(t *testing.T) {
 		}
 	}
 }
+
+// failingReader is a message that cannot be read.
+type failingReader struct{}
+
+func (failingReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("read") }
