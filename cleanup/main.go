@@ -43,10 +43,7 @@ func main() {
 		c.Spam = SpamPolicy{
 			Client:     spamcheck.NewClient(cfg.PrivateSocket("spamd"), cfg.Spamd.Timeout.D()),
 			Tempfail:   cfg.Spamd.OnFailure == "tempfail",
-			AuthservID: cfg.Spamd.AuthservID,
-		}
-		if c.Spam.AuthservID == "" {
-			c.Spam.AuthservID = cfg.Hostname
+			AuthservID: cfg.AuthservID(),
 		}
 	}
 	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr"))

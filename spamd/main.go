@@ -72,14 +72,10 @@ func main() {
 		os.Exit(1)
 	}
 	defer jdb.Close()
-	authservID := cfg.Spamd.AuthservID
-	if authservID == "" {
-		authservID = cfg.Hostname
-	}
 	var trusted = parseNets(cfg.Spamd.TrustedRelays)
 	s := &Spamd{Log: d.Log, Junk: jdb, Checker: &Checker{
 		Policy:     cfg.Spamd,
-		AuthservID: authservID,
+		AuthservID: cfg.AuthservID(),
 		DNS:        netDNS{r: res},
 		Local:      &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))},
 		Classifier: junkClassifier{db: jdb, log: d.Log},

@@ -730,6 +730,16 @@ func ParseNet(s string) (*net.IPNet, error) {
 	return &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)}, nil
 }
 
+// AuthservID is the authserv-id of this host's Authentication-Results fields (RFC 8601
+// §2.5): spamd writes it, and cleanup removes incoming fields that claim it, so both take
+// it from here. It is [spamd] authserv_id, else Hostname.
+func (c *Config) AuthservID() string {
+	if c.Spamd.AuthservID != "" {
+		return c.Spamd.AuthservID
+	}
+	return c.Hostname
+}
+
 // SpamDir is spamd's directory, its database and nothing else.
 func (c *Config) SpamDir() string { return filepath.Join(c.DataDir, "spam") }
 

@@ -107,6 +107,13 @@ trusted_relays = ["192.0.2.7", "2001:db8::/32"]
 	if c.Service("spamd") == nil || c.Service("spamd").User != "postern-spam" || c.SpamDir() != "/var/lib/postern/spam" {
 		t.Errorf("spamd service %+v, dir %s", c.Service("spamd"), c.SpamDir())
 	}
+	if c.Hostname == "" || c.AuthservID() != c.Hostname {
+		t.Errorf("authserv-id %q without authserv_id, want the hostname %q", c.AuthservID(), c.Hostname)
+	}
+	c.Spamd.AuthservID = "mx.example.test"
+	if c.AuthservID() != "mx.example.test" {
+		t.Errorf("authserv-id %q, want authserv_id's mx.example.test", c.AuthservID())
+	}
 	for _, n := range []string{"192.0.2.7", "10.0.0.0/8", "::1"} {
 		if _, err := ParseNet(n); err != nil {
 			t.Errorf("ParseNet(%q): %v", n, err)
