@@ -40,9 +40,8 @@ func (j junkClassifier) SpamProbability(ctx context.Context, user string, msg io
 
 // trainer serves control/spamd: mailctl spam train and spam status.
 type trainer struct {
-	db              *junk.DB
-	minSpam, minHam int
-	log             *slog.Logger
+	db  *junk.DB
+	log *slog.Logger
 }
 
 // ControlServer returns the ipc server of control/spamd.
@@ -80,7 +79,8 @@ func (t *trainer) serveLearn(_ context.Context, peer ipc.Cred, body json.RawMess
 }
 
 func (t *trainer) serveStatus(context.Context, ipc.Cred, json.RawMessage, []*os.File) (any, error) {
-	res := control.SpamStatusResult{MinSpam: t.minSpam, MinHam: t.minHam}
+	var res control.SpamStatusResult
+	res.MinSpam, res.MinHam = t.db.Minimums()
 	st, err := t.db.Stats("")
 	if err != nil {
 		return nil, err

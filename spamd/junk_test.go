@@ -94,7 +94,7 @@ func TestTrainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	tr := &trainer{db: db, minSpam: 50, minHam: 50, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	tr := &trainer{db: db, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	sock := filepath.Join(dir, "ctl")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {

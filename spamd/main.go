@@ -65,8 +65,7 @@ func main() {
 	go rec.run(ctx)
 	// The classifier's corpora live in a file of their own: learning a message fsyncs
 	// it, and the DMARC records' batches do not wait on that.
-	jopts := &junk.Options{MinSpam: junk.DefaultMinSpam, MinHam: junk.DefaultMinHam}
-	jdb, err := junk.Open(filepath.Join(dir, "junk.db"), jopts)
+	jdb, err := junk.Open(filepath.Join(dir, "junk.db"), nil) // the default minimums
 	if err != nil {
 		d.Log.Error("cannot open the classifier's database", "err", err)
 		os.Exit(1)
@@ -83,7 +82,7 @@ func main() {
 		Record:     rec.Record,
 		Log:        d.Log,
 	}}
-	ctl := (&trainer{db: jdb, minSpam: jopts.MinSpam, minHam: jopts.MinHam, log: d.Log}).ControlServer(daemon.Admin(cfg))
+	ctl := (&trainer{db: jdb, log: d.Log}).ControlServer(daemon.Admin(cfg))
 	go ctl.Serve(ctx, d.Unix("control/spamd"))
 	// cleanup asks for verdicts, imapd reports what users move into and out of Junk.
 	srv := s.Server(daemon.Trust(cfg, "cleanup", "imapd"))

@@ -96,6 +96,10 @@ func Open(path string, opts *Options) (*DB, error) {
 	return &DB{bolt: b, minSpam: o.MinSpam, minHam: o.MinHam}, nil
 }
 
+// Minimums returns the spam and ham that must have been learned before Classify gives an
+// opinion (Options.MinSpam and MinHam, defaults applied).
+func (db *DB) Minimums() (spam, ham int) { return db.minSpam, db.minHam }
+
 // Close closes the database file.
 func (db *DB) Close() error { return db.bolt.Close() }
 
