@@ -29,23 +29,15 @@ func main() {
 	ctx, stop := d.Context()
 	defer stop()
 	cfg := d.Config
-	servers := cfg.Remote.Resolvers
-	if len(servers) == 0 {
-		var err error
-		if servers, err = resolver.FromResolvConf(resolver.DefaultResolvConf); err != nil {
-			d.Log.Error("no DNS resolver: set remote.resolvers in the configuration", "err", err)
-			os.Exit(1)
-		}
-	}
-	res, err := resolver.New(servers)
+	res, err := resolver.NewFromConfig(cfg.Remote.Resolvers)
 	if err != nil {
-		d.Log.Error("bad DNS resolver", "err", err)
+		d.Log.Error("no DNS resolver: set remote.resolvers in the configuration", "err", err)
 		os.Exit(1)
 	}
 	a := NewAgent(cfg, res, d.Log)
 	go a.pool.expire(ctx)
 	srv := a.Server(daemon.Trust(cfg, "qmgr"))
-	d.Log.Info("started", "resolvers", servers, "port", cfg.Remote.Port, "helo", a.dialer.helo)
+	d.Log.Info("started", "resolvers", res.Servers, "port", cfg.Remote.Port, "helo", a.dialer.helo)
 	if err := srv.Serve(ctx, d.Unix("private/remote")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)

@@ -36,15 +36,7 @@ func main() {
 	d.Confine(dir)
 	ctx, stop := d.Context()
 	defer stop()
-	servers := cfg.Remote.Resolvers
-	if len(servers) == 0 {
-		var err error
-		if servers, err = resolver.FromResolvConf(resolver.DefaultResolvConf); err != nil {
-			d.Log.Error("no DNS resolver", "err", err)
-			os.Exit(1)
-		}
-	}
-	res, err := resolver.New(servers)
+	res, err := resolver.NewFromConfig(cfg.Remote.Resolvers)
 	if err != nil {
 		d.Log.Error("no DNS resolver", "err", err)
 		os.Exit(1)

@@ -75,6 +75,18 @@ func serverAddr(s string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
+// NewFromConfig is New for a daemon's configured servers ([remote] resolvers); with none
+// configured it asks the nameservers of DefaultResolvConf.
+func NewFromConfig(servers []string) (*Resolver, error) {
+	if len(servers) == 0 {
+		var err error
+		if servers, err = FromResolvConf(DefaultResolvConf); err != nil {
+			return nil, err
+		}
+	}
+	return New(servers)
+}
+
 // FromResolvConf returns the nameservers listed in a resolv.conf(5) file, such as
 // /etc/resolv.conf.
 func FromResolvConf(path string) ([]string, error) {

@@ -157,4 +157,8 @@ func TestFromResolvConf(t *testing.T) {
 	if r, err := resolver.New([]string{"127.0.0.1", "127.0.0.2:5353"}); err != nil || !reflect.DeepEqual(r.Servers, []string{"127.0.0.1:53", "127.0.0.2:5353"}) {
 		t.Errorf("New: %v %v", r, err)
 	}
+	// Configured servers are used as they are, without looking at resolv.conf.
+	if r, err := resolver.NewFromConfig([]string{"127.0.0.3"}); err != nil || !reflect.DeepEqual(r.Servers, []string{"127.0.0.3:53"}) {
+		t.Errorf("NewFromConfig: %v %v", r, err)
+	}
 }
