@@ -61,21 +61,32 @@ func (t *trainer) serveLearn(_ context.Context, peer ipc.Cred, body json.RawMess
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, ipc.Errorf("invalid", "decoding spam.learn: %v", err)
 	}
+	changed, err := learnMessage(t.db, t.log.With("uid", peer.UID), req.User, req.Spam, files, req.Offset, req.Size)
+	if err != nil {
+		return nil, err
+	}
+	return control.SpamLearnResult{Changed: changed}, nil
+}
+
+// learnMessage learns the one message handed over in files (size octets from offset) as spam
+// or ham into user's corpus ("" for the global one): the work of both learn ops, the
+// admin's spam.learn on control/spamd and imapd's learn on private/spamd.
+func learnMessage(db *junk.DB, log *slog.Logger, user string, spam bool, files []*os.File, offset, size int64) (bool, error) {
 	if len(files) != 1 {
-		return nil, ipc.Errorf("invalid", "spam.learn with %d descriptors, want the message's", len(files))
+		return false, ipc.Errorf("invalid", "learn request with %d descriptors, want the message's", len(files))
 	}
-	if req.Offset < 0 || req.Size < 0 || req.Size > maxLearn || req.Offset > 1<<40 {
-		return nil, ipc.Errorf("invalid", "spam.learn: bad message offset or size")
+	if offset < 0 || size < 0 || size > maxLearn || offset > 1<<40 {
+		return false, ipc.Errorf("invalid", "learn request with a bad message offset or size")
 	}
-	changed, err := t.db.Learn(req.User, io.NewSectionReader(files[0], req.Offset, req.Size), req.Size, req.Spam)
+	changed, err := db.Learn(user, io.NewSectionReader(files[0], offset, size), size, spam)
 	if errors.Is(err, junk.ErrUser) {
-		return nil, ipc.Errorf("invalid", "%v", err)
+		return false, ipc.Errorf("invalid", "%v", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("learning a message: %w", err)
+		return false, fmt.Errorf("learning a message of %q: %w", user, err)
 	}
-	t.log.Info("learned", "spam", req.Spam, "user", req.User, "changed", changed, "uid", peer.UID)
-	return control.SpamLearnResult{Changed: changed}, nil
+	log.Info("learned", "spam", spam, "user", user, "changed", changed)
+	return changed, nil
 }
 
 func (t *trainer) serveStatus(context.Context, ipc.Cred, json.RawMessage, []*os.File) (any, error) {

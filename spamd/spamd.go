@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -44,14 +43,12 @@ func (d *Spamd) serveLearn(_ context.Context, _ ipc.Cred, body json.RawMessage, 
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, ipc.Errorf("invalid", "decoding learn request: %v", err)
 	}
-	if len(files) != 1 || req.User == "" || req.Size < 0 || req.Size > maxLearn || d.Junk == nil {
-		return nil, ipc.Errorf("invalid", "learn request without a message, a user or a classifier")
+	if req.User == "" || d.Junk == nil {
+		return nil, ipc.Errorf("invalid", "learn request without a user or a classifier")
 	}
-	changed, err := d.Junk.Learn(strings.ToLower(req.User), io.NewSectionReader(files[0], 0, req.Size), req.Size, req.Spam)
-	if err != nil {
-		return nil, fmt.Errorf("learning a message of %s: %w", req.User, err)
+	if _, err := learnMessage(d.Junk, d.Log, strings.ToLower(req.User), req.Spam, files, 0, req.Size); err != nil {
+		return nil, err
 	}
-	d.Log.Info("learned", "user", req.User, "spam", req.Spam, "changed", changed)
 	return struct{}{}, nil
 }
 
