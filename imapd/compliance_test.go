@@ -299,11 +299,7 @@ func TestAppendLiteral8(t *testing.T) {
 // sessions whose flags differed from the others' for good.
 func TestUpdateMissesNoConcurrentChange(t *testing.T) {
 	e := newTestEnv(t)
-	a := e.login("a")
-	a.appendMsg("INBOX", "", msg("one", "x\r\n"))
-	a.ok("SELECT INBOX")
-	b := e.login("a")
-	b.ok("SELECT INBOX")
+	a, b := e.twoSessions()
 	var armed atomic.Bool
 	testHookUpdate = func() {
 		if armed.CompareAndSwap(true, false) {
@@ -461,11 +457,7 @@ func TestRecentAfterExpunge(t *testing.T) {
 // this session's FLAGS (imaptest's checkpoints compare the lists: "Missing keyword").
 func TestKeywordListSharedBySessions(t *testing.T) {
 	e := newTestEnv(t)
-	a := e.login("a")
-	a.appendMsg("INBOX", "", msg("one", "x\r\n"))
-	a.ok("SELECT INBOX")
-	b := e.login("a")
-	b.ok("SELECT INBOX")
+	a, b := e.twoSessions()
 	b.ok(`STORE 1 +FLAGS.SILENT ($passing)`)
 	b.ok(`STORE 1 -FLAGS.SILENT ($passing)`)
 	u := a.ok("NOOP")

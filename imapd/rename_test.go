@@ -32,6 +32,21 @@ func manyMessages(t *testing.T, e *testEnv, n int) string {
 	return root
 }
 
+// storeMany puts n messages into a's INBOX, sets flags on all of them in one STORE,
+// and waits until every file name carries the flag letter. It returns the test
+// environment and the INBOX's directory.
+func storeMany(t *testing.T, n int, flags string, letter byte) (*testEnv, string) {
+	t.Helper()
+	e := newTestEnv(t)
+	root := manyMessages(t, e, n)
+	c := e.login("a")
+	c.ok("SELECT INBOX")
+	c.ok("STORE 1:* +FLAGS.SILENT (" + flags + ")")
+	c.ok("LOGOUT")
+	waitNames(t, root, n, letter)
+	return e, root
+}
+
 // diskFlags returns the flag letters of every message file in root's cur/ and new/,
 // by base name. It must not run while imapd renames files: a directory read during
 // renames may list a file twice, or not at all.
@@ -122,16 +137,10 @@ func TestStoreAndExpungeManyMessages(t *testing.T) {
 	if testing.Short() {
 		n = 1000
 	}
-	e := newTestEnv(t)
-	root := manyMessages(t, e, n)
-	c := e.login("a")
-	c.ok("SELECT INBOX")
-	c.ok("STORE 1:* +FLAGS.SILENT (\\Flagged)")
-	c.ok("LOGOUT")
-	waitNames(t, root, n, 'F')
+	e, root := storeMany(t, n, `\Flagged`, 'F')
 	countFlag(t, e, n, `\Flagged`)
 
-	c = e.login("a")
+	c := e.login("a")
 	c.ok("SELECT INBOX")
 	c.ok("STORE 1:* +FLAGS.SILENT (\\Deleted)")
 	u := c.ok("EXPUNGE")
@@ -157,22 +166,15 @@ func TestRenamesAfterCrash(t *testing.T) {
 	if testing.Short() {
 		n = 500
 	}
-	e := newTestEnv(t)
-	root := manyMessages(t, e, n)
-	c := e.login("a")
-	c.ok("SELECT INBOX")
-	c.ok("STORE 1:* +FLAGS.SILENT (\\Seen \\Deleted)")
-	c.ok("LOGOUT")
-	waitNames(t, root, n, 'T')
+	e, root := storeMany(t, n, `\Seen \Deleted`, 'T')
 	e.stop()
 	// The state a kill -9 leaves between STORE's answer and the renames.
-	for _, sub := range []string{"cur"} {
-		names, _ := readDirNames(filepath.Join(root, sub))
-		for _, name := range names {
-			base, _, _ := strings.Cut(name, ":")
-			if err := os.Rename(filepath.Join(root, sub, name), filepath.Join(root, sub, base+":2,")); err != nil {
-				t.Fatal(err)
-			}
+	cur := filepath.Join(root, "cur")
+	names, _ := readDirNames(cur)
+	for _, name := range names {
+		base, _, _ := strings.Cut(name, ":")
+		if err := os.Rename(filepath.Join(cur, name), filepath.Join(cur, base+":2,")); err != nil {
+			t.Fatal(err)
 		}
 	}
 	db, err := bolt.Open(filepath.Join(root, indexFile), 0o600, nil)
@@ -191,7 +193,7 @@ func TestRenamesAfterCrash(t *testing.T) {
 			t.Fatalf("after restart, %s has flags %q on disk, want ST", base, f)
 		}
 	}
-	c = e.login("a")
+	c := e.login("a")
 	c.ok("SELECT INBOX")
 	c.ok("EXPUNGE")
 	c.ok("LOGOUT")

@@ -222,6 +222,18 @@ func (c *client) appendMsg(box, flags, msg string) {
 	c.ok(fmt.Sprintf("APPEND %s %s{%d+}\r\n%s", box, flags, len(msg), msg))
 }
 
+// twoSessions logs user a in twice after appending one message "one" to INBOX,
+// and has both sessions select INBOX: the start of the tests of what one session's
+// change shows in the other.
+func (e *testEnv) twoSessions() (a, b *client) {
+	a = e.login("a")
+	a.appendMsg("INBOX", "", msg("one", "x\r\n"))
+	a.ok("SELECT INBOX")
+	b = e.login("a")
+	b.ok("SELECT INBOX")
+	return a, b
+}
+
 func msg(subject, body string) string {
 	return "From: Alice <alice@other.test>\r\nTo: a@example.test\r\nSubject: " + subject +
 		"\r\nDate: Mon, 02 Jan 2006 15:04:05 +0000\r\nMessage-ID: <" + subject + "@other.test>\r\n\r\n" + body
@@ -311,11 +323,7 @@ func TestSession(t *testing.T) {
 // reach the others.
 func TestIdleAndOtherSessions(t *testing.T) {
 	e := newTestEnv(t)
-	a := e.login("a")
-	a.appendMsg("INBOX", "", msg("one", "x\r\n"))
-	a.ok("SELECT INBOX")
-	b := e.login("a")
-	b.ok("SELECT INBOX")
+	a, b := e.twoSessions()
 	b.send("i1 IDLE\r\n")
 	if l := b.line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("IDLE: %q", l)
