@@ -39,7 +39,10 @@ type deflater struct {
 	buf bytes.Buffer
 }
 
-// deflateConn is a connection whose reads are inflated and writes deflated.
+// deflateConn is a connection whose reads are inflated and writes deflated. It
+// embeds the net.Conn interface, not the connection, so that it has no SyscallConn
+// method: sendWhole sends by sendfile(2) only to a syscall.Conn, which would bypass the
+// compressor.
 type deflateConn struct {
 	net.Conn
 	r io.ReadCloser
