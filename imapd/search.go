@@ -199,15 +199,7 @@ func (s *Session) search(c *imap.Command) {
 			modseq = max(modseq, ms)
 		}
 	}
-	if has(req.Return, "SAVE") {
-		// SEARCHRES (RFC 5182 §2.1): the result is kept as UIDs.
-		s.saved = s.saved[:0]
-		for i, cd := range cands {
-			if matched[i] {
-				s.saved = append(s.saved, cd.m.uid)
-			}
-		}
-	}
+	s.saveResult(req, cands, matched)
 	s.writeSearch(c, nums, modseq, need.modseq)
 	s.update(c.UID)
 	if expunged {
@@ -217,6 +209,20 @@ func (s *Session) search(c *imap.Command) {
 		return
 	}
 	s.tagged(c.Tag, "OK", "SEARCH completed")
+}
+
+// saveResult keeps the matches of a SEARCH or SORT with RETURN (SAVE) as UIDs, for
+// "$" (SEARCHRES, RFC 5182 §2.1; for SORT, RFC 5267 §3.2).
+func (s *Session) saveResult(req *imap.SearchRequest, cands []*candidate, matched []bool) {
+	if !has(req.Return, "SAVE") {
+		return
+	}
+	s.saved = s.saved[:0]
+	for i, cd := range cands {
+		if matched[i] {
+			s.saved = append(s.saved, cd.m.uid)
+		}
+	}
 }
 
 // testHookSearchTx, set by tests only, runs inside the search's read transaction of

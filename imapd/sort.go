@@ -22,17 +22,8 @@ func (s *Session) sortCmd(c *imap.Command) {
 		crit[i] = imapsort.Criterion{Key: k.Key, Reverse: k.Reverse}
 	}
 	nums := imapsort.Sort(msgs, crit)
-	req := c.Search
-	if has(req.Return, "SAVE") {
-		// SEARCHRES (RFC 5182 §2.1, RFC 5267 §3.2): the result is kept as a set of UIDs.
-		s.saved = s.saved[:0]
-		for i, cd := range cands {
-			if matched[i] {
-				s.saved = append(s.saved, cd.m.uid)
-			}
-		}
-	}
-	if req.ESearch {
+	s.saveResult(c.Search, cands, matched)
+	if c.Search.ESearch {
 		// RFC 5267 §3.1: an ESEARCH response; MIN and MAX are the first and last
 		// message in sort order, ALL lists them in sort order.
 		s.writeSearch(c, nums, modseq, need.modseq)
