@@ -9,8 +9,10 @@ import (
 )
 
 // TestSaveDate covers SAVEDATE (RFC 8514): FETCH SAVEDATE is when the message entered
-// the folder (by APPEND with an old date, or by COPY), not its internal date; SEARCH
-// SAVED* and SAVEDATESUPPORTED; an index record without it answers NIL.
+// the folder (by APPEND with an old date), not its internal date; SEARCH SAVED* and
+// SAVEDATESUPPORTED; an index record written without a save date reads as none (which
+// FETCH answers NIL). COPY and MOVE set it too (Mailbox.add), which this test cannot
+// tell from the source's save date, being made within the same minute.
 func TestSaveDate(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.login("a")
