@@ -38,6 +38,8 @@ func TestObjectID(t *testing.T) {
 	}
 
 	c.appendMsg("INBOX", "", msg("objectid", "x\r\n"))
+	// A second message, so that SEARCH EMAILID must tell them apart.
+	c.appendMsg("INBOX", "", msg("other", "y\r\n"))
 	c.ok("SELECT INBOX")
 	u = c.ok("FETCH 1 (EMAILID THREADID)")
 	em := regexp.MustCompile(`EMAILID \(([A-Za-z0-9_-]{1,255})\)`).FindStringSubmatch(strings.Join(u, "\n"))
