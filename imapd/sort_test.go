@@ -69,7 +69,8 @@ func TestSortCommand(t *testing.T) {
 		// RFC 5957: display names decoded (Ada), else the address.
 		{"SORT (DISPLAYFROM) UTF-8 ALL", "* SORT 2 3 4 1"},
 		{"SORT (DISPLAYTO) UTF-8 ALL", "* SORT 4 3 1 2"},
-		{"SORT (SIZE) UTF-8 ALL", ""},
+		// Sizes 145, 164, 102, 157 octets.
+		{"SORT (SIZE) UTF-8 ALL", "* SORT 3 1 4 2"},
 		{"SORT (DATE) UTF-8 FROM carl", "* SORT 4"},
 		{"SORT (DATE) UTF-8 SUBJECT nothing", "* SORT"},
 		{"UID SORT (REVERSE SUBJECT) UTF-8 2:4", "* SORT 2 4 3"},
@@ -82,12 +83,6 @@ func TestSortCommand(t *testing.T) {
 		want := tt.want
 		if strings.Contains(want, "%d") {
 			want = fmt.Sprintf(want, c.n)
-		}
-		if want == "" {
-			if len(u) != 1 || !strings.HasPrefix(u[0], "* SORT ") {
-				t.Errorf("%s: %q", tt.cmd, u)
-			}
-			continue
 		}
 		if len(u) != 1 || u[0] != want {
 			t.Errorf("%s: %q, want %q", tt.cmd, u, want)
