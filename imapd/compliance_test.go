@@ -200,9 +200,7 @@ func TestExamineRecent(t *testing.T) {
 func TestESearchModseq(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.login("a")
-	for _, s := range []string{"one", "two", "three"} {
-		a.appendMsg("INBOX", "", msg(s, "x\r\n"))
-	}
+	a.appendMsgs("one", "two", "three")
 	a.ok("SELECT INBOX")
 	modseq := map[int]string{}
 	for _, n := range []int{1, 3, 2} {
@@ -326,9 +324,7 @@ func TestUpdateMissesNoConcurrentChange(t *testing.T) {
 func TestExpungedMeanwhile(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.login("a")
-	for _, s := range []string{"one", "two", "three", "four"} {
-		a.appendMsg("INBOX", "", msg(s, "x\r\n"))
-	}
+	a.appendMsgs("one", "two", "three", "four")
 	a.ok("SELECT INBOX")
 	b := e.login("a")
 	b.ok("SELECT INBOX")
@@ -423,9 +419,7 @@ func TestSearchDuringIndexGrowth(t *testing.T) {
 func TestRecentAfterExpunge(t *testing.T) {
 	e := newTestEnv(t)
 	a := e.login("a")
-	for _, s := range []string{"one", "two", "three"} {
-		a.appendMsg("INBOX", "", msg(s, "x\r\n"))
-	}
+	a.appendMsgs("one", "two", "three")
 	u := a.ok("SELECT INBOX")
 	if !hasLine(u, `^\* 3 RECENT$`) {
 		t.Fatalf("SELECT: %q", u)

@@ -222,6 +222,13 @@ func (c *client) appendMsg(box, flags, msg string) {
 	c.ok(fmt.Sprintf("APPEND %s %s{%d+}\r\n%s", box, flags, len(msg), msg))
 }
 
+// appendMsgs appends one message per subject to INBOX, each with the body "x".
+func (c *client) appendMsgs(subjects ...string) {
+	for _, s := range subjects {
+		c.appendMsg("INBOX", "", msg(s, "x\r\n"))
+	}
+}
+
 // twoSessions logs user a in twice after appending one message "one" to INBOX,
 // and has both sessions select INBOX: the start of the tests of what one session's
 // change shows in the other.
