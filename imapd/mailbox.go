@@ -141,10 +141,7 @@ func (mb *Mailbox) openName(name, base string) (*os.File, error) {
 // findFile looks for the file of a message by its base name, in cur/ and new/: the
 // slow way, for when its name changed between looking it up and using it.
 func (mb *Mailbox) findFile(base string) (string, error) {
-	if p, ok := (&diskNames{dir: mb.dir}).find(base); ok {
-		return p, nil
-	}
-	return "", fs.ErrNotExist
+	return maildir.Find(mb.dir, base)
 }
 
 // parseFileName splits a Maildir file name into its base and its flags.
