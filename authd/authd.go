@@ -39,6 +39,11 @@ type Authd struct {
 	Rates      *ratelimit.Limiter
 	RatesFlush time.Duration
 	Log        *slog.Logger
+	// Web holds the web session tokens issued to httpd; nil means the defaults of
+	// [httpd]. WebPeer admits httpd's peers to web.login and web.logout; nil admits
+	// nobody.
+	Web     *WebSessions
+	WebPeer func(ipc.Cred) bool
 
 	initOnce     sync.Once
 	loginsMu     sync.Mutex
@@ -62,6 +67,13 @@ func (a *Authd) setDefaults() {
 	}
 	if a.Log == nil {
 		a.Log = slog.Default()
+	}
+	if a.Web == nil {
+		h := config.Default().HTTPD
+		a.Web = NewWebSessions(h.IdleTimeout.D(), h.SessionLifetime.D())
+	}
+	if a.WebPeer == nil {
+		a.WebPeer = func(ipc.Cred) bool { return false }
 	}
 }
 
@@ -165,6 +177,9 @@ func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(auth.OpVerify, handler(a, a.verify))
 	s.Handle(auth.OpSendAs, handler(a, a.sendAs))
 	s.Handle(auth.OpRate, handler(a, a.rate))
+	s.Handle(auth.OpWebLogin, handler(a, a.webLogin))
+	s.Handle(auth.OpWebCheck, handler(a, a.webCheck))
+	s.Handle(auth.OpWebLogout, handler(a, a.webLogout))
 	return s
 }
 

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ type env struct {
 	mu      sync.Mutex
 	created []string // Maildirs the fake local was asked to create
 	logs    *logtest.Buffer
+	// webPeer says whether the test's peer passes for httpd (WebPeer).
+	webPeer atomic.Bool
 }
 
 type clock struct {
@@ -85,6 +88,8 @@ func start(t *testing.T, withLocal bool) *env {
 		Local:        delivery.NewClient(filepath.Join(dir, "local")),
 		Throttle:     th,
 		Log:          slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Web:          &WebSessions{Idle: 30 * time.Minute, Lifetime: 12 * time.Hour, Now: e.clock.Now, tokens: map[[32]byte]*webToken{}},
+		WebPeer:      func(ipc.Cred) bool { return e.webPeer.Load() },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if withLocal {

@@ -38,6 +38,9 @@ func main() {
 		Throttle:     NewThrottle(LimitsOf(cfg.Authd)),
 		Rates:        ratelimit.NewPersistent(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour),
 		Log:          d.Log,
+		Web:          NewWebSessions(cfg.HTTPD.IdleTimeout.D(), cfg.HTTPD.SessionLifetime.D()),
+		// web.login and web.logout are httpd's alone (see WebSessions).
+		WebPeer: daemon.Only(cfg, "authd", "httpd"),
 	}
 	if err := a.LoadRates(); err != nil {
 		// Not fatal: the accounts' counts start from zero.

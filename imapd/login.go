@@ -10,6 +10,8 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/imap"
+	"postern/pkg/ipc"
+	"postern/pkg/peeruid"
 )
 
 // maxLoginFailures ends a session after this many wrong passwords (or throttled logins);
@@ -140,6 +142,15 @@ func (s *Session) authenticate(c *imap.Command) {
 		srv = sasl.NewPlainServer(check)
 	case "LOGIN":
 		srv = &loginServer{check: func(u, p string) error { return check("", u, p) }}
+	case auth.WebMechanism:
+		if !s.fromWeb() {
+			s.no(c, "Unsupported authentication mechanism")
+			return
+		}
+		srv = &webServer{check: func(user, token string) error {
+			verr = s.verifyWeb(user, token)
+			return verr
+		}}
 	default:
 		s.no(c, "Unsupported authentication mechanism")
 		return
@@ -188,6 +199,68 @@ func (s *Session) authenticate(c *imap.Command) {
 			return
 		}
 	}
+}
+
+// fromWeb reports whether the client is httpd: the other end of the connection is a
+// socket of this host owned by httpd's user (see pkg/peeruid). Only httpd may present a
+// web session token (auth.WebMechanism), so that a token stolen from it is useless.
+func (s *Session) fromWeb() bool {
+	uid, err := peeruid.Of(s.raw)
+	if err != nil {
+		s.log.Info("web session login refused: the client is not local", "client", s.ip.String(), "err", err)
+		return false
+	}
+	if !s.srv.webPeer(ipc.Cred{UID: uid}) {
+		s.log.Warn("web session login refused: the client is not httpd", "client", s.ip.String(), "uid", uid)
+		return false
+	}
+	return true
+}
+
+// verifyWeb asks authd whether token is a live web session token of user.
+func (s *Session) verifyWeb(user, token string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	r, err := s.srv.auth.WebCheck(ctx, user, token)
+	if err != nil {
+		s.log.Error("asking authd to check a web session token", "err", err)
+		return err
+	}
+	if !r.OK {
+		s.log.Info("web session token refused", "user", user)
+		return errAuthFailed
+	}
+	mb, err := s.srv.auth.Mailbox(ctx, r.Address)
+	if err != nil {
+		s.log.Error("asking authd for the mailbox", "user", r.Address, "err", err)
+		return err
+	}
+	if !mb.Exists || mb.Maildir == "" {
+		return errAuthFailed
+	}
+	return s.open(mb.Address, mb.Maildir, mb.Quota)
+}
+
+// webServer is the server side of auth.WebMechanism: one message from the client, the
+// user and the token.
+type webServer struct {
+	check func(user, token string) error
+	done  bool
+}
+
+func (w *webServer) Next(resp []byte) (challenge []byte, done bool, err error) {
+	if w.done {
+		return nil, true, sasl.ErrUnexpectedClientResponse
+	}
+	if resp == nil {
+		return []byte{}, false, nil // RFC 4422 §5: an empty challenge asks for the message
+	}
+	w.done = true
+	user, token, err := auth.ParseWebResponse(resp)
+	if err != nil {
+		return nil, true, err
+	}
+	return nil, true, w.check(user, token)
 }
 
 // loginServer is the server side of the LOGIN mechanism

@@ -5,6 +5,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"postern/pkg/auth"
+	"postern/pkg/ipc"
 )
 
 // TestLoginThrottled checks that a login authd refuses as throttled is answered
@@ -56,5 +59,42 @@ func TestLoginCachePerClient(t *testing.T) {
 	}
 	if _, ok := c.get("a@example.test", "pw2", owner); ok {
 		t.Error("another password got the cached login")
+	}
+}
+
+// TestWebMechanism: httpd's web session token logs its user in through
+// X-POSTERN-WEB, and nobody else; a client that is not httpd's user is not even offered
+// the mechanism.
+func TestWebMechanism(t *testing.T) {
+	e := newTestEnv(t)
+	msg := func(user, token string) string {
+		return base64.StdEncoding.EncodeToString(auth.WebResponse(user, token))
+	}
+	c := e.dial()
+	if st := c.no("AUTHENTICATE X-POSTERN-WEB " + msg("b@example.test", "tok")); !strings.Contains(st, "AUTHENTICATIONFAILED") {
+		t.Errorf("a's token for b: %s", st)
+	}
+	if st := c.no("AUTHENTICATE X-POSTERN-WEB " + msg("a@example.test", "nope")); !strings.Contains(st, "AUTHENTICATIONFAILED") {
+		t.Errorf("a wrong token: %s", st)
+	}
+	c = e.dial()
+	c.ok("AUTHENTICATE X-POSTERN-WEB " + msg("a@example.test", "tok"))
+	c.ok("SELECT INBOX")
+	// Without an initial response the server asks for the message with an empty
+	// challenge.
+	c = e.dial()
+	c.send("t1 AUTHENTICATE X-POSTERN-WEB\r\n")
+	if l := c.line(); l != "+ " {
+		t.Fatalf("challenge %q", l)
+	}
+	c.send(msg("a@example.test", "tok") + "\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "t1 OK") {
+		t.Errorf("after the message: %q", l)
+	}
+	// A client that is not httpd's user: the right token does not help.
+	e.srv.webPeer = func(ipc.Cred) bool { return false }
+	c = e.dial()
+	if st := c.no("AUTHENTICATE X-POSTERN-WEB " + msg("a@example.test", "tok")); st != "NO Unsupported authentication mechanism" {
+		t.Errorf("from another user: %s", st)
 	}
 }

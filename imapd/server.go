@@ -19,6 +19,7 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/daemon"
+	"postern/pkg/ipc"
 	"postern/pkg/maildir"
 	"postern/pkg/quickack"
 	"postern/pkg/tlsconf"
@@ -50,6 +51,8 @@ type Server struct {
 
 	watcher *watcher
 	logins  *loginCache
+	// webPeer admits httpd's user to auth.WebMechanism.
+	webPeer func(ipc.Cred) bool
 	// spam tells spamd what users move into and out of Junk; nil without spamd.
 	spam *spamLearner
 
@@ -85,6 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		perIP:          map[netip.Addr]int{},
 		sessions:       map[*Session]struct{}{},
 		logins:         newLoginCache(),
+		webPeer:        daemon.Only(cfg, "imapd", "httpd"),
 	}
 	if sd := cfg.Service("spamd"); sd != nil && sd.Enable && cfg.Spamd.Enable {
 		s.spam = newSpamLearner(cfg.PrivateSocket("spamd"), log)

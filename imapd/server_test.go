@@ -23,7 +23,7 @@ import (
 )
 
 // testEnv is an imapd with a fake authd that knows two accounts, a@example.test and
-// b@example.test, with password "pw"; throttled@example.test is refused as throttled for
+// b@example.test, with password "pw" (and web session token "tok" for a@); throttled@example.test is refused as throttled for
 // 42 seconds when the client is 127.0.0.1.
 type testEnv struct {
 	t        testing.TB
@@ -64,6 +64,15 @@ func newTestEnv(t testing.TB) *testEnv {
 			return auth.VerifyResult{Throttled: true, RetryAfter: 42}, nil
 		}
 		return auth.VerifyResult{}, nil
+	})
+	// The one live web session token: "tok" of a@example.test.
+	as.Handle(auth.OpWebCheck, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
+		var r auth.WebCheckRequest
+		json.Unmarshal(body, &r)
+		if r.User == "a@example.test" && r.Token == "tok" {
+			return auth.WebCheckResult{OK: true, Address: r.User}, nil
+		}
+		return auth.WebCheckResult{}, nil
 	})
 	as.Handle(auth.OpMailbox, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
 		var r auth.MailboxRequest

@@ -10,6 +10,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"postern/pkg/auth"
+	"postern/pkg/ipc"
+	"postern/pkg/peeruid"
 	"postern/pkg/smtp"
 )
 
@@ -156,6 +158,71 @@ func (s *session) verifier(out *authOutcome) func(user, password string) error {
 	}
 }
 
+// isWebMechanism reports whether the argument of AUTH names auth.WebMechanism.
+func isWebMechanism(arg string) bool {
+	mech, _, _ := strings.Cut(arg, " ")
+	return strings.EqualFold(mech, auth.WebMechanism)
+}
+
+// fromWeb reports whether the client is httpd: the other end of the connection is a
+// socket of this host owned by httpd's user (pkg/peeruid). Only httpd may present a web
+// session token (auth.WebMechanism), so that a stolen token is useless. The answer is
+// worked out once per session.
+func (s *session) fromWeb() bool {
+	if s.web == 0 {
+		s.web = -1
+		uid, err := peeruid.Of(s.raw)
+		switch {
+		case err != nil:
+			s.log.Info("web session login refused: the client is not local", "err", err)
+		case !s.srv.webPeer(ipc.Cred{UID: uid}):
+			s.log.Warn("web session login refused: the client is not httpd", "uid", uid)
+		default:
+			s.web = 1
+		}
+	}
+	return s.web == 1
+}
+
+// webVerifier returns the check of auth.WebMechanism: authd's verdict on the user's
+// web session token.
+func (s *session) webVerifier(out *authOutcome) func(user, token string) error {
+	return func(user, token string) error {
+		out.asked, out.user = true, user
+		ctx, cancel := context.WithTimeout(context.Background(), s.srv.timeout)
+		defer cancel()
+		r, err := s.srv.auth.WebCheck(ctx, user, token)
+		out.err = err
+		out.res = auth.VerifyResult{OK: r.OK, Address: r.Address}
+		if err != nil || !r.OK {
+			return errAuthRefused
+		}
+		return nil
+	}
+}
+
+// webServer is the server side of auth.WebMechanism: one message from the client, the
+// user and the token.
+type webServer struct {
+	check func(user, token string) error
+	done  bool
+}
+
+func (w *webServer) Next(resp []byte) (challenge []byte, done bool, err error) {
+	if w.done {
+		return nil, true, sasl.ErrUnexpectedClientResponse
+	}
+	if resp == nil {
+		return []byte{}, false, nil // RFC 4954 §4: "334 " asks for the message
+	}
+	w.done = true
+	user, token, err := auth.ParseWebResponse(resp)
+	if err != nil {
+		return nil, true, err
+	}
+	return nil, true, w.check(user, token)
+}
+
 // cmdAuth serves AUTH (RFC 4954 §4).
 func (s *session) cmdAuth(arg string) {
 	switch {
@@ -163,7 +230,9 @@ func (s *session) cmdAuth(arg string) {
 		// Port 25 is for mail to our domains; users submit on 587 and 465.
 		s.reply(rNotImpl)
 		return
-	case s.tlsInfo == "":
+	case s.tlsInfo == "" && !(isWebMechanism(arg) && s.fromWeb()):
+		// httpd's web session tokens are the exception: they are good only on a
+		// connection from httpd on this host, where nobody but root sees the traffic.
 		s.reply(rAuthNeedsTLS)
 		return
 	case s.helo == "" || !s.esmtp:
@@ -201,6 +270,12 @@ func (s *session) cmdAuth(arg string) {
 		})
 	case sasl.Login:
 		srv = &loginServer{authenticate: check}
+	case auth.WebMechanism:
+		if !s.fromWeb() {
+			s.reply(rAuthMechanism)
+			return
+		}
+		srv = &webServer{check: s.webVerifier(&out)}
 	default:
 		s.reply(rAuthMechanism)
 		return

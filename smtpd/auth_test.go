@@ -356,3 +356,39 @@ func TestContentRejected(t *testing.T) {
 		expect(t, c.read(), want)
 	}
 }
+
+// fakeWebCheck knows one web session token: "tok" of demo@example.test.
+func fakeWebCheck(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
+	var req auth.WebCheckRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, ipc.Errorf("invalid", "%v", err)
+	}
+	if strings.EqualFold(req.User, "demo@example.test") && req.Token == "tok" {
+		return auth.WebCheckResult{OK: true, Address: "demo@example.test"}, nil
+	}
+	return auth.WebCheckResult{}, nil
+}
+
+// TestAuthWeb: httpd's web session token authenticates its user through
+// X-POSTERN-WEB, on a connection from httpd's user (even without TLS, on this host); from
+// any other user the mechanism does not exist.
+func TestAuthWeb(t *testing.T) {
+	e := startEnv(t, nil)
+	web := func(user, token string) string { return b64(string(auth.WebResponse(user, token))) }
+	c, _ := e.dial(listenSubmission)
+	if ehlo := c.cmd("EHLO client.test"); strings.Contains(ehlo, "X-POSTERN-WEB") {
+		t.Errorf("the web mechanism is advertised:\n%s", ehlo)
+	}
+	expect(t, c.cmd("AUTH X-POSTERN-WEB "+web("postmaster@example.test", "tok")), "535 5.7.8")
+	expect(t, c.cmd("AUTH X-POSTERN-WEB "+web("demo@example.test", "wrong")), "535 5.7.8")
+	expect(t, c.cmd("AUTH X-POSTERN-WEB "+b64("no separator")), "501 5.5.2")
+	expect(t, c.cmd("AUTH X-POSTERN-WEB"), "334 \r\n")
+	expect(t, c.cmd(web("demo@example.test", "tok")), "235 2.7.0")
+	// The session is the user's: the send-as rule applies.
+	expect(t, c.cmd("MAIL FROM:<demo@example.test>"), "250 ")
+
+	e.srv.webPeer = func(ipc.Cred) bool { return false }
+	c, _ = e.dial(listenSubmission)
+	c.cmd("EHLO client.test")
+	expect(t, c.cmd("AUTH X-POSTERN-WEB "+web("demo@example.test", "tok")), "530 5.7.0")
+}

@@ -195,6 +195,7 @@ func startEnvWith(t testing.TB, configure func(*config.Config), opts envOptions)
 		au.Handle(auth.OpResolve, fakeResolve)
 		au.Handle(auth.OpVerify, fakeVerify) // auth_test.go
 		au.Handle(auth.OpSendAs, fakeSendAs) // auth_test.go
+		au.Handle(auth.OpWebCheck, fakeWebCheck)
 		// authd counts the submission rates; the fake counts them as authd does.
 		rates := ratelimit.New(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour)
 		au.Handle(auth.OpRate, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {

@@ -17,6 +17,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/daemon"
 	"postern/pkg/enqueue"
+	"postern/pkg/ipc"
 	"postern/pkg/ratelimit"
 	"postern/pkg/tlsconf"
 )
@@ -50,6 +51,8 @@ type Server struct {
 	log     *slog.Logger
 	auth    *auth.Client
 	cleanup *enqueue.Client
+	// webPeer admits httpd's user to auth.WebMechanism (see fromWeb).
+	webPeer func(ipc.Cred) bool
 	// tls is nil when no certificate could be loaded: STARTTLS is then not offered
 	// and the submissions listener is not served. Its certificates come from certs at
 	// each handshake, so that Reload applies to new connections.
@@ -107,6 +110,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s := &Server{
 		log:         log,
 		auth:        auth.NewClient(cfg.PrivateSocket("auth")),
+		webPeer:     daemon.Only(cfg, "smtpd", "httpd"),
 		cleanup:     enqueue.NewClient(cfg.PrivateSocket("cleanup")),
 		hostname:    cfg.Hostname,
 		postmaster:  "postmaster@" + domainOf(cfg.Hostname),

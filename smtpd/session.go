@@ -37,6 +37,7 @@ type session struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	ip     netip.Addr
+	web    int // fromWeb's answer: 0 not worked out yet, 1 httpd, -1 not
 	log    *slog.Logger
 	// exempt: the client is in smtpd.exempt_networks, out of the per-client limits.
 	exempt bool

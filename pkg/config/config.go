@@ -53,6 +53,7 @@ type Config struct {
 	IMAPD    IMAPD               `toml:"imapd"`
 	Remote   Remote              `toml:"remote"`
 	Spamd    Spamd               `toml:"spamd"`
+	HTTPD    HTTPD               `toml:"httpd"`
 	Services map[string]*Service `toml:"services"`
 
 	// Submission is the policy of mail from authenticated users (ports 587 and 465).
@@ -268,6 +269,19 @@ type IMAPD struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
+// HTTPD holds the settings of the web server (httpd(8)): how long a webmail session
+// lasts. authd gives each web login a token that lives as long as its session, so both
+// daemons read these keys.
+type HTTPD struct {
+	// IdleTimeout ends a session that made no request for that long.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// SessionLifetime ends every session that long after its login, however busy.
+	SessionLifetime Duration `toml:"session_lifetime"`
+	// MaxUpload bounds a request body: a message composed in the browser with its
+	// attachments.
+	MaxUpload Size `toml:"max_upload"`
+}
+
 // Service is one entry of the [services] table, the part Postfix's master.cf plays.
 type Service struct {
 	// Enable says whether master runs the daemon.
@@ -419,6 +433,11 @@ func Default() *Config {
 			LoginTimeout:        Duration(time.Minute),
 			IdleTimeout:         Duration(30 * time.Minute),
 		},
+		HTTPD: HTTPD{
+			IdleTimeout:     Duration(30 * time.Minute),
+			SessionLifetime: Duration(12 * time.Hour),
+			MaxUpload:       25 << 20,
+		},
 		Services: map[string]*Service{},
 	}
 	for _, d := range Daemons {
@@ -543,6 +562,8 @@ func (c *Config) validate(data []byte) error {
 		"authd.account_failures":         c.Authd.AccountFailures,
 		"authd.failure_window (seconds)": int(c.Authd.FailureWindow.D().Seconds()),
 		"authd.block_time (seconds)":     int(c.Authd.BlockTime.D().Seconds()),
+		"httpd.idle_timeout (seconds)":   int(c.HTTPD.IdleTimeout.D().Seconds()),
+		"httpd.max_upload":               int(min(c.HTTPD.MaxUpload, 1<<30)),
 	}
 	for key, v := range map[string]int{
 		"smtpd.connection_rate":        c.SMTPD.ConnectionRate,
@@ -623,6 +644,9 @@ func (c *Config) validate(data []byte) error {
 	}
 	if c.Authd.MaxBlockTime < c.Authd.BlockTime {
 		return bad("authd.max_block_time", "must not be less than authd.block_time")
+	}
+	if c.HTTPD.SessionLifetime < c.HTTPD.IdleTimeout {
+		return bad("httpd.session_lifetime", "must not be less than httpd.idle_timeout")
 	}
 	if c.Authd.RememberLogins < 0 {
 		return bad("authd.remember_logins", "must not be negative (0 remembers no client)")

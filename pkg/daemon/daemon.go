@@ -303,3 +303,33 @@ func Admin(cfg *config.Config) func(ipc.Cred) bool {
 		return false
 	}
 }
+
+// Only returns an Allow function that admits the user the daemon service runs as, and
+// nobody else (not root, not this daemon's own user). self names the calling daemon: when
+// it does not run as its configured user, master is not root and every daemon runs as
+// one user (ARCHITECTURE.md rule 5), which cannot be told apart from another; that user
+// is then admitted too.
+func Only(cfg *config.Config, self, service string) func(ipc.Cred) bool {
+	uids := map[int]bool{}
+	if id, ok := serviceUID(cfg, service); ok {
+		uids[id] = true
+	}
+	if id, ok := serviceUID(cfg, self); !ok || id != os.Getuid() {
+		uids[os.Getuid()] = true
+	}
+	return func(c ipc.Cred) bool { return uids[c.UID] }
+}
+
+// serviceUID is the uid of the user the named service runs as under a root master.
+func serviceUID(cfg *config.Config, service string) (int, bool) {
+	svc := cfg.Service(service)
+	if svc == nil {
+		return 0, false
+	}
+	u, err := user.Lookup(svc.User)
+	if err != nil {
+		return 0, false
+	}
+	id, err := strconv.Atoi(u.Uid)
+	return id, err == nil
+}
