@@ -33,6 +33,7 @@ run: build
 	@echo "Starting Postern (Ctrl-C stops it). Config: $(RUN)/postern.toml"
 	@echo "  send:  swaks --server 127.0.0.1:10025 --to demo@example.test"
 	@echo "  admin: bin/mailctl -c $(RUN)/postern.toml status"
+	@echo "  webmail: https://$$(sed -n 's/^https = "\(.*\)"/\1/p' $(RUN)/postern.toml)/ (demo@example.test, the password init printed)"
 	@echo
 	exec bin/master -c $(RUN)/postern.toml
 

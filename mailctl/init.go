@@ -34,7 +34,7 @@ type configValues struct {
 	SpoolDir, DataDir, BinDir     string
 	Cert, Key                     string
 	SMTP, Submission, Submissions string
-	IMAP, IMAPS, HTTPS            string
+	IMAP, IMAPS, HTTPS, HTTP      string
 }
 
 // renderConfig returns the contents of postern.toml for v.
@@ -52,7 +52,7 @@ func (v *configValues) listeners(ip string, base int) {
 	at := func(port int) string { return net.JoinHostPort(ip, strconv.Itoa(base+port)) }
 	v.ListenIP = ip
 	v.SMTP, v.Submission, v.Submissions = at(25), at(587), at(465)
-	v.IMAP, v.IMAPS, v.HTTPS = at(143), at(993), at(443)
+	v.IMAP, v.IMAPS, v.HTTPS, v.HTTP = at(143), at(993), at(443), at(80)
 }
 
 // The development instance's domain and account.
@@ -391,7 +391,8 @@ Listeners:
   submissions  %s   (implicit TLS, AUTH)
   imap         %s   (IMAP, STARTTLS)
   imaps        %s   (IMAP, implicit TLS)
-  https        %s   (coming: webmail and admin panel)
+  https        %s   (webmail: https://%s/)
+  http         %s   (redirects to https)
 
 Start it:
   %s -c %s
@@ -408,7 +409,7 @@ Mail client settings: server %s, user %s, the password above;
 `,
 		cfg.Dir, cfg.Path, cfg.SpoolDir, cfg.DataDir, cfg.TLS.Cert, certNote,
 		devUser, password,
-		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.HTTPS,
+		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.HTTPS, v.HTTPS, v.HTTP,
 		master, cfg.Path,
 		v.SMTP, devUser,
 		filepath.Join(cfg.BinDir, "mailctl"), cfg.Path,
@@ -433,8 +434,8 @@ Next steps:
   5. Replace the self-signed certificate with one from a CA for %s.
   Members of group %s may run mailctl without root: usermod -aG %s NAME
 
-Webmail is coming in a later version.
-`, cfg.Path, cfg.Hostname, cfg.SpoolDir, cfg.DataDir, cfg.TLS.Cert, certNote, cfg.Hostname, cfg.AdminGroup, cfg.AdminGroup)
+Webmail: https://%s/ (the address of [services.httpd] listen.https).
+`, cfg.Path, cfg.Hostname, cfg.SpoolDir, cfg.DataDir, cfg.TLS.Cert, certNote, cfg.Hostname, cfg.AdminGroup, cfg.AdminGroup, cfg.Hostname)
 	writeWarnings(a, warnings)
 }
 

@@ -34,7 +34,7 @@ func TestInitDev(t *testing.T) {
 	}
 	password := m[1]
 	for _, want := range []string{path, "demo@example.test", "swaks --server 127.0.0.2:20025 --to demo@example.test",
-		filepath.Join(filepath.Dir(mustExe(t, ta)), "master") + " -c " + path, "127.0.0.2:20143", "coming"} {
+		filepath.Join(filepath.Dir(mustExe(t, ta)), "master") + " -c " + path, "127.0.0.2:20143", "https://127.0.0.2:20443/"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -107,6 +107,7 @@ type instance struct {
 	reports string
 	logPath string
 	imap    int // imapd's port, fixed for the instance so that a reload keeps it
+	https   int // httpd's, likewise
 	cred    *syscall.Credential
 	cmd     *exec.Cmd
 	done    chan error
@@ -133,7 +134,7 @@ func newInstance(t *testing.T) *instance {
 	os.Chmod(dir, 0o755)
 	in := &instance{t: t, bin: bin, dir: dir, config: filepath.Join(dir, "postern.toml"),
 		reports: filepath.Join(dir, "reports"), logPath: filepath.Join(dir, "master.log"),
-		imap: freePort(t), cred: runAs(t)}
+		imap: freePort(t), https: freePort(t), cred: runAs(t)}
 	os.Mkdir(in.reports, 0o755)
 	if in.cred != nil {
 		os.Chown(dir, int(in.cred.Uid), int(in.cred.Gid))
@@ -186,6 +187,8 @@ func (in *instance) writeConfig(smtp, submission int, extra map[string]string) {
 			// Not its default, the real port 143: an enabled daemon with
 			// listeners needs at least one.
 			fmt.Fprintf(&b, "listen = { imap = \"127.0.0.1:%d\" }\n", in.imap)
+		} else if name == "httpd" {
+			fmt.Fprintf(&b, "listen = { https = \"127.0.0.1:%d\" }\n", in.https)
 		}
 		b.WriteString(extra[name])
 	}
@@ -354,6 +357,7 @@ func TestMaster(t *testing.T) {
 	}
 	wantListeners["smtpd"] = []string{"smtp", "submission"}
 	wantListeners["imapd"] = []string{"imap"}
+	wantListeners["httpd"] = []string{"https"}
 	for name, r := range reports {
 		if !slices.Equal(r.Listeners, wantListeners[name]) {
 			t.Errorf("%s got listeners %v, want %v", name, r.Listeners, wantListeners[name])
@@ -380,6 +384,8 @@ func TestMaster(t *testing.T) {
 				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", submission)
 			case "imap":
 				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", in.imap)
+			case "https":
+				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", in.https)
 			}
 			want := fmt.Sprintf("%s %s %d", name, s, reports[name].PID)
 			if got, err := greeting(network, addr); got != want {

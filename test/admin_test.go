@@ -148,7 +148,7 @@ func TestDaemonsRunAsTheirUsers(t *testing.T) {
 	}
 	in := NewInstance(t, "")
 	status := in.Mailctl("", "status")
-	want := map[string]string{"master": "root", "smtpd": "postern", "cleanup": "postern", "qmgr": "postern", "local": "vmail", "authd": "postern"}
+	want := map[string]string{"master": "root", "smtpd": "postern", "cleanup": "postern", "qmgr": "postern", "local": "vmail", "authd": "postern", "httpd": "postern-web"}
 	pids := in.DaemonPIDs()
 	for name, account := range want {
 		if name == "master" {

@@ -330,6 +330,7 @@ var Daemons = []Daemon{
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
 	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}, ReloadsOnHUP: true},
+	{Name: "httpd", User: "postern-web", Listeners: []string{"https", "http"}, ReloadsOnHUP: true},
 }
 
 // LookupDaemon returns the description of the named daemon.
@@ -445,6 +446,7 @@ func Default() *Config {
 	}
 	c.Services["smtpd"].Listen = map[string]string{"smtp": "0.0.0.0:25", "submission": "0.0.0.0:587", "submissions": "0.0.0.0:465"}
 	c.Services["imapd"].Listen = map[string]string{"imap": "0.0.0.0:143", "imaps": "0.0.0.0:993"}
+	c.Services["httpd"].Listen = map[string]string{"https": "0.0.0.0:443", "http": "0.0.0.0:80"}
 	return c
 }
 

@@ -1,0 +1,520 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/mail"
+	"net/smtp"
+	"net/textproto"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	gomail "github.com/emersion/go-message/mail"
+	"github.com/microcosm-cc/bluemonday"
+
+	"postern/pkg/auth"
+)
+
+// composeData fills templates/compose.html.
+type composeData struct {
+	base
+	From                  []string // the addresses the user may send as (authd's rule)
+	Selected              string
+	To, Cc, Bcc, Subject  string
+	Body                  string
+	InReplyTo, References string
+	FwdFolder             string
+	FwdUID                imap.UID
+	Draft                 imap.UID // the draft this resumes, replaced when saved or sent
+}
+
+// composePage shows the compose form: blank, or a reply, reply to all, forward, or a
+// draft resumed (mode reply, all, forward or draft; f and uid name the message).
+func (s *Server) composePage(w http.ResponseWriter, r *http.Request, sess *session) {
+	q := r.URL.Query()
+	d := composeData{base: s.base(r, sess), To: q.Get("to")}
+	mode, uid := q.Get("mode"), uidParam(q.Get("uid"))
+	from, err := s.sendAs(r.Context(), sess)
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	d.From, d.Selected = from, from[0]
+	err = s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		fs, err := folders(c)
+		if err != nil {
+			return err
+		}
+		d.Folders = fs
+		if uid == 0 || mode == "" {
+			return nil
+		}
+		if _, err := selectFolder(c, d.Folder); err != nil {
+			return err
+		}
+		m, err := fetchMessage(c, uid)
+		if err != nil {
+			return err
+		}
+		e := m.Envelope
+		if e == nil {
+			return errNoMessage
+		}
+		hdr := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"References", "Bcc"}, Peek: true}
+		text, _, _ := structure(m.BodyStructure)
+		opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{hdr}}
+		var tsec *imap.FetchItemBinarySection
+		if text != nil {
+			tsec = &imap.FetchItemBinarySection{Part: text.path, Peek: true}
+			opts.BinarySection = []*imap.FetchItemBinarySection{tsec}
+		}
+		msgs, err := c.Fetch(imap.UIDSetNum(uid), opts).Collect()
+		if err != nil || len(msgs) == 0 {
+			return cmp(err, errNoMessage)
+		}
+		h, _ := mail.ReadMessage(io.MultiReader(bytes.NewReader(msgs[0].FindBodySection(hdr)), strings.NewReader("\r\n")))
+		var body string
+		if text != nil {
+			body, err = decodeCharset(msgs[0].FindBinarySection(tsec), text.single.Params["charset"])
+			if err != nil {
+				return err
+			}
+			if text.Type == "text/html" {
+				body = htmlToText(body)
+			}
+		}
+		own := func(a imap.Address) bool { return slices.Contains(from, strings.ToLower(a.Addr())) }
+		switch mode {
+		case "reply", "all":
+			to := e.ReplyTo
+			if len(to) == 0 {
+				to = e.From
+			}
+			d.To = plainAddrs(to)
+			if mode == "all" {
+				var more, cc []imap.Address
+				for _, a := range e.To {
+					if !own(a) {
+						more = append(more, a)
+					}
+				}
+				for _, a := range e.Cc {
+					if !own(a) {
+						cc = append(cc, a)
+					}
+				}
+				if len(more) > 0 {
+					d.To += ", " + plainAddrs(more)
+				}
+				d.Cc = plainAddrs(cc)
+			}
+			d.Subject = prefixed("Re: ", e.Subject)
+			if e.MessageID != "" {
+				d.InReplyTo = "<" + e.MessageID + ">"
+				refs := ""
+				if h != nil {
+					refs = strings.TrimSpace(h.Header.Get("References"))
+				}
+				d.References = strings.TrimSpace(refs + " " + d.InReplyTo)
+			}
+			d.Body = "\n\n" + fmt.Sprintf("On %s, %s wrote:\n", e.Date.Format("Mon, 2 Jan 2006 15:04"), plainAddrs(e.From)) + quote(body)
+			// Answer from the address the message came to, when it is one of ours.
+			for _, a := range append(slices.Clone(e.To), e.Cc...) {
+				if own(a) {
+					d.Selected = strings.ToLower(a.Addr())
+					break
+				}
+			}
+		case "forward":
+			d.Subject = prefixed("Fwd: ", e.Subject)
+			d.FwdFolder, d.FwdUID = d.Folder, uid
+			d.Body = "\n\n-------- Forwarded message (attached) --------\nFrom: " + plainAddrs(e.From) + "\nSubject: " + e.Subject + "\n\n" + body
+		case "draft":
+			d.Draft = uid
+			d.To, d.Cc, d.Subject, d.Body = plainAddrs(e.To), plainAddrs(e.Cc), e.Subject, body
+			if h != nil {
+				d.Bcc = h.Header.Get("Bcc")
+				d.References = h.Header.Get("References")
+			}
+			if len(e.InReplyTo) > 0 {
+				d.InReplyTo = "<" + e.InReplyTo[0] + ">"
+			}
+			if len(e.From) > 0 && slices.Contains(from, strings.ToLower(e.From[0].Addr())) {
+				d.Selected = strings.ToLower(e.From[0].Addr())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	s.render(w, http.StatusOK, "compose.html", d)
+}
+
+// prefixed puts p before subject unless it is there already.
+func prefixed(p, subject string) string {
+	if strings.HasPrefix(strings.ToLower(subject), strings.ToLower(p)) {
+		return subject
+	}
+	return p + subject
+}
+
+// quote prefixes every line with "> ".
+func quote(s string) string {
+	s = strings.TrimRight(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+	return "> " + strings.ReplaceAll(s, "\n", "\n> ") + "\n"
+}
+
+var (
+	textPolicy = bluemonday.StrictPolicy()
+	blockEnd   = regexp.MustCompile(`(?i)</(p|div|tr|h[1-6]|li)>|<br\s*/?>`)
+	blankLines = regexp.MustCompile(`\n{3,}`)
+)
+
+// htmlToText is the text of an HTML body, for quoting in a reply.
+func htmlToText(s string) string {
+	s = blockEnd.ReplaceAllString(s, "$0\n")
+	s = html.UnescapeString(textPolicy.Sanitize(s))
+	return blankLines.ReplaceAllString(strings.TrimSpace(s), "\n\n")
+}
+
+// sendAs asks authd which addresses the user may send as.
+func (s *Server) sendAs(ctx context.Context, sess *session) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := s.auth.SendAs(ctx, sess.user)
+	if err != nil {
+		return nil, fmt.Errorf("asking authd for the sending addresses: %w", err)
+	}
+	if len(r.Addresses) == 0 {
+		return []string{sess.user}, nil
+	}
+	return r.Addresses, nil
+}
+
+// send sends the composed message through smtpd (submission, as the user), then files
+// a copy in Sent; or, with action=save, stores it in Drafts. A resumed draft is removed
+// once its successor is stored.
+func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
+	if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		http.Error(w, "the message is too large or malformed", http.StatusRequestEntityTooLarge)
+		return
+	}
+	v := r.PostFormValue
+	save := v("action") == "save"
+	allowed, err := s.sendAs(r.Context(), sess)
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	d := composeData{base: base{User: sess.user, CSRF: sess.csrf, Folder: "INBOX"}, From: allowed, Selected: v("from"),
+		To: v("to"), Cc: v("cc"), Bcc: v("bcc"), Subject: v("subject"), Body: v("body"),
+		InReplyTo: v("in_reply_to"), References: v("references"), FwdFolder: v("fwd_f"), FwdUID: uidParam(v("fwd_uid")),
+		Draft: uidParam(v("draft"))}
+	again := func(msg string) {
+		s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+			d.Folders, _ = folders(c)
+			return nil
+		})
+		d.Error = msg
+		s.render(w, http.StatusBadRequest, "compose.html", d)
+	}
+	if !slices.Contains(allowed, strings.ToLower(d.Selected)) {
+		again("You may not send from " + d.Selected + ".")
+		return
+	}
+	var rcpts []string
+	var to, cc, bcc []*mail.Address
+	for _, f := range []struct {
+		list *[]*mail.Address
+		v    string
+	}{{&to, d.To}, {&cc, d.Cc}, {&bcc, d.Bcc}} {
+		if strings.TrimSpace(f.v) == "" {
+			continue
+		}
+		as, err := mail.ParseAddressList(f.v)
+		if err != nil {
+			again("Check the recipients: " + err.Error())
+			return
+		}
+		*f.list = as
+		for _, a := range as {
+			rcpts = append(rcpts, a.Address)
+		}
+	}
+	if len(rcpts) == 0 && !save {
+		again("Add a recipient.")
+		return
+	}
+	var files []*multipart.FileHeader
+	if r.MultipartForm != nil {
+		files = r.MultipartForm.File["attach"]
+	}
+	var msg []byte
+	err = s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		var fwd []byte
+		if d.FwdUID != 0 {
+			if _, err := selectFolder(c, d.FwdFolder); err != nil {
+				return err
+			}
+			sec := &imap.FetchItemBodySection{Peek: true}
+			msgs, err := c.Fetch(imap.UIDSetNum(d.FwdUID), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+			if err != nil || len(msgs) == 0 {
+				return cmp(err, errNoMessage)
+			}
+			fwd = msgs[0].FindBodySection(sec)
+		}
+		var err error
+		msg, err = buildMessage(s.cfg.Hostname, d, to, cc, bcc, save, files, fwd)
+		if err != nil {
+			return err
+		}
+		fs, err := folders(c)
+		if err != nil {
+			return err
+		}
+		if !save {
+			if err := s.submit(sess, d.Selected, rcpts, msg); err != nil {
+				return err
+			}
+		}
+		box, flags := specialFolder(fs, "Sent"), []imap.Flag{imap.FlagSeen}
+		if save {
+			box, flags = specialFolder(fs, "Drafts"), []imap.Flag{imap.FlagSeen, imap.FlagDraft}
+		}
+		if err := appendMessage(c, box, flags, msg); err != nil {
+			return err
+		}
+		if d.Draft != 0 {
+			drafts := specialFolder(fs, "Drafts")
+			if _, err := selectFolder(c, drafts); err != nil {
+				return err
+			}
+			set := imap.UIDSetNum(d.Draft)
+			if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+				return err
+			}
+			return c.UIDExpunge(set).Close()
+		}
+		return nil
+	})
+	var se *submitError
+	switch {
+	case errors.As(err, &se):
+		again("The mail server refused the message: " + se.Error())
+		return
+	case err != nil:
+		s.fail(w, r, sess, err)
+		return
+	}
+	notice := "Message sent."
+	if save {
+		notice = "Draft saved."
+	}
+	s.log.Info("webmail message stored", "user", sess.user, "sent", !save, "recipients", len(rcpts))
+	http.Redirect(w, r, "/mail?f=INBOX&notice="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// appendMessage stores msg in box with flags.
+func appendMessage(c *imapConn, box string, flags []imap.Flag, msg []byte) error {
+	cmd := c.Append(box, int64(len(msg)), &imap.AppendOptions{Flags: flags, Time: time.Now()})
+	if _, err := cmd.Write(msg); err != nil {
+		cmd.Close()
+		return fmt.Errorf("storing the message in %s: %w", box, err)
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("storing the message in %s: %w", box, err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		return fmt.Errorf("storing the message in %s: %w", box, err)
+	}
+	return nil
+}
+
+// buildMessage writes the message (RFC 5322, MIME): the text, the uploaded files and
+// the forwarded message as attachments. A draft keeps its Bcc header; a sent message
+// does not carry it (RFC 5322 §3.6.3 leaves that to the sender; recipients must not
+// see it).
+func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, draft bool, files []*multipart.FileHeader, fwd []byte) ([]byte, error) {
+	var h gomail.Header
+	h.SetDate(time.Now())
+	h.SetAddressList("From", []*gomail.Address{{Address: d.Selected}})
+	conv := func(as []*mail.Address) []*gomail.Address {
+		out := make([]*gomail.Address, len(as))
+		for i, a := range as {
+			out[i] = &gomail.Address{Name: a.Name, Address: a.Address}
+		}
+		return out
+	}
+	if len(to) > 0 {
+		h.SetAddressList("To", conv(to))
+	}
+	if len(cc) > 0 {
+		h.SetAddressList("Cc", conv(cc))
+	}
+	if draft && len(bcc) > 0 {
+		h.SetAddressList("Bcc", conv(bcc))
+	}
+	h.SetSubject(d.Subject)
+	if err := h.GenerateMessageIDWithHostname(hostname); err != nil {
+		return nil, fmt.Errorf("making a Message-ID: %w", err)
+	}
+	if id := msgID.FindString(d.InReplyTo); id != "" {
+		h.Set("In-Reply-To", id)
+	}
+	if refs := msgID.FindAllString(d.References, 50); len(refs) > 0 {
+		h.Set("References", strings.Join(refs, " "))
+	}
+	body := strings.ReplaceAll(strings.ReplaceAll(d.Body, "\r\n", "\n"), "\n", "\r\n")
+	var b bytes.Buffer
+	var th gomail.InlineHeader
+	th.Set("Content-Type", "text/plain; charset=utf-8")
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	if len(files) == 0 && fwd == nil {
+		w, err := gomail.CreateSingleInlineWriter(&b, h)
+		if err != nil {
+			return nil, err
+		}
+		io.WriteString(w, body)
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	}
+	mw, err := gomail.CreateWriter(&b, h)
+	if err != nil {
+		return nil, err
+	}
+	tw, err := mw.CreateSingleInline(th)
+	if err != nil {
+		return nil, err
+	}
+	io.WriteString(tw, body)
+	tw.Close()
+	for _, fh := range files {
+		var ah gomail.AttachmentHeader
+		ct := fh.Header.Get("Content-Type")
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		ah.Set("Content-Type", ct)
+		ah.SetFilename(fh.Filename)
+		f, err := fh.Open()
+		if err != nil {
+			return nil, fmt.Errorf("reading the upload %s: %w", fh.Filename, err)
+		}
+		aw, err := mw.CreateAttachment(ah)
+		if err == nil {
+			_, err = io.Copy(aw, f)
+			aw.Close()
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("attaching %s: %w", fh.Filename, err)
+		}
+	}
+	if fwd != nil {
+		var ah gomail.AttachmentHeader
+		ah.Set("Content-Type", "message/rfc822")
+		ah.Set("Content-Transfer-Encoding", "8bit") // RFC 2046 §5.2.1: no base64 for message/rfc822
+		ah.SetFilename("forwarded.eml")
+		aw, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return nil, err
+		}
+		aw.Write(fwd)
+		aw.Close()
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// msgID matches a message identifier (RFC 5322 §3.6.4).
+var msgID = regexp.MustCompile(`<[^<>\s]+@[^<>\s]+>`)
+
+// submitError is smtpd's refusal of a message (a 4xx or 5xx reply), for the user.
+type submitError struct{ err error }
+
+func (e *submitError) Error() string { return e.err.Error() }
+func (e *submitError) Unwrap() error { return e.err }
+
+// webAuth is the client side of auth.WebMechanism for net/smtp.
+type webAuth struct{ user, token string }
+
+func (a webAuth) Start(*smtp.ServerInfo) (string, []byte, error) {
+	return auth.WebMechanism, auth.WebResponse(a.user, a.token), nil
+}
+
+func (a webAuth) Next(_ []byte, more bool) ([]byte, error) {
+	if more {
+		return auth.WebResponse(a.user, a.token), nil
+	}
+	return nil, nil
+}
+
+// submit hands the message to smtpd's submission listener, logged in as the user with
+// the session's token, so that every policy of submission (sending addresses, rates,
+// sizes, DKIM signing) applies as to any mail client.
+func (s *Server) submit(sess *session, from string, rcpts []string, msg []byte) error {
+	if s.submitAddr == "" {
+		return errors.New("smtpd has no submission listener that httpd can reach")
+	}
+	conn, err := net.DialTimeout("tcp", s.submitAddr, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("connecting to smtpd at %s: %w", s.submitAddr, err)
+	}
+	conn.SetDeadline(time.Now().Add(5 * time.Minute))
+	host, _, _ := net.SplitHostPort(s.submitAddr)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("greeting of smtpd: %w", err)
+	}
+	defer c.Close()
+	refused := func(err error) error {
+		var te *textproto.Error // a reply of smtpd
+		if errors.As(err, &te) {
+			return &submitError{err}
+		}
+		return err
+	}
+	if err := c.Hello(s.cfg.Hostname); err != nil {
+		return fmt.Errorf("EHLO to smtpd: %w", err)
+	}
+	if err := c.Auth(webAuth{sess.user, sess.token}); err != nil {
+		return fmt.Errorf("logging in to smtpd with the web session token: %w", err)
+	}
+	if err := c.Mail(from); err != nil {
+		return refused(err)
+	}
+	for _, rc := range rcpts {
+		if err := c.Rcpt(rc); err != nil {
+			return refused(fmt.Errorf("%s: %w", rc, err))
+		}
+	}
+	wc, err := c.Data()
+	if err != nil {
+		return refused(err)
+	}
+	if _, err := wc.Write(msg); err != nil {
+		return fmt.Errorf("sending the message to smtpd: %w", err)
+	}
+	if err := wc.Close(); err != nil {
+		return refused(err)
+	}
+	return c.Quit()
+}

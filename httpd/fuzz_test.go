@@ -1,0 +1,43 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// dangerousAttr is an event handler attribute, or a javascript: URL in an attribute.
+var dangerousAttr = regexp.MustCompile(`(?i)<[^>]*\son[a-z]+\s*=|=\s*"\s*javascript:`)
+
+// FuzzSanitize: whatever HTML a message carries, the sanitized markup has no script,
+// no event handler attribute and no javascript: URL.
+func FuzzSanitize(f *testing.F) {
+	for _, s := range []string{
+		`<p onclick="x()">a<script>b</script></p>`,
+		`<a href="javascript:alert(1)">x</a><img src=x onerror=alert(1)>`,
+		`<svg><script>alert(1)</script></svg><math><mi xlink:href="javascript:1">`,
+		`<<script>script>alert(1)<</script>/script>`,
+		`<img src="cid:a%40b">`,
+		`<div style="background:url(javascript:alert(1))">`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, _ := sanitizeHTML([]byte(in), map[string]inlinePart{"a@b": {Type: "image/png", Data: []byte("x")}})
+		if strings.Contains(strings.ToLower(out), "<script") || dangerousAttr.MatchString(out) {
+			t.Fatalf("sanitize(%q) = %q keeps a script", in, out)
+		}
+	})
+}
+
+// FuzzPaths: part paths and cid: URLs from the browser never crash their parsers.
+func FuzzPaths(f *testing.F) {
+	f.Add("1.2.3")
+	f.Add("a%4")
+	f.Fuzz(func(t *testing.T, s string) {
+		if p, ok := splitPath(s); ok && joinPath(p) != s {
+			t.Fatalf("splitPath(%q) = %v does not round-trip", s, p)
+		}
+		unescapeCID(s)
+	})
+}

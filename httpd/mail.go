@@ -1,0 +1,733 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message/charset"
+)
+
+// pageSize is the number of messages on a page of the message list.
+const pageSize = 50
+
+// maxInline bounds the inline (cid:) images put into a message body as data: URLs.
+const maxInline = 8 << 20
+
+// mailRoutes adds the webmail's pages.
+func (s *Server) mailRoutes(mux *http.ServeMux) {
+	mux.Handle("GET /mail", s.authed(s.listPage))
+	mux.Handle("GET /mail/msg", s.authed(s.messagePage))
+	mux.Handle("GET /mail/body", s.authed(s.messageBody))
+	mux.Handle("GET /mail/part", s.authed(s.messagePart))
+	mux.Handle("POST /mail/act", s.authed(s.act))
+	mux.Handle("POST /mail/folder", s.authed(s.folderAct))
+	mux.Handle("GET /mail/compose", s.authed(s.composePage))
+	mux.Handle("POST /mail/send", s.authed(s.send))
+	mux.Handle("GET /mail/events", s.authed(s.events))
+}
+
+// folder is a line of the folder list.
+type folder struct {
+	Name          string // the IMAP name
+	Label         string // its last level
+	Depth         int
+	Unread, Total uint32
+	Use           string // special use: Junk, Trash, Sent, Drafts, Archive; "" for none
+}
+
+// folders lists the account's folders with their counts (LIST-STATUS, RFC 5819) and
+// special uses (RFC 6154).
+func folders(c *imapConn) ([]folder, error) {
+	list, err := c.List("", "*", &imap.ListOptions{
+		ReturnStatus:     &imap.StatusOptions{NumMessages: true, NumUnseen: true},
+		ReturnSpecialUse: true,
+	}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("listing the folders: %w", err)
+	}
+	var out []folder
+	for _, l := range list {
+		if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		f := folder{Name: l.Mailbox, Label: l.Mailbox}
+		if l.Delim != 0 {
+			parts := strings.Split(l.Mailbox, string(l.Delim))
+			f.Label, f.Depth = parts[len(parts)-1], len(parts)-1
+		}
+		if l.Status != nil {
+			if l.Status.NumMessages != nil {
+				f.Total = *l.Status.NumMessages
+			}
+			if l.Status.NumUnseen != nil {
+				f.Unread = *l.Status.NumUnseen
+			}
+		}
+		for _, a := range l.Attrs {
+			switch a {
+			case imap.MailboxAttrJunk, imap.MailboxAttrTrash, imap.MailboxAttrSent, imap.MailboxAttrDrafts, imap.MailboxAttrArchive:
+				f.Use = strings.TrimPrefix(string(a), `\`)
+			}
+		}
+		out = append(out, f)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if (out[i].Name == "INBOX") != (out[j].Name == "INBOX") {
+			return out[i].Name == "INBOX"
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// specialFolder is the folder with the special use (Junk, Trash, Sent, Drafts), or the
+// folder of that name.
+func specialFolder(fs []folder, use string) string {
+	for _, f := range fs {
+		if f.Use == use {
+			return f.Name
+		}
+	}
+	return use
+}
+
+// selectFolder selects name unless the connection has it selected already.
+func selectFolder(c *imapConn, name string) (*imapclient.SelectedMailbox, error) {
+	if mb := c.Mailbox(); mb != nil && mb.Name == name {
+		return mb, nil
+	}
+	if _, err := c.Select(name, nil).Wait(); err != nil {
+		return nil, fmt.Errorf("selecting %s: %w", name, err)
+	}
+	return c.Mailbox(), nil
+}
+
+// base is what every page of the webmail shows: the user, the CSRF token for its forms,
+// the folders.
+type base struct {
+	User    string
+	CSRF    string
+	Folders []folder
+	Folder  string // the current folder
+	Notice  string
+	Error   string
+}
+
+// msgRow is a line of the message list.
+type msgRow struct {
+	UID                     imap.UID
+	From, Subject           string
+	Date                    time.Time
+	Size                    int64
+	Seen, Flagged, Answered bool
+	Draft                   bool
+}
+
+// listData fills templates/list.html.
+type listData struct {
+	base
+	Rows        []msgRow
+	Page, Pages int
+	Total       int
+	Sort        string
+	Rev         bool
+	Query       string
+	Use         string
+	Sorts       []string
+}
+
+// sortKeys are the orders of the message list, by their names in URLs.
+var sortKeys = map[string]imapclient.SortKey{
+	"date": imapclient.SortKeyDate, "arrival": imapclient.SortKeyArrival, "from": imapclient.SortKeyFrom,
+	"subject": imapclient.SortKeySubject, "size": imapclient.SortKeySize,
+}
+
+// listPage shows a page of a folder's messages, sorted by imapd (SORT, RFC 5256), or
+// those that match a search (SEARCH TEXT: headers and body, through imapd's index).
+func (s *Server) listPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	q := r.URL.Query()
+	d := listData{base: s.base(r, sess), Sort: q.Get("sort"), Rev: q.Get("rev") != "0", Query: strings.TrimSpace(q.Get("q")),
+		Page: max(atoi(q.Get("page")), 1), Sorts: []string{"date", "from", "subject", "size"}}
+	if _, ok := sortKeys[d.Sort]; !ok {
+		d.Sort = "date"
+	}
+	err := s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		fs, err := folders(c)
+		if err != nil {
+			return err
+		}
+		d.Folders = fs
+		for _, f := range fs {
+			if f.Name == d.Folder {
+				d.Use = f.Use
+			}
+		}
+		if _, err := selectFolder(c, d.Folder); err != nil {
+			return err
+		}
+		criteria := &imap.SearchCriteria{}
+		if d.Query != "" {
+			criteria.Text = []string{d.Query}
+		}
+		uids, err := c.UIDSort(&imapclient.SortOptions{SearchCriteria: criteria,
+			SortCriteria: []imapclient.SortCriterion{{Key: sortKeys[d.Sort], Reverse: d.Rev}}}).Wait()
+		if err != nil {
+			return fmt.Errorf("sorting %s: %w", d.Folder, err)
+		}
+		d.Total = len(uids)
+		d.Pages = max((len(uids)+pageSize-1)/pageSize, 1)
+		d.Page = min(d.Page, d.Pages)
+		from := (d.Page - 1) * pageSize
+		page := uids[from:min(from+pageSize, len(uids))]
+		d.Rows, err = rows(c, page)
+		return err
+	})
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	s.render(w, http.StatusOK, "list.html", d)
+}
+
+// rows fetches the list lines of the messages uids, in that order.
+func rows(c *imapConn, uids []uint32) ([]msgRow, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, Envelope: true, Flags: true, RFC822Size: true}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("fetching the message list: %w", err)
+	}
+	byUID := map[imap.UID]msgRow{}
+	for _, m := range msgs {
+		row := msgRow{UID: m.UID, Size: m.RFC822Size}
+		if e := m.Envelope; e != nil {
+			row.Subject, row.Date = e.Subject, e.Date
+			if len(e.From) > 0 {
+				row.From = displayAddr(e.From[0])
+			}
+		}
+		row.Seen = slices.Contains(m.Flags, imap.FlagSeen)
+		row.Flagged = slices.Contains(m.Flags, imap.FlagFlagged)
+		row.Answered = slices.Contains(m.Flags, imap.FlagAnswered)
+		row.Draft = slices.Contains(m.Flags, imap.FlagDraft)
+		byUID[m.UID] = row
+	}
+	out := make([]msgRow, 0, len(uids))
+	for _, u := range uids {
+		if row, ok := byUID[imap.UID(u)]; ok {
+			out = append(out, row)
+		}
+	}
+	return out, nil
+}
+
+// displayAddr is a name, else the address.
+func displayAddr(a imap.Address) string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.Addr()
+}
+
+// formatAddrs writes addresses as a header would.
+func formatAddrs(as []imap.Address) string {
+	var parts []string
+	for _, a := range as {
+		if a.IsGroupStart() || a.IsGroupEnd() {
+			continue
+		}
+		if a.Name != "" {
+			parts = append(parts, mime.QEncoding.Encode("utf-8", a.Name)+" <"+a.Addr()+">")
+		} else {
+			parts = append(parts, a.Addr())
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// plainAddrs writes addresses for display: Name <addr>, undecoded names kept as they are.
+func plainAddrs(as []imap.Address) string {
+	var parts []string
+	for _, a := range as {
+		if a.IsGroupStart() || a.IsGroupEnd() {
+			continue
+		}
+		if a.Name != "" {
+			parts = append(parts, a.Name+" <"+a.Addr()+">")
+		} else {
+			parts = append(parts, a.Addr())
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// base fills the part every page has.
+func (s *Server) base(r *http.Request, sess *session) base {
+	f := r.URL.Query().Get("f")
+	if f == "" {
+		f = "INBOX"
+	}
+	return base{User: sess.user, CSRF: sess.csrf, Folder: f, Notice: r.URL.Query().Get("notice")}
+}
+
+// fail answers a request that IMAP or SMTP could not serve.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, sess *session, err error) {
+	var imapErr *imap.Error
+	status := http.StatusBadGateway
+	msg := "The mail server did not answer; try again."
+	switch {
+	case errors.As(err, &imapErr):
+		status, msg = http.StatusBadRequest, "The mail server refused: "+imapErr.Text
+	case errors.Is(err, errSessionClosed):
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return
+	case errors.Is(err, context.Canceled):
+		return
+	}
+	s.log.Warn("webmail request failed", "user", sess.user, "path", r.URL.Path, "err", err)
+	s.render(w, status, "error.html", struct {
+		base
+		Message string
+	}{base{User: sess.user, CSRF: sess.csrf, Folder: "INBOX"}, msg})
+}
+
+// uidParam is the message's UID from the query, 0 when absent or bad.
+func uidParam(v string) imap.UID {
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return imap.UID(n)
+}
+
+// partInfo is a part of a message: an attachment, or a text to show.
+type partInfo struct {
+	Path   string // 1.2 ...
+	Name   string
+	Type   string
+	Size   int64
+	ID     string // Content-ID without <>
+	single *imap.BodyStructureSinglePart
+	path   []int
+}
+
+// structure sorts a message's parts: the text to show (HTML preferred), the inline
+// images, and the attachments.
+func structure(bs imap.BodyStructure) (text *partInfo, inline, attachments []partInfo) {
+	var plain, html *partInfo
+	bs.Walk(func(path []int, part imap.BodyStructure) bool {
+		sp, ok := part.(*imap.BodyStructureSinglePart)
+		if !ok {
+			return true
+		}
+		p := partInfo{Path: joinPath(path), Name: sp.Filename(), Type: sp.MediaType(), Size: int64(sp.Size),
+			ID: strings.Trim(sp.ID, "<> "), single: sp, path: slices.Clone(path)}
+		disp := ""
+		if d := sp.Disposition(); d != nil {
+			disp = strings.ToLower(d.Value)
+		}
+		switch {
+		case disp != "attachment" && p.Name == "" && p.Type == "text/html" && html == nil:
+			html = &p
+		case disp != "attachment" && p.Name == "" && p.Type == "text/plain" && plain == nil:
+			plain = &p
+		case disp != "attachment" && p.ID != "" && inlineImageTypes[p.Type]:
+			inline = append(inline, p)
+		default:
+			if p.Name == "" {
+				p.Name = "part-" + p.Path
+				if p.Type == "message/rfc822" {
+					p.Name += ".eml"
+				}
+			}
+			attachments = append(attachments, p)
+		}
+		return true
+	})
+	text = html
+	if text == nil {
+		text = plain
+	}
+	return text, inline, attachments
+}
+
+func joinPath(path []int) string {
+	s := make([]string, len(path))
+	for i, n := range path {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ".")
+}
+
+func splitPath(s string) ([]int, bool) {
+	var out []int
+	for _, f := range strings.Split(s, ".") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 || n > 10000 {
+			return nil, false
+		}
+		out = append(out, n)
+	}
+	return out, len(out) > 0 && len(out) < 50
+}
+
+// msgData fills templates/msg.html.
+type msgData struct {
+	base
+	UID                         imap.UID
+	Subject, From, To, Cc, Date string
+	Attachments                 []partInfo
+	Flagged, Seen               bool
+	Images                      bool // remote images allowed for this view
+	Use                         string
+}
+
+// fetchMessage fetches what the message page and body need: envelope, flags, structure.
+func fetchMessage(c *imapConn, uid imap.UID) (*imapclient.FetchMessageBuffer, error) {
+	msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, Envelope: true, Flags: true,
+		RFC822Size: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("fetching message %d: %w", uid, err)
+	}
+	if len(msgs) == 0 || msgs[0].BodyStructure == nil {
+		return nil, errNoMessage
+	}
+	return msgs[0], nil
+}
+
+var errNoMessage = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "No such message (it may have been moved or deleted)"}
+
+// messagePage shows a message: its header, its body in a sandboxed frame
+// (messageBody), its attachments. Opening it marks it read.
+func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, sess *session) {
+	d := msgData{base: s.base(r, sess), UID: uidParam(r.URL.Query().Get("uid")), Images: r.URL.Query().Get("images") == "1"}
+	err := s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		fs, err := folders(c)
+		if err != nil {
+			return err
+		}
+		d.Folders = fs
+		for _, f := range fs {
+			if f.Name == d.Folder {
+				d.Use = f.Use
+			}
+		}
+		if _, err := selectFolder(c, d.Folder); err != nil {
+			return err
+		}
+		m, err := fetchMessage(c, d.UID)
+		if err != nil {
+			return err
+		}
+		if e := m.Envelope; e != nil {
+			d.Subject, d.From, d.To, d.Cc = e.Subject, plainAddrs(e.From), plainAddrs(e.To), plainAddrs(e.Cc)
+			if !e.Date.IsZero() {
+				d.Date = e.Date.Format("Mon, 2 Jan 2006 15:04 -0700")
+			}
+		}
+		d.Flagged = slices.Contains(m.Flags, imap.FlagFlagged)
+		d.Seen = true
+		_, _, d.Attachments = structure(m.BodyStructure)
+		if !slices.Contains(m.Flags, imap.FlagSeen) {
+			return c.Store(imap.UIDSetNum(d.UID), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	s.render(w, http.StatusOK, "msg.html", d)
+}
+
+// bodyData fills templates/body.html.
+type bodyData struct {
+	HTML   template.HTML // sanitized by sanitizeHTML
+	Text   string
+	IsHTML bool
+	Remote bool // the message has remote images, blocked
+}
+
+// messageBody serves the body of a message as the document of the sandboxed frame of
+// the message page: HTML sanitized (sanitizeHTML) under bodyCSP, or plain text.
+func (s *Server) messageBody(w http.ResponseWriter, r *http.Request, sess *session) {
+	f, uid := r.URL.Query().Get("f"), uidParam(r.URL.Query().Get("uid"))
+	images := r.URL.Query().Get("images") == "1"
+	var d bodyData
+	err := s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		if _, err := selectFolder(c, f); err != nil {
+			return err
+		}
+		m, err := fetchMessage(c, uid)
+		if err != nil {
+			return err
+		}
+		text, inline, _ := structure(m.BodyStructure)
+		if text == nil {
+			return nil
+		}
+		sections := []*imap.FetchItemBinarySection{{Part: text.path, Peek: true}}
+		var total int64
+		var shown []partInfo
+		if text.Type == "text/html" {
+			for _, p := range inline {
+				if total += p.Size; total > maxInline {
+					break
+				}
+				shown = append(shown, p)
+				sections = append(sections, &imap.FetchItemBinarySection{Part: p.path, Peek: true})
+			}
+		}
+		msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BinarySection: sections}).Collect()
+		if err != nil {
+			return fmt.Errorf("fetching the body of message %d: %w", uid, err)
+		}
+		if len(msgs) == 0 {
+			return errNoMessage
+		}
+		raw := msgs[0].FindBinarySection(sections[0])
+		body, err := decodeCharset(raw, text.single.Params["charset"])
+		if err != nil {
+			return err
+		}
+		if text.Type != "text/html" {
+			d.Text = body
+			return nil
+		}
+		parts := map[string]inlinePart{}
+		for i, p := range shown {
+			parts[p.ID] = inlinePart{Type: p.Type, Data: msgs[0].FindBinarySection(sections[i+1])}
+		}
+		d.IsHTML = true
+		safe, remote := sanitizeHTML([]byte(body), parts)
+		d.HTML, d.Remote = template.HTML(safe), remote // the one place untrusted markup becomes template.HTML
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	csp := bodyCSP
+	if images {
+		csp = bodyCSPImages
+	}
+	w.Header().Set("Content-Security-Policy", csp)
+	w.Header().Set("X-Frame-Options", "SAMEORIGIN")
+	s.render(w, http.StatusOK, "body.html", d)
+}
+
+// decodeCharset turns a text part into UTF-8.
+func decodeCharset(b []byte, label string) (string, error) {
+	if label == "" || strings.EqualFold(label, "utf-8") || strings.EqualFold(label, "us-ascii") {
+		return strings.ToValidUTF8(string(b), "\uFFFD"), nil
+	}
+	r, err := charset.Reader(label, strings.NewReader(string(b)))
+	if err != nil {
+		return strings.ToValidUTF8(string(b), "\uFFFD"), nil // unknown charset: show what there is
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return "", fmt.Errorf("decoding %s text: %w", label, err)
+	}
+	return strings.ToValidUTF8(string(out), "\uFFFD"), nil
+}
+
+// safeTypes are the attachment types sent with their own Content-Type; any other is
+// sent as application/octet-stream. Every attachment is a download (Content-Disposition:
+// attachment) in a sandbox, never a page of this site.
+var safeTypes = map[string]bool{"image/png": true, "image/jpeg": true, "image/gif": true, "application/pdf": true,
+	"text/plain": true, "application/zip": true, "message/rfc822": true}
+
+// messagePart downloads a part of a message (an attachment).
+func (s *Server) messagePart(w http.ResponseWriter, r *http.Request, sess *session) {
+	q := r.URL.Query()
+	f, uid := q.Get("f"), uidParam(q.Get("uid"))
+	path, ok := splitPath(q.Get("part"))
+	if !ok {
+		http.Error(w, "bad part", http.StatusBadRequest)
+		return
+	}
+	var data []byte
+	var name, typ string
+	err := s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		if _, err := selectFolder(c, f); err != nil {
+			return err
+		}
+		m, err := fetchMessage(c, uid)
+		if err != nil {
+			return err
+		}
+		want := joinPath(path)
+		var found *partInfo
+		_, inline, atts := structure(m.BodyStructure)
+		for _, p := range append(atts, inline...) {
+			if p.Path == want {
+				found = &p
+			}
+		}
+		if found == nil {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "No such attachment"}
+		}
+		name, typ = found.Name, found.Type
+		sec := &imap.FetchItemBinarySection{Part: path, Peek: true}
+		if found.Type == "message/rfc822" {
+			// BINARY of a message part is not allowed (RFC 3516 §4.2); its bytes are
+			// the same as BODY's.
+			bsec := &imap.FetchItemBodySection{Part: path, Peek: true}
+			msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{bsec}}).Collect()
+			if err != nil || len(msgs) == 0 {
+				return cmp(err, errNoMessage)
+			}
+			data = msgs[0].FindBodySection(bsec)
+			return nil
+		}
+		msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BinarySection: []*imap.FetchItemBinarySection{sec}}).Collect()
+		if err != nil || len(msgs) == 0 {
+			return cmp(err, errNoMessage)
+		}
+		data = msgs[0].FindBinarySection(sec)
+		return nil
+	})
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	if !safeTypes[typ] {
+		typ = "application/octet-stream"
+	}
+	h := w.Header()
+	h.Set("Content-Type", typ)
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
+}
+
+// cmp returns err, or def when err is nil.
+func cmp(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// act applies an action to the selected messages: move, delete (to Trash, or for good
+// from Trash), junk and not junk (moves into and out of Junk, through which imapd trains
+// spamd), read, unread, flag, unflag.
+func (s *Server) act(w http.ResponseWriter, r *http.Request, sess *session) {
+	f, op := r.PostFormValue("f"), r.PostFormValue("op")
+	var set imap.UIDSet
+	for _, v := range r.PostForm["uid"] {
+		if u := uidParam(v); u != 0 {
+			set.AddNum(u)
+		}
+	}
+	back := safeNext(r.PostFormValue("back"))
+	if len(set) == 0 {
+		http.Redirect(w, r, back, http.StatusSeeOther)
+		return
+	}
+	err := s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		fs, err := folders(c)
+		if err != nil {
+			return err
+		}
+		if _, err := selectFolder(c, f); err != nil {
+			return err
+		}
+		store := func(op imap.StoreFlagsOp, flag imap.Flag) error {
+			return c.Store(set, &imap.StoreFlags{Op: op, Silent: true, Flags: []imap.Flag{flag}}, nil).Close()
+		}
+		move := func(to string) error {
+			if to == "" || to == f {
+				return nil
+			}
+			_, err := c.Move(set, to).Wait()
+			return err
+		}
+		switch op {
+		case "read":
+			return store(imap.StoreFlagsAdd, imap.FlagSeen)
+		case "unread":
+			return store(imap.StoreFlagsDel, imap.FlagSeen)
+		case "flag":
+			return store(imap.StoreFlagsAdd, imap.FlagFlagged)
+		case "unflag":
+			return store(imap.StoreFlagsDel, imap.FlagFlagged)
+		case "move":
+			return move(r.PostFormValue("to"))
+		case "junk":
+			return move(specialFolder(fs, "Junk"))
+		case "notjunk":
+			return move("INBOX")
+		case "delete":
+			trash := specialFolder(fs, "Trash")
+			if f != trash {
+				return move(trash)
+			}
+			if err := store(imap.StoreFlagsAdd, imap.FlagDeleted); err != nil {
+				return err
+			}
+			return c.UIDExpunge(set).Close() // RFC 4315 §2.1: only these messages
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown action"}
+	})
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+// folderAct creates, renames or deletes a folder.
+func (s *Server) folderAct(w http.ResponseWriter, r *http.Request, sess *session) {
+	op, name, to := r.PostFormValue("op"), strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("to"))
+	back := "/mail?f=" + url.QueryEscape(name)
+	err := s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		if name == "" {
+			return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "A folder needs a name"}
+		}
+		if mb := c.Mailbox(); mb != nil {
+			if err := c.Unselect().Wait(); err != nil {
+				return err
+			}
+		}
+		switch op {
+		case "create":
+			return c.Create(name, nil).Wait()
+		case "rename":
+			if to == "" {
+				return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "The new name is empty"}
+			}
+			back = "/mail?f=" + url.QueryEscape(to)
+			return c.Rename(name, to, nil).Wait()
+		case "delete":
+			back = "/mail"
+			return c.Delete(name).Wait()
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown folder action"}
+	})
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	http.Redirect(w, r, back, http.StatusSeeOther)
+}
