@@ -5,6 +5,10 @@
 // rate are reported at several thresholds, with the classification time per message and
 // the size of the database. With -users N it then adds N per-user corpora to the same
 // file and reports the file's size and the process's memory.
+//
+// -validate is for tuning and never reads the test half: it cross-validates on the
+// training half alone, in -folds parts (by position), each classified by a fresh database
+// trained on the others, and reports the same table over all of them.
 package main
 
 import (
@@ -26,6 +30,7 @@ type message struct {
 	name string
 	data []byte
 	spam bool
+	fold int // with -validate: the part of the training half it is in
 }
 
 func main() {
@@ -37,8 +42,12 @@ func main() {
 	verbose := flag.Bool("v", false, "list the test messages that were misclassified at 0.9")
 	scores := flag.String("scores", "", "write \"name class prob\" of every test message to this file")
 	mboxDir := flag.String("mbox", "", "also write the split as train-spam, train-ham, test-spam and test-ham mbox files into this folder (for SpamAssassin)")
-	validate := flag.Bool("validate", false, "for tuning: split the training half again (train on its even quarter, test on its odd one) and never read the test half")
+	validate := flag.Bool("validate", false, "for tuning: cross-validate on the training half alone (see -folds); the test half is never read")
+	folds := flag.Int("folds", 4, "parts of the training half for -validate")
 	flag.Parse()
+	if *validate && *folds < 2 {
+		log.Fatal("-folds must be at least 2")
+	}
 	if *dir == "" {
 		log.Fatal("-corpus is required")
 	}
@@ -50,17 +59,18 @@ func main() {
 		}
 		slices.Sort(files)
 		for i, f := range files {
+			if *validate && i%2 != 0 {
+				continue // the test half: not even read
+			}
 			b, err := os.ReadFile(f)
 			if err != nil {
 				log.Fatal(err)
 			}
 			m := message{name: g + "/" + filepath.Base(f), data: stripFromLine(b), spam: strings.HasPrefix(g, "spam")}
 			switch {
-			case *validate && i%4 == 0:
-				train = append(train, m)
-			case *validate && i%4 == 2:
-				test = append(test, m)
 			case *validate:
+				m.fold = i / 2 % *folds
+				train = append(train, m)
 			case i%2 == 0:
 				train = append(train, m)
 			default:
@@ -71,37 +81,14 @@ func main() {
 	if *mboxDir != "" {
 		writeMboxes(*mboxDir, train, test)
 	}
+	tmp, err := os.MkdirTemp("", "postern-bench-spam-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
 	if *dbPath == "" {
-		tmp, err := os.MkdirTemp("", "postern-bench-spam-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(tmp)
 		*dbPath = filepath.Join(tmp, "junk.db")
 	}
-	db, err := junk.Open(*dbPath, &junk.Options{NoSync: true})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-
-	start := time.Now()
-	for _, m := range train {
-		if _, err := db.Learn("", bytes.NewReader(m.data), int64(len(m.data)), m.spam); err != nil {
-			log.Fatalf("learning %s: %v", m.name, err)
-		}
-	}
-	if err := db.Sync(); err != nil {
-		log.Fatal(err)
-	}
-	trainTime := time.Since(start)
-	st, err := db.Stats("")
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("trained on %d messages (%d spam, %d ham) in %.1fs: %d tokens, database %s\n",
-		len(train), st.Spam, st.Ham, trainTime.Seconds(), st.Tokens, fileSize(*dbPath))
-
 	var out *os.File
 	if *scores != "" {
 		if out, err = os.Create(*scores); err != nil {
@@ -109,29 +96,31 @@ func main() {
 		}
 		defer out.Close()
 	}
-	probs := make([]float64, len(test))
-	times := make([]time.Duration, len(test))
-	for i, m := range test {
-		t0 := time.Now()
-		v, err := db.Classify("", bytes.NewReader(m.data), int64(len(m.data)))
-		times[i] = time.Since(t0)
-		if err != nil {
-			log.Fatalf("classifying %s: %v", m.name, err)
-		}
-		if !v.OK {
-			log.Fatalf("classifying %s: no opinion after training", m.name)
-		}
-		probs[i] = v.Prob
-		if out != nil {
-			fmt.Fprintf(out, "%s %v %.6f\n", m.name, m.spam, v.Prob)
-		}
-		if *verbose && (m.spam != (v.Prob > 0.9)) {
-			fmt.Printf("  miss %s spam=%v prob=%.4f clues:", m.name, m.spam, v.Prob)
-			for _, c := range v.Clues[:min(8, len(v.Clues))] {
-				fmt.Printf(" %q=%.2f", c.Token, c.Prob)
+	var db *junk.DB
+	var probs []float64
+	var times []time.Duration
+	if *validate {
+		// Each part of the training half classified by a database trained on the others.
+		test = nil
+		for k := 0; k < *folds; k++ {
+			var tr, te []message
+			for _, m := range train {
+				if m.fold == k {
+					te = append(te, m)
+				} else {
+					tr = append(tr, m)
+				}
 			}
-			fmt.Println()
+			db := learnAll(filepath.Join(tmp, fmt.Sprintf("fold%d.db", k)), tr)
+			p, t := classifyAll(db, te, out, *verbose)
+			db.Close()
+			test, probs, times = append(test, te...), append(probs, p...), append(times, t...)
 		}
+		fmt.Printf("cross-validated on the training half in %d parts: each part classified by a database trained on the others\n", *folds)
+	} else {
+		db = learnAll(*dbPath, train)
+		defer db.Close()
+		probs, times = classifyAll(db, test, out, *verbose)
 	}
 	var nspam, nham int
 	for _, m := range test {
@@ -143,7 +132,7 @@ func main() {
 	}
 	fmt.Printf("tested on %d messages (%d spam, %d ham), every one classified without an error\n", len(test), nspam, nham)
 	fmt.Printf("%-9s %-22s %-22s %s\n", "threshold", "spam recall", "ham false positives", "unsure (0.2..t)")
-	for _, th := range []float64{0.5, 0.8, 0.9, 0.95, 0.99} {
+	for _, th := range []float64{0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99} {
 		var tp, fp, unsure int
 		for i, m := range test {
 			switch {
@@ -163,9 +152,64 @@ func main() {
 		times[len(times)/2].Round(time.Microsecond), times[len(times)*99/100].Round(time.Microsecond),
 		times[len(times)-1].Round(time.Microsecond))
 
-	if *users > 0 {
+	if *users > 0 && db != nil {
 		perUserCorpora(db, *dbPath, train, *users, *perUser)
 	}
+}
+
+// learnAll trains a fresh database at path on msgs and reports its size.
+func learnAll(path string, msgs []message) *junk.DB {
+	db, err := junk.Open(path, &junk.Options{NoSync: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	start := time.Now()
+	for _, m := range msgs {
+		if _, err := db.Learn("", bytes.NewReader(m.data), int64(len(m.data)), m.spam); err != nil {
+			log.Fatalf("learning %s: %v", m.name, err)
+		}
+	}
+	if err := db.Sync(); err != nil {
+		log.Fatal(err)
+	}
+	st, err := db.Stats("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("trained on %d messages (%d spam, %d ham) in %.1fs: %d tokens, database %s\n",
+		len(msgs), st.Spam, st.Ham, time.Since(start).Seconds(), st.Tokens, fileSize(path))
+	return db
+}
+
+// classifyAll returns the spam probability of each of msgs and the time each took to
+// tokenize and score; with out it writes "name class prob" lines to it, with verbose it
+// lists the messages misclassified at 0.9.
+func classifyAll(db *junk.DB, msgs []message, out *os.File, verbose bool) ([]float64, []time.Duration) {
+	probs := make([]float64, len(msgs))
+	times := make([]time.Duration, len(msgs))
+	for i, m := range msgs {
+		t0 := time.Now()
+		v, err := db.Classify("", bytes.NewReader(m.data), int64(len(m.data)))
+		times[i] = time.Since(t0)
+		if err != nil {
+			log.Fatalf("classifying %s: %v", m.name, err)
+		}
+		if !v.OK {
+			log.Fatalf("classifying %s: no opinion after training", m.name)
+		}
+		probs[i] = v.Prob
+		if out != nil {
+			fmt.Fprintf(out, "%s %v %.6f\n", m.name, m.spam, v.Prob)
+		}
+		if verbose && (m.spam != (v.Prob > 0.9)) {
+			fmt.Printf("  miss %s spam=%v prob=%.4f clues:", m.name, m.spam, v.Prob)
+			for _, c := range v.Clues[:min(8, len(v.Clues))] {
+				fmt.Printf(" %q=%.2f", c.Token, c.Prob)
+			}
+			fmt.Println()
+		}
+	}
+	return probs, times
 }
 
 // perUserCorpora adds n users' corpora (each learns per messages of the training half,

@@ -24,7 +24,8 @@
 // the only process that opens it; inside that process a DB is safe for concurrent use.
 //
 // Probabilities follow SpamBayes (Robinson's f(w) with strength s = 0.45 and unknown-word
-// probability x = 0.5, tokens nearer than 0.1 to 0.5 ignored, the 150 strongest kept,
+// probability x = 0.5, the larger class's counts weighed as the smaller's in n (SpamBayes'
+// imbalance adjustment), tokens nearer than 0.1 to 0.5 ignored, the 150 strongest kept,
 // Fisher's combination of both tails into the indicator (1 + S - H) / 2): see
 // https://spambayes.sourceforge.io/background.html and Robinson, "A Statistical Approach to
 // the Spam Problem", Linux Journal 107 (2003).

@@ -293,6 +293,20 @@ func TestCombine(t *testing.T) {
 	if !(0.5 < p1 && p1 < p10 && p10 < 1) {
 		t.Errorf("f(w) for 1 and 10 spam: %v %v", p1, p10)
 	}
+	// With five times as much ham as spam, a token in 10 of 100 ham and no spam is as
+	// certain as one in 2 of 20 ham of a balanced corpus (10 % of each class's worth of
+	// mail either way), not as certain as one in 10 of 20: the larger class counts at the
+	// weight of the smaller one. Likewise the other way round.
+	if got, want := tokenProb(counts{0, 10}, 20, 100), tokenProb(counts{0, 2}, 20, 20); math.Abs(got-want) > 1e-12 {
+		t.Errorf("10 of 100 ham (20 spam): f(w) %v, want %v as for 2 of 20 ham (20 spam)", got, want)
+	}
+	if got, want := tokenProb(counts{10, 0}, 100, 20), tokenProb(counts{2, 0}, 20, 20); math.Abs(got-want) > 1e-12 {
+		t.Errorf("10 of 100 spam (20 ham): f(w) %v, want %v as for 2 of 20 spam (20 ham)", got, want)
+	}
+	// A balanced corpus is unchanged: Robinson's (s x + n p) / (s + n) with n = 3, p = 1.
+	if got, want := tokenProb(counts{3, 0}, 50, 50), (strength*unknownProb+3)/(strength+3); math.Abs(got-want) > 1e-12 {
+		t.Errorf("3 of 50 spam (50 ham): f(w) %v, want %v", got, want)
+	}
 	// chi2Q against known values: Q(2, 2) = e^-1, Q(0, n) = 1.
 	if q := chi2Q(2, 2); math.Abs(q-math.Exp(-1)) > 1e-12 {
 		t.Errorf("chi2Q(2,2) = %v", q)
