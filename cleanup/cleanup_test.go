@@ -18,8 +18,8 @@ import (
 	"postern/pkg/queue"
 )
 
-// start runs cleanup with a fake authd that knows example.test (alias team@ → a@, b@) and
-// a fake qmgr that records wakeups.
+// start runs cleanup with a fake authd that knows example.test (aliases team@ → a@, b@
+// and info@ → b@) and a fake qmgr that records wakeups.
 func start(t *testing.T) (*enqueue.Client, queue.Spool, chan string) {
 	t.Helper()
 	return startWith(t, nil)
@@ -54,6 +54,8 @@ func startWith(t *testing.T, configure func(c *Cleanup, dir string)) (*enqueue.C
 		switch addr {
 		case "team@example.test":
 			return auth.ResolveResult{Local: true, Found: true, Targets: []string{"a@example.test", "b@example.test"}}, nil
+		case "info@example.test":
+			return auth.ResolveResult{Local: true, Found: true, Targets: []string{"b@example.test"}}, nil
 		case "a@example.test", "b@example.test":
 			return auth.ResolveResult{Local: true, Found: true, Targets: []string{addr}}, nil
 		}

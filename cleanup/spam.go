@@ -64,7 +64,10 @@ func (c *Cleanup) judge(ctx context.Context, w *queueWriter, env *enqueue.Envelo
 		QueueID: id, From: env.From, ClientAddr: env.ClientAddr, ClientName: env.ClientName,
 		Helo: env.Helo, TLS: env.TLS, Offset: w.BodyOffset(), Size: w.Size(),
 	}
-	for _, r := range env.Recipients {
+	// The recipients after alias expansion, as queued: the accounts (and forwarding
+	// addresses) the message goes to, so that spamd judges it with the corpus of the
+	// account that will file it, not of the alias it was sent to.
+	for _, r := range w.env.Recipients {
 		req.Recipients = append(req.Recipients, r.Addr)
 	}
 	v, err := c.Spam.Client.Check(ctx, f, req)

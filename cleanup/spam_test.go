@@ -129,6 +129,31 @@ func TestSpamVerdicts(t *testing.T) {
 	}
 }
 
+// TestSpamRecipientsExpanded checks that spamd is told the recipients after alias
+// expansion, as they are queued: mail to the alias info@ is judged as mail to the account
+// b@ (whose own corpus the classifier then uses), mail to team@ as mail to a@ and b@.
+func TestSpamRecipientsExpanded(t *testing.T) {
+	for rcpt, want := range map[string]string{
+		"info@example.test": "b@example.test",
+		"team@example.test": "a@example.test b@example.test",
+		"A@example.test":    "a@example.test",
+	} {
+		var seen []string
+		cl, _, _ := startWith(t, withSpamd(t, false, func(_ string, req *spamcheck.Request) *spamcheck.Verdict {
+			seen = req.Recipients
+			return &spamcheck.Verdict{Action: spamcheck.Accept}
+		}))
+		env := *inbound
+		env.Recipients = []enqueue.Recipient{{Addr: rcpt}}
+		if _, err := send(t, cl, &env, "From: x@other.test\r\n\r\nbody\r\n"); err != nil {
+			t.Fatalf("to %s: %v", rcpt, err)
+		}
+		if got := strings.Join(seen, " "); got != want {
+			t.Errorf("to %s: spamd was told %q, want %q", rcpt, got, want)
+		}
+	}
+}
+
 // TestSpamdDown checks that without spamd a message is queued unchecked, or refused
 // with 451 when the configuration says so; never lost, never queued after a 451.
 func TestSpamdDown(t *testing.T) {

@@ -213,29 +213,9 @@ func TestSpamdClassifier(t *testing.T) {
 	}
 	in.WaitMessages(rcpt, 1, 10*time.Second)
 
-	dir := t.TempDir()
 	const n = 60
-	var mbox strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&mbox, "From offers%d@spam.example Mon Dec  7 10:%02d:00 2026\n%s\n", i, i%60, strings.ReplaceAll(trainingSpam(i), "\r\n", "\n"))
-	}
-	if err := os.WriteFile(filepath.Join(dir, "spam.mbox"), []byte(mbox.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hamDir := filepath.Join(dir, "Maildir")
-	for _, sub := range []string{"cur", "new", "tmp"} {
-		os.MkdirAll(filepath.Join(hamDir, sub), 0o700)
-	}
-	for i := 0; i < n; i++ {
-		sub := "cur"
-		if i%4 == 0 {
-			sub = "new"
-		}
-		if err := os.WriteFile(filepath.Join(hamDir, sub, fmt.Sprintf("%d.M%dP1.host:2,S", 1700000000+i, i)), []byte(trainingHam(i)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if out := in.Mailctl("", "spam", "train", "--spam", filepath.Join(dir, "spam.mbox")); out != fmt.Sprintf("%d messages learned as spam, 0 known already\n", n) {
+	spamMbox, hamDir := trainingSets(t, n)
+	if out := in.Mailctl("", "spam", "train", "--spam", spamMbox); out != fmt.Sprintf("%d messages learned as spam, 0 known already\n", n) {
 		t.Errorf("spam train --spam: %q", out)
 	}
 	if out := in.Mailctl("", "spam", "train", "--ham", hamDir); out != fmt.Sprintf("%d messages learned as ham, 0 known already\n", n) {
@@ -273,6 +253,35 @@ func TestSpamdClassifier(t *testing.T) {
 	if !regexp.MustCompile(`X-Spam-Status: No.*BAYES_0\d=-`).MatchString(unfold(hamGot)) {
 		t.Errorf("the ham-like message in INBOX:\n%s\n(INBOX holds %d messages)", hamGot, len(inbox))
 	}
+}
+
+// trainingSets writes n messages of trainingSpam into an mbox and n of trainingHam into
+// a Maildir (in new/ and cur/), the two forms mailctl spam train reads besides files.
+func trainingSets(t *testing.T, n int) (spamMbox, hamMaildir string) {
+	t.Helper()
+	dir := t.TempDir()
+	var mbox strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&mbox, "From offers%d@spam.example Mon Dec  7 10:%02d:00 2026\n%s\n", i, i%60, strings.ReplaceAll(trainingSpam(i), "\r\n", "\n"))
+	}
+	spamMbox = filepath.Join(dir, "spam.mbox")
+	if err := os.WriteFile(spamMbox, []byte(mbox.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hamMaildir = filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(hamMaildir, sub), 0o700)
+	}
+	for i := 0; i < n; i++ {
+		sub := "cur"
+		if i%4 == 0 {
+			sub = "new"
+		}
+		if err := os.WriteFile(filepath.Join(hamMaildir, sub, fmt.Sprintf("%d.M%dP1.host:2,S", 1700000000+i, i)), []byte(trainingHam(i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return spamMbox, hamMaildir
 }
 
 // unfold joins folded header lines (RFC 5322 §2.2.3).

@@ -27,7 +27,9 @@ const OpCheck = "check"
 type Request struct {
 	QueueID string `json:"queue_id"`
 	// From is the envelope sender (MAIL FROM), empty for <>.
-	From       string   `json:"from"`
+	From string `json:"from"`
+	// Recipients are the envelope recipients after cleanup's alias expansion: account
+	// addresses (canonical, lower-case) and forwarding addresses, each once.
 	Recipients []string `json:"rcpt"`
 	ClientAddr string   `json:"client_addr"`
 	ClientName string   `json:"client_name,omitempty"`
