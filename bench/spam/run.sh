@@ -6,7 +6,8 @@
 #   bench/spam/run.sh [flags of bench/spam ...]
 #       -groups easy-ham-1,hard-ham-1,spam-1   the groups (the default; add spam-2 etc.)
 #       -users 1000                             then 1,000 per-user corpora: size, memory
-#       -validate                               tuning: split the training half only
+#       -validate [-folds 4]                    tuning: cross-validate on the training half
+#                                               alone (the test half is never read)
 #   SA=1 bench/spam/run.sh ...   also SpamAssassin (Debian spamassassin) on the same split:
 #       sa-learn on the training half from an empty Bayes database, then spamassassin -L
 #       (local tests only) on the test half, threshold 5.0.
