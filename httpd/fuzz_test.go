@@ -23,7 +23,7 @@ func FuzzSanitize(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		out, _ := sanitizeHTML([]byte(in), map[string]inlinePart{"a@b": {Type: "image/png", Data: []byte("x")}})
+		out, _ := sanitizeHTML([]byte(in), map[string]inlinePart{"a@b": {Type: "image/png", Data: []byte("x")}}, false)
 		if strings.Contains(strings.ToLower(out), "<script") || dangerousAttr.MatchString(out) {
 			t.Fatalf("sanitize(%q) = %q keeps a script", in, out)
 		}

@@ -195,14 +195,16 @@ func TestCSRF(t *testing.T) {
 			t.Errorf("%s: %d", name, w.Code)
 		}
 	}
-	r := httptest.NewRequest("POST", "https://mail.test/logout", strings.NewReader(url.Values{"csrf": {sess.csrf}}.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.Header.Set("Origin", "https://evil.example")
-	r.AddCookie(c)
-	w := httptest.NewRecorder()
-	s.handler.ServeHTTP(w, r)
-	if w.Code != http.StatusForbidden || s.sessions.get(c.Value) == nil {
-		t.Errorf("logout from another origin: %d", w.Code)
+	for _, h := range [][2]string{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}} {
+		r := httptest.NewRequest("POST", "https://mail.test/logout", strings.NewReader(url.Values{"csrf": {sess.csrf}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set(h[0], h[1])
+		r.AddCookie(c)
+		w := httptest.NewRecorder()
+		s.handler.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden || s.sessions.get(c.Value) == nil {
+			t.Errorf("logout with %s: %s: %d", h[0], h[1], w.Code)
+		}
 	}
 	// Without a session: GET goes to the login page, POST is refused.
 	if w := do(s, "GET", "/mail?f=INBOX", nil); w.Code != http.StatusSeeOther || !strings.HasPrefix(w.Header().Get("Location"), "/login?next=") {
@@ -212,7 +214,7 @@ func TestCSRF(t *testing.T) {
 		t.Errorf("POST without a session: %d", w.Code)
 	}
 	// With the token the logout goes through and authd revokes the token.
-	w = do(s, "POST", "/logout", url.Values{"csrf": {sess.csrf}, "all": {"1"}}, c)
+	w := do(s, "POST", "/logout", url.Values{"csrf": {sess.csrf}, "all": {"1"}}, c)
 	if w.Code != http.StatusSeeOther || s.sessions.get(c.Value) != nil {
 		t.Errorf("logout: %d, session still there: %v", w.Code, s.sessions.get(c.Value) != nil)
 	}
@@ -303,7 +305,7 @@ func TestSanitize(t *testing.T) {
 <img src="https://evil.example/track.png"> <img src="cid:logo@example.test"> <img src="data:image/svg+xml,<svg onload=alert(1)>">
 <svg><script>window.pwned=1</script></svg><iframe src="https://evil.example/"></iframe>
 <form action="https://evil.example/"><input name="p"></form><object data="x.swf"></object></body></html>`
-	out, remote := sanitizeHTML([]byte(in), map[string]inlinePart{"logo@example.test": {Type: "image/png", Data: []byte("PNG")}})
+	out, remote := sanitizeHTML([]byte(in), map[string]inlinePart{"logo@example.test": {Type: "image/png", Data: []byte("PNG")}}, false)
 	for _, bad := range []string{"<script", "onload", "javascript:", "<base", "<meta", "<style", "url(", "<iframe", "<form", "<input", "<object", "<svg", "data:image/svg"} {
 		if strings.Contains(strings.ToLower(out), bad) {
 			t.Errorf("sanitized output keeps %q:\n%s", bad, out)
@@ -314,10 +316,13 @@ func TestSanitize(t *testing.T) {
 			t.Errorf("sanitized output lacks %q:\n%s", good, out)
 		}
 	}
-	if !remote {
-		t.Error("the remote image was not noticed")
+	if !remote || strings.Contains(out, ` src="https://evil.example/track.png"`) || !strings.Contains(out, `data-remote-src="https://evil.example/track.png"`) {
+		t.Errorf("the remote image was not noticed or not blocked (%v):\n%s", remote, out)
 	}
-	if _, remote := sanitizeHTML([]byte(`<p>plain <img src="cid:x"></p>`), nil); remote {
+	if allowed, _ := sanitizeHTML([]byte(in), nil, true); !strings.Contains(allowed, `src="https://evil.example/track.png"`) {
+		t.Errorf("remote images allowed, but not shown:\n%s", allowed)
+	}
+	if _, remote := sanitizeHTML([]byte(`<p>plain <img src="cid:x"></p>`), nil, false); remote {
 		t.Error("a cid: image counted as remote")
 	}
 	if got := unescapeCID("a%40b&amp;c%zz"); got != "a@b&c%zz" {

@@ -37,6 +37,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	c, err := r.Cookie(loginCookie)
 	if err != nil || !sameOrigin(r) || !checkToken(r.PostFormValue("csrf"), c.Value) {
+		s.log.Info("login form refused: stale token or another origin", "client", clientIP(r), "cookie", err == nil,
+			"origin", r.Header.Get("Origin"), "host", r.Host)
 		http.Error(w, "forbidden: the login form is stale; reload it", http.StatusForbidden)
 		return
 	}

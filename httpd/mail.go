@@ -517,7 +517,7 @@ func (s *Server) messageBody(w http.ResponseWriter, r *http.Request, sess *sessi
 			parts[p.ID] = inlinePart{Type: p.Type, Data: msgs[0].FindBinarySection(sections[i+1])}
 		}
 		d.IsHTML = true
-		safe, remote := sanitizeHTML([]byte(body), parts)
+		safe, remote := sanitizeHTML([]byte(body), parts, images)
 		d.HTML, d.Remote = template.HTML(safe), remote // the one place untrusted markup becomes template.HTML
 		return nil
 	})

@@ -36,16 +36,20 @@ func newMailPolicy() *bluemonday.Policy {
 	return p
 }
 
-// remoteSrc finds the images that the message would fetch from elsewhere.
-var remoteSrc = regexp.MustCompile(`(?i)<img[^>]+src="(https?:)?//`)
+// remoteSrc is the source of an image that the message would fetch from elsewhere.
+var remoteSrc = regexp.MustCompile(`(?i)(<img\s[^>]*?)src="((?:https?:)?//[^"]*)"`)
 
 // sanitizeHTML returns the safe rendering of an HTML body: images from cid: URLs are
 // replaced by data: URLs from inline (the parts of the message by Content-ID, without
-// angle brackets), and remote tells whether the message refers to remote images, which
-// the frame's policy blocks until the user allows them.
-func sanitizeHTML(body []byte, inline map[string]inlinePart) (safe string, remote bool) {
+// angle brackets), and remote tells whether the message refers to remote images. Unless
+// allowRemote, their sources are renamed data-remote-src, so that the browser does not
+// even try to fetch them (the frame's policy would block them anyway).
+func sanitizeHTML(body []byte, inline map[string]inlinePart, allowRemote bool) (safe string, remote bool) {
 	out := mailPolicy.SanitizeBytes(body)
 	remote = remoteSrc.Match(out)
+	if remote && !allowRemote {
+		out = remoteSrc.ReplaceAll(out, []byte(`${1}data-remote-src="${2}"`))
+	}
 	if len(inline) > 0 {
 		out = cidSrc.ReplaceAllFunc(out, func(m []byte) []byte {
 			id := string(cidSrc.FindSubmatch(m)[1])

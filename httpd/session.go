@@ -198,11 +198,16 @@ func checkToken(got, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// sameOrigin reports whether a state-changing request came from one of our pages: the
-// Origin header (sent by browsers with every POST), when present, must be this host.
+// sameOrigin reports whether a state-changing request came from one of our pages. A
+// browser that sends Sec-Fetch-Site (Fetch Metadata) says so itself; otherwise the
+// Origin header, when it names an origin, must be this host. (Under Referrer-Policy
+// no-referrer browsers send "Origin: null" with form posts; the CSRF token decides then.)
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
 	o := r.Header.Get("Origin")
-	if o == "" {
+	if o == "" || o == "null" {
 		return true
 	}
 	u, err := url.Parse(o)
