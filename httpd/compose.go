@@ -208,7 +208,7 @@ func (s *Server) sendAs(ctx context.Context, sess *session) ([]string, error) {
 // a copy in Sent; or, with action=save, stores it in Drafts. A resumed draft is removed
 // once its successor is stored.
 func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
-	if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+	if err := r.ParseMultipartForm(s.maxUpload); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 		http.Error(w, "the message is too large or malformed", http.StatusRequestEntityTooLarge)
 		return
 	}

@@ -15,6 +15,8 @@ import (
 const (
 	idleRenew = 20 * time.Minute
 	heartbeat = 25 * time.Second
+	// maxStreams is the most event streams a session may hold open.
+	maxStreams = 4
 )
 
 // events is a stream of server-sent events (text/event-stream) that says "change"
@@ -26,6 +28,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *session) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	// Each stream holds a connection to imapd: a few tabs per session, not more.
+	if sess.streams.Add(1) > maxStreams {
+		sess.streams.Add(-1)
+		http.Error(w, "too many open tabs", http.StatusTooManyRequests)
+		return
+	}
+	defer sess.streams.Add(-1)
 	folder := r.URL.Query().Get("f")
 	if folder == "" {
 		folder = "INBOX"

@@ -615,7 +615,11 @@ func (s *Server) messagePart(w http.ResponseWriter, r *http.Request, sess *sessi
 	}
 	h := w.Header()
 	h.Set("Content-Type", typ)
-	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
+	disp := mime.FormatMediaType("attachment", map[string]string{"filename": name})
+	if disp == "" { // a name that cannot be put in the header
+		disp = "attachment"
+	}
+	h.Set("Content-Disposition", disp)
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
 	h.Set("Content-Length", strconv.Itoa(len(data)))
 	w.Write(data)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,8 @@ type session struct {
 
 	created time.Time
 	pool    *imapPool
+	// streams counts the open event streams (each holds an IMAP connection).
+	streams atomic.Int32
 
 	mu       sync.Mutex
 	lastSeen time.Time
@@ -239,7 +242,9 @@ func (srv *Server) authed(h authedHandler) http.Handler {
 			tok := r.Header.Get("X-CSRF-Token")
 			if tok == "" {
 				if ct := r.Header.Get("Content-Type"); len(ct) >= 19 && ct[:19] == "multipart/form-data" {
-					if err := r.ParseMultipartForm(8 << 20); err != nil {
+					// In memory: Landlock lets httpd write no temporary file, and
+					// MaxBytesReader bounds the body to max_upload.
+					if err := r.ParseMultipartForm(srv.maxUpload); err != nil {
 						http.Error(w, "request too large or malformed", http.StatusRequestEntityTooLarge)
 						return
 					}
