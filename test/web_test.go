@@ -194,8 +194,39 @@ func TestWebmail(t *testing.T) {
 		t.Errorf("no copy in Sent:\n%s", sent)
 	}
 
-	// Junk: a move through imapd, which spamd learns from.
+	// Search through imapd's SEARCH.
+	if _, found := w.get("/mail?f=INBOX&q=" + url.QueryEscape("Web hello")); !strings.Contains(found, `uid=`+uid) {
+		t.Errorf("search did not find the message:\n%s", found)
+	}
+	if _, none := w.get("/mail?f=INBOX&q=nosuchwordanywhere"); strings.Contains(none, "Web hello") || !strings.Contains(none, "No messages.") {
+		t.Errorf("search for a missing word:\n%s", none)
+	}
+
+	// A draft is saved to Drafts and resumed from there.
+	_, compose = w.get("/mail/compose")
+	if resp, b := w.post("/mail/send", url.Values{"csrf": {w.csrf(compose)}, "from": {demo}, "to": {"bob@example.test"},
+		"subject": {"Unfinished thoughts"}, "body": {"to be continued"}, "action": {"save"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save draft: %d\n%s", resp.StatusCode, b)
+	}
+	_, drafts := w.get("/mail?f=Drafts")
+	dm := regexp.MustCompile(`compose\?mode=draft&(?:amp;)?f=Drafts&(?:amp;)?uid=(\d+)`).FindStringSubmatch(drafts)
+	if dm == nil || !strings.Contains(drafts, "Unfinished thoughts") {
+		t.Fatalf("no draft in Drafts:\n%s", drafts)
+	}
+	if _, resumed := w.get("/mail/compose?mode=draft&f=Drafts&uid=" + dm[1]); !strings.Contains(resumed, "to be continued") || !strings.Contains(resumed, `value="Unfinished thoughts"`) {
+		t.Errorf("the draft is not resumed:\n%s", resumed)
+	}
+
+	// Flag.
 	_, list = w.get("/mail?f=INBOX")
+	if resp, _ := w.post("/mail/act", url.Values{"csrf": {w.csrf(list)}, "f": {"INBOX"}, "op": {"flag"}, "uid": {uid}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("flag: %d", resp.StatusCode)
+	}
+	if _, list = w.get("/mail?f=INBOX"); !strings.Contains(list, `class=" flagged"`) {
+		t.Errorf("the flag is not shown:\n%s", list)
+	}
+
+	// Junk: a move through imapd, which spamd learns from.
 	if resp, _ := w.post("/mail/act", url.Values{"csrf": {w.csrf(list)}, "f": {"INBOX"}, "op": {"junk"}, "uid": {uid}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("junk: %d", resp.StatusCode)
 	}
