@@ -76,7 +76,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	s.submitAddr = localAddr(cfg, "smtpd", "submission")
 	if s.imapAddr == "" || s.submitAddr == "" {
 		log.Warn("webmail needs imapd's imap listener and smtpd's submission listener, reached over loopback", "imap", s.imapAddr, "submission", s.submitAddr)
-	} else if h, _, _ := net.SplitHostPort(s.imapAddr); !net.ParseIP(h).IsLoopback() {
+	} else if h, _, _ := net.SplitHostPort(s.imapAddr); h != "localhost" && !net.ParseIP(h).IsLoopback() {
 		log.Warn("imapd's imap listener is not on loopback or a wildcard address: imapd refuses logins without TLS from elsewhere, so webmail will fail", "imap", s.imapAddr)
 	}
 	certs, err := tlsconf.Load(cfg.TLS)
