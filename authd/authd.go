@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"postern/pkg/audit"
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/control"
@@ -180,6 +181,7 @@ func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(auth.OpWebLogin, handler(a, a.webLogin))
 	s.Handle(auth.OpWebCheck, handler(a, a.webCheck))
 	s.Handle(auth.OpWebLogout, handler(a, a.webLogout))
+	s.Handle(auth.OpAccount, handler(a, a.account))
 	return s
 }
 
@@ -200,6 +202,11 @@ func (a *Authd) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(control.AliasList, handler(a, a.aliasList))
 	s.Handle(control.ThrottleList, handler(a, a.throttleList))
 	s.Handle(control.ThrottleLift, handler(a, a.throttleLift))
+	s.Handle(control.UserAdmin, handler(a, a.userAdmin))
+	s.Handle(control.AppPasswordAdd, handler(a, a.appPasswordAdd))
+	s.Handle(control.AppPasswordList, handler(a, a.appPasswordList))
+	s.Handle(control.AppPasswordRevoke, handler(a, a.appPasswordRevoke))
+	s.Handle(control.AuditList, handler(a, a.auditList))
 	return s
 }
 
@@ -309,11 +316,13 @@ func (a *Authd) verify(_ context.Context, _ ipc.Cred, req *auth.VerifyRequest) (
 		wait := until.Sub(a.Throttle.Now())
 		return auth.VerifyResult{Throttled: true, RetryAfter: int((wait + time.Second - 1) / time.Second)}, nil
 	}
-	ok, addr, err := a.DB.VerifyPassword(req.User, req.Password)
+	// The account's password, or one of its app passwords.
+	v, err := a.DB.Authenticate(req.User, req.Password)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	addr := v.Address
+	if !v.OK {
 		a.Log.Warn("authentication failed", "user", clipKey(req.User), "remote", clipKey(req.RemoteAddr), "known_client", known)
 		a.logBlocks(a.Throttle.Fail(at))
 		return auth.VerifyResult{}, nil
@@ -321,8 +330,20 @@ func (a *Authd) verify(_ context.Context, _ ipc.Cred, req *auth.VerifyRequest) (
 	if a.Throttle.Succeed(at) {
 		a.storeLogin(at)
 	}
-	a.Log.Debug("authenticated", "user", addr, "remote", clipKey(req.RemoteAddr), "known_client", known)
-	return auth.VerifyResult{OK: true, Address: addr}, nil
+	a.Log.Debug("authenticated", "user", addr, "remote", clipKey(req.RemoteAddr), "known_client", known, "app_password", v.AppPassword)
+	return auth.VerifyResult{OK: true, Address: addr, AppPassword: v.AppPassword}, nil
+}
+
+// account tells httpd whether an account exists and is an administrator.
+func (a *Authd) account(_ context.Context, _ ipc.Cred, req *auth.AccountRequest) (any, error) {
+	u, err := a.DB.User(req.Address)
+	if errors.Is(err, userdb.ErrNotFound) || errors.Is(err, userdb.ErrInvalid) {
+		return auth.AccountResult{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return auth.AccountResult{Exists: true, Address: u.Address, Admin: u.Admin}, nil
 }
 
 // storeLogin keeps a remembered site in users.db, and once a day deletes those older
@@ -404,6 +425,9 @@ func (a *Authd) domainAdd(_ context.Context, peer ipc.Cred, req *control.DomainR
 		return nil, err
 	}
 	a.Log.Info("domain added", "domain", d.Name, "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.DomainAdd, d.Name, ""); err != nil {
+		return nil, err
+	}
 	return control.Domain{Name: d.Name}, nil
 }
 
@@ -412,6 +436,9 @@ func (a *Authd) domainDel(_ context.Context, peer ipc.Cred, req *control.DomainR
 		return nil, err
 	}
 	a.Log.Info("domain deleted", "domain", canonicalDomain(req.Name), "force", req.Force, "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.DomainDel, canonicalDomain(req.Name), forceDetail(req.Force)); err != nil {
+		return nil, err
+	}
 	return nil, nil
 }
 
@@ -449,6 +476,9 @@ func (a *Authd) userAdd(ctx context.Context, peer ipc.Cred, req *control.UserReq
 		return nil, err
 	}
 	a.Log.Info("account added", "user", u.Address, "quota", u.Quota, "maildir", dir, "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.UserAdd, u.Address, fmt.Sprintf("quota %d", u.Quota)); err != nil {
+		return nil, err
+	}
 	res := UserAddResult{User: control.User{Address: u.Address, Quota: u.Quota, Created: u.Created, Maildir: dir}}
 	if a.Local != nil {
 		cctx, cancel := context.WithTimeout(ctx, mailboxTimeout)
@@ -468,6 +498,9 @@ func (a *Authd) userDel(_ context.Context, peer ipc.Cred, req *control.UserReque
 	}
 	dir, _ := userdb.Maildir(a.MailRoot, req.Address)
 	a.Log.Info("account deleted; its mail stays on disk", "user", canonical(req.Address), "maildir", dir, "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.UserDel, canonical(req.Address), ""); err != nil {
+		return nil, err
+	}
 	return nil, nil
 }
 
@@ -476,6 +509,9 @@ func (a *Authd) userPasswd(_ context.Context, peer ipc.Cred, req *control.UserRe
 		return nil, err
 	}
 	a.Log.Info("password changed", "user", canonical(req.Address), "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.UserPasswd, canonical(req.Address), ""); err != nil {
+		return nil, err
+	}
 	return nil, nil
 }
 
@@ -487,7 +523,7 @@ func (a *Authd) userList(_ context.Context, _ ipc.Cred, req *control.ListRequest
 	out := control.UserListResult{Users: []control.User{}}
 	for _, u := range us {
 		dir, _ := userdb.Maildir(a.MailRoot, u.Address)
-		out.Users = append(out.Users, control.User{Address: u.Address, Quota: u.Quota, Created: u.Created, Maildir: dir})
+		out.Users = append(out.Users, control.User{Address: u.Address, Quota: u.Quota, Created: u.Created, Maildir: dir, Admin: u.Admin})
 	}
 	return out, nil
 }
@@ -498,6 +534,9 @@ func (a *Authd) aliasAdd(_ context.Context, peer ipc.Cred, req *control.Alias) (
 		return nil, err
 	}
 	a.Log.Info("alias added", "alias", al.Address, "targets", al.Targets, "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.AliasAdd, al.Address, "→ "+strings.Join(al.Targets, ", ")); err != nil {
+		return nil, err
+	}
 	return control.Alias{Address: al.Address, Targets: al.Targets}, nil
 }
 
@@ -506,6 +545,9 @@ func (a *Authd) aliasDel(_ context.Context, peer ipc.Cred, req *control.Alias) (
 		return nil, err
 	}
 	a.Log.Info("alias deleted", "alias", canonical(req.Address), "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.AliasDel, canonical(req.Address), ""); err != nil {
+		return nil, err
+	}
 	return nil, nil
 }
 
@@ -531,10 +573,100 @@ func (a *Authd) throttleLift(_ context.Context, peer ipc.Cred, req *control.Thro
 	}
 	lifted := a.Throttle.Lift(strings.TrimSpace(req.Target))
 	a.Log.Info("throttling lifted", "target", clipKey(req.Target), "keys", len(lifted), "uid", peer.UID)
+	if err := a.record(peer, req.Origin, control.ThrottleLift, clipKey(strings.TrimSpace(req.Target)), fmt.Sprintf("%d keys", len(lifted))); err != nil {
+		return nil, err
+	}
 	if lifted == nil {
 		lifted = []control.ThrottleBlock{}
 	}
 	return control.ThrottleLiftResult{Lifted: lifted}, nil
+}
+
+func (a *Authd) userAdmin(_ context.Context, peer ipc.Cred, req *control.UserAdminRequest) (any, error) {
+	if err := a.DB.SetAdmin(req.Address, req.Admin); err != nil {
+		return nil, err
+	}
+	detail := "admin"
+	if !req.Admin {
+		detail = "not admin"
+	}
+	if err := a.record(peer, req.Origin, control.UserAdmin, canonical(req.Address), detail); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Authd) appPasswordAdd(_ context.Context, peer ipc.Cred, req *control.AppPasswordRequest) (any, error) {
+	pw, ap, err := a.DB.AddAppPassword(req.Address, req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.record(peer, req.Origin, control.AppPasswordAdd, canonical(req.Address), ap.Name); err != nil {
+		return nil, err
+	}
+	return control.AppPassword{Name: ap.Name, Created: ap.Created, Password: pw}, nil
+}
+
+func (a *Authd) appPasswordList(_ context.Context, _ ipc.Cred, req *control.AppPasswordRequest) (any, error) {
+	aps, err := a.DB.AppPasswords(req.Address)
+	if err != nil {
+		return nil, err
+	}
+	out := control.AppPasswordListResult{AppPasswords: []control.AppPassword{}}
+	for _, ap := range aps {
+		out.AppPasswords = append(out.AppPasswords, control.AppPassword{Name: ap.Name, Created: ap.Created, LastUsed: ap.LastUsed})
+	}
+	return out, nil
+}
+
+func (a *Authd) appPasswordRevoke(_ context.Context, peer ipc.Cred, req *control.AppPasswordRequest) (any, error) {
+	if err := a.DB.RevokeAppPassword(req.Address, req.Name); err != nil {
+		return nil, err
+	}
+	if err := a.record(peer, req.Origin, control.AppPasswordRevoke, canonical(req.Address), clipKey(strings.TrimSpace(req.Name))); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Authd) auditList(_ context.Context, _ ipc.Cred, req *control.AuditRequest) (any, error) {
+	es, err := a.DB.Audit(req.Limit)
+	if err != nil {
+		return nil, err
+	}
+	return control.AuditResult{Entries: es}, nil
+}
+
+// record writes an administrative change, applied, into the audit log (users.db) and
+// the log: who (the peer's Unix user, and the web administrator and IP address httpd
+// names in the request), what and when. If the log cannot be written the request fails
+// with an error that says the change was made nevertheless.
+func (a *Authd) record(peer ipc.Cred, o control.Origin, op, target, detail string) error {
+	e, err := a.DB.AppendAudit(audit.Entry{
+		Daemon: "authd", UID: peer.UID, User: audit.UserName(peer.UID),
+		Web: clipKey(o.Actor), IP: clipKey(o.RemoteIP),
+		Op: op, Target: target, Detail: detail,
+	})
+	if err != nil {
+		a.Log.Error("writing the audit log", "op", op, "target", target, "uid", peer.UID, "err", err)
+		return ipc.Errorf("temporary", "%s %s was done, but could not be written to the audit log: %v", op, target, err)
+	}
+	args := []any{"seq", e.Seq, "op", op, "target", target, "who", e.Who()}
+	if e.IP != "" {
+		args = append(args, "ip", e.IP)
+	}
+	if detail != "" {
+		args = append(args, "detail", detail)
+	}
+	a.Log.Info("audit", args...)
+	return nil
+}
+
+func forceDetail(force bool) string {
+	if force {
+		return "force"
+	}
+	return ""
 }
 
 // canonical is an address (or "@domain") as the database keeps it, for logs.

@@ -18,7 +18,25 @@ const (
 	OpVerify  = "verify"
 	OpSendAs  = "sendas"
 	OpRate    = "rate"
+	// OpAccount tells whether an account exists and is an administrator (httpd asks,
+	// before it opens the admin panel to a logged-in user).
+	OpAccount = "account"
 )
+
+// AccountRequest asks about the account Address.
+type AccountRequest struct {
+	Address string `json:"address"`
+}
+
+// AccountResult answers an AccountRequest.
+type AccountResult struct {
+	// Exists is false when there is no such account.
+	Exists bool `json:"exists"`
+	// Address is the account's canonical address.
+	Address string `json:"address,omitempty"`
+	// Admin is true for an administrator (mailctl user admin).
+	Admin bool `json:"admin,omitempty"`
+}
 
 // RateRequest counts one message (Recipient false) or one recipient that the account
 // User submits, against the hourly limits of [submission]; authd keeps the counts, in
@@ -126,6 +144,9 @@ type VerifyResult struct {
 	Throttled bool `json:"throttled,omitempty"`
 	// RetryAfter, when Throttled, is the number of seconds until the refusal ends.
 	RetryAfter int `json:"retry_after,omitempty"`
+	// AppPassword, when OK, names the app password that logged in ("" for the
+	// account's own password).
+	AppPassword string `json:"app_password,omitempty"`
 }
 
 // SendAsRequest asks which addresses the account User may send as.
@@ -212,6 +233,13 @@ func (c *Client) TakeRate(ctx context.Context, user string, recipient bool) (boo
 	var r RateResult
 	_, err := c.c.Call(ctx, OpRate, RateRequest{User: user, Recipient: recipient}, &r)
 	return r.OK, err
+}
+
+// Account tells whether addr is an account and whether it is an administrator.
+func (c *Client) Account(ctx context.Context, addr string) (AccountResult, error) {
+	var r AccountResult
+	_, err := c.c.Call(ctx, OpAccount, AccountRequest{Address: addr}, &r)
+	return r, err
 }
 
 // Close closes idle connections.

@@ -5,7 +5,11 @@
 // only root, the instance's own user and members of the admin group (SO_PEERCRED).
 package control
 
-import "time"
+import (
+	"time"
+
+	"postern/pkg/audit"
+)
 
 // Operations on control/authd.
 const (
@@ -22,7 +26,70 @@ const (
 	// ThrottleList and ThrottleLift show and lift the blocks of failed-login throttling.
 	ThrottleList = "throttle.list"
 	ThrottleLift = "throttle.lift"
+	// UserAdmin makes an account an administrator (of the web admin panel), or no longer.
+	UserAdmin = "user.admin"
+	// AppPasswordAdd generates an app password for an account and answers it, once;
+	// AppPasswordList lists an account's app passwords (names, never the passwords);
+	// AppPasswordRevoke deletes one.
+	AppPasswordAdd    = "apppassword.add"
+	AppPasswordList   = "apppassword.list"
+	AppPasswordRevoke = "apppassword.revoke"
 )
+
+// AuditList reads the audit log of a daemon: on control/authd (domains, accounts,
+// aliases, throttling) and on control/qmgr (queue administration).
+const AuditList = "audit.list"
+
+// Origin names, in a request that changes something, on whose behalf a peer asks: httpd
+// names the web administrator (an account's address) and the browser's IP address; the
+// audit log records them with the peer's uid. mailctl leaves it empty: the Unix user
+// is the actor.
+type Origin struct {
+	Actor    string `json:"actor,omitempty"`
+	RemoteIP string `json:"remote_ip,omitempty"`
+}
+
+// AuditRequest is the body of audit.list: the last Limit entries (0: all, up to
+// audit.MaxRead).
+type AuditRequest struct {
+	Limit int `json:"limit,omitempty"`
+}
+
+// AuditResult answers audit.list, oldest entry first.
+type AuditResult struct {
+	Entries []audit.Entry `json:"entries"`
+}
+
+// UserAdminRequest is the body of user.admin.
+type UserAdminRequest struct {
+	Origin
+	Address string `json:"address"`
+	Admin   bool   `json:"admin"`
+}
+
+// AppPasswordRequest is the body of apppassword.add, .list and .revoke: the account,
+// and the app password's name (not for list).
+type AppPasswordRequest struct {
+	Origin
+	Address string `json:"address"`
+	Name    string `json:"name,omitempty"`
+}
+
+// AppPassword describes an app password, never its clear text but in the answer of
+// apppassword.add.
+type AppPassword struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created,omitzero"`
+	// LastUsed is the day (UTC) of its last successful login; zero if never.
+	LastUsed time.Time `json:"last_used,omitzero"`
+	// Password is the generated app password, in the answer of apppassword.add only.
+	Password string `json:"password,omitempty"`
+}
+
+// AppPasswordListResult answers apppassword.list.
+type AppPasswordListResult struct {
+	AppPasswords []AppPassword `json:"app_passwords"`
+}
 
 // Operations on control/qmgr.
 const (
@@ -92,6 +159,7 @@ type Domain struct {
 // DomainRequest is the body of domain.add and domain.del. Force on domain.del also
 // deletes the domain's accounts and aliases (never their mail on disk).
 type DomainRequest struct {
+	Origin
 	Name  string `json:"name"`
 	Force bool   `json:"force,omitempty"`
 }
@@ -107,11 +175,13 @@ type User struct {
 	Quota   int64     `json:"quota,omitempty"`
 	Created time.Time `json:"created,omitzero"`
 	Maildir string    `json:"maildir,omitempty"`
+	Admin   bool      `json:"admin,omitempty"`
 }
 
 // UserRequest is the body of user.add, user.del and user.passwd. Quota < 0 on user.add
 // means the configured default.
 type UserRequest struct {
+	Origin
 	Address  string `json:"address"`
 	Password string `json:"password,omitempty"`
 	Quota    int64  `json:"quota,omitempty"`
@@ -130,6 +200,7 @@ type UserListResult struct {
 // Alias sends mail for Address to Targets. An Address of the form "@domain" is the
 // domain's catch-all.
 type Alias struct {
+	Origin
 	Address string   `json:"address"`
 	Targets []string `json:"targets"`
 }
@@ -163,6 +234,7 @@ type ThrottleListResult struct {
 // the pairs at its site) or a network in CIDR notation (every client, network and pair
 // key within it).
 type ThrottleLiftRequest struct {
+	Origin
 	Target string `json:"target"`
 }
 
@@ -206,6 +278,7 @@ type QueueShowResult struct {
 // IDsRequest names messages for queue.show, flush, hold, release and delete. An empty
 // list on queue.flush means every deferred message.
 type IDsRequest struct {
+	Origin
 	IDs []string `json:"ids,omitempty"`
 }
 

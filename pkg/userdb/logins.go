@@ -117,7 +117,12 @@ func (db *DB) ForgetLogins(before time.Time) (int, error) {
 
 // forgetLoginsOf deletes the remembered logins of the accounts that match.
 func forgetLoginsOf(tx *bolt.Tx, match func(account string) bool) error {
-	top := tx.Bucket(bucketLogins)
+	return deleteAccountBuckets(tx.Bucket(bucketLogins), match)
+}
+
+// deleteAccountBuckets deletes the sub-buckets of top, one per account, of the accounts
+// that match.
+func deleteAccountBuckets(top *bolt.Bucket, match func(account string) bool) error {
 	var gone [][]byte
 	err := top.ForEachBucket(func(account []byte) error {
 		if match(string(account)) {

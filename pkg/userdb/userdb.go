@@ -10,12 +10,16 @@
 //
 //	meta                      "version" → "1"
 //	domains                   <domain> → {created}
-//	users/<domain>/           <local@domain> → {hash, quota, created}
+//	users/<domain>/           <local@domain> → {hash, quota, created, admin}
 //	aliases/<domain>/         <local@domain> or "@<domain>" (catch-all) → {targets, created}
 //	logins/<local@domain>/    <site> → {at}: where the account last logged in successfully
 //	                          (authd's throttling; the bucket came later, version 1 still)
 //	rates                     <local@domain> → submission counts of the last hour (authd's
 //	                          per-account limits, pkg/ratelimit.Counts; came later too)
+//	apppasswords/<local@domain>/  <name> → {hash, created}: the account's app passwords,
+//	                          one per device, usable in place of its password (later too)
+//	audit                     <sequence, 8 bytes big-endian> → pkg/audit.Entry: the
+//	                          append-only log of administrative changes (later too)
 package userdb
 
 import (
@@ -134,7 +138,7 @@ func initSchema(tx *bolt.Tx) error {
 	} else if err := meta.Put(keyVersion, []byte(strconv.Itoa(schemaVersion))); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases, bucketLogins, bucketRates} {
+	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases, bucketLogins, bucketRates, bucketAppPasswords, bucketAudit} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -205,7 +209,11 @@ func (db *DB) DelDomain(name string, force bool) error {
 				}
 			}
 		}
-		if err := forgetLoginsOf(tx, func(account string) bool { return strings.HasSuffix(account, "@"+d) }); err != nil {
+		inDomain := func(account string) bool { return strings.HasSuffix(account, "@"+d) }
+		if err := forgetLoginsOf(tx, inDomain); err != nil {
+			return err
+		}
+		if err := forgetAppPasswordsOf(tx, inDomain); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketDomains).Delete([]byte(d))

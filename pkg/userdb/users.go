@@ -15,6 +15,8 @@ type User struct {
 	// Quota is the storage limit in bytes; 0 means unlimited.
 	Quota   int64
 	Created time.Time
+	// Admin marks an administrator: the web admin panel is open to the account.
+	Admin bool
 }
 
 type userRecord struct {
@@ -22,6 +24,7 @@ type userRecord struct {
 	Hash    string    `json:"hash"`
 	Quota   int64     `json:"quota,omitempty"`
 	Created time.Time `json:"created"`
+	Admin   bool      `json:"admin,omitempty"`
 }
 
 // accountAddress checks addr as the address of an account and returns it canonical,
@@ -107,6 +110,9 @@ func (db *DB) DelUser(addr string) error {
 		if err := forgetLoginsOf(tx, func(account string) bool { return account == a }); err != nil {
 			return err
 		}
+		if err := forgetAppPasswordsOf(tx, func(account string) bool { return account == a }); err != nil {
+			return err
+		}
 		return b.Delete([]byte(a))
 	})
 }
@@ -124,6 +130,11 @@ func (db *DB) SetPassword(addr, password string) error {
 		return err
 	}
 	return db.updateUser(addr, func(r *userRecord) { r.Hash = hash })
+}
+
+// SetAdmin makes the account an administrator, or (admin false) no longer one.
+func (db *DB) SetAdmin(addr string, admin bool) error {
+	return db.updateUser(addr, func(r *userRecord) { r.Admin = admin })
 }
 
 // SetQuota changes an account's quota (bytes, 0 for unlimited).
@@ -174,7 +185,7 @@ func (db *DB) User(addr string) (User, error) {
 	var u User
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		rec, err := getUser(tx.Bucket(bucketUsers).Bucket([]byte(d)), a)
-		u = User{Address: a, Quota: rec.Quota, Created: rec.Created}
+		u = User{Address: a, Quota: rec.Quota, Created: rec.Created, Admin: rec.Admin}
 		return err
 	})
 	if err != nil {
@@ -202,7 +213,7 @@ func (db *DB) Users(domain string) ([]User, error) {
 				if err := json.Unmarshal(v, &rec); err != nil {
 					return fmt.Errorf("account %s: damaged record: %w", k, err)
 				}
-				out = append(out, User{Address: string(k), Quota: rec.Quota, Created: rec.Created})
+				out = append(out, User{Address: string(k), Quota: rec.Quota, Created: rec.Created, Admin: rec.Admin})
 				return nil
 			})
 			if err != nil {

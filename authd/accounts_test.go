@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"postern/pkg/auth"
+	"postern/pkg/control"
+)
+
+func TestAdminFlagAndAccountOp(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
+	if r, err := e.auth.Account(ctx, "Alice@Example.org"); err != nil || !r.Exists || r.Admin || r.Address != "alice@example.org" {
+		t.Fatalf("account before user.admin = %+v, %v", r, err)
+	}
+	e.call(t, control.UserAdmin, control.UserAdminRequest{Address: "alice@example.org", Admin: true}, nil)
+	if r, err := e.auth.Account(ctx, "alice@example.org"); err != nil || !r.Admin {
+		t.Fatalf("account after user.admin = %+v, %v", r, err)
+	}
+	var ul control.UserListResult
+	e.call(t, control.UserList, control.ListRequest{}, &ul)
+	if len(ul.Users) != 1 || !ul.Users[0].Admin {
+		t.Errorf("user.list = %+v", ul)
+	}
+	e.call(t, control.UserAdmin, control.UserAdminRequest{Address: "alice@example.org", Admin: false}, nil)
+	if r, _ := e.auth.Account(ctx, "alice@example.org"); r.Admin {
+		t.Error("user.admin --off left the flag")
+	}
+	e.callErr(t, "notfound", control.UserAdmin, control.UserAdminRequest{Address: "bob@example.org", Admin: true})
+	for _, addr := range []string{"bob@example.org", "no address", ""} {
+		if r, err := e.auth.Account(ctx, addr); err != nil || r.Exists || r.Admin {
+			t.Errorf("account(%q) = %+v, %v", addr, r, err)
+		}
+	}
+}
+
+func TestAppPasswordOps(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
+	var ap control.AppPassword
+	e.call(t, control.AppPasswordAdd, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"}, &ap)
+	if ap.Name != "phone" || len(ap.Password) != 19 {
+		t.Fatalf("apppassword.add = %+v", ap)
+	}
+	e.callErr(t, "exists", control.AppPasswordAdd, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"})
+	e.callErr(t, "notfound", control.AppPasswordAdd, control.AppPasswordRequest{Address: "bob@example.org", Name: "phone"})
+
+	v, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: ap.Password, RemoteAddr: "192.0.2.1"})
+	if err != nil || !v.OK || v.Address != "alice@example.org" || v.AppPassword != "phone" {
+		t.Fatalf("verify with the app password = %+v, %v", v, err)
+	}
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); !v.OK || v.AppPassword != "" {
+		t.Errorf("verify with the password = %+v", v)
+	}
+	var list control.AppPasswordListResult
+	e.call(t, control.AppPasswordList, control.AppPasswordRequest{Address: "alice@example.org"}, &list)
+	if len(list.AppPasswords) != 1 || list.AppPasswords[0].Name != "phone" || list.AppPasswords[0].Password != "" || list.AppPasswords[0].LastUsed.IsZero() {
+		t.Errorf("apppassword.list = %+v", list)
+	}
+	e.call(t, control.AppPasswordRevoke, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"}, nil)
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: ap.Password, RemoteAddr: "192.0.2.1"}); v.OK {
+		t.Error("a revoked app password still verifies")
+	}
+	e.callErr(t, "notfound", control.AppPasswordRevoke, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"})
+	if strings.Contains(e.logs.String(), ap.Password) {
+		t.Error("the log holds an app password")
+	}
+}
+
+func TestAuditLog(t *testing.T) {
+	e := start(t, true)
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret",
+		Origin: control.Origin{Actor: "admin@example.org", RemoteIP: "198.51.100.7"}}, nil)
+	e.call(t, control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "other"}, nil)
+	e.call(t, control.UserAdmin, control.UserAdminRequest{Address: "alice@example.org", Admin: true}, nil)
+	e.call(t, control.AliasAdd, control.Alias{Address: "sales@example.org", Targets: []string{"alice@example.org"}}, nil)
+	e.call(t, control.AliasDel, control.Alias{Address: "sales@example.org"}, nil)
+	e.call(t, control.AppPasswordAdd, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"}, nil)
+	e.call(t, control.AppPasswordRevoke, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"}, nil)
+	e.call(t, control.ThrottleLift, control.ThrottleLiftRequest{Target: "192.0.2.1"}, nil)
+	e.call(t, control.UserDel, control.UserRequest{Address: "alice@example.org"}, nil)
+	e.call(t, control.DomainDel, control.DomainRequest{Name: "example.org"}, nil)
+	// Refused changes and reads are not changes.
+	e.callErr(t, "notfound", control.UserDel, control.UserRequest{Address: "alice@example.org"})
+	e.call(t, control.UserList, control.ListRequest{}, nil)
+
+	var res control.AuditResult
+	e.call(t, control.AuditList, control.AuditRequest{}, &res)
+	want := []string{control.DomainAdd, control.UserAdd, control.UserPasswd, control.UserAdmin, control.AliasAdd, control.AliasDel,
+		control.AppPasswordAdd, control.AppPasswordRevoke, control.ThrottleLift, control.UserDel, control.DomainDel}
+	if len(res.Entries) != len(want) {
+		t.Fatalf("audit.list has %d entries; want %d: %+v", len(res.Entries), len(want), res.Entries)
+	}
+	for i, en := range res.Entries {
+		if en.Op != want[i] || en.Seq != uint64(i+1) || en.Daemon != "authd" || en.UID != os.Getuid() || en.Time.IsZero() {
+			t.Errorf("entry %d = %+v; want op %s", i, en, want[i])
+		}
+	}
+	if u := res.Entries[1]; u.Target != "alice@example.org" || u.Web != "admin@example.org" || u.IP != "198.51.100.7" {
+		t.Errorf("user.add entry = %+v", u)
+	}
+	if en := res.Entries[6]; en.Detail != "phone" {
+		t.Errorf("apppassword.add entry = %+v", en)
+	}
+	var last control.AuditResult
+	e.call(t, control.AuditList, control.AuditRequest{Limit: 2}, &last)
+	if len(last.Entries) != 2 || last.Entries[1].Op != control.DomainDel {
+		t.Errorf("audit.list limit 2 = %+v", last.Entries)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, `msg=audit seq=2 op=user.add target=alice@example.org who="admin@example.org (web, via`) || !strings.Contains(logs, "ip=198.51.100.7") {
+		t.Errorf("the log lacks the audit line of user.add:\n%s", logs)
+	}
+}
