@@ -147,13 +147,17 @@ func runUserList(a *app, o *options, args []string) error {
 	}
 	sort.Slice(res.Users, func(i, j int) bool { return lessAddress(res.Users[i].Address, res.Users[j].Address) })
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tQUOTA\tCREATED")
+	fmt.Fprintln(tw, "ADDRESS\tQUOTA\tCREATED\tADMIN")
 	for _, u := range res.Users {
 		created := "-"
 		if !u.Created.IsZero() {
 			created = u.Created.Local().Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", clean(u.Address), formatQuota(u.Quota), created)
+		admin := "no"
+		if u.Admin {
+			admin = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clean(u.Address), formatQuota(u.Quota), created, admin)
 	}
 	return tw.Flush()
 }

@@ -40,6 +40,9 @@ type options struct {
 	dmarc         string
 	spam, ham     bool
 	user          string
+	off           bool
+	limit         int
+	days          bool
 }
 
 // group returns the first word of a two-word command, or "".
@@ -130,8 +133,8 @@ configuration file given with -c (it is created if needed): postern.toml, spool/
 (users.db and the Maildirs) and tls/ (a self-signed certificate). It listens on IP
 (default 127.0.0.1) at ports N+25 (smtp), N+587 (submission), N+465 (submissions),
 N+143 (imap) and N+993 (imaps), N being --port-base (default 10000; 0 means the real
-ports 25, 587, 465, 143 and 993, which need root). It creates the domain example.test with the account demo@example.test (its
-password is generated and printed once) and the aliases postmaster@ and abuse@.
+ports 25, 587, 465, 143 and 993, which need root). It creates the domain example.test with the account demo@example.test, an
+administrator (its password is generated and printed once), and the aliases postmaster@ and abuse@.
 
 Without --dev, init sets up the system instance (default /etc/postern/postern.toml) with
 the system paths and the real ports, a self-signed certificate if there is none yet, and an
@@ -240,6 +243,41 @@ of standard input with --password-stdin; never from the command line.`,
 		run: runUserPasswd,
 	},
 	{
+		name: "user admin", args: "ADDRESS [--off]", minArgs: 1, maxArgs: 1,
+		summary: "make an account an administrator (or, with --off, no longer one)",
+		detail: `
+An administrator may use the admin panel of the web interface. The flag is kept by
+authd in users.db, and the change is recorded in the audit log (mailctl audit).`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.off, "off", false, "take the administrator's rights away")
+		},
+		run: runUserAdmin,
+	},
+	{
+		name: "app-password add", args: "ADDRESS NAME", minArgs: 2, maxArgs: 2,
+		summary: "generate an app password for an account and print it, once",
+		detail: `
+An app password logs in to IMAP, POP3 and SMTP AUTH in place of the account's password,
+so that each device or program has its own, revoked on its own when the device is lost.
+NAME says which device it is for ("phone"). authd generates it (four groups of four
+letters; the dashes may be left out when typing it), keeps only its argon2id hash, and
+mailctl prints it this once. An account has at most 20.`,
+		run: runAppPasswordAdd,
+	},
+	{
+		name: "app-password list", args: "ADDRESS", minArgs: 1, maxArgs: 1,
+		summary: "list an account's app passwords: name, creation, last day of use",
+		run:     runAppPasswordList,
+	},
+	{
+		name: "app-password revoke", args: "ADDRESS NAME", minArgs: 2, maxArgs: 2,
+		summary: "delete an app password: it no longer logs in",
+		detail: `
+Logins already made with it (an IMAP session open now) go on until they end; the next
+login with it fails.`,
+		run: runAppPasswordRevoke,
+	},
+	{
 		name: "alias add", args: "ADDRESS TARGET...", minArgs: 2, maxArgs: -1,
 		summary: "deliver mail for ADDRESS to the TARGET addresses",
 		detail: `
@@ -280,6 +318,21 @@ lifts the address, its network and the account-and-client keys at that address; 
 network (CIDR, like 192.0.2.0/24) every address and key within it; an account's address
 the account and its account-and-client keys.`,
 		run: runThrottleLift,
+	},
+	{
+		name: "audit", args: "[--limit N]", maxArgs: 0,
+		summary: "print the audit log of administrative changes",
+		detail: `
+Every change authd applies (domains, accounts, passwords, administrators, aliases, app
+passwords, throttle lifts) and every queue administration of qmgr (flush, hold,
+release, delete) is appended to the daemon's audit log, which nothing deletes or
+rewrites, and written to the log. This prints both, merged by time: when, who (the
+Unix user that asked, or the web administrator and the user of httpd), from which IP
+address (for the web), the operation, what it changed.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.IntVar(&o.limit, "limit", 0, "print only the last `N` entries (default: all)")
+		},
+		run: runAudit,
 	},
 	{
 		name: "queue list", maxArgs: 0,

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"postern/pkg/audit"
 	"postern/pkg/control"
 	"postern/pkg/ipc"
 )
@@ -58,10 +59,11 @@ func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
 		case "authd":
 			ops = []string{control.DomainAdd, control.DomainDel, control.DomainList, control.UserAdd, control.UserDel,
 				control.UserList, control.UserPasswd, control.AliasAdd, control.AliasDel, control.AliasList,
-				control.ThrottleList, control.ThrottleLift}
+				control.ThrottleList, control.ThrottleLift, control.UserAdmin, control.AppPasswordAdd, control.AppPasswordList,
+				control.AppPasswordRevoke, control.AuditList}
 		case "qmgr":
 			ops = []string{control.QueueList, control.QueueShow, control.QueueFlush, control.QueueHold,
-				control.QueueRelease, control.QueueDelete, control.QueueCounts}
+				control.QueueRelease, control.QueueDelete, control.QueueCounts, control.AuditList}
 		case "master":
 			ops = []string{control.MasterStatus, control.MasterReload}
 		case "spamd":
@@ -177,7 +179,7 @@ func TestAccountLists(t *testing.T) {
 	fi.reply(control.DomainList, control.DomainListResult{Domains: []control.Domain{{Name: "other.test", Users: 1}, {Name: "example.test", Users: 1, Aliases: 2}}})
 	fi.reply(control.UserList, control.UserListResult{Users: []control.User{
 		{Address: "bob@other.test", Quota: 1 << 30, Created: created},
-		{Address: "demo@example.test"},
+		{Address: "demo@example.test", Admin: true},
 	}})
 	fi.reply(control.AliasList, control.AliasListResult{Aliases: []control.Alias{
 		{Address: "team@other.test", Targets: []string{"bob@other.test", "demo@example.test"}},
@@ -188,7 +190,7 @@ func TestAccountLists(t *testing.T) {
 		t.Errorf("domain list:\n%s\nwant\n%s", out, want)
 	}
 	_, out, _ = fi.run("", "user", "list")
-	if want := "ADDRESS            QUOTA      CREATED\ndemo@example.test  unlimited  -\nbob@other.test     1G         2025-01-02 03:04\n"; out != want {
+	if want := "ADDRESS            QUOTA      CREATED           ADMIN\ndemo@example.test  unlimited  -                 yes\nbob@other.test     1G         2025-01-02 03:04  no\n"; out != want {
 		t.Errorf("user list:\n%s\nwant\n%s", out, want)
 	}
 	_, out, _ = fi.run("", "alias", "list")
@@ -508,4 +510,85 @@ func regexpMatch(re, s string) bool {
 		panic(fmt.Sprintf("bad test regexp %s: %v", re, err))
 	}
 	return ok
+}
+
+func TestAdminAndAppPasswordCommands(t *testing.T) {
+	fi := newFakeInstance(t, "authd")
+	if code, out, errOut := fi.run("", "user", "admin", "Demo@Example.test"); code != 0 || out != "Demo@example.test is an administrator\n" {
+		t.Errorf("user admin: %d %q %q", code, out, errOut)
+	}
+	if c := fi.last(); c.op != control.UserAdmin || c.body != `{"address":"Demo@example.test","admin":true}` {
+		t.Errorf("user admin sent %+v", c)
+	}
+	if code, out, _ := fi.run("", "user", "admin", "demo@example.test", "--off"); code != 0 || !strings.Contains(out, "no longer") {
+		t.Errorf("user admin --off: %d %q", code, out)
+	}
+	if c := fi.last(); c.body != `{"address":"demo@example.test","admin":false}` {
+		t.Errorf("user admin --off sent %+v", c)
+	}
+
+	fi.reply(control.AppPasswordAdd, control.AppPassword{Name: "phone", Password: "abcd-efgh-ijkl-mnop"})
+	code, out, _ := fi.run("", "app-password", "add", "demo@example.test", "phone")
+	if code != 0 || !strings.HasSuffix(out, "\nabcd-efgh-ijkl-mnop\n") || !strings.Contains(out, "shown only now") {
+		t.Errorf("app-password add: %d %q", code, out)
+	}
+	if c := fi.last(); c.op != control.AppPasswordAdd || c.body != `{"address":"demo@example.test","name":"phone"}` {
+		t.Errorf("app-password add sent %+v", c)
+	}
+	if code, _, _ := fi.run("", "app-password", "add", "demo@example.test"); code != 2 {
+		t.Errorf("app-password add without a name: exit %d", code)
+	}
+
+	created := time.Date(2026, 12, 1, 9, 30, 0, 0, time.Local)
+	fi.reply(control.AppPasswordList, control.AppPasswordListResult{AppPasswords: []control.AppPassword{
+		{Name: "laptop", Created: created},
+		{Name: "phone", Created: created, LastUsed: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)},
+	}})
+	_, out, _ = fi.run("", "app-password", "list", "demo@example.test")
+	if want := "NAME    CREATED           LAST USED\nlaptop  2026-12-01 09:30  never\nphone   2026-12-01 09:30  2026-12-07\n"; out != want {
+		t.Errorf("app-password list:\n%s\nwant\n%s", out, want)
+	}
+	if code, out, _ := fi.run("", "app-password", "revoke", "demo@example.test", "phone"); code != 0 || out != "app password \"phone\" of demo@example.test revoked\n" {
+		t.Errorf("app-password revoke: %d %q", code, out)
+	}
+	if c := fi.last(); c.op != control.AppPasswordRevoke || c.body != `{"address":"demo@example.test","name":"phone"}` {
+		t.Errorf("app-password revoke sent %+v", c)
+	}
+	fi.reply(control.AppPasswordRevoke, ipc.Errorf("notfound", "app password \"x\": not found"))
+	if code, _, errOut := fi.run("", "app-password", "revoke", "demo@example.test", "x"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Errorf("revoking a missing app password: %d %q", code, errOut)
+	}
+}
+
+func TestAuditCommand(t *testing.T) {
+	fi := newFakeInstance(t, "authd", "qmgr")
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.Local)
+	fi.reply(control.AuditList, control.AuditResult{Entries: []audit.Entry{
+		{Seq: 1, Time: t0, Daemon: "authd", UID: 0, User: "root", Op: "user.add", Target: "a@example.test"},
+		{Seq: 2, Time: t0.Add(2 * time.Second), Daemon: "authd", UID: 998, Web: "admin@example.test", IP: "192.0.2.9", Op: "user.del", Target: "a@example.test"},
+	}})
+	code, out, errOut := fi.run("", "audit")
+	if code != 0 {
+		t.Fatalf("audit: %d %q", code, errOut)
+	}
+	// Both daemons answered (the fake gives both the same entries): four lines, by time.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "TIME") ||
+		!strings.Contains(lines[1], "root") || !strings.Contains(lines[1], "user.add") ||
+		!strings.Contains(lines[4], "admin@example.test (web, via uid 998)") || !strings.Contains(lines[4], "192.0.2.9") {
+		t.Errorf("audit printed:\n%s", out)
+	}
+	if code, _, _ := fi.run("", "audit", "--limit", "1"); code != 0 {
+		t.Error("audit --limit failed")
+	}
+	if c := fi.last(); c.body != `{"limit":1}` {
+		t.Errorf("audit --limit sent %+v", c)
+	}
+	// qmgr down: authd's part is printed, and the exit status says it is incomplete.
+	fi2 := newFakeInstance(t, "authd")
+	fi2.reply(control.AuditList, control.AuditResult{Entries: []audit.Entry{{Seq: 1, Time: t0, Daemon: "authd", User: "root", Op: "domain.add"}}})
+	code, out, errOut = fi2.run("", "audit")
+	if code != 1 || !strings.Contains(out, "domain.add") || !strings.Contains(errOut, "qmgr") {
+		t.Errorf("audit without qmgr: %d %q %q", code, out, errOut)
+	}
 }

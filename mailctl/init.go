@@ -289,6 +289,10 @@ func createDevAccounts(cfg *config.Config) (string, error) {
 	if _, err := db.AddUser(devUser, password, int64(cfg.Local.DefaultQuota)); err != nil {
 		return "", fmt.Errorf("adding account %s: %w", devUser, err)
 	}
+	// The demo account opens the web admin panel too.
+	if err := db.SetAdmin(devUser, true); err != nil {
+		return "", fmt.Errorf("making %s an administrator: %w", devUser, err)
+	}
 	for _, al := range devAliases {
 		if _, err := db.AddAlias(al, []string{devUser}); err != nil {
 			return "", fmt.Errorf("adding alias %s: %w", al, err)

@@ -122,6 +122,9 @@ func TestInitDev(t *testing.T) {
 	if ok, canon, err := db.VerifyPassword("demo@example.test", password); !ok || err != nil || canon != "demo@example.test" {
 		t.Errorf("the printed password does not open demo@example.test: %v %q %v", ok, canon, err)
 	}
+	if u, err := db.User("demo@example.test"); err != nil || !u.Admin {
+		t.Errorf("demo@example.test is not an administrator: %+v, %v", u, err)
+	}
 	for _, al := range []string{"postmaster@example.test", "abuse@example.test"} {
 		a, err := db.Alias(al)
 		if err != nil || !reflect.DeepEqual(a.Targets, []string{"demo@example.test"}) {
