@@ -335,6 +335,20 @@ address (for the web), the operation, what it changed.`,
 		run: runAudit,
 	},
 	{
+		name: "stats", args: "[--days]", maxArgs: 0,
+		summary: "print the delivery statistics, per hour or per day",
+		detail: `
+qmgr keeps, per hour for the last 48 hours and per day for the last 60 days: messages
+received, recipients delivered, delivery attempts deferred (per recipient), recipients
+bounced, recipients and messages smtpd rejected with a 5xx reply (at RCPT TO, or at the
+end of DATA), and received messages spamd judged junk. This prints them per hour, or
+with --days per day, oldest first, and their sum.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.days, "days", false, "per day (the last 60) instead of per hour (the last 48)")
+		},
+		run: runStats,
+	},
+	{
 		name: "queue list", maxArgs: 0,
 		summary: "list the queued messages, like mailq",
 		detail: `

@@ -16,6 +16,7 @@ import (
 	"postern/pkg/audit"
 	"postern/pkg/control"
 	"postern/pkg/ipc"
+	"postern/pkg/stats"
 )
 
 // fakeInstance is a configuration whose control sockets are served in process by fake
@@ -63,7 +64,7 @@ func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
 				control.AppPasswordRevoke, control.AuditList}
 		case "qmgr":
 			ops = []string{control.QueueList, control.QueueShow, control.QueueFlush, control.QueueHold,
-				control.QueueRelease, control.QueueDelete, control.QueueCounts, control.AuditList}
+				control.QueueRelease, control.QueueDelete, control.QueueCounts, control.AuditList, control.Stats}
 		case "master":
 			ops = []string{control.MasterStatus, control.MasterReload}
 		case "spamd":
@@ -590,5 +591,32 @@ func TestAuditCommand(t *testing.T) {
 	code, out, errOut = fi2.run("", "audit")
 	if code != 1 || !strings.Contains(out, "domain.add") || !strings.Contains(errOut, "qmgr") {
 		t.Errorf("audit without qmgr: %d %q %q", code, out, errOut)
+	}
+}
+
+func TestStatsCommand(t *testing.T) {
+	fi := newFakeInstance(t, "qmgr")
+	h0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.Local)
+	d0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.Local)
+	fi.reply(control.Stats, control.StatsResult{
+		Hours: []stats.Period{{Start: h0, Counts: stats.Counts{Received: 10, Delivered: 9, Deferred: 2, Bounced: 1, Rejected: 30, Junk: 3}},
+			{Start: h0.Add(time.Hour), Counts: stats.Counts{Received: 5, Delivered: 5}}},
+		Days: []stats.Period{{Start: d0, Counts: stats.Counts{Received: 100, Delivered: 99}}, {Start: d0.AddDate(0, 0, 1), Counts: stats.Counts{Received: 15, Delivered: 14, Rejected: 30}}},
+	})
+	code, out, errOut := fi.run("", "stats")
+	want := "HOUR              RECEIVED  DELIVERED  DEFERRED  BOUNCED  REJECTED    JUNK\n" +
+		"2026-12-07 09:00        10          9         2        1        30       3\n" +
+		"2026-12-07 10:00         5          5         0        0         0       0\n" +
+		"total                   15         14         2        1        30       3\n"
+	if code != 0 || out != want {
+		t.Errorf("stats: %d %q\n%s\nwant\n%s", code, errOut, out, want)
+	}
+	_, out, _ = fi.run("", "stats", "--days")
+	want = "DAY         RECEIVED  DELIVERED  DEFERRED  BOUNCED  REJECTED    JUNK\n" +
+		"2026-12-06       100         99         0        0         0       0\n" +
+		"2026-12-07        15         14         0        0        30       0\n" +
+		"total            115        113         0        0        30       0\n"
+	if out != want {
+		t.Errorf("stats --days:\n%s\nwant\n%s", out, want)
 	}
 }

@@ -133,6 +133,8 @@ func layoutDirs(cfg *config.Config, o owners) []dirSpec {
 		dirSpec{filepath.Join(cfg.SpoolDir, "private"), owner{o.Root.UID, o.Group}, modePrivate},
 		dirSpec{filepath.Join(cfg.SpoolDir, "control"), owner{o.Root.UID, o.Admin}, modeControl},
 		dirSpec{filepath.Join(cfg.SpoolDir, "public"), owner{o.Root.UID, o.Group}, modePublic},
+		// qmgr's state database (delivery statistics, audit log of the queue).
+		dirSpec{cfg.QmgrDir(), o.Queue, modeQueueDir},
 		dirSpec{cfg.DataDir, o.Root, modeDataDir},
 		dirSpec{cfg.MailDir(), o.Mail, modeMailDir},
 		dirSpec{cfg.SpamDir(), o.Spam, modeSpamDir},

@@ -14,6 +14,7 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
+	"postern/pkg/stats"
 )
 
 // maxShowHeaders bounds the header section returned by queue.show.
@@ -35,6 +36,21 @@ func (q *Qmgr) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 		q.Wakeup(w.ID)
 		return nil, nil
 	})
+	// smtpd's counts (stats.Rejected).
+	s.Handle(stats.OpAdd, func(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+		ipc.CloseFiles(files)
+		var cs stats.Counts
+		if err := json.Unmarshal(body, &cs); err != nil {
+			return nil, ipc.Errorf("invalid", "decoding statistics: %v", err)
+		}
+		if cs.Received < 0 || cs.Delivered < 0 || cs.Deferred < 0 || cs.Bounced < 0 || cs.Rejected < 0 || cs.Junk < 0 {
+			return nil, ipc.Errorf("invalid", "negative statistics")
+		}
+		if q.Stats != nil {
+			q.Stats.AddCounts(cs)
+		}
+		return nil, nil
+	})
 	return s
 }
 
@@ -44,6 +60,26 @@ func (q *Qmgr) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 		q.init()
 	}
 	s := &ipc.Server{Name: "qmgr-control", Allow: allow, Logger: q.Log}
+	s.Handle(control.AuditList, func(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+		ipc.CloseFiles(files)
+		var req control.AuditRequest
+		if len(body) > 0 && string(body) != "null" {
+			if err := json.Unmarshal(body, &req); err != nil {
+				return nil, ipc.Errorf("invalid", "decoding request: %v", err)
+			}
+		}
+		return q.auditList(req.Limit)
+	})
+	s.Handle(control.Stats, func(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+		ipc.CloseFiles(files)
+		var req control.StatsRequest
+		if len(body) > 0 && string(body) != "null" {
+			if err := json.Unmarshal(body, &req); err != nil {
+				return nil, ipc.Errorf("invalid", "decoding request: %v", err)
+			}
+		}
+		return q.statsResult(req), nil
+	})
 	handle := func(op string, f func(req control.IDsRequest) (any, error)) {
 		s.Handle(op, func(_ context.Context, peer ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
 			ipc.CloseFiles(files)
@@ -61,6 +97,13 @@ func (q *Qmgr) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 			res, err := f(req)
 			if err == nil && op != control.QueueList && op != control.QueueShow && op != control.QueueCounts {
 				q.Log.Info("queue administration", "op", op, "ids", len(req.IDs), "uid", peer.UID)
+				n := 0
+				if c, ok := res.(control.CountResult); ok {
+					n = c.Count
+				}
+				if err := q.record(peer, req.Origin, op, req.IDs, n); err != nil {
+					return nil, err
+				}
 			}
 			return res, err
 		})

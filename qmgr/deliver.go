@@ -13,6 +13,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
+	"postern/pkg/stats"
 )
 
 // process makes one delivery attempt for the message id in active/ and files it away:
@@ -43,7 +44,14 @@ func (q *Qmgr) process(ctx context.Context, id string) {
 
 	q.mu.Lock()
 	c := *q.claimed[id]
+	q.claimed[id].fresh = false
 	q.mu.Unlock()
+	if c.fresh && !qf.Envelope.Bounce {
+		q.count(stats.Received, 1)
+		if qf.Envelope.Spam {
+			q.count(stats.Junk, 1)
+		}
+	}
 	if c.remove || c.hold {
 		// Asked for while the message waited in the run queue.
 		q.settle(id, qf, false, time.Time{})
@@ -449,13 +457,14 @@ func (q *Qmgr) wantNotice(env *queue.Envelope, rcpts []int, kind string) []int {
 // logDelivery writes the line Postfix writes for every recipient of every attempt.
 func (q *Qmgr) logDelivery(env *queue.Envelope, i int, st queue.Status, delay time.Duration) {
 	r := env.Recipients[i]
-	status := "deferred"
+	status, kind := "deferred", stats.Deferred
 	switch st.Action {
 	case queue.Delivered:
-		status = "sent"
+		status, kind = "sent", stats.Delivered
 	case queue.Failed:
-		status = "bounced"
+		status, kind = "bounced", stats.Bounced
 	}
+	q.count(kind, 1)
 	attrs := []any{"id", env.ID, "to", "<" + r.Addr + ">"}
 	if r.ORcpt != "" && r.ORcpt != r.Addr {
 		attrs = append(attrs, "orig_to", "<"+r.ORcpt+">")

@@ -224,6 +224,9 @@ func (h *harness) start() {
 		Bounces:  enqueue.NewClient(h.sock("cleanup")),
 		Log:      log,
 	}
+	if err := q.OpenState(filepath.Join(h.dir, "state", "qmgr.db")); err != nil {
+		h.t.Fatal(err)
+	}
 	priv := q.PrivateServer(nil)
 	ctl := q.ControlServer(nil)
 	go priv.Serve(ctx, h.listen("qmgr"))
@@ -239,6 +242,9 @@ func (h *harness) start() {
 		<-done
 		h.ctl.Close()
 		h.priv.Close()
+		if err := q.CloseState(); err != nil {
+			h.t.Error(err)
+		}
 	}
 	h.t.Cleanup(func() {
 		if h.stop != nil {
@@ -266,6 +272,7 @@ type message struct {
 	ret     string
 	records []queue.Status
 	noWake  bool
+	spam    bool // spamd's verdict
 }
 
 const testBody = "Received: by mx.example.test\r\nFrom: <alice@far.test>\r\nTo: <bob@example.test>\r\n" +
@@ -291,7 +298,7 @@ func (h *harness) queue(m message) string {
 	if m.arrival.IsZero() {
 		m.arrival = time.Now()
 	}
-	env := &queue.Envelope{ID: queue.NewID(), From: m.from, Recipients: m.rcpts, Arrival: m.arrival, Ret: m.ret}
+	env := &queue.Envelope{ID: queue.NewID(), From: m.from, Recipients: m.rcpts, Arrival: m.arrival, Ret: m.ret, Spam: m.spam}
 	w, err := queue.Create(h.spool.Dir(m.state), env)
 	if err != nil {
 		h.t.Fatal(err)

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"time"
 
 	"postern/pkg/daemon"
@@ -23,7 +24,18 @@ func main() {
 	defer stop()
 	cfg := d.Config
 	q := New(cfg, d.Log)
-	priv := q.PrivateServer(daemon.Trust(cfg, "cleanup"))
+	if err := q.OpenState(filepath.Join(cfg.QmgrDir(), "qmgr.db")); err != nil {
+		// Mail goes on; the statistics are not kept, and queue administration
+		// answers that its audit log cannot be written.
+		d.Log.Error("opening the state database", "err", err)
+	}
+	defer func() {
+		if err := q.CloseState(); err != nil {
+			d.Log.Error("closing the state database", "err", err)
+		}
+	}()
+	// cleanup announces messages; smtpd reports its counts (stats.Rejected).
+	priv := q.PrivateServer(daemon.Trust(cfg, "cleanup", "smtpd"))
 	ctl := q.ControlServer(daemon.Admin(cfg))
 	go priv.Serve(ctx, d.Unix("private/qmgr"))
 	go ctl.Serve(ctx, d.Unix("control/qmgr"))

@@ -14,6 +14,9 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/enqueue"
 	"postern/pkg/queue"
+	"postern/pkg/stats"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Timings of the queue manager that are not configurable.
@@ -55,6 +58,12 @@ type Qmgr struct {
 	// Bounces submits delivery status notifications to cleanup.
 	Bounces *enqueue.Client
 	Log     *slog.Logger
+	// Stats counts what happens to mail (pkg/stats); nil counts nothing. OpenState
+	// sets it and keeps it in the state database.
+	Stats *stats.Counters
+
+	// state is qmgr's state database (OpenState), nil when not opened.
+	state *bolt.DB
 
 	mu sync.Mutex
 	// claimed are the messages this process has in active/: waiting in runq or being
@@ -83,6 +92,8 @@ type Qmgr struct {
 type claim struct {
 	// hold or remove were asked for while the message was being delivered.
 	hold, remove bool
+	// fresh: taken from incoming/, not yet counted as received.
+	fresh bool
 }
 
 // New returns the queue manager of an instance, talking to authd, local and cleanup on
@@ -133,6 +144,7 @@ func (q *Qmgr) Run(ctx context.Context) {
 	// only stop new ones from starting.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	go q.keepStats(ctx)
 	workers := max(q.Queue.LocalConcurrency+q.Queue.RemoteConcurrency, 1)
 	var wg sync.WaitGroup
 	for range workers {
@@ -338,6 +350,9 @@ func (q *Qmgr) takeIncoming(id string) bool {
 		return false
 	}
 	ok := q.claimLocked(id)
+	if ok {
+		q.claimed[id].fresh = true
+	}
 	q.mu.Unlock()
 	if !ok {
 		return true

@@ -19,8 +19,12 @@ import (
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/ratelimit"
+	mailstats "postern/pkg/stats"
 	"postern/pkg/tlsconf"
 )
+
+// statsReport is how often smtpd sends its counts to qmgr.
+const statsReport = 10 * time.Second
 
 // Listener names, as master passes them in LISTEN_FDNAMES.
 const (
@@ -65,6 +69,9 @@ type Server struct {
 	connRate   *ratelimit.Limiter
 	// accountRates: [submission] sets hourly limits, which authd counts.
 	accountRates bool
+	// stats gathers the refusals (mailstats.Rejected) and reports them to qmgr, which
+	// keeps the delivery statistics.
+	stats *mailstats.Reporter
 
 	hostname   string
 	postmaster string // the address <postmaster> stands for (RFC 5321 §4.5.1)
@@ -112,6 +119,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		auth:        auth.NewClient(cfg.PrivateSocket("auth")),
 		webPeer:     daemon.Only(cfg, "smtpd", "httpd"),
 		cleanup:     enqueue.NewClient(cfg.PrivateSocket("cleanup")),
+		stats:       mailstats.NewReporter(cfg.PrivateSocket("qmgr"), log),
 		hostname:    cfg.Hostname,
 		postmaster:  "postmaster@" + domainOf(cfg.Hostname),
 		timeout:     cfg.SMTPD.Timeout.D(),
@@ -206,9 +214,17 @@ func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) err
 	if err != nil {
 		return fmt.Errorf("smtpd: %w (want smtp, submission or submissions)", err)
 	}
+	reporting, stopReporting := context.WithCancel(context.Background())
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		s.stats.Run(reporting, statsReport)
+	}()
 	<-ctx.Done()
 	stop()
 	s.shutdown()
+	stopReporting() // after the sessions: their last refusals are sent too
+	<-reported
 	s.Close()
 	return nil
 }

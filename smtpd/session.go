@@ -16,6 +16,7 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/smtp"
+	mailstats "postern/pkg/stats"
 )
 
 // Buffer sizes of a session. The reader is large enough that a small message arrives
@@ -282,6 +283,11 @@ func (s *session) reply(r reply, attrs ...any) {
 	}
 	args := append([]any{"cmd", s.verb, "reply", r.text()}, attrs...)
 	s.log.Info("reject", args...)
+	if r.code >= 500 && r.code != 503 && (s.verb == "RCPT" || s.verb == "DATA" || s.verb == "BDAT") {
+		// A recipient or a message refused for good (503, a command out of sequence,
+		// refuses nothing that was offered).
+		s.srv.stats.Add(mailstats.Rejected, 1)
+	}
 	if r.code >= 500 {
 		s.errors++
 		if s.errors >= s.srv.maxErrors {

@@ -796,6 +796,10 @@ func (c *Config) ControlSocket(name string) string {
 // UsersDB is the path of authd's database.
 func (c *Config) UsersDB() string { return filepath.Join(c.DataDir, "users.db") }
 
+// QmgrDir is qmgr's own directory in the spool: its state database, qmgr.db (delivery
+// statistics, audit log of queue administration).
+func (c *Config) QmgrDir() string { return filepath.Join(c.SpoolDir, "qmgr") }
+
 // MailDir is the root under which every account's Maildir lives.
 func (c *Config) MailDir() string { return filepath.Join(c.DataDir, "mail") }
 

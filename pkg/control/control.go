@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"postern/pkg/audit"
+	"postern/pkg/stats"
 )
 
 // Operations on control/authd.
@@ -100,7 +101,24 @@ const (
 	QueueRelease = "queue.release"
 	QueueDelete  = "queue.delete"
 	QueueCounts  = "queue.counts"
+	// Stats reads the delivery statistics qmgr keeps (pkg/stats).
+	Stats = "stats"
 )
+
+// StatsRequest is the body of stats: how many of the last hours and days to answer
+// (0: all that are kept, stats.HourKeep and stats.DayKeep).
+type StatsRequest struct {
+	Hours int `json:"hours,omitempty"`
+	Days  int `json:"days,omitempty"`
+}
+
+// StatsResult answers stats: per hour and per day, oldest first, the current one last,
+// and the counts since qmgr started.
+type StatsResult struct {
+	Hours []stats.Period `json:"hours"`
+	Days  []stats.Period `json:"days"`
+	Total stats.Counts   `json:"total"`
+}
 
 // Operations on control/master.
 const (
