@@ -75,7 +75,11 @@ func (s *Session) verify(user, password string) error {
 	if !mb.Exists || mb.Maildir == "" {
 		return errAuthFailed
 	}
-	s.srv.logins.put(user, password, s.ip, mb.Address, mb.Maildir, mb.Quota)
+	if r.AppPassword == "" {
+		// A login with an app password is not remembered: revoking it (a lost device)
+		// takes effect at the next login, not a minute later.
+		s.srv.logins.put(user, password, s.ip, mb.Address, mb.Maildir, mb.Quota)
+	}
 	return s.open(mb.Address, mb.Maildir, mb.Quota)
 }
 

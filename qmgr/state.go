@@ -120,7 +120,7 @@ func (q *Qmgr) record(peer ipc.Cred, o control.Origin, op string, ids []string, 
 	e := audit.Entry{
 		Daemon: "qmgr", UID: peer.UID, User: audit.UserName(peer.UID),
 		Web: clip(o.Actor), IP: clip(o.RemoteIP),
-		Op: op, Target: target, Detail: fmt.Sprintf("%d messages", n),
+		Op: op, Target: target, Detail: messages(n),
 	}
 	err := errors.New("qmgr's state database is not open")
 	if q.state != nil {
@@ -132,7 +132,7 @@ func (q *Qmgr) record(peer ipc.Cred, o control.Origin, op string, ids []string, 
 	}
 	if err != nil {
 		q.Log.Error("writing the audit log", "op", op, "uid", peer.UID, "err", err)
-		return ipc.Errorf("temporary", "%s was done (%d messages), but could not be written to the audit log: %v", op, n, err)
+		return ipc.Errorf("temporary", "%s was done (%s), but could not be written to the audit log: %v", op, messages(n), err)
 	}
 	args := []any{"seq", e.Seq, "op", op, "target", target, "who", e.Who(), "count", n}
 	if e.IP != "" {
@@ -170,6 +170,14 @@ func (q *Qmgr) statsResult(req control.StatsRequest) control.StatsResult {
 		days = stats.DayKeep
 	}
 	return control.StatsResult{Hours: c.Hours(hours), Days: c.Days(days), Total: c.Total()}
+}
+
+// messages says how many messages, in words: "1 message", "2 messages".
+func messages(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return fmt.Sprintf("%d messages", n)
 }
 
 // clip bounds a string given by a peer, for the audit log.

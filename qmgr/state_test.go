@@ -109,7 +109,7 @@ func TestQueueAudit(t *testing.T) {
 			t.Errorf("entry %d = %+v; want %s", i, e, ops[i])
 		}
 	}
-	if e := res.Entries[1]; e.Target != a || e.Web != "admin@example.test" || e.IP != "203.0.113.5" || e.Detail != "1 messages" {
+	if e := res.Entries[1]; e.Target != a || e.Web != "admin@example.test" || e.IP != "203.0.113.5" || e.Detail != "1 message" {
 		t.Errorf("release entry = %+v", e)
 	}
 	if e := res.Entries[3]; e.Target != "all deferred" {
