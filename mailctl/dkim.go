@@ -1,18 +1,16 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	"postern/pkg/config"
 	"postern/pkg/control"
 	"postern/pkg/dkim"
+	"postern/pkg/mtasts"
 )
 
 // DKIM keys are made offline: `mailctl dkim generate` writes a new file under
@@ -148,18 +146,6 @@ func writeKeyRecord(w io.Writer, k *dkim.Key) error {
 	return nil
 }
 
-// listenPort returns the port of a listener in the configuration, or def.
-func listenPort(cfg *config.Config, service, listener string, def int) int {
-	if s := cfg.Service(service); s != nil {
-		if _, p, err := net.SplitHostPort(s.Listen[listener]); err == nil {
-			if n, err := strconv.Atoi(p); err == nil {
-				return n
-			}
-		}
-	}
-	return def
-}
-
 // publicIPs are the addresses smtpd listens on, when they are specific ones that the
 // world can reach (not 0.0.0.0, loopback or private).
 func publicIPs(cfg *config.Config) []net.IP {
@@ -226,14 +212,13 @@ func runDNSRecords(a *app, o *options, args []string) error {
 	fmt.Fprintf(w, "\n; DMARC (RFC 7489): what receivers do with mail that fails SPF and DKIM, and\n; where they send their aggregate reports.\n")
 	zoneLine(w, "_dmarc."+domain, "TXT", quoteTXT("v=DMARC1; p="+dmarc+"; rua=mailto:postmaster@"+domain+"; adkim=r; aspf=r"))
 
-	// The MTA-STS policy id changes when the policy does (RFC 8461 §3.1).
-	policy := "version: STSv1\nmode: testing\nmx: " + host + "\nmax_age: 604800\n"
-	sum := sha256.Sum256([]byte(policy))
-	fmt.Fprintf(w, "\n; MTA-STS (RFC 8461): senders should use TLS to %s. The policy is served at\n; https://mta-sts.%s/.well-known/mta-sts.txt, and reads:\n", host, domain)
-	for _, l := range strings.Split(strings.TrimSpace(policy), "\n") {
+	// The policy httpd serves (pkg/mtasts), and its id.
+	policy, id := mtasts.Published(host)
+	fmt.Fprintf(w, "\n; MTA-STS (RFC 8461): senders should use TLS to %s. The policy is served at\n; https://mta-sts.%s%s, and reads:\n", host, domain, mtasts.PolicyPath)
+	for _, l := range strings.Split(strings.TrimSpace(policy), "\r\n") {
 		fmt.Fprintf(w, ";   %s\n", l)
 	}
-	zoneLine(w, "_mta-sts."+domain, "TXT", quoteTXT("v=STSv1; id="+hex.EncodeToString(sum[:8])))
+	zoneLine(w, "_mta-sts."+domain, "TXT", quoteTXT("v=STSv1; id="+id))
 	zoneLine(w, "mta-sts."+domain, "CNAME", host+".")
 	fmt.Fprintf(w, "; TLS reporting (RFC 8460): where senders report TLS failures.\n")
 	zoneLine(w, "_smtp._tls."+domain, "TXT", quoteTXT("v=TLSRPTv1; rua=mailto:postmaster@"+domain))
@@ -242,15 +227,15 @@ func runDNSRecords(a *app, o *options, args []string) error {
 	srv := func(service string, prio, port int) {
 		zoneLine(w, service+"._tcp."+domain, "SRV", fmt.Sprintf("%d 1 %d %s.", prio, port, host))
 	}
-	srv("_submissions", 0, listenPort(cfg, "smtpd", "submissions", 465))
-	srv("_submission", 10, listenPort(cfg, "smtpd", "submission", 587))
-	srv("_imaps", 0, listenPort(cfg, "imapd", "imaps", 993))
-	srv("_imap", 10, listenPort(cfg, "imapd", "imap", 143))
+	srv("_submissions", 0, cfg.ListenPort("smtpd", "submissions", 465))
+	srv("_submission", 10, cfg.ListenPort("smtpd", "submission", 587))
+	srv("_imaps", 0, cfg.ListenPort("imapd", "imaps", 993))
+	srv("_imap", 10, cfg.ListenPort("imapd", "imap", 143))
 	zoneLine(w, "_pop3s._tcp."+domain, "SRV", "0 0 0 .")
 	zoneLine(w, "_pop3._tcp."+domain, "SRV", "0 0 0 .")
 	fmt.Fprintf(w, "; Thunderbird's autoconfig and Outlook's autodiscover look here.\n")
 	zoneLine(w, "autoconfig."+domain, "CNAME", host+".")
 	zoneLine(w, "autodiscover."+domain, "CNAME", host+".")
-	zoneLine(w, "_autodiscover._tcp."+domain, "SRV", fmt.Sprintf("0 1 %d %s.", listenPort(cfg, "httpd", "https", 443), host))
+	zoneLine(w, "_autodiscover._tcp."+domain, "SRV", fmt.Sprintf("0 1 %d %s.", cfg.ListenPort("httpd", "https", 443), host))
 	return nil
 }

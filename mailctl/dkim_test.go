@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"postern/pkg/mtasts"
+
 	"github.com/miekg/dns"
 )
 
@@ -82,6 +84,10 @@ func TestDKIMAndDNSRecords(t *testing.T) {
 		if got, ok := found[key]; !ok || !strings.HasPrefix(got, want) {
 			t.Errorf("%s = %q, want %q...", key, got, want)
 		}
+	}
+	// The record announces the very policy httpd serves (pkg/mtasts).
+	if _, id := mtasts.Published("mail.example.test"); found["TXT _mta-sts.example.test."] != "v=STSv1; id="+id {
+		t.Errorf("_mta-sts record %q does not announce the served policy (id %s)", found["TXT _mta-sts.example.test."], id)
 	}
 	if len(found["TXT r1._domainkey.example.test."]) < 390 {
 		t.Errorf("RSA record too short: %q", found["TXT r1._domainkey.example.test."])

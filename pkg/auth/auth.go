@@ -235,6 +235,19 @@ func (c *Client) TakeRate(ctx context.Context, user string, recipient bool) (boo
 	return r.OK, err
 }
 
+// LocalDomain tells whether domain is one of this host's mail domains (httpd asks,
+// before it serves a domain's MTA-STS policy or client settings).
+func (c *Client) LocalDomain(ctx context.Context, domain string) (bool, error) {
+	if domain == "" || strings.ContainsAny(domain, "@ \t\r\n") {
+		return false, nil
+	}
+	r, err := c.Resolve(ctx, "postmaster@"+domain)
+	if ipc.IsCode(err, "invalid") {
+		return false, nil // not a domain name
+	}
+	return r.Local, err
+}
+
 // Account tells whether addr is an account and whether it is an administrator.
 func (c *Client) Account(ctx context.Context, addr string) (AccountResult, error) {
 	var r AccountResult

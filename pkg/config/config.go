@@ -796,6 +796,19 @@ func (c *Config) ControlSocket(name string) string {
 // UsersDB is the path of authd's database.
 func (c *Config) UsersDB() string { return filepath.Join(c.DataDir, "users.db") }
 
+// ListenPort is the port of a daemon's listener (such as "smtpd", "submissions") as the
+// configuration gives it, or def when the daemon or the listener is not configured.
+func (c *Config) ListenPort(service, listener string, def int) int {
+	if s := c.Service(service); s != nil {
+		if _, p, err := net.SplitHostPort(s.Listen[listener]); err == nil {
+			if n, err := strconv.Atoi(p); err == nil {
+				return n
+			}
+		}
+	}
+	return def
+}
+
 // QmgrDir is qmgr's own directory in the spool: its state database, qmgr.db (delivery
 // statistics, audit log of queue administration).
 func (c *Config) QmgrDir() string { return filepath.Join(c.SpoolDir, "qmgr") }

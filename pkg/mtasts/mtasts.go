@@ -1,4 +1,4 @@
-// Package mtasts is the sending side of SMTP MTA Strict Transport Security (RFC 8461):
+// Package mtasts is SMTP MTA Strict Transport Security (RFC 8461), both sides:
 // a domain says in a TXT record at _mta-sts.<domain> that it has a policy, publishes the
 // policy over HTTPS at https://mta-sts.<domain>/.well-known/mta-sts.txt, and a sender
 // that holds a policy in "enforce" mode delivers only to the MX hosts the policy names,
@@ -8,6 +8,10 @@
 // MX hosts against a policy (Policy.Matches), fetches policies (Fetcher) and keeps them
 // for their max_age in memory, refreshing them when the record's id changes (Cache),
 // which is how RFC 8461 §5.1 says a sender should find the policy in force.
+//
+// On the receiving side, Published is the policy Postern publishes for its domains
+// (mailctl dns records prints the record that announces it) and Handler serves it to
+// senders at https://mta-sts.<domain>/.well-known/mta-sts.txt.
 package mtasts
 
 import (
