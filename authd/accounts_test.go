@@ -120,3 +120,57 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("the log lacks the audit line of user.add:\n%s", logs)
 	}
 }
+
+func TestQuotaAndDisable(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret", Quota: 1 << 20}, nil)
+	e.call(t, control.UserQuota, control.UserRequest{Address: "alice@example.org", Quota: 5 << 20}, nil)
+	if mb, err := e.auth.Mailbox(ctx, "alice@example.org"); err != nil || mb.Quota != 5<<20 {
+		t.Errorf("quota after user.quota = %+v, %v", mb, err)
+	}
+	e.call(t, control.UserQuota, control.UserRequest{Address: "alice@example.org"}, nil) // unlimited
+	if mb, _ := e.auth.Mailbox(ctx, "alice@example.org"); mb.Quota != 0 {
+		t.Errorf("quota after user.quota 0 = %d", mb.Quota)
+	}
+	e.callErr(t, "invalid", control.UserQuota, control.UserRequest{Address: "alice@example.org", Quota: -1})
+	e.callErr(t, "notfound", control.UserQuota, control.UserRequest{Address: "bob@example.org", Quota: 1})
+
+	e.call(t, control.UserDisable, control.UserDisableRequest{Address: "alice@example.org", Disabled: true}, nil)
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); v.OK {
+		t.Error("a disabled account logs in")
+	}
+	if r, _ := e.auth.Account(ctx, "alice@example.org"); !r.Disabled {
+		t.Errorf("account = %+v", r)
+	}
+	var ul control.UserListResult
+	e.call(t, control.UserList, control.ListRequest{}, &ul)
+	if len(ul.Users) != 1 || !ul.Users[0].Disabled {
+		t.Errorf("user.list = %+v", ul)
+	}
+	e.call(t, control.UserDisable, control.UserDisableRequest{Address: "alice@example.org", Disabled: false}, nil)
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); !v.OK {
+		t.Error("an enabled account does not log in")
+	}
+	var res control.AuditResult
+	e.call(t, control.AuditList, control.AuditRequest{Limit: 4}, &res)
+	var got []string
+	for _, en := range res.Entries {
+		got = append(got, en.Op+" "+en.Detail)
+	}
+	if strings.Join(got, ", ") != "user.quota quota 5242880, user.quota quota 0, user.disable disabled, user.disable enabled" {
+		t.Errorf("audit = %q", got)
+	}
+}
+
+func TestLocalDomain(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	for d, want := range map[string]bool{"example.org": true, "Example.ORG": true, "other.org": false, "": false, "a@b": false, "bad..name": false} {
+		if got, err := e.auth.LocalDomain(ctx, d); err != nil || got != want {
+			t.Errorf("LocalDomain(%q) = %v, %v; want %v", d, got, err, want)
+		}
+	}
+}

@@ -203,6 +203,8 @@ func (a *Authd) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(control.ThrottleList, handler(a, a.throttleList))
 	s.Handle(control.ThrottleLift, handler(a, a.throttleLift))
 	s.Handle(control.UserAdmin, handler(a, a.userAdmin))
+	s.Handle(control.UserQuota, handler(a, a.userQuota))
+	s.Handle(control.UserDisable, handler(a, a.userDisable))
 	s.Handle(control.AppPasswordAdd, handler(a, a.appPasswordAdd))
 	s.Handle(control.AppPasswordList, handler(a, a.appPasswordList))
 	s.Handle(control.AppPasswordRevoke, handler(a, a.appPasswordRevoke))
@@ -343,7 +345,7 @@ func (a *Authd) account(_ context.Context, _ ipc.Cred, req *auth.AccountRequest)
 	if err != nil {
 		return nil, err
 	}
-	return auth.AccountResult{Exists: true, Address: u.Address, Admin: u.Admin}, nil
+	return auth.AccountResult{Exists: true, Address: u.Address, Admin: u.Admin, Disabled: u.Disabled}, nil
 }
 
 // storeLogin keeps a remembered site in users.db, and once a day deletes those older
@@ -523,7 +525,7 @@ func (a *Authd) userList(_ context.Context, _ ipc.Cred, req *control.ListRequest
 	out := control.UserListResult{Users: []control.User{}}
 	for _, u := range us {
 		dir, _ := userdb.Maildir(a.MailRoot, u.Address)
-		out.Users = append(out.Users, control.User{Address: u.Address, Quota: u.Quota, Created: u.Created, Maildir: dir, Admin: u.Admin})
+		out.Users = append(out.Users, control.User{Address: u.Address, Quota: u.Quota, Created: u.Created, Maildir: dir, Admin: u.Admin, Disabled: u.Disabled})
 	}
 	return out, nil
 }
@@ -591,6 +593,30 @@ func (a *Authd) userAdmin(_ context.Context, peer ipc.Cred, req *control.UserAdm
 		detail = "not admin"
 	}
 	if err := a.record(peer, req.Origin, control.UserAdmin, canonical(req.Address), detail); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Authd) userQuota(_ context.Context, peer ipc.Cred, req *control.UserRequest) (any, error) {
+	if err := a.DB.SetQuota(req.Address, req.Quota); err != nil {
+		return nil, err
+	}
+	if err := a.record(peer, req.Origin, control.UserQuota, canonical(req.Address), fmt.Sprintf("quota %d", req.Quota)); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (a *Authd) userDisable(_ context.Context, peer ipc.Cred, req *control.UserDisableRequest) (any, error) {
+	if err := a.DB.SetDisabled(req.Address, req.Disabled); err != nil {
+		return nil, err
+	}
+	detail := "disabled"
+	if !req.Disabled {
+		detail = "enabled"
+	}
+	if err := a.record(peer, req.Origin, control.UserDisable, canonical(req.Address), detail); err != nil {
 		return nil, err
 	}
 	return nil, nil

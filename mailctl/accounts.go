@@ -147,17 +147,23 @@ func runUserList(a *app, o *options, args []string) error {
 	}
 	sort.Slice(res.Users, func(i, j int) bool { return lessAddress(res.Users[i].Address, res.Users[j].Address) })
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tQUOTA\tCREATED\tADMIN")
+	fmt.Fprintln(tw, "ADDRESS\tQUOTA\tCREATED\tFLAGS")
 	for _, u := range res.Users {
 		created := "-"
 		if !u.Created.IsZero() {
 			created = u.Created.Local().Format("2006-01-02 15:04")
 		}
-		admin := "no"
+		var flags []string
 		if u.Admin {
-			admin = "yes"
+			flags = append(flags, "admin")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clean(u.Address), formatQuota(u.Quota), created, admin)
+		if u.Disabled {
+			flags = append(flags, "disabled")
+		}
+		if len(flags) == 0 {
+			flags = []string{"-"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", clean(u.Address), formatQuota(u.Quota), created, strings.Join(flags, ","))
 	}
 	return tw.Flush()
 }

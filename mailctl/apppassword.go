@@ -33,6 +33,46 @@ func runUserAdmin(a *app, o *options, args []string) error {
 	return nil
 }
 
+func runUserQuota(a *app, o *options, args []string) error {
+	addr, err := checkAddress(args[0], false)
+	if err != nil {
+		return err
+	}
+	quota, err := parseQuota(args[1])
+	if err != nil {
+		return usagef("%v", strings.TrimPrefix(err.Error(), "--quota: "))
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := a.call(cfg, "authd", control.UserQuota, control.UserRequest{Address: addr, Quota: quota}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "quota of %s: %s\n", addr, formatQuota(quota))
+	return nil
+}
+
+func runUserDisable(a *app, o *options, args []string) error {
+	addr, err := checkAddress(args[0], false)
+	if err != nil {
+		return err
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := a.call(cfg, "authd", control.UserDisable, control.UserDisableRequest{Address: addr, Disabled: !o.off}, nil); err != nil {
+		return err
+	}
+	if o.off {
+		fmt.Fprintf(a.stdout, "%s is enabled: it may log in again\n", addr)
+	} else {
+		fmt.Fprintf(a.stdout, "%s is disabled: it may not log in (its mail is still delivered)\n", addr)
+	}
+	return nil
+}
+
 func runAppPasswordAdd(a *app, o *options, args []string) error {
 	addr, err := checkAddress(args[0], false)
 	if err != nil {

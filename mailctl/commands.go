@@ -254,6 +254,27 @@ authd in users.db, and the change is recorded in the audit log (mailctl audit).`
 		run: runUserAdmin,
 	},
 	{
+		name: "user quota", args: "ADDRESS SIZE", minArgs: 2, maxArgs: 2,
+		summary: "set an account's quota (0 or unlimited: none)",
+		detail: `
+SIZE is a number of bytes or a number with K, M or G, such as 500M or 2G. Mail is
+refused once the mailbox is full; the mail already in it stays.`,
+		run: runUserQuota,
+	},
+	{
+		name: "user disable", args: "ADDRESS [--off]", minArgs: 1, maxArgs: 1,
+		summary: "stop an account from logging in (or, with --off, let it again)",
+		detail: `
+A disabled account logs in neither with its password nor with an app password (IMAP,
+POP3, SMTP AUTH, web); its mail is still delivered and kept. Sessions open now go on
+until they end, and imapd may let a client that logged in within the last minute in
+again from the same address (its login cache, see imapd(8)).`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.off, "off", false, "enable the account again")
+		},
+		run: runUserDisable,
+	},
+	{
 		name: "app-password add", args: "ADDRESS NAME", minArgs: 2, maxArgs: 2,
 		summary: "generate an app password for an account and print it, once",
 		detail: `
@@ -323,8 +344,8 @@ the account and its account-and-client keys.`,
 		name: "audit", args: "[--limit N]", maxArgs: 0,
 		summary: "print the audit log of administrative changes",
 		detail: `
-Every change authd applies (domains, accounts, passwords, administrators, aliases, app
-passwords, throttle lifts) and every queue administration of qmgr (flush, hold,
+Every change authd applies (domains, accounts, passwords, quotas, disabled accounts,
+administrators, aliases, app passwords, throttle lifts) and every queue administration of qmgr (flush, hold,
 release, delete) is appended to the daemon's audit log, which nothing deletes or
 rewrites, and written to the log. This prints both, merged by time: when, who (the
 Unix user that asked, or the web administrator and the user of httpd), from which IP

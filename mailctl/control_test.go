@@ -61,7 +61,7 @@ func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
 			ops = []string{control.DomainAdd, control.DomainDel, control.DomainList, control.UserAdd, control.UserDel,
 				control.UserList, control.UserPasswd, control.AliasAdd, control.AliasDel, control.AliasList,
 				control.ThrottleList, control.ThrottleLift, control.UserAdmin, control.AppPasswordAdd, control.AppPasswordList,
-				control.AppPasswordRevoke, control.AuditList}
+				control.AppPasswordRevoke, control.AuditList, control.UserQuota, control.UserDisable}
 		case "qmgr":
 			ops = []string{control.QueueList, control.QueueShow, control.QueueFlush, control.QueueHold,
 				control.QueueRelease, control.QueueDelete, control.QueueCounts, control.AuditList, control.Stats}
@@ -180,7 +180,7 @@ func TestAccountLists(t *testing.T) {
 	fi.reply(control.DomainList, control.DomainListResult{Domains: []control.Domain{{Name: "other.test", Users: 1}, {Name: "example.test", Users: 1, Aliases: 2}}})
 	fi.reply(control.UserList, control.UserListResult{Users: []control.User{
 		{Address: "bob@other.test", Quota: 1 << 30, Created: created},
-		{Address: "demo@example.test", Admin: true},
+		{Address: "demo@example.test", Admin: true, Disabled: true},
 	}})
 	fi.reply(control.AliasList, control.AliasListResult{Aliases: []control.Alias{
 		{Address: "team@other.test", Targets: []string{"bob@other.test", "demo@example.test"}},
@@ -191,7 +191,7 @@ func TestAccountLists(t *testing.T) {
 		t.Errorf("domain list:\n%s\nwant\n%s", out, want)
 	}
 	_, out, _ = fi.run("", "user", "list")
-	if want := "ADDRESS            QUOTA      CREATED           ADMIN\ndemo@example.test  unlimited  -                 yes\nbob@other.test     1G         2025-01-02 03:04  no\n"; out != want {
+	if want := "ADDRESS            QUOTA      CREATED           FLAGS\ndemo@example.test  unlimited  -                 admin,disabled\nbob@other.test     1G         2025-01-02 03:04  -\n"; out != want {
 		t.Errorf("user list:\n%s\nwant\n%s", out, want)
 	}
 	_, out, _ = fi.run("", "alias", "list")
@@ -526,6 +526,26 @@ func TestAdminAndAppPasswordCommands(t *testing.T) {
 	}
 	if c := fi.last(); c.body != `{"address":"demo@example.test","admin":false}` {
 		t.Errorf("user admin --off sent %+v", c)
+	}
+
+	if code, out, _ := fi.run("", "user", "quota", "demo@example.test", "2G"); code != 0 || out != "quota of demo@example.test: 2G\n" {
+		t.Errorf("user quota: %d %q", code, out)
+	}
+	if c := fi.last(); c.op != control.UserQuota || c.body != `{"address":"demo@example.test","quota":2147483648}` {
+		t.Errorf("user quota sent %+v", c)
+	}
+	if code, _, _ := fi.run("", "user", "quota", "demo@example.test", "lots"); code != 2 {
+		t.Errorf("user quota lots: exit %d", code)
+	}
+	if code, out, _ := fi.run("", "user", "disable", "demo@example.test"); code != 0 || !strings.Contains(out, "is disabled") {
+		t.Errorf("user disable: %d %q", code, out)
+	}
+	if c := fi.last(); c.op != control.UserDisable || c.body != `{"address":"demo@example.test","disabled":true}` {
+		t.Errorf("user disable sent %+v", c)
+	}
+	fi.run("", "user", "disable", "demo@example.test", "--off")
+	if c := fi.last(); c.body != `{"address":"demo@example.test","disabled":false}` {
+		t.Errorf("user disable --off sent %+v", c)
 	}
 
 	fi.reply(control.AppPasswordAdd, control.AppPassword{Name: "phone", Password: "abcd-efgh-ijkl-mnop"})

@@ -11,7 +11,8 @@ import (
 )
 
 // TestAppPasswordsIMAPAndSMTP logs in over IMAP and SMTP AUTH with an app password made
-// by mailctl, and is refused with it once it is revoked.
+// by mailctl, and is refused with it once it is revoked; and with anything while the
+// account is disabled.
 func TestAppPasswordsIMAPAndSMTP(t *testing.T) {
 	in := NewInstance(t, "")
 	tg := imapTargetOf(t, in)
@@ -69,6 +70,19 @@ func TestAppPasswordsIMAPAndSMTP(t *testing.T) {
 	if err := in.submit("other@example.test", other, "other@example.test", []string{"demo@example.test"}, reply); err != nil {
 		t.Errorf("submission with other@'s password: %v", err)
 	}
+	// A disabled account logs in with nothing; mail still reaches it.
+	in.Mailctl("", "user", "disable", "other@example.test")
+	if err := in.submit("other@example.test", other, "other@example.test", []string{"demo@example.test"}, reply); err == nil || !strings.Contains(err.Error(), "535") {
+		t.Errorf("SMTP AUTH of a disabled account: %v", err)
+	}
+	if c := tg.dial(t, nil); c.Login("other@example.test", other).Wait() == nil {
+		t.Error("IMAP LOGIN of a disabled account succeeded")
+	}
+	send(t, in, "x@far.test", "other@example.test", "<to-disabled@t>")
+	in.WaitMessages("other@example.test", 2, 10*time.Second)
+	in.Mailctl("", "user", "disable", "other@example.test", "--off")
+	tg.loginAs(t, "other@example.test", other, nil).Logout().Wait()
+
 	if strings.Contains(in.Log(), app) || strings.Contains(in.Log(), strings.ReplaceAll(app, "-", "")) {
 		t.Error("the log holds the app password")
 	}
@@ -80,7 +94,7 @@ func TestAppPasswordsIMAPAndSMTP(t *testing.T) {
 // a restart.
 func TestAdminAuditAndStats(t *testing.T) {
 	in := NewInstance(t, "")
-	if out := in.Mailctl("", "user", "list"); !regexp.MustCompile(`(?m)^demo@example\.test .* yes$`).MatchString(out) {
+	if out := in.Mailctl("", "user", "list"); !regexp.MustCompile(`(?m)^demo@example\.test .* admin$`).MatchString(out) {
 		t.Errorf("the dev demo account is not an administrator:\n%s", out)
 	}
 	in.addUser(t, "bob@example.test")

@@ -36,6 +36,8 @@ type AccountResult struct {
 	Address string `json:"address,omitempty"`
 	// Admin is true for an administrator (mailctl user admin).
 	Admin bool `json:"admin,omitempty"`
+	// Disabled is true for an account that may not log in (mailctl user disable).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // RateRequest counts one message (Recipient false) or one recipient that the account

@@ -29,6 +29,11 @@ const (
 	ThrottleLift = "throttle.lift"
 	// UserAdmin makes an account an administrator (of the web admin panel), or no longer.
 	UserAdmin = "user.admin"
+	// UserQuota sets an account's quota (UserRequest.Quota, bytes, 0 for unlimited).
+	UserQuota = "user.quota"
+	// UserDisable disables an account (no login; its mail is still delivered), or
+	// enables it again.
+	UserDisable = "user.disable"
 	// AppPasswordAdd generates an app password for an account and answers it, once;
 	// AppPasswordList lists an account's app passwords (names, never the passwords);
 	// AppPasswordRevoke deletes one.
@@ -66,6 +71,13 @@ type UserAdminRequest struct {
 	Origin
 	Address string `json:"address"`
 	Admin   bool   `json:"admin"`
+}
+
+// UserDisableRequest is the body of user.disable.
+type UserDisableRequest struct {
+	Origin
+	Address  string `json:"address"`
+	Disabled bool   `json:"disabled"`
 }
 
 // AppPasswordRequest is the body of apppassword.add, .list and .revoke: the account,
@@ -194,10 +206,12 @@ type User struct {
 	Created time.Time `json:"created,omitzero"`
 	Maildir string    `json:"maildir,omitempty"`
 	Admin   bool      `json:"admin,omitempty"`
+	// Disabled: the account may not log in.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
-// UserRequest is the body of user.add, user.del and user.passwd. Quota < 0 on user.add
-// means the configured default.
+// UserRequest is the body of user.add, user.del, user.passwd and user.quota. Quota < 0 on
+// user.add means the configured default; on user.quota it is refused.
 type UserRequest struct {
 	Origin
 	Address  string `json:"address"`

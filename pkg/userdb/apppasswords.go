@@ -250,6 +250,7 @@ type Verified struct {
 // Authenticate checks a login as VerifyPassword does, and when the password is not the
 // account's, tries the account's app passwords, if the password has their shape. A
 // wrong password of that shape costs one argon2id computation per app password more.
+// A disabled account logs in with neither.
 func (db *DB) Authenticate(addr, password string) (Verified, error) {
 	ok, canon, err := db.VerifyPassword(addr, password)
 	if err != nil || ok {
@@ -259,13 +260,16 @@ func (db *DB) Authenticate(addr, password string) (Verified, error) {
 	if !shaped {
 		return Verified{}, nil
 	}
-	a, _, err := accountAddress(addr)
+	a, d, err := accountAddress(addr)
 	if err != nil {
 		return Verified{}, nil
 	}
 	var recs map[string]appPasswordRecord
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		var err error
+		u, err := getUser(tx.Bucket(bucketUsers).Bucket([]byte(d)), a)
+		if err != nil || u.Disabled {
+			return nil // no such account, or disabled: no app password logs in
+		}
 		recs, err = appRecords(tx, a)
 		return err
 	})

@@ -201,3 +201,42 @@ func TestAuditLogInUsersDB(t *testing.T) {
 		t.Errorf("Audit = %+v", es)
 	}
 }
+
+func TestDisabled(t *testing.T) {
+	db := openTest(t)
+	must(db.AddDomain("example.org"))
+	must(db.AddUser("alice@example.org", "secret", 0))
+	pw, _, err := db.AddAppPassword("alice@example.org", "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetDisabled("Alice@example.org", true); err != nil {
+		t.Fatal(err)
+	}
+	if u := must(db.User("alice@example.org")); !u.Disabled {
+		t.Fatal("SetDisabled did not stick")
+	}
+	if l := must(db.Users("")); len(l) != 1 || !l[0].Disabled {
+		t.Errorf("Users = %+v", l)
+	}
+	for _, p := range []string{"secret", pw} {
+		if v := must(db.Authenticate("alice@example.org", p)); v.OK {
+			t.Errorf("a disabled account logs in with %q", p)
+		}
+	}
+	// Mail still goes to it.
+	if r := must(db.Resolve("alice@example.org")); !r.Found || len(r.Targets) != 1 {
+		t.Errorf("Resolve of a disabled account = %+v", r)
+	}
+	if err := db.SetDisabled("alice@example.org", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"secret", pw} {
+		if v := must(db.Authenticate("alice@example.org", p)); !v.OK {
+			t.Errorf("an enabled account does not log in with %q", p)
+		}
+	}
+	if err := db.SetDisabled("nobody@example.org", true); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SetDisabled of a missing account: %v", err)
+	}
+}

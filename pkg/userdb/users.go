@@ -17,6 +17,8 @@ type User struct {
 	Created time.Time
 	// Admin marks an administrator: the web admin panel is open to the account.
 	Admin bool
+	// Disabled marks an account that may not log in (its mail is still delivered).
+	Disabled bool
 }
 
 type userRecord struct {
@@ -25,6 +27,8 @@ type userRecord struct {
 	Quota   int64     `json:"quota,omitempty"`
 	Created time.Time `json:"created"`
 	Admin   bool      `json:"admin,omitempty"`
+	// Disabled refuses every login (password and app passwords).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // accountAddress checks addr as the address of an account and returns it canonical,
@@ -137,6 +141,12 @@ func (db *DB) SetAdmin(addr string, admin bool) error {
 	return db.updateUser(addr, func(r *userRecord) { r.Admin = admin })
 }
 
+// SetDisabled disables the account (no login, with its password or an app password;
+// mail for it is still delivered), or enables it again.
+func (db *DB) SetDisabled(addr string, disabled bool) error {
+	return db.updateUser(addr, func(r *userRecord) { r.Disabled = disabled })
+}
+
 // SetQuota changes an account's quota (bytes, 0 for unlimited).
 func (db *DB) SetQuota(addr string, quota int64) error {
 	if quota < 0 {
@@ -185,7 +195,7 @@ func (db *DB) User(addr string) (User, error) {
 	var u User
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		rec, err := getUser(tx.Bucket(bucketUsers).Bucket([]byte(d)), a)
-		u = User{Address: a, Quota: rec.Quota, Created: rec.Created, Admin: rec.Admin}
+		u = User{Address: a, Quota: rec.Quota, Created: rec.Created, Admin: rec.Admin, Disabled: rec.Disabled}
 		return err
 	})
 	if err != nil {
@@ -213,7 +223,7 @@ func (db *DB) Users(domain string) ([]User, error) {
 				if err := json.Unmarshal(v, &rec); err != nil {
 					return fmt.Errorf("account %s: damaged record: %w", k, err)
 				}
-				out = append(out, User{Address: string(k), Quota: rec.Quota, Created: rec.Created, Admin: rec.Admin})
+				out = append(out, User{Address: string(k), Quota: rec.Quota, Created: rec.Created, Admin: rec.Admin, Disabled: rec.Disabled})
 				return nil
 			})
 			if err != nil {
@@ -229,7 +239,8 @@ func (db *DB) Users(domain string) ([]User, error) {
 // aliases) and its password. It answers ok and the account's canonical address when the
 // password is right. The comparison is constant-time, and when the account does not
 // exist the password is checked against a dummy hash, so the time taken does not tell
-// whether an account exists. err reports only a database failure or a damaged hash.
+// whether an account exists. A disabled account is refused the same way, after the
+// hash. err reports only a database failure or a damaged hash.
 func (db *DB) VerifyPassword(addr, password string) (ok bool, canonical string, err error) {
 	if password == "" || len(password) > MaxPasswordLen {
 		return false, "", nil
@@ -246,7 +257,7 @@ func (db *DB) VerifyPassword(addr, password string) (ok bool, canonical string, 
 			if err != nil {
 				return err
 			}
-			stored, exists = rec.Hash, true
+			stored, exists = rec.Hash, !rec.Disabled
 			return nil
 		})
 		if err != nil {
