@@ -174,3 +174,44 @@ func TestLocalDomain(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSessionsAndAccounts: an app password does not open a web session, and
+// disabling or deleting an account ends its web sessions.
+func TestWebSessionsAndAccounts(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	e.webPeer.Store(true)
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
+	var ap control.AppPassword
+	e.call(t, control.AppPasswordAdd, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"}, &ap)
+	if r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: ap.Password, RemoteAddr: "192.0.2.1"}); err != nil || r.OK || r.Token != "" {
+		t.Errorf("web login with an app password = %+v, %v", r, err)
+	}
+	login := func() string {
+		t.Helper()
+		r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"})
+		if err != nil || !r.OK {
+			t.Fatalf("web login: %+v, %v", r, err)
+		}
+		return r.Token
+	}
+	live := func(tok string) bool {
+		r, err := e.auth.WebCheck(ctx, "alice@example.org", tok)
+		return err == nil && r.OK
+	}
+	tok := login()
+	e.call(t, control.UserDisable, control.UserDisableRequest{Address: "alice@example.org", Disabled: true}, nil)
+	if live(tok) {
+		t.Error("a disabled account's web session goes on")
+	}
+	if r, _ := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); r.OK {
+		t.Error("a disabled account opens a web session")
+	}
+	e.call(t, control.UserDisable, control.UserDisableRequest{Address: "alice@example.org", Disabled: false}, nil)
+	tok = login()
+	e.call(t, control.UserDel, control.UserRequest{Address: "alice@example.org"}, nil)
+	if live(tok) {
+		t.Error("a deleted account's web session goes on")
+	}
+}

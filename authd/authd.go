@@ -500,6 +500,7 @@ func (a *Authd) userDel(_ context.Context, peer ipc.Cred, req *control.UserReque
 	}
 	dir, _ := userdb.Maildir(a.MailRoot, req.Address)
 	a.Log.Info("account deleted; its mail stays on disk", "user", canonical(req.Address), "maildir", dir, "uid", peer.UID)
+	a.Web.RevokeAccount(canonical(req.Address)) // its web sessions end
 	if err := a.record(peer, req.Origin, control.UserDel, canonical(req.Address), ""); err != nil {
 		return nil, err
 	}
@@ -615,6 +616,8 @@ func (a *Authd) userDisable(_ context.Context, peer ipc.Cred, req *control.UserD
 	detail := "disabled"
 	if !req.Disabled {
 		detail = "enabled"
+	} else {
+		a.Web.RevokeAccount(canonical(req.Address)) // its web sessions end
 	}
 	if err := a.record(peer, req.Origin, control.UserDisable, canonical(req.Address), detail); err != nil {
 		return nil, err

@@ -102,6 +102,21 @@ func (w *WebSessions) Revoke(token string, all bool) int {
 	return n
 }
 
+// RevokeAccount forgets every token of the account address (canonical), and returns
+// how many were forgotten: the account was disabled or deleted.
+func (w *WebSessions) RevokeAccount(address string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for k, o := range w.tokens {
+		if o.address == address {
+			delete(w.tokens, k)
+			n++
+		}
+	}
+	return n
+}
+
 // pruneLocked forgets the expired tokens; w.mu is held.
 func (w *WebSessions) pruneLocked(now time.Time) {
 	for k, t := range w.tokens {
@@ -123,6 +138,12 @@ func (a *Authd) webLogin(ctx context.Context, peer ipc.Cred, req *auth.WebLoginR
 		return nil, err
 	}
 	res := auth.WebLoginResult{VerifyResult: v.(auth.VerifyResult)}
+	if res.OK && res.AppPassword != "" {
+		// An app password opens IMAP and SMTP for one device, not the web, where the
+		// account page makes and revokes app passwords.
+		a.Log.Info("web login refused: an app password", "user", res.Address, "app_password", res.AppPassword, "remote", clipKey(req.RemoteAddr))
+		return auth.WebLoginResult{}, nil
+	}
 	if res.OK {
 		res.Token, res.Expires = a.Web.Issue(res.Address)
 		a.Log.Info("web session opened", "user", res.Address, "remote", clipKey(req.RemoteAddr))
