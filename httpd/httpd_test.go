@@ -32,6 +32,8 @@ type fakeAuthd struct {
 	mu      sync.Mutex
 	logins  []auth.WebLoginRequest
 	logouts []auth.WebLogoutRequest
+	// admin makes alice an administrator (admin_test.go).
+	admin bool
 }
 
 func newTestServer(t *testing.T) (*Server, *fakeAuthd) {
@@ -69,6 +71,7 @@ func newTestServer(t *testing.T) (*Server, *fakeAuthd) {
 		fa.mu.Unlock()
 		return auth.WebLogoutResult{Revoked: 1}, nil
 	})
+	accountOps(as, fa) // admin_test.go
 	ctx, cancel := context.WithCancel(context.Background())
 	go as.Serve(ctx, l)
 	t.Cleanup(cancel)

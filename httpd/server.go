@@ -239,6 +239,8 @@ func (s *Server) routes() http.Handler {
 		http.Redirect(w, r, "/mail", http.StatusSeeOther)
 	}))
 	s.mailRoutes(mux)
+	s.adminRoutes(mux)
+	s.publicRoutes(mux)
 	return secure(mux)
 }
 

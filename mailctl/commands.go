@@ -141,7 +141,8 @@ the system paths and the real ports, a self-signed certificate if there is none 
 empty accounts database. It needs root.
 
 As root, init also creates the system users the daemons run as (postern, vmail,
-postern-spam, postern-web, all in group postern) and the admin group, and gives the
+postern-spam, postern-web, all in group postern) and the admin group (with
+postern-web in it: the admin panel uses the control sockets), and gives the
 accounts database and the Maildirs to their owners. init never overwrites an existing
 configuration file.`,
 		flags: func(fs *flag.FlagSet, o *options) {

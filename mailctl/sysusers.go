@@ -36,7 +36,8 @@ func systemUsers(cfg *config.Config) []string {
 
 // ensureSystemUsers creates, as root, the group postern, the daemons' users (each in
 // group postern; postern's primary group is postern) and the admin group, where they do
-// not exist yet. Existing users that are not in group postern are added to it.
+// not exist yet. Existing users that are not in group postern are added to it, and
+// httpd's user to the admin group.
 func (a *app) ensureSystemUsers(cfg *config.Config) error {
 	nologin := "/usr/sbin/nologin"
 	if _, err := os.Stat(nologin); err != nil {
@@ -73,7 +74,26 @@ func (a *app) ensureSystemUsers(cfg *config.Config) error {
 		}
 	}
 	if g := cfg.AdminGroup; g != "" {
-		return a.ensureGroup(g)
+		if err := a.ensureGroup(g); err != nil {
+			return err
+		}
+		// httpd's admin panel and account page use the control sockets as mailctl does
+		// (it opens the panel only to accounts authd calls administrators).
+		if s := cfg.Service("httpd"); s != nil && s.User != "" && s.User != "root" {
+			u, err := user.Lookup(s.User)
+			if err != nil {
+				return fmt.Errorf("httpd's user %s: %w", s.User, err)
+			}
+			in, err := inGroup(u, g)
+			if err != nil {
+				return err
+			}
+			if !in {
+				if err := a.runTool("usermod", "--append", "--groups", g, s.User); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }

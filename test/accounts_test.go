@@ -1,6 +1,10 @@
 package test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/url"
 	"os"
 	"os/user"
 	"regexp"
@@ -175,4 +179,66 @@ func statsTotal(t *testing.T, out string) []int {
 		n = append(n, v)
 	}
 	return n
+}
+
+// TestWebAdminPanel: over HTTPS through the real daemons, the dev demo account (an
+// admin) creates an account in the panel, which then logs in over IMAP; the change is in
+// the audit log with the web admin and the browser's address; a non-admin gets 403; the
+// account page makes an app password that logs in over IMAP; httpd serves the MTA-STS
+// policy mailctl dns records announces.
+func TestWebAdminPanel(t *testing.T) {
+	in := NewInstance(t, "")
+	tg := imapTargetOf(t, in)
+	w := in.newWebClient(t)
+	if code := w.login("demo@example.test", in.Password); code != http.StatusSeeOther {
+		t.Fatalf("web login of demo: %d", code)
+	}
+	resp, page := w.get("/admin")
+	if resp.StatusCode != 200 || !strings.Contains(page, "demo@example.test") || !strings.Contains(page, "<svg") {
+		t.Fatalf("GET /admin: %d\n%.2000s", resp.StatusCode, page)
+	}
+	resp, _ = w.post("/admin/do", url.Values{"csrf": {w.csrf(page)}, "op": {"user.add"}, "address": {"web@example.test"}, "password": {"from-the-panel-7"}})
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "notice=") {
+		t.Fatalf("create user in the panel: %d %s", resp.StatusCode, loc)
+	}
+	tg.loginAs(t, "web@example.test", "from-the-panel-7", nil).Logout().Wait()
+	_, page = w.get("/admin")
+	if !regexp.MustCompile(`<td>user\.add</td><td>web@example\.test</td>`).MatchString(page) || !strings.Contains(page, "demo@example.test (web, via ") {
+		t.Errorf("the panel's audit log lacks the creation:\n%s", page[strings.Index(page, `id="audit"`):])
+	}
+	if out := in.Mailctl("", "audit"); !regexp.MustCompile(`demo@example\.test \(web, via \S+\) +127\.0\.0\.1 +user\.add +web@example\.test`).MatchString(out) {
+		t.Errorf("mailctl audit lacks the web creation:\n%s", out)
+	}
+
+	// The account page of the new user: an app password, usable over IMAP; no panel.
+	u := in.newWebClient(t)
+	if code := u.login("web@example.test", "from-the-panel-7"); code != http.StatusSeeOther {
+		t.Fatalf("web login of the new user: %d", code)
+	}
+	if resp, _ := u.get("/admin"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET /admin as a non-admin: %d", resp.StatusCode)
+	}
+	_, page = u.get("/account")
+	_, page = u.post("/account/apppassword", url.Values{"csrf": {u.csrf(page)}, "op": {"add"}, "name": {"tablet"}})
+	m := regexp.MustCompile(`id="newapppassword">([a-z-]{19})<`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no app password on the account page:\n%s", page)
+	}
+	tg.loginAs(t, "web@example.test", m[1], nil).Logout().Wait()
+	if resp, body := u.get("/account/mobileconfig"); resp.StatusCode != 200 || !strings.Contains(body, "<string>web@example.test</string>") {
+		t.Errorf("mobileconfig: %d", resp.StatusCode)
+	}
+
+	// MTA-STS: the policy served is the one the TXT record announces.
+	req, _ := http.NewRequest("GET", w.base+"/.well-known/mta-sts.txt", nil)
+	req.Host = "mta-sts.example.test"
+	resp, policy := w.do(req)
+	records := in.Mailctl("", "dns", "records", "example.test")
+	id := regexp.MustCompile(`v=STSv1; id=([0-9a-f]+)`).FindStringSubmatch(records)
+	if resp.StatusCode != 200 || id == nil || !strings.Contains(policy, "mx: "+in.Cfg.Hostname+"\r\n") {
+		t.Fatalf("MTA-STS policy: %d %q; records:\n%s", resp.StatusCode, policy, records)
+	}
+	if sum := sha256.Sum256([]byte(strings.ReplaceAll(policy, "\r\n", "\n"))); hex.EncodeToString(sum[:8]) != id[1] {
+		t.Errorf("the served policy does not match the id %s that mailctl dns records publishes", id[1])
+	}
 }
