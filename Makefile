@@ -34,6 +34,7 @@ run: build
 	@echo "  send:  swaks --server 127.0.0.1:10025 --to demo@example.test"
 	@echo "  admin: bin/mailctl -c $(RUN)/postern.toml status"
 	@echo "  webmail: https://$$(sed -n 's/^https = "\(.*\)"/\1/p' $(RUN)/postern.toml)/ (demo@example.test, the password init printed)"
+	@echo "  admin panel: https://$$(sed -n 's/^https = "\(.*\)"/\1/p' $(RUN)/postern.toml)/admin (demo is an administrator)"
 	@echo
 	exec bin/master -c $(RUN)/postern.toml
 
