@@ -192,7 +192,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope) (*queueWrite
 	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce, tls: env.TLS}
 	if c.checked(env) {
 		// Room for spamd's headers and the junk mark, filled in before Commit.
-		if err := w.Reserve(verdictRoom); err != nil {
+		if err := w.Reserve(verdictRoom + junkMarkRoom*len(rcpts)); err != nil {
 			w.Abort()
 			c.Log.Error("cannot create queue file", "err", err)
 			return nil, ipc.Errorf("temporary", "queue file error")

@@ -9,6 +9,7 @@ import (
 
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
+	"postern/pkg/queue"
 	"postern/pkg/spamcheck"
 )
 
@@ -20,6 +21,10 @@ import (
 // verdictRoom is the room reserved in front of an inbound message for the headers of
 // the verdict and the envelope's growth (the junk mark).
 const verdictRoom = 4096
+
+// junkMarkRoom is the room reserved per recipient for its own junk mark
+// (queue.Recipient.Spam: `,"spam":true`).
+const junkMarkRoom = 16
 
 // SpamPolicy is how cleanup uses spamd.
 type SpamPolicy struct {
@@ -66,8 +71,9 @@ func (c *Cleanup) judge(ctx context.Context, w *queueWriter, env *enqueue.Envelo
 	}
 	// The recipients after alias expansion, as queued: the accounts (and forwarding
 	// addresses) the message goes to, so that spamd judges it with the corpus of the
-	// account that will file it, not of the alias it was sent to.
-	for _, r := range w.env.Recipients {
+	// account that will file it, not of the alias it was sent to, and applies that
+	// account's own block and allow lists. spamd takes at most MaxRecipients.
+	for _, r := range w.env.Recipients[:min(len(w.env.Recipients), spamcheck.MaxRecipients)] {
 		req.Recipients = append(req.Recipients, r.Addr)
 	}
 	v, err := c.Spam.Client.Check(ctx, f, req)
@@ -80,8 +86,8 @@ func (c *Cleanup) judge(ctx context.Context, w *queueWriter, env *enqueue.Envelo
 		return enqueue.Refusal(enqueue.CodeRejected, orDefault(v.Code, "5.7.1"), printable(orDefault(v.Text, "Message refused")))
 	case spamcheck.Tempfail:
 		return enqueue.Refusal(enqueue.CodeTempfail, orDefault(v.Code, "4.7.1"), printable(orDefault(v.Text, "Try again later")))
-	case spamcheck.Junk:
-		w.env.Spam = true
+	}
+	if markJunk(w.env, v) {
 		if err := w.Rewrite(w.env); err != nil {
 			return noVerdict(err)
 		}
@@ -90,6 +96,41 @@ func (c *Cleanup) judge(ctx context.Context, w *queueWriter, env *enqueue.Envelo
 		c.Log.Warn("verdict headers not added", "id", id, "err", err)
 	}
 	return nil
+}
+
+// markJunk records in env where each recipient's copy goes: into Junk for all when the
+// verdict is junk, but for the recipients whose own allow list has the sender (v.Inbox);
+// into Junk for the recipients whose own block list has it (v.Junk) otherwise. It
+// reports whether env changed.
+func markJunk(env *queue.Envelope, v *spamcheck.Verdict) bool {
+	in := func(list []string, addr string) bool {
+		for _, a := range list {
+			if strings.EqualFold(a, addr) {
+				return true
+			}
+		}
+		return false
+	}
+	if v.Action == spamcheck.Junk && len(v.Inbox) == 0 {
+		env.Spam = true
+		return true
+	}
+	if v.Action != spamcheck.Junk && len(v.Junk) == 0 {
+		return false
+	}
+	all, changed := true, false
+	for i := range env.Recipients {
+		r := &env.Recipients[i]
+		if v.Action == spamcheck.Junk && !in(v.Inbox, r.Addr) || v.Action != spamcheck.Junk && in(v.Junk, r.Addr) {
+			r.Spam, changed = true, true
+		} else {
+			all = false
+		}
+	}
+	if all {
+		env.Spam = true
+	}
+	return changed
 }
 
 func orDefault(s, def string) string {

@@ -118,7 +118,7 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		return result(delivery.Bounced, "5.3.0", "mailbox location refused")
 	}
 	folder := root
-	if req.Spam {
+	if req.Spam || r.Spam {
 		folder, _ = maildir.FolderPath(root, "Junk")
 	}
 	if r.Rcpt < 0 {

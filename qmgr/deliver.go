@@ -289,7 +289,7 @@ func (q *Qmgr) route(ctx context.Context, r queue.Recipient) (int, delivery.Reci
 		if addr == "" {
 			addr = r.Addr
 		}
-		return routeLocal, delivery.Recipient{Addr: addr, ORcpt: r.ORcpt, Maildir: mb.Maildir, Quota: mb.Quota}, delivery.Result{}
+		return routeLocal, delivery.Recipient{Addr: addr, ORcpt: r.ORcpt, Maildir: mb.Maildir, Quota: mb.Quota, Spam: r.Spam}, delivery.Result{}
 	}
 	if mb.LocalDomain {
 		// The account went away after the message was accepted (RFC 3463 X.1.1).

@@ -16,6 +16,7 @@ import (
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
 	"postern/pkg/config"
+	"postern/pkg/control"
 	"postern/pkg/dmarc"
 	"postern/pkg/spamcheck"
 )
@@ -45,6 +46,11 @@ type Checker struct {
 	// Record receives each DMARC evaluation, for aggregate reports; nil records none.
 	Record func(dmarcRecord)
 	Log    *slog.Logger
+	// DNSLists are the DNS block and allow lists asked about the client (dnsbl.go).
+	DNSLists []dnsList
+	// Lists are the administrator's and the users' block and allow lists (lists.go);
+	// nil has none.
+	Lists *senderLists
 }
 
 // gtube is SpamAssassin's Generic Test for Unsolicited Bulk Email: a message holding it
@@ -77,6 +83,11 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	ip := net.ParseIP(req.ClientAddr)
 	var s score
 	v := &spamcheck.Verdict{Action: spamcheck.Accept}
+	// allowed says that the administrator's allow list vouches for the sender: the
+	// score decides nothing. userJunk and userInbox are the recipients whose own lists
+	// block or allow the sender.
+	var allowed bool
+	var userJunk, userInbox []string
 	finish := func() *spamcheck.Verdict {
 		v.Score, v.Reasons = s.total, s.reasons
 		v.AuthResults = c.AuthservID + ";"
@@ -85,10 +96,24 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 		} else {
 			v.AuthResults += "\r\n\t" + strings.Join(s.results, ";\r\n\t")
 		}
-		if v.Action == spamcheck.Accept && s.total >= c.Policy.RejectScore {
-			v.Action, v.Code, v.Text = spamcheck.Reject, "5.7.1", "Message refused as spam"
-		} else if v.Action == spamcheck.Accept && s.total >= c.Policy.JunkScore {
+		policyJunk := v.Action == spamcheck.Junk
+		switch {
+		case v.Action != spamcheck.Accept || allowed:
+		case s.total >= c.Policy.RejectScore && len(userInbox) > 0:
+			// Spam by its score, but wanted by a recipient who allowed the sender:
+			// delivered, into Junk for the others.
 			v.Action = spamcheck.Junk
+		case s.total >= c.Policy.RejectScore:
+			v.Action, v.Code, v.Text = spamcheck.Reject, "5.7.1", "Message refused as spam"
+		case s.total >= c.Policy.JunkScore:
+			v.Action = spamcheck.Junk
+		}
+		switch {
+		case v.Action == spamcheck.Junk && !policyJunk:
+			// A user's allow list overrides the score, never a DMARC quarantine.
+			v.Inbox = userInbox
+		case v.Action == spamcheck.Accept:
+			v.Junk = userJunk
 		}
 		return v
 	}
@@ -99,6 +124,24 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 		}
 	}
 	size := req.Size
+	fromAddrs := fromAddresses(io.NewSectionReader(msg, req.Offset, min(size, maxHeader)))
+	ids := senderIdentities(ip, req.From, fromAddrs)
+
+	// The administrator's block list refuses the message whatever else it is.
+	if c.Lists != nil {
+		if m := c.Lists.match("", ids, control.SpamBlock); len(m) > 0 {
+			v.Action, v.Code, v.Text = spamcheck.Reject, "5.7.1", m[0].blockedText()
+			s.reasons = append(s.reasons, m[0].reason("BLOCKLIST"))
+			return finish()
+		}
+	}
+	// The DNS lists are asked while SPF, DKIM and DMARC are checked; not about a client
+	// the administrator allowed.
+	var dnsListings chan []dnsListing
+	if len(c.DNSLists) > 0 && (c.Lists == nil || len(c.Lists.match("", ids[:1], control.SpamAllow)) == 0) {
+		dnsListings = make(chan []dnsListing, 1)
+		go func() { dnsListings <- queryDNSLists(ctx, c.DNS.r, c.DNSLists, ip) }()
+	}
 
 	// SPF of MAIL FROM (or of HELO for the null sender, RFC 7208 §2.4) and of HELO.
 	sender, heloDomain := req.From, strings.TrimSuffix(req.Helo, ".")
@@ -166,7 +209,8 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	}
 
 	// DMARC on the domain of From: (RFC 7489 §6.6).
-	from := headerFrom(io.NewSectionReader(msg, req.Offset, min(size, maxHeader)))
+	from := fromDomain(fromAddrs)
+	dmarcResult := dmarc.NoPolicy
 	if from != "" {
 		local := false
 		if c.Local != nil {
@@ -183,6 +227,7 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 			in.Override = c.Policy.LocalPolicy
 		}
 		ev := dmarc.Evaluate(ctx, c.DNS, in)
+		dmarcResult = ev.Result
 		if local && ev.Result == dmarc.Fail && stricter(c.Policy.LocalPolicy, ev.Policy) {
 			// Mail in the name of one of our own domains that neither SPF nor DKIM
 			// vouches for: our own policy, whatever the domain publishes.
@@ -219,10 +264,25 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 		}
 	}
 
+	// The allow lists, now that SPF, DKIM and DMARC say which identities are genuine.
+	auth := authFacts{spfPass: spfRes == spf.Pass && req.From != "", spfDomain: spfDomain, dkimPass: dkimPass, dmarcFail: dmarcResult == dmarc.Fail}
+	if c.Lists != nil {
+		for _, m := range auth.authenticated(c.Lists.match("", ids, control.SpamAllow)) {
+			allowed = true
+			s.reasons = append(s.reasons, m.reason("ALLOWLIST"))
+		}
+	}
+	if dnsListings != nil && !allowed {
+		applyDNSListings(<-dnsListings, req.ClientAddr, &s, v)
+	}
+
 	if containsGTUBE(io.NewSectionReader(msg, req.Offset, size)) {
 		s.add("GTUBE", c.Policy.GTUBE)
 	}
-	if c.Classifier != nil {
+	if c.Lists != nil {
+		userJunk, userInbox = c.userLists(req, ids, auth, &s)
+	}
+	if c.Classifier != nil && !allowed {
 		user := c.classifierUser(ctx, req)
 		p, ok, err := c.Classifier.SpamProbability(ctx, user, io.NewSectionReader(msg, req.Offset, size), size)
 		switch {
@@ -287,17 +347,36 @@ func resValue(s string) string {
 // of different domains (RFC 7489 §6.6.1 leaves those to local policy; they are scored by
 // the other signals).
 func headerFrom(r io.Reader) string {
+	return fromDomain(fromAddresses(r))
+}
+
+// fromAddresses returns the addresses of the From: field, lower-cased; none when the
+// header section or the field does not parse.
+func fromAddresses(r io.Reader) []string {
 	m, err := mail.ReadMessage(bufio.NewReader(r))
 	if err != nil {
-		return ""
+		return nil
 	}
 	list, err := mail.ParseAddressList(m.Header.Get("From"))
-	if err != nil || len(list) == 0 {
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range list {
+		out = append(out, strings.ToLower(a.Address))
+	}
+	return out
+}
+
+// fromDomain returns the domain of the From: addresses, "" when there are none or
+// several of different domains.
+func fromDomain(addrs []string) string {
+	if len(addrs) == 0 {
 		return ""
 	}
-	d := domainOf(list[0].Address)
-	for _, a := range list[1:] {
-		if domainOf(a.Address) != d {
+	d := domainOf(addrs[0])
+	for _, a := range addrs[1:] {
+		if domainOf(a) != d {
 			return ""
 		}
 	}

@@ -57,27 +57,37 @@ func main() {
 	go rec.run(ctx)
 	// The classifier's corpora live in a file of their own: learning a message fsyncs
 	// it, and the DMARC records' batches do not wait on that.
-	jdb, err := junk.Open(filepath.Join(dir, "junk.db"), nil) // the default minimums
+	jdb, err := junk.Open(filepath.Join(dir, "junk.db"), &junk.Options{MinSpam: cfg.Spamd.ClassifierMinSpam, MinHam: cfg.Spamd.ClassifierMinHam})
 	if err != nil {
 		d.Log.Error("cannot open the classifier's database", "err", err)
 		os.Exit(1)
 	}
 	defer jdb.Close()
 	var trusted = parseNets(cfg.Spamd.TrustedRelays)
+	local := &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))}
+	lists, err := openLists(db, local, d.Log)
+	if err != nil {
+		d.Log.Error("cannot open the spam database", "err", err)
+		os.Exit(1)
+	}
 	s := &Spamd{Log: d.Log, Junk: jdb, Checker: &Checker{
 		Policy:     cfg.Spamd,
 		AuthservID: cfg.AuthservID(),
 		DNS:        netDNS{r: res},
-		Local:      &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))},
+		Local:      local,
 		Classifier: junkClassifier{db: jdb, log: d.Log},
 		Trusted:    trusted,
 		Record:     rec.Record,
 		Log:        d.Log,
+		DNSLists:   dnsListsOf(cfg.Spamd),
+		Lists:      lists,
 	}}
 	ctl := (&trainer{db: jdb, log: d.Log}).ControlServer(daemon.Admin(cfg))
+	lists.register(ctl)
 	go ctl.Serve(ctx, d.Unix("control/spamd"))
-	// cleanup asks for verdicts, imapd reports what users move into and out of Junk.
-	srv := s.Server(daemon.Trust(cfg, "cleanup", "imapd"))
+	// cleanup asks for verdicts, imapd reports what users move into and out of Junk;
+	// neither may do the other's.
+	srv := s.Server(daemon.Trust(cfg, "cleanup"), daemon.Trust(cfg, "imapd"))
 	if err := srv.Serve(ctx, d.Unix("private/spamd")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)

@@ -27,11 +27,14 @@ type Spamd struct {
 	Log  *slog.Logger
 }
 
-// Server returns the ipc server of private/spamd.
-func (d *Spamd) Server(allow func(ipc.Cred) bool) *ipc.Server {
-	s := &ipc.Server{Name: "spamd", Allow: allow, Logger: d.Log}
-	s.Handle(spamcheck.OpCheck, d.serveCheck)
-	s.Handle(spamcheck.OpLearn, d.serveLearn)
+// Server returns the ipc server of private/spamd: check admits the peers that may ask
+// for verdicts (cleanup), learn those that may report moves into and out of Junk
+// (imapd). Peers are told apart by uid only, so in a one-user instance (master not
+// root) every daemon may call both.
+func (d *Spamd) Server(check, learn func(ipc.Cred) bool) *ipc.Server {
+	s := &ipc.Server{Name: "spamd", Allow: ipc.AnyOf(check, learn), Logger: d.Log}
+	s.Handle(spamcheck.OpCheck, ipc.Only(check, d.serveCheck))
+	s.Handle(spamcheck.OpLearn, ipc.Only(learn, d.serveLearn))
 	return s
 }
 
@@ -66,7 +69,12 @@ func (d *Spamd) serveCheck(ctx context.Context, _ ipc.Cred, body json.RawMessage
 	defer cancel()
 	start := time.Now()
 	v := d.Checker.Check(ctx, req, files[0])
-	d.Log.Info("verdict", "id", req.QueueID, "action", v.Action, "score", v.Score, "reasons", v.Reasons,
+	log := d.Log
+	if len(v.Junk) > 0 || len(v.Inbox) > 0 {
+		// The recipients whose own lists decided where their copy goes.
+		log = log.With("junk_for", v.Junk, "inbox_for", v.Inbox)
+	}
+	log.Info("verdict", "id", req.QueueID, "action", v.Action, "score", v.Score, "reasons", v.Reasons,
 		"client", req.ClientAddr, "from", "<"+req.From+">", "ms", time.Since(start).Milliseconds())
 	return v, nil
 }

@@ -250,6 +250,17 @@ type Spamd struct {
 	// LocalPolicy is the DMARC policy applied to mail claiming one of our own domains
 	// when the domain publishes none: "reject", "quarantine" or "none".
 	LocalPolicy string `toml:"local_policy"`
+
+	// DNSBL and DNSWL are the DNS lists spamd asks about the client's address (RFC
+	// 5782): a blocklist listing adds its weight or refuses the message, an allowlist
+	// listing lowers the score. See dnslist.go.
+	DNSBL []DNSBL `toml:"dnsbl"`
+	DNSWL []DNSWL `toml:"dnswl"`
+	// ClassifierMinSpam and ClassifierMinHam are the spam and ham messages the
+	// classifier must have learned (global and recipient's corpora together) before
+	// its opinion counts.
+	ClassifierMinSpam int `toml:"classifier_min_spam"`
+	ClassifierMinHam  int `toml:"classifier_min_ham"`
 }
 
 // IMAPD holds the limits of the IMAP server.
@@ -424,6 +435,9 @@ func Default() *Config {
 			RejectSPFFail:  true,
 			DMARCReject:    "reject",
 			LocalPolicy:    "reject",
+
+			ClassifierMinSpam: 50,
+			ClassifierMinHam:  50,
 		},
 		Submission: Submission{MaxMessagesPerHour: 200, MaxRecipientsPerHour: 1000},
 		IMAPD: IMAPD{
@@ -736,7 +750,7 @@ func (c *Config) validateSpamd(bad func(key, format string, args ...any) error) 
 			return bad("spamd.trusted_relays", "%v", err)
 		}
 	}
-	return nil
+	return s.validateDNSLists(bad)
 }
 
 // ParseNet parses an IP address or a CIDR ("192.0.2.7", "2001:db8::/32") into a

@@ -179,6 +179,66 @@ type SpamStatusResult struct {
 	MinHam  int          `json:"min_ham"`
 }
 
+// Operations on control/spamd: the block and allow lists of senders, the
+// administrator's (User empty) and each user's own. The same ops serve mailctl and the
+// web account page, which names the logged-in user.
+const (
+	// SpamListAdd puts entries on the block or the allow list (an entry on the other
+	// list of the same user moves).
+	SpamListAdd = "spam.list.add"
+	// SpamListRemove takes entries off both lists.
+	SpamListRemove = "spam.list.remove"
+	// SpamLists shows the entries.
+	SpamLists = "spam.lists"
+)
+
+// Actions of a list entry.
+const (
+	SpamBlock = "block"
+	SpamAllow = "allow"
+)
+
+// SpamListAddRequest is the body of spam.list.add. Each entry is an IP address or CIDR
+// (the administrator's lists only), a mail address, or a domain; Subdomains makes the
+// domains match their subdomains too.
+type SpamListAddRequest struct {
+	User       string   `json:"user,omitempty"`
+	Action     string   `json:"action"`
+	Entries    []string `json:"entries"`
+	Subdomains bool     `json:"subdomains,omitempty"`
+}
+
+// SpamListRemoveRequest is the body of spam.list.remove.
+type SpamListRemoveRequest struct {
+	User    string   `json:"user,omitempty"`
+	Entries []string `json:"entries"`
+}
+
+// SpamListsRequest is the body of spam.lists: the entries of User ("" the
+// administrator's), or with All those of the administrator and of every user.
+type SpamListsRequest struct {
+	User string `json:"user,omitempty"`
+	All  bool   `json:"all,omitempty"`
+}
+
+// SpamListEntry is one entry of a list. Kind is "ip", "address" or "domain"; Value is
+// the entry as spamd keeps it (lower case, a CIDR for a network).
+type SpamListEntry struct {
+	User       string    `json:"user,omitempty"`
+	Action     string    `json:"action"`
+	Kind       string    `json:"kind"`
+	Value      string    `json:"value"`
+	Subdomains bool      `json:"subdomains,omitempty"`
+	Added      time.Time `json:"added"`
+}
+
+// SpamListsResult answers spam.lists, spam.list.add (the entries stored) and
+// spam.list.remove (the entries removed; NotListed names those that were on no list).
+type SpamListsResult struct {
+	Entries   []SpamListEntry `json:"entries,omitempty"`
+	NotListed []string        `json:"not_listed,omitempty"`
+}
+
 // Domain names a mail domain.
 type Domain struct {
 	Name    string `json:"name"`

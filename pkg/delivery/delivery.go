@@ -72,6 +72,9 @@ type Recipient struct {
 	// lost): local then looks for the file of that delivery before writing another.
 	// Every other delivery skips the look, which costs a read of the folder's cur/.
 	MaybeDelivered bool `json:"maybe_delivered,omitempty"`
+	// Spam files this recipient's copy into Junk (queue.Recipient.Spam), as
+	// Request.Spam does for all.
+	Spam bool `json:"spam,omitempty"`
 }
 
 // Status values of a Result.

@@ -359,6 +359,31 @@ func (s *Server) serveConn(ctx context.Context, c *Conn) {
 	}
 }
 
+// Only wraps h so that only the peers allow admits may call its op; the others get a
+// "denied" error and the connection stays open. A server whose ops serve different
+// peers admits them all on its socket (Server.Allow) and each op only its own.
+func Only(allow func(Cred) bool, h HandlerFunc) HandlerFunc {
+	return func(ctx context.Context, peer Cred, body json.RawMessage, files []*os.File) (any, error) {
+		if !allow(peer) {
+			closeFiles(files)
+			return nil, Errorf("denied", "uid %d may not use this operation", peer.UID)
+		}
+		return h(ctx, peer, body, files)
+	}
+}
+
+// AnyOf returns an Allow function that admits the peers any of allows admits.
+func AnyOf(allows ...func(Cred) bool) func(Cred) bool {
+	return func(c Cred) bool {
+		for _, a := range allows {
+			if a(c) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 // AllowUIDs returns an Allow function that admits root and the given uids.
 func AllowUIDs(uids ...int) func(Cred) bool {
 	return func(c Cred) bool {

@@ -99,6 +99,10 @@ type Recipient struct {
 	ORcpt string `json:"orcpt,omitempty"`
 	// Notify is RFC 3461's NOTIFY parameter (comma-separated), empty for the default.
 	Notify string `json:"notify,omitempty"`
+	// Spam files this recipient's copy into Junk (the recipient's own block list, or
+	// spamd's junk verdict when another recipient's allow list keeps theirs out);
+	// Envelope.Spam does it for every recipient.
+	Spam bool `json:"spam,omitempty"`
 }
 
 // Original returns the address the client gave for this recipient.

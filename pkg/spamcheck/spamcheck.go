@@ -62,13 +62,20 @@ type Verdict struct {
 	// AuthResults is the value of the Authentication-Results field (RFC 8601 §2.2),
 	// starting with the authserv-id.
 	AuthResults string `json:"auth_results,omitempty"`
+	// Junk names the recipients whose copy goes into Junk although the action is
+	// accept (their own block list has the sender); Inbox those whose copy stays out of
+	// Junk although the action is junk (their own allow list has the sender). Both as
+	// the request gave them.
+	Junk  []string `json:"junk,omitempty"`
+	Inbox []string `json:"inbox,omitempty"`
 }
 
 // maxRequest bounds the fields of a request, so that a broken peer cannot make spamd
 // hold much.
 const (
-	maxField      = 1024
-	maxRecipients = 1000
+	maxField = 1024
+	// MaxRecipients bounds the recipients of a request.
+	MaxRecipients = 1000
 )
 
 // DecodeRequest decodes and checks a request body.
@@ -83,7 +90,7 @@ func DecodeRequest(body []byte) (*Request, error) {
 	if net.ParseIP(r.ClientAddr) == nil {
 		return nil, fmt.Errorf("check request: client address %q is not an IP address", trim(r.ClientAddr))
 	}
-	if len(r.Recipients) == 0 || len(r.Recipients) > maxRecipients {
+	if len(r.Recipients) == 0 || len(r.Recipients) > MaxRecipients {
 		return nil, fmt.Errorf("check request: %d recipients", len(r.Recipients))
 	}
 	for _, s := range append([]string{r.QueueID, r.From, r.ClientName, r.Helo, r.TLS}, r.Recipients...) {
