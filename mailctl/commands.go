@@ -43,6 +43,7 @@ type options struct {
 	off           bool
 	limit         int
 	days          bool
+	subdomains    bool
 }
 
 // group returns the first word of a two-word command, or "".
@@ -424,6 +425,49 @@ The classifier gives no opinion until it has learned enough spam and ham (spam s
 		name: "spam status", maxArgs: 0,
 		summary: "show what spamd's classifier has learned and whether it gives an opinion",
 		run:     runSpamStatus,
+	},
+	{
+		name: "spam block", args: "[--user ADDRESS] [--subdomains] ENTRY...", minArgs: 1, maxArgs: -1,
+		summary: "refuse mail from IP addresses, networks, domains or addresses (or file it into a user's Junk)",
+		detail: `
+Each ENTRY is an IP address or CIDR, a domain, or a mail address. spamd refuses a
+message (550 5.7.1) whose client address, MAIL FROM or From: address matches an entry
+of the administrator's block list. With --user, the entry goes on that account's own
+list (domains and addresses only): that user's copy of a matching message goes into
+Junk, the other recipients' copies are not affected. --subdomains makes the domains
+match their subdomains too. An entry on the allow list moves to the block list.`,
+		flags: listFlags,
+		run:   runSpamBlock,
+	},
+	{
+		name: "spam allow", args: "[--user ADDRESS] [--subdomains] ENTRY...", minArgs: 1, maxArgs: -1,
+		summary: "accept mail from IP addresses, networks, domains or addresses whatever its spam score",
+		detail: `
+An allowed client address skips the DNS lists; an allowed domain or address counts only
+when SPF (for MAIL FROM) or an aligned SPF or DKIM pass (for From:) shows the message
+really comes from it. An allowed message is accepted whatever its score, the DNS lists
+and the classifier say, but SPF and DMARC refusals still apply (use [spamd]
+trusted_relays for hosts whose mail must not be checked at all). With --user, the entry
+goes on that account's own list: that user's copy stays out of Junk. An entry on the
+block list moves to the allow list.`,
+		flags: listFlags,
+		run:   runSpamAllow,
+	},
+	{
+		name: "spam unblock", args: "[--user ADDRESS] ENTRY...", minArgs: 1, maxArgs: -1,
+		summary: "take entries off the block and allow lists",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.user, "user", "", "change the lists of the account `ADDRESS` (default: the administrator's)")
+		},
+		run: runSpamUnblock,
+	},
+	{
+		name: "spam lists", args: "[--user ADDRESS]", maxArgs: 0,
+		summary: "show the block and allow lists: the administrator's and every user's, or one user's",
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.user, "user", "", "show only the lists of the account `ADDRESS`")
+		},
+		run: runSpamLists,
 	},
 	{
 		name: "dkim generate", args: "DOMAIN [--selector S] [--algorithm ed25519|rsa]", minArgs: 1, maxArgs: 1,

@@ -68,7 +68,7 @@ func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
 		case "master":
 			ops = []string{control.MasterStatus, control.MasterReload}
 		case "spamd":
-			ops = []string{control.SpamLearn, control.SpamStatus}
+			ops = []string{control.SpamLearn, control.SpamStatus, control.SpamListAdd, control.SpamListRemove, control.SpamLists}
 		}
 		for _, op := range ops {
 			s.Handle(op, func(ctx context.Context, peer ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {

@@ -1,7 +1,9 @@
 package test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,17 +16,38 @@ import (
 // to its final dot (or to the first command refused).
 func dataReply(t *testing.T, in *Instance, from, to, msg string) string {
 	t.Helper()
-	c, r := dialSMTP(t, in.SMTPAddr())
-	defer c.Close()
-	command(t, c, r, "EHLO client.other.test")
-	for _, cmd := range []string{"MAIL FROM:<" + from + ">", "RCPT TO:<" + to + ">", "DATA"} {
-		if got := command(t, c, r, cmd); !strings.HasPrefix(got, "250") && !strings.HasPrefix(got, "354") {
+	return dataReplyFrom(t, in, "", from, []string{to}, msg)
+}
+
+// dataReplyFrom is dataReply from the source address src ("" lets the kernel choose,
+// another loopback address such as 127.0.0.5 makes another client) to recipients.
+func dataReplyFrom(t *testing.T, in *Instance, src, from string, to []string, msg string) string {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	conn, err := d.Dial("tcp", in.SMTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	readReply(t, r)
+	command(t, conn, r, "EHLO client.other.test")
+	cmds := []string{"MAIL FROM:<" + from + ">"}
+	for _, rcpt := range to {
+		cmds = append(cmds, "RCPT TO:<"+rcpt+">")
+	}
+	for _, cmd := range append(cmds, "DATA") {
+		if got := command(t, conn, r, cmd); !strings.HasPrefix(got, "250") && !strings.HasPrefix(got, "354") {
 			return got
 		}
 	}
-	fmt.Fprintf(c, "%s.\r\n", msg)
+	fmt.Fprintf(conn, "%s.\r\n", msg)
 	got := readReply(t, r)
-	command(t, c, r, "QUIT")
+	command(t, conn, r, "QUIT")
 	return got
 }
 
