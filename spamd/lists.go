@@ -312,9 +312,9 @@ func (l *senderLists) hasUser(user string) bool {
 
 func dbKey(user string, e *listEntry) []byte { return []byte(user + "\x00" + e.key()) }
 
-// checkUser checks the user a request names: "" (the administrator's lists) or an
-// address at one of our domains, lower-cased.
-func (l *senderLists) checkUser(ctx context.Context, user string) (string, error) {
+// userKey checks the user a request names: "" (the administrator's lists) or a mail
+// address, which names the user's lists lower-cased.
+func userKey(user string) (string, error) {
 	if user == "" {
 		return "", nil
 	}
@@ -322,16 +322,24 @@ func (l *senderLists) checkUser(ctx context.Context, user string) (string, error
 	if err != nil || e.Kind != kindAddress {
 		return "", ipc.Errorf("invalid", "user %q is not a mail address", trimmed(user))
 	}
-	if l.local != nil {
-		local, err := l.local.IsLocal(ctx, domainOf(e.Value))
-		if err != nil {
-			return "", fmt.Errorf("asking authd about %s: %w", e.Value, err)
-		}
-		if !local {
-			return "", ipc.Errorf("invalid", "%s is not at one of our domains", e.Value)
-		}
-	}
 	return e.Value, nil
+}
+
+// checkUser is userKey for a change of the lists: a user's address must be at one of
+// our domains.
+func (l *senderLists) checkUser(ctx context.Context, user string) (string, error) {
+	u, err := userKey(user)
+	if err != nil || u == "" || l.local == nil {
+		return u, err
+	}
+	local, err := l.local.IsLocal(ctx, domainOf(u))
+	if err != nil {
+		return "", fmt.Errorf("asking authd about %s: %w", u, err)
+	}
+	if !local {
+		return "", ipc.Errorf("invalid", "%s is not at one of our domains", u)
+	}
+	return u, nil
 }
 
 // add puts entries of action into user's lists.
@@ -449,13 +457,11 @@ func (l *senderLists) remove(ctx context.Context, req control.SpamListRemoveRequ
 }
 
 // list returns the entries of user, or of everybody with all.
-func (l *senderLists) list(ctx context.Context, req control.SpamListsRequest) (*control.SpamListsResult, error) {
-	user, err := l.checkUser(ctx, req.User)
-	if err != nil && !(req.User != "" && ipc.IsCode(err, "invalid") && strings.Contains(err.Error(), "our domains")) {
-		return nil, err
-	}
+func (l *senderLists) list(req control.SpamListsRequest) (*control.SpamListsResult, error) {
+	// Any address: the lists of a domain removed since still show.
+	user, err := userKey(req.User)
 	if err != nil {
-		user = strings.ToLower(req.User) // a domain since removed: its lists still show
+		return nil, err
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -514,7 +520,7 @@ func (l *senderLists) register(s *ipc.Server) {
 		}
 		return res, err
 	})
-	s.Handle(control.SpamLists, func(ctx context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+	s.Handle(control.SpamLists, func(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
 		ipc.CloseFiles(files)
 		var req control.SpamListsRequest
 		if len(body) > 0 && string(body) != "null" {
@@ -522,7 +528,7 @@ func (l *senderLists) register(s *ipc.Server) {
 				return nil, ipc.Errorf("invalid", "decoding %s: %v", control.SpamLists, err)
 			}
 		}
-		return l.list(ctx, req)
+		return l.list(req)
 	})
 }
 

@@ -29,7 +29,8 @@ func withSubject(t *testing.T, msgs [][]byte, subject string) []byte {
 // with a DNS blocklist and a DNS allowlist served by the tests' fake DNS server: the
 // listed client (127.0.0.1) is refused at DATA with 550 5.7.1 naming the zone, the
 // unlisted one (127.0.0.5) is delivered, and the allowlisted one (127.0.0.6) is
-// delivered with the allowlist's weight taken off its score.
+// delivered with the allowlist's weight taken off its score. The same instance's
+// classifier minimums come from the configuration.
 func TestSpamdDNSLists(t *testing.T) {
 	publish(t,
 		`1.0.0.127.bl.e2e-dnsbl.test. 300 IN A 127.0.0.2`,
@@ -38,8 +39,14 @@ func TestSpamdDNSLists(t *testing.T) {
 	in := NewInstance(t, "")
 	in.SetConfig("spamd", "dnsbl", `[{ zone = "bl.e2e-dnsbl.test", reject = true }]`)
 	in.SetConfig("spamd", "dnswl", `[{ zone = "wl.e2e-dnsbl.test", weight = -2.5 }]`)
+	in.SetConfig("spamd", "classifier_min_spam", "3")
+	in.SetConfig("spamd", "classifier_min_ham", "4")
 	in.Stop()
 	in.Start()
+	// The classifier's minimums come from the configuration.
+	if out := in.Mailctl("", "spam", "status"); !strings.Contains(out, "it needs 3 spam and 4 ham") {
+		t.Errorf("spam status with classifier_min_spam = 3 and classifier_min_ham = 4:\n%s", out)
+	}
 	const rcpt = "demo@example.test"
 	msg := func(subject string) string {
 		return fmt.Sprintf("From: <x@nowhere.test>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nhello\r\n", rcpt, subject)
