@@ -24,8 +24,8 @@ import (
 // The block and allow lists of senders: the administrator's (IP addresses and networks,
 // domains and mail addresses) and each user's own (domains and addresses). They live in
 // spamd's database (<data_dir>/spam/spamd.db, bucket "lists") and in memory, where every
-// verdict reads them; mailctl spam block|allow|unblock|lists and the web account page
-// change them over control/spamd.
+// verdict reads them; mailctl spam block|allow|unblock|lists changes them over
+// control/spamd, and the web account page (httpd) a user's own over private/spamd.
 //
 // What an entry trusts (spamd(8) says the same):
 //   - A block entry needs no proof: a forged sender that matches is refused all the same.
@@ -494,13 +494,42 @@ func (e *listEntry) public(user string) control.SpamListEntry {
 	return control.SpamListEntry{User: user, Action: e.Action, Kind: e.Kind, Value: e.Value, Subdomains: e.Subdomains, Added: e.Added}
 }
 
-// register adds the list ops to control/spamd.
-func (l *senderLists) register(s *ipc.Server) {
-	s.Handle(control.SpamListAdd, func(ctx context.Context, peer ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
-		ipc.CloseFiles(files)
+// register adds the list ops to control/spamd: the administrator's, for every list.
+func (l *senderLists) register(s *ipc.Server) { l.handle(s, nil, false) }
+
+// registerAccount adds the list ops to private/spamd for the web account page: only the
+// peers allow admits (httpd) may call them, and only for one user's own lists. httpd
+// names the user it authenticated (with authd), as it acts as that user over IMAP.
+func (l *senderLists) registerAccount(s *ipc.Server, allow func(ipc.Cred) bool) {
+	l.handle(s, allow, true)
+}
+
+// handle registers the three ops; with own, each request must name a user and may not
+// ask for every list.
+func (l *senderLists) handle(s *ipc.Server, allow func(ipc.Cred) bool, own bool) {
+	h := func(op string, serve func(context.Context, ipc.Cred, json.RawMessage) (any, error)) {
+		f := func(ctx context.Context, peer ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+			ipc.CloseFiles(files)
+			return serve(ctx, peer, body)
+		}
+		if allow != nil {
+			f = ipc.Only(allow, f)
+		}
+		s.Handle(op, f)
+	}
+	decode := func(op string, body json.RawMessage, req any, user func() string) error {
+		if err := json.Unmarshal(body, req); err != nil {
+			return ipc.Errorf("invalid", "decoding %s: %v", op, err)
+		}
+		if own && user() == "" {
+			return ipc.Errorf("invalid", "%s here is for a user's own lists: name the user", op)
+		}
+		return nil
+	}
+	h(control.SpamListAdd, func(ctx context.Context, peer ipc.Cred, body json.RawMessage) (any, error) {
 		var req control.SpamListAddRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, ipc.Errorf("invalid", "decoding %s: %v", control.SpamListAdd, err)
+		if err := decode(control.SpamListAdd, body, &req, func() string { return req.User }); err != nil {
+			return nil, err
 		}
 		res, err := l.add(ctx, req)
 		if err == nil {
@@ -508,11 +537,10 @@ func (l *senderLists) register(s *ipc.Server) {
 		}
 		return res, err
 	})
-	s.Handle(control.SpamListRemove, func(ctx context.Context, peer ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
-		ipc.CloseFiles(files)
+	h(control.SpamListRemove, func(ctx context.Context, peer ipc.Cred, body json.RawMessage) (any, error) {
 		var req control.SpamListRemoveRequest
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, ipc.Errorf("invalid", "decoding %s: %v", control.SpamListRemove, err)
+		if err := decode(control.SpamListRemove, body, &req, func() string { return req.User }); err != nil {
+			return nil, err
 		}
 		res, err := l.remove(ctx, req)
 		if err == nil {
@@ -520,13 +548,16 @@ func (l *senderLists) register(s *ipc.Server) {
 		}
 		return res, err
 	})
-	s.Handle(control.SpamLists, func(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
-		ipc.CloseFiles(files)
+	h(control.SpamLists, func(_ context.Context, _ ipc.Cred, body json.RawMessage) (any, error) {
 		var req control.SpamListsRequest
-		if len(body) > 0 && string(body) != "null" {
-			if err := json.Unmarshal(body, &req); err != nil {
-				return nil, ipc.Errorf("invalid", "decoding %s: %v", control.SpamLists, err)
-			}
+		if len(body) == 0 || string(body) == "null" {
+			body = []byte("{}")
+		}
+		if err := decode(control.SpamLists, body, &req, func() string { return req.User }); err != nil {
+			return nil, err
+		}
+		if own {
+			req.All = false
 		}
 		return l.list(req)
 	})

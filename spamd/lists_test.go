@@ -341,3 +341,48 @@ func TestOpPeers(t *testing.T) {
 		t.Errorf("check by a peer that may only learn: %v, want denied", err)
 	}
 }
+
+// TestAccountListOps checks the list ops of private/spamd that the web account page
+// calls: only for the peers admitted, only for a named user's own lists.
+func TestAccountListOps(t *testing.T) {
+	l, _, _ := listsServer(t, filepath.Join(t.TempDir(), "spamd.db"))
+	if _, err := l.add(context.Background(), control.SpamListAddRequest{Action: "block", Entries: []string{"192.0.2.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(admit bool) *ipc.Client {
+		sock := filepath.Join(t.TempDir(), "spamd")
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &ipc.Server{Name: "spamd"}
+		l.registerAccount(srv, func(ipc.Cred) bool { return admit })
+		go srv.Serve(t.Context(), ln)
+		t.Cleanup(func() { srv.Shutdown(context.Background()) })
+		cl := ipc.NewClient(sock)
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	cl := serve(true)
+	var res control.SpamListsResult
+	if _, err := cl.Call(t.Context(), control.SpamListAdd, control.SpamListAddRequest{User: "demo@example.test", Action: "allow", Entries: []string{"friend@a.test"}}, &res); err != nil || len(res.Entries) != 1 {
+		t.Fatalf("a user's own entry: %+v %v", res, err)
+	}
+	for op, req := range map[string]any{
+		control.SpamListAdd:    control.SpamListAddRequest{Action: "block", Entries: []string{"x.test"}},
+		control.SpamListRemove: control.SpamListRemoveRequest{Entries: []string{"192.0.2.1"}},
+		control.SpamLists:      control.SpamListsRequest{All: true},
+	} {
+		if _, err := cl.Call(t.Context(), op, req, nil); !ipc.IsCode(err, "invalid") {
+			t.Errorf("%s without a user: %v, want invalid", op, err)
+		}
+	}
+	res = control.SpamListsResult{}
+	if _, err := cl.Call(t.Context(), control.SpamLists, control.SpamListsRequest{User: "demo@example.test", All: true}, &res); err != nil ||
+		len(res.Entries) != 1 || res.Entries[0].Value != "friend@a.test" {
+		t.Errorf("a user's lists, All asked for: %+v %v", res, err)
+	}
+	if _, err := serve(false).Call(t.Context(), control.SpamLists, control.SpamListsRequest{User: "demo@example.test"}, nil); !ipc.IsCode(err, "denied") {
+		t.Errorf("a peer not admitted: %v, want denied", err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/daemon"
+	"postern/pkg/ipc"
 	"postern/pkg/junk"
 	"postern/pkg/resolver"
 )
@@ -86,8 +87,11 @@ func main() {
 	lists.register(ctl)
 	go ctl.Serve(ctx, d.Unix("control/spamd"))
 	// cleanup asks for verdicts, imapd reports what users move into and out of Junk;
-	// neither may do the other's.
-	srv := s.Server(daemon.Trust(cfg, "cleanup"), daemon.Trust(cfg, "imapd"))
+	// neither may do the other's. httpd's account page changes a user's own lists.
+	web := daemon.Only(cfg, "spamd", "httpd")
+	srv := s.Server(daemon.Only(cfg, "spamd", "cleanup"), daemon.Only(cfg, "spamd", "imapd"))
+	srv.Allow = ipc.AnyOf(srv.Allow, web)
+	lists.registerAccount(srv, web)
 	if err := srv.Serve(ctx, d.Unix("private/spamd")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)
