@@ -121,7 +121,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		cleanup:     enqueue.NewClient(cfg.PrivateSocket("cleanup")),
 		stats:       mailstats.NewReporter(cfg.PrivateSocket("qmgr"), log),
 		hostname:    cfg.Hostname,
-		postmaster:  "postmaster@" + domainOf(cfg.Hostname),
+		postmaster:  "postmaster@" + cfg.MyDomain(),
 		timeout:     cfg.SMTPD.Timeout.D(),
 		dataTimeout: cfg.SMTPD.DataTimeout.D(),
 		grace:       cfg.SMTPD.ShutdownGrace.D(),
@@ -159,16 +159,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.r = newHostReplies(s.hostname, s.maxSize, s.tls != nil)
 	return s, nil
-}
-
-// domainOf returns the domain of a host name the way Postfix derives $mydomain from
-// $myhostname: without its first label, unless that would leave fewer than two labels.
-func domainOf(host string) string {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if _, rest, ok := strings.Cut(host, "."); ok && strings.Contains(rest, ".") {
-		return rest
-	}
-	return host
 }
 
 // ReloadCertificates reads the TLS certificates again (on SIGHUP): new connections get

@@ -250,6 +250,10 @@ type Spamd struct {
 	// LocalPolicy is the DMARC policy applied to mail claiming one of our own domains
 	// when the domain publishes none: "reject", "quarantine" or "none".
 	LocalPolicy string `toml:"local_policy"`
+
+	// DMARC aggregate reports and greylisting: see spamd_reports.go.
+	DMARCReports
+	Greylist
 }
 
 // IMAPD holds the limits of the IMAP server.
@@ -424,6 +428,13 @@ func Default() *Config {
 			RejectSPFFail:  true,
 			DMARCReject:    "reject",
 			LocalPolicy:    "reject",
+			DMARCReports:   DMARCReports{ReportInterval: Duration(24 * time.Hour)},
+			Greylist: Greylist{
+				GreylistDelay:     Duration(5 * time.Minute),
+				GreylistWindow:    Duration(4 * time.Hour),
+				GreylistAutoAllow: 5,
+				GreylistMaxAge:    Duration(35 * 24 * time.Hour),
+			},
 		},
 		Submission: Submission{MaxMessagesPerHour: 200, MaxRecipientsPerHour: 1000},
 		IMAPD: IMAPD{
@@ -736,7 +747,10 @@ func (c *Config) validateSpamd(bad func(key, format string, args ...any) error) 
 			return bad("spamd.trusted_relays", "%v", err)
 		}
 	}
-	return nil
+	if err := c.validateReports(bad); err != nil {
+		return err
+	}
+	return c.validateGreylist(bad)
 }
 
 // ParseNet parses an IP address or a CIDR ("192.0.2.7", "2001:db8::/32") into a
