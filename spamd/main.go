@@ -6,8 +6,9 @@
 // <spool>/private/spamd about each message that did not come from an authenticated user,
 // handing the queue file as a descriptor; spamd answers accept, junk, reject or tempfail
 // with the score, the reasons and an Authentication-Results header (RFC 8601). It runs
-// as its own user and writes only <data_dir>/spam/, where it records each DMARC
-// evaluation for aggregate reports and keeps the classifier's corpora. See spamd(8).
+// as its own user and writes only <data_dir>/spam/, where it keeps the classifier's
+// corpora and, with [spamd] dmarc_reports, each DMARC evaluation, which it sends as
+// aggregate reports (RFC 7489 §7.2) through cleanup's socket (reports.go). See spamd(8).
 package main
 
 import (
@@ -20,7 +21,9 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/config"
+	"postern/pkg/control"
 	"postern/pkg/daemon"
+	"postern/pkg/enqueue"
 	"postern/pkg/junk"
 	"postern/pkg/resolver"
 )
@@ -64,6 +67,17 @@ func main() {
 	}
 	defer jdb.Close()
 	var trusted = parseNets(cfg.Spamd.TrustedRelays)
+	rep := &reporter{
+		db: db, dns: netDNS{r: res}, submit: queueReport(enqueue.NewClient(cfg.PrivateSocket("cleanup"))),
+		enabled: cfg.Spamd.Reports, interval: cfg.Spamd.ReportInterval.D(),
+		org: cfg.DMARCReportOrg(), from: cfg.DMARCReportFrom(), submitter: cfg.Hostname,
+		log: d.Log, now: time.Now,
+	}
+	go rep.run(ctx)
+	record := rec.Record
+	if !cfg.Spamd.Reports {
+		record = nil // nothing to report: nothing recorded
+	}
 	s := &Spamd{Log: d.Log, Junk: jdb, Checker: &Checker{
 		Policy:     cfg.Spamd,
 		AuthservID: cfg.AuthservID(),
@@ -71,10 +85,12 @@ func main() {
 		Local:      &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))},
 		Classifier: junkClassifier{db: jdb, log: d.Log},
 		Trusted:    trusted,
-		Record:     rec.Record,
+		Record:     record,
 		Log:        d.Log,
 	}}
 	ctl := (&trainer{db: jdb, log: d.Log}).ControlServer(daemon.Admin(cfg))
+	ctl.Handle(control.SpamReportsList, rep.serveList)
+	ctl.Handle(control.SpamReportsSend, rep.serveSend)
 	go ctl.Serve(ctx, d.Unix("control/spamd"))
 	// cleanup asks for verdicts, imapd reports what users move into and out of Junk.
 	srv := s.Server(daemon.Trust(cfg, "cleanup", "imapd"))
