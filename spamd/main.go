@@ -8,7 +8,8 @@
 // with the score, the reasons and an Authentication-Results header (RFC 8601). It runs
 // as its own user and writes only <data_dir>/spam/, where it keeps the classifier's
 // corpora and, with [spamd] dmarc_reports, each DMARC evaluation, which it sends as
-// aggregate reports (RFC 7489 §7.2) through cleanup's socket (reports.go). See spamd(8).
+// aggregate reports (RFC 7489 §7.2) through cleanup's socket (reports.go); with [spamd]
+// greylist, it keeps the greylisting triplets smtpd asks about (greylist.go). See spamd(8).
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"postern/pkg/enqueue"
 	"postern/pkg/junk"
 	"postern/pkg/resolver"
+	"postern/pkg/spamcheck"
 )
 
 func main() {
@@ -92,8 +94,18 @@ func main() {
 	ctl.Handle(control.SpamReportsList, rep.serveList)
 	ctl.Handle(control.SpamReportsSend, rep.serveSend)
 	go ctl.Serve(ctx, d.Unix("control/spamd"))
-	// cleanup asks for verdicts, imapd reports what users move into and out of Junk.
-	srv := s.Server(daemon.Trust(cfg, "cleanup", "imapd"))
+	// cleanup asks for verdicts, imapd reports what users move into and out of Junk,
+	// smtpd asks about greylisting.
+	srv := s.Server(daemon.Trust(cfg, "cleanup", "imapd", "smtpd"))
+	if cfg.Spamd.Greylist.Greylist {
+		g, err := newGreylister(cfg, db, d.Log, time.Now)
+		if err != nil {
+			d.Log.Error("cannot read the greylisting state", "err", err)
+			os.Exit(1)
+		}
+		go g.run(ctx)
+		srv.Handle(spamcheck.OpGreylist, g.serveGreylist)
+	}
 	if err := srv.Serve(ctx, d.Unix("private/spamd")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)
