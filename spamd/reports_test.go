@@ -234,3 +234,36 @@ func TestErrorReport(t *testing.T) {
 		t.Errorf("error report to %v:\n%s", (*sent)[0].to, msg)
 	}
 }
+
+// TestRowReasons checks the override reasons of a row: a disposition other than the
+// policy applied is local policy (spamd's score, dmarc_reject = "junk"); a policy
+// lowered by pct is sampled_out.
+func TestRowReasons(t *testing.T) {
+	for _, c := range []struct {
+		result, published, applied, action, disposition, reason string
+	}{
+		{dmarc.Fail, dmarc.Reject, dmarc.Reject, "reject", dmarc.Reject, ""},
+		{dmarc.Fail, dmarc.Reject, dmarc.Reject, "junk", dmarc.Quarantine, dmarc.ReasonLocalPolicy},
+		{dmarc.Fail, dmarc.Reject, dmarc.Quarantine, "junk", dmarc.Quarantine, dmarc.ReasonSampledOut},
+		{dmarc.Fail, dmarc.Quarantine, dmarc.Quarantine, "junk", dmarc.Quarantine, ""},
+		{dmarc.Pass, dmarc.Reject, dmarc.None, "accept", dmarc.None, ""},
+		{dmarc.Pass, dmarc.Reject, dmarc.None, "junk", dmarc.Quarantine, dmarc.ReasonLocalPolicy},
+	} {
+		k := rowOf(&dmarcRecord{Result: c.result, Published: c.published, Applied: c.applied, Disposition: c.action, SourceIP: "192.0.2.1", HeaderFrom: "a.test"})
+		if k.disposition != c.disposition || k.reason != c.reason {
+			t.Errorf("%+v: disposition %q reason %q", c, k.disposition, k.reason)
+		}
+	}
+}
+
+// TestNextRun checks that reports go out on multiples of the interval (RFC 7489 §7.2:
+// hour boundaries; midnight UTC for daily reports).
+func TestNextRun(t *testing.T) {
+	at := time.Date(2026, 12, 7, 18, 42, 5, 0, time.UTC)
+	if got := nextRun(at, 24*time.Hour); !got.Equal(time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("daily: %v", got)
+	}
+	if got := nextRun(at, time.Hour); !got.Equal(time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC)) {
+		t.Errorf("hourly: %v", got)
+	}
+}

@@ -68,7 +68,7 @@ func (d *Spamd) serveCheck(ctx context.Context, _ ipc.Cred, body json.RawMessage
 	start := time.Now()
 	v := d.Checker.Check(ctx, req, files[0])
 	d.Log.Info("verdict", "id", req.QueueID, "action", v.Action, "score", v.Score, "reasons", v.Reasons,
-		"client", req.ClientAddr, "from", "<"+req.From+">", "ms", time.Since(start).Milliseconds())
+		"client", req.ClientAddr, "from", "<"+req.From+">", "ms", float64(time.Since(start).Microseconds())/1000)
 	return v, nil
 }
 
