@@ -1,8 +1,8 @@
 // Command spamd sends the messages of a corpus folder over SMTP to a Postern instance's
 // port 25, each to one recipient userNNNN@example.test in turn, so that spamd classifies
 // each with that user's own corpus besides the global one (bench/spamd/run.sh sets up
-// the instance, the trained databases and the catch-all that takes the mail). It
-// prints how many messages got each kind of reply.
+// the instance, the trained databases and the accounts). It prints how many messages
+// got each kind of reply.
 package main
 
 import (
