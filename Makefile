@@ -7,7 +7,7 @@ RUN     ?= run
 # which Go can do only in a program without cgo; os/user and net use their Go code.
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam imaptest
+.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam bench-spamd imaptest
 
 all: build
 
@@ -38,8 +38,9 @@ run: build
 	@echo
 	exec bin/master -c $(RUN)/postern.toml
 
+# Inbound SMTP -> Maildir, with spamd on and off in one run (bench/smtp).
 bench-smtp: build
-	bench/smtp/run.sh
+	bench/smtp/run.sh -c
 
 # Outbound: submission on one instance -> remote -> MX -> Maildir on another (bench/relay).
 bench-relay: build
@@ -53,6 +54,10 @@ bench-imap: build
 # temporary directory; SA=1 also runs Debian's SpamAssassin on the same split (bench/spam).
 bench-spam:
 	bench/spam/run.sh -users 1000
+
+# spamd's memory with a trained global corpus and 1,000 per-user corpora, under mail (bench/spamd).
+bench-spamd: build
+	bench/spamd/run.sh -users 1000
 
 # Dovecot's imaptest (compliance groups and a 60 s stress run) against a development
 # instance; imaptest is built outside the repository: see test/imaptest/README.md.

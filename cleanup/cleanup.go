@@ -34,6 +34,8 @@ type Cleanup struct {
 	HideClient bool
 	// Spam is how inbound mail is checked by spamd.
 	Spam SpamPolicy
+	// Reports is what cleanup takes from spamd as its reports.
+	Reports ReportPolicy
 
 	wake chan string
 }
@@ -54,6 +56,8 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	var err error
 	if jerr != nil {
 		err = ipc.Errorf("invalid", "decoding envelope: %v", jerr)
+	} else if rerr := c.checkReportEnvelope(peer, &env); rerr != nil {
+		err = rerr
 	} else {
 		w, err = c.begin(ctx, &env)
 	}
@@ -77,12 +81,15 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	// The header section is known: check the author of a submission, and start the
 	// DKIM signatures of outbound mail, computed as the message streams into the file.
 	refusal := c.checkAuthor(ctx, &env, fixer)
+	if refusal == nil {
+		refusal = c.checkReportAuthor(&env, fixer)
+	}
 	var signer *dkim.Signer
 	var dst io.Writer = w
 	switch {
 	case refusal != nil:
 		dst = io.Discard // read to the end all the same, to stay in step
-	case env.Submission || env.Bounce:
+	case env.Submission || env.Bounce || env.Report:
 		if signer = c.signer(fixer.section, w); signer != nil {
 			dst = io.MultiWriter(w, signer)
 		}
@@ -189,7 +196,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope) (*queueWrite
 		c.Log.Error("cannot create queue file", "err", err)
 		return nil, ipc.Errorf("temporary", "queue file error")
 	}
-	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce, tls: env.TLS}
+	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report, tls: env.TLS}
 	if c.checked(env) {
 		// Room for spamd's headers and the junk mark, filled in before Commit.
 		if err := w.Reserve(verdictRoom + junkMarkRoom*len(rcpts)); err != nil {

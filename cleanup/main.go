@@ -46,7 +46,9 @@ func main() {
 			AuthservID: cfg.AuthservID(),
 		}
 	}
-	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr"))
+	// spamd queues its DMARC aggregate reports here, and nothing else (report.go).
+	c.Reports = ReportPolicy{From: cfg.DMARCReportFrom(), OnlyReports: daemon.Confined(cfg, "spamd", "smtpd", "qmgr")}
+	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr", "spamd"))
 	go c.Wakeups(ctx)
 	if err := srv.Serve(ctx, d.Unix("private/cleanup")); err != nil {
 		d.Log.Error("serving", "err", err)

@@ -34,6 +34,12 @@ func fakeSendAs(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.Fil
 // returns them.
 func startSigning(t *testing.T, hide bool) (*enqueue.Client, queue.Spool, []*dkim.Key) {
 	t.Helper()
+	return startSigningWith(t, func(c *Cleanup) { c.HideClient = hide })
+}
+
+// startSigningWith is startSigning with a chance to configure the Cleanup further.
+func startSigningWith(t *testing.T, configure func(c *Cleanup)) (*enqueue.Client, queue.Spool, []*dkim.Key) {
+	t.Helper()
 	var keys []*dkim.Key
 	cl, spool, _ := startWith(t, func(c *Cleanup, dir string) {
 		kdir := filepath.Join(dir, "dkim")
@@ -45,7 +51,7 @@ func startSigning(t *testing.T, hide bool) (*enqueue.Client, queue.Spool, []*dki
 			keys = append(keys, k)
 		}
 		c.DKIM = &dkim.Keyring{Dir: kdir}
-		c.HideClient = hide
+		configure(c)
 	})
 	return cl, spool, keys
 }

@@ -101,6 +101,13 @@ func lookup(args []string) (*command, int) {
 	if len(args) == 0 {
 		return nil, 0
 	}
+	if len(args) >= 3 {
+		for _, c := range commands {
+			if c.name == args[0]+" "+args[1]+" "+args[2] {
+				return c, 3
+			}
+		}
+	}
 	if len(args) >= 2 {
 		for _, c := range commands {
 			if c.name == args[0]+" "+args[1] {
@@ -468,6 +475,20 @@ block list moves to the allow list.`,
 			fs.StringVar(&o.user, "user", "", "show only the lists of the account `ADDRESS`")
 		},
 		run: runSpamLists,
+	},
+	{
+		name: "spam reports list", maxArgs: 0,
+		summary: "show the DMARC evaluations waiting for the next aggregate report",
+		run:     runSpamReportsList,
+	},
+	{
+		name: "spam reports send", maxArgs: 0,
+		summary: "send the DMARC aggregate reports of everything recorded so far, now",
+		detail: `
+spamd builds one report per domain (RFC 7489 §7.2) of the evaluations recorded so far,
+looks up the domain's rua= addresses, and queues the report for those that accept it;
+the evaluations are then deleted. Needs dmarc_reports = true in [spamd].`,
+		run: runSpamReportsSend,
 	},
 	{
 		name: "dkim generate", args: "DOMAIN [--selector S] [--algorithm ed25519|rsa]", minArgs: 1, maxArgs: 1,

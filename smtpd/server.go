@@ -19,6 +19,7 @@ import (
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/ratelimit"
+	"postern/pkg/spamcheck"
 	mailstats "postern/pkg/stats"
 	"postern/pkg/tlsconf"
 )
@@ -72,6 +73,8 @@ type Server struct {
 	// stats gathers the refusals (mailstats.Rejected) and reports them to qmgr, which
 	// keeps the delivery statistics.
 	stats *mailstats.Reporter
+	// greylist asks spamd about greylisting on port 25 ([spamd] greylist); nil: off.
+	greylist *spamcheck.Client
 
 	hostname   string
 	postmaster string // the address <postmaster> stands for (RFC 5321 §4.5.1)
@@ -121,7 +124,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		cleanup:     enqueue.NewClient(cfg.PrivateSocket("cleanup")),
 		stats:       mailstats.NewReporter(cfg.PrivateSocket("qmgr"), log),
 		hostname:    cfg.Hostname,
-		postmaster:  "postmaster@" + domainOf(cfg.Hostname),
+		postmaster:  "postmaster@" + cfg.MyDomain(),
 		timeout:     cfg.SMTPD.Timeout.D(),
 		dataTimeout: cfg.SMTPD.DataTimeout.D(),
 		grace:       cfg.SMTPD.ShutdownGrace.D(),
@@ -146,6 +149,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.exempt = exempt
 	s.accountRates = cfg.Submission.MaxMessagesPerHour > 0 || cfg.Submission.MaxRecipientsPerHour > 0
+	if sd := cfg.Service("spamd"); sd != nil && sd.Enable && cfg.Spamd.Greylist.Greylist {
+		s.greylist = spamcheck.NewClient(cfg.PrivateSocket("spamd"), greylistTimeout)
+	}
 	s.clientRate = ratelimit.New(cfg.SMTPD.MessageRate, cfg.SMTPD.RecipientRate, time.Minute)
 	s.connRate = ratelimit.New(cfg.SMTPD.ConnectionRate, 0, time.Minute)
 	if s.timeout <= 0 || s.dataTimeout <= 0 {
@@ -159,16 +165,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.r = newHostReplies(s.hostname, s.maxSize, s.tls != nil)
 	return s, nil
-}
-
-// domainOf returns the domain of a host name the way Postfix derives $mydomain from
-// $myhostname: without its first label, unless that would leave fewer than two labels.
-func domainOf(host string) string {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if _, rest, ok := strings.Cut(host, "."); ok && strings.Contains(rest, ".") {
-		return rest
-	}
-	return host
 }
 
 // ReloadCertificates reads the TLS certificates again (on SIGHUP): new connections get

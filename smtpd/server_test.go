@@ -147,17 +147,3 @@ func TestShutdownGraceEnds(t *testing.T) {
 		t.Errorf("aborted %d, queued %d", e.cleanup.abortedCount(), len(e.cleanup.messages()))
 	}
 }
-
-func TestDomainOf(t *testing.T) {
-	for host, want := range map[string]string{
-		"mx.example.test":    "example.test",
-		"mail.example.co.uk": "example.co.uk",
-		"example.test":       "example.test",
-		"localhost":          "localhost",
-		"MX.Example.Test.":   "example.test",
-	} {
-		if got := domainOf(host); got != want {
-			t.Errorf("domainOf(%q) = %q, want %q", host, got, want)
-		}
-	}
-}

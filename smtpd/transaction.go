@@ -225,6 +225,10 @@ func (s *session) cmdRcpt(arg string) {
 		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">", "mailbox", full, "size", tx.size)
 		return
 	}
+	if r, refused := s.greylisted(tx, rcpt.Addr, res); refused {
+		s.reply(r, "from", "<"+tx.from.String()+">", "to", "<"+rcpt.Addr+">")
+		return
+	}
 	rcpt.Resolution = res // cleanup need not ask authd again
 	if r, refused := s.accountRate(true); refused {
 		s.reply(r, "user", s.authUser, "to", "<"+rcpt.Addr+">")

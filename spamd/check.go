@@ -88,7 +88,14 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	// block or allow the sender.
 	var allowed bool
 	var userJunk, userInbox []string
+	var evaluated *dmarcRecord // recorded with the final disposition
 	finish := func() *spamcheck.Verdict {
+		defer func() {
+			if evaluated != nil && c.Record != nil {
+				evaluated.Disposition = v.Action
+				c.Record(*evaluated)
+			}
+		}()
 		v.Score, v.Reasons = s.total, s.reasons
 		v.AuthResults = c.AuthservID + ";"
 		if len(s.results) == 0 {
@@ -145,9 +152,9 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 
 	// SPF of MAIL FROM (or of HELO for the null sender, RFC 7208 §2.4) and of HELO.
 	sender, heloDomain := req.From, strings.TrimSuffix(req.Helo, ".")
-	spfDomain := domainOf(sender)
+	spfDomain, spfScope := domainOf(sender), "mfrom"
 	if sender == "" {
-		spfDomain, sender = heloDomain, "postmaster@"+heloDomain
+		spfDomain, sender, spfScope = heloDomain, "postmaster@"+heloDomain, "helo"
 	}
 	spfRes := spf.None
 	if spfDomain != "" {
@@ -182,6 +189,7 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	lookup := func(name string) ([]string, error) { return c.DNS.LookupTXT(ctx, name) }
 	verifs, err := msgdkim.VerifyWithOptions(io.NewSectionReader(msg, req.Offset, size), &msgdkim.VerifyOptions{LookupTXT: lookup, MaxVerifications: maxSignatures})
 	var dkimPass []string
+	var dkimResults []dmarc.DKIMAuthResult
 	dkimFailed := false
 	for _, vf := range verifs {
 		res := "pass"
@@ -198,6 +206,7 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 			dkimFailed = true
 		}
 		s.results = append(s.results, fmt.Sprintf("dkim=%s header.d=%s", res, resValue(vf.Domain)))
+		dkimResults = append(dkimResults, dmarc.DKIMAuthResult{Domain: resValue(vf.Domain), Result: res})
 	}
 	if err != nil && len(verifs) == 0 && err != msgdkim.ErrTooManySignatures {
 		c.Log.Debug("DKIM verification failed", "id", req.QueueID, "err", err)
@@ -255,12 +264,13 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 			}
 		}
 		if c.Record != nil && ev.Record != nil {
-			c.Record(dmarcRecord{
+			evaluated = &dmarcRecord{
 				At: time.Now().UTC(), QueueID: req.QueueID, SourceIP: req.ClientAddr, HeaderFrom: from,
 				RecordDomain: ev.RecordDomain, Published: ev.Published, Applied: ev.Policy, Result: ev.Result,
 				SPFDomain: spfDomain, SPF: string(spfRes), SPFAligned: ev.SPFAligned,
-				DKIMDomains: dkimPass, DKIMAligned: ev.DKIMAligned, Disposition: v.Action,
-			})
+				DKIMDomains: dkimPass, DKIMAligned: ev.DKIMAligned,
+				Policy: publishedPolicy(ev), SPFScope: spfScope, DKIM: dkimResults,
+			}
 		}
 	}
 

@@ -6,8 +6,10 @@
 // <spool>/private/spamd about each message that did not come from an authenticated user,
 // handing the queue file as a descriptor; spamd answers accept, junk, reject or tempfail
 // with the score, the reasons and an Authentication-Results header (RFC 8601). It runs
-// as its own user and writes only <data_dir>/spam/, where it records each DMARC
-// evaluation for aggregate reports and keeps the classifier's corpora. See spamd(8).
+// as its own user and writes only <data_dir>/spam/, where it keeps the classifier's
+// corpora and, with [spamd] dmarc_reports, each DMARC evaluation, which it sends as
+// aggregate reports (RFC 7489 §7.2) through cleanup's socket (reports.go); with [spamd]
+// greylist, it keeps the greylisting triplets smtpd asks about (greylist.go). See spamd(8).
 package main
 
 import (
@@ -20,10 +22,13 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/config"
+	"postern/pkg/control"
 	"postern/pkg/daemon"
+	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/junk"
 	"postern/pkg/resolver"
+	"postern/pkg/spamcheck"
 )
 
 func main() {
@@ -71,6 +76,17 @@ func main() {
 		d.Log.Error("cannot open the spam database", "err", err)
 		os.Exit(1)
 	}
+	rep := &reporter{
+		db: db, dns: netDNS{r: res}, submit: queueReport(enqueue.NewClient(cfg.PrivateSocket("cleanup"))),
+		enabled: cfg.Spamd.Reports, interval: cfg.Spamd.ReportInterval.D(),
+		org: cfg.DMARCReportOrg(), from: cfg.DMARCReportFrom(), submitter: cfg.Hostname,
+		log: d.Log, now: time.Now,
+	}
+	go rep.run(ctx)
+	record := rec.Record
+	if !cfg.Spamd.Reports {
+		record = nil // nothing to report: nothing recorded
+	}
 	s := &Spamd{Log: d.Log, Junk: jdb, Checker: &Checker{
 		Policy:     cfg.Spamd,
 		AuthservID: cfg.AuthservID(),
@@ -78,20 +94,33 @@ func main() {
 		Local:      local,
 		Classifier: junkClassifier{db: jdb, log: d.Log},
 		Trusted:    trusted,
-		Record:     rec.Record,
+		Record:     record,
 		Log:        d.Log,
 		DNSLists:   dnsListsOf(cfg.Spamd),
 		Lists:      lists,
 	}}
 	ctl := (&trainer{db: jdb, log: d.Log}).ControlServer(daemon.Admin(cfg))
 	lists.register(ctl)
+	ctl.Handle(control.SpamReportsList, rep.serveList)
+	ctl.Handle(control.SpamReportsSend, rep.serveSend)
 	go ctl.Serve(ctx, d.Unix("control/spamd"))
-	// cleanup asks for verdicts, imapd reports what users move into and out of Junk;
-	// neither may do the other's. httpd's account page changes a user's own lists.
+	// cleanup asks for verdicts, imapd reports what users move into and out of Junk,
+	// smtpd asks about greylisting: none may do the others'. httpd's account page
+	// changes a user's own lists.
 	web := daemon.Only(cfg, "spamd", "httpd")
+	grey := daemon.Only(cfg, "spamd", "smtpd")
 	srv := s.Server(daemon.Only(cfg, "spamd", "cleanup"), daemon.Only(cfg, "spamd", "imapd"))
-	srv.Allow = ipc.AnyOf(srv.Allow, web)
+	srv.Allow = ipc.AnyOf(srv.Allow, web, grey)
 	lists.registerAccount(srv, web)
+	if cfg.Spamd.Greylist.Greylist {
+		g, err := newGreylister(cfg, db, d.Log, time.Now)
+		if err != nil {
+			d.Log.Error("cannot read the greylisting state", "err", err)
+			os.Exit(1)
+		}
+		go g.run(ctx)
+		srv.Handle(spamcheck.OpGreylist, ipc.Only(grey, g.serveGreylist))
+	}
 	if err := srv.Serve(ctx, d.Unix("private/spamd")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"postern/pkg/auth"
+	"postern/pkg/dmarc"
 	"postern/pkg/ipc"
 	"postern/pkg/junk"
 	"postern/pkg/spamcheck"
@@ -75,7 +76,7 @@ func (d *Spamd) serveCheck(ctx context.Context, _ ipc.Cred, body json.RawMessage
 		log = log.With("junk_for", v.Junk, "inbox_for", v.Inbox)
 	}
 	log.Info("verdict", "id", req.QueueID, "action", v.Action, "score", v.Score, "reasons", v.Reasons,
-		"client", req.ClientAddr, "from", "<"+req.From+">", "ms", time.Since(start).Milliseconds())
+		"client", req.ClientAddr, "from", "<"+req.From+">", "ms", float64(time.Since(start).Microseconds())/1000)
 	return v, nil
 }
 
@@ -130,6 +131,12 @@ type dmarcRecord struct {
 	DKIMDomains  []string  `json:"dkim_domains,omitempty"`
 	DKIMAligned  bool      `json:"dkim_aligned"`
 	Disposition  string    `json:"disposition"`
+	// For the aggregate reports (reports.go): the record's policy as published, the
+	// SPF scope ("mfrom", or "helo" for the null sender), and the result of every
+	// DKIM signature.
+	Policy   dmarc.PolicyPublished  `json:"policy"`
+	SPFScope string                 `json:"spf_scope,omitempty"`
+	DKIM     []dmarc.DKIMAuthResult `json:"dkim,omitempty"`
 }
 
 // dmarcBucket holds the evaluations, keyed by a sequence number (bbolt's NextSequence),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/smtp: SMTP → Maildir throughput, measured with Postfix's smtp-source.
 #
-#   bench/smtp/run.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-k] [-x] [-t HOST:PORT -m MAILDIR]
+#   bench/smtp/run.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-k] [-x | -c] [-t HOST:PORT -m MAILDIR]
 #
 # Without -t it creates a fresh development instance in a temporary directory (fsync on,
 # as always), starts master, pushes MESSAGES messages of BYTES bytes over SESSIONS
@@ -12,17 +12,34 @@
 # receives the load, MAILDIR is the recipient's Maildir that fills up. -k keeps the
 # instance directory. spamd judges every message (SPF, DKIM, DMARC of other.test, whose
 # records a fake DNS server on loopback serves, bench/smtp/fakedns); -x runs the instance
-# without spamd, to measure what it costs. smtp-source comes from Debian's postfix package.
+# without spamd, to measure what it costs; -c does both, one after the other with a fresh
+# instance each, and prints both rates and their ratio. With spamd on, it also prints
+# spamd's time per verdict (median and 99th percentile of the ms= of its log lines).
+# smtp-source comes from Debian's postfix package.
 set -euo pipefail
 
-n=5000 sessions=10 size=4096 target="" maildir="" keep="" nospamd=""
-while getopts "n:s:l:t:m:kx" opt; do
+n=5000 sessions=10 size=4096 target="" maildir="" keep="" nospamd="" compare=""
+while getopts "n:s:l:t:m:kxc" opt; do
 	case $opt in
 	n) n=$OPTARG ;; s) sessions=$OPTARG ;; l) size=$OPTARG ;;
-	t) target=$OPTARG ;; m) maildir=$OPTARG ;; k) keep=1 ;; x) nospamd=1 ;;
-	*) sed -n '2,16p' "$0"; exit 2 ;;
+	t) target=$OPTARG ;; m) maildir=$OPTARG ;; k) keep=1 ;; x) nospamd=1 ;; c) compare=1 ;;
+	*) sed -n '2,19p' "$0"; exit 2 ;;
 	esac
 done
+if [ -n "$compare" ]; then
+	# spamd on, then off, each on a fresh instance; the rates and their ratio.
+	on=$("$0" -n "$n" -s "$sessions" -l "$size") || { echo "$on"; exit 1; }
+	echo "$on"
+	off=$("$0" -n "$n" -s "$sessions" -l "$size" -x) || { echo "$off"; exit 1; }
+	echo "$off"
+	rate() { awk -v k="$1" '$1 == k":" { print $2 }' <<<"$2"; }
+	for k in accepted delivered; do
+		awk -v k="$k" -v on="$(rate "$k" "$on")" -v off="$(rate "$k" "$off")" 'BEGIN {
+			printf "%-9s  spamd on %s msg/s, off %s msg/s: on/off = %.2f (spamd costs %.0f%%)\n", k ":", on, off, on / off, 100 * (1 - on / off)
+		}'
+	done
+	exit 0
+fi
 command -v smtp-source >/dev/null || PATH=$PATH:/usr/sbin
 command -v smtp-source >/dev/null || { echo "smtp-source missing: apt-get install postfix (see .ci/run)"; exit 1; }
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -82,3 +99,12 @@ awk -v n="$n" -v s="$start" -v a="$accepted" -v d="$delivered" 'BEGIN {
 	printf "accepted:  %6.0f msg/s  (%.2f s)\n", n / (a - s), a - s
 	printf "delivered: %6.0f msg/s  (%.2f s)\n", n / (d - s), d - s
 }'
+if [ -n "${dir:-}" ] && [ -z "$nospamd" ]; then
+	# spamd's own time per verdict, from the ms= of its "verdict" log lines.
+	grep 'msg=verdict daemon=spamd' "$dir/master.log" | sed -n 's/.* ms=\([0-9.]*\).*/\1/p' | sort -g | awk '
+		{ v[NR] = $1 }
+		END {
+			if (NR == 0) { print "spamd verdicts: none logged"; exit }
+			printf "spamd verdict: median %.3f ms, p99 %.3f ms, max %.3f ms (%d verdicts)\n", v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.999)], v[NR], NR
+		}'
+fi

@@ -261,6 +261,9 @@ type Spamd struct {
 	// its opinion counts.
 	ClassifierMinSpam int `toml:"classifier_min_spam"`
 	ClassifierMinHam  int `toml:"classifier_min_ham"`
+	// DMARC aggregate reports and greylisting: see spamd_reports.go.
+	DMARCReports
+	Greylist
 }
 
 // IMAPD holds the limits of the IMAP server.
@@ -435,6 +438,13 @@ func Default() *Config {
 			RejectSPFFail:  true,
 			DMARCReject:    "reject",
 			LocalPolicy:    "reject",
+			DMARCReports:   DMARCReports{ReportInterval: Duration(24 * time.Hour)},
+			Greylist: Greylist{
+				GreylistDelay:     Duration(5 * time.Minute),
+				GreylistWindow:    Duration(4 * time.Hour),
+				GreylistAutoAllow: 5,
+				GreylistMaxAge:    Duration(35 * 24 * time.Hour),
+			},
 
 			ClassifierMinSpam: 50,
 			ClassifierMinHam:  50,
@@ -749,6 +759,12 @@ func (c *Config) validateSpamd(bad func(key, format string, args ...any) error) 
 		if _, err := ParseNet(r); err != nil {
 			return bad("spamd.trusted_relays", "%v", err)
 		}
+	}
+	if err := c.validateReports(bad); err != nil {
+		return err
+	}
+	if err := c.validateGreylist(bad); err != nil {
+		return err
 	}
 	return s.validateDNSLists(bad)
 }

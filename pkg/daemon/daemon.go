@@ -256,19 +256,35 @@ func Listeners() (map[string]net.Listener, error) {
 // users the named services run as. In a development instance every daemon runs as one
 // user, so that user is trusted.
 func Trust(cfg *config.Config, services ...string) func(ipc.Cred) bool {
-	uids := map[int]bool{0: true, os.Getuid(): true}
-	for _, s := range services {
-		svc := cfg.Service(s)
-		if svc == nil {
-			continue
-		}
-		if u, err := user.Lookup(svc.User); err == nil {
-			if id, err := strconv.Atoi(u.Uid); err == nil {
-				uids[id] = true
-			}
-		}
+	uids := serviceUIDs(cfg, services...)
+	uids[0], uids[os.Getuid()] = true, true
+	return func(c ipc.Cred) bool { return uids[c.UID] }
+}
+
+// Confined returns a function that tells a peer which can only be the named service:
+// one running as that service's user when that user is neither root, nor this
+// process's, nor the user of any of the others. A socket that admits several services
+// uses it to hold one of them to less (cleanup takes only reports from spamd). In a
+// development instance, where every daemon runs as one user, it tells nobody.
+func Confined(cfg *config.Config, service string, others ...string) func(ipc.Cred) bool {
+	uids := serviceUIDs(cfg, service)
+	delete(uids, 0)
+	delete(uids, os.Getuid())
+	for id := range serviceUIDs(cfg, others...) {
+		delete(uids, id)
 	}
 	return func(c ipc.Cred) bool { return uids[c.UID] }
+}
+
+// serviceUIDs returns the uids of the users the named services run as.
+func serviceUIDs(cfg *config.Config, services ...string) map[int]bool {
+	uids := map[int]bool{}
+	for _, s := range services {
+		if id, ok := serviceUID(cfg, s); ok {
+			uids[id] = true
+		}
+	}
+	return uids
 }
 
 // Admin returns an Allow function for control sockets: root, this process's own uid, and

@@ -36,6 +36,8 @@ type Record struct {
 	Pct int
 	// RUA are the aggregate report addresses (rua=), kept for reports.
 	RUA []string
+	// FO is the failure reporting option (fo=), kept for reports; "0" by default.
+	FO string
 }
 
 // ErrNoRecord says that a name has no DMARC record.
@@ -50,7 +52,7 @@ func Parse(txt string) (*Record, error) {
 	if v := strings.TrimSpace(parts[0]); !strings.EqualFold(strings.ReplaceAll(v, " ", ""), "v=DMARC1") {
 		return nil, errors.New("dmarc: record does not start with v=DMARC1")
 	}
-	r := &Record{Pct: 100}
+	r := &Record{Pct: 100, FO: "0"}
 	seen := map[string]bool{}
 	for _, p := range parts[1:] {
 		p = strings.TrimSpace(p)
@@ -84,6 +86,8 @@ func Parse(txt string) (*Record, error) {
 				err = fmt.Errorf("dmarc: pct=%q is not 0 to 100", clip(val))
 			}
 			r.Pct = n
+		case "fo":
+			r.FO = val
 		case "rua":
 			for _, u := range strings.Split(val, ",") {
 				if u = strings.TrimSpace(u); u != "" {

@@ -98,6 +98,10 @@ type Envelope struct {
 	Submission bool `json:"submission,omitempty"`
 	// Bounce is true for a delivery status notification made by qmgr.
 	Bounce bool `json:"bounce,omitempty"`
+	// Report is true for a report made by spamd (a DMARC aggregate report, RFC 7489
+	// §7.2): from the null sender, with the From: address cleanup is configured to
+	// expect, DKIM-signed like outbound mail and never judged by spamd.
+	Report bool `json:"report,omitempty"`
 
 	BodyType string `json:"body_type,omitempty"`
 	SMTPUTF8 bool   `json:"smtputf8,omitempty"`

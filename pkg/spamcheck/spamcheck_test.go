@@ -42,3 +42,31 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeGreylistRequest(t *testing.T) {
+	r, err := DecodeGreylistRequest([]byte(`{"client_addr":"2001:db8::1","from":"","rcpt":"a@example.test"}`))
+	if err != nil || r.ClientAddr != "2001:db8::1" || r.Rcpt != "a@example.test" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	for _, bad := range []string{``, `{}`, `{"client_addr":"x","rcpt":"a@b"}`, `{"client_addr":"192.0.2.1"}`,
+		`{"client_addr":"192.0.2.1","rcpt":"a@b\r\n"}`, `{"client_addr":"192.0.2.1","rcpt":"a@b","from":"` + strings.Repeat("x", 2000) + `"}`} {
+		if _, err := DecodeGreylistRequest([]byte(bad)); err == nil {
+			t.Errorf("DecodeGreylistRequest(%.60q) succeeded", bad)
+		}
+	}
+}
+
+func FuzzDecodeGreylistRequest(f *testing.F) {
+	f.Add([]byte(`{"client_addr":"192.0.2.1","from":"a@b.test","rcpt":"c@d.test"}`))
+	f.Add([]byte(`{"client_addr":"::ffff:192.0.2.1","from":"","rcpt":"c"}`))
+	f.Add([]byte(`{"client_addr":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeGreylistRequest(b)
+		if err != nil {
+			return
+		}
+		if r.Rcpt == "" || strings.ContainsAny(r.From+r.Rcpt, "\r\n") {
+			t.Fatalf("accepted %+v", r)
+		}
+	})
+}

@@ -1,0 +1,40 @@
+package test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGreylisting turns greylisting on with a delay of 8 seconds: the first attempt of a
+// new (client, sender, recipient) is refused at RCPT with 451 4.7.1, a retry before the
+// delay too, and one after it is accepted and delivered; the same triplet then passes
+// at once. (The delay is long enough that the first two attempts, a few milliseconds
+// apart, cannot straddle it on a loaded machine.)
+func TestGreylisting(t *testing.T) {
+	in := NewInstance(t, "")
+	in.SetConfig("spamd", "greylist", "true")
+	in.SetConfig("spamd", "greylist_delay", `"8s"`)
+	in.Stop()
+	in.Start()
+	const rcpt = "demo@example.test"
+	msg := "From: <x@grey-sender.test>\r\nTo: <demo@example.test>\r\nSubject: greylisted\r\n\r\nhello\r\n"
+	if got := dataReply(t, in, "x@grey-sender.test", rcpt, msg); !strings.HasPrefix(got, "451 4.7.1 ") || !strings.Contains(got, "Greylisted") {
+		t.Fatalf("first attempt: %q", got)
+	}
+	if got := dataReply(t, in, "x@grey-sender.test", rcpt, msg); !strings.HasPrefix(got, "451 4.7.1 ") {
+		t.Fatalf("retry before the delay: %q", got)
+	}
+	time.Sleep(9 * time.Second) // past the delay, counted from the first attempt
+	if got := dataReply(t, in, "x@grey-sender.test", rcpt, msg); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("retry after the delay: %q", got)
+	}
+	in.WaitMessages(rcpt, 1, 10*time.Second)
+	if got := dataReply(t, in, "x@grey-sender.test", rcpt, strings.Replace(msg, "greylisted", "again", 1)); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("the passed triplet again: %q", got)
+	}
+	in.WaitMessages(rcpt, 2, 10*time.Second)
+	if log := in.Log(); !strings.Contains(log, "msg=greylisted daemon=spamd") {
+		t.Errorf("no greylisted line in the log:\n%s", tail(log, 20))
+	}
+}
