@@ -259,12 +259,8 @@ func TestWebmailBrowser(t *testing.T) {
 	web := "https://" + in.HTTPSAddr()
 	in.newWebClient(t) // waits for httpd
 
-	b.navigate(web + "/login")
-	b.waitFor("the login form", `document.getElementById("login")`)
-	b.eval(fmt.Sprintf(`document.querySelector("input[name=user]").value = %q;
-		document.querySelector("input[name=password]").value = %q;
-		document.getElementById("login").submit(); true`, demo, in.Password))
-	b.waitFor("the message list", `location.pathname === "/mail" && document.getElementById("messages") && document.getElementById("messages").textContent.includes("Hostile page")`)
+	b.login(web, demo, in.Password)
+	b.waitFor("the hostile message in the list", `document.getElementById("messages").textContent.includes("Hostile page")`)
 
 	// New mail without a reload.
 	b.eval(`window.sameDocument = true`)
