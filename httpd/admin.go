@@ -52,6 +52,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /account/password", s.authed(s.accountPassword))
 	mux.Handle("POST /account/apppassword", s.authed(s.accountAppPassword))
 	mux.Handle("GET /account/export", s.authed(s.accountExport))
+	mux.Handle("POST /account/delete", s.authed(s.accountDelete))
 	mux.Handle("GET /account/mobileconfig", s.authed(func(w http.ResponseWriter, r *http.Request, sess *session) {
 		clientconfig.ServeMobileConfig(w, clientconfig.FromConfig(s.cfg), sess.user, "")
 	}))
