@@ -17,6 +17,7 @@ import (
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
+	"postern/pkg/smtp"
 )
 
 // Cleanup serves enqueue requests.
@@ -51,26 +52,35 @@ func (c *Cleanup) Server(allow func(ipc.Cred) bool) *ipc.Server {
 func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Conn, body json.RawMessage, files []*os.File) error {
 	ipc.CloseFiles(files)
 	var env enqueue.Envelope
-	jerr := json.Unmarshal(body, &env)
-	var w *queueWriter
-	var err error
-	if jerr != nil {
-		err = ipc.Errorf("invalid", "decoding envelope: %v", jerr)
-	} else if rerr := c.checkReportEnvelope(peer, &env); rerr != nil {
-		err = rerr
-	} else {
-		w, err = c.begin(ctx, &env)
+	if err := json.Unmarshal(body, &env); err != nil {
+		return c.refuseStream(conn, ipc.Errorf("invalid", "decoding envelope: %v", err))
 	}
+	if rerr := c.checkReportEnvelope(peer, &env); rerr != nil {
+		return c.refuseStream(conn, rerr)
+	}
+	return c.enqueue(ctx, conn, &env, nil)
+}
+
+// refuseStream answers err to a client whose message is refused before it is read: the
+// client streams regardless, so the stream is drained to keep the connection in sync.
+func (c *Cleanup) refuseStream(conn *ipc.Conn, err error) error {
+	if _, derr := io.Copy(io.Discard, conn.StreamReader()); derr != nil {
+		return derr
+	}
+	var end enqueue.End
+	if _, rerr := conn.Receive(&end); rerr != nil {
+		return rerr
+	}
+	return conn.Reply(nil, err)
+}
+
+// enqueue receives the message of env over conn into a queue file and answers with its
+// queue ID once the file is durable. local is the submitting Unix user of a message from
+// sendmail (public/cleanup), nil for smtpd's and qmgr's.
+func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Envelope, local *localSubmission) error {
+	w, err := c.begin(ctx, env, local)
 	if err != nil {
-		// The client streams regardless; drain it to keep the connection in sync.
-		if _, derr := io.Copy(io.Discard, conn.StreamReader()); derr != nil {
-			return derr
-		}
-		var end enqueue.End
-		if _, rerr := conn.Receive(&end); rerr != nil {
-			return rerr
-		}
-		return conn.Reply(nil, err)
+		return c.refuseStream(conn, err)
 	}
 	w.hideClient = c.HideClient && env.Submission
 	fixer := newHeaderFixer(conn.StreamReader(), w, c.Hostname)
@@ -80,9 +90,9 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	}
 	// The header section is known: check the author of a submission, and start the
 	// DKIM signatures of outbound mail, computed as the message streams into the file.
-	refusal := c.checkAuthor(ctx, &env, fixer)
+	refusal := c.checkAuthor(ctx, env, fixer)
 	if refusal == nil {
-		refusal = c.checkReportAuthor(&env, fixer)
+		refusal = c.checkReportAuthor(env, fixer)
 	}
 	var signer *dkim.Signer
 	var dst io.Writer = w
@@ -94,7 +104,20 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 			dst = io.MultiWriter(w, signer)
 		}
 	}
+	var limit *smtp.LineNormalizer
+	if local != nil {
+		// A local user's message is held to the size smtpd takes, and to CRLF line
+		// endings (RFC 5322 §2.1), whatever the program that talks to the socket sends.
+		limit = smtp.NewLineNormalizer(dst, smtp.DataOptions{MaxSize: local.maxSize})
+		dst = limit
+	}
 	_, cerr := io.Copy(dst, fixer)
+	if cerr == nil && limit != nil {
+		cerr = limit.Close()
+		if lerr := limit.Err(); lerr != nil && refusal == nil {
+			refusal = enqueue.Refusal(enqueue.CodeRejected, "5.3.4", "Message too big ("+lerr.Error()+")")
+		}
+	}
 	if cerr != nil {
 		// A broken stream is a broken connection: the client got no queue ID.
 		w.Abort()
@@ -114,7 +137,7 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	if end.Complete && refusal == nil && w.checked {
 		// spamd's verdict comes before the file is marked complete: a refused
 		// message is removed and never queued, and its client hears a 5xx.
-		refusal = c.judge(ctx, w, &env)
+		refusal = c.judge(ctx, w, env)
 	}
 	if !end.Complete || refusal != nil {
 		w.Abort()
@@ -122,7 +145,7 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 			signer.Abort()
 		}
 		if refusal != nil {
-			c.Log.Info("refused", "id", w.env.ID, "from", "<"+env.From+">", "auth", env.AuthUser, "client", env.ClientAddr, "reason", refusal.Message)
+			c.Log.Info("refused", "id", w.env.ID, "from", "<"+env.From+">", "auth", env.AuthUser, "client", env.ClientAddr, "uid", local.UID(), "reason", refusal.Message)
 			return conn.Reply(nil, refusal)
 		}
 		return conn.Reply(nil, ipc.Errorf("aborted", "message discarded"))
@@ -156,7 +179,7 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	e := w.env
 	rerr := conn.Reply(enqueue.Result{QueueID: e.ID, Size: w.Size()}, nil)
 	c.Log.Info("queued", "id", e.ID, "from", "<"+e.From+">", "size", w.Size(), "nrcpt", len(e.Recipients),
-		"client", e.ClientAddr, "auth", e.AuthUser, "bounce", e.Bounce, "dkim", w.signedBy)
+		"client", e.ClientAddr, "auth", e.AuthUser, "uid", local.UID(), "bounce", e.Bounce, "dkim", w.signedBy)
 	if rerr != nil {
 		// The client may never learn the queue ID, but the message is queued: it may
 		// be delivered twice if the client retries, never lost.
@@ -166,8 +189,9 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	return nil
 }
 
-// begin expands the recipients and starts the queue file.
-func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope) (*queueWriter, error) {
+// begin expands the recipients and starts the queue file (of a local user's message from
+// sendmail when local is not nil).
+func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *localSubmission) (*queueWriter, error) {
 	if len(env.Recipients) == 0 {
 		return nil, ipc.Errorf("invalid", "no recipients")
 	}
@@ -191,12 +215,15 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope) (*queueWrite
 		Ret:        env.Ret,
 		Bounce:     env.Bounce,
 	}
+	if local != nil {
+		qe.Local, qe.LocalUID = true, local.uid
+	}
 	w, err := queue.Create(c.Spool.Dir(queue.Incoming), qe)
 	if err != nil {
 		c.Log.Error("cannot create queue file", "err", err)
 		return nil, ipc.Errorf("temporary", "queue file error")
 	}
-	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report, tls: env.TLS}
+	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report, tls: env.TLS, local: local}
 	if c.checked(env) {
 		// Room for spamd's headers and the junk mark, filled in before Commit.
 		if err := w.Reserve(verdictRoom + junkMarkRoom*len(rcpts)); err != nil {
@@ -272,6 +299,8 @@ type queueWriter struct {
 	// Authentication-Results fields are removed from the message as it comes.
 	checked    bool
 	authservID string
+	// local is the Unix user of a message from sendmail, nil for others.
+	local *localSubmission
 }
 
 // wakeup tells qmgr about a new file without holding up the client.
@@ -391,6 +420,14 @@ func (h *headerFixer) prepare() error {
 		h.out = head.Bytes()
 		return nil
 	}
+	if l := h.w.local; l != nil && !hasField(section, "From") {
+		// RFC 5322 §3.6: a message has a From: field. A local user's message without
+		// one gets the sender's address, and sendmail -F's full name, as Postfix's
+		// cleanup writes it; the DKIM signer finds the domain in it.
+		from := l.fromField(h.w.env.From, h.hostname)
+		head.WriteString(from)
+		h.section = append([]byte(from), section...)
+	}
 	now := time.Now()
 	if !hasField(section, "Message-ID") {
 		// RFC 6409 §8.3: a submission server may add a missing Message-ID.
@@ -451,18 +488,25 @@ func received(e *queue.Envelope, hostname, tls string, now time.Time) string {
 		}
 		fmt.Fprintf(&b, "from %s (%s [%s])\r\n\t", sanitize(helo), sanitize(name), e.ClientAddr)
 	}
-	fmt.Fprintf(&b, "by %s (Postern)", hostname)
-	if tls != "" {
-		fmt.Fprintf(&b, " (%s)", sanitize(tls))
-	}
-	proto := e.Protocol
-	if proto == "" {
-		proto = "ESMTP"
-		if e.Bounce {
-			proto = "local"
+	if e.Local {
+		// A message from sendmail(1) names the Unix user who handed it over, as
+		// Postfix's pickup does ("by host (Postfix, from userid 1000)"), and no
+		// protocol: it came by none (the WITH clause is optional, RFC 5321 §4.4).
+		fmt.Fprintf(&b, "by %s (Postern, from userid %d)\r\n\tid %s", hostname, e.LocalUID, e.ID)
+	} else {
+		fmt.Fprintf(&b, "by %s (Postern)", hostname)
+		if tls != "" {
+			fmt.Fprintf(&b, " (%s)", sanitize(tls))
 		}
+		proto := e.Protocol
+		if proto == "" {
+			proto = "ESMTP"
+			if e.Bounce {
+				proto = "local"
+			}
+		}
+		fmt.Fprintf(&b, " with %s id %s", proto, e.ID)
 	}
-	fmt.Fprintf(&b, " with %s id %s", proto, e.ID)
 	// Name the recipient only when there is exactly one, so the header does not
 	// disclose the other recipients of the message (RFC 5321 §7.2).
 	if len(e.Recipients) == 1 {

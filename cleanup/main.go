@@ -12,6 +12,7 @@
 package main
 
 import (
+	"net"
 	"os"
 
 	"postern/pkg/auth"
@@ -50,6 +51,17 @@ func main() {
 	c.Reports = ReportPolicy{From: cfg.DMARCReportFrom(), OnlyReports: daemon.Confined(cfg, "spamd", "smtpd", "qmgr")}
 	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr", "spamd"))
 	go c.Wakeups(ctx)
+	// sendmail(1)'s socket, when master made one (a cleanup run by hand may have none).
+	if l, ok := d.Listeners["public/cleanup"].(*net.UnixListener); ok {
+		pub := c.PublicServer(int64(cfg.SMTPD.MaxMessageSize))
+		go func() {
+			if err := pub.Serve(ctx, l); err != nil {
+				d.Log.Error("serving public/cleanup", "err", err)
+				os.Exit(1)
+			}
+		}()
+		defer pub.Shutdown(ctx)
+	}
 	if err := srv.Serve(ctx, d.Unix("private/cleanup")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)

@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"postern/pkg/config"
 	"postern/pkg/ipc"
+	"postern/pkg/mailq"
 )
 
 // callTimeout bounds one call to a control socket.
@@ -68,39 +67,6 @@ func unreachable(err error) bool {
 		errors.Is(err, syscall.ENOTDIR) || (errors.As(err, &oe) && oe.Op == "dial")
 }
 
-// clean makes a string that came from the network (a sender, a deferral reason, a
-// header) safe to print on the administrator's terminal: control characters, which could
-// move the cursor or change the terminal's settings, are shown as ^X or \xNN.
-func clean(s string) string {
-	ok := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f || c >= 0x80 {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	var b strings.Builder
-	for len(s) > 0 {
-		r, n := utf8.DecodeRuneInString(s)
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[0])
-		case r == '\t':
-			b.WriteRune(r)
-		case r < 0x20:
-			b.WriteByte('^')
-			b.WriteByte(byte(r) + '@')
-		case r == 0x7f:
-			b.WriteString("^?")
-		case r >= 0x80 && r < 0xa0: // C1 controls
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[:n])
-		}
-		s = s[n:]
-	}
-	return b.String()
-}
+// clean makes text from the network safe to print on the administrator's terminal
+// (mailq.Clean).
+var clean = mailq.Clean

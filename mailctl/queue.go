@@ -7,18 +7,12 @@ import (
 	"time"
 
 	"postern/pkg/control"
+	"postern/pkg/mailq"
 	"postern/pkg/queue"
 )
 
 // The commands of this file ask qmgr, the sole owner of the queue after incoming/, over
 // control/qmgr.
-
-// stateMarks are the marks after a queue ID in queue list, as in Postfix's mailq.
-var stateMarks = map[string]string{
-	queue.Active:  "*",
-	queue.Hold:    "!",
-	queue.Corrupt: "#",
-}
 
 func runQueueList(a *app, o *options, args []string) error {
 	cfg, err := a.loadConfig()
@@ -29,48 +23,8 @@ func runQueueList(a *app, o *options, args []string) error {
 	if err := a.call(cfg, "qmgr", control.QueueList, nil, &res); err != nil {
 		return err
 	}
-	writeQueueList(a.stdout, res.Messages)
+	mailq.Write(a.stdout, res.Messages)
 	return nil
-}
-
-// writeQueueList prints the queue the way mailq does: one block per message, a blank
-// line between them, and a summary.
-func writeQueueList(w io.Writer, msgs []control.QueueEntry) {
-	if len(msgs) == 0 {
-		fmt.Fprintln(w, "Mail queue is empty")
-		return
-	}
-	// Recipients line up under the sender: 17 (ID and mark) + 1 + 8 (size) + 1 + 20
-	// (arrival) + 2.
-	indent := strings.Repeat(" ", 49)
-	fmt.Fprintln(w, "-Queue ID-------- --Size-- ----Arrival Time---- -Sender/Recipient-------")
-	var total int64
-	for _, m := range msgs {
-		total += m.Size
-		from := clean(m.From)
-		if from == "" {
-			from = "MAILER-DAEMON" // the null sender <>, as mailq shows it
-		}
-		fmt.Fprintf(w, "%-17s %8d %20s  %s\n", clean(m.ID)+stateMarks[m.State], m.Size, m.Arrival.Local().Format("Mon Jan _2 15:04:05"), from)
-		reason := ""
-		for _, r := range m.Recipients {
-			if r.Status == "delivered" {
-				continue
-			}
-			// A reason applies to the recipients listed under it, as in mailq.
-			if r.Reason != reason && r.Reason != "" {
-				fmt.Fprintf(w, "(%s)\n", clean(r.Reason))
-			}
-			reason = r.Reason
-			fmt.Fprintf(w, "%s%s\n", indent, clean(r.Addr))
-		}
-		fmt.Fprintln(w)
-	}
-	requests := "Requests"
-	if len(msgs) == 1 {
-		requests = "Request"
-	}
-	fmt.Fprintf(w, "-- %d Kbytes in %d %s.\n", (total+1023)/1024, len(msgs), requests)
 }
 
 func runQueueShow(a *app, o *options, args []string) error {

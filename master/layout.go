@@ -31,6 +31,9 @@ const (
 	modeSpamDir   = 0o700 // spamd's user (postern-spam)
 	modeUsersDB   = 0o600 // authd's user
 	modeSocket    = 0o660 // private sockets root:postern, control sockets root:<admin group>
+	// modePublicSocket is the mode of the sockets in public/ (root:postern): any local
+	// user may submit mail through sendmail, as with Postfix's postdrop.
+	modePublicSocket = 0o666
 )
 
 // owner is a uid and gid for chown(2); -1 leaves that part as it is.

@@ -24,7 +24,7 @@ type socketSpec struct {
 func (s socketSpec) String() string { return s.Name + "=" + s.Addr }
 
 // socketsFor lists the sockets of a daemon in the order they are passed (descriptor 3
-// first): its private sockets, its control sockets, then the inet listeners its
+// first): its private sockets, its control sockets, its public sockets, then the inet listeners its
 // [services] entry configures, in the order config.Daemons names them.
 func socketsFor(cfg *config.Config, d config.Daemon) []socketSpec {
 	var out []socketSpec
@@ -33,6 +33,9 @@ func socketsFor(cfg *config.Config, d config.Daemon) []socketSpec {
 	}
 	for _, n := range d.Control {
 		out = append(out, socketSpec{"control/" + n, "unix", cfg.ControlSocket(n)})
+	}
+	for _, n := range d.Public {
+		out = append(out, socketSpec{"public/" + n, "unix", cfg.PublicSocket(n)})
 	}
 	if s := cfg.Service(d.Name); s != nil {
 		for _, n := range d.Listeners {
@@ -44,13 +47,23 @@ func socketsFor(cfg *config.Config, d config.Daemon) []socketSpec {
 	return out
 }
 
-// socketOwner is the owner of a Unix socket: root:postern for private sockets,
-// root:<admin group> for control sockets (DESIGN.md).
+// socketOwner is the owner of a Unix socket: root:postern for private and public
+// sockets, root:<admin group> for control sockets (DESIGN.md).
 func (o owners) socketOwner(name string) owner {
 	if strings.HasPrefix(name, "control/") {
 		return owner{o.Root.UID, o.Admin}
 	}
 	return owner{o.Root.UID, o.Group}
+}
+
+// socketMode is the mode of a Unix socket: 0666 for the public ones, which every local
+// user may connect to (the daemon behind them learns who from SO_PEERCRED), 0660 for the
+// others.
+func socketMode(name string) os.FileMode {
+	if strings.HasPrefix(name, "public/") {
+		return modePublicSocket
+	}
+	return modeSocket
 }
 
 // boundSocket is a socket master holds open for a daemon.
@@ -85,7 +98,7 @@ func (s *socketSet) acquire(specs []socketSpec) ([]*os.File, error) {
 			b = nil
 		}
 		if b == nil {
-			f, err := bindSocket(sp, s.owners.socketOwner(sp.Name))
+			f, err := bindSocket(sp, s.owners.socketOwner(sp.Name), socketMode(sp.Name))
 			if err != nil {
 				return nil, err
 			}
@@ -147,17 +160,17 @@ func (s *socketSet) setOwners(o owners) error {
 	var errs []error
 	for _, b := range s.bound {
 		if b.spec.Network == "unix" {
-			errs = append(errs, setOwner(b.spec.Addr, o.socketOwner(b.spec.Name), modeSocket))
+			errs = append(errs, setOwner(b.spec.Addr, o.socketOwner(b.spec.Name), socketMode(b.spec.Name)))
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // bindSocket binds one socket and returns its descriptor.
-func bindSocket(sp socketSpec, o owner) (*os.File, error) {
+func bindSocket(sp socketSpec, o owner, mode os.FileMode) (*os.File, error) {
 	switch sp.Network {
 	case "unix":
-		l, err := listenUnix(sp.Addr, o)
+		l, err := listenUnix(sp.Addr, o, mode)
 		if err != nil {
 			return nil, err
 		}
@@ -187,10 +200,10 @@ func bindSocket(sp socketSpec, o owner) (*os.File, error) {
 }
 
 // listenUnix binds a Unix socket at path, replacing a stale socket file left by an
-// earlier run, and gives it owner o and mode 0660. It refuses to remove a file that is
-// not a socket. Until the chmod the socket has the umask's mode; its directory
-// (private/ or control/, 0750) keeps strangers away meanwhile.
-func listenUnix(path string, o owner) (*net.UnixListener, error) {
+// earlier run, and gives it owner o and mode (0660, or 0666 in public/). It refuses to
+// remove a file that is not a socket. Until the chmod the socket has the umask's mode; its
+// directory (private/ or control/, 0750) keeps strangers away meanwhile.
+func listenUnix(path string, o owner, mode os.FileMode) (*net.UnixListener, error) {
 	if err := removeSocket(path); err != nil {
 		return nil, err
 	}
@@ -198,7 +211,7 @@ func listenUnix(path string, o owner) (*net.UnixListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("binding %s: %w", path, err)
 	}
-	if err := setOwner(path, o, modeSocket); err != nil {
+	if err := setOwner(path, o, mode); err != nil {
 		l.Close()
 		return nil, err
 	}

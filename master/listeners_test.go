@@ -27,7 +27,7 @@ func TestSocketsFor(t *testing.T) {
 		"authd":   {"private/auth", "control/authd"},
 		"qmgr":    {"private/qmgr", "control/qmgr"},
 		"local":   {"private/local"},
-		"cleanup": {"private/cleanup"},
+		"cleanup": {"private/cleanup", "public/cleanup"},
 		"smtpd":   {"smtp", "submission"}, // submissions is not configured
 	} {
 		if got := names(d); !slices.Equal(got, want) {
@@ -107,6 +107,15 @@ func TestSocketSet(t *testing.T) {
 	if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != modeSocket {
 		t.Fatalf("socket file: %v %v", fi.Mode(), err)
 	}
+	// sendmail's socket in public/ is open to every local user.
+	pubPath := unixPath + ".public"
+	if _, err := set.acquire([]socketSpec{{"public/cleanup", "unix", pubPath}}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(pubPath); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Fatalf("public socket file: %v %v", fi.Mode(), err)
+	}
+	set.release("public/cleanup")
 	accepts(t, files[0], "unix", unixPath)
 	accepts(t, files[1], "tcp", tcpAddr)
 

@@ -152,7 +152,7 @@ func (m *Master) run() error {
 			return err
 		}
 	}
-	ctl, err := listenUnix(cfg.ControlSocket("master"), m.owners.socketOwner("control/master"))
+	ctl, err := listenUnix(cfg.ControlSocket("master"), m.owners.socketOwner("control/master"), modeSocket)
 	if err != nil {
 		return err
 	}

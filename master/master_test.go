@@ -352,6 +352,9 @@ func TestMaster(t *testing.T) {
 		for _, p := range d.Private {
 			names = append(names, "private/"+p)
 		}
+		for _, p := range d.Public {
+			names = append(names, "public/"+p)
+		}
 		slices.Sort(names)
 		wantListeners[d.Name] = names
 	}

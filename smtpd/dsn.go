@@ -23,28 +23,6 @@ func parseEnvID(v string) (string, bool) {
 	return id, true
 }
 
-// parseNotify checks the NOTIFY parameter of RCPT: NEVER, or a comma-separated list of
-// SUCCESS, FAILURE and DELAY (RFC 3461 §4.1). It returns it upper-cased.
-func parseNotify(v string) (string, bool) {
-	v = strings.ToUpper(v)
-	if v == "NEVER" {
-		return v, true
-	}
-	seen := map[string]bool{}
-	for word := range strings.SplitSeq(v, ",") {
-		switch word {
-		case "SUCCESS", "FAILURE", "DELAY":
-			if seen[word] {
-				return "", false
-			}
-			seen[word] = true
-		default:
-			return "", false
-		}
-	}
-	return v, true
-}
-
 // parseORcpt checks the ORCPT parameter of RCPT, addr-type ";" xtext (RFC 3461 §4.2),
 // and returns the original recipient when its type is rfc822, the only one the queue
 // can use; other types are accepted and dropped.

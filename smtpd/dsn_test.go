@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"postern/pkg/smtp"
+)
 
 func TestDecodeXtext(t *testing.T) {
 	for in, want := range map[string]string{
@@ -20,19 +24,6 @@ func TestDecodeXtext(t *testing.T) {
 	for _, in := range []string{"a+", "a+2", "+2b", "+GG", "a b", "a=b", "é"} {
 		if got, ok := decodeXtext(in); ok {
 			t.Errorf("decodeXtext(%q) = %q, want an error", in, got)
-		}
-	}
-}
-
-func TestParseNotify(t *testing.T) {
-	for in, want := range map[string]string{"never": "NEVER", "SUCCESS": "SUCCESS", "failure,Delay": "FAILURE,DELAY"} {
-		if got, ok := parseNotify(in); !ok || got != want {
-			t.Errorf("parseNotify(%q) = %q, %v", in, got, ok)
-		}
-	}
-	for _, in := range []string{"", "NEVER,SUCCESS", "SUCCESS,SUCCESS", "SUCCESS,", "ALWAYS"} {
-		if _, ok := parseNotify(in); ok {
-			t.Errorf("parseNotify(%q) accepted", in)
 		}
 	}
 }
@@ -69,7 +60,7 @@ func FuzzDSNParams(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		decodeXtext(s)
 		parseEnvID(s)
-		parseNotify(s)
+		smtp.ParseNotify(s)
 		parseORcpt(s)
 		parseBdat(s)
 	})

@@ -173,7 +173,7 @@ func (s *session) cmdRcpt(arg string) {
 	for _, p := range params {
 		switch p.Key {
 		case "NOTIFY":
-			n, ok := parseNotify(p.Value)
+			n, ok := smtp.ParseNotify(p.Value)
 			if !ok {
 				s.reply(rBadParam)
 				return

@@ -324,6 +324,9 @@ type Daemon struct {
 	Private []string
 	// Control are socket names under <spool>/control, for administration.
 	Control []string
+	// Public are socket names under <spool>/public, open to every local user: cleanup's
+	// takes the messages of sendmail(1), as Postfix's public/pickup does.
+	Public []string
 	// Listeners are the inet listener names the daemon understands.
 	Listeners []string
 	// ReloadsOnHUP says the daemon re-reads its certificates on SIGHUP: when a reload of
@@ -341,7 +344,7 @@ var Daemons = []Daemon{
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
 	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Control: []string{"spamd"}, Procs: 1},
-	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Procs: 1},
+	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Public: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
 	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}, ReloadsOnHUP: true},
 	{Name: "httpd", User: "postern-web", Listeners: []string{"https", "http"}, ReloadsOnHUP: true},
@@ -821,6 +824,12 @@ func (c *Config) PrivateSocket(name string) string {
 // ControlSocket is the path of an administration socket, such as "authd".
 func (c *Config) ControlSocket(name string) string {
 	return filepath.Join(c.SpoolDir, "control", name)
+}
+
+// PublicSocket is the path of a socket every local user may use, such as "cleanup"
+// (sendmail's).
+func (c *Config) PublicSocket(name string) string {
+	return filepath.Join(c.SpoolDir, "public", name)
 }
 
 // UsersDB is the path of authd's database.

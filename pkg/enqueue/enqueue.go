@@ -21,8 +21,14 @@ import (
 	"postern/pkg/ipc"
 )
 
-// OpEnqueue is the operation cleanup serves.
+// OpEnqueue is the operation cleanup serves on <spool>/private/cleanup.
 const OpEnqueue = "enqueue"
+
+// OpSubmit is the operation cleanup serves on <spool>/public/cleanup, for sendmail(1):
+// the same exchange as OpEnqueue, with a Local envelope. Any local user may connect;
+// cleanup trusts nothing in the request but the addresses, and takes the user from the
+// socket's peer credentials (SO_PEERCRED).
+const OpSubmit = "submit"
 
 // CodeRejected is the ipc error code of a message cleanup refuses for its content (an
 // authenticated user's From: naming someone else, say): a permanent failure, which
@@ -121,6 +127,26 @@ type Recipient struct {
 	Resolution *auth.ResolveResult `json:"resolution,omitempty"`
 }
 
+// Local is the envelope of a message a local user submits with sendmail(1).
+type Local struct {
+	// Sender is the envelope sender (sendmail -f); empty means user@hostname, the
+	// submitting Unix user at the configured host name, unless NullSender is set, for
+	// the null reverse-path <> (-f '<>').
+	Sender     string `json:"sender,omitempty"`
+	NullSender bool   `json:"null_sender,omitempty"`
+	// FullName is the display name of the From: field cleanup adds when the message
+	// has none (sendmail -F).
+	FullName   string   `json:"full_name,omitempty"`
+	Recipients []string `json:"recipients"`
+	// BodyType is 7BIT or 8BITMIME (sendmail -B), or empty when the user did not say.
+	BodyType string `json:"body_type,omitempty"`
+	// The DSN requests of RFC 3461: NOTIFY for every recipient (sendmail -N), RET
+	// (-R, FULL or HDRS) and ENVID (-V, printable ASCII).
+	Notify string `json:"notify,omitempty"`
+	Ret    string `json:"ret,omitempty"`
+	EnvID  string `json:"envid,omitempty"`
+}
+
 // End closes the data stream of an enqueue exchange.
 type End struct {
 	Complete bool `json:"complete"`
@@ -156,6 +182,16 @@ type Tx struct {
 // Begin starts a message. The timeout bounds the whole exchange: ctx's deadline if it
 // has one, else ten minutes.
 func (c *Client) Begin(ctx context.Context, env *Envelope) (*Tx, error) {
+	return c.begin(ctx, OpEnqueue, env)
+}
+
+// BeginLocal starts a message on cleanup's public socket (NewClient of
+// config.PublicSocket("cleanup")), as sendmail does.
+func (c *Client) BeginLocal(ctx context.Context, env *Local) (*Tx, error) {
+	return c.begin(ctx, OpSubmit, env)
+}
+
+func (c *Client) begin(ctx context.Context, op string, env any) (*Tx, error) {
 	conn, err := c.c.Get()
 	if err != nil {
 		return nil, fmt.Errorf("connecting to cleanup: %w", err)
@@ -165,14 +201,14 @@ func (c *Client) Begin(ctx context.Context, env *Envelope) (*Tx, error) {
 		deadline = time.Now().Add(10 * time.Minute)
 	}
 	conn.SetDeadline(deadline)
-	if err := conn.SendRequest(OpEnqueue, env); err != nil {
+	if err := conn.SendRequest(op, env); err != nil {
 		// A pooled connection to a cleanup that restarted; one fresh try.
 		conn.Close()
 		if conn, err = c.c.Get(); err != nil {
 			return nil, fmt.Errorf("connecting to cleanup: %w", err)
 		}
 		conn.SetDeadline(deadline)
-		if err := conn.SendRequest(OpEnqueue, env); err != nil {
+		if err := conn.SendRequest(op, env); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("sending envelope to cleanup: %w", err)
 		}

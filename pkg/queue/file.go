@@ -78,6 +78,10 @@ type Envelope struct {
 	Helo       string `json:"helo,omitempty"`
 	Protocol   string `json:"protocol,omitempty"`
 	AuthUser   string `json:"auth_user,omitempty"`
+	// Local marks a message a local user handed to sendmail(1) (<spool>/public/cleanup);
+	// LocalUID is that user's uid, as the kernel told cleanup (SO_PEERCRED).
+	Local    bool `json:"local,omitempty"`
+	LocalUID int  `json:"local_uid,omitempty"`
 
 	// BodyType is 7BIT or 8BITMIME (RFC 6152); SMTPUTF8 records RFC 6531's parameter.
 	BodyType string `json:"body_type,omitempty"`
