@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"postern/pkg/config"
 	"postern/pkg/control"
@@ -172,6 +169,11 @@ func (m *Master) run() error {
 	}
 	m.logger().Info("master started", "master_pid", os.Getpid(), "config", cfg.Path, "spool", cfg.SpoolDir)
 	notifySocket.send("READY=1\nSTATUS=running\nMAINPID=" + fmt.Sprint(os.Getpid()))
+	if every := takeWatchdog(); every > 0 && notifySocket.addr != nil {
+		wctx, wstop := context.WithCancel(ctx)
+		defer wstop()
+		go m.watchdog(wctx, notifySocket, every)
+	}
 
 	for {
 		select {
@@ -278,49 +280,6 @@ func removeStaleSockets(specs []socketSpec) {
 			removeSocket(sp.Addr)
 		}
 	}
-}
-
-// notifier speaks systemd's notification protocol (sd_notify(3)) when master runs under
-// Type=notify; otherwise it does nothing.
-type notifier struct{ addr *net.UnixAddr }
-
-// takeNotifySocket reads NOTIFY_SOCKET and removes it from the environment (it is
-// master's, not the daemons').
-func takeNotifySocket() notifier {
-	path := os.Getenv("NOTIFY_SOCKET")
-	os.Unsetenv("NOTIFY_SOCKET")
-	if path == "" {
-		return notifier{}
-	}
-	if path[0] == '@' {
-		path = "\x00" + path[1:] // an abstract socket
-	}
-	return notifier{&net.UnixAddr{Name: path, Net: "unixgram"}}
-}
-
-func (n notifier) send(state string) {
-	if n.addr == nil {
-		return
-	}
-	c, err := net.DialUnix("unixgram", nil, n.addr)
-	if err != nil {
-		slog.Debug("sd_notify failed", "err", err)
-		return
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(state)); err != nil {
-		slog.Debug("sd_notify failed", "err", err)
-	}
-}
-
-// reloadingMessage is the notification that starts a reload; systemd's Type=notify-reload
-// wants the monotonic time with it.
-func reloadingMessage() string {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return "RELOADING=1"
-	}
-	return fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Sec*1e6+ts.Nsec/1e3)
 }
 
 // errStopping answers a reload request that arrives while master stops.

@@ -109,6 +109,7 @@ type instance struct {
 	imap    int // imapd's port, fixed for the instance so that a reload keeps it
 	https   int // httpd's, likewise
 	cred    *syscall.Credential
+	env     []string // added to master's environment
 	cmd     *exec.Cmd
 	done    chan error
 }
@@ -201,6 +202,9 @@ func (in *instance) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(in.bin, "master"), append([]string{"-c", in.config}, args...)...)
 	if in.cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: in.cred}
+	}
+	if in.env != nil {
+		cmd.Env = append(os.Environ(), in.env...)
 	}
 	return cmd
 }
@@ -397,7 +401,7 @@ func TestMaster(t *testing.T) {
 		}
 	}
 	// The layout and master's files.
-	for rel, mode := range map[string]os.FileMode{"private": 0o750, "control": 0o750, "incoming": 0o700, "../data/mail": 0o700, "private/cleanup": 0o660, "control/master": 0o660} {
+	for rel, mode := range map[string]os.FileMode{"private": 0o750, "control": 0o750, "incoming": 0o700, "../data/mail": 0o700, "private/cleanup": 0o660, "control/master": 0o660, "public": 0o755, "public/cleanup": 0o666} {
 		if fi, err := os.Stat(in.spool(rel)); err != nil || fi.Mode().Perm() != mode {
 			t.Errorf("%s: %v %v, want mode %v", rel, fi.Mode(), err, mode)
 		}
