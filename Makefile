@@ -7,7 +7,7 @@ RUN     ?= run
 # which Go can do only in a program without cgo; os/user and net use their Go code.
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam bench-spamd imaptest
+.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam bench-spamd imaptest install deb
 
 all: build
 
@@ -63,6 +63,74 @@ bench-spamd: build
 # instance; imaptest is built outside the repository: see test/imaptest/README.md.
 imaptest: build
 	IMAPTEST="$(IMAPTEST)" IMAPTEST_TESTS="$(IMAPTEST_TESTS)" test/imaptest/run.sh
+
+# Installation, the layout of a distribution's mail server (see README.md, "Installing"):
+# master and the daemons in $(PREFIX)/lib/postern (bin_dir), mailctl and sendmail in
+# $(PREFIX)/sbin with mailq and newaliases beside them as Postfix links them, the man
+# pages, the systemd unit with its sysusers.d and tmpfiles.d files, and the empty
+# directories /etc/postern, /var/spool/postern and /var/lib/postern. The configuration
+# itself is written by `mailctl init` (the Debian package's postinst runs it): it holds
+# this host's name and certificate, and init refuses to overwrite one.
+PREFIX        ?= /usr
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+DESTDIR       ?=
+LIBDIR        := $(PREFIX)/lib/postern
+# Programs run by users and administrators; every other program is a daemon.
+SBIN_PROGRAMS := mailctl sendmail
+LIB_PROGRAMS  := $(filter-out $(SBIN_PROGRAMS),$(DAEMONS))
+INSTALL       ?= install
+# The programs to install: those of `make build`, unless BIN names another build.
+BIN           ?= bin
+
+install: $(if $(filter bin,$(BIN)),build)
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+		$(DESTDIR)$(PREFIX)/lib/tmpfiles.d $(DESTDIR)$(PREFIX)/share/doc/postern \
+		$(DESTDIR)$(SYSCONFDIR)/postern $(DESTDIR)$(LOCALSTATEDIR)/spool/postern \
+		$(DESTDIR)$(LOCALSTATEDIR)/lib/postern
+	$(INSTALL) -m 0755 $(addprefix $(BIN)/,$(LIB_PROGRAMS)) $(DESTDIR)$(LIBDIR)/
+	$(INSTALL) -m 0755 $(addprefix $(BIN)/,$(SBIN_PROGRAMS)) $(DESTDIR)$(PREFIX)/sbin/
+	ln -sf ../sbin/sendmail $(DESTDIR)$(PREFIX)/bin/mailq
+	ln -sf ../sbin/sendmail $(DESTDIR)$(PREFIX)/bin/newaliases
+	ln -sf ../sbin/sendmail $(DESTDIR)$(PREFIX)/lib/sendmail
+	for page in man/*.[1-9]; do \
+		section=$${page##*.}; \
+		$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/man/man$$section; \
+		$(INSTALL) -m 0644 $$page $(DESTDIR)$(PREFIX)/share/man/man$$section/; \
+	done
+	ln -sf sendmail.1 $(DESTDIR)$(PREFIX)/share/man/man1/mailq.1
+	ln -sf sendmail.1 $(DESTDIR)$(PREFIX)/share/man/man1/newaliases.1
+	$(INSTALL) -m 0644 conf/postern.service $(DESTDIR)$(PREFIX)/lib/systemd/system/postern.service
+	$(INSTALL) -m 0644 conf/postern-sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/postern.conf
+	$(INSTALL) -m 0644 conf/postern-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postern.conf
+	$(INSTALL) -m 0644 README.md conf/postern.toml conf/example.zone $(DESTDIR)$(PREFIX)/share/doc/postern/
+
+# A Debian package built with dpkg-deb from the layout `make install` makes (PREFIX=/usr),
+# into $(DEBDIR); its maintainer scripts are in conf/debian/. test/install_test.go checks
+# it and installs it into a scratch root.
+DEBDIR      ?= bin
+DEB_VERSION ?= 0.0~git$(shell git log -1 --format=%cd.%h --date=format:%Y%m%d 2>/dev/null || date +%Y%m%d)
+DEB_ARCH    ?= $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+DEB_ROOT    := $(DEBDIR)/deb-root
+DEB_BIN     := $(DEBDIR)/deb-bin
+
+# The programs for a package or an image: without symbol tables and build paths, a third
+# of the size.
+DIST_BUILD  := $(GO) build -trimpath -ldflags='-s -w'
+
+deb:
+	rm -rf $(DEB_ROOT) $(DEB_BIN)
+	$(DIST_BUILD) -o $(DEB_BIN)/ $(addprefix ./,$(DAEMONS))
+	$(MAKE) --no-print-directory install BIN=$(DEB_BIN) DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSCONFDIR=/etc LOCALSTATEDIR=/var
+	# Debian policy: man pages compressed (and their links pointing to the compressed files).
+	find $(DEB_ROOT)/usr/share/man -type f -exec gzip -9n {} +
+	cd $(DEB_ROOT)/usr/share/man/man1 && for l in mailq newaliases; do rm $$l.1; ln -s sendmail.1.gz $$l.1.gz; done
+	$(INSTALL) -d $(DEB_ROOT)/DEBIAN
+	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" conf/debian/control > $(DEB_ROOT)/DEBIAN/control
+	$(INSTALL) -m 0755 conf/debian/postinst conf/debian/prerm conf/debian/postrm $(DEB_ROOT)/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEBDIR)/postern_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 clean:
 	rm -rf bin

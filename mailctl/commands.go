@@ -32,6 +32,7 @@ type options struct {
 	dev           bool
 	force         bool
 	listen        string
+	hostname      string
 	portBase      int
 	quota         string
 	passwordStdin bool
@@ -133,7 +134,7 @@ const passwordHint = "; a password is never given on the command line: mailctl a
 // commands lists every subcommand, in the order help shows them.
 var commands = []*command{
 	{
-		name: "init", args: "[--dev] [--listen IP] [--port-base N]", maxArgs: 0,
+		name: "init", args: "[--dev] [--hostname NAME] [--listen IP] [--port-base N]", maxArgs: 0,
 		summary: "create a new instance: configuration, certificate, accounts database",
 		detail: `
 With --dev, init creates a self-contained development instance in the directory of the
@@ -146,7 +147,12 @@ administrator (its password is generated and printed once), and the aliases post
 
 Without --dev, init sets up the system instance (default /etc/postern/postern.toml) with
 the system paths and the real ports, a self-signed certificate if there is none yet, and an
-empty accounts database. It needs root.
+empty accounts database: no demo domain or account. It needs root. The host name is
+--hostname, else this machine's fully qualified name (the canonical name /etc/hosts gives
+the system's host name, as hostname --fqdn finds it); init warns when it has no dot.
+
+With --dev, bin_dir is the directory of this mailctl, or, for an installed mailctl
+(/usr/sbin/mailctl), ../lib/postern beside it, where the daemons are.
 
 As root, init also creates the system users the daemons run as (postern, vmail,
 postern-spam, postern-web, all in group postern) and the admin group (with
@@ -156,6 +162,7 @@ configuration file.`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.BoolVar(&o.dev, "dev", false, "create a development instance in the config file's directory")
 			fs.StringVar(&o.listen, "listen", "", "`IP` address to listen on (default 127.0.0.1 with --dev, else all)")
+			fs.StringVar(&o.hostname, "hostname", "", "the host `NAME` of the greeting and Received headers (default mail.example.test with --dev, else this machine's fully qualified name)")
 			o.portBase = -1
 			fs.Func("port-base", "listen on ports `N`+25, N+587, N+465 (default 10000 with --dev, else 0: the real ports)", func(s string) error {
 				n, err := strconv.Atoi(s)

@@ -9,11 +9,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"text/template"
 
 	"postern/pkg/config"
 	"postern/pkg/maildir"
+	"postern/pkg/smtp"
 	"postern/pkg/userdb"
 )
 
@@ -124,12 +127,19 @@ func runInit(a *app, o *options, args []string) error {
 		if exe, err = filepath.EvalSymlinks(exe); err != nil {
 			return fmt.Errorf("finding the directory of mailctl for bin_dir: %w", err)
 		}
-		v.Hostname, v.SpoolDir, v.DataDir, v.BinDir = devHostname, "spool", "data", filepath.Dir(exe)
+		v.Hostname, v.SpoolDir, v.DataDir, v.BinDir = devHostname, "spool", "data", devBinDir(filepath.Dir(exe))
 		v.Cert, v.Key = "tls/cert.pem", "tls/key.pem"
 	} else {
 		def := config.Default()
-		v.Hostname, v.SpoolDir, v.DataDir, v.BinDir = def.Hostname, def.SpoolDir, def.DataDir, def.BinDir
+		v.Hostname, v.SpoolDir, v.DataDir, v.BinDir = fqdn(def.Hostname, "/etc/hosts"), def.SpoolDir, def.DataDir, def.BinDir
 		v.Cert, v.Key = filepath.Join(dir, "tls", "cert.pem"), filepath.Join(dir, "tls", "key.pem")
+	}
+	if o.hostname != "" {
+		h, err := smtp.ParseDomain(o.hostname, false)
+		if err != nil || strings.HasPrefix(h, "[") {
+			return usagef("--hostname %q is not a host name", o.hostname)
+		}
+		v.Hostname = h
 	}
 	data, err := renderConfig(v)
 	if err != nil {
@@ -208,6 +218,9 @@ func runInit(a *app, o *options, args []string) error {
 			warnings = append(warnings, fmt.Sprintf("%s is not searchable by other users: the daemons, which run as their own users, cannot reach %s (chmod o+x it, or put the instance elsewhere)", p, dir))
 		}
 	}
+	if !o.dev && !strings.Contains(cfg.Hostname, ".") {
+		warnings = append(warnings, fmt.Sprintf("the host name %q is not fully qualified: other mail servers will not accept it in the greeting; set hostname in %s (or run init with --hostname mail.example.org)", cfg.Hostname, path))
+	}
 	if o.dev {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, "master")); err != nil {
 			warnings = append(warnings, fmt.Sprintf("there is no master program in %s, the directory of this mailctl: build the daemons there (make build) or set bin_dir in %s", cfg.BinDir, path))
@@ -217,6 +230,43 @@ func runInit(a *app, o *options, args []string) error {
 		a.systemSummary(cfg, certNote, warnings)
 	}
 	return nil
+}
+
+// devBinDir is the bin_dir of a development instance made by the mailctl in dir: dir
+// itself (bin/ of a build, with every program), or, when master is not there but in
+// ../lib/postern, that directory (an installed mailctl in /usr/sbin).
+func devBinDir(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, "master")); err != nil {
+		lib := filepath.Join(filepath.Dir(dir), "lib", "postern")
+		if _, err := os.Stat(filepath.Join(lib, "master")); err == nil {
+			return lib
+		}
+	}
+	return dir
+}
+
+// fqdn returns the fully qualified name of host as hostname --fqdn finds it on a Debian
+// system: host itself when it has a dot, else the canonical name (the first) of the line
+// of the hosts file that names it, when that one has a dot, else host.
+func fqdn(host, hostsFile string) string {
+	if strings.Contains(host, ".") {
+		return host
+	}
+	b, err := os.ReadFile(hostsFile)
+	if err != nil {
+		return host
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		if len(f) < 2 || !slices.Contains(f[2:], host) && f[1] != host {
+			continue
+		}
+		if strings.Contains(f[1], ".") {
+			return strings.ToLower(f[1])
+		}
+	}
+	return host
 }
 
 // mkdirAll makes dir and its parents with mode perm and reports whether dir was made.

@@ -339,3 +339,57 @@ func TestRandomPassword(t *testing.T) {
 		seen[p] = true
 	}
 }
+
+func TestFQDN(t *testing.T) {
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(hosts, []byte("127.0.0.1 localhost\n# 127.0.1.1 vps.old.example vps\n127.0.1.1\tMail.Example.org vps mail\n10.0.0.1 short other\n"), 0o644)
+	for host, want := range map[string]string{
+		"vps":             "mail.example.org",
+		"mail":            "mail.example.org",
+		"other":           "other", // its canonical name has no dot either
+		"unknown":         "unknown",
+		"mx.example.test": "mx.example.test",
+	} {
+		if got := fqdn(host, hosts); got != want {
+			t.Errorf("fqdn(%q) = %q, want %q", host, got, want)
+		}
+	}
+	if got := fqdn("vps", filepath.Join(t.TempDir(), "none")); got != "vps" {
+		t.Errorf("without a hosts file: %q", got)
+	}
+}
+
+// An installed mailctl (/usr/sbin) makes development instances that run the daemons of
+// /usr/lib/postern; one in bin/ of a build, those beside it.
+func TestDevBinDir(t *testing.T) {
+	root := t.TempDir()
+	sbin, lib := filepath.Join(root, "usr", "sbin"), filepath.Join(root, "usr", "lib", "postern")
+	os.MkdirAll(sbin, 0o755)
+	os.MkdirAll(lib, 0o755)
+	if got := devBinDir(sbin); got != sbin {
+		t.Errorf("no master anywhere: %s, want %s", got, sbin)
+	}
+	os.WriteFile(filepath.Join(lib, "master"), nil, 0o755)
+	if got := devBinDir(sbin); got != lib {
+		t.Errorf("master in ../lib/postern: %s, want %s", got, lib)
+	}
+	os.WriteFile(filepath.Join(sbin, "master"), nil, 0o755)
+	if got := devBinDir(sbin); got != sbin {
+		t.Errorf("master beside mailctl: %s, want %s", got, sbin)
+	}
+}
+
+func TestInitHostname(t *testing.T) {
+	dir := t.TempDir()
+	ta := newTestApp(t, "")
+	path := filepath.Join(dir, "a", "postern.toml")
+	if code := ta.run("-c", path, "init", "--dev", "--hostname", "MX.Example.ORG"); code != 0 {
+		t.Fatalf("init --hostname: exit %d\n%s", code, ta.err)
+	}
+	if cfg, err := config.Load(path); err != nil || cfg.Hostname != "mx.example.org" {
+		t.Errorf("hostname %q, %v; want mx.example.org", cfg.Hostname, err)
+	}
+	if code := ta.run("-c", filepath.Join(dir, "b", "postern.toml"), "init", "--dev", "--hostname", "bad name"); code != exitUsage {
+		t.Errorf("a bad --hostname: exit %d, want %d", code, exitUsage)
+	}
+}

@@ -74,6 +74,10 @@ type Instance struct {
 	PortBase int
 	Password string // demo@example.test's
 	LogPath  string
+	// MasterPath is the master to run, bin/'s when empty (install_test.go runs an
+	// installed one); Cred the user to run it as, the test's own when nil.
+	MasterPath string
+	Cred       *syscall.Credential
 
 	master *exec.Cmd
 	done   chan error
@@ -153,9 +157,13 @@ func (in *Instance) Start() {
 	if err != nil {
 		in.t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, "master"), "-c", in.Config)
+	masterPath := in.MasterPath
+	if masterPath == "" {
+		masterPath = filepath.Join(binDir, "master")
+	}
+	cmd := exec.Command(masterPath, "-c", in.Config)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: in.Cred}
 	if err := cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
