@@ -7,7 +7,7 @@ RUN     ?= run
 # which Go can do only in a program without cgo; os/user and net use their Go code.
 export CGO_ENABLED = 0
 
-.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam bench-spamd imaptest install deb
+.PHONY: all build test test-short run clean fmt vet bench-smtp bench-relay bench-imap bench-spam bench-spamd imaptest install deb image
 
 all: build
 
@@ -131,6 +131,24 @@ deb:
 		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" conf/debian/control > $(DEB_ROOT)/DEBIAN/control
 	$(INSTALL) -m 0755 conf/debian/postinst conf/debian/prerm conf/debian/postrm $(DEB_ROOT)/DEBIAN/
 	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEBDIR)/postern_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+# The container image (conf/container/Dockerfile, FROM scratch) of the same layout, built
+# with podman (or CONTAINER=docker) from a context assembled in $(IMAGE_CTX).
+CONTAINER ?= podman
+IMAGE     ?= postern
+IMAGE_CTX ?= bin/image
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+
+image:
+	@test -r $(CA_BUNDLE) || { echo "make image: no CA bundle at $(CA_BUNDLE) (apt-get install ca-certificates, or set CA_BUNDLE)"; exit 1; }
+	rm -rf $(IMAGE_CTX)
+	$(DIST_BUILD) -o $(IMAGE_CTX)/bin/ $(addprefix ./,$(DAEMONS))
+	$(MAKE) --no-print-directory install BIN=$(IMAGE_CTX)/bin DESTDIR=$(abspath $(IMAGE_CTX))/rootfs PREFIX=/usr SYSCONFDIR=/etc LOCALSTATEDIR=/var
+	rm -rf $(IMAGE_CTX)/rootfs/usr/share $(IMAGE_CTX)/rootfs/usr/lib/systemd $(IMAGE_CTX)/rootfs/usr/lib/sysusers.d $(IMAGE_CTX)/rootfs/usr/lib/tmpfiles.d
+	$(INSTALL) -m 0644 conf/container/passwd conf/container/group $(IMAGE_CTX)/
+	$(INSTALL) -m 0644 $(CA_BUNDLE) $(IMAGE_CTX)/ca-certificates.crt
+	# podman's --format docker: the OCI image format has no HEALTHCHECK.
+	$(CONTAINER) build $(if $(filter podman,$(notdir $(CONTAINER))),--format docker) -f conf/container/Dockerfile -t $(IMAGE):latest $(IMAGE_CTX)
 
 clean:
 	rm -rf bin
