@@ -119,10 +119,15 @@ DEB_BIN     := $(DEBDIR)/deb-bin
 # of the size.
 DIST_BUILD  := $(GO) build -trimpath -ldflags='-s -w'
 
+# BIN=DIR packages the programs of another build as they are (test/install_test.go gives
+# the tests' own); DEB_COMPRESS=gzip packs faster than xz.
+DEB_COMPRESS ?= xz
+DEB_PROGRAMS = $(if $(filter bin,$(BIN)),$(DEB_BIN),$(BIN))
+
 deb:
 	rm -rf $(DEB_ROOT) $(DEB_BIN)
-	$(DIST_BUILD) -o $(DEB_BIN)/ $(addprefix ./,$(DAEMONS))
-	$(MAKE) --no-print-directory install BIN=$(DEB_BIN) DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSCONFDIR=/etc LOCALSTATEDIR=/var
+	$(if $(filter bin,$(BIN)),$(DIST_BUILD) -o $(DEB_BIN)/ $(addprefix ./,$(DAEMONS)))
+	$(MAKE) --no-print-directory install BIN=$(DEB_PROGRAMS) DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSCONFDIR=/etc LOCALSTATEDIR=/var
 	# Debian policy: man pages compressed (and their links pointing to the compressed files).
 	find $(DEB_ROOT)/usr/share/man -type f -exec gzip -9n {} +
 	cd $(DEB_ROOT)/usr/share/man/man1 && for l in mailq newaliases; do rm $$l.1; ln -s sendmail.1.gz $$l.1.gz; done
@@ -130,7 +135,7 @@ deb:
 	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
 		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" conf/debian/control > $(DEB_ROOT)/DEBIAN/control
 	$(INSTALL) -m 0755 conf/debian/postinst conf/debian/prerm conf/debian/postrm $(DEB_ROOT)/DEBIAN/
-	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEBDIR)/postern_$(DEB_VERSION)_$(DEB_ARCH).deb
+	dpkg-deb --root-owner-group -Z$(DEB_COMPRESS) --build $(DEB_ROOT) $(DEBDIR)/postern_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 # The container image (conf/container/Dockerfile, FROM scratch) of the same layout, built
 # with podman (or CONTAINER=docker) from a context assembled in $(IMAGE_CTX).
