@@ -118,3 +118,22 @@ func appendFile(path, s string) error {
 	}
 	return err
 }
+
+// TestSizeOfBareLFFileAtLoad: a message file with bare LF line endings and no size in
+// its name, found when the folder is loaded, has the RFC822.SIZE of its CRLF form (the
+// octets BODY[] and POP3's RETR send), not the size of the file.
+func TestSizeOfBareLFFileAtLoad(t *testing.T) {
+	e := newTestEnv(t)
+	os.MkdirAll(filepath.Join(e.maildir("a"), "cur"), 0o700)
+	const file = "From: b@other.test\nSubject: bare\n\nline\n"
+	if err := os.WriteFile(filepath.Join(e.maildir("a"), "cur", "1700000000.M2P2.host:2,"), []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := e.login("a")
+	c.ok("SELECT INBOX")
+	want := len(file) + strings.Count(file, "\n")
+	u := c.ok("FETCH 1 (RFC822.SIZE)")
+	if !hasLine(u, fmt.Sprintf(`^\* 1 FETCH \(RFC822.SIZE %d\)$`, want)) {
+		t.Errorf("FETCH RFC822.SIZE: %q, want %d", u, want)
+	}
+}

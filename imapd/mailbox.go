@@ -252,6 +252,7 @@ func (mb *Mailbox) load() error {
 	}
 	changed := fresh || namesBehind
 	var dirty []*message
+	cache := map[uint32]cacheRecord{} // of the files added that were parsed
 	var expunged []uint32
 	kept := mb.msgs[:0]
 	for _, m := range mb.msgs {
@@ -338,6 +339,15 @@ func (mb *Mailbox) load() error {
 			mb.acct.log.Warn("skipping unreadable message file", "folder", mb.name, "file", m.base, "err", err)
 			continue
 		}
+		if _, ok := sizeFromName(m.base); !ok {
+			// No size in the name: the file's size is the RFC822.SIZE (and the octets
+			// POP3 sends) only if its lines end in CRLF; parsing it tells, as takeNew
+			// does for mail that comes later.
+			if rec, err := cacheFile(mb.path(m)); err == nil {
+				rec.apply(m)
+				cache[m.uid] = rec
+			}
+		}
 		mb.modseq++
 		m.modseq = mb.modseq
 		mb.msgs = append(mb.msgs, m)
@@ -387,6 +397,11 @@ func (mb *Mailbox) load() error {
 		}
 		for _, m := range dirty {
 			if err := mbk.Put(uidKey(m.uid), m.marshal()); err != nil {
+				return err
+			}
+		}
+		for uid, r := range cache {
+			if err := putCache(cb, tb, uid, r); err != nil {
 				return err
 			}
 		}
