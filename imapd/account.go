@@ -39,6 +39,9 @@ type Account struct {
 	mu    sync.Mutex
 	refs  int
 	boxes map[string]*Mailbox // open folders by key
+	// pop3 is set while a POP3 session has the maildrop: POP3 sessions have it one at
+	// a time (RFC 1939 §8), IMAP sessions beside them as they like (see pop3.go).
+	pop3 bool
 
 	watchers notifyWatchers // sessions that asked for NOTIFY (RFC 5465)
 }

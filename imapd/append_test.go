@@ -25,8 +25,9 @@ func TestAppendSplitWrites(t *testing.T) {
 	// The server's side of the connection ACKs every read at once (package quickack).
 	e.srv.mu.Lock()
 	for sess := range e.srv.sessions {
-		if _, ok := sess.raw.(*quickack.Conn); !ok {
-			t.Errorf("session's connection is %T, want *quickack.Conn", sess.raw)
+		raw := sess.(*Session).raw
+		if _, ok := raw.(*quickack.Conn); !ok {
+			t.Errorf("session's connection is %T, want *quickack.Conn", raw)
 		}
 	}
 	e.srv.mu.Unlock()

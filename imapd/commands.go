@@ -769,9 +769,12 @@ func (s *Session) quotaError(c *imap.Command, err error) {
 
 // addUsage keeps the Maildir++ quota file (maildirsize) that local checks in step
 // with what imapd adds and removes.
-func (s *Session) addUsage(bytes, count int64) {
-	if err := maildir.AddUsage(s.acct.root, bytes, count); err != nil {
-		s.log.Debug("updating maildirsize", "err", err)
+func (s *Session) addUsage(bytes, count int64) { s.acct.addUsage(bytes, count) }
+
+// addUsage is Session.addUsage for the account, for POP3 sessions too.
+func (a *Account) addUsage(bytes, count int64) {
+	if err := maildir.AddUsage(a.root, bytes, count); err != nil {
+		a.log.Debug("updating maildirsize", "err", err)
 	}
 }
 

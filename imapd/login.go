@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 
@@ -37,50 +41,63 @@ func (s *Session) login(c *imap.Command) {
 	s.finishLogin(c, s.verify(c.User, c.Password))
 }
 
-// verify asks authd; the remote IP lets it throttle guessing.
+// verify asks authd; the remote IP lets it throttle guessing. On success the session
+// has its account open.
 func (s *Session) verify(user, password string) error {
+	e, err := s.srv.checkLogin(s.log, s.ip, user, password)
+	if err != nil {
+		return err
+	}
+	return s.open(e.addr, e.maildir, e.quota)
+}
+
+// checkLogin verifies user's password for a client at ip, the same way for IMAP and
+// POP3: through the login cache or authd, which throttles guessing by client address,
+// network and account. It returns the account's address, Maildir and quota, or
+// errAuthFailed, a throttledError, or the error that kept authd from answering.
+func (srv *Server) checkLogin(log *slog.Logger, ip netip.Addr, user, password string) (loginEntry, error) {
 	if user == "" || password == "" || len(user) > 320 || len(password) > 1024 {
-		return errAuthFailed
+		return loginEntry{}, errAuthFailed
 	}
 	// The cache answers only the client address that logged in with these credentials:
 	// a guesser elsewhere, throttled by authd, must not get its one right guess through
 	// here.
-	if e, ok := s.srv.logins.get(user, password, s.ip); ok {
-		return s.open(e.addr, e.maildir, e.quota)
+	if e, ok := srv.logins.get(user, password, ip); ok {
+		return e, nil
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req := auth.VerifyRequest{User: user, Password: password}
-	if s.ip.IsValid() {
-		req.RemoteAddr = s.ip.String()
+	if ip.IsValid() {
+		req.RemoteAddr = ip.String()
 	}
-	r, err := s.srv.auth.Verify(ctx, req)
+	r, err := srv.auth.Verify(ctx, req)
 	if err != nil {
-		s.log.Error("asking authd to verify a password", "err", err)
-		return err
+		log.Error("asking authd to verify a password", "err", err)
+		return loginEntry{}, err
 	}
 	if r.Throttled {
-		s.log.Info("login throttled", "user", user, "client", s.ip.String(), "retry_after", r.RetryAfter)
-		return throttledError{retryAfter: max(r.RetryAfter, 1)}
+		log.Info("login throttled", "user", user, "client", ip.String(), "retry_after", r.RetryAfter)
+		return loginEntry{}, throttledError{retryAfter: max(r.RetryAfter, 1)}
 	}
 	if !r.OK {
-		s.log.Info("login failed", "user", user, "client", s.ip.String())
-		return errAuthFailed
+		log.Info("login failed", "user", user, "client", ip.String())
+		return loginEntry{}, errAuthFailed
 	}
-	mb, err := s.srv.auth.Mailbox(ctx, r.Address)
+	mb, err := srv.auth.Mailbox(ctx, r.Address)
 	if err != nil {
-		s.log.Error("asking authd for the mailbox", "user", r.Address, "err", err)
-		return err
+		log.Error("asking authd for the mailbox", "user", r.Address, "err", err)
+		return loginEntry{}, err
 	}
 	if !mb.Exists || mb.Maildir == "" {
-		return errAuthFailed
+		return loginEntry{}, errAuthFailed
 	}
 	if r.AppPassword == "" {
 		// A login with an app password is not remembered: revoking it (a lost device)
 		// takes effect at the next login, not a minute later.
-		s.srv.logins.put(user, password, s.ip, mb.Address, mb.Maildir, mb.Quota)
+		srv.logins.put(user, password, ip, mb.Address, mb.Maildir, mb.Quota)
 	}
-	return s.open(mb.Address, mb.Maildir, mb.Quota)
+	return loginEntry{addr: mb.Address, maildir: mb.Maildir, quota: mb.Quota}, nil
 }
 
 func (s *Session) open(addr, root string, quota int64) error {

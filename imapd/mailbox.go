@@ -855,6 +855,20 @@ func (d *diskNames) find(base string) (string, bool) {
 // expunge removes the messages with \Deleted among uids (all of them when uids is nil)
 // and returns their UIDs; freed is the size they took.
 func (mb *Mailbox) expunge(uids []uint32) (gone []uint32, freed int64, err error) {
+	return mb.expungeMessages(uids, false)
+}
+
+// expungeUIDs removes the messages with the given UIDs, \Deleted or not: the messages
+// a POP3 session deleted, removed when it enters the UPDATE state (RFC 1939 §6). UIDs
+// expunged meanwhile are left out of gone.
+func (mb *Mailbox) expungeUIDs(uids []uint32) (gone []uint32, freed int64, err error) {
+	if len(uids) == 0 {
+		return nil, 0, nil
+	}
+	return mb.expungeMessages(uids, true)
+}
+
+func (mb *Mailbox) expungeMessages(uids []uint32, anyFlags bool) (gone []uint32, freed int64, err error) {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	if mb.deleted {
@@ -871,7 +885,7 @@ func (mb *Mailbox) expunge(uids []uint32) (gone []uint32, freed int64, err error
 	kept := make([]*message, 0, len(mb.msgs))
 	var disk *diskNames
 	for _, m := range mb.msgs {
-		if m.flags&flagDeleted == 0 || !want(m.uid) {
+		if (m.flags&flagDeleted == 0 && !anyFlags) || !want(m.uid) {
 			kept = append(kept, m)
 			continue
 		}

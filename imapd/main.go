@@ -3,7 +3,8 @@
 // SPECIAL-USE, LIST-STATUS, BINARY, LITERAL+, ...).
 //
 // It serves the listeners master hands it: "imap" (port 143, STARTTLS) and "imaps"
-// (993, implicit TLS). Passwords are checked by authd (private/auth), only over TLS or
+// (993, implicit TLS), and POP3 (RFC 1939, see pop3.go) on "pop3" (110, STLS) and
+// "pop3s" (995, implicit TLS), from the same index. Passwords are checked by authd (private/auth), only over TLS or
 // from loopback. Mail lives in the Maildirs under <data>/mail, which imapd reads as the
 // vmail user; imapd alone owns every cur/ directory and the per-account index
 // (postern-imap.db: UIDVALIDITY, UIDs, flags, mod-sequences and a cache of envelopes,

@@ -29,7 +29,12 @@ import (
 const (
 	listenIMAP  = "imap"  // port 143, STARTTLS (RFC 9051 §6.2.1)
 	listenIMAPS = "imaps" // port 993, implicit TLS (RFC 8314 §3.3)
+	listenPOP3  = "pop3"  // port 110, STLS (RFC 1939, RFC 2595 §4)
+	listenPOP3S = "pop3s" // port 995, implicit TLS (RFC 8314 §3.3)
 )
+
+// conn is a session of either protocol, as the server tracks it to end it at shutdown.
+type conn interface{ shutdown() }
 
 // Server is the IMAP server: it accepts connections and runs one session (one
 // goroutine) per connection.
@@ -59,7 +64,7 @@ type Server struct {
 	mu       sync.Mutex
 	accounts map[string]*Account
 	perIP    map[netip.Addr]int
-	sessions map[*Session]struct{}
+	sessions map[conn]struct{} // IMAP and POP3 sessions
 	conns    atomic.Int64
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
@@ -86,7 +91,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		maxBadCommands: 20,
 		accounts:       map[string]*Account{},
 		perIP:          map[netip.Addr]int{},
-		sessions:       map[*Session]struct{}{},
+		sessions:       map[conn]struct{}{},
 		logins:         newLoginCache(),
 		webPeer:        daemon.Only(cfg, "imapd", "httpd"),
 	}
@@ -122,14 +127,14 @@ func (s *Server) ReloadCertificates() {
 	s.log.Info("TLS certificates reloaded", "names", strings.Join(s.certs.Names(), ","))
 }
 
-// Run serves the "imap" and "imaps" listeners until ctx is done, then ends every
-// session with BYE (RFC 3501 §7.1.5) and returns.
+// Run serves the "imap" and "imaps" listeners, and POP3's "pop3" and "pop3s", until ctx
+// is done, then ends every session (IMAP with BYE, RFC 3501 §7.1.5) and returns.
 func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) error {
 	stop, err := daemon.Accept(s.log, listeners, func(name string) func(net.Listener) {
 		switch name {
-		case listenIMAP:
+		case listenIMAP, listenPOP3:
 			return func(l net.Listener) { s.acceptLoop(l, name, false) }
-		case listenIMAPS:
+		case listenIMAPS, listenPOP3S:
 			if s.tls == nil {
 				s.log.Error("not serving implicit TLS without a certificate", "listener", name)
 				return nil
@@ -140,7 +145,7 @@ func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) err
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("imapd: %w (want imap or imaps)", err)
+		return fmt.Errorf("imapd: %w (want imap, imaps, pop3 or pop3s)", err)
 	}
 	<-ctx.Done()
 	s.stopping.Store(true)
@@ -219,9 +224,14 @@ func (s *Server) start(c net.Conn, listener string, implicitTLS bool) {
 	s.mu.Lock()
 	if int(s.conns.Load()) >= s.maxConns || (!ip.IsLoopback() && s.perIP[ip] >= s.maxConnsPerIP) {
 		s.mu.Unlock()
-		// RFC 3501 §7.1.5: BYE instead of a greeting.
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		if !implicitTLS {
+		switch {
+		case implicitTLS:
+		case listener == listenPOP3:
+			// RFC 2449 §8.1.2 and RFC 3206 §4: a temporary refusal.
+			c.Write([]byte("-ERR [SYS/TEMP] Too many connections, try again later\r\n"))
+		default:
+			// RFC 3501 §7.1.5: BYE instead of a greeting.
 			c.Write([]byte("* BYE [UNAVAILABLE] Too many connections, try again later\r\n"))
 		}
 		c.Close()
@@ -233,7 +243,15 @@ func (s *Server) start(c net.Conn, listener string, implicitTLS bool) {
 	// Every read ACKs at once: a client that sends an APPEND literal and its closing
 	// CRLF in two writes with Nagle on would otherwise wait 40 ms per command for our
 	// delayed ACK (see package quickack).
-	sess := newSession(s, quickack.Wrap(c), ip, listener, implicitTLS)
+	var sess interface {
+		conn
+		serve()
+	}
+	if listener == listenPOP3 || listener == listenPOP3S {
+		sess = newPOP3Session(s, quickack.Wrap(c), ip, listener, implicitTLS)
+	} else {
+		sess = newSession(s, quickack.Wrap(c), ip, listener, implicitTLS)
+	}
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()

@@ -30,6 +30,7 @@ type testEnv struct {
 	cfg      *config.Config
 	srv      *Server
 	addr     string
+	pop3Addr string // the "pop3" listener
 	cancel   context.CancelFunc
 	done     chan error
 	authStop context.CancelFunc
@@ -101,9 +102,13 @@ func (e *testEnv) start() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	pl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.srv, e.addr, e.cancel, e.done = srv, l.Addr().String(), cancel, make(chan error, 1)
-	go func() { e.done <- srv.Run(ctx, map[string]net.Listener{"imap": l}) }()
+	e.srv, e.addr, e.pop3Addr, e.cancel, e.done = srv, l.Addr().String(), pl.Addr().String(), cancel, make(chan error, 1)
+	go func() { e.done <- srv.Run(ctx, map[string]net.Listener{"imap": l, "pop3": pl}) }()
 }
 
 func (e *testEnv) stop() {

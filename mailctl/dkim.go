@@ -223,7 +223,7 @@ func runDNSRecords(a *app, o *options, args []string) error {
 	fmt.Fprintf(w, "; TLS reporting (RFC 8460): where senders report TLS failures.\n")
 	zoneLine(w, "_smtp._tls."+domain, "TXT", quoteTXT("v=TLSRPTv1; rua=mailto:postmaster@"+domain))
 
-	fmt.Fprintf(w, "\n; Mail clients find their servers (RFC 6186, RFC 8314 §5.1): submission with\n; implicit TLS is preferred (priority 0) over STARTTLS; POP3 is not offered (\".\").\n")
+	fmt.Fprintf(w, "\n; Mail clients find their servers (RFC 6186, RFC 8314 §5.1): submission with\n; implicit TLS is preferred (priority 0) over STARTTLS; a service not offered has \".\".\n")
 	srv := func(service string, prio, port int) {
 		zoneLine(w, service+"._tcp."+domain, "SRV", fmt.Sprintf("%d 1 %d %s.", prio, port, host))
 	}
@@ -231,8 +231,17 @@ func runDNSRecords(a *app, o *options, args []string) error {
 	srv("_submission", 10, cfg.ListenPort("smtpd", "submission", 587))
 	srv("_imaps", 0, cfg.ListenPort("imapd", "imaps", 993))
 	srv("_imap", 10, cfg.ListenPort("imapd", "imap", 143))
-	zoneLine(w, "_pop3s._tcp."+domain, "SRV", "0 0 0 .")
-	zoneLine(w, "_pop3._tcp."+domain, "SRV", "0 0 0 .")
+	// POP3 is imapd's too, when its listeners are configured.
+	for _, p := range []struct {
+		listener string
+		prio     int
+	}{{"pop3s", 0}, {"pop3", 10}} {
+		if s := cfg.Service("imapd"); s != nil && s.Enable && s.Listen[p.listener] != "" {
+			srv("_"+p.listener, p.prio, cfg.ListenPort("imapd", p.listener, 0))
+		} else {
+			zoneLine(w, "_"+p.listener+"._tcp."+domain, "SRV", "0 0 0 .")
+		}
+	}
 	fmt.Fprintf(w, "; Thunderbird's autoconfig and Outlook's autodiscover look here.\n")
 	zoneLine(w, "autoconfig."+domain, "CNAME", host+".")
 	zoneLine(w, "autodiscover."+domain, "CNAME", host+".")

@@ -78,6 +78,8 @@ func TestDKIMAndDNSRecords(t *testing.T) {
 		"SRV _submissions._tcp.example.test.": "0 1 10465 mail.example.test.",
 		"SRV _imap._tcp.example.test.":        "10 1 ",
 		"SRV _imaps._tcp.example.test.":       "0 1 ",
+		"SRV _pop3._tcp.example.test.":        "10 1 10110 mail.example.test.",
+		"SRV _pop3s._tcp.example.test.":       "0 1 10995 mail.example.test.",
 		"CNAME autoconfig.example.test.":      "mail.example.test.",
 		"CNAME autodiscover.example.test.":    "mail.example.test.",
 	} {

@@ -38,6 +38,7 @@ type configValues struct {
 	Cert, Key                     string
 	SMTP, Submission, Submissions string
 	IMAP, IMAPS, HTTPS, HTTP      string
+	POP3, POP3S                   string
 }
 
 // renderConfig returns the contents of postern.toml for v.
@@ -56,6 +57,7 @@ func (v *configValues) listeners(ip string, base int) {
 	v.ListenIP = ip
 	v.SMTP, v.Submission, v.Submissions = at(25), at(587), at(465)
 	v.IMAP, v.IMAPS, v.HTTPS, v.HTTP = at(143), at(993), at(443), at(80)
+	v.POP3, v.POP3S = at(110), at(995)
 }
 
 // The development instance's domain and account.
@@ -93,12 +95,12 @@ func runInit(a *app, o *options, args []string) error {
 			base = 10000
 		}
 	}
-	if base+993 > 65535 {
-		return usagef("--port-base %d is too large: the highest port, N+993, must stay below 65536", base)
+	if base+995 > 65535 {
+		return usagef("--port-base %d is too large: the highest port, N+995, must stay below 65536", base)
 	}
 	if base < 1024 && !a.root {
 		if base == 0 {
-			return errors.New("--port-base 0 means the real ports 25, 587, 465, 143 and 993, and only root may listen on those: run init as root or choose a port base such as 10000")
+			return errors.New("--port-base 0 means the real ports 25, 587, 465, 143, 993, 110 and 995, and only root may listen on those: run init as root or choose a port base such as 10000")
 		}
 		return fmt.Errorf("--port-base %d gives ports below 1024 (%d), on which only root may listen: choose a port base such as 10000", base, base+25)
 	}
@@ -445,6 +447,8 @@ Listeners:
   submissions  %s   (implicit TLS, AUTH)
   imap         %s   (IMAP, STARTTLS)
   imaps        %s   (IMAP, implicit TLS)
+  pop3         %s   (POP3, STLS)
+  pop3s        %s   (POP3, implicit TLS)
   https        %s   (webmail: https://%s/)
   http         %s   (redirects to https)
 
@@ -458,16 +462,17 @@ Administer it:
   %s -c %s status
 
 Mail client settings: server %s, user %s, the password above;
-  IMAP port %d (TLS) or %d (STARTTLS), SMTP port %d (TLS) or %d (STARTTLS).
+  IMAP port %d (TLS) or %d (STARTTLS), POP3 port %d (TLS) or %d (STLS),
+  SMTP port %d (TLS) or %d (STARTTLS).
   The certificate is self-signed: the client will ask you to accept it.
 `,
 		cfg.Dir, cfg.Path, cfg.SpoolDir, cfg.DataDir, cfg.TLS.Cert, certNote,
 		devUser, password,
-		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.HTTPS, v.HTTPS, v.HTTP,
+		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.POP3, v.POP3S, v.HTTPS, v.HTTPS, v.HTTP,
 		master, cfg.Path,
 		v.SMTP, devUser,
 		filepath.Join(cfg.BinDir, "mailctl"), cfg.Path,
-		host, devUser, port(993), port(143), port(465), port(587))
+		host, devUser, port(993), port(143), port(995), port(110), port(465), port(587))
 	writeWarnings(a, warnings)
 }
 

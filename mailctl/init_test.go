@@ -34,7 +34,8 @@ func TestInitDev(t *testing.T) {
 	}
 	password := m[1]
 	for _, want := range []string{path, "demo@example.test", "swaks --server 127.0.0.2:20025 --to demo@example.test",
-		filepath.Join(filepath.Dir(mustExe(t, ta)), "master") + " -c " + path, "127.0.0.2:20143", "https://127.0.0.2:20443/"} {
+		filepath.Join(filepath.Dir(mustExe(t, ta)), "master") + " -c " + path, "127.0.0.2:20143", "https://127.0.0.2:20443/",
+		"pop3         127.0.0.2:20110", "pop3s        127.0.0.2:20995", "POP3 port 20995 (TLS) or 20110 (STLS)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -58,7 +59,7 @@ func TestInitDev(t *testing.T) {
 			t.Errorf("service %s is not enabled", d.Name)
 		}
 	}
-	if got, want := cfg.Service("imapd").Listen, map[string]string{"imap": "127.0.0.2:20143", "imaps": "127.0.0.2:20993"}; !reflect.DeepEqual(got, want) {
+	if got, want := cfg.Service("imapd").Listen, map[string]string{"imap": "127.0.0.2:20143", "imaps": "127.0.0.2:20993", "pop3": "127.0.0.2:20110", "pop3s": "127.0.0.2:20995"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("imapd listens on %v, want %v", got, want)
 	}
 	raw, _ := os.ReadFile(path)
@@ -191,7 +192,7 @@ func TestInitNeedsRoot(t *testing.T) {
 	dir := t.TempDir()
 	ta := newTestApp(t, "")
 	if code := ta.run("-c", filepath.Join(dir, "a", "postern.toml"), "init", "--dev", "--port-base", "0"); code != exitFail ||
-		!strings.Contains(ta.err.String(), "25, 587, 465, 143 and 993") {
+		!strings.Contains(ta.err.String(), "25, 587, 465, 143, 993, 110 and 995") {
 		t.Errorf("--port-base 0 without root: exit %d, %s", code, ta.err)
 	}
 	if code := ta.run("-c", filepath.Join(dir, "b", "postern.toml"), "init"); code != exitFail || !strings.Contains(ta.err.String(), "root") {

@@ -346,7 +346,7 @@ var Daemons = []Daemon{
 	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Control: []string{"spamd"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Public: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
-	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps"}, ReloadsOnHUP: true},
+	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps", "pop3", "pop3s"}, ReloadsOnHUP: true},
 	{Name: "httpd", User: "postern-web", Listeners: []string{"https", "http"}, ReloadsOnHUP: true},
 }
 
@@ -472,7 +472,7 @@ func Default() *Config {
 		c.Services[d.Name] = &Service{Enable: true, User: d.User, Listen: map[string]string{}, Procs: d.Procs}
 	}
 	c.Services["smtpd"].Listen = map[string]string{"smtp": "0.0.0.0:25", "submission": "0.0.0.0:587", "submissions": "0.0.0.0:465"}
-	c.Services["imapd"].Listen = map[string]string{"imap": "0.0.0.0:143", "imaps": "0.0.0.0:993"}
+	c.Services["imapd"].Listen = map[string]string{"imap": "0.0.0.0:143", "imaps": "0.0.0.0:993", "pop3": "0.0.0.0:110", "pop3s": "0.0.0.0:995"}
 	c.Services["httpd"].Listen = map[string]string{"https": "0.0.0.0:443", "http": "0.0.0.0:80"}
 	return c
 }
