@@ -135,7 +135,7 @@ func NewInstance(t *testing.T, ip string) *Instance {
 }
 
 func portsFree(ip string, base int) bool {
-	for _, off := range []int{25, 80, 143, 443, 465, 587, 993} {
+	for _, off := range []int{25, 80, 110, 143, 443, 465, 587, 993, 995} {
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(base+off)))
 		if err != nil {
 			return false
