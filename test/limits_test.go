@@ -12,7 +12,7 @@ import (
 )
 
 // TestTLSCipherSuites: on every TLS listener (SMTP STARTTLS on 25 and 587, implicit TLS
-// on 465 and 993, IMAP STARTTLS on 143) a TLS 1.2 client offering only CBC suites with
+// on 465, 993 and 995, IMAP STARTTLS on 143, POP3 STLS on 110) a TLS 1.2 client offering only CBC suites with
 // SHA-1 MACs (ECDHE-ECDSA-AES128-SHA, AES256-SHA) fails the handshake, and one offering
 // the ECDHE AEAD suites gets one of them.
 func TestTLSCipherSuites(t *testing.T) {
@@ -28,6 +28,8 @@ func TestTLSCipherSuites(t *testing.T) {
 		{"submissions", []string{"-connect", addr(465)}},
 		{"imap", []string{"-connect", addr(143), "-starttls", "imap"}},
 		{"imaps", []string{"-connect", addr(993)}},
+		{"pop3", []string{"-connect", addr(110), "-starttls", "pop3"}},
+		{"pop3s", []string{"-connect", addr(995)}},
 	}
 	run := func(args []string, ciphers string) (string, error) {
 		args = append([]string{"s_client", "-tls1_2", "-cipher", ciphers}, args...)
