@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern/pkg/config"
 )
 
 // popClient is a raw POP3 connection.
@@ -402,7 +404,9 @@ func TestPOP3Cleartext(t *testing.T) {
 // timeout, with -ERR.
 func TestPOP3LoginTimeout(t *testing.T) {
 	e := newTestEnv(t)
-	e.srv.loginTimeout = 300 * time.Millisecond
+	e.stop()
+	e.cfg.IMAPD.LoginTimeout = config.Duration(300 * time.Millisecond)
+	e.start()
 	p := e.popDial()
 	if l := p.line(); !strings.HasPrefix(l, "-ERR") || !strings.Contains(l, "Autologout") {
 		t.Errorf("at the timeout: %q", l)
