@@ -85,7 +85,7 @@ type Instance struct {
 
 var portCounter atomic.Int32
 
-// nextPortBase picks a port base whose listeners (base+25 ... base+993) are free.
+// nextPortBase picks a port base whose listeners (base+25 ... base+995) are free.
 func nextPortBase() int {
 	n := int(portCounter.Add(1))
 	return 20000 + 1000*((os.Getpid()+n*7+rand.IntN(3))%40)
