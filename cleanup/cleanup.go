@@ -16,6 +16,7 @@ import (
 	"postern/pkg/dkim"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
+	"postern/pkg/metrics"
 	"postern/pkg/queue"
 	"postern/pkg/smtp"
 )
@@ -185,6 +186,7 @@ func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Enve
 		// be delivered twice if the client retries, never lost.
 		c.Log.Warn("answer to client lost", "id", e.ID, "err", rerr)
 	}
+	metrics.Inc(metrics.Received, "origin", origin(e))
 	c.wakeup(e.ID)
 	return nil
 }
@@ -310,6 +312,19 @@ func (c *Cleanup) wakeup(id string) {
 	default:
 		// qmgr is slow or down; it scans incoming/ on its own.
 	}
+}
+
+// origin is the origin label of metrics.Received: "submission" for a message from an
+// authenticated user, "local" for one made here (a bounce) or handed over without a
+// network client, "smtp" for mail from the world.
+func origin(e *queue.Envelope) string {
+	switch {
+	case e.AuthUser != "":
+		return "submission"
+	case e.Bounce || e.ClientAddr == "":
+		return "local"
+	}
+	return "smtp"
 }
 
 // Wakeups sends queued IDs to qmgr until ctx ends.

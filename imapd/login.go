@@ -15,6 +15,7 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/imap"
 	"postern/pkg/ipc"
+	"postern/pkg/metrics"
 	"postern/pkg/peeruid"
 )
 
@@ -121,6 +122,7 @@ func (s *Session) finishLogin(c *imap.Command, err error) {
 		// RFC 9051 §6.2.3: the capabilities may change after login; send them.
 		s.tagged(c.Tag, "OK", "[CAPABILITY "+s.capabilities()+"] Logged in")
 	case errors.Is(err, errAuthFailed):
+		metrics.Inc(metrics.AuthFailures, "daemon", "imapd")
 		s.fails++
 		s.no(c, "[AUTHENTICATIONFAILED] Authentication failed")
 		if s.fails >= maxLoginFailures {

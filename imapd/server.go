@@ -21,6 +21,7 @@ import (
 	"postern/pkg/daemon"
 	"postern/pkg/ipc"
 	"postern/pkg/maildir"
+	"postern/pkg/metrics"
 	"postern/pkg/quickack"
 	"postern/pkg/tlsconf"
 )
@@ -214,6 +215,7 @@ func (s *Server) acceptLoop(l net.Listener, name string, implicitTLS bool) {
 			continue
 		}
 		delay = 0
+		metrics.Inc(metrics.Connections, "daemon", "imapd", "listener", name)
 		s.start(c, name, implicitTLS)
 	}
 }
@@ -253,6 +255,7 @@ func (s *Server) start(c net.Conn, listener string, implicitTLS bool) {
 		sess = newSession(s, quickack.Wrap(c), ip, listener, implicitTLS)
 	}
 	s.sessions[sess] = struct{}{}
+	metrics.SetGauge(metrics.Sessions, float64(len(s.sessions)), "daemon", "imapd")
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -260,6 +263,7 @@ func (s *Server) start(c net.Conn, listener string, implicitTLS bool) {
 		sess.serve()
 		s.mu.Lock()
 		delete(s.sessions, sess)
+		metrics.SetGauge(metrics.Sessions, float64(len(s.sessions)), "daemon", "imapd")
 		if s.perIP[ip]--; s.perIP[ip] <= 0 {
 			delete(s.perIP, ip)
 		}

@@ -18,6 +18,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
 	"postern/pkg/maildir"
+	"postern/pkg/metrics"
 	"postern/pkg/queue"
 )
 
@@ -187,6 +188,9 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		}
 	}
 	log.Debug("delivered", "file", path, "size", n)
+	if req.Spam {
+		metrics.Inc(metrics.Junk)
+	}
 	return result(delivery.Sent, "2.0.0", "delivered to maildir")
 }
 

@@ -141,12 +141,13 @@ With --dev, init creates a self-contained development instance in the directory 
 configuration file given with -c (it is created if needed): postern.toml, spool/, data/
 (users.db and the Maildirs) and tls/ (a self-signed certificate). It listens on IP
 (default 127.0.0.1) at ports N+25 (smtp), N+587 (submission), N+465 (submissions),
-N+143 (imap) and N+993 (imaps), N being --port-base (default 10000; 0 means the real
+N+143 (imap), N+993 (imaps) and N+9154 (metricsd's Prometheus endpoint, /metrics),
+N being --port-base (default 10000; 0 means the real
 ports 25, 587, 465, 143 and 993, which need root). It creates the domain example.test with the account demo@example.test, an
 administrator (its password is generated and printed once), and the aliases postmaster@ and abuse@.
 
 Without --dev, init sets up the system instance (default /etc/postern/postern.toml) with
-the system paths and the real ports, a self-signed certificate if there is none yet, and an
+the system paths and the real ports (metrics on 127.0.0.1:9154), a self-signed certificate if there is none yet, and an
 empty accounts database: no demo domain or account. It needs root. The host name is
 --hostname, else this machine's fully qualified name (the canonical name /etc/hosts gives
 the system's host name, as hostname --fqdn finds it); init warns when it has no dot.

@@ -39,6 +39,8 @@ type configValues struct {
 	SMTP, Submission, Submissions string
 	IMAP, IMAPS, HTTPS, HTTP      string
 	POP3, POP3S                   string
+	// Metrics is metricsd's Prometheus listener.
+	Metrics string
 }
 
 // renderConfig returns the contents of postern.toml for v.
@@ -50,14 +52,24 @@ func renderConfig(v configValues) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// metricsPort is the offset of metricsd's listener from the port base: 9154, the port
+// the Prometheus exporters' registry gives to Postfix exporters.
+const metricsPort = 9154
+
 // listeners fills in the listen addresses of v: ip at base+25, base+587 ...; base 0
-// means the real ports.
+// means the real ports. The metrics listener of a system instance (base 0) is on
+// loopback whatever ip is: it has no authentication, and Prometheus scrapes it
+// from the host or through a tunnel.
 func (v *configValues) listeners(ip string, base int) {
 	at := func(port int) string { return net.JoinHostPort(ip, strconv.Itoa(base+port)) }
 	v.ListenIP = ip
 	v.SMTP, v.Submission, v.Submissions = at(25), at(587), at(465)
 	v.IMAP, v.IMAPS, v.HTTPS, v.HTTP = at(143), at(993), at(443), at(80)
 	v.POP3, v.POP3S = at(110), at(995)
+	v.Metrics = at(metricsPort)
+	if base == 0 {
+		v.Metrics = net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort))
+	}
 }
 
 // The development instance's domain and account.
@@ -95,8 +107,8 @@ func runInit(a *app, o *options, args []string) error {
 			base = 10000
 		}
 	}
-	if base+995 > 65535 {
-		return usagef("--port-base %d is too large: the highest port, N+995, must stay below 65536", base)
+	if base+metricsPort > 65535 {
+		return usagef("--port-base %d is too large: the highest port, N+%d (metrics), must stay below 65536", base, metricsPort)
 	}
 	if base < 1024 && !a.root {
 		if base == 0 {
@@ -451,6 +463,7 @@ Listeners:
   pop3s        %s   (POP3, implicit TLS)
   https        %s   (webmail: https://%s/)
   http         %s   (redirects to https)
+  metrics      http://%s/metrics   (Prometheus)
 
 Start it:
   %s -c %s
@@ -468,7 +481,7 @@ Mail client settings: server %s, user %s, the password above;
 `,
 		cfg.Dir, cfg.Path, cfg.SpoolDir, cfg.DataDir, cfg.TLS.Cert, certNote,
 		devUser, password,
-		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.POP3, v.POP3S, v.HTTPS, v.HTTPS, v.HTTP,
+		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.POP3, v.POP3S, v.HTTPS, v.HTTPS, v.HTTP, v.Metrics,
 		master, cfg.Path,
 		v.SMTP, devUser,
 		filepath.Join(cfg.BinDir, "mailctl"), cfg.Path,

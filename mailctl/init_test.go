@@ -62,6 +62,12 @@ func TestInitDev(t *testing.T) {
 	if got, want := cfg.Service("imapd").Listen, map[string]string{"imap": "127.0.0.2:20143", "imaps": "127.0.0.2:20993", "pop3": "127.0.0.2:20110", "pop3s": "127.0.0.2:20995"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("imapd listens on %v, want %v", got, want)
 	}
+	if got, want := cfg.Service("metricsd").Listen, map[string]string{"metrics": "127.0.0.2:29154"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("metricsd listens on %v, want %v", got, want)
+	}
+	if !strings.Contains(ta.out.String(), "http://127.0.0.2:29154/metrics") {
+		t.Errorf("init does not print the metrics endpoint:\n%s", ta.out.String())
+	}
 	raw, _ := os.ReadFile(path)
 	// The relative paths keep the instance movable.
 	for _, want := range []string{`spool_dir = "spool"`, `data_dir = "data"`, `cert = "tls/cert.pem"`} {
@@ -242,6 +248,12 @@ func TestConfFileMatchesTemplate(t *testing.T) {
 	def := config.Default()
 	def.Hostname = "mail.example.com"
 	def.Path, def.Dir = cfg.Path, cfg.Dir
+	// The file names metricsd's listener, which the defaults leave out: a port opens
+	// only where the configuration names it.
+	if got, want := cfg.Service("metricsd").Listen["metrics"], "127.0.0.1:9154"; got != want {
+		t.Errorf("conf/postern.toml: metricsd listens on %q, want %q", got, want)
+	}
+	cfg.Service("metricsd").Listen = nil
 	normalize(cfg)
 	normalize(def)
 	if !reflect.DeepEqual(cfg, def) {

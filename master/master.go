@@ -15,6 +15,7 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/daemon"
 	"postern/pkg/ipc"
+	"postern/pkg/metrics"
 )
 
 // Master supervises the daemons of one Postern instance.
@@ -162,6 +163,17 @@ func (m *Master) run() error {
 		srv.Serve(ctx, ctl)
 	}()
 
+	// master reports whether each daemon runs, and (supervise.go) its restarts.
+	metrics.Collect(func() {
+		for _, st := range m.status().Daemons {
+			up := 0.0
+			if st.State == "running" {
+				up = 1
+			}
+			metrics.SetGauge(metrics.Up, up, "daemon", st.Name)
+		}
+	})
+	daemon.ReportMetrics(cfg, "master", m.logger())
 	for _, d := range config.Daemons {
 		if enabled(cfg, d.Name) {
 			m.startDaemon(cfg, d.Name, control.DaemonStatus{})

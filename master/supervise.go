@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"postern/pkg/control"
+	"postern/pkg/metrics"
 )
 
 // Restarts. A daemon that ran healthyAfter or longer before it died had started and was
@@ -179,6 +180,7 @@ func (s *supervisor) run() {
 		select {
 		case <-t.C:
 			s.update(func(st *control.DaemonStatus) { st.Restarts++ })
+			metrics.Inc(metrics.Restarts, "daemon", s.spec.Name)
 		case <-s.stopc:
 			t.Stop()
 			s.update(func(st *control.DaemonStatus) { st.State = "stopped" })

@@ -12,6 +12,7 @@ import (
 
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
+	"postern/pkg/metrics"
 	"postern/pkg/queue"
 	"postern/pkg/stats"
 )
@@ -126,6 +127,7 @@ func (q *Qmgr) attempt(ctx context.Context, qf *queue.File, unsure bool) attempt
 			}
 			recs = append(recs, st)
 			q.logDelivery(env, i, st, end.Sub(arrival))
+			countDelivery(st, end.Sub(arrival))
 		}
 		if expired {
 			q.Log.Info("expired", "id", env.ID, "from", "<"+env.From+">", "age", days(now.Sub(arrival)))
@@ -476,6 +478,24 @@ func (q *Qmgr) logDelivery(env *queue.Envelope, i int, st queue.Status, delay ti
 	attrs = append(attrs, "relay", relay, "delay", strconv.FormatFloat(delay.Seconds(), 'f', 2, 64)+"s",
 		"dsn", st.Code, "status", status, "reason", st.Reason)
 	q.Log.Info("delivery", attrs...)
+}
+
+// countDelivery counts one recipient's attempt in pkg/metrics, and the time a
+// successful one took since the message arrived.
+func countDelivery(st queue.Status, delay time.Duration) {
+	transport := "remote"
+	if st.Relay == "" || st.Relay == "local" || st.Relay == "none" {
+		transport = "local"
+	}
+	switch st.Action {
+	case queue.Delivered:
+		metrics.Inc(metrics.Delivered, "transport", transport)
+		metrics.Observe(metrics.DeliveryDuration, delay.Seconds(), "transport", transport)
+	case queue.Failed:
+		metrics.Inc(metrics.Bounced, "transport", transport)
+	default:
+		metrics.Inc(metrics.Deferred, "transport", transport)
+	}
 }
 
 // arrivalOf returns when the message was queued, from the envelope or, failing that,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"postern/pkg/daemon"
+	"postern/pkg/metrics"
 )
 
 func main() {
@@ -34,6 +35,17 @@ func main() {
 			d.Log.Error("closing the state database", "err", err)
 		}
 	}()
+	// The queue sizes, read from the directories when metricsd is sent a report.
+	metrics.Collect(func() {
+		res, err := q.Counts()
+		if err != nil {
+			d.Log.Warn("counting the queue for metrics", "err", err)
+			return
+		}
+		for state, n := range res.Counts {
+			metrics.SetGauge(metrics.Queue, float64(n), "queue", state)
+		}
+	})
 	// cleanup announces messages; smtpd reports its counts (stats.Rejected).
 	priv := q.PrivateServer(daemon.Trust(cfg, "cleanup", "smtpd"))
 	ctl := q.ControlServer(daemon.Admin(cfg))

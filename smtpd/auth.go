@@ -11,6 +11,7 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/ipc"
+	"postern/pkg/metrics"
 	"postern/pkg/peeruid"
 	"postern/pkg/smtp"
 )
@@ -318,6 +319,7 @@ func (s *session) authDone(mech string, out *authOutcome, err error) {
 	switch {
 	case err == nil && out.res.OK:
 	case out.authzDiff:
+		metrics.Inc(metrics.AuthFailures, "daemon", "smtpd")
 		s.reply(rAuthFailed, "method", mech, "user", clip(out.user), "why", "authorization identity differs")
 		return
 	case !out.asked:
@@ -333,6 +335,7 @@ func (s *session) authDone(mech string, out *authOutcome, err error) {
 		s.reply(authThrottled(out.res.RetryAfter), "method", mech, "user", clip(out.user))
 		return
 	default:
+		metrics.Inc(metrics.AuthFailures, "daemon", "smtpd")
 		s.reply(rAuthFailed, "method", mech, "user", clip(out.user))
 		return
 	}

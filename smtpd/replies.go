@@ -11,10 +11,13 @@ import (
 type reply struct {
 	code int
 	wire string // with CRLF
+	// enhanced is the enhanced status code (RFC 3463), the reason label of
+	// metrics.Rejected; "" for none.
+	enhanced string
 }
 
 func newReply(code int, enhanced, format string, args ...any) reply {
-	return reply{code: code, wire: smtp.NewReply(code, enhanced, format, args...).String()}
+	return reply{code: code, wire: smtp.NewReply(code, enhanced, format, args...).String(), enhanced: enhanced}
 }
 
 // text is the reply without its line ending, for logs.

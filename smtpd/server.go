@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"postern/pkg/daemon"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
+	"postern/pkg/metrics"
 	"postern/pkg/ratelimit"
 	"postern/pkg/spamcheck"
 	mailstats "postern/pkg/stats"
@@ -241,6 +243,7 @@ func (s *Server) acceptLoop(l net.Listener, p listenerPolicy) {
 			continue
 		}
 		delay = 0
+		metrics.Inc(metrics.Connections, "daemon", "smtpd", "listener", p.name)
 		s.admit(c, p)
 	}
 }
@@ -285,6 +288,7 @@ func (s *Server) admit(c net.Conn, p listenerPolicy) {
 	if refuse != nil {
 		s.mu.Unlock()
 		s.log.Warn("connection refused", "client", ip.String(), "listener", p.name, "reply", refuse.text())
+		metrics.Inc(metrics.Rejected, "command", "CONNECT", "code", cmp.Or(refuse.enhanced, "none"))
 		go func() {
 			// The greeting is the place for a refusal (RFC 5321 §3.1); 421 tells the
 			// client to try again later.
@@ -298,6 +302,7 @@ func (s *Server) admit(c net.Conn, p listenerPolicy) {
 	sess.exempt = exempt
 	s.sessions[sess] = struct{}{}
 	s.nsessions.Store(int32(len(s.sessions)))
+	metrics.SetGauge(metrics.Sessions, float64(len(s.sessions)), "daemon", "smtpd")
 	if len(s.sessions) == s.stressAt {
 		// Under stress from now on: the sessions waiting for a command wait no
 		// longer than a new one will.
@@ -320,6 +325,7 @@ func (s *Server) release(sess *session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.nsessions.Store(int32(len(s.sessions)))
+	metrics.SetGauge(metrics.Sessions, float64(len(s.sessions)), "daemon", "smtpd")
 	if s.perIP[sess.ip]--; s.perIP[sess.ip] <= 0 {
 		delete(s.perIP, sess.ip)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"postern/pkg/auth"
+	"postern/pkg/metrics"
 	"postern/pkg/smtp"
 	mailstats "postern/pkg/stats"
 )
@@ -288,6 +290,7 @@ func (s *session) reply(r reply, attrs ...any) {
 		// refuses nothing that was offered).
 		s.srv.stats.Add(mailstats.Rejected, 1)
 	}
+	metrics.Inc(metrics.Rejected, "command", metricVerb(s.verb), "code", cmp.Or(r.enhanced, "none"))
 	if r.code >= 500 {
 		s.errors++
 		if s.errors >= s.srv.maxErrors {
@@ -487,6 +490,16 @@ func (st *stats) counter(verb string) *counter {
 		return &st.other
 	}
 	return &st.unknown
+}
+
+// metricVerb is the command label of metrics.Rejected: the verb when smtpd knows it,
+// else "unknown", so that no client can make up label values.
+func metricVerb(verb string) string {
+	var st stats
+	if verb == "" || st.counter(verb) == &st.unknown {
+		return "unknown"
+	}
+	return verb
 }
 
 func (s *session) logDisconnect() {

@@ -335,10 +335,15 @@ type Daemon struct {
 	ReloadsOnHUP bool
 	// Procs is the default of [services.NAME] procs.
 	Procs int
+	// ListenOptional says the daemon has work without a listener: metricsd collects
+	// the figures even when no listener serves them.
+	ListenOptional bool
 }
 
 // Daemons lists the daemons master can run, in start order.
 var Daemons = []Daemon{
+	// metricsd first: the others report to it from their start.
+	{Name: "metricsd", User: "postern", Private: []string{"metrics"}, Listeners: []string{"metrics"}, Procs: 1, ListenOptional: true},
 	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}, Procs: 1},
 	{Name: "local", User: "vmail", Private: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
@@ -703,7 +708,7 @@ func (c *Config) validate(data []byte) error {
 		if s.Procs < 0 {
 			return bad("services."+name+".procs", "must be 0 (one per CPU) or more")
 		}
-		if s.Enable && len(d.Listeners) > 0 && len(s.Listen) == 0 {
+		if s.Enable && len(d.Listeners) > 0 && len(s.Listen) == 0 && !d.ListenOptional {
 			// Without a listener the daemon would have nothing to serve and master
 			// would restart it for ever.
 			return bad("services."+name+".listen", "%s is enabled but has no listener; set listen = { %s = \"host:port\" } or enable = false",

@@ -29,6 +29,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/ipc"
 	"postern/pkg/landlock"
+	"postern/pkg/metrics"
 )
 
 // Daemon is a started daemon.
@@ -71,7 +72,17 @@ func Start(name string) *Daemon {
 	// its user.
 	unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 	profile(d)
+	ReportMetrics(cfg, name, d.Log)
 	return d
+}
+
+// ReportMetrics sends the process's figures (pkg/metrics) to metricsd for the rest of
+// its life, when metricsd runs; metricsd itself, whose figures are its store, does not.
+func ReportMetrics(cfg *config.Config, name string, log *slog.Logger) {
+	if s := cfg.Service("metricsd"); s == nil || !s.Enable || name == "metricsd" {
+		return
+	}
+	go metrics.Report(context.Background(), cfg.PrivateSocket("metrics"), name, log)
 }
 
 // Confine restricts the daemon for the rest of its life with Landlock
