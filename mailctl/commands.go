@@ -535,4 +535,25 @@ records are those the configuration listens on. Nothing is changed.`,
 		},
 		run: runDNSRecords,
 	},
+	{
+		name: "dns check", args: "DOMAIN [--dmarc POLICY]", minArgs: 1, maxArgs: 1,
+		summary: "check the domain's DNS against what dns records says should be there",
+		detail: `
+Looks up, with the resolvers remote uses ([remote] resolvers, else /etc/resolv.conf),
+every record dns records prints and a few it implies, and prints each as ok, wrong
+(with the record that fixes it) or missing: the MX (must name hostname), hostname's A
+and AAAA (the addresses smtpd listens on, when the configuration names public ones),
+the PTR of each address with forward confirmation (the PTR names hostname, which has
+that address), SPF (one record, evaluated: it must pass for hostname's addresses), each
+DKIM key of the domain (the published p= must be the key Postern signs with), DMARC (one
+record that parses), MTA-STS (the _mta-sts record, and the policy fetched from
+https://mta-sts.DOMAIN/.well-known/mta-sts.txt must name hostname), TLS-RPT, the SRV
+records of RFC 6186 and autoconfig. MTA-STS, TLS-RPT, SRV and autoconfig are optional:
+missing, they do not fail the check; wrong, they do. Exit status 1 when a record is wrong
+or a required one missing. Nothing is changed.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.dmarc, "dmarc", "quarantine", "the DMARC `POLICY` of the record suggested as a fix")
+		},
+		run: runDNSCheck,
+	},
 }

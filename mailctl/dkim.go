@@ -10,6 +10,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/control"
 	"postern/pkg/dkim"
+	"postern/pkg/dnscheck"
 	"postern/pkg/mtasts"
 )
 
@@ -159,6 +160,68 @@ func publicIPs(cfg *config.Config) []net.IP {
 	return out
 }
 
+// dnsPlan is what the domain's DNS should hold for this instance: what dns records
+// prints and dns check compares with, and the MTA-STS policy the record announces.
+func dnsPlan(cfg *config.Config, domain, dmarcPolicy string) (dnscheck.Expected, string, error) {
+	host := strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".")
+	e := dnscheck.Expected{Domain: domain, Host: host, IPs: publicIPs(cfg)}
+	e.SPF = "v=spf1 mx -all"
+	for _, ip := range e.IPs {
+		if ip.To4() != nil {
+			e.SPF = "v=spf1 ip4:" + ip.String() + " mx -all"
+		} else {
+			e.SPF = "v=spf1 ip6:" + ip.String() + " mx -all"
+		}
+	}
+	keys, err := dkim.Load(dkim.Dir(cfg.DataDir), domain, false)
+	if err != nil {
+		return e, "", err
+	}
+	for _, k := range keys {
+		rec, err := k.Record()
+		if err != nil {
+			return e, "", err
+		}
+		e.DKIM = append(e.DKIM, dnscheck.Record{Name: k.RecordName(), Type: "TXT", Data: rec})
+	}
+	e.DMARC = "v=DMARC1; p=" + dmarcPolicy + "; rua=mailto:postmaster@" + domain + "; adkim=r; aspf=r"
+	// The policy httpd serves (pkg/mtasts), and its id.
+	policy, id := mtasts.Published(host)
+	e.MTASTS = "v=STSv1; id=" + id
+	e.TLSRPT = "v=TLSRPTv1; rua=mailto:postmaster@" + domain
+	// RFC 6186, RFC 8314 §5.1: submission with implicit TLS is preferred (priority 0)
+	// over STARTTLS; a service not offered has "." (POP3 is imapd's, when its listeners
+	// are configured).
+	e.SRV = []dnscheck.SRV{
+		{Service: "_submissions", Priority: 0, Port: cfg.ListenPort("smtpd", "submissions", 465), Target: host},
+		{Service: "_submission", Priority: 10, Port: cfg.ListenPort("smtpd", "submission", 587), Target: host},
+		{Service: "_imaps", Priority: 0, Port: cfg.ListenPort("imapd", "imaps", 993), Target: host},
+		{Service: "_imap", Priority: 10, Port: cfg.ListenPort("imapd", "imap", 143), Target: host},
+	}
+	for _, p := range []struct {
+		listener string
+		prio     int
+	}{{"pop3s", 0}, {"pop3", 10}} {
+		if s := cfg.Service("imapd"); s != nil && s.Enable && s.Listen[p.listener] != "" {
+			e.SRV = append(e.SRV, dnscheck.SRV{Service: "_" + p.listener, Priority: p.prio, Port: cfg.ListenPort("imapd", p.listener, 0), Target: host})
+		} else {
+			e.SRV = append(e.SRV, dnscheck.SRV{Service: "_" + p.listener, Target: "."})
+		}
+	}
+	return e, policy, nil
+}
+
+func dmarcOption(o *options) (string, error) {
+	dmarc := o.dmarc
+	if dmarc == "" {
+		dmarc = "quarantine"
+	}
+	if dmarc != "none" && dmarc != "quarantine" && dmarc != "reject" {
+		return "", usagef("--dmarc %q: want none, quarantine or reject", dmarc)
+	}
+	return dmarc, nil
+}
+
 func runDNSRecords(a *app, o *options, args []string) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -168,78 +231,57 @@ func runDNSRecords(a *app, o *options, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	dmarc := o.dmarc
-	if dmarc == "" {
-		dmarc = "quarantine"
-	}
-	if dmarc != "none" && dmarc != "quarantine" && dmarc != "reject" {
-		return usagef("--dmarc %q: want none, quarantine or reject", dmarc)
-	}
-	host := strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".")
-	keys, err := dkim.Load(dkim.Dir(cfg.DataDir), domain, false)
+	dmarc, err := dmarcOption(o)
 	if err != nil {
 		return err
 	}
+	e, policy, err := dnsPlan(cfg, domain, dmarc)
+	if err != nil {
+		return err
+	}
+	host := e.Host
 	w := a.stdout
 	fmt.Fprintf(w, "; DNS records for %s, served by %s (mailctl dns records %s)\n", domain, host, domain)
 
 	fmt.Fprintf(w, "\n; Mail for the domain goes to this host (RFC 5321 §5.1); the host needs an A\n; (and AAAA) record, and its address a PTR record giving %s back.\n", host)
 	zoneLine(w, domain, "MX", "10 "+host+".")
-	spf := "v=spf1 mx -all"
-	for _, ip := range publicIPs(cfg) {
+	for _, ip := range e.IPs {
 		if ip.To4() != nil {
 			zoneLine(w, host, "A", ip.String())
-			spf = "v=spf1 ip4:" + ip.String() + " mx -all"
 		} else {
 			zoneLine(w, host, "AAAA", ip.String())
-			spf = "v=spf1 ip6:" + ip.String() + " mx -all"
 		}
 	}
 
 	fmt.Fprintf(w, "\n; SPF (RFC 7208): only the MX hosts send mail for the domain.\n")
-	zoneLine(w, domain, "TXT", quoteTXT(spf))
+	zoneLine(w, domain, "TXT", quoteTXT(e.SPF))
 
 	fmt.Fprintf(w, "\n; DKIM (RFC 6376, RFC 8463): the public half of every key of the domain.\n")
-	if len(keys) == 0 {
+	if len(e.DKIM) == 0 {
 		fmt.Fprintf(w, "; none yet: mailctl dkim generate %s\n", domain)
 	}
-	for _, k := range keys {
-		if err := writeKeyRecord(w, k); err != nil {
-			return err
-		}
+	for _, r := range e.DKIM {
+		zoneLine(w, r.Name, r.Type, quoteTXT(r.Data))
 	}
 
 	fmt.Fprintf(w, "\n; DMARC (RFC 7489): what receivers do with mail that fails SPF and DKIM, and\n; where they send their aggregate reports.\n")
-	zoneLine(w, "_dmarc."+domain, "TXT", quoteTXT("v=DMARC1; p="+dmarc+"; rua=mailto:postmaster@"+domain+"; adkim=r; aspf=r"))
+	zoneLine(w, "_dmarc."+domain, "TXT", quoteTXT(e.DMARC))
 
-	// The policy httpd serves (pkg/mtasts), and its id.
-	policy, id := mtasts.Published(host)
 	fmt.Fprintf(w, "\n; MTA-STS (RFC 8461): senders should use TLS to %s. The policy is served at\n; https://mta-sts.%s%s, and reads:\n", host, domain, mtasts.PolicyPath)
 	for _, l := range strings.Split(strings.TrimSpace(policy), "\r\n") {
 		fmt.Fprintf(w, ";   %s\n", l)
 	}
-	zoneLine(w, "_mta-sts."+domain, "TXT", quoteTXT("v=STSv1; id="+id))
+	zoneLine(w, "_mta-sts."+domain, "TXT", quoteTXT(e.MTASTS))
 	zoneLine(w, "mta-sts."+domain, "CNAME", host+".")
 	fmt.Fprintf(w, "; TLS reporting (RFC 8460): where senders report TLS failures.\n")
-	zoneLine(w, "_smtp._tls."+domain, "TXT", quoteTXT("v=TLSRPTv1; rua=mailto:postmaster@"+domain))
+	zoneLine(w, "_smtp._tls."+domain, "TXT", quoteTXT(e.TLSRPT))
 
 	fmt.Fprintf(w, "\n; Mail clients find their servers (RFC 6186, RFC 8314 §5.1): submission with\n; implicit TLS is preferred (priority 0) over STARTTLS; a service not offered has \".\".\n")
-	srv := func(service string, prio, port int) {
-		zoneLine(w, service+"._tcp."+domain, "SRV", fmt.Sprintf("%d 1 %d %s.", prio, port, host))
-	}
-	srv("_submissions", 0, cfg.ListenPort("smtpd", "submissions", 465))
-	srv("_submission", 10, cfg.ListenPort("smtpd", "submission", 587))
-	srv("_imaps", 0, cfg.ListenPort("imapd", "imaps", 993))
-	srv("_imap", 10, cfg.ListenPort("imapd", "imap", 143))
-	// POP3 is imapd's too, when its listeners are configured.
-	for _, p := range []struct {
-		listener string
-		prio     int
-	}{{"pop3s", 0}, {"pop3", 10}} {
-		if s := cfg.Service("imapd"); s != nil && s.Enable && s.Listen[p.listener] != "" {
-			srv("_"+p.listener, p.prio, cfg.ListenPort("imapd", p.listener, 0))
+	for _, s := range e.SRV {
+		if s.Target == "." {
+			zoneLine(w, s.Service+"._tcp."+domain, "SRV", "0 0 0 .")
 		} else {
-			zoneLine(w, "_"+p.listener+"._tcp."+domain, "SRV", "0 0 0 .")
+			zoneLine(w, s.Service+"._tcp."+domain, "SRV", fmt.Sprintf("%d 1 %d %s.", s.Priority, s.Port, s.Target))
 		}
 	}
 	fmt.Fprintf(w, "; Thunderbird's autoconfig and Outlook's autodiscover look here.\n")

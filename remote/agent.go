@@ -309,25 +309,5 @@ func NewAgent(cfg *config.Config, res Resolver, log *slog.Logger) *Agent {
 // resolver (so that the HTTPS fetches of MTA-STS policies use the same DNS as the
 // mail), from the bind address.
 func (a *Agent) dialHost(ctx context.Context, network, hostport string) (net.Conn, error) {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return nil, err
-	}
-	ips, err := a.Resolver.LookupIP(ctx, host)
-	if err != nil {
-		return nil, err
-	}
-	if len(ips) == 0 {
-		return nil, fmt.Errorf("%s has no address", host)
-	}
-	d := a.dialer.netDialer()
-	var last error
-	for _, ip := range ips {
-		c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
-		if err == nil {
-			return c, nil
-		}
-		last = err
-	}
-	return nil, last
+	return resolver.Dialer(a.Resolver, a.dialer.netDialer())(ctx, network, hostport)
 }

@@ -147,7 +147,7 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	var dnsListings chan []dnsListing
 	if len(c.DNSLists) > 0 && (c.Lists == nil || len(c.Lists.match("", ids[:1], control.SpamAllow)) == 0) {
 		dnsListings = make(chan []dnsListing, 1)
-		go func() { dnsListings <- queryDNSLists(ctx, c.DNS.r, c.DNSLists, ip) }()
+		go func() { dnsListings <- queryDNSLists(ctx, c.DNS.R, c.DNSLists, ip) }()
 	}
 
 	// SPF of MAIL FROM (or of HELO for the null sender, RFC 7208 §2.4) and of HELO.

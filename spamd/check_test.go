@@ -61,7 +61,7 @@ func newChecker(t *testing.T) (*Checker, *resolvertest.Server, *[]dmarcRecord) {
 	}
 	var recs []dmarcRecord
 	c := &Checker{
-		Policy: config.Default().Spamd, AuthservID: "mx.example.test", DNS: netDNS{r: res},
+		Policy: config.Default().Spamd, AuthservID: "mx.example.test", DNS: netDNS{R: res},
 		Local:  localSet{"example.test": true},
 		Record: func(r dmarcRecord) { recs = append(recs, r) },
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -116,12 +116,12 @@ func TestDNSLists(t *testing.T) {
 	lists := dnsListsOf(config.Spamd{DNSBL: []config.DNSBL{{Zone: "bl.test"}, {Zone: "hard.test"}}, DNSWL: []config.DNSWL{{Zone: "wl.test"}}})
 	for _, ip := range []string{"203.0.113.4", "198.51.100.2"} {
 		before := srv.Queries()
-		first := queryDNSLists(context.Background(), c.DNS.r, lists, net.ParseIP(ip))
+		first := queryDNSLists(context.Background(), c.DNS.R, lists, net.ParseIP(ip))
 		if n := srv.Queries() - before; n != 3 {
 			t.Errorf("%s: %d queries, want one per list", ip, n)
 		}
 		before = srv.Queries()
-		again := queryDNSLists(context.Background(), c.DNS.r, lists, net.ParseIP(ip))
+		again := queryDNSLists(context.Background(), c.DNS.R, lists, net.ParseIP(ip))
 		if n := srv.Queries() - before; n != 0 {
 			t.Errorf("%s asked about again: %d queries, want none (cached)", ip, n)
 		}

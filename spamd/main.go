@@ -77,7 +77,7 @@ func main() {
 		os.Exit(1)
 	}
 	rep := &reporter{
-		db: db, dns: netDNS{r: res}, submit: queueReport(enqueue.NewClient(cfg.PrivateSocket("cleanup"))),
+		db: db, dns: netDNS{R: res}, submit: queueReport(enqueue.NewClient(cfg.PrivateSocket("cleanup"))),
 		enabled: cfg.Spamd.Reports, interval: cfg.Spamd.ReportInterval.D(),
 		org: cfg.DMARCReportOrg(), from: cfg.DMARCReportFrom(), submitter: cfg.Hostname,
 		log: d.Log, now: time.Now,
@@ -90,7 +90,7 @@ func main() {
 	s := &Spamd{Log: d.Log, Junk: jdb, Checker: &Checker{
 		Policy:     cfg.Spamd,
 		AuthservID: cfg.AuthservID(),
-		DNS:        netDNS{r: res},
+		DNS:        netDNS{R: res},
 		Local:      local,
 		Classifier: junkClassifier{db: jdb, log: d.Log},
 		Trusted:    trusted,

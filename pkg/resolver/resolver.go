@@ -386,3 +386,35 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error)
 	}
 	return out, nil
 }
+
+// IPResolver finds the addresses of a host; *Resolver implements it.
+type IPResolver interface {
+	LookupIP(ctx context.Context, host string) ([]net.IP, error)
+}
+
+// Dialer returns a DialContext function that finds the addresses of a host:port with
+// r (not the system's resolver) and connects to each with d until one answers.
+func Dialer(r IPResolver, d *net.Dialer) func(ctx context.Context, network, hostport string) (net.Conn, error) {
+	return func(ctx context.Context, network, hostport string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return nil, err
+		}
+		ips, err := r.LookupIP(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		if len(ips) == 0 {
+			return nil, fmt.Errorf("%s has no address", host)
+		}
+		var last error
+		for _, ip := range ips {
+			c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
+			if err == nil {
+				return c, nil
+			}
+			last = err
+		}
+		return nil, last
+	}
+}
