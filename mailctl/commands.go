@@ -45,6 +45,9 @@ type options struct {
 	limit         int
 	days          bool
 	subdomains    bool
+	// cert renew
+	directory, email, acmeHTTP, webroot, caFile string
+	renewDays                                   int
 }
 
 // group returns the first word of a two-word command, or "".
@@ -555,5 +558,31 @@ or a required one missing. Nothing is changed.`,
 			fs.StringVar(&o.dmarc, "dmarc", "quarantine", "the DMARC `POLICY` of the record suggested as a fix")
 		},
 		run: runDNSCheck,
+	},
+	{
+		name: "cert renew", args: "[NAME...] [--email ADDR] [--http ADDR | --webroot DIR] [--force]", maxArgs: -1,
+		summary: "get or renew the TLS certificate from an ACME CA such as Let's Encrypt",
+		detail: `
+Gets a certificate for NAME... (default: hostname) from an ACME certificate authority
+(RFC 8555; Let's Encrypt unless --directory says otherwise) when the certificate that
+[tls] cert names is due: missing, self-signed, not covering every name, or expiring
+within --renew-before days. The CA checks each name with the HTTP-01 challenge: it
+fetches http://NAME/.well-known/acme-challenge/... on port 80, which cert renew answers
+itself (--http, default :80, so it runs as root), or, when another web server holds
+port 80, through files written under --webroot DIR. The new key and certificate replace
+[tls] key and cert (with their owner and mode); smtpd and imapd notice the new files
+within seconds and serve them without a restart. The account key is kept beside the
+TLS key (acme-account.key). Run it daily (a systemd timer or cron): it does nothing until
+the certificate is due.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.directory, "directory", "", "the ACME directory `URL` (default Let's Encrypt's)")
+			fs.StringVar(&o.email, "email", "", "the account's contact `ADDRESS`, for the CA's expiry warnings")
+			fs.StringVar(&o.acmeHTTP, "http", "", "the `ADDRESS` to answer the http-01 challenge on (default :80)")
+			fs.StringVar(&o.webroot, "webroot", "", "write the challenge files under `DIR` for another web server instead")
+			fs.StringVar(&o.caFile, "ca", "", "trust the CA's HTTPS certificate from `FILE` (a private or test CA)")
+			fs.IntVar(&o.renewDays, "renew-before", 30, "renew when the certificate expires within `DAYS`")
+			fs.BoolVar(&o.force, "force", false, "renew even when not due")
+		},
+		run: runCertRenew,
 	},
 }

@@ -30,6 +30,7 @@ import (
 	"postern/pkg/ipc"
 	"postern/pkg/landlock"
 	"postern/pkg/metrics"
+	"postern/pkg/tlsconf"
 )
 
 // Daemon is a started daemon.
@@ -160,9 +161,12 @@ type Server interface {
 	Run(ctx context.Context, listeners map[string]net.Listener) error
 }
 
+// CertCheckInterval is how often Serve looks whether the certificate files changed.
+const CertCheckInterval = 10 * time.Second
+
 // Serve runs the server newServer makes on d.Listeners until SIGTERM or SIGINT, and
 // reloads its certificates on every SIGHUP (master passes one on when a reload leaves
-// the daemon's settings alone). SIGHUP is caught before newServer runs, for its default
+// the daemon's settings alone) and whenever their files change. SIGHUP is caught before newServer runs, for its default
 // action is to end the process. A server that cannot start or fails to serve ends the
 // process with status 1, having said why in the log.
 func (d *Daemon) Serve(newServer func() (Server, error)) {
@@ -180,6 +184,9 @@ func (d *Daemon) Serve(newServer func() (Server, error)) {
 			srv.ReloadCertificates()
 		}
 	}()
+	// A certificate replaced on disk (mailctl cert renew, certbot) is served without a
+	// SIGHUP: the files are looked at every CertCheckInterval.
+	tlsconf.Watch(ctx, d.Config.TLS, CertCheckInterval, srv.ReloadCertificates)
 	if err := srv.Run(ctx, d.Listeners); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)

@@ -1,6 +1,7 @@
 package tlsconf
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -188,6 +190,39 @@ func TestCipherSuites(t *testing.T) {
 		got, err := handshake12(cfg, suite, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA)
 		if err != nil || got != suite {
 			t.Errorf("a client offering %s: got %s, %v", tls.CipherSuiteName(suite), tls.CipherSuiteName(got), err)
+		}
+	}
+}
+
+// Watch reloads when a certificate file is replaced, with no signal.
+func TestWatchReloadsReplacedFiles(t *testing.T) {
+	dir := t.TempDir()
+	conf := config.TLS{}
+	p := writePair(t, dir, "mail", 1, "one.example.test")
+	conf.Cert, conf.Key = p.Cert, p.Key
+	s, err := Load(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reloaded := make(chan error, 10)
+	Watch(ctx, conf, 10*time.Millisecond, func() { reloaded <- s.Reload() })
+
+	// Replaced as a renewal does it: new files renamed over the old ones.
+	n := writePair(t, dir, "new", 2, "two.example.test")
+	if err := os.Rename(n.Key, conf.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(n.Cert, conf.Cert); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for !slices.Contains(s.Names(), "two.example.test") {
+		select {
+		case <-reloaded:
+		case <-deadline:
+			t.Fatalf("after the files were replaced, the store still serves %v", s.Names())
 		}
 	}
 }

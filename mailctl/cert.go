@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"postern/pkg/acmecert"
+	"postern/pkg/daemon"
+)
+
+// runCertRenew gets a certificate for the host names from an ACME CA when the one
+// [tls] names is due (or --force), answering HTTP-01 on --http (port 80) or through
+// --webroot. smtpd and imapd notice the new files by themselves.
+func runCertRenew(a *app, o *options, args []string) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	names := args
+	if len(names) == 0 {
+		names = []string{strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".")}
+	}
+	for i, n := range names {
+		n = strings.TrimSuffix(strings.ToLower(n), ".")
+		if net.ParseIP(n) != nil || !strings.Contains(n, ".") || strings.ContainsAny(n, "/ *") {
+			return usagef("%q is not a host name a CA certifies", n)
+		}
+		names[i] = n
+	}
+	if o.acmeHTTP != "" && o.webroot != "" {
+		return usagef("--http and --webroot exclude each other")
+	}
+	if cfg.TLS.Cert == "" || cfg.TLS.Key == "" {
+		return errors.New("[tls] cert and key name no files to write the certificate to")
+	}
+	m := &acmecert.Manager{
+		DirectoryURL: o.directory, Email: o.email, Names: names,
+		AccountKey: filepath.Join(filepath.Dir(cfg.TLS.Key), "acme-account.key"),
+		CertFile:   cfg.TLS.Cert, KeyFile: cfg.TLS.Key,
+		RenewBefore: time.Duration(o.renewDays) * 24 * time.Hour,
+	}
+	if o.caFile != "" {
+		pem, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return fmt.Errorf("reading --ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--ca %s holds no PEM certificate", o.caFile)
+		}
+		m.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: time.Minute}
+	}
+	due, why := m.Due(time.Now())
+	if !due && !o.force {
+		fmt.Fprintf(a.stdout, "Not renewed: %s.\n", why)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Renewing: %s.\n", why)
+	if o.webroot != "" {
+		m.Solver = acmecert.Webroot{Dir: o.webroot}
+	} else {
+		addr := o.acmeHTTP
+		if addr == "" {
+			addr = ":80"
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s for the CA's http-01 check (another web server there? use --webroot): %w", addr, err)
+		}
+		resp := &acmecert.Responder{}
+		srv := &http.Server{Handler: resp, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(l)
+		defer srv.Close()
+		m.Solver = resp
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	leaf, err := m.Obtain(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Wrote %s and %s: %s, from %s, valid until %s.\nsmtpd and imapd serve it within %s, without a restart.\n",
+		m.CertFile, m.KeyFile, strings.Join(leaf.DNSNames, ", "), leaf.Issuer.CommonName,
+		leaf.NotAfter.UTC().Format(time.DateOnly), daemon.CertCheckInterval)
+	return nil
+}
