@@ -23,6 +23,8 @@ func main() {
 	defer stop()
 	a := &Agent{MailRoot: d.Config.MailDir(), Log: d.Log}
 	srv := a.Server(daemon.Trust(d.Config, "qmgr", "authd"))
+	ctl := a.ControlServer(daemon.Admin(d.Config))
+	go ctl.Serve(ctx, d.Unix("control/local"))
 	if err := srv.Serve(ctx, d.Unix("private/local")); err != nil {
 		d.Log.Error("serving", "err", err)
 		os.Exit(1)
@@ -32,4 +34,5 @@ func main() {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx)
+	ctl.Shutdown(sctx)
 }

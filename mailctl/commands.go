@@ -585,4 +585,20 @@ the certificate is due.`,
 		},
 		run: runCertRenew,
 	},
+	{
+		name: "import", args: "mbox|maildir PATH ADDRESS [FOLDER]", minArgs: 3, maxArgs: 4,
+		summary: "bring the messages of an mbox file or a Maildir folder into an account",
+		detail: `
+Imports every message of the mbox file PATH (RFC 4155; mboxrd's ">From " lines
+unescaped) or of the Maildir folder PATH (its cur/ and new/) into the folder FOLDER of
+the account ADDRESS (default INBOX; a folder that does not exist is created). Flags are
+kept: from the Status and X-Status fields of an mbox (read, answered, flagged, deleted,
+draft), from the file names of a Maildir (its system flags; keywords are left out). The
+date of an mbox's "From " line, or a Maildir file's time, becomes the internal date.
+local writes each message, like a delivery, and imapd takes it in: mailctl writes nothing
+into the Maildirs itself. The file is read as a stream, in constant memory whatever its
+size. A file that is not an mbox, or an unreadable message, stops the import with an error
+that names it, and says how many messages were imported before.`,
+		run: runImport,
+	},
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"postern/pkg/control"
+	"postern/pkg/mbox"
 )
 
 // The commands of this file train spamd's classifier and show what it learned, over
@@ -73,40 +72,23 @@ func messagesIn(path string) ([]message, error) {
 	return splitMbox(path, f, fi.Size())
 }
 
-// splitMbox returns the messages of an mbox file: each starts after a "From " line at
-// the beginning of the file or after an empty line (RFC 4155 §2). A file that does not
-// start with "From " is one message.
+// splitMbox returns the messages of an mbox file (pkg/mbox finds them). A file that
+// does not start with "From " is one message.
 func splitMbox(path string, r io.Reader, size int64) ([]message, error) {
-	br := bufio.NewReader(r)
+	s := mbox.NewScanner(r)
 	var out []message
-	var pos, start int64 = 0, -1
-	prevEmpty := true
 	for {
-		line, err := br.ReadBytes('\n')
-		if err != nil && err != io.EOF {
+		m, err := s.Next()
+		switch {
+		case err == io.EOF:
+			return out, nil
+		case errors.Is(err, mbox.ErrNotMbox):
+			return []message{{path, 0, size}}, nil
+		case err != nil:
 			return nil, err
 		}
-		if len(line) > 0 {
-			switch {
-			case prevEmpty && bytes.HasPrefix(line, []byte("From ")):
-				if start >= 0 {
-					out = append(out, message{path, start, pos - start})
-				}
-				start = pos + int64(len(line))
-			case pos == 0:
-				return []message{{path, 0, size}}, nil
-			}
-			prevEmpty = len(bytes.TrimRight(line, "\r\n")) == 0
-		}
-		pos += int64(len(line))
-		if err == io.EOF {
-			break
-		}
+		out = append(out, message{path, m.Offset, m.Size})
 	}
-	if start >= 0 {
-		out = append(out, message{path, start, pos - start})
-	}
-	return out, nil
 }
 
 func runSpamTrain(a *app, o *options, args []string) error {

@@ -48,9 +48,9 @@ func TestSpamTrain(t *testing.T) {
 		}
 		got = append(got, c.file)
 	}
-	// The mbox's messages end with the empty line before the next "From " line, which
-	// the tokenizer does not see.
-	want := []string{m1 + "\n", m2, m3, m4, m1}
+	// The empty line before the next "From " line separates the mbox's messages and
+	// belongs to neither (RFC 4155 §2).
+	want := []string{m1, m2, m3, m4, m1}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("spamd received\n%q\nwant\n%q", got, want)
 	}

@@ -345,7 +345,7 @@ var Daemons = []Daemon{
 	// metricsd first: the others report to it from their start.
 	{Name: "metricsd", User: "postern", Private: []string{"metrics"}, Listeners: []string{"metrics"}, Procs: 1, ListenOptional: true},
 	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}, Procs: 1},
-	{Name: "local", User: "vmail", Private: []string{"local"}, Procs: 1},
+	{Name: "local", User: "vmail", Private: []string{"local"}, Control: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
 	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
 	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Control: []string{"spamd"}, Procs: 1},

@@ -132,6 +132,33 @@ type StatsResult struct {
 	Total stats.Counts   `json:"total"`
 }
 
+// Operations on control/local: messages brought in by mailctl import, written by
+// local (the only writer of the Maildirs' tmp/ and new/) for imapd to take in.
+const (
+	// MaildirImport writes one message, passed as a descriptor with ImportRequest.
+	MaildirImport = "maildir.import"
+)
+
+// ImportRequest is the body of maildir.import: the message lies at Offset, Size
+// octets long, in the descriptor sent along (a Maildir file, or one message of an
+// mbox, whose ">From " escaping Mbox says to undo). Maildir is the account's (from
+// user.list); Folder "" or INBOX is the account's INBOX. Flags are Maildir flag
+// letters (D F P R S T); Date becomes the message's internal date.
+type ImportRequest struct {
+	Maildir string    `json:"maildir"`
+	Folder  string    `json:"folder,omitempty"`
+	Flags   string    `json:"flags,omitempty"`
+	Date    time.Time `json:"date,omitzero"`
+	Offset  int64     `json:"offset"`
+	Size    int64     `json:"size"`
+	Mbox    bool      `json:"mbox,omitempty"`
+}
+
+// ImportResult answers maildir.import: the size written (CRLF line ends).
+type ImportResult struct {
+	Size int64 `json:"size"`
+}
+
 // Operations on control/master.
 const (
 	MasterStatus = "status"

@@ -45,7 +45,7 @@ func Deliver(dir string, r io.Reader) (path string, size int64, err error) {
 // error from r is wrapped as is. A folder without tmp/ gives an error satisfying
 // errors.Is(err, fs.ErrNotExist); the caller may then Create the mailbox and retry.
 func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, size int64, err error) {
-	return deliverAs(dir, "", prefix, r)
+	return deliverAs(dir, "", prefix, r, "", time.Time{})
 }
 
 // DeliverNamed is DeliverWithPrefix with the name in new/ chosen by the caller: the file
@@ -58,12 +58,25 @@ func DeliverNamed(dir, base string, prefix []byte, r io.Reader) (path string, si
 	if base == "" || strings.ContainsAny(base, "/:,") || base[0] == '.' {
 		return "", 0, fmt.Errorf("maildir: delivering to %s: bad file name %q", dir, base)
 	}
-	return deliverAs(dir, base, prefix, r)
+	return deliverAs(dir, base, prefix, r, "", time.Time{})
+}
+
+// Import is Deliver for a message brought from elsewhere (mailctl import): its file in
+// new/ carries the Maildir flags info (system flag letters, such as "FS") after ":2,"
+// and the modification time date (its IMAP internal date; zero: now), which imapd
+// keeps when it takes the file into cur/.
+func Import(dir string, r io.Reader, info string, date time.Time) (path string, size int64, err error) {
+	for _, c := range info {
+		if !strings.ContainsRune("DFPRST", c) {
+			return "", 0, fmt.Errorf("maildir: importing to %s: bad flag %q", dir, c)
+		}
+	}
+	return deliverAs(dir, "", nil, r, info, date)
 }
 
 // deliverAs is DeliverWithPrefix and DeliverNamed: base "" names the file in new/ after
 // its unique name in tmp/.
-func deliverAs(dir, base string, prefix []byte, r io.Reader) (path string, size int64, err error) {
+func deliverAs(dir, base string, prefix []byte, r io.Reader, info string, mtime time.Time) (path string, size int64, err error) {
 	var nameBuf [160]byte
 	var name []byte
 	var tmp string
@@ -87,6 +100,9 @@ func deliverAs(dir, base string, prefix []byte, r io.Reader) (path string, size 
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
+	if err == nil && !mtime.IsZero() {
+		err = os.Chtimes(tmp, mtime, mtime)
+	}
 	if err != nil {
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
@@ -97,6 +113,10 @@ func deliverAs(dir, base string, prefix []byte, r io.Reader) (path string, size 
 	}
 	name = append(name, ",S="...)
 	name = strconv.AppendInt(name, size, 10)
+	if info != "" {
+		name = append(name, ":2,"...)
+		name = append(name, info...)
+	}
 	newDir := filepath.Join(dir, "new")
 	final := filepath.Join(newDir, string(name))
 	// rename(2) itself: os.Rename would lstat(2) the target first (to refuse a

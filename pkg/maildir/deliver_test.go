@@ -327,3 +327,25 @@ func TestDeliverNamedFind(t *testing.T) {
 		}
 	}
 }
+
+// Import names the file in new/ with its flags and gives it the date as its time.
+func TestImportFlagsAndDate(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"tmp", "new", "cur"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o700)
+	}
+	when := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	p, n, err := Import(dir, strings.NewReader("Subject: x\r\n\r\nbody\r\n"), "FS", when)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(p, ",S=20:2,FS") || n != 20 || filepath.Base(filepath.Dir(p)) != "new" {
+		t.Errorf("imported as %s (%d octets)", p, n)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.ModTime().Equal(when) {
+		t.Errorf("time %v, want %v (%v)", fi.ModTime(), when, err)
+	}
+	if _, _, err := Import(dir, strings.NewReader("x"), "Fx", time.Time{}); err == nil {
+		t.Error("a keyword letter was accepted as a flag")
+	}
+}

@@ -1,11 +1,9 @@
-// Package mbox writes and reads mailboxes in the mboxrd format: each message starts
-// with a "From " separator line, its lines end in LF, and every line of the message
-// that matches />*From / gets one more ">" in front, which the reader takes away again,
-// so that any message survives the round trip (RFC 4155 describes the mbox family; the
-// "rd" quoting is the reversible one).
-//
-// The writer streams: a message is read and written a buffer at a time, so a message or
-// a mailbox of any size takes constant memory.
+// Package mbox reads and writes mbox files (RFC 4155). Writer writes mboxrd, streaming.
+// Scanner reads as a stream: Scanner finds the messages one
+// after the other, with their offsets, envelope date and flags, holding one line at a
+// time, so that a file of any size is read in constant memory; Content turns a
+// message's octets into what a Maildir file holds (mboxrd's ">From " unescaped, lines
+// ended by CRLF).
 package mbox
 
 import (
@@ -18,221 +16,227 @@ import (
 	"time"
 )
 
-// Writer writes messages to an mbox.
-type Writer struct {
-	w *bufio.Writer
-}
-
-// NewWriter returns a Writer that writes to w.
-func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: bufio.NewWriterSize(w, 32<<10)}
-}
-
-// fromLine is the separator line before a message: "From SENDER DATE", with the date
-// in the asctime layout (RFC 4155 §2).
-func fromLine(sender string, date time.Time) string {
-	if sender == "" || strings.ContainsAny(sender, " \t\r\n") {
-		sender = "MAILER-DAEMON"
-	}
-	if date.IsZero() {
-		date = time.Unix(0, 0)
-	}
-	return "From " + sender + " " + date.UTC().Format(time.ANSIC) + "\n"
-}
-
-// WriteMessage writes one message read from r (CRLF or LF line endings) with its
-// separator line naming sender (the envelope sender; "" is MAILER-DAEMON) and date (when
-// it arrived), quoting its From lines, and ends it with a blank line.
-func (w *Writer) WriteMessage(sender string, date time.Time, r io.Reader) error {
-	if _, err := w.w.WriteString(fromLine(sender, date)); err != nil {
-		return fmt.Errorf("writing the mbox: %w", err)
-	}
-	br := bufio.NewReaderSize(r, 32<<10)
-	q := quoter{w: w.w, start: true}
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(chunk) > 0 {
-			if werr := q.write(chunk); werr != nil {
-				return fmt.Errorf("writing the mbox: %w", werr)
-			}
-		}
-		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
-			continue
-		}
-		if err != io.EOF {
-			return fmt.Errorf("reading the message for the mbox: %w", err)
-		}
-		break
-	}
-	if err := q.end(); err != nil {
-		return fmt.Errorf("writing the mbox: %w", err)
-	}
-	return nil
-}
-
-// Flush writes what is buffered.
-func (w *Writer) Flush() error { return w.w.Flush() }
-
-// quoter copies a message's bytes, CRLF turned to LF, with one ">" added before each line
-// that matches />*From /. At the start of a line it holds back the ">"s and the part of
-// "From " seen so far (gts and from) until it knows whether the line needs the quote.
-type quoter struct {
-	w     *bufio.Writer
-	start bool // at the start of a line (or in its held-back prefix)
-	gts   int  // ">" held back
-	from  int  // bytes of "From " held back after them
-	cr    bool // a CR held back, which a LF may follow
-	last  byte // the last byte written, to end the message with a newline
-	any   bool // a byte was written
-}
-
-const fromPrefix = "From "
-
-func (q *quoter) put(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	q.last, q.any = b[len(b)-1], true
-	_, err := q.w.Write(b)
-	return err
-}
-
-// flushPrefix writes the held-back prefix as it was, quoted when quote.
-func (q *quoter) flushPrefix(quote bool) error {
-	var p []byte
-	if quote {
-		p = append(p, '>')
-	}
-	p = append(p, bytes.Repeat([]byte{'>'}, q.gts)...)
-	p = append(p, fromPrefix[:q.from]...)
-	q.gts, q.from, q.start = 0, 0, false
-	return q.put(p)
-}
-
-func (q *quoter) write(b []byte) error {
-	for len(b) > 0 {
-		if q.cr {
-			q.cr = false
-			if b[0] != '\n' {
-				if err := q.put([]byte{'\r'}); err != nil {
-					return err
-				}
-			}
-		}
-		if q.start {
-			c := b[0]
-			switch {
-			case q.from == 0 && c == '>':
-				q.gts++
-				b = b[1:]
-				continue
-			case c == fromPrefix[q.from]:
-				q.from++
-				b = b[1:]
-				if q.from == len(fromPrefix) {
-					if err := q.flushPrefix(true); err != nil {
-						return err
-					}
-				}
-				continue
-			default:
-				if err := q.flushPrefix(false); err != nil {
-					return err
-				}
-			}
-		}
-		// The rest of the line, or of the chunk.
-		i := bytes.IndexByte(b, '\n')
-		line := b
-		if i >= 0 {
-			line = b[:i+1]
-		}
-		b = b[len(line):]
-		switch {
-		case bytes.HasSuffix(line, []byte("\r\n")):
-			line = append(line[:len(line)-2:len(line)-2], '\n')
-		case line[len(line)-1] == '\r':
-			q.cr, line = true, line[:len(line)-1]
-		}
-		if err := q.put(line); err != nil {
-			return err
-		}
-		if i >= 0 {
-			q.start = true
-		}
-	}
-	return nil
-}
-
-// end writes what is held back, a newline if the message did not end with one, and
-// the blank line that ends the message in the mbox.
-func (q *quoter) end() error {
-	if q.start && (q.gts > 0 || q.from > 0) {
-		if err := q.flushPrefix(false); err != nil {
-			return err
-		}
-	}
-	if q.cr {
-		if err := q.put([]byte{'\r'}); err != nil {
-			return err
-		}
-	}
-	if q.any && q.last != '\n' {
-		if err := q.put([]byte{'\n'}); err != nil {
-			return err
-		}
-	}
-	_, err := q.w.WriteString("\n")
-	return err
-}
-
-// Message is one message read from an mbox.
+// Message is one message of an mbox file.
 type Message struct {
-	// Separator is the "From " line, without its newline.
-	Separator string
-	// Body is the message, LF line endings, From lines unquoted.
-	Body []byte
+	// Offset and Size locate the message's octets in the file: after its "From " line,
+	// without the empty line that separates it from the next one.
+	Offset, Size int64
+	// Line is the line number of its "From " line, for errors.
+	Line int
+	// Date is the date of the "From " line (the delivery date), zero when it has none
+	// that parses.
+	Date time.Time
+	// Flags are the Maildir flag letters (in order: D F R S T) that the Status and
+	// X-Status header fields of mutt, Thunderbird and Dovecot give: R (read) is S,
+	// A (answered) R, F F, D (deleted) T, T (draft) D.
+	Flags string
 }
 
-// Read parses a whole mbox (the tests read back what Writer wrote): a message starts at a
-// line beginning with "From " at the start of the file or after a blank line; the blank
-// line before the next one ends the message and is not part of it.
-func Read(r io.Reader) ([]Message, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("reading the mbox: %w", err)
-	}
-	if len(data) == 0 {
-		return nil, nil
-	}
-	if !bytes.HasPrefix(data, []byte(fromPrefix)) {
-		return nil, errors.New("the mbox does not start with a From line")
-	}
-	var msgs []Message
-	var cur *Message
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		line := data
-		if i >= 0 {
-			line = data[:i+1]
+// ErrNotMbox says that the data does not begin with a "From " line.
+var ErrNotMbox = errors.New("not an mbox file: it does not begin with a \"From \" line")
+
+// maxLine bounds the line Scanner holds; longer lines are read in parts.
+const maxLine = 64 << 10
+
+// Scanner finds the messages of an mbox.
+type Scanner struct {
+	br       *bufio.Reader
+	pos      int64
+	line     int
+	cur      *Message
+	inHeader bool
+	prevNL   int64 // length of the line ending of the previous line if it was empty, else 0
+	partial  bool
+	flags    map[byte]bool
+	err      error
+}
+
+// NewScanner returns a scanner of r, read from its current position (offset 0).
+func NewScanner(r io.Reader) *Scanner {
+	return &Scanner{br: bufio.NewReaderSize(r, maxLine), prevNL: -1}
+}
+
+// Next returns the next message, or io.EOF after the last one. A file that does not
+// start with "From " gives ErrNotMbox; a read error is returned as it is, wrapped.
+func (s *Scanner) Next() (Message, error) {
+	for s.err == nil {
+		chunk, err := s.br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && err != io.EOF {
+			s.err = fmt.Errorf("reading the mbox at line %d: %w", s.line+1, err)
+			break
 		}
-		data = data[len(line):]
-		if bytes.HasPrefix(line, []byte(fromPrefix)) && (cur == nil || bytes.HasSuffix(cur.Body, []byte("\n\n")) || string(cur.Body) == "\n") {
-			if cur != nil {
-				cur.Body = cur.Body[:len(cur.Body)-1]
+		if len(chunk) > 0 {
+			start := s.pos
+			s.pos += int64(len(chunk))
+			whole := !s.partial
+			s.partial = errors.Is(err, bufio.ErrBufferFull)
+			if whole {
+				s.line++
 			}
-			msgs = append(msgs, Message{Separator: strings.TrimSuffix(string(line), "\n")})
-			cur = &msgs[len(msgs)-1]
+			if whole && s.prevNL != 0 && bytes.HasPrefix(chunk, []byte("From ")) {
+				// RFC 4155 §2: a "From " line at the start or after an empty line
+				// begins a message.
+				var done *Message
+				if s.cur != nil {
+					s.cur.Size = start - max(s.prevNL, 0) - s.cur.Offset
+					s.finishFlags()
+					done = s.cur
+				}
+				s.cur = &Message{Offset: s.pos, Line: s.line, Date: envelopeDate(string(chunk))}
+				s.inHeader, s.flags = true, map[byte]bool{}
+				s.prevNL = 0
+				if done != nil {
+					return *done, nil
+				}
+				continue
+			}
+			if s.cur == nil {
+				s.err = ErrNotMbox
+				break
+			}
+			if whole && s.inHeader {
+				s.header(chunk)
+			}
+			s.prevNL = 0
+			if whole && !s.partial {
+				if t := bytes.TrimRight(chunk, "\r\n"); len(t) == 0 {
+					s.prevNL = int64(len(chunk))
+				}
+			}
+		}
+		if err == io.EOF {
+			s.err = io.EOF
+		}
+	}
+	if s.cur != nil && s.err == io.EOF {
+		s.cur.Size = s.pos - max(s.prevNL, 0) - s.cur.Offset
+		s.finishFlags()
+		done := s.cur
+		s.cur = nil
+		return *done, nil
+	}
+	if s.cur == nil && s.line == 0 && s.err == io.EOF {
+		return Message{}, io.EOF // an empty file: no messages
+	}
+	return Message{}, s.err
+}
+
+// header looks at one line of the current message's header section.
+func (s *Scanner) header(line []byte) {
+	t := bytes.TrimRight(line, "\r\n")
+	if len(t) == 0 {
+		s.inHeader = false
+		return
+	}
+	name, value, ok := bytes.Cut(t, []byte(":"))
+	if !ok {
+		return
+	}
+	switch strings.ToLower(string(bytes.TrimSpace(name))) {
+	case "status":
+		for _, c := range bytes.TrimSpace(value) {
+			if c == 'R' {
+				s.flags['S'] = true
+			}
+		}
+	case "x-status":
+		for _, c := range bytes.TrimSpace(value) {
+			switch c {
+			case 'A':
+				s.flags['R'] = true
+			case 'F':
+				s.flags['F'] = true
+			case 'D':
+				s.flags['T'] = true
+			case 'T':
+				s.flags['D'] = true
+			}
+		}
+	}
+}
+
+func (s *Scanner) finishFlags() {
+	var b []byte
+	for _, c := range []byte("DFRST") {
+		if s.flags[c] {
+			b = append(b, c)
+		}
+	}
+	s.cur.Flags = string(b)
+}
+
+// envelopeDate parses the date of a "From sender date" line: asctime's layout, as
+// RFC 4155 §2 says, possibly with a time zone.
+func envelopeDate(line string) time.Time {
+	f := strings.Fields(strings.TrimSpace(line))
+	if len(f) < 3 {
+		return time.Time{}
+	}
+	rest := strings.Join(f[2:], " ")
+	for _, layout := range []string{time.ANSIC, "Mon Jan _2 15:04:05 MST 2006", "Mon Jan _2 15:04:05 -0700 2006", time.UnixDate} {
+		if t, err := time.Parse(layout, rest); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// Content returns what a Maildir file should hold for the octets r gives: every line
+// ended by CRLF and, when mboxrd is true, one '>' taken from lines that match
+// ">+From " (the mboxrd escaping; RFC 4155 §2 describes the variants).
+func Content(r io.Reader, mboxrd bool) io.Reader {
+	return &content{br: bufio.NewReaderSize(r, 32<<10), unescape: mboxrd}
+}
+
+type content struct {
+	br       *bufio.Reader
+	unescape bool
+	buf      []byte
+	out      []byte
+	midline  bool
+	lastCR   bool
+	err      error
+}
+
+func (c *content) Read(p []byte) (int, error) {
+	for len(c.buf) == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		chunk, err := c.br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			c.err = err
+		}
+		if len(chunk) == 0 {
 			continue
 		}
-		if n := len(line) - len(bytes.TrimLeft(line, ">")); n > 0 && bytes.HasPrefix(line[n:], []byte(fromPrefix)) {
-			line = line[1:]
+		c.out = c.out[:0]
+		if !c.midline && c.unescape && len(chunk) > 5 && chunk[0] == '>' {
+			i := 0
+			for i < len(chunk) && chunk[i] == '>' {
+				i++
+			}
+			if bytes.HasPrefix(chunk[i:], []byte("From ")) {
+				chunk = chunk[1:]
+			}
 		}
-		cur.Body = append(cur.Body, line...)
+		if chunk[len(chunk)-1] == '\n' {
+			body := chunk[:len(chunk)-1]
+			cr := len(body) > 0 && body[len(body)-1] == '\r' || len(body) == 0 && c.lastCR
+			c.out = append(c.out, body...)
+			if cr {
+				c.out = append(c.out, '\n')
+			} else {
+				c.out = append(c.out, '\r', '\n')
+			}
+			c.midline, c.lastCR = false, false
+		} else {
+			c.out = append(c.out, chunk...)
+			c.midline, c.lastCR = true, chunk[len(chunk)-1] == '\r'
+		}
+		c.buf = c.out
 	}
-	if !bytes.HasSuffix(cur.Body, []byte("\n")) {
-		return nil, errors.New("the mbox does not end with a blank line")
-	}
-	cur.Body = cur.Body[:len(cur.Body)-1]
-	return msgs, nil
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
 }
