@@ -209,7 +209,27 @@ func (a *Authd) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(control.AppPasswordList, handler(a, a.appPasswordList))
 	s.Handle(control.AppPasswordRevoke, handler(a, a.appPasswordRevoke))
 	s.Handle(control.AuditList, handler(a, a.auditList))
+	s.Handle(control.Backup, a.backup)
 	return s
+}
+
+// backup writes users.db, as one read transaction sees it, into the file the
+// administrator passed (mailctl backup), which authd could not open itself.
+func (a *Authd) backup(_ context.Context, peer ipc.Cred, _ json.RawMessage, files []*os.File) (any, error) {
+	defer ipc.CloseFiles(files)
+	if len(files) != 1 {
+		return nil, ipc.Errorf("invalid", "backup needs the file to write to, as a descriptor")
+	}
+	n, err := a.DB.Backup(files[0])
+	if err == nil {
+		err = files[0].Sync()
+	}
+	if err != nil {
+		a.Log.Error("backup failed", "uid", peer.UID, "err", err)
+		return nil, ipc.Errorf("temporary", "%v", err)
+	}
+	a.Log.Info("backup written", "uid", peer.UID, "size", n)
+	return control.BackupResult{Size: n}, nil
 }
 
 // handler adapts a typed handler to ipc: it decodes the request body into Req and turns

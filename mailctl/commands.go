@@ -601,4 +601,40 @@ size. A file that is not an mbox, or an unreadable message, stops the import wit
 that names it, and says how many messages were imported before.`,
 		run: runImport,
 	},
+	{
+		name: "export", args: "mbox|maildir ADDRESS PATH [FOLDER]", minArgs: 3, maxArgs: 4,
+		summary: "write an account's folder as an mbox file or a Maildir folder",
+		detail: `
+Writes the messages of the folder FOLDER (default INBOX) of the account ADDRESS, oldest
+first, into the new mbox file PATH (mboxrd: lines that begin with ">*From " get one more
+'>'; Status and X-Status fields carry the flags; the "From " line the internal date) or
+the Maildir folder PATH (the files with their names, flags and times), which import reads
+back. It reads the account's files as they are, while Postern runs; a message that imapd
+moves meanwhile is found again by its name.`,
+		run: runExport,
+	},
+	{
+		name: "backup", args: "DIR", minArgs: 1, maxArgs: 1,
+		summary: "copy users.db, the Maildirs and the DKIM keys into DIR while Postern runs",
+		detail: `
+Copies, into the new or empty directory DIR, users.db as one consistent snapshot (authd
+writes it with bbolt's online backup, in one read transaction, while it goes on
+serving), every Maildir with its folders, flags (file names), UIDs (dovecot-uidlist)
+and dates (file times), and the DKIM keys. imapd's index (postern-imap.db) is left out:
+it is a cache that imapd rebuilds from the file names and dovecot-uidlist, and a copy taken
+while imapd writes it could be torn. A message that imapd moves while it is copied is
+found again by its name. Restore with mailctl restore DIR.`,
+		run: runBackup,
+	},
+	{
+		name: "restore", args: "DIR", minArgs: 1, maxArgs: 1,
+		summary: "put a backup back (Postern stopped)",
+		detail: `
+Puts back what mailctl backup copied into DIR: users.db (the one in place is kept as
+users.db.before-restore), the Maildirs and the DKIM keys, given to the daemons' users when
+run as root. Postern must be stopped (the files belong to authd, local and imapd while it
+runs): restore refuses while master answers. imapd rebuilds its indexes when each account
+is next opened; the UIDs and flags are those of the backup.`,
+		run: runRestore,
+	},
 }

@@ -24,6 +24,9 @@ const (
 	AliasAdd   = "alias.add"
 	AliasDel   = "alias.del"
 	AliasList  = "alias.list"
+	// Backup writes a consistent copy of users.db into the file passed as a descriptor
+	// (SCM_RIGHTS), while authd goes on; it answers with a BackupResult.
+	Backup = "backup"
 	// ThrottleList and ThrottleLift show and lift the blocks of failed-login throttling.
 	ThrottleList = "throttle.list"
 	ThrottleLift = "throttle.lift"
@@ -102,6 +105,11 @@ type AppPassword struct {
 // AppPasswordListResult answers apppassword.list.
 type AppPasswordListResult struct {
 	AppPasswords []AppPassword `json:"app_passwords"`
+}
+
+// BackupResult answers backup: the octets written.
+type BackupResult struct {
+	Size int64 `json:"size"`
 }
 
 // Operations on control/qmgr.

@@ -2,6 +2,7 @@ package userdb
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -548,5 +549,34 @@ func TestConcurrentUse(t *testing.T) {
 	us := must(db.Users("example.org"))
 	if len(us) != 20 || !sort.SliceIsSorted(us, func(i, j int) bool { return us[i].Address < us[j].Address }) {
 		t.Errorf("Users = %d, sorted %v", len(us), us)
+	}
+}
+
+// Backup copies the database while it is open; the copy opens and holds the accounts.
+func TestBackup(t *testing.T) {
+	db := openTest(t)
+	must(db.AddDomain("example.test"))
+	must(db.AddUser("ann@example.test", "a fine password", 0))
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	f, err := os.Create(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.Backup(f); err != nil || n == 0 {
+		t.Fatalf("backup: %d, %v", n, err)
+	}
+	f.Close()
+	// The original stays usable.
+	must(db.AddUser("bob@example.test", "another password", 0))
+	cp, err := OpenWith(copyPath, Options{Hash: cheap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if _, err := cp.User("ann@example.test"); err != nil {
+		t.Errorf("the copy lacks ann: %v", err)
+	}
+	if _, err := cp.User("bob@example.test"); err == nil {
+		t.Error("the copy has bob, added after it was taken")
 	}
 }
