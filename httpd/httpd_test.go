@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"postern/pkg/acmecert"
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/ipc"
@@ -297,6 +299,22 @@ func TestSecurityHeaders(t *testing.T) {
 	s.redirect(rw, r)
 	if rw.Code != http.StatusMovedPermanently || rw.Header().Get("Location") != "https://mail.test:8443/mail?f=INBOX" {
 		t.Errorf("redirect: %d %q", rw.Code, rw.Header().Get("Location"))
+	}
+	// Except the ACME HTTP-01 answers mailctl cert renew leaves in <data_dir>/acme.
+	s.cfg.DataDir = t.TempDir()
+	if err := (acmecert.Webroot{Dir: acmecert.WebrootDir(s.cfg.DataDir)}).Present("tok-EN_1", "tok-EN_1.thumb"); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		acmecert.ChallengePath + "tok-EN_1": "200 tok-EN_1.thumb",
+		acmecert.ChallengePath + "other":    "404",
+		acmecert.ChallengePath + "..%2F..":  "404",
+	} {
+		rw := httptest.NewRecorder()
+		s.redirect(rw, httptest.NewRequest("GET", "http://mail.test"+path, nil))
+		if got := strings.TrimSpace(fmt.Sprintf("%d %s", rw.Code, rw.Body.String())); !strings.HasPrefix(got, want) || (rw.Code == 200 && got != want) {
+			t.Errorf("GET %s: %q, want %q", path, got, want)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"postern/pkg/acmecert"
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/daemon"
@@ -172,8 +173,13 @@ func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) err
 }
 
 // redirect answers every plain HTTP request with a permanent redirect to the same path
-// over HTTPS (RFC 6797 §7.2: an HSTS host redirects its insecure requests).
+// over HTTPS (RFC 6797 §7.2: an HSTS host redirects its insecure requests), except the
+// ACME HTTP-01 challenges (RFC 8555 §8.3) that mailctl cert renew left in
+// <data_dir>/acme, which it serves over plain HTTP as the CA fetches them.
 func (s *Server) redirect(w http.ResponseWriter, r *http.Request) {
+	if acmecert.ServeWebroot(acmecert.WebrootDir(s.cfg.DataDir), w, r) {
+		return
+	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h

@@ -18,8 +18,9 @@ import (
 )
 
 // runCertRenew gets a certificate for the host names from an ACME CA when the one
-// [tls] names is due (or --force), answering HTTP-01 on --http (port 80) or through
-// --webroot. smtpd and imapd notice the new files by themselves.
+// [tls] names is due (or --force), answering HTTP-01 through httpd (which serves
+// <data_dir>/acme on its http listener), on --http itself, or through --webroot.
+// smtpd, imapd and httpd notice the new files by themselves.
 func runCertRenew(a *app, o *options, args []string) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
@@ -65,9 +66,15 @@ func runCertRenew(a *app, o *options, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(a.stdout, "Renewing: %s.\n", why)
-	if o.webroot != "" {
+	httpd := cfg.Service("httpd")
+	switch {
+	case o.webroot != "":
 		m.Solver = acmecert.Webroot{Dir: o.webroot}
-	} else {
+	case o.acmeHTTP == "" && httpd != nil && httpd.Enable && httpd.Listen["http"] != "":
+		// httpd holds port 80 and serves the answers from <data_dir>/acme.
+		m.Solver = acmecert.Webroot{Dir: acmecert.WebrootDir(cfg.DataDir)}
+		fmt.Fprintf(a.stdout, "httpd answers the CA's http-01 check on %s.\n", httpd.Listen["http"])
+	default:
 		addr := o.acmeHTTP
 		if addr == "" {
 			addr = ":80"
@@ -88,7 +95,7 @@ func runCertRenew(a *app, o *options, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Wrote %s and %s: %s, from %s, valid until %s.\nsmtpd and imapd serve it within %s, without a restart.\n",
+	fmt.Fprintf(a.stdout, "Wrote %s and %s: %s, from %s, valid until %s.\nsmtpd, imapd and httpd serve it within %s, without a restart.\n",
 		m.CertFile, m.KeyFile, strings.Join(leaf.DNSNames, ", "), leaf.Issuer.CommonName,
 		leaf.NotAfter.UTC().Format(time.DateOnly), daemon.CertCheckInterval)
 	return nil

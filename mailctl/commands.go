@@ -567,11 +567,12 @@ Gets a certificate for NAME... (default: hostname) from an ACME certificate auth
 (RFC 8555; Let's Encrypt unless --directory says otherwise) when the certificate that
 [tls] cert names is due: missing, self-signed, not covering every name, or expiring
 within --renew-before days. The CA checks each name with the HTTP-01 challenge: it
-fetches http://NAME/.well-known/acme-challenge/... on port 80, which cert renew answers
-itself (--http, default :80, so it runs as root), or, when another web server holds
-port 80, through files written under --webroot DIR. The new key and certificate replace
-[tls] key and cert (with their owner and mode); smtpd and imapd notice the new files
-within seconds and serve them without a restart. The account key is kept beside the
+fetches http://NAME/.well-known/acme-challenge/... on port 80. When httpd runs with an
+http listener, cert renew leaves the answers in data_dir/acme and httpd serves them;
+otherwise cert renew answers itself (--http, default :80, so it runs as root), or, when
+another web server holds port 80, writes them under --webroot DIR. The new key and
+certificate replace [tls] key and cert (with their owner and mode); smtpd, imapd and
+httpd notice the new files within seconds and serve them without a restart. The account key is kept beside the
 TLS key (acme-account.key). Run it daily (a systemd timer or cron): it does nothing until
 the certificate is due.`,
 		flags: func(fs *flag.FlagSet, o *options) {

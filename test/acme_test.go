@@ -15,9 +15,10 @@ import (
 )
 
 // TestCertRenewFromPebble has `mailctl cert renew` get the host's certificate from
-// pebble, Let's Encrypt's test CA on loopback, answering its HTTP-01 checks itself;
-// smtpd (port 465) and imapd (993) then serve the new certificate, with no SIGHUP and
-// no restart. A second run finds it not due.
+// pebble, Let's Encrypt's test CA on loopback, whose HTTP-01 checks httpd answers on
+// its http listener from what cert renew left in data_dir/acme; smtpd (port 465), imapd
+// (993) and httpd (443) then serve the new certificate, with no SIGHUP and no restart.
+// A second run finds it not due.
 func TestCertRenewFromPebble(t *testing.T) {
 	in := NewInstance(t, "")
 	dns, err := resolvertest.Start("127.0.0.1")
@@ -26,25 +27,18 @@ func TestCertRenewFromPebble(t *testing.T) {
 	}
 	defer dns.Close()
 	dns.Add("mail.example.test. A 127.0.0.1")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpAddr := l.Addr().String()
-	l.Close()
-	port, _ := strconv.Atoi(httpAddr[strings.LastIndexByte(httpAddr, ':')+1:])
-	ca := acmetest.Start(t, dns.Addr, port)
+	ca := acmetest.Start(t, dns.Addr, in.PortBase+80)
 	caFile := filepath.Join(in.Dir, "pebble-root.pem")
 	if err := os.WriteFile(caFile, ca.RootPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	pids := in.DaemonPIDs()
 
-	out := in.Mailctl("", "cert", "renew", "--directory", ca.URL, "--ca", caFile, "--http", httpAddr, "--email", "postmaster@example.test")
-	if !strings.Contains(out, "is self-signed") || !strings.Contains(out, "mail.example.test, from Pebble") {
+	out := in.Mailctl("", "cert", "renew", "--directory", ca.URL, "--ca", caFile, "--email", "postmaster@example.test")
+	if !strings.Contains(out, "is self-signed") || !strings.Contains(out, "httpd answers") || !strings.Contains(out, "mail.example.test, from Pebble") {
 		t.Fatalf("cert renew:\n%s", out)
 	}
-	for _, addr := range []string{in.SubmissionsAddr(), in.IMAPSAddr()} {
+	for _, addr := range []string{in.SubmissionsAddr(), in.IMAPSAddr(), net.JoinHostPort(in.IP, strconv.Itoa(in.PortBase+443))} {
 		in.WaitFor("the renewed certificate served on "+addr, 60*time.Second, func() bool {
 			c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "mail.example.test", InsecureSkipVerify: true})
 			if err != nil {
@@ -63,7 +57,7 @@ func TestCertRenewFromPebble(t *testing.T) {
 	if !strings.Contains(in.Log(), "TLS certificates reloaded") {
 		t.Errorf("no daemon logged the reload")
 	}
-	if out := in.Mailctl("", "cert", "renew", "--directory", ca.URL, "--ca", caFile, "--http", httpAddr); !strings.Contains(out, "Not renewed: ") {
+	if out := in.Mailctl("", "cert", "renew", "--directory", ca.URL, "--ca", caFile); !strings.Contains(out, "Not renewed: ") {
 		t.Errorf("second cert renew:\n%s", out)
 	}
 }

@@ -365,3 +365,30 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// WebrootDir is where mailctl cert renew writes the answers to HTTP-01 challenges for
+// httpd, which serves them on its http listener (port 80): <data_dir>/acme.
+func WebrootDir(dataDir string) string { return filepath.Join(dataDir, "acme") }
+
+// ServeWebroot answers GET ChallengePath+TOKEN with the file dir/.well-known/
+// acme-challenge/TOKEN that a Webroot wrote, and reports false, leaving the answer to
+// the caller, for any other request. A token is base64url (RFC 8555 §8.3), so no path
+// can lead out of the directory.
+func ServeWebroot(dir string, w http.ResponseWriter, r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.URL.Path, ChallengePath)
+	if !ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		return false
+	}
+	if token == "" || strings.Trim(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		http.NotFound(w, r)
+		return true
+	}
+	ka, err := os.ReadFile(Webroot{Dir: dir}.path(token))
+	if err != nil {
+		http.NotFound(w, r)
+		return true
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(ka)
+	return true
+}
