@@ -70,7 +70,7 @@ func TestDNSCheck(t *testing.T) {
 		"missing (optional) MTA-STS    _mta-sts.example.test",
 		"ok                 TLS-RPT",
 		"ok                 SRV        _submission._tcp.example.test: mail.example.test:10587",
-		"ok                 SRV        _pop3._tcp.example.test: .:0",
+		"ok                 SRV        _pop3._tcp.example.test: mail.example.test:10110",
 		"ok                 autoconfig autoconfig.example.test: CNAME mail.example.test",
 	} {
 		if !strings.Contains(out, want) {
