@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,10 @@ type Agent struct {
 	// MailRoot is the directory every Maildir lives under (<data>/mail); local refuses
 	// to write anywhere else.
 	MailRoot string
-	Log      *slog.Logger
+	// SieveRoot is the directory of the users' Sieve scripts (<data>/sieve), which
+	// sieved writes and local reads: "" runs no scripts.
+	SieveRoot string
+	Log       *slog.Logger
 
 	// checked remembers, by Maildir path, when mailbox last found it safe: resolving
 	// every symbolic link of the path costs more than writing a small message, and the
@@ -118,30 +122,22 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		log.Error("refusing to deliver outside the mail directory", "maildir", r.Maildir, "err", err)
 		return result(delivery.Bounced, "5.3.0", "mailbox location refused")
 	}
-	folder := root
-	if req.Spam || r.Spam {
-		folder, _ = maildir.FolderPath(root, "Junk")
-	}
 	if r.Rcpt < 0 {
 		log.Error("refusing a delivery request with a negative recipient index", "rcpt", r.Rcpt)
 		return result(delivery.Deferred, "4.3.0", "invalid delivery request")
 	}
-	base := fileBase(req, r)
-	defer a.claim(filepath.Join(folder, base))()
-	if r.MaybeDelivered {
-		// An earlier attempt may have written the message without its result reaching
-		// the queue file. Its file has the same base name, in new/ or, once imapd took
-		// it, in cur/. (A copy the user deleted or moved to another folder meanwhile is
-		// not found, and the message is delivered again.)
-		p, err := maildir.Find(folder, base)
-		if err == nil {
-			log.Info("delivered before, not again", "file", p)
-			return result(delivery.Sent, "2.0.0", "delivered to maildir")
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			log.Error("cannot look for an earlier delivery", "maildir", folder, "err", err)
-			return writeFailure(err)
-		}
+	p := a.filter(f, req, r, root, log)
+	if p.reject != "" {
+		// RFC 5429 §2.1: the message was accepted already, so the refusal travels as a
+		// DSN, which qmgr sends to the envelope sender for a bounced recipient (none to
+		// <>). ereject at delivery time is the same (§2.1.1). X.7.1: delivery not
+		// authorized, message refused (RFC 3463).
+		log.Info("rejected by the recipient's Sieve script")
+		return result(delivery.Bounced, "5.7.1", "rejected by the recipient: "+oneLine(p.reject))
+	}
+	if len(p.targets) == 0 {
+		log.Info("discarded by the recipient's Sieve script")
+		return result(delivery.Sent, "2.0.0", "discarded by the recipient's filter")
 	}
 	prefix := []byte("Return-Path: <" + headerSafe(req.From) + ">\r\nDelivered-To: " + headerSafe(r.Addr) + "\r\n")
 	size := int64(len(prefix)) + req.Size
@@ -156,7 +152,8 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 			log.Error("cannot read the mailbox's quota", "maildir", root, "err", err)
 			return writeFailure(err)
 		}
-		if q.Exceeded(used+size, count+1) {
+		n := int64(len(p.targets))
+		if q.Exceeded(used+n*size, count+n) {
 			// RFC 3463 X.2.2: mailbox full. Permanent, as Postfix's and Dovecot's
 			// default (quota_full_tempfail = no): the sender learns now rather than
 			// after days of retries into a mailbox nobody empties.
@@ -164,23 +161,60 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 			return result(delivery.Bounced, "5.2.2", "mailbox full")
 		}
 	}
+	for _, t := range p.targets {
+		if res, ok := a.store(f, req, r, root, t, prefix, log); !ok {
+			return res
+		}
+	}
+	if defaultFolder(req, r) == "Junk" {
+		metrics.Inc(metrics.Junk)
+	}
+	return result(delivery.Sent, "2.0.0", "delivered to maildir")
+}
+
+// store writes one copy of the message into the folder of t, unless an earlier attempt
+// did; ok is false with the failure's result when it cannot.
+func (a *Agent) store(f *os.File, req *delivery.Request, r delivery.Recipient, root string, t target, prefix []byte, log *slog.Logger) (delivery.Result, bool) {
+	folder, err := maildir.FolderPath(root, t.folder)
+	if err != nil {
+		log.Error("refusing a folder name", "folder", t.folder, "err", err)
+		return result(delivery.Deferred, "4.3.0", "invalid folder name"), false
+	}
+	base := fileBase(req, r)
+	defer a.claim(filepath.Join(folder, base))()
+	if r.MaybeDelivered {
+		// An earlier attempt may have written the message without its result reaching
+		// the queue file. Its file has the same base name, in new/ or, once imapd took
+		// it, in cur/. (A copy the user deleted or moved to another folder meanwhile is
+		// not found, and the message is delivered again.)
+		p, err := maildir.Find(folder, base)
+		if err == nil {
+			log.Info("delivered before, not again", "file", p)
+			return delivery.Result{}, true
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			log.Error("cannot look for an earlier delivery", "maildir", folder, "err", err)
+			return writeFailure(err), false
+		}
+	}
 
 	// pread(2) through a SectionReader: the message is never read whole into memory,
 	// and the descriptor's offset, shared with qmgr, is never moved.
-	path, n, err := maildir.DeliverNamed(folder, base, prefix, delivery.Body(f, req.Offset, req.Size))
+	path, n, err := maildir.DeliverNamedFlags(folder, base, t.flags, prefix, delivery.Body(f, req.Offset, req.Size))
 	if errors.Is(err, fs.ErrNotExist) {
 		// The folder is missing, or part of it (tmp/ or new/; a message file written
 		// to tmp/ was removed): a new account whose Maildir authd has not had created,
-		// or a Junk folder a user deleted. Create what is missing and write the message
-		// again, once. Looking first would cost a stat(2) for every message.
-		if cerr := a.createMailbox(root, log); cerr != nil {
-			return writeFailure(cerr)
+		// a Junk folder a user deleted, or a folder a Sieve script files into for the
+		// first time. Create what is missing and write the message again, once.
+		// Looking first would cost a stat(2) for every message.
+		if cerr := a.createMailbox(root, t.folder, log); cerr != nil {
+			return writeFailure(cerr), false
 		}
-		path, n, err = maildir.DeliverNamed(folder, base, prefix, delivery.Body(f, req.Offset, req.Size))
+		path, n, err = maildir.DeliverNamedFlags(folder, base, t.flags, prefix, delivery.Body(f, req.Offset, req.Size))
 	}
 	if err != nil {
 		log.Error("delivery failed", "maildir", folder, "err", err)
-		return writeFailure(err)
+		return writeFailure(err), false
 	}
 	if r.Quota > 0 {
 		if err := maildir.AddUsage(root, n, 1); err != nil {
@@ -188,17 +222,28 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		}
 	}
 	log.Debug("delivered", "file", path, "size", n)
-	if req.Spam {
-		metrics.Inc(metrics.Junk)
+	return delivery.Result{}, true
+}
+
+// oneLine keeps a Sieve reject reason to one line of printable text for the DSN.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 200 {
+		s = s[:200]
 	}
-	return result(delivery.Sent, "2.0.0", "delivered to maildir")
+	return headerSafe(s)
 }
 
 // createMailbox creates a Maildir with its standard folders, or completes one: a new
 // account whose Maildir authd has not had created, or a Junk folder someone removed.
-// Create keeps what is there.
-func (a *Agent) createMailbox(root string, log *slog.Logger) error {
-	if err := maildir.Create(root, maildir.DefaultFolders); err != nil {
+// Create keeps what is there. extra, when not "" (INBOX) nor a standard folder, is one
+// more folder to create: the one a Sieve script files into.
+func (a *Agent) createMailbox(root, extra string, log *slog.Logger) error {
+	folders := maildir.DefaultFolders
+	if extra != "" && !slices.Contains(folders, extra) {
+		folders = append(slices.Clip(folders), extra)
+	}
+	if err := maildir.Create(root, folders); err != nil {
 		log.Error("cannot create the mailbox", "maildir", root, "err", err)
 		return err
 	}
@@ -216,7 +261,7 @@ func (a *Agent) serveCreateMailbox(_ context.Context, _ ipc.Cred, body json.RawM
 	if err != nil {
 		return nil, ipc.Errorf("invalid", "%v", err)
 	}
-	if err := a.createMailbox(root, a.Log); err != nil {
+	if err := a.createMailbox(root, "", a.Log); err != nil {
 		return nil, ipc.Errorf("temporary", "creating the mailbox failed: %s", errnoText(err))
 	}
 	return nil, nil

@@ -40,7 +40,7 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{MailRoot: filepath.Join(dir, "mail"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a := &Agent{MailRoot: filepath.Join(dir, "mail"), SieveRoot: filepath.Join(dir, "sieve"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	go a.Server(nil).Serve(ctx, l)
 	c := delivery.NewClient(sock)
 	t.Cleanup(c.Close)

@@ -860,6 +860,10 @@ func (c *Config) QmgrDir() string { return filepath.Join(c.SpoolDir, "qmgr") }
 // MailDir is the root under which every account's Maildir lives.
 func (c *Config) MailDir() string { return filepath.Join(c.DataDir, "mail") }
 
+// SieveDir is where sieved keeps the users' Sieve scripts, one directory per account
+// (<domain>/<localpart>/), which local reads at delivery.
+func (c *Config) SieveDir() string { return filepath.Join(c.DataDir, "sieve") }
+
 func daemonNames() string {
 	var n []string
 	for _, d := range Daemons {

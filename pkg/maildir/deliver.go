@@ -74,7 +74,23 @@ func Import(dir string, r io.Reader, info string, date time.Time) (path string, 
 	return deliverAs(dir, "", nil, r, info, date)
 }
 
-// deliverAs is DeliverWithPrefix and DeliverNamed: base "" names the file in new/ after
+// DeliverNamedFlags is DeliverNamed for a message that arrives with flags (a Sieve
+// script's imap4flags, RFC 5232): the file becomes new/<base>,S=<size>:2,<flags>, the
+// info part of the Maildir protocol, which imapd reads when it takes the file. flags
+// are the Maildir letters of system flags (D, F, R, S, T) in ASCII order.
+func DeliverNamedFlags(dir, base, flags string, prefix []byte, r io.Reader) (path string, size int64, err error) {
+	if base == "" || strings.ContainsAny(base, "/:,") || base[0] == '.' {
+		return "", 0, fmt.Errorf("maildir: delivering to %s: bad file name %q", dir, base)
+	}
+	for i := 0; i < len(flags); i++ {
+		if strings.IndexByte("DFRST", flags[i]) < 0 || i > 0 && flags[i] <= flags[i-1] {
+			return "", 0, fmt.Errorf("maildir: delivering to %s: bad flags %q", dir, flags)
+		}
+	}
+	return deliverAs(dir, base, prefix, r, flags, time.Time{})
+}
+
+// deliverAs is DeliverWithPrefix, DeliverNamed, DeliverNamedFlags and Import: base "" names the file in new/ after
 // its unique name in tmp/.
 func deliverAs(dir, base string, prefix []byte, r io.Reader, info string, mtime time.Time) (path string, size int64, err error) {
 	var nameBuf [160]byte

@@ -349,3 +349,25 @@ func TestImportFlagsAndDate(t *testing.T) {
 		t.Error("a keyword letter was accepted as a flag")
 	}
 }
+
+func TestDeliverNamedFlags(t *testing.T) {
+	dir := t.TempDir()
+	if err := Create(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := DeliverNamedFlags(dir, "1.Qx.h", "FS", nil, strings.NewReader("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(p) != "1.Qx.h,S=3:2,FS" {
+		t.Errorf("name %s", filepath.Base(p))
+	}
+	if f, err := Find(dir, "1.Qx.h"); err != nil || f != p {
+		t.Errorf("Find = %s, %v", f, err)
+	}
+	for _, bad := range []string{"SF", "x", "SS", "a/b"} {
+		if _, _, err := DeliverNamedFlags(dir, "2.Qx.h", bad, nil, strings.NewReader("x")); err == nil {
+			t.Errorf("flags %q accepted", bad)
+		}
+	}
+}

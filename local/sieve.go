@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"postern/pkg/delivery"
+	"postern/pkg/imap"
+	"postern/pkg/maildir"
+	"postern/pkg/mime"
+	"postern/pkg/sieve"
+)
+
+// target is one copy of a message to write: a folder of the mailbox (IMAP name, ""
+// for INBOX) and the Maildir flag letters of the file's info part.
+type target struct {
+	folder string
+	flags  string
+}
+
+// plan is what the recipient's Sieve script decided: the copies to store, or a
+// rejection (reason set), or neither (discard).
+type plan struct {
+	targets []target
+	reject  string
+}
+
+// defaultFolder is where mail goes that no script files elsewhere: INBOX, or Junk when
+// spamd's verdict is spam.
+func defaultFolder(req *delivery.Request, r delivery.Recipient) string {
+	if req.Spam || r.Spam {
+		return "Junk"
+	}
+	return ""
+}
+
+// filter runs the recipient's active Sieve script, if there is one, on the message. A
+// script that cannot be read, parsed or run leaves the message to the default folder,
+// and the log says why (mail is never lost to a filter). The script lives beside the
+// Maildir's path in the mail root: <sieve>/<domain>/<localpart>/active, written by
+// sieved, read here only.
+func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, root string, log *slog.Logger) plan {
+	def := plan{targets: []target{{folder: defaultFolder(req, r)}}}
+	if a.SieveRoot == "" {
+		return def
+	}
+	rel, err := filepath.Rel(filepath.Clean(a.MailRoot), root)
+	if err != nil || !filepath.IsLocal(rel) {
+		return def
+	}
+	path := filepath.Join(a.SieveRoot, rel, "active")
+	src, err := readLimited(path, sieve.MaxScriptSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return def
+	}
+	if err != nil {
+		log.Error("sieve: cannot read the active script; delivering without it", "script", path, "err", err)
+		return def
+	}
+	script, err := sieve.Parse(src)
+	if err != nil {
+		log.Error("sieve: the active script does not parse; delivering without it", "script", path, "err", err)
+		return def
+	}
+	msg, err := mime.Parse(io.NewSectionReader(f, req.Offset, req.Size), req.Size)
+	if err != nil {
+		log.Error("sieve: cannot read the message's header; delivering without the script", "err", err)
+		return def
+	}
+	actions, err := script.Run(&sieve.Message{Header: &msg.Root.Header, Size: req.Size, From: req.From, To: r.Addr})
+	if err != nil {
+		// RFC 5228 §2.10.6: a run-time error keeps the message.
+		log.Error("sieve: the script failed; delivering to the default folder", "script", path, "err", err)
+		return def
+	}
+	var p plan
+	for _, act := range actions {
+		switch act.Kind {
+		case sieve.Keep:
+			p.targets = append(p.targets, target{folder: defaultFolder(req, r), flags: flagLetters(act.Flags, log)})
+		case sieve.FileInto:
+			// Sieve names folders in UTF-8; Maildir++ stores IMAP's modified UTF-7
+			// (RFC 3501 §5.1.3), as imapd names them.
+			name := imap.EncodeUTF7(act.Arg)
+			if _, err := maildir.FolderPath(root, name); err != nil {
+				log.Error("sieve: fileinto a folder that cannot exist; delivering to the default folder", "folder", act.Arg, "err", err)
+				return def
+			}
+			p.targets = append(p.targets, target{folder: name, flags: flagLetters(act.Flags, log)})
+		case sieve.Reject, sieve.EReject:
+			p.reject = act.Arg
+		case sieve.Redirect:
+			// Not carried out yet (it needs the queue and SRS): the message is kept
+			// instead, so that nothing the script meant to forward is lost.
+			log.Warn("sieve: redirect is not supported yet; keeping the message instead", "to", act.Arg)
+			p.targets = append(p.targets, target{folder: defaultFolder(req, r)})
+		}
+	}
+	log.Info("sieve", "script", path, "actions", describe(actions))
+	return p
+}
+
+// readLimited reads a file of at most max octets.
+func readLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("script larger than %d octets", max)
+	}
+	return b, nil
+}
+
+// flagLetters turns IMAP system flags into the letters of a Maildir file's info, in
+// ASCII order (https://cr.yp.to/proto/maildir.html). Keywords have no letter local may
+// assign (imapd owns the dovecot-keywords list), so they are dropped, and logged.
+func flagLetters(flags []string, log *slog.Logger) string {
+	var b []byte
+	for _, f := range flags {
+		switch strings.ToLower(f) {
+		case `\seen`:
+			b = append(b, 'S')
+		case `\answered`:
+			b = append(b, 'R')
+		case `\flagged`:
+			b = append(b, 'F')
+		case `\deleted`:
+			b = append(b, 'T')
+		case `\draft`:
+			b = append(b, 'D')
+		default:
+			log.Info("sieve: keyword flags are not stored at delivery", "flag", f)
+		}
+	}
+	sort.Slice(b, func(i, j int) bool { return b[i] < b[j] })
+	out := b[:0]
+	for i, c := range b {
+		if i == 0 || c != b[i-1] {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+func describe(actions []sieve.Action) string {
+	if len(actions) == 0 {
+		return "discard"
+	}
+	var s []string
+	for _, a := range actions {
+		x := a.Kind
+		if a.Kind == sieve.FileInto || a.Kind == sieve.Redirect {
+			x += " " + a.Arg
+		}
+		s = append(s, x)
+	}
+	return strings.Join(s, ", ")
+}

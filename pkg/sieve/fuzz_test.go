@@ -1,0 +1,37 @@
+package sieve
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"postern/pkg/mime"
+)
+
+// FuzzParse feeds arbitrary scripts to the parser and runs those it accepts: neither may
+// panic or hang, and an error is always an *Error with a position.
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/*.sieve")
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("if header :matches \"subject\" \"*x?\" { keep; } else { discard; }"))
+	f.Add([]byte("reject text:\n..\n.\n"))
+	const msg = "From: a@b\r\nSubject: hello\r\n\r\nbody\r\n"
+	m, _ := mime.Parse(strings.NewReader(msg), int64(len(msg)))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		s, err := Parse(src)
+		if err != nil {
+			if e, ok := err.(*Error); !ok || e.Line < 1 || e.Col < 1 {
+				t.Fatalf("error %v is not an *Error with a position", err)
+			}
+			return
+		}
+		s.Run(&Message{Header: &m.Root.Header, Size: int64(len(msg)), From: "a@b", To: "c+d@e"})
+	})
+}
