@@ -502,6 +502,33 @@ the evaluations are then deleted. Needs dmarc_reports = true in [spamd].`,
 		run: runSpamReportsSend,
 	},
 	{
+		name: "sieve list", args: "ADDRESS", minArgs: 1, maxArgs: 1,
+		summary: "list an account's Sieve scripts, the active one marked",
+		run:     runSieveList,
+	},
+	{
+		name: "sieve get", args: "ADDRESS NAME", minArgs: 2, maxArgs: 2,
+		summary: "print one of an account's Sieve scripts",
+		run:     runSieveGet,
+	},
+	{
+		name: "sieve put", args: "ADDRESS NAME < SCRIPT", minArgs: 2, maxArgs: 2,
+		summary: "store a Sieve script (read from standard input) for an account",
+		detail: `
+sieved checks the script first: one that does not parse is refused with its line and
+column, and nothing is stored. A script of the same name is replaced; storing does not
+make it active (sieve activate).`,
+		run: runSievePut,
+	},
+	{
+		name: "sieve activate", args: "ADDRESS [NAME]", minArgs: 1, maxArgs: 2,
+		summary: "make a script the account's active one (without NAME: none)",
+		detail: `
+local runs the active script at each delivery to the account. Without NAME the account
+has no active script and mail goes to the INBOX (or Junk) unfiltered.`,
+		run: runSieveActivate,
+	},
+	{
 		name: "dkim generate", args: "DOMAIN [--selector S] [--algorithm ed25519|rsa]", minArgs: 1, maxArgs: 1,
 		summary: "make a DKIM signing key for a domain",
 		detail: `

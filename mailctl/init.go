@@ -38,7 +38,7 @@ type configValues struct {
 	Cert, Key                     string
 	SMTP, Submission, Submissions string
 	IMAP, IMAPS, HTTPS, HTTP      string
-	POP3, POP3S                   string
+	POP3, POP3S, Sieve            string
 	// Metrics is metricsd's Prometheus listener.
 	Metrics string
 }
@@ -65,7 +65,7 @@ func (v *configValues) listeners(ip string, base int) {
 	v.ListenIP = ip
 	v.SMTP, v.Submission, v.Submissions = at(25), at(587), at(465)
 	v.IMAP, v.IMAPS, v.HTTPS, v.HTTP = at(143), at(993), at(443), at(80)
-	v.POP3, v.POP3S = at(110), at(995)
+	v.POP3, v.POP3S, v.Sieve = at(110), at(995), at(4190)
 	v.Metrics = at(metricsPort)
 	if base == 0 {
 		v.Metrics = net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort))
@@ -463,6 +463,7 @@ Listeners:
   pop3s        %s   (POP3, implicit TLS)
   https        %s   (webmail: https://%s/)
   http         %s   (redirects to https)
+  sieve        %s   (ManageSieve, STARTTLS)
   metrics      http://%s/metrics   (Prometheus)
 
 Start it:
@@ -481,7 +482,7 @@ Mail client settings: server %s, user %s, the password above;
 `,
 		cfg.Dir, cfg.Path, cfg.SpoolDir, cfg.DataDir, cfg.TLS.Cert, certNote,
 		devUser, password,
-		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.POP3, v.POP3S, v.HTTPS, v.HTTPS, v.HTTP, v.Metrics,
+		v.SMTP, v.Submission, v.Submissions, v.IMAP, v.IMAPS, v.POP3, v.POP3S, v.HTTPS, v.HTTPS, v.HTTP, v.Sieve, v.Metrics,
 		master, cfg.Path,
 		v.SMTP, devUser,
 		filepath.Join(cfg.BinDir, "mailctl"), cfg.Path,

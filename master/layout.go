@@ -29,6 +29,7 @@ const (
 	modeDataDir   = 0o755 // root
 	modeMailDir   = 0o700 // local's user (vmail)
 	modeSpamDir   = 0o700 // spamd's user (postern-spam)
+	modeSieveDir  = 0o700 // sieved's user (vmail), which local shares and reads it as
 	modeUsersDB   = 0o600 // authd's user
 	modeSocket    = 0o660 // private sockets root:postern, control sockets root:<admin group>
 	// modePublicSocket is the mode of the sockets in public/ (root:postern): any local
@@ -52,10 +53,11 @@ type owners struct {
 	Mail  owner // <data>/mail
 	Users owner // users.db
 	Spam  owner // <data>/spam, spamd's
+	Sieve owner // <data>/sieve, sieved's
 }
 
 // ownersNone are the owners of a development instance: nothing is chowned.
-var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged}
+var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged, Sieve: unchanged}
 
 // ownerNotes are what resolveOwners found worth a log line: the configured admin group
 // does not exist, so only root may use the control sockets.
@@ -102,7 +104,7 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 		}
 		return identity{}, false
 	}
-	o.Queue, o.Mail, o.Users, o.Spam = unchanged, unchanged, unchanged, unchanged
+	o.Queue, o.Mail, o.Users, o.Spam, o.Sieve = unchanged, unchanged, unchanged, unchanged, unchanged
 	if id, ok := of("qmgr"); ok {
 		o.Queue = owner{id.UID, group}
 	}
@@ -114,6 +116,9 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 	}
 	if id, ok := of("spamd"); ok {
 		o.Spam = owner{id.UID, id.GID}
+	}
+	if id, ok := of("sieved"); ok {
+		o.Sieve = owner{id.UID, id.GID}
 	}
 	return o, notes, nil
 }
@@ -141,6 +146,7 @@ func layoutDirs(cfg *config.Config, o owners) []dirSpec {
 		dirSpec{cfg.DataDir, o.Root, modeDataDir},
 		dirSpec{cfg.MailDir(), o.Mail, modeMailDir},
 		dirSpec{cfg.SpamDir(), o.Spam, modeSpamDir},
+		dirSpec{cfg.SieveDir(), o.Sieve, modeSieveDir},
 	)
 	return dirs
 }

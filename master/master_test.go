@@ -108,6 +108,7 @@ type instance struct {
 	logPath string
 	imap    int // imapd's port, fixed for the instance so that a reload keeps it
 	https   int // httpd's, likewise
+	sieve   int // sieved's, likewise
 	cred    *syscall.Credential
 	env     []string // added to master's environment
 	cmd     *exec.Cmd
@@ -135,7 +136,7 @@ func newInstance(t *testing.T) *instance {
 	os.Chmod(dir, 0o755)
 	in := &instance{t: t, bin: bin, dir: dir, config: filepath.Join(dir, "postern.toml"),
 		reports: filepath.Join(dir, "reports"), logPath: filepath.Join(dir, "master.log"),
-		imap: freePort(t), https: freePort(t), cred: runAs(t)}
+		imap: freePort(t), https: freePort(t), sieve: freePort(t), cred: runAs(t)}
 	os.Mkdir(in.reports, 0o755)
 	if in.cred != nil {
 		os.Chown(dir, int(in.cred.Uid), int(in.cred.Gid))
@@ -190,6 +191,8 @@ func (in *instance) writeConfig(smtp, submission int, extra map[string]string) {
 			fmt.Fprintf(&b, "listen = { imap = \"127.0.0.1:%d\" }\n", in.imap)
 		} else if name == "httpd" {
 			fmt.Fprintf(&b, "listen = { https = \"127.0.0.1:%d\" }\n", in.https)
+		} else if name == "sieved" {
+			fmt.Fprintf(&b, "listen = { sieve = \"127.0.0.1:%d\" }\n", in.sieve)
 		}
 		b.WriteString(extra[name])
 	}
@@ -365,6 +368,7 @@ func TestMaster(t *testing.T) {
 	wantListeners["smtpd"] = []string{"smtp", "submission"}
 	wantListeners["imapd"] = []string{"imap"}
 	wantListeners["httpd"] = []string{"https"}
+	wantListeners["sieved"] = []string{"control/sieved", "sieve"}
 	for name, r := range reports {
 		if !slices.Equal(r.Listeners, wantListeners[name]) {
 			t.Errorf("%s got listeners %v, want %v", name, r.Listeners, wantListeners[name])
@@ -393,6 +397,8 @@ func TestMaster(t *testing.T) {
 				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", in.imap)
 			case "https":
 				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", in.https)
+			case "sieve":
+				network, addr = "tcp", fmt.Sprintf("127.0.0.1:%d", in.sieve)
 			}
 			want := fmt.Sprintf("%s %s %d", name, s, reports[name].PID)
 			if got, err := greeting(network, addr); got != want {

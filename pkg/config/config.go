@@ -353,6 +353,7 @@ var Daemons = []Daemon{
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
 	{Name: "imapd", User: "vmail", Listeners: []string{"imap", "imaps", "pop3", "pop3s"}, ReloadsOnHUP: true},
 	{Name: "httpd", User: "postern-web", Listeners: []string{"https", "http"}, ReloadsOnHUP: true},
+	{Name: "sieved", User: "vmail", Listeners: []string{"sieve"}, Control: []string{"sieved"}, ReloadsOnHUP: true},
 }
 
 // LookupDaemon returns the description of the named daemon.
@@ -479,6 +480,7 @@ func Default() *Config {
 	c.Services["smtpd"].Listen = map[string]string{"smtp": "0.0.0.0:25", "submission": "0.0.0.0:587", "submissions": "0.0.0.0:465"}
 	c.Services["imapd"].Listen = map[string]string{"imap": "0.0.0.0:143", "imaps": "0.0.0.0:993", "pop3": "0.0.0.0:110", "pop3s": "0.0.0.0:995"}
 	c.Services["httpd"].Listen = map[string]string{"https": "0.0.0.0:443", "http": "0.0.0.0:80"}
+	c.Services["sieved"].Listen = map[string]string{"sieve": "0.0.0.0:4190"}
 	return c
 }
 

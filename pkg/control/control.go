@@ -437,3 +437,26 @@ type MasterStatusResult struct {
 	Config  string         `json:"config"`
 	Daemons []DaemonStatus `json:"daemons"`
 }
+
+// Operations on control/sieved: an account's Sieve scripts, for the administrator.
+const (
+	SieveList     = "sieve.list"
+	SieveGet      = "sieve.get"
+	SievePut      = "sieve.put"
+	SieveActivate = "sieve.activate"
+)
+
+// SieveRequest is the body of the sieve operations: the account, and the script's name
+// (get, put, activate; "" with activate deactivates) and text (put).
+type SieveRequest struct {
+	Address string `json:"address"`
+	Name    string `json:"name,omitempty"`
+	Script  string `json:"script,omitempty"`
+}
+
+// SieveScript is a script in the answer of sieve.list (no Script) and sieve.get.
+type SieveScript struct {
+	Name   string `json:"name"`
+	Active bool   `json:"active,omitempty"`
+	Script string `json:"script,omitempty"`
+}
