@@ -335,6 +335,22 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, sess *ses
 	s.render(w, status, "account.html", d)
 }
 
+// checkPassword asks authd, with its throttling, whether password is the session
+// user's own password (an app password is not enough to change the account): status 0
+// when it is, else the HTTP status and the message to show, wrong's when it is wrong.
+func (s *Server) checkPassword(r *http.Request, sess *session, password, wrong string) (status int, msg string) {
+	v, err := s.auth.Verify(r.Context(), auth.VerifyRequest{User: sess.user, Password: password, RemoteAddr: clientIP(r)})
+	switch {
+	case err != nil:
+		return http.StatusServiceUnavailable, "The account service is unavailable; try again later."
+	case v.Throttled:
+		return http.StatusTooManyRequests, "Too many failed attempts; try again later."
+	case !v.OK || v.AppPassword != "":
+		return http.StatusForbidden, wrong
+	}
+	return 0, ""
+}
+
 // accountPassword changes the user's password: the current one is checked by authd
 // (with its throttling) first.
 func (s *Server) accountPassword(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -348,16 +364,8 @@ func (s *Server) accountPassword(w http.ResponseWriter, r *http.Request, sess *s
 		fail(http.StatusBadRequest, "The password is too long.")
 		return
 	}
-	v, err := s.auth.Verify(r.Context(), auth.VerifyRequest{User: sess.user, Password: cur, RemoteAddr: clientIP(r)})
-	switch {
-	case err != nil:
-		fail(http.StatusServiceUnavailable, "The account service is unavailable; try again later.")
-		return
-	case v.Throttled:
-		fail(http.StatusTooManyRequests, "Too many failed attempts; try again later.")
-		return
-	case !v.OK || v.AppPassword != "":
-		fail(http.StatusForbidden, "The current password is wrong.")
+	if status, msg := s.checkPassword(r, sess, cur, "The current password is wrong."); status != 0 {
+		fail(status, msg)
 		return
 	}
 	if err := s.control(r.Context(), "authd", control.UserPasswd, control.UserRequest{Origin: origin(r, sess), Address: sess.user, Password: pw}, nil); err != nil {

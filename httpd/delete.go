@@ -11,7 +11,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"postern/pkg/auth"
 	"postern/pkg/control"
 )
 
@@ -39,16 +38,8 @@ func (s *Server) accountDelete(w http.ResponseWriter, r *http.Request, sess *ses
 		fail(http.StatusBadRequest, "The password is too long.")
 		return
 	}
-	v, err := s.auth.Verify(r.Context(), auth.VerifyRequest{User: sess.user, Password: cur, RemoteAddr: clientIP(r)})
-	switch {
-	case err != nil:
-		fail(http.StatusServiceUnavailable, "The account service is unavailable; try again later.")
-		return
-	case v.Throttled:
-		fail(http.StatusTooManyRequests, "Too many failed attempts; try again later.")
-		return
-	case !v.OK || v.AppPassword != "":
-		fail(http.StatusForbidden, "The password is wrong; the account is not deleted.")
+	if status, msg := s.checkPassword(r, sess, cur, "The password is wrong; the account is not deleted."); status != 0 {
+		fail(status, msg)
 		return
 	}
 	if last, err := s.lastAdmin(r.Context(), sess.user); err != nil {
