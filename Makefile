@@ -11,9 +11,12 @@ export CGO_ENABLED = 0
 
 all: build
 
+# The version mailctl --version prints: the commit (and tag) the binaries come from.
+VERSION ?= $(shell git describe --always --tags --dirty 2>/dev/null || echo unknown)
+
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ $(addprefix ./,$(DAEMONS))
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/ $(addprefix ./,$(DAEMONS))
 
 # Everything: vet, unit tests, fuzz seed corpora and the end-to-end tests (which use bin/).
 test: build vet
@@ -117,7 +120,7 @@ DEB_BIN     := $(DEBDIR)/deb-bin
 
 # The programs for a package or an image: without symbol tables and build paths, a third
 # of the size.
-DIST_BUILD  := $(GO) build -trimpath -ldflags='-s -w'
+DIST_BUILD  := $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION)'
 
 # BIN=DIR packages the programs of another build as they are (test/install_test.go gives
 # the tests' own); DEB_COMPRESS=gzip packs faster than xz.

@@ -273,8 +273,16 @@ func (a *app) groupUsage(w io.Writer, group string) {
 	fmt.Fprintf(w, "\n\"mailctl help %s COMMAND\" tells more about one.\n", group)
 }
 
-// buildVersion returns the module version and VCS revision the binary was built from.
+// version is stamped by the Makefile at build time (-ldflags -X main.version=...): the
+// output of git describe, a tag and commit.
+var version string
+
+// buildVersion returns the version stamped at build time, else the module version and
+// VCS revision the Go toolchain recorded.
 func buildVersion() string {
+	if version != "" {
+		return version
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "(unknown version)"
