@@ -231,6 +231,11 @@ func runDNSRecords(a *app, o *options, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	// Records that send a domain's mail here are wrong for a domain Postern would refuse
+	// mail for. When authd cannot be asked (Postern not running), the records are printed.
+	if known, err := a.ourDomain(cfg, domain); err == nil && !known {
+		return fmt.Errorf("%s is not one of Postern's domains: add it first (mailctl domain add %s)", domain, domain)
+	}
 	dmarc, err := dmarcOption(o)
 	if err != nil {
 		return err

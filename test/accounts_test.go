@@ -234,6 +234,10 @@ func TestWebAdminPanel(t *testing.T) {
 	req.Host = "mta-sts.example.test"
 	resp, policy := w.do(req)
 	records := in.Mailctl("", "dns", "records", "example.test")
+	// A domain Postern does not serve gets no records that would send its mail here.
+	if out, err := in.MailctlErr("", "dns", "records", "elsewhere.test"); err == nil || !strings.Contains(out, "mailctl domain add elsewhere.test") {
+		t.Errorf("dns records for a domain Postern does not serve: %v\n%s", err, out)
+	}
 	id := regexp.MustCompile(`v=STSv1; id=([0-9a-f]+)`).FindStringSubmatch(records)
 	if resp.StatusCode != 200 || id == nil || !strings.Contains(policy, "mx: "+in.Cfg.Hostname+"\r\n") {
 		t.Fatalf("MTA-STS policy: %d %q; records:\n%s", resp.StatusCode, policy, records)
