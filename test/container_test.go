@@ -50,7 +50,7 @@ func TestContainerImage(t *testing.T) {
 	}
 	for format, want := range map[string][]string{
 		"{{json .Config.Volumes}}":      {`"/etc/postern"`, `"/var/spool/postern"`, `"/var/lib/postern"`},
-		"{{json .Config.ExposedPorts}}": {`"25/tcp"`, `"465/tcp"`, `"587/tcp"`, `"143/tcp"`, `"993/tcp"`, `"443/tcp"`, `"80/tcp"`},
+		"{{json .Config.ExposedPorts}}": {`"25/tcp"`, `"465/tcp"`, `"587/tcp"`, `"143/tcp"`, `"993/tcp"`, `"443/tcp"`, `"80/tcp"`, `"995/tcp"`, `"110/tcp"`, `"4190/tcp"`},
 		"{{json .Config.Healthcheck}}":  {`"CMD","/usr/sbin/mailctl","-c","/etc/postern/postern.toml","status"`},
 		"{{json .Config.Cmd}}":          {`["/usr/lib/postern/master","-c","/etc/postern/postern.toml"]`},
 	} {
