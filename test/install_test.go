@@ -122,7 +122,7 @@ func TestDebianPackage(t *testing.T) {
 				}
 			}
 			if !regexp.MustCompile(`(?m)^postern:x:\d+:postern-spam,postern-web,vmail$`).Match(group) ||
-				!regexp.MustCompile(`(?m)^postern-admin:x:\d+:$`).Match(group) {
+				!regexp.MustCompile(`(?m)^postern-admin:x:\d+:postern-web$`).Match(group) {
 				t.Errorf("groups postern and postern-admin are not as mailctl init makes them:\n%s", group)
 			}
 			vmail := regexp.MustCompile(`(?m)^vmail:x:(\d+):`).FindSubmatch(passwd)
