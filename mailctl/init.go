@@ -58,8 +58,9 @@ const metricsPort = 9154
 
 // listeners fills in the listen addresses of v: ip at base+25, base+587 ...; base 0
 // means the real ports. The metrics listener of a system instance (base 0) is on
-// loopback whatever ip is: it has no authentication, and Prometheus scrapes it
-// from the host or through a tunnel.
+// loopback whatever ip is (it has no authentication, and Prometheus scrapes it from the
+// host or through a tunnel): on ip itself when that is a loopback address, so that two
+// instances on 127.0.0.2 and 127.0.0.3 do not share it, else on 127.0.0.1.
 func (v *configValues) listeners(ip string, base int) {
 	at := func(port int) string { return net.JoinHostPort(ip, strconv.Itoa(base+port)) }
 	v.ListenIP = ip
@@ -67,7 +68,7 @@ func (v *configValues) listeners(ip string, base int) {
 	v.IMAP, v.IMAPS, v.HTTPS, v.HTTP = at(143), at(993), at(443), at(80)
 	v.POP3, v.POP3S, v.Sieve = at(110), at(995), at(4190)
 	v.Metrics = at(metricsPort)
-	if base == 0 {
+	if a := net.ParseIP(ip); base == 0 && (a == nil || !a.IsLoopback()) {
 		v.Metrics = net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort))
 	}
 }

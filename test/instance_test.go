@@ -85,7 +85,7 @@ type Instance struct {
 
 var portCounter atomic.Int32
 
-// nextPortBase picks a port base whose listeners (base+25 ... base+995, and metrics at
+// nextPortBase picks a port base whose listeners (base+25 ... base+995, sieve at base+4190, metrics at
 // base+9154) are free; the highest base, 55000, keeps base+9154 below 65536.
 func nextPortBase() int {
 	n := int(portCounter.Add(1))
@@ -136,7 +136,7 @@ func NewInstance(t *testing.T, ip string) *Instance {
 }
 
 func portsFree(ip string, base int) bool {
-	for _, off := range []int{25, 80, 110, 143, 443, 465, 587, 993, 995, 9154} {
+	for _, off := range []int{25, 80, 110, 143, 443, 465, 587, 993, 995, 4190, 9154} {
 		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(base+off)))
 		if err != nil {
 			return false
