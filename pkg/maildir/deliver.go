@@ -55,10 +55,7 @@ func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, siz
 // new/ (rename(2) is atomic) instead of adding a second one. The file in tmp/ keeps a
 // unique name, so two such deliveries never write into the same file.
 func DeliverNamed(dir, base string, prefix []byte, r io.Reader) (path string, size int64, err error) {
-	if base == "" || strings.ContainsAny(base, "/:,") || base[0] == '.' {
-		return "", 0, fmt.Errorf("maildir: delivering to %s: bad file name %q", dir, base)
-	}
-	return deliverAs(dir, base, prefix, r, "", time.Time{})
+	return DeliverNamedFlags(dir, base, "", prefix, r)
 }
 
 // Import is Deliver for a message brought from elsewhere (mailctl import): its file in
@@ -90,8 +87,8 @@ func DeliverNamedFlags(dir, base, flags string, prefix []byte, r io.Reader) (pat
 	return deliverAs(dir, base, prefix, r, flags, time.Time{})
 }
 
-// deliverAs is DeliverWithPrefix, DeliverNamed, DeliverNamedFlags and Import: base "" names the file in new/ after
-// its unique name in tmp/.
+// deliverAs is DeliverWithPrefix, DeliverNamedFlags and Import: base "" names the file
+// in new/ after its unique name in tmp/.
 func deliverAs(dir, base string, prefix []byte, r io.Reader, info string, mtime time.Time) (path string, size int64, err error) {
 	var nameBuf [160]byte
 	var name []byte
