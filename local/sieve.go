@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"postern/pkg/delivery"
@@ -128,31 +127,30 @@ func readLimited(path string, max int64) ([]byte, error) {
 // ASCII order (https://cr.yp.to/proto/maildir.html). Keywords have no letter local may
 // assign (imapd owns the dovecot-keywords list), so they are dropped, and logged.
 func flagLetters(flags []string, log *slog.Logger) string {
-	var b []byte
+	var have [256]bool
 	for _, f := range flags {
 		switch strings.ToLower(f) {
 		case `\seen`:
-			b = append(b, 'S')
+			have['S'] = true
 		case `\answered`:
-			b = append(b, 'R')
+			have['R'] = true
 		case `\flagged`:
-			b = append(b, 'F')
+			have['F'] = true
 		case `\deleted`:
-			b = append(b, 'T')
+			have['T'] = true
 		case `\draft`:
-			b = append(b, 'D')
+			have['D'] = true
 		default:
 			log.Info("sieve: keyword flags are not stored at delivery", "flag", f)
 		}
 	}
-	sort.Slice(b, func(i, j int) bool { return b[i] < b[j] })
-	out := b[:0]
-	for i, c := range b {
-		if i == 0 || c != b[i-1] {
-			out = append(out, c)
+	var b []byte
+	for _, c := range []byte("DFRST") {
+		if have[c] {
+			b = append(b, c)
 		}
 	}
-	return string(out)
+	return string(b)
 }
 
 func describe(actions []sieve.Action) string {
