@@ -166,8 +166,8 @@ const CertCheckInterval = 10 * time.Second
 
 // Serve runs the server newServer makes on d.Listeners until SIGTERM or SIGINT, and
 // reloads its certificates on every SIGHUP (master passes one on when a reload leaves
-// the daemon's settings alone) and whenever their files change. SIGHUP is caught before newServer runs, for its default
-// action is to end the process. A server that cannot start or fails to serve ends the
+// the daemon's settings alone) and whenever their files change. SIGHUP is caught before
+// newServer runs, for its default action is to end the process. A server that cannot start or fails to serve ends the
 // process with status 1, having said why in the log.
 func (d *Daemon) Serve(newServer func() (Server, error)) {
 	hup := make(chan os.Signal, 1)
@@ -344,10 +344,7 @@ func Admin(cfg *config.Config) func(ipc.Cred) bool {
 // one user (ARCHITECTURE.md rule 5), which cannot be told apart from another; that user
 // is then admitted too.
 func Only(cfg *config.Config, self, service string) func(ipc.Cred) bool {
-	uids := map[int]bool{}
-	if id, ok := serviceUID(cfg, service); ok {
-		uids[id] = true
-	}
+	uids := serviceUIDs(cfg, service)
 	if id, ok := serviceUID(cfg, self); !ok || id != os.Getuid() {
 		uids[os.Getuid()] = true
 	}
