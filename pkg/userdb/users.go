@@ -111,10 +111,11 @@ func (db *DB) DelUser(addr string) error {
 		if b == nil || b.Get([]byte(a)) == nil {
 			return fmt.Errorf("account %s: %w", a, ErrNotFound)
 		}
-		if err := forgetLoginsOf(tx, func(account string) bool { return account == a }); err != nil {
+		isA := func(account string) bool { return account == a }
+		if err := forgetLoginsOf(tx, isA); err != nil {
 			return err
 		}
-		if err := forgetAppPasswordsOf(tx, func(account string) bool { return account == a }); err != nil {
+		if err := forgetAppPasswordsOf(tx, isA); err != nil {
 			return err
 		}
 		return b.Delete([]byte(a))
