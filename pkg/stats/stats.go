@@ -124,7 +124,7 @@ type Counters struct {
 	hours map[int64]*Counts // by the hour's start, Unix seconds
 	days  map[int64]*Counts // by the day's start, Unix seconds
 	total Counts
-	dirty map[int64]bool // hours and days changed since the last Save ("h" and "d" keys)
+	dirty map[int64]bool // periods changed since the last Save: start*2 for an hour, start*2+1 for a day
 }
 
 func (c *Counters) now() time.Time {
