@@ -691,11 +691,9 @@ func (a *Authd) auditList(_ context.Context, _ ipc.Cred, req *control.AuditReque
 // names in the request), what and when. If the log cannot be written the request fails
 // with an error that says the change was made nevertheless.
 func (a *Authd) record(peer ipc.Cred, o control.Origin, op, target, detail string) error {
-	e, err := a.DB.AppendAudit(audit.Entry{
-		Daemon: "authd", UID: peer.UID, User: audit.UserName(peer.UID),
-		Web: clipKey(o.Actor), IP: clipKey(o.RemoteIP),
-		Op: op, Target: target, Detail: detail,
-	})
+	e := audit.By("authd", peer.UID, o.Actor, o.RemoteIP)
+	e.Op, e.Target, e.Detail = op, target, detail
+	e, err := a.DB.AppendAudit(e)
 	if err != nil {
 		a.Log.Error("writing the audit log", "op", op, "target", target, "uid", peer.UID, "err", err)
 		return ipc.Errorf("temporary", "%s %s was done, but could not be written to the audit log: %v", op, target, err)

@@ -117,11 +117,8 @@ func (q *Qmgr) record(peer ipc.Cred, o control.Origin, op string, ids []string, 
 	if len(target) > 1000 {
 		target = target[:1000] + "…"
 	}
-	e := audit.Entry{
-		Daemon: "qmgr", UID: peer.UID, User: audit.UserName(peer.UID),
-		Web: clip(o.Actor), IP: clip(o.RemoteIP),
-		Op: op, Target: target, Detail: messages(n),
-	}
+	e := audit.By("qmgr", peer.UID, o.Actor, o.RemoteIP)
+	e.Op, e.Target, e.Detail = op, target, messages(n)
 	err := errors.New("qmgr's state database is not open")
 	if q.state != nil {
 		err = q.state.Update(func(tx *bolt.Tx) error {
@@ -178,12 +175,4 @@ func messages(n int) string {
 		return "1 message"
 	}
 	return fmt.Sprintf("%d messages", n)
-}
-
-// clip bounds a string given by a peer, for the audit log.
-func clip(s string) string {
-	if len(s) > 320 {
-		return s[:320]
-	}
-	return s
 }

@@ -60,6 +60,17 @@ func UserName(uid int) string {
 	return ""
 }
 
+// maxField bounds the Web and IP that By takes from a peer.
+const maxField = 320
+
+// By begins the entry of a change that daemon applies for the peer uid, on behalf of the
+// web administrator actor from ip when the peer named them (both clipped, for a peer
+// gives them): Daemon, UID, User, Web and IP set.
+func By(daemon string, uid int, actor, ip string) Entry {
+	clip := func(s string) string { return s[:min(len(s), maxField)] }
+	return Entry{Daemon: daemon, UID: uid, User: UserName(uid), Web: clip(actor), IP: clip(ip)}
+}
+
 // MaxRead bounds the entries Read returns at once.
 const MaxRead = 10000
 

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +71,10 @@ func TestMergeAndWho(t *testing.T) {
 	}
 	if w := (Entry{UID: 0, User: "root"}).Who(); w != "root" {
 		t.Errorf("Who = %q", w)
+	}
+	long := strings.Repeat("x", 400)
+	if e := By("qmgr", 998, long, "192.0.2.1"); e.Daemon != "qmgr" || e.UID != 998 || len(e.Web) != maxField || e.IP != "192.0.2.1" {
+		t.Errorf("By = %+v", e)
 	}
 	if w := (Entry{UID: 998, Web: "admin@example.org"}).Who(); w != "admin@example.org (web, via uid 998)" {
 		t.Errorf("Who = %q", w)
