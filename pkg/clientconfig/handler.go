@@ -5,10 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"postern/pkg/mtasts"
 )
 
 // Paths the Handler serves.
@@ -65,15 +66,6 @@ func (h *Handler) ours(w http.ResponseWriter, r *http.Request, domain string) bo
 	return ok
 }
 
-// requestHost is the host name a request is for, lower case, without port and final dot.
-func requestHost(r *http.Request) string {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	return strings.TrimSuffix(strings.ToLower(host), ".")
-}
-
 // autoconfig answers Thunderbird. The domain is that of the emailaddress parameter when
 // the client gives one, else the host's, without "autoconfig.".
 func (h *Handler) autoconfig(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +83,7 @@ func (h *Handler) autoconfig(w http.ResponseWriter, r *http.Request) {
 		}
 		domain = d
 	} else {
-		domain = strings.TrimPrefix(requestHost(r), "autoconfig.")
+		domain = strings.TrimPrefix(mtasts.RequestHost(r), "autoconfig.")
 		if !validDomain(domain) {
 			http.NotFound(w, r)
 			return
