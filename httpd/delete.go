@@ -102,7 +102,7 @@ func (s *Server) removeAllMail(sess *session) (int, error) {
 	sort.Slice(folders, func(i, j int) bool { return len(folders[i].Mailbox) > len(folders[j].Mailbox) })
 	n := 0
 	for _, f := range folders {
-		if !hasAttr(f.Attrs, imap.MailboxAttrNoSelect) && !hasAttr(f.Attrs, imap.MailboxAttrNonExistent) {
+		if selectable(f) {
 			k, err := expungeAll(c, f.Mailbox)
 			n += k
 			if err != nil {

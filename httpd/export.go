@@ -44,7 +44,7 @@ func (s *Server) accountExport(w http.ResponseWriter, r *http.Request, sess *ses
 	zw := zip.NewWriter(w)
 	n := 0
 	for _, f := range folders {
-		if hasAttr(f.Attrs, imap.MailboxAttrNoSelect) || hasAttr(f.Attrs, imap.MailboxAttrNonExistent) {
+		if !selectable(f) {
 			continue
 		}
 		k, err := exportFolder(c, zw, f)
@@ -62,6 +62,12 @@ func (s *Server) accountExport(w http.ResponseWriter, r *http.Request, sess *ses
 	}
 	c.Logout().Wait()
 	s.log.Info("mail exported", "user", sess.user, "folders", len(folders), "messages", n, "client", clientIP(r))
+}
+
+// selectable tells whether a folder of a LIST answer holds messages: it is neither
+// \Noselect nor \NonExistent (RFC 9051 §7.3.1).
+func selectable(f *imap.ListData) bool {
+	return !hasAttr(f.Attrs, imap.MailboxAttrNoSelect) && !hasAttr(f.Attrs, imap.MailboxAttrNonExistent)
 }
 
 func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {

@@ -60,7 +60,7 @@ func folders(c *imapConn) ([]folder, error) {
 	}
 	var out []folder
 	for _, l := range list {
-		if slices.Contains(l.Attrs, imap.MailboxAttrNoSelect) || slices.Contains(l.Attrs, imap.MailboxAttrNonExistent) {
+		if !selectable(l) {
 			continue
 		}
 		f := folder{Name: l.Mailbox, Label: l.Mailbox}
