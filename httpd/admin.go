@@ -61,7 +61,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 // publicRoutes adds what httpd serves without a session: the MTA-STS policy of each
 // domain (RFC 8461 §3.2) and the mail clients' autoconfiguration.
 func (s *Server) publicRoutes(mux *http.ServeMux) {
-	known := func(ctx context.Context, domain string) (bool, error) { return s.auth.LocalDomain(ctx, domain) }
+	known := s.auth.LocalDomain
 	sts := &mtasts.Handler{MX: s.cfg.Hostname, Known: known, Log: s.log}
 	mux.Handle("GET "+mtasts.PolicyPath, sts)
 	cc := &clientconfig.Handler{Settings: clientconfig.FromConfig(s.cfg), Known: known, Log: s.log}
