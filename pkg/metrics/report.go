@@ -70,8 +70,10 @@ func Report(ctx context.Context, socket, daemon string, log *slog.Logger) {
 			runCollects()
 			collectAt = now
 		}
-		series, version := Default.Snapshot()
-		if conn == nil || version != sent || now.Sub(sentAt) >= resendEvery {
+		// The version is read first so that an idle daemon does not copy and sort its
+		// series each second for nothing.
+		if conn == nil || Default.Version() != sent || now.Sub(sentAt) >= resendEvery {
+			series, version := Default.Snapshot()
 			if conn == nil {
 				c, err := ipc.Dial(socket)
 				if err != nil {

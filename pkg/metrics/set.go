@@ -122,6 +122,13 @@ func (s *Set) Observe(name string, v float64, labels ...string) {
 	se.Count++
 }
 
+// Version counts the changes to the set: a snapshot is stale when it differs.
+func (s *Set) Version() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version
+}
+
 // Snapshot copies the series, sorted, with the set's version.
 func (s *Set) Snapshot() ([]Series, uint64) {
 	s.mu.Lock()
