@@ -69,7 +69,8 @@ imaptest: build
 
 # Installation, the layout of a distribution's mail server (see README.md, "Installing"):
 # master and the daemons in $(PREFIX)/lib/postern (bin_dir), mailctl and sendmail in
-# $(PREFIX)/sbin with mailq and newaliases beside them as Postfix links them, the man
+# $(PREFIX)/sbin, mailq and newaliases in $(PREFIX)/bin and $(PREFIX)/lib/sendmail as links
+# to sendmail (where Postfix puts them), the man
 # pages, the systemd unit with its sysusers.d and tmpfiles.d files, and the empty
 # directories /etc/postern, /var/spool/postern and /var/lib/postern. The configuration
 # itself is written by `mailctl init` (the Debian package's postinst runs it): it holds
