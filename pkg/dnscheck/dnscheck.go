@@ -197,13 +197,13 @@ func joinIPs(ips []net.IP) string {
 // demand of a sending server.
 func (c *Checker) ptr(ctx context.Context, e Expected, ips []net.IP) []Result {
 	var out []Result
-	net := resolver.NetDNS{R: c.DNS}
+	nd := resolver.NetDNS{R: c.DNS}
 	for _, ip := range ips {
 		rev, _ := dns.ReverseAddr(ip.String())
 		r := Result{What: "PTR", Name: strings.TrimSuffix(rev, "."),
 			Advice: fmt.Sprintf("ask the provider of %s to set its reverse DNS (PTR) to %s", ip, e.Host)}
-		names, err := net.LookupAddr(ctx, ip.String())
-		if err != nil && !resolver.IsNotFound(err) && !isNotFound(err) {
+		names, err := nd.LookupAddr(ctx, ip.String())
+		if err != nil && !nd.NotFound(err) {
 			out = append(out, lookupErr(r, err))
 			continue
 		}
@@ -227,11 +227,6 @@ func (c *Checker) ptr(ctx context.Context, e Expected, ips []net.IP) []Result {
 		out = append(out, r)
 	}
 	return out
-}
-
-func isNotFound(err error) bool {
-	ne, ok := err.(*net.DNSError)
-	return ok && ne.IsNotFound
 }
 
 // txts returns the TXT records at name that start with prefix (case-insensitive).
