@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -264,7 +265,7 @@ func runExport(a *app, o *options, args []string) error {
 	for _, sub := range []string{"cur", "new"} {
 		ents, err := os.ReadDir(filepath.Join(src, sub))
 		if err != nil {
-			return fmt.Errorf("reading %s's %s: %w", addr, cmpOr(folder, "INBOX"), err)
+			return fmt.Errorf("reading %s's %s: %w", addr, cmp.Or(folder, "INBOX"), err)
 		}
 		for _, e := range ents {
 			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
@@ -283,7 +284,7 @@ func runExport(a *app, o *options, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Exported %d messages of %s's %s into %s.\n", n, addr, cmpOr(folder, "INBOX"), path)
+	fmt.Fprintf(a.stdout, "Exported %d messages of %s's %s into %s.\n", n, addr, cmp.Or(folder, "INBOX"), path)
 	return nil
 }
 

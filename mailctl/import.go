@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -79,7 +80,7 @@ func runImport(a *app, o *options, args []string) error {
 	im := &importer{cl: ipc.NewClient(cfg.ControlSocket("local")), req: control.ImportRequest{Maildir: md, Folder: folder}}
 	im.cl.Timeout = callTimeout
 	defer im.cl.Close()
-	dest := addr + "'s " + cmpOr(folder, "INBOX")
+	dest := addr + "'s " + cmp.Or(folder, "INBOX")
 	if kind == "mbox" {
 		err = importMbox(im, path)
 	} else {
@@ -93,13 +94,6 @@ func runImport(a *app, o *options, args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "Imported %d messages into %s.\n", im.done, dest)
 	return nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func importMbox(im *importer, path string) error {

@@ -7,6 +7,7 @@
 package dnscheck
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -139,17 +140,10 @@ func (c *Checker) mx(ctx context.Context, e Expected) Result {
 			r.Status, r.Detail, r.Fix = OK, fmt.Sprintf("%d %s", m.Pref, m.Host), nil
 			return r
 		}
-		hosts = append(hosts, cmpOr(m.Host, ".")) // "." is the null MX (RFC 7505)
+		hosts = append(hosts, cmp.Or(m.Host, ".")) // "." is the null MX (RFC 7505)
 	}
 	r.Status, r.Detail = Wrong, "points to "+strings.Join(hosts, ", ")+", not to "+e.Host
 	return r
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // addresses checks that the host has addresses, and the configured ones; it returns
