@@ -190,3 +190,22 @@ func TestDashboardNamesMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Report sends only when Version moved (or to resend): every change must move it, and a
+// snapshot carries the version it was taken at.
+func TestVersionCountsChanges(t *testing.T) {
+	s := NewSet()
+	v0 := s.Version()
+	s.Add(Rejected, 1, "command", "RCPT", "code", "5.1.1")
+	v1 := s.Version()
+	s.Set(Queue, 3, "queue", "deferred")
+	v2 := s.Version()
+	s.Observe(DeliveryDuration, 1, "transport", "local")
+	v3 := s.Version()
+	if !(v0 < v1 && v1 < v2 && v2 < v3) {
+		t.Errorf("versions %d %d %d %d: each change must move the version", v0, v1, v2, v3)
+	}
+	if _, v := s.Snapshot(); v != v3 || s.Version() != v3 {
+		t.Errorf("a snapshot moved the version or carries another: %d, want %d", v, v3)
+	}
+}
