@@ -90,7 +90,8 @@ func newGreylister(cfg *config.Config, db *bolt.DB, log *slog.Logger, now func()
 	return g, nil
 }
 
-// load reads the state, leaving out what has expired.
+// load reads the state and deletes what has expired (or does not decode): sweep only
+// forgets what is in memory, so a key left out here would stay in spamd.db for ever.
 func (g *greylister) load() error {
 	g.triplets, g.nets = map[string]*triplet{}, map[string]*network{}
 	g.writes = make(chan greylistWrite, 4096)
@@ -100,22 +101,35 @@ func (g *greylister) load() error {
 		if err != nil {
 			return fmt.Errorf("creating the greylist bucket: %w", err)
 		}
-		return b.ForEach(func(k, v []byte) error {
+		var stale [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
 			key := string(k)
 			switch {
 			case strings.HasPrefix(key, "t "):
 				var t triplet
 				if json.Unmarshal(v, &t) == nil && !g.expiredTriplet(&t, now) {
 					g.triplets[key[2:]] = &t
+					return nil
 				}
 			case strings.HasPrefix(key, "n "):
 				var n network
 				if json.Unmarshal(v, &n) == nil && now.Sub(n.Last) <= g.maxAge {
 					g.nets[key[2:]] = &n
+					return nil
 				}
 			}
+			stale = append(stale, append([]byte(nil), k...))
 			return nil
-		})
+		}); err != nil {
+			return fmt.Errorf("reading the greylist state: %w", err)
+		}
+		// A bucket may not change under ForEach (bbolt), hence the second pass.
+		for _, k := range stale {
+			if err := b.Delete(k); err != nil {
+				return fmt.Errorf("deleting expired greylist state: %w", err)
+			}
+		}
+		return nil
 	})
 }
 

@@ -127,6 +127,12 @@ func TestGreylistPersists(t *testing.T) {
 	if len(g3.triplets) != 1 {
 		t.Errorf("after the window: %d triplets, want the passed one", len(g3.triplets))
 	}
+	// and it is gone from the database too, not left there for ever.
+	n := 0
+	db.View(func(tx *bolt.Tx) error { n = tx.Bucket(greylistBucket).Stats().KeyN; return nil })
+	if n != 2 {
+		t.Errorf("after the window: %d keys in the database, want the passed triplet and the network", n)
+	}
 }
 
 func TestNormalizeSender(t *testing.T) {
