@@ -39,10 +39,10 @@ type dnsList struct {
 func dnsListsOf(s config.Spamd) []dnsList {
 	var out []dnsList
 	for _, b := range s.DNSBL {
-		out = append(out, dnsList{zone: b.Zone, weight: b.Weighed(), reject: b.Reject, returns: config.ReturnNets(b.Returns)})
+		out = append(out, dnsList{zone: b.Zone, weight: b.Weighed(), reject: b.Reject, returns: config.ParseNets(b.Returns)})
 	}
 	for _, w := range s.DNSWL {
-		out = append(out, dnsList{zone: w.Zone, weight: w.Weighed(), allow: true, returns: config.ReturnNets(w.Returns)})
+		out = append(out, dnsList{zone: w.Zone, weight: w.Weighed(), allow: true, returns: config.ParseNets(w.Returns)})
 	}
 	return out
 }

@@ -30,7 +30,7 @@ func TestDNSxLName(t *testing.T) {
 
 func TestDNSListReturns(t *testing.T) {
 	def := dnsList{zone: "bl.test"}
-	filtered := dnsList{zone: "bl.test", returns: config.ReturnNets([]string{"127.0.0.4", "127.0.1.0/24"})}
+	filtered := dnsList{zone: "bl.test", returns: config.ParseNets([]string{"127.0.0.4", "127.0.1.0/24"})}
 	for _, tc := range []struct {
 		l    *dnsList
 		code string

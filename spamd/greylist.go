@@ -74,7 +74,7 @@ type greylistWrite struct {
 func newGreylister(cfg *config.Config, db *bolt.DB, log *slog.Logger, now func() time.Time) (*greylister, error) {
 	g := &greylister{
 		delay: cfg.Spamd.GreylistDelay.D(), window: cfg.Spamd.GreylistWindow.D(), maxAge: cfg.Spamd.GreylistMaxAge.D(),
-		autoAllow: cfg.Spamd.GreylistAutoAllow, exempt: parseNets(cfg.Spamd.TrustedRelays),
+		autoAllow: cfg.Spamd.GreylistAutoAllow, exempt: config.ParseNets(cfg.Spamd.TrustedRelays),
 		db: db, log: log, now: now,
 	}
 	for _, e := range cfg.Spamd.GreylistExempt {

@@ -13,7 +13,6 @@
 package main
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -69,7 +68,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer jdb.Close()
-	var trusted = parseNets(cfg.Spamd.TrustedRelays)
+	var trusted = config.ParseNets(cfg.Spamd.TrustedRelays)
 	local := &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))}
 	lists, err := openLists(db, local, d.Log)
 	if err != nil {
@@ -127,15 +126,4 @@ func main() {
 	}
 	srv.Shutdown(ctx)
 	ctl.Shutdown(ctx)
-}
-
-// parseNets parses trusted_relays, which config.Parse has checked.
-func parseNets(list []string) []*net.IPNet {
-	var out []*net.IPNet
-	for _, s := range list {
-		if n, err := config.ParseNet(s); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }

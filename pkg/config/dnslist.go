@@ -104,10 +104,11 @@ func (s *Spamd) validateDNSLists(bad func(key, format string, args ...any) error
 	return nil
 }
 
-// ReturnNets parses the return values of a DNS list, which validation has checked.
-func ReturnNets(returns []string) []*net.IPNet {
+// ParseNets parses a list of addresses and CIDRs that validation has checked (a DNS
+// list's return values, trusted_relays), leaving out any that does not parse.
+func ParseNets(list []string) []*net.IPNet {
 	var out []*net.IPNet
-	for _, r := range returns {
+	for _, r := range list {
 		if n, err := ParseNet(r); err == nil {
 			out = append(out, n)
 		}

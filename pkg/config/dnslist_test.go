@@ -28,7 +28,7 @@ zone = "list.dnswl.example"
 	}
 	s := c.Spamd
 	if len(s.DNSBL) != 2 || s.DNSBL[0].Zone != "zen.example.org" || !s.DNSBL[0].Reject || s.DNSBL[0].Weighed() != DefaultDNSBLWeight ||
-		len(ReturnNets(s.DNSBL[0].Returns)) != 2 || s.DNSBL[1].Weighed() != 2.5 || s.DNSBL[1].Reject {
+		len(ParseNets(s.DNSBL[0].Returns)) != 2 || s.DNSBL[1].Weighed() != 2.5 || s.DNSBL[1].Reject {
 		t.Errorf("dnsbl: %+v", s.DNSBL)
 	}
 	if len(s.DNSWL) != 1 || s.DNSWL[0].Weighed() != DefaultDNSWLWeight {
