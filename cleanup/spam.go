@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -83,9 +84,9 @@ func (c *Cleanup) judge(ctx context.Context, w *queueWriter, env *enqueue.Envelo
 	c.Log.Info("verdict", "id", id, "action", v.Action, "score", v.Score, "reasons", strings.Join(v.Reasons, ","))
 	switch v.Action {
 	case spamcheck.Reject:
-		return enqueue.Refusal(enqueue.CodeRejected, orDefault(v.Code, "5.7.1"), printable(orDefault(v.Text, "Message refused")))
+		return enqueue.Refusal(enqueue.CodeRejected, cmp.Or(v.Code, "5.7.1"), printable(cmp.Or(v.Text, "Message refused")))
 	case spamcheck.Tempfail:
-		return enqueue.Refusal(enqueue.CodeTempfail, orDefault(v.Code, "4.7.1"), printable(orDefault(v.Text, "Try again later")))
+		return enqueue.Refusal(enqueue.CodeTempfail, cmp.Or(v.Code, "4.7.1"), printable(cmp.Or(v.Text, "Try again later")))
 	}
 	if markJunk(w.env, v) {
 		if err := w.Rewrite(w.env); err != nil {
@@ -131,13 +132,6 @@ func markJunk(env *queue.Envelope, v *spamcheck.Verdict) bool {
 		env.Spam = true
 	}
 	return changed
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // verdictHeaders formats Authentication-Results (RFC 8601) and X-Spam-Status, within
