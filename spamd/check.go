@@ -323,11 +323,11 @@ func (c *Checker) classifierUser(ctx context.Context, req *spamcheck.Request) st
 	return rcpt
 }
 
+// policyRank orders the DMARC policies from the mildest.
+var policyRank = map[string]int{dmarc.None: 0, dmarc.Quarantine: 1, dmarc.Reject: 2}
+
 // stricter reports whether policy a is stricter than b.
-func stricter(a, b string) bool {
-	rank := map[string]int{dmarc.None: 0, dmarc.Quarantine: 1, dmarc.Reject: 2}
-	return rank[a] > rank[b]
-}
+func stricter(a, b string) bool { return policyRank[a] > policyRank[b] }
 
 // domainOf returns the lower-case domain of an address, "" if it has none.
 func domainOf(addr string) string {
