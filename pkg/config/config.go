@@ -770,6 +770,12 @@ func (c *Config) validateSpamd(bad func(key, format string, args ...any) error) 
 			return bad("spamd.trusted_relays", "%v", err)
 		}
 	}
+	if s.ClassifierMinSpam < 1 {
+		return bad("spamd.classifier_min_spam", "must be at least 1")
+	}
+	if s.ClassifierMinHam < 1 {
+		return bad("spamd.classifier_min_ham", "must be at least 1")
+	}
 	if err := c.validateReports(bad); err != nil {
 		return err
 	}

@@ -95,12 +95,6 @@ func (s *Spamd) validateDNSLists(bad func(key, format string, args ...any) error
 			return bad("spamd.dnswl", "entry %d: weight must not be positive: an allowlist lowers the score", i+1)
 		}
 	}
-	if s.ClassifierMinSpam < 1 {
-		return bad("spamd.classifier_min_spam", "must be at least 1")
-	}
-	if s.ClassifierMinHam < 1 {
-		return bad("spamd.classifier_min_ham", "must be at least 1")
-	}
 	return nil
 }
 
