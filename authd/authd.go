@@ -181,6 +181,7 @@ func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(auth.OpWebLogin, handler(a, a.webLogin))
 	s.Handle(auth.OpWebCheck, handler(a, a.webCheck))
 	s.Handle(auth.OpWebLogout, handler(a, a.webLogout))
+	s.Handle(auth.OpWebImages, handler(a, a.webImages))
 	s.Handle(auth.OpAccount, handler(a, a.account))
 	return s
 }

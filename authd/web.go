@@ -170,3 +170,34 @@ func (a *Authd) webLogout(_ context.Context, peer ipc.Cred, req *auth.WebLogoutR
 	a.Log.Info("web session closed", "revoked", n, "all", req.All)
 	return auth.WebLogoutResult{Revoked: n}, nil
 }
+
+// webImages serves auth.OpWebImages, for httpd alone and for a user it holds a live web
+// session token of: the senders whose remote images the user's webmail shows, kept in
+// users.db so that the choice outlives the session and follows the user to every device.
+func (a *Authd) webImages(_ context.Context, peer ipc.Cred, req *auth.WebImagesRequest) (any, error) {
+	if !a.WebPeer(peer) {
+		return nil, ipc.Errorf("denied", "%s is for httpd only", auth.OpWebImages)
+	}
+	addr := canonical(req.User)
+	if !a.Web.Check(addr, req.Token) {
+		a.Log.Warn("image senders refused: no live web session of the user", "user", addr)
+		return nil, ipc.Errorf("denied", "no live web session of %s", addr)
+	}
+	if req.Allow != "" {
+		if err := a.DB.AddImageSender(addr, req.Allow); err != nil {
+			return nil, a.ipcError(err)
+		}
+		a.Log.Info("remote images allowed for a sender", "user", addr, "sender", clipKey(req.Allow))
+	}
+	if req.Forget != "" {
+		if err := a.DB.DelImageSender(addr, req.Forget); err != nil {
+			return nil, a.ipcError(err)
+		}
+		a.Log.Info("remote images no longer allowed for a sender", "user", addr, "sender", clipKey(req.Forget))
+	}
+	senders, err := a.DB.ImageSenders(addr)
+	if err != nil {
+		return nil, a.ipcError(err)
+	}
+	return auth.WebImagesResult{Senders: senders}, nil
+}

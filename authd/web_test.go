@@ -101,3 +101,48 @@ func TestParseWebResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestWebImages: web.images keeps a user's image senders in users.db, for httpd alone
+// and only with a live web session token of that user.
+func TestWebImages(t *testing.T) {
+	e := start(t, true)
+	ctx := context.Background()
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "pw"}, nil)
+	e.webPeer.Store(true)
+	r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret"})
+	if err != nil || !r.OK {
+		t.Fatalf("web.login: %+v, %v", r, err)
+	}
+	tok := r.Token
+	got, err := e.auth.WebImages(ctx, auth.WebImagesRequest{User: "alice@example.org", Token: tok, Allow: "News@Shop.example"})
+	if err != nil || len(got) != 1 || got[0] != "news@shop.example" {
+		t.Fatalf("allow: %q, %v", got, err)
+	}
+	if got, err := e.auth.WebImages(ctx, auth.WebImagesRequest{User: "alice@example.org", Token: tok}); err != nil || len(got) != 1 {
+		t.Errorf("list: %q, %v", got, err)
+	}
+	// alice's token is no key to bob's preferences, nor is a wrong token to hers.
+	if _, err := e.auth.WebImages(ctx, auth.WebImagesRequest{User: "bob@example.org", Token: tok, Allow: "x@other.test"}); !ipc.IsCode(err, "denied") {
+		t.Errorf("bob's senders with alice's token: %v, want denied", err)
+	}
+	if _, err := e.auth.WebImages(ctx, auth.WebImagesRequest{User: "alice@example.org", Token: tok + "x"}); !ipc.IsCode(err, "denied") {
+		t.Errorf("a wrong token: %v, want denied", err)
+	}
+	if _, err := e.auth.WebImages(ctx, auth.WebImagesRequest{User: "alice@example.org", Token: tok, Allow: "not an address"}); !ipc.IsCode(err, "invalid") {
+		t.Errorf("a bad sender: %v, want invalid", err)
+	}
+	if s, _ := e.a.DB.ImageSenders("bob@example.org"); len(s) != 0 {
+		t.Errorf("bob has senders: %q", s)
+	}
+	// Only httpd may ask.
+	e.webPeer.Store(false)
+	if _, err := e.auth.WebImages(ctx, auth.WebImagesRequest{User: "alice@example.org", Token: tok}); !ipc.IsCode(err, "denied") {
+		t.Errorf("a peer that is not httpd: %v, want denied", err)
+	}
+	e.webPeer.Store(true)
+	if got, err := e.auth.WebImages(ctx, auth.WebImagesRequest{User: "alice@example.org", Token: tok, Forget: "news@shop.example"}); err != nil || len(got) != 0 {
+		t.Errorf("forget: %q, %v", got, err)
+	}
+}

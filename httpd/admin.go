@@ -51,6 +51,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /account", s.authed(s.accountPage))
 	mux.Handle("POST /account/password", s.authed(s.accountPassword))
 	mux.Handle("POST /account/apppassword", s.authed(s.accountAppPassword))
+	mux.Handle("POST /account/images", s.authed(s.accountImages))
 	mux.Handle("GET /account/export", s.authed(s.accountExport))
 	mux.Handle("POST /account/delete", s.authed(s.accountDelete))
 	mux.Handle("GET /account/mobileconfig", s.authed(func(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -316,6 +317,8 @@ type accountData struct {
 	// NewAppPassword is the app password just made, shown this once.
 	NewAppPassword *control.AppPassword
 	Admin          bool
+	// ImageSenders are the senders whose remote images the user allowed.
+	ImageSenders []string
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -329,6 +332,11 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, sess *ses
 		d.Error = strings.TrimSpace(d.Error + " App passwords: " + err.Error())
 	}
 	d.AppPasswords = list.AppPasswords
+	if senders, err := s.imageSenders(r.Context(), sess, "", ""); err != nil {
+		d.Error = strings.TrimSpace(d.Error + " Image senders: " + err.Error())
+	} else {
+		d.ImageSenders = senders
+	}
 	if acct, err := s.auth.Account(r.Context(), sess.user); err == nil {
 		d.Admin = acct.Admin
 	}

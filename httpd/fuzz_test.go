@@ -41,3 +41,16 @@ func FuzzPaths(f *testing.F) {
 		unescapeCID(s)
 	})
 }
+
+// FuzzAuthenticatedFrom: whatever From: and Authentication-Results fields a message
+// carries, their parser neither crashes nor authenticates a From: without a pass.
+func FuzzAuthenticatedFrom(f *testing.F) {
+	f.Add("From: <a@shop.test>\r\nAuthentication-Results: mx.example.org; dmarc=pass header.from=shop.test\r\n")
+	f.Add("From: a\r\nAuthentication-Results: mx.example.org (c); spf=pass smtp.mailfrom=@; dkim=pass header.d=\r\n")
+	f.Add("Authentication-Results: mx.example.org 2; x\r\n")
+	f.Fuzz(func(t *testing.T, hdr string) {
+		if _, ok := authenticatedFrom([]byte(hdr), "mx.example.org"); ok && !strings.Contains(hdr, "pass") {
+			t.Fatalf("%q authenticated without a pass", hdr)
+		}
+	})
+}

@@ -32,6 +32,7 @@ func (s *Server) mailRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /mail/msg", s.authed(s.messagePage))
 	mux.Handle("GET /mail/body", s.authed(s.messageBody))
 	mux.Handle("GET /mail/part", s.authed(s.messagePart))
+	mux.Handle("POST /mail/images", s.authed(s.imagesAllow))
 	mux.Handle("POST /mail/act", s.authed(s.act))
 	mux.Handle("POST /mail/folder", s.authed(s.folderAct))
 	mux.Handle("GET /mail/compose", s.authed(s.composePage))
@@ -398,6 +399,11 @@ type msgData struct {
 	Flagged, Seen               bool
 	Images                      bool // remote images allowed for this view
 	Use                         string
+	// Remote says the body refers to remote images; Sender is the From: address,
+	// Authenticated whether this host authenticated it (authenticatedFrom), Trusted
+	// whether the user allows the images of that sender.
+	Remote, Authenticated, Trusted bool
+	Sender                         string
 }
 
 // fetchMessage fetches what the message page and body need: envelope, flags, structure.
@@ -446,6 +452,9 @@ func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, sess *sessi
 		d.Flagged = slices.Contains(m.Flags, imap.FlagFlagged)
 		d.Seen = true
 		_, _, d.Attachments = structure(m.BodyStructure)
+		if err := s.remoteImages(r.Context(), c, sess, m, &d); err != nil {
+			return err
+		}
 		if !slices.Contains(m.Flags, imap.FlagSeen) {
 			return c.Store(imap.UIDSetNum(d.UID), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
 		}
@@ -456,6 +465,41 @@ func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, sess *sessi
 		return
 	}
 	s.render(w, http.StatusOK, "msg.html", d)
+}
+
+// remoteImages fills the remote image fields of d for message m: whether its body has
+// remote images and, when it has and they are not allowed already, whether its sender
+// is authenticated and trusted by the user, which allows them.
+func (s *Server) remoteImages(ctx context.Context, c *imapConn, sess *session, m *imapclient.FetchMessageBuffer, d *msgData) error {
+	if d.Images {
+		return nil
+	}
+	if text, _, _ := structure(m.BodyStructure); text == nil || text.Type != "text/html" {
+		return nil
+	}
+	body, err := loadBody(c, m.UID, m.BodyStructure, false, false)
+	if err != nil || !body.Remote {
+		return err
+	}
+	d.Remote = true
+	hdr := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"From", "Authentication-Results"}, Peek: true}
+	msgs, err := c.Fetch(imap.UIDSetNum(m.UID), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{hdr}}).Collect()
+	if err != nil || len(msgs) == 0 {
+		return cmp(err, errNoMessage)
+	}
+	d.Sender, d.Authenticated = authenticatedFrom(msgs[0].FindBodySection(hdr), s.cfg.AuthservID())
+	if !d.Authenticated {
+		return nil
+	}
+	senders, err := s.imageSenders(ctx, sess, "", "")
+	if err != nil {
+		// Not fatal: the images stay blocked, as for an unknown sender.
+		s.log.Warn("asking authd for the image senders", "user", sess.user, "err", err)
+		return nil
+	}
+	d.Trusted = slices.Contains(senders, d.Sender)
+	d.Images = d.Trusted
+	return nil
 }
 
 // bodyData fills templates/body.html.
@@ -480,46 +524,8 @@ func (s *Server) messageBody(w http.ResponseWriter, r *http.Request, sess *sessi
 		if err != nil {
 			return err
 		}
-		text, inline, _ := structure(m.BodyStructure)
-		if text == nil {
-			return nil
-		}
-		sections := []*imap.FetchItemBinarySection{{Part: text.path, Peek: true}}
-		var total int64
-		var shown []partInfo
-		if text.Type == "text/html" {
-			for _, p := range inline {
-				if total += p.Size; total > maxInline {
-					break
-				}
-				shown = append(shown, p)
-				sections = append(sections, &imap.FetchItemBinarySection{Part: p.path, Peek: true})
-			}
-		}
-		msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BinarySection: sections}).Collect()
-		if err != nil {
-			return fmt.Errorf("fetching the body of message %d: %w", uid, err)
-		}
-		if len(msgs) == 0 {
-			return errNoMessage
-		}
-		raw := msgs[0].FindBinarySection(sections[0])
-		body, err := decodeCharset(raw, text.single.Params["charset"])
-		if err != nil {
-			return err
-		}
-		if text.Type != "text/html" {
-			d.Text = body
-			return nil
-		}
-		parts := map[string]inlinePart{}
-		for i, p := range shown {
-			parts[p.ID] = inlinePart{Type: p.Type, Data: msgs[0].FindBinarySection(sections[i+1])}
-		}
-		d.IsHTML = true
-		safe, remote := sanitizeHTML([]byte(body), parts, images)
-		d.HTML, d.Remote = template.HTML(safe), remote // the one place untrusted markup becomes template.HTML
-		return nil
+		d, err = loadBody(c, uid, m.BodyStructure, images, true)
+		return err
 	})
 	if err != nil {
 		s.fail(w, r, sess, err)
@@ -532,6 +538,53 @@ func (s *Server) messageBody(w http.ResponseWriter, r *http.Request, sess *sessi
 	w.Header().Set("Content-Security-Policy", csp)
 	w.Header().Set("X-Frame-Options", "SAMEORIGIN")
 	s.render(w, http.StatusOK, "body.html", d)
+}
+
+// loadBody fetches and renders the text of message uid (of structure bs) in the
+// selected folder: HTML sanitized, with its remote images kept when images, and its
+// inline (cid:) images put in when inline.
+func loadBody(c *imapConn, uid imap.UID, bs imap.BodyStructure, images, inline bool) (bodyData, error) {
+	var d bodyData
+	text, parts, _ := structure(bs)
+	if text == nil {
+		return d, nil
+	}
+	sections := []*imap.FetchItemBinarySection{{Part: text.path, Peek: true}}
+	var total int64
+	var shown []partInfo
+	if text.Type == "text/html" && inline {
+		for _, p := range parts {
+			if total += p.Size; total > maxInline {
+				break
+			}
+			shown = append(shown, p)
+			sections = append(sections, &imap.FetchItemBinarySection{Part: p.path, Peek: true})
+		}
+	}
+	msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BinarySection: sections}).Collect()
+	if err != nil {
+		return d, fmt.Errorf("fetching the body of message %d: %w", uid, err)
+	}
+	if len(msgs) == 0 {
+		return d, errNoMessage
+	}
+	raw := msgs[0].FindBinarySection(sections[0])
+	body, err := decodeCharset(raw, text.single.Params["charset"])
+	if err != nil {
+		return d, err
+	}
+	if text.Type != "text/html" {
+		d.Text = body
+		return d, nil
+	}
+	byID := map[string]inlinePart{}
+	for i, p := range shown {
+		byID[p.ID] = inlinePart{Type: p.Type, Data: msgs[0].FindBinarySection(sections[i+1])}
+	}
+	d.IsHTML = true
+	safe, remote := sanitizeHTML([]byte(body), byID, images)
+	d.HTML, d.Remote = template.HTML(safe), remote // the one place untrusted markup becomes template.HTML
+	return d, nil
 }
 
 // decodeCharset turns a text part into UTF-8.

@@ -20,6 +20,8 @@ const (
 	OpWebLogin  = "web.login"
 	OpWebCheck  = "web.check"
 	OpWebLogout = "web.logout"
+	// OpWebImages reads and changes a web user's image senders (WebImagesRequest).
+	OpWebImages = "web.images"
 )
 
 // WebMechanism is the SASL mechanism (a private one, not registered with IANA) through
@@ -105,4 +107,30 @@ func (c *Client) WebLogout(ctx context.Context, token string, all bool) (int, er
 	var r WebLogoutResult
 	_, err := c.c.Call(ctx, OpWebLogout, WebLogoutRequest{Token: token, All: all}, &r)
 	return r.Revoked, err
+}
+
+// WebImagesRequest lists the senders whose remote images the webmail shows User without
+// asking, after adding Allow or removing Forget when they are set. It is for httpd
+// alone, and only for a user it holds a live web session token of: Token must be good
+// for User, as in WebCheckRequest, so that httpd cannot change the preferences of
+// users who are not logged in.
+type WebImagesRequest struct {
+	User   string `json:"user"`
+	Token  string `json:"token"`
+	Allow  string `json:"allow,omitempty"`
+	Forget string `json:"forget,omitempty"`
+}
+
+// WebImagesResult answers a WebImagesRequest: the user's image senders, sorted, lower
+// case.
+type WebImagesResult struct {
+	Senders []string `json:"senders"`
+}
+
+// WebImages reads, and with allow or forget changes, the image senders of the web
+// session's user (httpd only).
+func (c *Client) WebImages(ctx context.Context, req WebImagesRequest) ([]string, error) {
+	var r WebImagesResult
+	_, err := c.c.Call(ctx, OpWebImages, req, &r)
+	return r.Senders, err
 }

@@ -20,6 +20,8 @@
 //	                          one per device, usable in place of its password (later too)
 //	audit                     <sequence, 8 bytes big-endian> → pkg/audit.Entry: the
 //	                          append-only log of administrative changes (later too)
+//	imagesenders/<local@domain>/  <sender address> → {added}: the senders whose remote
+//	                          images the account's webmail shows without asking (later too)
 package userdb
 
 import (
@@ -139,7 +141,7 @@ func initSchema(tx *bolt.Tx) error {
 	} else if err := meta.Put(keyVersion, []byte(strconv.Itoa(schemaVersion))); err != nil {
 		return err
 	}
-	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases, bucketLogins, bucketRates, bucketAppPasswords, bucketAudit} {
+	for _, name := range [][]byte{bucketDomains, bucketUsers, bucketAliases, bucketLogins, bucketRates, bucketAppPasswords, bucketAudit, bucketImageSenders} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -215,6 +217,9 @@ func (db *DB) DelDomain(name string, force bool) error {
 			return err
 		}
 		if err := forgetAppPasswordsOf(tx, inDomain); err != nil {
+			return err
+		}
+		if err := forgetImageSendersOf(tx, inDomain); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketDomains).Delete([]byte(d))

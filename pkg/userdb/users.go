@@ -118,6 +118,9 @@ func (db *DB) DelUser(addr string) error {
 		if err := forgetAppPasswordsOf(tx, isA); err != nil {
 			return err
 		}
+		if err := forgetImageSendersOf(tx, isA); err != nil {
+			return err
+		}
 		return b.Delete([]byte(a))
 	})
 }
