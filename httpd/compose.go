@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/microcosm-cc/bluemonday"
 
@@ -37,6 +38,9 @@ type composeData struct {
 	FwdFolder             string
 	FwdUID                imap.UID
 	Draft                 imap.UID // the draft this resumes, replaced when saved or sent
+	// Kept are the attachments of the resumed draft, carried into what is saved or
+	// sent unless their remove box is ticked (form field "drop", by part path).
+	Kept []partInfo
 }
 
 // composePage shows the compose form: blank, or a reply, reply to all, forward, or a
@@ -142,6 +146,12 @@ func (s *Server) composePage(w http.ResponseWriter, r *http.Request, sess *sessi
 			d.Body = "\n\n-------- Forwarded message (attached) --------\nFrom: " + plainAddrs(e.From) + "\nSubject: " + e.Subject + "\n\n" + body
 		case "draft":
 			d.Draft = uid
+			_, _, d.Kept = structure(m.BodyStructure)
+			for i, k := range d.Kept {
+				if strings.EqualFold(k.single.Encoding, "base64") {
+					d.Kept[i].Size = k.Size * 3 / 4 // about the decoded size: base64 is 4 octets for 3
+				}
+			}
 			d.To, d.Cc, d.Subject, d.Body = plainAddrs(e.To), plainAddrs(e.Cc), e.Subject, body
 			if h != nil {
 				d.Bcc = h.Header.Get("Bcc")
@@ -262,8 +272,17 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
 	if r.MultipartForm != nil {
 		files = r.MultipartForm.File["attach"]
 	}
+	drop := map[string]bool{}
+	for _, p := range r.PostForm["drop"] {
+		drop[p] = true
+	}
 	var msg []byte
 	err = s.withIMAP(r.Context(), sess, func(c *imapConn) error {
+		fs, err := folders(c)
+		if err != nil {
+			return err
+		}
+		drafts := specialFolder(fs, "Drafts")
 		var fwd []byte
 		if d.FwdUID != 0 {
 			if _, err := selectFolder(c, d.FwdFolder); err != nil {
@@ -276,12 +295,15 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
 			}
 			fwd = msgs[0].FindBodySection(sec)
 		}
-		var err error
-		msg, err = buildMessage(s.cfg.Hostname, d, to, cc, bcc, save, files, fwd)
-		if err != nil {
-			return err
+		var kept []keptPart
+		if d.Draft != 0 {
+			// The attachments of the resumed draft, streamed from imapd into the new
+			// message as it is written: the draft is never held whole.
+			if kept, err = draftParts(c, drafts, d.Draft, drop); err != nil {
+				return err
+			}
 		}
-		fs, err := folders(c)
+		msg, err = buildMessage(s.cfg.Hostname, d, to, cc, bcc, save, files, fwd, kept)
 		if err != nil {
 			return err
 		}
@@ -298,7 +320,6 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, sess *session) {
 			return err
 		}
 		if d.Draft != 0 {
-			drafts := specialFolder(fs, "Drafts")
 			if _, err := selectFolder(c, drafts); err != nil {
 				return err
 			}
@@ -343,11 +364,11 @@ func appendMessage(c *imapConn, box string, flags []imap.Flag, msg []byte) error
 	return nil
 }
 
-// buildMessage writes the message (RFC 5322, MIME): the text, the uploaded files and
-// the forwarded message as attachments. A draft keeps its Bcc header; a sent message
+// buildMessage writes the message (RFC 5322, MIME): the text, the attachments kept from
+// a resumed draft, the uploaded files and the forwarded message as attachments. A draft keeps its Bcc header; a sent message
 // does not carry it (RFC 5322 §3.6.3 leaves that to the sender; recipients must not
 // see it).
-func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, draft bool, files []*multipart.FileHeader, fwd []byte) ([]byte, error) {
+func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, draft bool, files []*multipart.FileHeader, fwd []byte, kept []keptPart) ([]byte, error) {
 	var h gomail.Header
 	h.SetDate(time.Now())
 	h.SetAddressList("From", []*gomail.Address{{Address: d.Selected}})
@@ -382,7 +403,7 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 	var th gomail.InlineHeader
 	th.Set("Content-Type", "text/plain; charset=utf-8")
 	th.Set("Content-Transfer-Encoding", "quoted-printable")
-	if len(files) == 0 && fwd == nil {
+	if len(files) == 0 && fwd == nil && len(kept) == 0 {
 		w, err := gomail.CreateSingleInlineWriter(&b, h)
 		if err != nil {
 			return nil, err
@@ -403,6 +424,25 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 	}
 	io.WriteString(tw, body)
 	tw.Close()
+	for _, k := range kept {
+		var ah gomail.AttachmentHeader
+		ah.Set("Content-Type", k.Type)
+		if k.Type == "message/rfc822" {
+			ah.Set("Content-Transfer-Encoding", "8bit") // RFC 2046 §5.2.1: no base64 for message/rfc822
+		}
+		ah.SetFilename(k.Name)
+		aw, err := mw.CreateAttachment(ah)
+		if err != nil {
+			return nil, err
+		}
+		err = k.write(aw)
+		if cerr := aw.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("attaching %s from the draft: %w", k.Name, err)
+		}
+	}
 	for _, fh := range files {
 		var ah gomail.AttachmentHeader
 		ct := fh.Header.Get("Content-Type")
@@ -441,6 +481,77 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// keptPart is an attachment of a resumed draft that goes into its successor: write
+// copies its content (decoded) from imapd.
+type keptPart struct {
+	Name, Type string
+	write      func(io.Writer) error
+}
+
+// draftParts selects the folder drafts and returns the attachments of the draft uid,
+// but those whose part path is in drop, each written by streaming it from imapd
+// (streamPart) while drafts stays selected.
+func draftParts(c *imapConn, drafts string, uid imap.UID, drop map[string]bool) ([]keptPart, error) {
+	if _, err := selectFolder(c, drafts); err != nil {
+		return nil, err
+	}
+	m, err := fetchMessage(c, uid)
+	if err != nil {
+		return nil, err
+	}
+	_, _, atts := structure(m.BodyStructure)
+	var out []keptPart
+	for _, p := range atts {
+		if drop[p.Path] {
+			continue
+		}
+		out = append(out, keptPart{Name: p.Name, Type: p.Type, write: func(w io.Writer) error {
+			return streamPart(c, uid, p.path, p.Type == "message/rfc822", w)
+		}})
+	}
+	return out, nil
+}
+
+// streamPart copies the part path of message uid, in the selected folder, to w as it
+// comes from imapd: decoded (BINARY, RFC 3516), or for a message/rfc822 part as it is
+// (BODY: RFC 3516 §4.2 allows no BINARY of a message part).
+func streamPart(c *imapConn, uid imap.UID, path []int, message bool, w io.Writer) error {
+	opts := &imap.FetchOptions{UID: true}
+	if message {
+		opts.BodySection = []*imap.FetchItemBodySection{{Part: path, Peek: true}}
+	} else {
+		opts.BinarySection = []*imap.FetchItemBinarySection{{Part: path, Peek: true}}
+	}
+	cmd := c.Fetch(imap.UIDSetNum(uid), opts)
+	found := false
+	var copyErr error
+	for m := cmd.Next(); m != nil; m = cmd.Next() {
+		for item := m.Next(); item != nil; item = m.Next() {
+			var lit imap.LiteralReader
+			switch it := item.(type) {
+			case imapclient.FetchItemDataBinarySection:
+				lit = it.Literal
+			case imapclient.FetchItemDataBodySection:
+				lit = it.Literal
+			}
+			if lit != nil && !found {
+				found = true
+				_, copyErr = io.Copy(w, lit) // what is left unread is discarded by Next
+			}
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("fetching part %s of message %d: %w", joinPath(path), uid, err)
+	}
+	if copyErr != nil {
+		return fmt.Errorf("copying part %s of message %d: %w", joinPath(path), uid, copyErr)
+	}
+	if !found {
+		return errNoMessage
+	}
+	return nil
 }
 
 // msgID matches a message identifier (RFC 5322 §3.6.4).

@@ -400,7 +400,7 @@ func TestBuildMessage(t *testing.T) {
 	}
 	d := composeData{Selected: "alice@example.test", Subject: "Grüße", Body: "line 1\nline 2", InReplyTo: "<a@b.example>", References: "<z@b.example> <a@b.example>"}
 	bcc := []*mail.Address{{Address: "hidden@example.org"}}
-	msg, err := buildMessage("mail.example.test", d, []*mail.Address{{Name: "Bob", Address: "bob@example.org"}}, nil, bcc, false, form.File["attach"], []byte("Subject: old\r\n\r\nold body\r\n"))
+	msg, err := buildMessage("mail.example.test", d, []*mail.Address{{Name: "Bob", Address: "bob@example.org"}}, nil, bcc, false, form.File["attach"], []byte("Subject: old\r\n\r\nold body\r\n"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestBuildMessage(t *testing.T) {
 	if strings.Contains(m, "hidden@example.org") {
 		t.Error("a sent message carries its Bcc")
 	}
-	draft, _ := buildMessage("mail.example.test", d, nil, nil, bcc, true, nil, nil)
+	draft, _ := buildMessage("mail.example.test", d, nil, nil, bcc, true, nil, nil, nil)
 	if !strings.Contains(string(draft), "Bcc: <hidden@example.org>") {
 		t.Errorf("a draft lost its Bcc:\n%s", draft)
 	}
