@@ -45,6 +45,10 @@ type Authd struct {
 	// nobody.
 	Web     *WebSessions
 	WebPeer func(ipc.Cred) bool
+	// DKIMDir is where the DKIM keys live (dkim.Dir of data_dir); "" serves no dkim
+	// operation. DKIMRefused, when set, says why authd must not write keys there
+	// (cleanup, which reads them, runs as another user): dkim.list still answers.
+	DKIMDir, DKIMRefused string
 
 	initOnce     sync.Once
 	loginsMu     sync.Mutex
@@ -210,6 +214,9 @@ func (a *Authd) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(control.AppPasswordList, handler(a, a.appPasswordList))
 	s.Handle(control.AppPasswordRevoke, handler(a, a.appPasswordRevoke))
 	s.Handle(control.AuditList, handler(a, a.auditList))
+	s.Handle(control.DKIMList, handler(a, a.dkimList))
+	s.Handle(control.DKIMGenerate, handler(a, a.dkimGenerate))
+	s.Handle(control.DKIMRemove, handler(a, a.dkimRemove))
 	s.Handle(control.Backup, a.backup)
 	return s
 }

@@ -90,6 +90,7 @@ func start(t *testing.T, withLocal bool) *env {
 		Log:          slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Web:          &WebSessions{Idle: 30 * time.Minute, Lifetime: 12 * time.Hour, Now: e.clock.Now, tokens: map[[32]byte]*webToken{}},
 		WebPeer:      func(ipc.Cred) bool { return e.webPeer.Load() },
+		DKIMDir:      filepath.Join(dir, "dkim"),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if withLocal {

@@ -13,6 +13,7 @@ import (
 
 	"postern/pkg/daemon"
 	"postern/pkg/delivery"
+	"postern/pkg/dkim"
 	"postern/pkg/ratelimit"
 	"postern/pkg/userdb"
 )
@@ -41,6 +42,10 @@ func main() {
 		Web:          NewWebSessions(cfg.HTTPD.IdleTimeout.D(), cfg.HTTPD.SessionLifetime.D()),
 		// web.login and web.logout are httpd's alone (see WebSessions).
 		WebPeer: daemon.Only(cfg, "authd", "httpd"),
+		DKIMDir: dkim.Dir(cfg.DataDir),
+	}
+	if !daemon.SameUser(cfg, "authd", "cleanup") {
+		a.DKIMRefused = "cleanup runs as another user than authd, and could not read the DKIM keys authd made: make them with mailctl dkim generate as root while Postern is stopped"
 	}
 	if err := a.LoadRates(); err != nil {
 		// Not fatal: the accounts' counts start from zero.

@@ -47,6 +47,7 @@ func origin(r *http.Request, sess *session) control.Origin {
 func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /admin", s.admin(s.adminPage))
 	mux.Handle("GET /admin/queue", s.admin(s.queuePage))
+	mux.Handle("GET /admin/dkim", s.admin(s.dkimPage))
 	mux.Handle("POST /admin/do", s.admin(s.adminDo))
 	mux.Handle("GET /account", s.authed(s.accountPage))
 	mux.Handle("POST /account/password", s.authed(s.accountPassword))
@@ -169,6 +170,7 @@ func (s *Server) adminDo(w http.ResponseWriter, r *http.Request, sess *session) 
 	op, addr := f("op"), f("address")
 	var err error
 	var notice string
+	page := "/admin" // where to go back to
 	switch op {
 	case "domain.add":
 		err = s.control(ctx, "authd", control.DomainAdd, control.DomainRequest{Origin: o, Name: f("name")}, nil)
@@ -216,6 +218,15 @@ func (s *Server) adminDo(w http.ResponseWriter, r *http.Request, sess *session) 
 	case "alias.del":
 		err = s.control(ctx, "authd", control.AliasDel, control.Alias{Origin: o, Address: addr}, nil)
 		notice = "Alias " + addr + " deleted."
+	case control.DKIMGenerate:
+		var k control.DKIMKey
+		err = s.control(ctx, "authd", control.DKIMGenerate, control.DKIMRequest{Origin: o, Domain: f("domain"), Selector: f("selector"), Algorithm: f("algorithm")}, &k)
+		notice = fmt.Sprintf("Key %s of %s created: publish its record; mail is signed with it from now on.", k.Selector, k.Domain)
+		page = "/admin/dkim"
+	case control.DKIMRemove:
+		err = s.control(ctx, "authd", control.DKIMRemove, control.DKIMRequest{Origin: o, Domain: f("domain"), Selector: f("selector")}, nil)
+		notice = fmt.Sprintf("Key %s of %s removed: mail is no longer signed with it.", f("selector"), f("domain"))
+		page = "/admin/dkim"
 	case control.QueueFlush, control.QueueHold, control.QueueRelease, control.QueueDelete:
 		var ids []string
 		for _, id := range r.PostForm["id"] {
@@ -238,7 +249,7 @@ func (s *Server) adminDo(w http.ResponseWriter, r *http.Request, sess *session) 
 	} else {
 		q.Set("notice", notice)
 	}
-	http.Redirect(w, r, "/admin?"+q.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, page+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 func orDefault(s, def string) string {

@@ -12,12 +12,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"postern/pkg/acmecert"
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/daemon"
+	"postern/pkg/dnscheck"
 	"postern/pkg/tlsconf"
 )
 
@@ -49,6 +51,11 @@ type Server struct {
 	// httpsPort is the port of the https listener, for the redirects from http.
 	httpsPort string
 	maxUpload int64
+
+	// dns checks the DKIM records of the panel (dnsChecker).
+	dnsOnce sync.Once
+	dns     *dnscheck.Checker
+	dnsErr  error
 }
 
 // New returns a server configured by cfg.

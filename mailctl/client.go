@@ -33,16 +33,27 @@ func (a *app) loadConfig() (*config.Config, error) {
 // failures: the daemon is not running, or the caller may not use the socket. files go
 // along as descriptors (SCM_RIGHTS).
 func (a *app) call(cfg *config.Config, daemon, op string, req, resp any, files ...*os.File) error {
-	path := cfg.ControlSocket(daemon)
-	cl := ipc.NewClient(path)
+	if err := rawCall(cfg, daemon, op, req, resp, files...); err != nil {
+		return a.callError(cfg, daemon, err)
+	}
+	return nil
+}
+
+// rawCall is call without the explanations: the error as the socket gave it.
+func rawCall(cfg *config.Config, daemon, op string, req, resp any, files ...*os.File) error {
+	cl := ipc.NewClient(cfg.ControlSocket(daemon))
 	cl.Timeout = callTimeout
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	_, err := cl.Call(ctx, op, req, resp, files...)
-	if err == nil {
-		return nil
-	}
+	return err
+}
+
+// callError explains the error of a request to daemon's control socket to the
+// administrator.
+func (a *app) callError(cfg *config.Config, daemon string, err error) error {
+	path := cfg.ControlSocket(daemon)
 	var ie *ipc.Error
 	switch {
 	case errors.As(err, &ie) && ie.Code == "denied":

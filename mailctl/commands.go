@@ -539,7 +539,8 @@ is in DOMAIN (or a subdomain) with every key of the domain, from the next messag
 no restart is needed. An existing selector is never overwritten. ed25519 (RFC 8463) is
 the default; rsa makes a 2048-bit RSA key, which every verifier understands: publish
 both for the widest reach. The selector defaults to the algorithm and the month, such
-as ed202611. The key is written offline, without a running daemon.`,
+as ed202611. authd writes the key and records the change in its audit log, as for the
+admin panel; when authd does not run, mailctl writes it itself.`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.selector, "selector", "", "the key's `SELECTOR`, one DNS label (default: ed or rsa and the year and month)")
 			fs.StringVar(&o.algorithm, "algorithm", "ed25519", "the key type, `ed25519 or rsa` (2048 bits)")
@@ -550,6 +551,17 @@ as ed202611. The key is written offline, without a running daemon.`,
 		name: "dkim list", args: "[DOMAIN]", maxArgs: 1,
 		summary: "list the DKIM keys, of every domain or of one",
 		run:     runDKIMList,
+	},
+	{
+		name: "dkim remove", args: "DOMAIN SELECTOR", minArgs: 2, maxArgs: 2,
+		summary: "retire a DKIM key of a domain",
+		detail: `
+Deletes the key SELECTOR of DOMAIN: mail is no longer signed with it from the next
+message on. To rotate a key, generate a new selector, publish its record, wait for the
+DNS to carry it, then remove the old key, and its record once the mail signed with it
+has been delivered. Like generate, it goes through authd (audit log), or is done
+offline when authd does not run.`,
+		run: runDKIMRemove,
 	},
 	{
 		name: "dns records", args: "DOMAIN [--dmarc POLICY]", minArgs: 1, maxArgs: 1,

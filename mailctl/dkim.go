@@ -11,15 +11,24 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/dkim"
 	"postern/pkg/dnscheck"
+	"postern/pkg/ipc"
 	"postern/pkg/mtasts"
 )
 
-// DKIM keys are made offline: `mailctl dkim generate` writes a new file under
-// <data_dir>/dkim/<domain>/ and nothing else. That is safe without a daemon in between:
-// no daemon owns that directory's list of files the way authd owns users.db; cleanup
-// only reads the keys, sees a new one by the directory's modification time, and the
-// file appears whole (written aside, fsynced, then linked into place) and is never
-// overwritten. As root the files are given to cleanup's user, the one that signs.
+// DKIM keys are authd's to write (see authd(8)): `mailctl dkim` asks authd over its
+// control socket, as the admin panel does, so that the two never disagree and every
+// change is in authd's audit log. When authd does not run (mailctl init, a stopped
+// instance), or refuses because cleanup runs as another user, mailctl writes the files
+// itself with the same pkg/dkim functions, which is safe: cleanup only reads the keys,
+// sees a new one by the directory's modification time, and a file appears whole
+// (written aside, fsynced, then linked into place) and is never overwritten. As root
+// the files are given to cleanup's user, the one that signs.
+
+// offline reports whether err says that authd is not there to ask (or will not write
+// the keys), so that mailctl does the work itself.
+func offline(err error) bool {
+	return unreachable(err) || ipc.IsCode(err, "unavailable")
+}
 
 func runDKIMGenerate(a *app, o *options, args []string) error {
 	cfg, err := a.loadConfig()
@@ -39,31 +48,103 @@ func runDKIMGenerate(a *app, o *options, args []string) error {
 	}
 	sel := o.selector
 	if sel == "" {
-		// The algorithm and the month: a new key later gets a new name.
-		short := "ed"
-		if alg == dkim.RSA {
-			short = "rsa"
-		}
-		sel = short + time.Now().UTC().Format("200601")
+		sel = dkim.DefaultSelector(alg, time.Now())
 	}
 	if err := dkim.CheckSelector(sel); err != nil {
 		return usagef("--selector: %v", err)
 	}
-	if known, err := a.ourDomain(cfg, domain); err == nil && !known {
-		fmt.Fprintf(a.stderr, "mailctl dkim generate: warning: %s is not one of Postern's domains (mailctl domain add %s); cleanup signs only the mail of users who may send as it\n", domain, domain)
-	}
-	uid, gid := -1, -1
-	if a.root {
-		if uid, gid, err = ids(cfg.Service("cleanup").User); err != nil {
+	var key control.DKIMKey
+	err = rawCall(cfg, "authd", control.DKIMGenerate, control.DKIMRequest{Domain: domain, Selector: sel, Algorithm: alg}, &key)
+	where := "by authd"
+	switch {
+	case err != nil && offline(err):
+		uid, gid := -1, -1
+		if a.root {
+			if uid, gid, err = ids(cfg.Service("cleanup").User); err != nil {
+				return err
+			}
+		}
+		k, err := dkim.Generate(dkim.Dir(cfg.DataDir), domain, sel, alg, uid, gid)
+		if err != nil {
 			return err
 		}
+		if key, err = control.DKIMKeyOf(k); err != nil {
+			return err
+		}
+		where = "offline (authd does not run)"
+	case err != nil:
+		return a.callError(cfg, "authd", err)
 	}
-	k, err := dkim.Generate(dkim.Dir(cfg.DataDir), domain, sel, alg, uid, gid)
+	fmt.Fprintf(a.stdout, "Created the %s key %s for %s in %s, %s.\nPublish this record, then mail from %s is signed with it:\n\n", alg, sel, domain, dkim.Dir(cfg.DataDir), where, domain)
+	fmt.Fprintln(a.stdout, dnscheck.ZoneLine(key.Name, "TXT", dnscheck.QuoteTXT(key.Record)))
+	return nil
+}
+
+func runDKIMRemove(a *app, _ *options, args []string) error {
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Created the %s key %s for %s in %s.\nPublish this record, then mail from %s is signed with it:\n\n", alg, sel, domain, dkim.Dir(cfg.DataDir), domain)
-	return writeKeyRecord(a.stdout, k)
+	domain, err := dkim.CanonicalDomain(args[0])
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := dkim.CheckSelector(args[1]); err != nil {
+		return usagef("%v", err)
+	}
+	err = rawCall(cfg, "authd", control.DKIMRemove, control.DKIMRequest{Domain: domain, Selector: args[1]}, nil)
+	switch {
+	case err != nil && offline(err):
+		if err := dkim.Remove(dkim.Dir(cfg.DataDir), domain, args[1]); err != nil {
+			return err
+		}
+	case err != nil:
+		return a.callError(cfg, "authd", err)
+	}
+	fmt.Fprintf(a.stdout, "Removed the key %s of %s: mail is no longer signed with it. Remove its record %s._domainkey.%s from the DNS once the mail signed with it has been delivered.\n", args[1], domain, args[1], domain)
+	return nil
+}
+
+func runDKIMList(a *app, _ *options, args []string) error {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	var domain string
+	if len(args) == 1 {
+		if domain, err = dkim.CanonicalDomain(args[0]); err != nil {
+			return usagef("%v", err)
+		}
+	}
+	var res control.DKIMListResult
+	err = rawCall(cfg, "authd", control.DKIMList, control.DKIMRequest{Domain: domain}, &res)
+	switch {
+	case err != nil && offline(err):
+		keys, err := dkim.LoadAll(dkim.Dir(cfg.DataDir), domain)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			dk, err := control.DKIMKeyOf(k)
+			if err != nil {
+				return err
+			}
+			res.Keys = append(res.Keys, dk)
+		}
+	case err != nil:
+		return a.callError(cfg, "authd", err)
+	}
+	w := a.stdout
+	for i, k := range res.Keys {
+		if i == 0 {
+			fmt.Fprintf(w, "%-30s %-16s %-8s %s\n", "DOMAIN", "SELECTOR", "TYPE", "CREATED")
+		}
+		fmt.Fprintf(w, "%-30s %-16s %-8s %s\n", k.Domain, k.Selector, k.Algorithm, k.Created.UTC().Format("2006-01-02 15:04"))
+	}
+	if len(res.Keys) == 0 {
+		fmt.Fprintf(a.stderr, "no DKIM keys in %s (mailctl dkim generate DOMAIN makes one)\n", dkim.Dir(cfg.DataDir))
+	}
+	return nil
 }
 
 // ourDomain asks authd whether domain is one of ours; an error when it cannot tell.
@@ -80,72 +161,13 @@ func (a *app) ourDomain(cfg *config.Config, domain string) (bool, error) {
 	return false, nil
 }
 
-func runDKIMList(a *app, o *options, args []string) error {
-	cfg, err := a.loadConfig()
-	if err != nil {
-		return err
-	}
-	dir := dkim.Dir(cfg.DataDir)
-	domains, err := dkim.Domains(dir)
-	if err != nil {
-		return err
-	}
-	if len(args) == 1 {
-		d, err := dkim.CanonicalDomain(args[0])
-		if err != nil {
-			return usagef("%v", err)
-		}
-		domains = []string{d}
-	}
-	w := a.stdout
-	n := 0
-	for _, d := range domains {
-		keys, err := dkim.Load(dir, d, false)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if n == 0 {
-				fmt.Fprintf(w, "%-30s %-16s %-8s %s\n", "DOMAIN", "SELECTOR", "TYPE", "CREATED")
-			}
-			n++
-			fmt.Fprintf(w, "%-30s %-16s %-8s %s\n", k.Domain, k.Selector, k.Algorithm, k.Created.UTC().Format("2006-01-02 15:04"))
-		}
-	}
-	if n == 0 {
-		fmt.Fprintf(a.stderr, "no DKIM keys in %s (mailctl dkim generate DOMAIN makes one)\n", dir)
-	}
-	return nil
-}
-
-// ttl is the time to live of the records printed.
-const ttl = 3600
-
-// zoneLine writes one resource record in zone-file syntax, names absolute.
+// zoneLine writes one resource record in zone-file syntax (dnscheck.ZoneLine).
 func zoneLine(w io.Writer, name, typ, data string) {
-	fmt.Fprintf(w, "%-40s %d IN %-5s %s\n", name+".", ttl, typ, data)
+	fmt.Fprintln(w, dnscheck.ZoneLine(name, typ, data))
 }
 
-// quoteTXT renders TXT data as zone-file character-strings, split at 255 octets.
-func quoteTXT(s string) string {
-	parts := dkim.SplitTXT(s)
-	for i, p := range parts {
-		parts[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
-	}
-	if len(parts) == 1 {
-		return parts[0]
-	}
-	return "( " + strings.Join(parts, "\n"+strings.Repeat(" ", 53)) + " )"
-}
-
-func writeKeyRecord(w io.Writer, k *dkim.Key) error {
-	rec, err := k.Record()
-	if err != nil {
-		return err
-	}
-	zoneLine(w, k.RecordName(), "TXT", quoteTXT(rec))
-	return nil
-}
+// quoteTXT renders TXT data as zone-file character-strings (dnscheck.QuoteTXT).
+var quoteTXT = dnscheck.QuoteTXT
 
 // publicIPs are the addresses smtpd listens on, when they are specific ones that the
 // world can reach (not 0.0.0.0, loopback or private).

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"postern/pkg/config"
+	"postern/pkg/dkim"
 	"postern/pkg/queue"
 )
 
@@ -30,8 +31,11 @@ const (
 	modeMailDir   = 0o700 // local's user (vmail)
 	modeSpamDir   = 0o700 // spamd's user (postern-spam)
 	modeSieveDir  = 0o700 // sieved's user (vmail), which local shares and reads it as
-	modeUsersDB   = 0o600 // authd's user
-	modeSocket    = 0o660 // private sockets root:postern, control sockets root:<admin group>
+	// modeDKIMDir: cleanup's user, which signs with the keys; authd, the same user by
+	// default, writes them. The public halves are for the admin group's mailctl.
+	modeDKIMDir = 0o755
+	modeUsersDB = 0o600 // authd's user
+	modeSocket  = 0o660 // private sockets root:postern, control sockets root:<admin group>
 	// modePublicSocket is the mode of the sockets in public/ (root:postern): any local
 	// user may submit mail through sendmail, as with Postfix's postdrop.
 	modePublicSocket = 0o666
@@ -54,10 +58,11 @@ type owners struct {
 	Users owner // users.db
 	Spam  owner // <data>/spam, spamd's
 	Sieve owner // <data>/sieve, sieved's
+	DKIM  owner // <data>/dkim, cleanup's
 }
 
 // ownersNone are the owners of a development instance: nothing is chowned.
-var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged, Sieve: unchanged}
+var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged, Sieve: unchanged, DKIM: unchanged}
 
 // ownerNotes are what resolveOwners found worth a log line: the configured admin group
 // does not exist, so only root may use the control sockets.
@@ -104,7 +109,7 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 		}
 		return identity{}, false
 	}
-	o.Queue, o.Mail, o.Users, o.Spam, o.Sieve = unchanged, unchanged, unchanged, unchanged, unchanged
+	o.Queue, o.Mail, o.Users, o.Spam, o.Sieve, o.DKIM = unchanged, unchanged, unchanged, unchanged, unchanged, unchanged
 	if id, ok := of("qmgr"); ok {
 		o.Queue = owner{id.UID, group}
 	}
@@ -119,6 +124,9 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 	}
 	if id, ok := of("sieved"); ok {
 		o.Sieve = owner{id.UID, id.GID}
+	}
+	if id, ok := of("cleanup"); ok {
+		o.DKIM = owner{id.UID, id.GID}
 	}
 	return o, notes, nil
 }
@@ -147,6 +155,7 @@ func layoutDirs(cfg *config.Config, o owners) []dirSpec {
 		dirSpec{cfg.MailDir(), o.Mail, modeMailDir},
 		dirSpec{cfg.SpamDir(), o.Spam, modeSpamDir},
 		dirSpec{cfg.SieveDir(), o.Sieve, modeSieveDir},
+		dirSpec{dkim.Dir(cfg.DataDir), o.DKIM, modeDKIMDir},
 	)
 	return dirs
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"postern/pkg/audit"
+	"postern/pkg/dkim"
 	"postern/pkg/stats"
 )
 
@@ -44,6 +45,53 @@ const (
 	AppPasswordList   = "apppassword.list"
 	AppPasswordRevoke = "apppassword.revoke"
 )
+
+// Operations on control/authd for the DKIM signing keys of the domains, the files
+// under <data_dir>/dkim/<domain>/ that cleanup signs outbound mail with. authd, which
+// owns the domains and runs as cleanup's user, writes them; `mailctl dkim` and the admin
+// panel both ask it, so that the two never disagree, and every change goes into authd's
+// audit log. DKIMList lists the keys with their DNS records (DKIMRequest.Domain, or every
+// domain); DKIMGenerate makes a new key (Domain, Selector or the default of
+// dkim.DefaultSelector, Algorithm or ed25519) and answers it as a DKIMKey; DKIMRemove
+// retires the key Domain, Selector.
+const (
+	DKIMList     = "dkim.list"
+	DKIMGenerate = "dkim.generate"
+	DKIMRemove   = "dkim.remove"
+)
+
+// DKIMRequest is the body of the dkim operations.
+type DKIMRequest struct {
+	Origin
+	Domain    string `json:"domain,omitempty"`
+	Selector  string `json:"selector,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
+}
+
+// DKIMKey describes a DKIM key: Name and Record are its TXT record to publish (RFC 6376
+// §3.6.2.1, §3.6.1), the record's text unquoted and unsplit.
+type DKIMKey struct {
+	Domain    string    `json:"domain"`
+	Selector  string    `json:"selector"`
+	Algorithm string    `json:"algorithm"`
+	Created   time.Time `json:"created"`
+	Name      string    `json:"name"`
+	Record    string    `json:"record"`
+}
+
+// DKIMListResult answers dkim.list, sorted by domain and selector.
+type DKIMListResult struct {
+	Keys []DKIMKey `json:"keys"`
+}
+
+// DKIMKeyOf describes k.
+func DKIMKeyOf(k *dkim.Key) (DKIMKey, error) {
+	rec, err := k.Record()
+	if err != nil {
+		return DKIMKey{}, err
+	}
+	return DKIMKey{Domain: k.Domain, Selector: k.Selector, Algorithm: k.Algorithm, Created: k.Created, Name: k.RecordName(), Record: rec}, nil
+}
 
 // AuditList reads the audit log of a daemon: on control/authd (domains, accounts,
 // aliases, throttling) and on control/qmgr (queue administration).

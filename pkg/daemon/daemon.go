@@ -351,6 +351,17 @@ func Only(cfg *config.Config, self, service string) func(ipc.Cred) bool {
 	return func(c ipc.Cred) bool { return uids[c.UID] }
 }
 
+// SameUser reports whether the named service runs as the user of this process, the
+// service self: always in a development instance, where every daemon runs as one user
+// (see Only); under a root master when both are configured with the same user.
+func SameUser(cfg *config.Config, self, service string) bool {
+	if id, ok := serviceUID(cfg, self); !ok || id != os.Getuid() {
+		return true
+	}
+	id, ok := serviceUID(cfg, service)
+	return ok && id == os.Getuid()
+}
+
 // serviceUID is the uid of the user the named service runs as under a root master.
 func serviceUID(cfg *config.Config, service string) (int, bool) {
 	svc := cfg.Service(service)

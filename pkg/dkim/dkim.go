@@ -286,6 +286,68 @@ func Domains(dir string) ([]string, error) {
 	return out, nil
 }
 
+// LoadAll reads the public keys of domain under dir, or of every domain when domain is
+// "", sorted by domain and selector (what `mailctl dkim list` and the admin panel show).
+func LoadAll(dir, domain string) ([]*Key, error) {
+	domains := []string{domain}
+	if domain == "" {
+		var err error
+		if domains, err = Domains(dir); err != nil {
+			return nil, err
+		}
+	}
+	var out []*Key
+	for _, d := range domains {
+		keys, err := Load(dir, d, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}
+
+// DefaultSelector is the selector of a new key when none is given: the algorithm and
+// the month (ed202611, rsa202611), so that a key made later gets another name.
+func DefaultSelector(algorithm string, now time.Time) string {
+	short := "ed"
+	if algorithm == RSA {
+		short = "rsa"
+	}
+	return short + now.UTC().Format("200601")
+}
+
+// Remove retires the key of domain and selector under dir: its private half first, so
+// that no message is signed with it any more (cleanup's Keyring sees the directory
+// change), then its public half. Publish the record of the key that replaces it, and
+// wait for the mail signed with the old one to be delivered, before removing it and
+// its record.
+func Remove(dir, domain, selector string) error {
+	domain, err := CanonicalDomain(domain)
+	if err != nil {
+		return err
+	}
+	if err := CheckSelector(selector); err != nil {
+		return err
+	}
+	ddir := filepath.Join(dir, domain)
+	keyPath := filepath.Join(ddir, selector+".key")
+	if err := os.Remove(keyPath); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("domain %s has no key %s: %w", domain, selector, os.ErrNotExist)
+		}
+		return fmt.Errorf("removing %s: %w", keyPath, err)
+	}
+	if err := os.Remove(filepath.Join(ddir, selector+".pub")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing the public key of %s: %w", selector, err)
+	}
+	if d, err := os.Open(ddir); err == nil { // the removal survives a crash
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
 // RecordName is the owner name of a key's TXT record (RFC 6376 §3.6.2.1).
 func (k *Key) RecordName() string { return k.Selector + "._domainkey." + k.Domain }
 

@@ -2,6 +2,7 @@ package dkim
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -206,5 +207,44 @@ func TestSplitTXT(t *testing.T) {
 				t.Errorf("%d: part of %d octets", n, len(p))
 			}
 		}
+	}
+}
+
+func TestLoadAllAndRemove(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []struct{ domain, sel string }{{"b.example", "s1"}, {"a.example", "s2"}, {"a.example", "s1"}} {
+		if _, err := Generate(dir, k.domain, k.sel, Ed25519, -1, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(domain string) string {
+		t.Helper()
+		keys, err := LoadAll(dir, domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range keys {
+			out = append(out, k.Selector+"."+k.Domain)
+		}
+		return strings.Join(out, " ")
+	}
+	if got := names(""); got != "s1.a.example s2.a.example s1.b.example" {
+		t.Errorf("LoadAll: %s", got)
+	}
+	if err := Remove(dir, "a.example", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names("a.example"); got != "s2.a.example" {
+		t.Errorf("after Remove: %s", got)
+	}
+	if err := Remove(dir, "a.example", "s1"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removing a missing key: %v", err)
+	}
+	if err := Remove(dir, "a.example", "../b.example/s1"); err == nil {
+		t.Error("a selector with a path was accepted")
+	}
+	if got := DefaultSelector(RSA, time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)); got != "rsa202611" {
+		t.Errorf("DefaultSelector: %s", got)
 	}
 }

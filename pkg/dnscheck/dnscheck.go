@@ -17,6 +17,7 @@ import (
 	"blitiri.com.ar/go/spf"
 	"github.com/miekg/dns"
 
+	"postern/pkg/dkim"
 	"postern/pkg/dmarc"
 	"postern/pkg/mtasts"
 	"postern/pkg/resolver"
@@ -472,4 +473,33 @@ func (c *Checker) autoconfig(ctx context.Context, e Expected, hostIPs []net.IP) 
 	}
 	r.Status, r.Detail, r.Fix = OK, joinIPs(ips)+", the host's address", nil
 	return r
+}
+
+// TTL is the time to live of the records Postern suggests.
+const TTL = 3600
+
+// ZoneLine is one resource record in zone-file syntax, the owner name absolute, data as
+// given (QuoteTXT makes TXT data): the lines `mailctl dns records` prints and the admin
+// panel shows.
+func ZoneLine(name, typ, data string) string {
+	return fmt.Sprintf("%-40s %d IN %-5s %s", name+".", TTL, typ, data)
+}
+
+// QuoteTXT renders TXT data as zone-file character-strings, split at 255 octets
+// (dkim.SplitTXT).
+func QuoteTXT(s string) string {
+	parts := dkim.SplitTXT(s)
+	for i, p := range parts {
+		parts[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "( " + strings.Join(parts, "\n"+strings.Repeat(" ", 53)) + " )"
+}
+
+// DKIM checks the published records of the keys e.DKIM alone: cheap (one TXT lookup a
+// key) where Check looks everything up.
+func (c *Checker) DKIM(ctx context.Context, e Expected) []Result {
+	return c.dkim(ctx, e)
 }
