@@ -364,10 +364,10 @@ func appendMessage(c *imapConn, box string, flags []imap.Flag, msg []byte) error
 	return nil
 }
 
-// buildMessage writes the message (RFC 5322, MIME): the text, the attachments kept from
-// a resumed draft, the uploaded files and the forwarded message as attachments. A draft keeps its Bcc header; a sent message
-// does not carry it (RFC 5322 §3.6.3 leaves that to the sender; recipients must not
-// see it).
+// buildMessage writes the message (RFC 5322, MIME): the text, and as attachments those
+// kept from a resumed draft, the uploaded files and the forwarded message. A draft keeps
+// its Bcc header; a sent message does not carry it (RFC 5322 §3.6.3 leaves that to the
+// sender; recipients must not see it).
 func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, draft bool, files []*multipart.FileHeader, fwd []byte, kept []keptPart) ([]byte, error) {
 	var h gomail.Header
 	h.SetDate(time.Now())
@@ -426,7 +426,7 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 	tw.Close()
 	for _, k := range kept {
 		var ah gomail.AttachmentHeader
-		ah.Set("Content-Type", k.Type)
+		ah.SetContentType(k.Type, k.Params) // its charset, if any, with it
 		if k.Type == "message/rfc822" {
 			ah.Set("Content-Transfer-Encoding", "8bit") // RFC 2046 §5.2.1: no base64 for message/rfc822
 		}
@@ -487,6 +487,7 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 // copies its content (decoded) from imapd.
 type keptPart struct {
 	Name, Type string
+	Params     map[string]string // of Content-Type, but the name
 	write      func(io.Writer) error
 }
 
@@ -507,7 +508,13 @@ func draftParts(c *imapConn, drafts string, uid imap.UID, drop map[string]bool) 
 		if drop[p.Path] {
 			continue
 		}
-		out = append(out, keptPart{Name: p.Name, Type: p.Type, write: func(w io.Writer) error {
+		params := map[string]string{}
+		for k, v := range p.single.Params {
+			if k != "name" {
+				params[k] = v
+			}
+		}
+		out = append(out, keptPart{Name: p.Name, Type: p.Type, Params: params, write: func(w io.Writer) error {
 			return streamPart(c, uid, p.path, p.Type == "message/rfc822", w)
 		}})
 	}
