@@ -73,7 +73,7 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 		log.Error("sieve: cannot read the message's header; delivering without the script", "err", err)
 		return def
 	}
-	actions, err := script.Run(&sieve.Message{Header: &msg.Root.Header, Size: req.Size, From: req.From, To: r.Addr})
+	actions, err := script.Run(&sieve.Message{Header: &msg.Root.Header, MIME: msg, Size: req.Size, From: req.From, To: r.Addr})
 	if err != nil {
 		// RFC 5228 §2.10.6: a run-time error keeps the message.
 		log.Error("sieve: the script failed; delivering to the default folder", "script", path, "err", err)

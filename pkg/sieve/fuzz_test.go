@@ -22,7 +22,10 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("if header :matches \"subject\" \"*x?\" { keep; } else { discard; }"))
 	f.Add([]byte("reject text:\n..\n.\n"))
-	const msg = "From: a@b\r\nSubject: hello\r\n\r\nbody\r\n"
+	f.Add([]byte("require \"variables\"; set :upper \"a\" \"${b}\"; if string :matches \"${a}\" \"*\" { set \"c\" \"${1}\"; }"))
+	f.Add([]byte("require [\"date\", \"index\"]; if date :index 1 :last :zone \"+0100\" \"date\" \"julian\" \"1\" {}"))
+	const msg = "From: a@b\r\nSubject: hello\r\nDate: Mon, 08 Aug 2005 17:45:00 -0700\r\n" +
+		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>body</p>\r\n--x--\r\n"
 	m, _ := mime.Parse(strings.NewReader(msg), int64(len(msg)))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		s, err := Parse(src)
@@ -32,6 +35,6 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		s.Run(&Message{Header: &m.Root.Header, Size: int64(len(msg)), From: "a@b", To: "c+d@e"})
+		s.Run(&Message{Header: &m.Root.Header, MIME: m, Size: int64(len(msg)), From: "a@b", To: "c+d@e"})
 	})
 }

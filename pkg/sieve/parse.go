@@ -4,8 +4,10 @@
 // script against a message's header and envelope and returns the actions to take.
 //
 // Extensions: fileinto, reject and ereject (RFC 5429), envelope, imap4flags (RFC 5232),
-// copy (RFC 3894), subaddress (RFC 5233) and the comparators i;octet and
-// i;ascii-casemap (RFC 5228 §2.7.3).
+// copy (RFC 3894), subaddress (RFC 5233), variables (RFC 5229, variables.go), body
+// (RFC 5173, body.go), relational (RFC 5231, relational.go), date and index (RFC 5260,
+// date.go, index.go) and the comparators i;octet, i;ascii-casemap (RFC 5228 §2.7.3) and
+// i;ascii-numeric (RFC 4790 §9.1).
 package sieve
 
 import (
@@ -69,9 +71,15 @@ type Test struct {
 	Tests []*Test
 	// filled by validation
 	comparator, match, part string
+	rel                     string // the relation of :value and :count (RFC 5231)
 	over                    bool
 	headers, keys           []string
 	num                     int64
+	index                   int      // :index, 0 when absent (RFC 5260 §6)
+	last                    bool     // :last
+	vars                    []string // hasflag's variable list (RFC 5232 §4)
+	body                    *bodyArgs
+	date                    *dateArgs
 }
 
 // Command is a command with its arguments, its test (if, elsif) and block.
@@ -87,17 +95,24 @@ type Command struct {
 	has   bool // :flags given
 	str   string
 	strs  []string
+	// flagVar is the variable of setflag, addflag and removeflag (RFC 5232 §3), ""
+	// for the internal one.
+	flagVar string
+	set     *setArgs
 }
 
 // Script is a parsed and validated script.
 type Script struct {
 	Commands []*Command
 	Requires map[string]bool
+	varNames map[string]bool // the variables set names (RFC 5229), for MaxVariables
 }
 
 // Extensions lists the capabilities Parse accepts in require, as ManageSieve's SIEVE
 // capability announces them (RFC 5804 §1.7).
-var Extensions = []string{"fileinto", "reject", "ereject", "envelope", "imap4flags", "copy", "subaddress", "comparator-i;octet", "comparator-i;ascii-casemap"}
+var Extensions = []string{"fileinto", "reject", "ereject", "envelope", "imap4flags", "copy", "subaddress",
+	"variables", "body", "relational", "date", "index",
+	"comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric"}
 
 // token kinds
 const (

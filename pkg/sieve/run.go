@@ -3,7 +3,9 @@ package sieve
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"postern/pkg/mime"
 )
@@ -14,6 +16,12 @@ type Message struct {
 	Size   int64
 	// From and To are the envelope sender ("" for <>) and the recipient.
 	From, To string
+	// MIME is the parsed message, for the body test (RFC 5173); nil tests an empty body.
+	// Its file must stay open while the script runs.
+	MIME *mime.Message
+	// Now is the time of delivery, for currentdate and the date test's default zone,
+	// which is Now's location (RFC 5260 §4.1: the local time zone); zero means now.
+	Now time.Time
 }
 
 // Action kinds.
@@ -44,13 +52,22 @@ type runner struct {
 	keep     bool // the implicit keep is still due
 	stopped  bool
 	redirect int
+	// variables (RFC 5229): on when the script requires it; vars by lower-case name,
+	// matched the match variables ${0}, ${1} ... of the last successful :matches.
+	variables bool
+	vars      map[string]string
+	matched   []string
+	body      *bodyCache
 }
 
 // Run runs the script on m and returns the actions, the implicit keep (RFC 5228
 // §2.10.2) included as a Keep action with the current flags when no action cancelled it.
 // Fileinto the same folder twice, or keep and fileinto INBOX, store one copy (§2.10.3).
 func (s *Script) Run(m *Message) ([]Action, error) {
-	r := &runner{msg: m, keep: true}
+	r := &runner{msg: m, keep: true, variables: s.Requires["variables"]}
+	if r.msg.Now.IsZero() {
+		r.msg.Now = time.Now()
+	}
 	if err := r.block(s.Commands); err != nil {
 		return nil, err
 	}
@@ -144,7 +161,7 @@ func (r *runner) block(cmds []*Command) error {
 			if !c.copy {
 				r.keep = false
 			}
-			if err := r.store(Action{Kind: FileInto, Arg: c.str, Flags: r.flagsOf(c)}); err != nil {
+			if err := r.store(Action{Kind: FileInto, Arg: r.expand(c.str), Flags: r.flagsOf(c)}); err != nil {
 				return err
 			}
 		case "redirect":
@@ -155,26 +172,34 @@ func (r *runner) block(cmds []*Command) error {
 			if r.redirect > MaxRedirects {
 				return fmt.Errorf("%w: more than %d redirects", ErrRun, MaxRedirects)
 			}
-			if err := r.add(Action{Kind: Redirect, Arg: c.str}); err != nil {
+			to := r.expand(c.str)
+			if !strings.Contains(to, "@") {
+				// RFC 5228 §4.2: only an address; a variable may have made another.
+				return fmt.Errorf("%w: redirect to %q, not an address", ErrRun, to)
+			}
+			if err := r.add(Action{Kind: Redirect, Arg: to}); err != nil {
 				return err
 			}
 		case "reject", "ereject":
 			r.keep = false
-			if err := r.add(Action{Kind: c.Name, Arg: c.str}); err != nil {
+			if err := r.add(Action{Kind: c.Name, Arg: r.expand(c.str)}); err != nil {
 				return err
 			}
 		case "setflag":
-			r.flags = addFlags(nil, c.strs)
+			r.setFlags(c.flagVar, addFlags(nil, r.flagArgs(c.strs)))
 		case "addflag":
-			r.flags = addFlags(r.flags, c.strs)
+			r.setFlags(c.flagVar, addFlags(r.flagsIn(c.flagVar), r.flagArgs(c.strs)))
 		case "removeflag":
+			rm := r.flagArgs(c.strs)
 			var kept []string
-			for _, f := range r.flags {
-				if !containsFold(c.strs, f) {
+			for _, f := range r.flagsIn(c.flagVar) {
+				if !containsFold(rm, f) {
 					kept = append(kept, f)
 				}
 			}
-			r.flags = kept
+			r.setFlags(c.flagVar, kept)
+		case "set":
+			r.set(c)
 		}
 		if c.Name != "if" && c.Name != "elsif" && c.Name != "else" {
 			matched = false
@@ -187,9 +212,30 @@ func (r *runner) block(cmds []*Command) error {
 // variable (RFC 5232 §5).
 func (r *runner) flagsOf(c *Command) []string {
 	if c.has {
-		return addFlags(nil, c.flags)
+		return addFlags(nil, r.flagArgs(c.flags))
 	}
 	return append([]string(nil), r.flags...)
+}
+
+// flagArgs expands a list of flags and splits it at spaces (RFC 5232 §3).
+func (r *runner) flagArgs(list []string) []string { return splitFlags(r.expandList(list)) }
+
+// flagsIn returns the flags of the variable name, or of the internal variable for "".
+func (r *runner) flagsIn(name string) []string {
+	if name == "" {
+		return r.flags
+	}
+	return splitFlags([]string{r.vars[name]})
+}
+
+// setFlags sets the flags of the variable name, or of the internal variable for "":
+// a variable holds them separated by spaces (RFC 5232 §3).
+func (r *runner) setFlags(name string, flags []string) {
+	if name == "" {
+		r.flags = flags
+		return
+	}
+	r.setVar(name, strings.Join(flags, " "))
 }
 
 // addFlags adds flags not there yet; flags compare without regard to case (RFC 5232 §3).
@@ -234,7 +280,7 @@ func (r *runner) test(t *Test) bool {
 		}
 		return false
 	case "exists":
-		for _, h := range t.headers {
+		for _, h := range r.expandList(t.headers) {
 			if _, ok := r.msg.Header.Get(h); !ok {
 				return false
 			}
@@ -246,18 +292,18 @@ func (r *runner) test(t *Test) bool {
 		}
 		return r.msg.Size < t.num
 	case "header":
-		for _, h := range t.headers {
-			for _, v := range r.msg.Header.Values(h) {
+		var vals []string
+		for _, h := range r.expandList(t.headers) {
+			for _, v := range pickIndex(r.msg.Header.Values(h), t.index, t.last) {
 				// RFC 5228 §5.7: encoded words are decoded before comparing.
-				if t.matchAny(mime.DecodeHeader(v)) {
-					return true
-				}
+				vals = append(vals, mime.DecodeHeader(v))
 			}
 		}
-		return false
+		return r.compare(t, vals)
 	case "address":
-		for _, h := range t.headers {
-			for _, v := range r.msg.Header.Values(h) {
+		var vals []string
+		for _, h := range r.expandList(t.headers) {
+			for _, v := range pickIndex(r.msg.Header.Values(h), t.index, t.last) {
 				for _, a := range mime.ParseAddressList(v) {
 					if a.Group {
 						continue
@@ -266,37 +312,93 @@ func (r *runner) test(t *Test) bool {
 					if a.Host != "" {
 						addr += "@" + a.Host
 					}
-					if p, ok := t.addressPart(addr); ok && t.matchAny(p) {
-						return true
+					if p, ok := t.addressPart(addr); ok {
+						vals = append(vals, p)
 					}
 				}
 			}
 		}
-		return false
+		return r.compare(t, vals)
 	case "envelope":
-		for _, h := range t.headers {
-			v := r.msg.To
-			if strings.EqualFold(h, "from") {
+		var vals []string
+		for _, h := range r.expandList(t.headers) {
+			var v string
+			switch strings.ToLower(h) {
+			case "from":
 				v = r.msg.From
+			case "to":
+				v = r.msg.To
+			default:
+				continue // a part a variable named that the envelope does not have
 			}
 			// RFC 5228 §5.4: the null reverse-path is "" and matches only :all.
 			if v == "" && t.part != ":all" {
 				continue
 			}
-			if p, ok := t.addressPart(v); ok && t.matchAny(p) {
-				return true
+			if p, ok := t.addressPart(v); ok {
+				vals = append(vals, p)
 			}
 		}
-		return false
+		return r.compare(t, vals)
 	case "hasflag":
-		for _, f := range r.flags {
-			if t.matchAny(f) {
+		if t.vars == nil {
+			return r.compare(t, r.flags)
+		}
+		var flags []string
+		for _, v := range t.vars {
+			flags = addFlags(flags, r.flagsIn(v))
+		}
+		return r.compare(t, flags)
+	case "string":
+		return r.stringTest(t)
+	case "body":
+		return r.bodyTest(t)
+	case "date", "currentdate":
+		return r.dateTest(t)
+	}
+	return false
+}
+
+// compare tells whether the values pass the test's match against its keys: with
+// :count, their number (RFC 5231 §4.2); else any value against any key. A successful
+// :matches sets the match variables (RFC 5229 §3.2).
+func (r *runner) compare(t *Test, vals []string) bool {
+	keys := r.expandList(t.keys)
+	if t.match == ":count" {
+		n := strconv.Itoa(len(vals))
+		for _, k := range keys {
+			if relate(t.comparator, t.rel, n, k) {
 				return true
 			}
 		}
 		return false
 	}
+	for _, v := range vals {
+		for _, k := range keys {
+			if r.match(t, v, k) {
+				return true
+			}
+		}
+	}
 	return false
+}
+
+// match compares one value with one key.
+func (r *runner) match(t *Test, v, k string) bool {
+	switch t.match {
+	case ":value":
+		return relate(t.comparator, t.rel, v, k)
+	case ":matches":
+		if !r.variables {
+			return match(t.comparator, t.match, v, k)
+		}
+		caps, ok := globCapture(v, k, t.comparator == "i;ascii-casemap")
+		if ok {
+			r.matched = caps
+		}
+		return ok
+	}
+	return match(t.comparator, t.match, v, k)
 }
 
 // addressPart picks the part of addr the test compares (RFC 5228 §2.7.4, RFC 5233 §4).
@@ -325,17 +427,12 @@ func (t *Test) addressPart(addr string) (string, bool) {
 	return addr, true
 }
 
-func (t *Test) matchAny(v string) bool {
-	for _, k := range t.keys {
-		if match(t.comparator, t.match, v, k) {
-			return true
-		}
-	}
-	return false
-}
-
 // match compares value with key by the comparator and match type (RFC 5228 §2.7.1).
 func match(comparator, mt, value, key string) bool {
+	if comparator == "i;ascii-numeric" {
+		// Only :is (validate refuses the others): equal as numbers (RFC 4790 §9.1.1).
+		return numericCompare(value, key) == 0
+	}
 	fold := comparator == "i;ascii-casemap"
 	if fold {
 		value, key = asciiLower(value), asciiLower(key)
@@ -361,10 +458,24 @@ func asciiLower(s string) string {
 }
 
 // glob matches "*" (any sequence) and "?" (one character), with "\" quoting
-// (RFC 5228 §2.7.1), in time linear in len(v)*len(pat): the classic wildcard matcher
-// that backtracks only to the last star.
+// (RFC 5228 §2.7.1).
 func glob(v, pat string) bool {
-	// Turn the pattern into runes marked as wildcards or literals.
+	_, ok := globMatch(v, pat, false, false)
+	return ok
+}
+
+// globCapture is glob for :matches with variables: fold compares ASCII letters
+// without regard to case (i;ascii-casemap), and on a match it returns the match
+// variables (RFC 5229 §3.2): ${0} the whole value, then what each wildcard matched, in
+// the order of the pattern, each "*" taking as little as it can.
+func globCapture(v, pat string, fold bool) ([]string, bool) {
+	return globMatch(v, pat, fold, true)
+}
+
+// globMatch is the classic wildcard matcher that backtracks only to the last star, in
+// time linear in len(v)*len(pat). at records where each element of the pattern matched
+// on the path that succeeds, from which the captures are cut.
+func globMatch(v, pat string, fold, capture bool) ([]string, bool) {
 	type pr struct {
 		r    rune
 		wild bool
@@ -381,13 +492,34 @@ func glob(v, pat string) bool {
 		p = append(p, pr{c, c == '*' || c == '?'})
 	}
 	s := []rune(v)
+	eq := func(a, b rune) bool {
+		if fold {
+			if a >= 'A' && a <= 'Z' {
+				a += 32
+			}
+			if b >= 'A' && b <= 'Z' {
+				b += 32
+			}
+		}
+		return a == b
+	}
+	var at []int
+	if capture {
+		at = make([]int, len(p)+1)
+	}
 	si, pi, star, mark := 0, 0, -1, 0
 	for si < len(s) {
 		switch {
 		case pi < len(p) && p[pi].wild && p[pi].r == '*':
+			if capture {
+				at[pi] = si
+			}
 			star, mark = pi, si
 			pi++
-		case pi < len(p) && (p[pi].wild && p[pi].r == '?' || !p[pi].wild && p[pi].r == s[si]):
+		case pi < len(p) && (p[pi].wild && p[pi].r == '?' || !p[pi].wild && eq(p[pi].r, s[si])):
+			if capture {
+				at[pi] = si
+			}
 			si++
 			pi++
 		case star >= 0:
@@ -395,11 +527,27 @@ func glob(v, pat string) bool {
 			mark++
 			si = mark
 		default:
-			return false
+			return nil, false
 		}
 	}
 	for pi < len(p) && p[pi].wild && p[pi].r == '*' {
+		if capture {
+			at[pi] = si
+		}
 		pi++
 	}
-	return pi == len(p)
+	if pi != len(p) {
+		return nil, false
+	}
+	if !capture {
+		return nil, true
+	}
+	at[len(p)] = len(s)
+	caps := []string{v}
+	for i, e := range p {
+		if e.wild {
+			caps = append(caps, string(s[at[i]:at[i+1]]))
+		}
+	}
+	return caps, true
 }

@@ -26,7 +26,13 @@ func (s *Script) validate() error {
 		}
 		seenOther = true
 	}
-	return s.block(s.Commands, true)
+	if err := s.block(s.Commands, true); err != nil {
+		return err
+	}
+	if s.Requires["variables"] {
+		return s.checkNamespaces()
+	}
+	return nil
 }
 
 func supported(e string) bool {
@@ -191,7 +197,7 @@ func (s *Script) command(c *Command, top bool, prev string) error {
 			if err := s.need(x.Pos, "imap4flags", ":flags"); err != nil {
 				return err
 			}
-			c.has, c.flags = true, splitFlags(x.Strs)
+			c.has, c.flags = true, x.Strs // split when run, after expansion
 			allowed = append(allowed, ":flags")
 		}
 		if x, ok := a.tags[":copy"]; ok {
@@ -226,7 +232,7 @@ func (s *Script) command(c *Command, top bool, prev string) error {
 			return err
 		}
 		c.str = a.pos[0].Strs[0]
-		if c.Name == "redirect" && !strings.Contains(c.str, "@") {
+		if c.Name == "redirect" && !strings.Contains(c.str, "@") && !s.hasVariables(c.str) {
 			// RFC 5228 §4.2: the address must be syntactically valid.
 			return errAt(a.pos[0].Pos, "redirect: %q is not an address", c.str)
 		}
@@ -253,12 +259,26 @@ func (s *Script) command(c *Command, top bool, prev string) error {
 		if err := s.need(c.Pos, "imap4flags", c.Name); err != nil {
 			return err
 		}
-		// Without variables (RFC 5232 §3), one string list.
-		if err := wantStrings(c.Pos, c.Args, 1, c.Name); err != nil {
+		// RFC 5232 §3: [<variablename: string>] <list-of-flags: string-list>, the
+		// variable only with "variables".
+		args := c.Args
+		if len(args) == 2 {
+			if err := s.need(args[0].Pos, "variables", c.Name+" with a variable"); err != nil {
+				return err
+			}
+			if err := s.variableName(args[0]); err != nil {
+				return err
+			}
+			c.flagVar = strings.ToLower(args[0].Strs[0])
+			args = args[1:]
+		}
+		if err := wantStrings(c.Pos, args, 1, c.Name); err != nil {
 			return err
 		}
-		c.strs = splitFlags(c.Args[0].Strs)
+		c.strs = args[0].Strs // split when run, after expansion
 		return nil
+	case "set":
+		return s.validateSet(c)
 	}
 	return errAt(c.Pos, "unknown command %s", c.Name)
 }
@@ -272,7 +292,10 @@ func splitFlags(list []string) []string {
 	return out
 }
 
-var matchTags = []string{":is", ":contains", ":matches"}
+var matchTags = []string{":is", ":contains", ":matches", ":value", ":count"}
+
+// matchValueTags are the tags of COMPARATOR, MATCH-TYPE and :index that take an argument.
+var matchValueTags = map[string]ArgKind{":comparator": ArgString, ":value": ArgString, ":count": ArgString, ":index": ArgNum}
 var partTags = []string{":all", ":localpart", ":domain", ":user", ":detail"}
 
 // matchArgs checks [COMPARATOR] [MATCH-TYPE] [ADDRESS-PART] (RFC 5228 §2.7).
@@ -281,7 +304,14 @@ func (s *Script) matchArgs(t *Test, a argSet, parts bool) error {
 	t.comparator, t.match, t.part = "i;ascii-casemap", ":is", ":all"
 	if x, ok := a.tags[":comparator"]; ok {
 		c := x.Strs[0]
-		if c != "i;octet" && c != "i;ascii-casemap" {
+		switch c {
+		case "i;octet", "i;ascii-casemap":
+		case "i;ascii-numeric":
+			// RFC 5228 §2.7.3: comparators beyond the two are required by name.
+			if err := s.need(x.Pos, "comparator-"+c, "comparator "+c); err != nil {
+				return err
+			}
+		default:
 			// RFC 5228 §2.7.3: an unknown comparator is an error.
 			return errAt(x.Pos, "unsupported comparator %q", c)
 		}
@@ -289,15 +319,30 @@ func (s *Script) matchArgs(t *Test, a argSet, parts bool) error {
 	}
 	n := 0
 	for _, m := range matchTags {
-		if _, ok := a.tags[m]; ok {
+		if x, ok := a.tags[m]; ok {
 			n++
 			t.match = m
 			allowed = append(allowed, m)
+			if m == ":value" || m == ":count" {
+				if err := s.relation(t, x); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if n > 1 {
 		return errAt(t.Pos, "more than one match type")
 	}
+	if t.comparator == "i;ascii-numeric" && (t.match == ":contains" || t.match == ":matches") {
+		// RFC 4790 §9.1: i;ascii-numeric offers equality and ordering, no substrings;
+		// RFC 5228 §2.7.3: a match type the comparator lacks is an error.
+		return errAt(t.Pos, "comparator i;ascii-numeric does not support %s", t.match)
+	}
+	idx, err := s.indexArgs(t, a)
+	if err != nil {
+		return err
+	}
+	allowed = append(allowed, idx...)
 	if parts {
 		n = 0
 		for _, m := range partTags {
@@ -371,7 +416,7 @@ func (s *Script) test(t *Test) error {
 				return err
 			}
 		}
-		a, err := splitArgs(t.Args, map[string]ArgKind{":comparator": ArgString})
+		a, err := splitArgs(t.Args, matchValueTags)
 		if err != nil {
 			return err
 		}
@@ -379,6 +424,20 @@ func (s *Script) test(t *Test) error {
 			return err
 		}
 		if t.Name == "hasflag" {
+			// RFC 5232 §4: [<variable-list: string-list>] <list-of-flags: string-list>,
+			// the variables only with "variables".
+			if len(a.pos) == 2 {
+				if err := s.need(a.pos[0].Pos, "variables", "hasflag with variables"); err != nil {
+					return err
+				}
+				for _, v := range a.pos[0].Strs {
+					if err := s.variableName(Arg{Pos: a.pos[0].Pos, Kind: ArgString, Strs: []string{v}}); err != nil {
+						return err
+					}
+					t.vars = append(t.vars, strings.ToLower(v))
+				}
+				a.pos = a.pos[1:]
+			}
 			if err := wantStrings(t.Pos, a.pos, 1, t.Name); err != nil {
 				return err
 			}
@@ -391,13 +450,19 @@ func (s *Script) test(t *Test) error {
 		t.headers, t.keys = a.pos[0].Strs, a.pos[1].Strs
 		if t.Name == "envelope" {
 			for _, h := range t.headers {
-				if l := strings.ToLower(h); l != "from" && l != "to" {
+				if l := strings.ToLower(h); l != "from" && l != "to" && !s.hasVariables(h) {
 					// RFC 5228 §5.4: at least from and to; others are an error here.
 					return errAt(a.pos[0].Pos, "unsupported envelope part %q", h)
 				}
 			}
 		}
 		return nil
+	case "string":
+		return s.validateString(t)
+	case "body":
+		return s.validateBody(t)
+	case "date", "currentdate":
+		return s.validateDate(t)
 	}
 	return errAt(t.Pos, "unknown test %s", t.Name)
 }
