@@ -623,6 +623,9 @@ func (s *Session) statusOf(name string, items []string) error {
 	return nil
 }
 
+// maxKeywords bounds the keywords one message may carry.
+const maxKeywords = 50
+
 // parseFlags turns STORE and APPEND flags into a flagChange; \Recent and unknown
 // system flags are refused (RFC 3501 §2.3.2), keywords must be atoms (the parser saw to
 // that).
@@ -637,14 +640,14 @@ func parseFlags(flags []string) (*flagChange, error) {
 			c.bits |= bit
 			continue
 		}
-		if len(f) > 100 {
+		if len(f) > imap.MaxKeywordLen {
 			return nil, errors.New("keyword too long")
 		}
 		if !hasFold(c.keywords, f) {
 			c.keywords = append(c.keywords, f)
 		}
 	}
-	if len(c.keywords) > 50 {
+	if len(c.keywords) > maxKeywords {
 		return nil, errors.New("too many keywords")
 	}
 	sort.Strings(c.keywords)

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"postern/pkg/dirsync"
+	"postern/pkg/imap"
 	"postern/pkg/maildir"
 )
 
@@ -235,14 +236,18 @@ func (mb *Mailbox) load() error {
 			mb.uidNext = 1
 		}
 	}
-	// What is on disk.
+	// What is on disk; kwFiles are the keywords files in new/ by stem.
 	onDisk := map[string]diskFile{}
+	kwFiles := map[string]string{}
 	for _, sub := range []string{"cur", "new"} {
 		names, err := readDirNames(filepath.Join(mb.dir, sub))
 		if err != nil {
 			return fmt.Errorf("reading folder %s: %w", mb.name, err)
 		}
 		for _, n := range names {
+			if stem, ok := maildir.IsKeywordsFile(n); ok && sub == "new" {
+				kwFiles[stem] = n
+			}
 			if strings.HasPrefix(n, ".") {
 				continue
 			}
@@ -300,6 +305,7 @@ func (mb *Mailbox) load() error {
 	// New files, in delivery order (their names start with the time), take the next
 	// UIDs; those dovecot-uidlist names keep theirs.
 	var bases []string
+	var withKeywords []string
 	for b := range onDisk {
 		bases = append(bases, b)
 	}
@@ -311,7 +317,18 @@ func (mb *Mailbox) load() error {
 		if uid, ok := imported[b]; ok && uid > 0 {
 			m.uid = uid
 		}
+		if _, ok := kwFiles[maildir.Stem(b)]; ok && mb.deliveryKeywords(m, f.name) {
+			withKeywords = append(withKeywords, f.name)
+		}
+		delete(kwFiles, maildir.Stem(b))
 		added = append(added, m)
+	}
+	// The keywords files of messages indexed before (imapd stopped before it removed
+	// them) are done with; those of messages not there yet are local's, in flight.
+	for _, m := range mb.msgs {
+		if n, ok := kwFiles[maildir.Stem(m.base)]; ok {
+			os.Remove(filepath.Join(mb.dir, "new", n))
+		}
 	}
 	if fresh && mb.uidValidity == 0 {
 		v, err := mb.acct.newUIDValidity()
@@ -413,6 +430,7 @@ func (mb *Mailbox) load() error {
 	if len(added) > 0 || len(expunged) > 0 || fresh {
 		mb.writeUIDList()
 	}
+	mb.removeDeliveryKeywords(withKeywords)
 	mb.mu.Lock()
 	mb.startRenames() // those that failed above
 	mb.mu.Unlock()
@@ -528,6 +546,7 @@ func (mb *Mailbox) takeNew() (int, error) {
 		return 0, nil
 	}
 	var added []*message
+	var withKeywords []string
 	cache := map[uint32]cacheRecord{}
 	for _, n := range names {
 		if strings.HasPrefix(n, ".") {
@@ -535,6 +554,9 @@ func (mb *Mailbox) takeNew() (int, error) {
 		}
 		base, flags, kws := mb.parseFileName(n)
 		m := &message{base: base, flags: flags, keywords: kws, uid: mb.uidNext}
+		if mb.deliveryKeywords(m, n) {
+			withKeywords = append(withKeywords, n)
+		}
 		if err := mb.importFile(m, diskFile{sub: "new", name: n}); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				mb.acct.log.Warn("skipping new message", "folder", mb.name, "file", n, "err", err)
@@ -558,7 +580,47 @@ func (mb *Mailbox) takeNew() (int, error) {
 	}
 	mb.msgs = append(mb.msgs, added...)
 	mb.appendUIDList(added)
+	mb.removeDeliveryKeywords(withKeywords)
 	return len(added), nil
+}
+
+// deliveryKeywords adds to m the keywords its delivery left beside its file, named
+// name in new/ (see maildir.KeywordsPath: local writes them there, before the message,
+// because dovecot-keywords is imapd's alone), and gives them letters; it reports
+// whether there was such a file. Keywords that are not IMAP atoms are dropped. The
+// caller holds mb.mu for writing and removes the file once the index has them.
+func (mb *Mailbox) deliveryKeywords(m *message, name string) bool {
+	kws, err := maildir.ReadKeywords(mb.dir, name)
+	if err != nil {
+		mb.acct.log.Warn("reading the keywords of a delivered message", "folder", mb.name, "file", name, "err", err)
+		return false
+	}
+	if kws == nil {
+		return false
+	}
+	var valid []string
+	for _, k := range kws {
+		if imap.ValidKeyword(k) && !hasFold(m.keywords, k) && !hasFold(valid, k) && len(m.keywords)+len(valid) < maxKeywords {
+			valid = append(valid, k)
+		}
+	}
+	if len(valid) > 0 {
+		m.keywords = append(append([]string(nil), m.keywords...), valid...)
+		sort.Strings(m.keywords)
+		if err := mb.addKeywords(valid); err != nil {
+			mb.acct.log.Warn("writing dovecot-keywords", "folder", mb.name, "err", err)
+		}
+	}
+	return true
+}
+
+// removeDeliveryKeywords removes the keywords files of messages the index holds now.
+func (mb *Mailbox) removeDeliveryKeywords(names []string) {
+	for _, n := range names {
+		if err := maildir.RemoveKeywords(mb.dir, n); err != nil {
+			mb.acct.log.Warn("removing a keywords file", "folder", mb.name, "err", err)
+		}
+	}
 }
 
 // commit writes changed records and removes expunged ones in one transaction, with the

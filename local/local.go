@@ -200,7 +200,7 @@ func (a *Agent) store(f *os.File, req *delivery.Request, r delivery.Recipient, r
 
 	// pread(2) through a SectionReader: the message is never read whole into memory,
 	// and the descriptor's offset, shared with qmgr, is never moved.
-	path, n, err := maildir.DeliverNamedFlags(folder, base, t.flags, prefix, delivery.Body(f, req.Offset, req.Size))
+	path, n, err := maildir.DeliverNamedKeywords(folder, base, t.flags, t.keywords, prefix, delivery.Body(f, req.Offset, req.Size))
 	if errors.Is(err, fs.ErrNotExist) {
 		// The folder is missing, or part of it (tmp/ or new/; a message file written
 		// to tmp/ was removed): a new account whose Maildir authd has not had created,
@@ -210,7 +210,7 @@ func (a *Agent) store(f *os.File, req *delivery.Request, r delivery.Recipient, r
 		if cerr := a.createMailbox(root, t.folder, log); cerr != nil {
 			return writeFailure(cerr), false
 		}
-		path, n, err = maildir.DeliverNamedFlags(folder, base, t.flags, prefix, delivery.Body(f, req.Offset, req.Size))
+		path, n, err = maildir.DeliverNamedKeywords(folder, base, t.flags, t.keywords, prefix, delivery.Body(f, req.Offset, req.Size))
 	}
 	if err != nil {
 		log.Error("delivery failed", "maildir", folder, "err", err)

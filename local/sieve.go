@@ -18,10 +18,12 @@ import (
 )
 
 // target is one copy of a message to write: a folder of the mailbox (IMAP name, ""
-// for INBOX) and the Maildir flag letters of the file's info part.
+// for INBOX), the Maildir flag letters of the file's info part and the IMAP keywords,
+// which travel in the message's keywords file (maildir.DeliverNamedKeywords).
 type target struct {
-	folder string
-	flags  string
+	folder   string
+	flags    string
+	keywords []string
 }
 
 // plan is what the recipient's Sieve script decided: the copies to store, or a
@@ -83,7 +85,8 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 	for _, act := range actions {
 		switch act.Kind {
 		case sieve.Keep:
-			p.targets = append(p.targets, target{folder: defaultFolder(req, r), flags: flagLetters(act.Flags, log)})
+			letters, kws := flagLetters(act.Flags, log)
+			p.targets = append(p.targets, target{folder: defaultFolder(req, r), flags: letters, keywords: kws})
 		case sieve.FileInto:
 			// Sieve names folders in UTF-8; Maildir++ stores IMAP's modified UTF-7
 			// (RFC 3501 §5.1.3), as imapd names them.
@@ -92,7 +95,8 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 				log.Error("sieve: fileinto a folder that cannot exist; delivering to the default folder", "folder", act.Arg, "err", err)
 				return def
 			}
-			p.targets = append(p.targets, target{folder: name, flags: flagLetters(act.Flags, log)})
+			letters, kws := flagLetters(act.Flags, log)
+			p.targets = append(p.targets, target{folder: name, flags: letters, keywords: kws})
 		case sieve.Reject, sieve.EReject:
 			p.reject = act.Arg
 		case sieve.Redirect:
@@ -124,9 +128,12 @@ func readLimited(path string, max int64) ([]byte, error) {
 }
 
 // flagLetters turns IMAP system flags into the letters of a Maildir file's info, in
-// ASCII order (https://cr.yp.to/proto/maildir.html). Keywords have no letter local may
-// assign (imapd owns the dovecot-keywords list), so they are dropped, and logged.
-func flagLetters(flags []string, log *slog.Logger) string {
+// ASCII order (https://cr.yp.to/proto/maildir.html), and returns the keywords apart:
+// they have no letter local may assign (imapd owns dovecot-keywords), so they go in
+// the keywords file that imapd reads as it takes the message (see
+// maildir.KeywordsPath). A flag that is neither is dropped, and logged.
+func flagLetters(flags []string, log *slog.Logger) (string, []string) {
+	var kws []string
 	var have [256]bool
 	for _, f := range flags {
 		switch strings.ToLower(f) {
@@ -141,7 +148,16 @@ func flagLetters(flags []string, log *slog.Logger) string {
 		case `\draft`:
 			have['D'] = true
 		default:
-			log.Info("sieve: keyword flags are not stored at delivery", "flag", f)
+			// RFC 5232 §3 leaves invalid flags to the implementation: a keyword must
+			// be an IMAP atom (RFC 3501 §9), and \Recent or unknown system flags
+			// cannot be set.
+			if !imap.ValidKeyword(f) {
+				log.Info("sieve: not a flag IMAP can store; dropped", "flag", f)
+				continue
+			}
+			if !containsFold(kws, f) {
+				kws = append(kws, f)
+			}
 		}
 	}
 	var b []byte
@@ -150,7 +166,16 @@ func flagLetters(flags []string, log *slog.Logger) string {
 			b = append(b, c)
 		}
 	}
-	return string(b)
+	return string(b), kws
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func describe(actions []sieve.Action) string {

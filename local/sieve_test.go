@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"postern/pkg/delivery"
+	"postern/pkg/maildir"
 )
 
 // setScript installs script as the active Sieve script of the mailbox example.test/bob,
@@ -24,16 +25,45 @@ func (e *env) setScript(t *testing.T, script string) {
 	}
 }
 
-// files lists the file names in the new/ of a folder ("" = INBOX).
+// files lists the message file names in the new/ of a folder ("" = INBOX).
 func (e *env) files(t *testing.T, folder string) []string {
 	t.Helper()
 	d := filepath.Join(e.root, "example.test", "bob", folder, "new")
 	ents, _ := os.ReadDir(d)
 	var n []string
 	for _, x := range ents {
-		n = append(n, x.Name())
+		if !strings.HasPrefix(x.Name(), ".") {
+			n = append(n, x.Name())
+		}
 	}
 	return n
+}
+
+// Keywords a script sets travel in the message's keywords file, which imapd reads as
+// it takes the message (its test is imapd's TestDeliveryKeywords); system flags in the
+// name; what IMAP cannot store is dropped.
+func TestSieveKeywords(t *testing.T) {
+	e := start(t)
+	e.setScript(t, `require ["imap4flags", "fileinto"]; addflag ["$Work \\Flagged", "no(atom", "\\Recent"]; fileinto :flags ["$Label1", "\\Seen"] "Lists"; keep;`)
+	qf := e.queueFile(t, body)
+	res := e.deliver(t, qf, false, delivery.Recipient{Addr: "bob@example.test", Maildir: filepath.Join(e.root, "example.test", "bob")})
+	if res[0].Status != delivery.Sent {
+		t.Fatalf("result %+v", res[0])
+	}
+	for folder, want := range map[string]struct{ info, kws string }{
+		"":       {":2,F", "$Work\n"},
+		".Lists": {":2,S", "$Label1\n"},
+	} {
+		got := e.files(t, folder)
+		if len(got) != 1 || !strings.HasSuffix(got[0], want.info) {
+			t.Fatalf("folder %q: %v, want one file ending %s", folder, got, want.info)
+		}
+		dir := filepath.Join(e.root, "example.test", "bob", folder)
+		b, err := os.ReadFile(maildir.KeywordsPath(dir, got[0]))
+		if err != nil || string(b) != want.kws {
+			t.Errorf("folder %q: keywords file %q, %v; want %q", folder, b, err, want.kws)
+		}
+	}
 }
 
 func TestSieveDelivery(t *testing.T) {

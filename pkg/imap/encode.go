@@ -61,6 +61,13 @@ func AppendNString(b []byte, s string) []byte {
 	return AppendString(b, s)
 }
 
+// MaxKeywordLen bounds the length of a keyword a server stores.
+const MaxKeywordLen = 100
+
+// ValidKeyword reports whether s can be a keyword: an atom (RFC 3501 §9,
+// flag-keyword) of at most MaxKeywordLen octets.
+func ValidKeyword(s string) bool { return len(s) <= MaxKeywordLen && isAtom(s) }
+
 // isAtom reports whether s can be sent as an atom (RFC 3501 §9, ATOM-CHAR).
 func isAtom(s string) bool {
 	if s == "" || len(s) > 1024 {

@@ -45,7 +45,7 @@ func Deliver(dir string, r io.Reader) (path string, size int64, err error) {
 // error from r is wrapped as is. A folder without tmp/ gives an error satisfying
 // errors.Is(err, fs.ErrNotExist); the caller may then Create the mailbox and retry.
 func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, size int64, err error) {
-	return deliverAs(dir, "", prefix, r, "", time.Time{})
+	return deliverAs(dir, "", prefix, r, "", time.Time{}, nil)
 }
 
 // DeliverNamed is DeliverWithPrefix with the name in new/ chosen by the caller: the file
@@ -68,7 +68,7 @@ func Import(dir string, r io.Reader, info string, date time.Time) (path string, 
 			return "", 0, fmt.Errorf("maildir: importing to %s: bad flag %q", dir, c)
 		}
 	}
-	return deliverAs(dir, "", nil, r, info, date)
+	return deliverAs(dir, "", nil, r, info, date, nil)
 }
 
 // DeliverNamedFlags is DeliverNamed for a message that arrives with flags (a Sieve
@@ -76,6 +76,13 @@ func Import(dir string, r io.Reader, info string, date time.Time) (path string, 
 // info part of the Maildir protocol, which imapd reads when it takes the file. flags
 // are the Maildir letters of system flags (D, F, R, S, T) in ASCII order.
 func DeliverNamedFlags(dir, base, flags string, prefix []byte, r io.Reader) (path string, size int64, err error) {
+	return DeliverNamedKeywords(dir, base, flags, nil, prefix, r)
+}
+
+// DeliverNamedKeywords is DeliverNamedFlags for a message that also arrives with IMAP
+// keywords: they go into new/ in the message's keywords file (see KeywordsPath) before
+// the message, for imapd to take with it.
+func DeliverNamedKeywords(dir, base, flags string, keywords []string, prefix []byte, r io.Reader) (path string, size int64, err error) {
 	if base == "" || strings.ContainsAny(base, "/:,") || base[0] == '.' {
 		return "", 0, fmt.Errorf("maildir: delivering to %s: bad file name %q", dir, base)
 	}
@@ -84,12 +91,13 @@ func DeliverNamedFlags(dir, base, flags string, prefix []byte, r io.Reader) (pat
 			return "", 0, fmt.Errorf("maildir: delivering to %s: bad flags %q", dir, flags)
 		}
 	}
-	return deliverAs(dir, base, prefix, r, flags, time.Time{})
+	return deliverAs(dir, base, prefix, r, flags, time.Time{}, keywords)
 }
 
-// deliverAs is DeliverWithPrefix, DeliverNamedFlags and Import: base "" names the file
-// in new/ after its unique name in tmp/.
-func deliverAs(dir, base string, prefix []byte, r io.Reader, info string, mtime time.Time) (path string, size int64, err error) {
+// deliverAs is DeliverWithPrefix, DeliverNamedKeywords and Import: base "" names the
+// file in new/ after its unique name in tmp/; kws (with a base only) are written to
+// the keywords file first.
+func deliverAs(dir, base string, prefix []byte, r io.Reader, info string, mtime time.Time, kws []string) (path string, size int64, err error) {
 	var nameBuf [160]byte
 	var name []byte
 	var tmp string
@@ -121,6 +129,13 @@ func deliverAs(dir, base string, prefix []byte, r io.Reader, info string, mtime 
 		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
 	}
 
+	var kwPath string
+	if len(kws) > 0 && base != "" {
+		if kwPath, err = writeKeywords(dir, base, string(name), kws); err != nil {
+			os.Remove(tmp)
+			return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
+		}
+	}
 	if base != "" {
 		name = append(name[:0], base...)
 	}
@@ -137,10 +152,17 @@ func deliverAs(dir, base string, prefix []byte, r io.Reader, info string, mtime 
 	if err := unix.Rename(tmp, final); err != nil {
 		err = &os.LinkError{Op: "rename", Old: tmp, New: final, Err: err}
 		os.Remove(tmp)
+		if kwPath != "" {
+			os.Remove(kwPath)
+		}
 		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
 	}
+	// One fsync of new/ makes both entries durable, the keywords file's included.
 	if err := syncDir(newDir); err != nil {
 		os.Remove(final)
+		if kwPath != "" {
+			os.Remove(kwPath)
+		}
 		return "", 0, fmt.Errorf("maildir: delivering to %s: %w", dir, err)
 	}
 	return final, size, nil

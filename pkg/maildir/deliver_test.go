@@ -350,6 +350,52 @@ func TestImportFlagsAndDate(t *testing.T) {
 	}
 }
 
+// DeliverNamedKeywords puts the keywords file in new/ beside the message; the quota
+// does not count it.
+func TestDeliverNamedKeywords(t *testing.T) {
+	dir := t.TempDir()
+	if err := Create(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := DeliverNamedKeywords(dir, "1.Qx.h", "F", []string{"$Work", "$Label1"}, nil, strings.NewReader("x\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(p) != "1.Qx.h,S=3:2,F" {
+		t.Errorf("name %s", filepath.Base(p))
+	}
+	if kp := KeywordsPath(dir, filepath.Base(p)); filepath.Base(kp) != ".1.Qx.h.keywords" {
+		t.Errorf("keywords file %s", kp)
+	}
+	kws, err := ReadKeywords(dir, filepath.Base(p))
+	if err != nil || len(kws) != 2 || kws[0] != "$Work" || kws[1] != "$Label1" {
+		t.Errorf("ReadKeywords = %q, %v", kws, err)
+	}
+	if stem, ok := IsKeywordsFile(".1.Qx.h.keywords"); !ok || stem != "1.Qx.h" {
+		t.Errorf("IsKeywordsFile = %q %v", stem, ok)
+	}
+	if _, n, err := Usage(dir, Quota{}); err != nil || n != 1 {
+		t.Errorf("Usage counts %d files, %v; want the message only", n, err)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, "tmp")); len(tmp) != 0 {
+		t.Errorf("tmp/ keeps %v", tmp)
+	}
+	if err := RemoveKeywords(dir, filepath.Base(p)); err != nil {
+		t.Fatal(err)
+	}
+	if kws, err := ReadKeywords(dir, filepath.Base(p)); kws != nil || err != nil {
+		t.Errorf("after RemoveKeywords: %q, %v", kws, err)
+	}
+	for _, bad := range []string{"a b", "", "\\Seen", "x\ny"} {
+		if _, _, err := DeliverNamedKeywords(dir, "2.Qx.h", "", []string{bad}, nil, strings.NewReader("x")); err == nil {
+			t.Errorf("keyword %q accepted", bad)
+		}
+	}
+	if names, _ := os.ReadDir(filepath.Join(dir, "new")); len(names) != 1 {
+		t.Errorf("new/ holds %d entries after the refused deliveries, want 1", len(names))
+	}
+}
+
 func TestDeliverNamedFlags(t *testing.T) {
 	dir := t.TempDir()
 	if err := Create(dir, nil); err != nil {

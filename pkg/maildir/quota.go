@@ -334,6 +334,9 @@ func sumDir(dir string) (bytes, count int64, err error) {
 		return 0, 0, err
 	}
 	for _, n := range names {
+		if strings.HasPrefix(n, ".") {
+			continue // not a message: a keywords file (see KeywordsPath)
+		}
 		if size, ok := NameSize(n); ok {
 			bytes += size
 			count++
