@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-// Limits on what a script may be and do.
+// Limits on what a script may be and do: the defaults of Limits.
 const (
 	// MaxScriptSize is the largest script accepted, in octets.
 	MaxScriptSize = 64 << 10
@@ -27,6 +27,18 @@ const (
 	MaxActions   = 32
 	MaxRedirects = 4
 )
+
+// Limits are what a script may be and do, set in postern.toml's [sieve] table.
+type Limits struct {
+	ScriptSize int // octets of the script
+	Actions    int // actions of one run
+	Redirects  int // redirects of one run
+}
+
+// DefaultLimits returns MaxScriptSize, MaxActions and MaxRedirects.
+func DefaultLimits() Limits {
+	return Limits{ScriptSize: MaxScriptSize, Actions: MaxActions, Redirects: MaxRedirects}
+}
 
 // Error is a fault of a script, at a line and column (both from 1).
 type Error struct {
@@ -106,6 +118,7 @@ type Script struct {
 	Commands []*Command
 	Requires map[string]bool
 	varNames map[string]bool // the variables set names (RFC 5229), for MaxVariables
+	limits   Limits
 }
 
 // Extensions lists the capabilities Parse accepts in require, as ManageSieve's SIEVE
@@ -323,17 +336,21 @@ func (p *parser) next() (token, error) {
 
 func (p *parser) unread() { p.peek = true }
 
-// Parse parses and validates a script. Its error is an *Error with the line and column.
-func Parse(src []byte) (*Script, error) {
-	if len(src) > MaxScriptSize {
-		return nil, &Error{Line: 1, Col: 1, Msg: fmt.Sprintf("script larger than %d octets", MaxScriptSize)}
+// Parse parses and validates a script with the default limits. Its error is an *Error
+// with the line and column.
+func Parse(src []byte) (*Script, error) { return ParseLimits(src, DefaultLimits()) }
+
+// ParseLimits is Parse with limits, which bound the script's size here and its runs.
+func ParseLimits(src []byte, l Limits) (*Script, error) {
+	if len(src) > l.ScriptSize {
+		return nil, &Error{Line: 1, Col: 1, Msg: fmt.Sprintf("script larger than %d octets", l.ScriptSize)}
 	}
 	p := &parser{lx: lexer{src: string(src), line: 1, col: 1}}
 	cmds, err := p.commands(0, false)
 	if err != nil {
 		return nil, err
 	}
-	s := &Script{Commands: cmds, Requires: map[string]bool{}}
+	s := &Script{Commands: cmds, Requires: map[string]bool{}, limits: l}
 	if err := s.validate(); err != nil {
 		return nil, err
 	}

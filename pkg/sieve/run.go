@@ -58,13 +58,14 @@ type runner struct {
 	vars      map[string]string
 	matched   []string
 	body      *bodyCache
+	limits    Limits
 }
 
 // Run runs the script on m and returns the actions, the implicit keep (RFC 5228
 // §2.10.2) included as a Keep action with the current flags when no action cancelled it.
 // Fileinto the same folder twice, or keep and fileinto INBOX, store one copy (§2.10.3).
 func (s *Script) Run(m *Message) ([]Action, error) {
-	r := &runner{msg: m, keep: true, variables: s.Requires["variables"]}
+	r := &runner{msg: m, keep: true, variables: s.Requires["variables"], limits: s.limits}
 	if r.msg.Now.IsZero() {
 		r.msg.Now = time.Now()
 	}
@@ -91,8 +92,8 @@ func (s *Script) Run(m *Message) ([]Action, error) {
 }
 
 func (r *runner) add(a Action) error {
-	if len(r.acts) >= MaxActions {
-		return fmt.Errorf("%w: more than %d actions", ErrRun, MaxActions)
+	if len(r.acts) >= r.limits.Actions {
+		return fmt.Errorf("%w: more than %d actions", ErrRun, r.limits.Actions)
 	}
 	r.acts = append(r.acts, a)
 	return nil
@@ -169,8 +170,8 @@ func (r *runner) block(cmds []*Command) error {
 				r.keep = false
 			}
 			r.redirect++
-			if r.redirect > MaxRedirects {
-				return fmt.Errorf("%w: more than %d redirects", ErrRun, MaxRedirects)
+			if r.redirect > r.limits.Redirects {
+				return fmt.Errorf("%w: more than %d redirects", ErrRun, r.limits.Redirects)
 			}
 			to := r.expand(c.str)
 			if !strings.Contains(to, "@") {

@@ -207,3 +207,26 @@ func TestGlob(t *testing.T) {
 		}
 	}
 }
+
+// ParseLimits bounds the size of the script and the actions and redirects of a run.
+func TestLimits(t *testing.T) {
+	m, _ := mime.Parse(strings.NewReader(testMsg), int64(len(testMsg)))
+	l := Limits{ScriptSize: 100, Actions: 2, Redirects: 1}
+	if _, err := ParseLimits([]byte(strings.Repeat(" ", 101)), l); err == nil || !strings.Contains(err.Error(), "larger than 100") {
+		t.Errorf("101 octets: %v", err)
+	}
+	for script, ok := range map[string]bool{
+		`redirect "a@x";`:                                               true,
+		`redirect "a@x"; redirect "b@x";`:                               false,
+		`require "fileinto"; fileinto "a"; fileinto "b";`:               true,
+		`require "fileinto"; fileinto "a"; fileinto "b"; fileinto "c";`: false,
+	} {
+		s, err := ParseLimits([]byte(script), l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Run(&Message{Header: &m.Root.Header}); (err == nil) != ok {
+			t.Errorf("%s: %v", script, err)
+		}
+	}
+}
