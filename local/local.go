@@ -21,6 +21,7 @@ import (
 	"postern/pkg/maildir"
 	"postern/pkg/metrics"
 	"postern/pkg/queue"
+	"postern/pkg/sieve"
 )
 
 // Agent is the local delivery agent.
@@ -31,7 +32,10 @@ type Agent struct {
 	// SieveRoot is the directory of the users' Sieve scripts (<data>/sieve), which
 	// sieved writes and local reads: "" runs no scripts.
 	SieveRoot string
-	Log       *slog.Logger
+	// SieveLimits bound the scripts (postern.toml's [sieve]); zero means
+	// sieve.DefaultLimits.
+	SieveLimits sieve.Limits
+	Log         *slog.Logger
 
 	// checked remembers, by Maildir path, when mailbox last found it safe: resolving
 	// every symbolic link of the path costs more than writing a small message, and the

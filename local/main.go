@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"postern/pkg/daemon"
+	"postern/pkg/sieve"
 )
 
 func main() {
@@ -22,7 +23,9 @@ func main() {
 	d.Confine(d.Config.MailDir())
 	ctx, stop := d.Context()
 	defer stop()
-	a := &Agent{MailRoot: d.Config.MailDir(), SieveRoot: d.Config.SieveDir(), Log: d.Log}
+	sv := d.Config.Sieve
+	a := &Agent{MailRoot: d.Config.MailDir(), SieveRoot: d.Config.SieveDir(), Log: d.Log,
+		SieveLimits: sieve.Limits{ScriptSize: int(sv.MaxScriptSize), Actions: sv.MaxActions, Redirects: sv.MaxRedirects}}
 	srv := a.Server(daemon.Trust(d.Config, "qmgr", "authd"))
 	ctl := a.ControlServer(daemon.Admin(d.Config))
 	go ctl.Serve(ctx, d.Unix("control/local"))

@@ -57,7 +57,11 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 		return def
 	}
 	path := filepath.Join(a.SieveRoot, rel, "active")
-	src, err := readLimited(path, sieve.MaxScriptSize)
+	limits := a.SieveLimits
+	if limits == (sieve.Limits{}) {
+		limits = sieve.DefaultLimits()
+	}
+	src, err := readLimited(path, int64(limits.ScriptSize))
 	if errors.Is(err, fs.ErrNotExist) {
 		return def
 	}
@@ -65,7 +69,7 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 		log.Error("sieve: cannot read the active script; delivering without it", "script", path, "err", err)
 		return def
 	}
-	script, err := sieve.Parse(src)
+	script, err := sieve.ParseLimits(src, limits)
 	if err != nil {
 		log.Error("sieve: the active script does not parse; delivering without it", "script", path, "err", err)
 		return def

@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"postern/pkg/control"
-	"postern/pkg/sieve"
 )
 
 // The sieve commands ask sieved, over control/sieved, which alone writes the scripts.
@@ -47,7 +46,7 @@ func runSievePut(a *app, o *options, args []string) error {
 	if err != nil {
 		return err
 	}
-	b, err := io.ReadAll(io.LimitReader(a.stdin, sieve.MaxScriptSize+1))
+	b, err := io.ReadAll(io.LimitReader(a.stdin, int64(cfg.Sieve.MaxScriptSize)+1))
 	if err != nil {
 		return fmt.Errorf("reading the script: %w", err)
 	}

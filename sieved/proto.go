@@ -7,12 +7,14 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"postern/pkg/config"
 )
 
 // Limits of the command reader.
 const (
-	maxLine    = 8 << 10 // a command line without its literals
-	maxLiteral = 1 << 20 // a literal (a script is limited further by sieve.MaxScriptSize)
+	maxLine    = 8 << 10                   // a command line without its literals
+	maxLiteral = config.MaxSieveScriptSize // a literal (a script is limited further by sieve.max_script_size)
 	maxArgs    = 8
 )
 

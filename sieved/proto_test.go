@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"postern/pkg/config"
 )
 
 func TestReadCommand(t *testing.T) {
@@ -82,7 +84,8 @@ func FuzzReadCommand(f *testing.F) {
 }
 
 func TestStore(t *testing.T) {
-	s := &Store{Root: t.TempDir()}
+	s := NewStore(t.TempDir(), config.Default().Sieve)
+	maxScripts := s.MaxScripts
 	const u = "bob@example.test"
 	if err := s.Put(u, "a", []byte("keep;")); err != nil {
 		t.Fatal(err)

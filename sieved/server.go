@@ -43,7 +43,7 @@ type Server struct {
 
 // New makes the server from the configuration.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{log: log, auth: auth.NewClient(cfg.PrivateSocket("auth")), store: &Store{Root: cfg.SieveDir()}, hostname: cfg.Hostname}
+	s := &Server{log: log, auth: auth.NewClient(cfg.PrivateSocket("auth")), store: NewStore(cfg.SieveDir(), cfg.Sieve), hostname: cfg.Hostname}
 	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {
 		log.Warn("no TLS certificate: STARTTLS not offered, logins only from loopback", "err", err)
@@ -108,6 +108,8 @@ type session struct {
 	user  string
 	fails int
 	log   *slog.Logger
+	// clientLog is log before the login added the user to it.
+	clientLog *slog.Logger
 }
 
 func (s *Server) serve(ctx context.Context, c net.Conn) {
@@ -117,6 +119,7 @@ func (s *Server) serve(ctx context.Context, c net.Conn) {
 		ss.ip = ap.Addr().Unmap()
 	}
 	ss.log = s.log.With("client", ss.ip.String())
+	ss.clientLog = ss.log
 	go func() {
 		<-ctx.Done()
 		c.SetDeadline(time.Now()) // ends the session at shutdown
@@ -194,7 +197,9 @@ func (ss *session) capabilities() {
 	} else {
 		ss.line(`"OWNER" ` + quote(ss.user))
 	}
-	ss.line(`"MAXREDIRECTS" "` + strconv.Itoa(sieve.MaxRedirects) + `"`)
+	ss.line(`"MAXREDIRECTS" "` + strconv.Itoa(ss.srv.store.Limits.Redirects) + `"`)
+	// RFC 5804 §2.14.1.
+	ss.line(`"UNAUTHENTICATE"`)
 	ss.line(`"VERSION" "1.0"`)
 }
 
@@ -267,6 +272,14 @@ func (ss *session) dispatch(c *command) bool {
 	}
 	st := ss.srv.store
 	switch c.name {
+	case "UNAUTHENTICATE":
+		// RFC 5804 §2.14.1: back to the non-authenticated state on the same
+		// connection (TLS stays); a new AUTHENTICATE may follow.
+		if nargs(0, 0) {
+			ss.log.Info("unauthenticated")
+			ss.user, ss.log = "", ss.clientLog
+			ss.ok("", "")
+		}
 	case "LISTSCRIPTS":
 		if !nargs(0, 0) {
 			return true
@@ -308,7 +321,7 @@ func (ss *session) dispatch(c *command) bool {
 		}
 	case "CHECKSCRIPT":
 		if nargs(1, 1) {
-			if _, err := sieve.Parse([]byte(c.args[0])); err != nil {
+			if _, err := ss.srv.store.Check([]byte(c.args[0])); err != nil {
 				ss.fail(err)
 				return true
 			}
@@ -370,6 +383,10 @@ func (ss *session) fail(err error) {
 		ss.no("ALREADYEXISTS", "A script of that name exists")
 	case errors.Is(err, errActive):
 		ss.no("ACTIVE", "The script is active")
+	case errors.Is(err, errScriptSize):
+		ss.no("QUOTA/MAXSIZE", "The script is larger than the limit")
+	case errors.Is(err, errScriptCount):
+		ss.no("QUOTA/MAXSCRIPTS", "Too many scripts")
 	case errors.Is(err, errQuota):
 		ss.no("QUOTA", "Too many scripts, or too large")
 	case errors.Is(err, errName):

@@ -10,23 +10,40 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"postern/pkg/config"
 	"postern/pkg/dirsync"
 	"postern/pkg/sieve"
 	"postern/pkg/userdb"
 )
 
-// Limits of one account's scripts.
-const (
-	maxScripts    = 32
-	maxTotalSize  = 1 << 20
-	maxNameLength = 128
-)
+// maxNameLength bounds a script's name; the other limits are in postern.toml's
+// [sieve] table.
+const maxNameLength = 128
 
 // Store keeps the accounts' scripts under Root (<data>/sieve): one directory per account,
 // <domain>/<localpart>/ like its Maildir, holding <name>.sieve files and "active", a
 // symbolic link to the active one, which local reads at delivery. sieved alone writes
 // there.
-type Store struct{ Root string }
+type Store struct {
+	Root string
+	// Limits parse every script stored or checked; MaxScripts bounds an account's.
+	Limits     sieve.Limits
+	MaxScripts int
+}
+
+// NewStore returns the store under root with the limits of postern.toml's [sieve].
+func NewStore(root string, c config.Sieve) *Store {
+	return &Store{
+		Root:       root,
+		Limits:     sieve.Limits{ScriptSize: int(c.MaxScriptSize), Actions: c.MaxActions, Redirects: c.MaxRedirects},
+		MaxScripts: c.MaxScripts,
+	}
+}
+
+// Check parses a script with the store's limits.
+func (s *Store) Check(script []byte) (*sieve.Script, error) {
+	return sieve.ParseLimits(script, s.Limits)
+}
 
 // Errors of the store, which the protocol turns into response codes.
 var (
@@ -34,7 +51,10 @@ var (
 	errExists   = errors.New("a script of that name exists")
 	errActive   = errors.New("the script is active")
 	errQuota    = errors.New("too many scripts or too large")
-	errName     = errors.New("invalid script name")
+	// The two kinds of errQuota (RFC 5804 §1.3: QUOTA/MAXSIZE, QUOTA/MAXSCRIPTS).
+	errScriptSize  = fmt.Errorf("%w: the script is larger than the limit", errQuota)
+	errScriptCount = fmt.Errorf("%w: the account has as many scripts as it may", errQuota)
+	errName        = errors.New("invalid script name")
 )
 
 func (s *Store) dir(addr string) (string, error) { return userdb.Maildir(s.Root, addr) }
@@ -120,8 +140,8 @@ func (s *Store) HaveSpace(addr, name string, size int64) error {
 	if !validName(name) {
 		return errName
 	}
-	if size > sieve.MaxScriptSize {
-		return errQuota
+	if size > int64(s.Limits.ScriptSize) {
+		return errScriptSize
 	}
 	list, err := s.List(addr)
 	if err != nil {
@@ -135,8 +155,11 @@ func (s *Store) HaveSpace(addr, name string, size int64) error {
 		total += x.size
 		n++
 	}
-	if n > maxScripts || total > maxTotalSize {
-		return errQuota
+	if n > s.MaxScripts {
+		return errScriptCount
+	}
+	if total > int64(s.MaxScripts)*int64(s.Limits.ScriptSize) {
+		return errScriptSize
 	}
 	return nil
 }
@@ -144,10 +167,10 @@ func (s *Store) HaveSpace(addr, name string, size int64) error {
 // Put validates and stores a script (replacing one of the same name): written to a
 // temporary file, fsynced, renamed, the directory fsynced.
 func (s *Store) Put(addr, name string, script []byte) error {
-	if _, err := sieve.Parse(script); err != nil {
+	if err := s.HaveSpace(addr, name, int64(len(script))); err != nil {
 		return err
 	}
-	if err := s.HaveSpace(addr, name, int64(len(script))); err != nil {
+	if _, err := s.Check(script); err != nil {
 		return err
 	}
 	p, err := s.path(addr, name)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"postern/pkg/sieve"
 )
 
 // sieveConn is a plain ManageSieve (RFC 5804) dialogue, as Thunderbird's and
@@ -55,9 +57,15 @@ func literal(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
 // TestManageSieve uploads scripts to sieved over STARTTLS with AUTHENTICATE PLAIN: a
 // broken one is refused with its line and column; the one activated files mail by a
 // header rule into a folder with a flag, which IMAP shows. mailctl sieve lists and
-// reads the scripts through control/sieved.
+// reads the scripts through control/sieved. The capability lists the extensions (each
+// of which a script may require) and the [sieve] limits of postern.toml, which sieved
+// applies; UNAUTHENTICATE logs out without closing the connection.
 func TestManageSieve(t *testing.T) {
 	in := NewInstance(t, "")
+	in.SetConfig("sieve", "max_redirects", "2")
+	in.SetConfig("sieve", "max_script_size", `"2K"`)
+	in.Stop()
+	in.Start()
 	tg := imapTargetOf(t, in)
 	addr := in.Cfg.Service("sieved").Listen["sieve"]
 	var conn net.Conn
@@ -94,6 +102,49 @@ func TestManageSieve(t *testing.T) {
 	cred := base64.StdEncoding.EncodeToString([]byte("\x00demo@example.test\x00" + in.Password))
 	if _, ok := c.cmd(`AUTHENTICATE "PLAIN" "` + cred + `"`); !strings.HasPrefix(ok, "OK") {
 		t.Fatalf("AUTHENTICATE: %s", ok)
+	}
+
+	caps, _ = c.cmd("CAPABILITY")
+	var exts []string
+	for _, l := range caps {
+		if v, ok := strings.CutPrefix(l, `"SIEVE" "`); ok {
+			exts = strings.Fields(strings.TrimSuffix(v, `"`))
+		}
+	}
+	if !slices.Equal(exts, sieve.Extensions) {
+		t.Errorf("SIEVE capability %q, want %q", exts, sieve.Extensions)
+	}
+	for _, want := range []string{"variables", "body", "relational", "date", "index", "comparator-i;ascii-numeric", "imap4flags"} {
+		if !slices.Contains(exts, want) {
+			t.Errorf("SIEVE capability %q lacks %s", exts, want)
+		}
+	}
+	if !slices.Contains(caps, `"MAXREDIRECTS" "2"`) || !slices.Contains(caps, `"UNAUTHENTICATE"`) {
+		t.Errorf("capabilities %q, want MAXREDIRECTS 2 (postern.toml) and UNAUTHENTICATE", caps)
+	}
+	// Every extension announced is one a script may require.
+	if _, ok := c.cmd(`CHECKSCRIPT ` + literal(`require ["`+strings.Join(exts, `", "`)+`"];`)); ok != "OK" {
+		t.Errorf("CHECKSCRIPT requiring every announced extension: %s", ok)
+	}
+	big := "keep;\n" + strings.Repeat("# padding\n", 250)
+	if _, ok := c.cmd(`PUTSCRIPT "big" ` + literal(big)); !strings.HasPrefix(ok, "NO (QUOTA/MAXSIZE)") {
+		t.Errorf("PUTSCRIPT of %d octets with max_script_size 2K: %s", len(big), ok)
+	}
+	if _, ok := c.cmd(`HAVESPACE "big" 2049`); !strings.HasPrefix(ok, "NO (QUOTA/MAXSIZE)") {
+		t.Errorf("HAVESPACE 2049: %s", ok)
+	}
+	// RFC 5804 §2.14.1: UNAUTHENTICATE, then a login again on the same connection.
+	if _, ok := c.cmd("UNAUTHENTICATE"); ok != "OK" {
+		t.Fatalf("UNAUTHENTICATE: %s", ok)
+	}
+	if _, ok := c.cmd("LISTSCRIPTS"); !strings.HasPrefix(ok, "NO") {
+		t.Errorf("LISTSCRIPTS after UNAUTHENTICATE: %s", ok)
+	}
+	if _, ok := c.cmd("UNAUTHENTICATE"); !strings.HasPrefix(ok, "NO") {
+		t.Errorf("UNAUTHENTICATE when not logged in: %s", ok)
+	}
+	if _, ok := c.cmd(`AUTHENTICATE "PLAIN" "` + cred + `"`); !strings.HasPrefix(ok, "OK") {
+		t.Fatalf("AUTHENTICATE after UNAUTHENTICATE: %s", ok)
 	}
 
 	broken := "require \"fileinto\";\nif header :contains \"subject\" \"x\" {\n  fileinto \"X\"\n}\n"

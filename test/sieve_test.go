@@ -82,3 +82,100 @@ if header :contains "subject" "[report]" {
 		t.Errorf("the log does not say where the script is broken:\n%s", tail(in.Log(), 20))
 	}
 }
+
+// TestSieveExtensions installs with mailctl sieve a script that uses variables, body,
+// relational, date and imap4flags keywords, and delivers through the real daemons mail
+// that it files by content: a large invoice (its text base64-encoded) into
+// Invoices/Large with the keyword $Work and \Flagged, which IMAP FETCH FLAGS shows; a
+// small one into Invoices; a project's mail into a folder named by a variable cut
+// from the subject; old mail by its Date into Old.
+func TestSieveExtensions(t *testing.T) {
+	in := NewInstance(t, "")
+	tg := imapTargetOf(t, in)
+	const rcpt = "demo@example.test"
+	script := `require ["fileinto", "variables", "body", "relational", "comparator-i;ascii-numeric", "date", "index", "imap4flags"];
+if header :matches "subject" "[*] *" {
+    set :lower "project" "${1}";
+}
+if body :content "text" :contains "invoice" {
+    if header :value "ge" :comparator "i;ascii-numeric" "x-amount" "1000" {
+        addflag ["$Work", "\\Flagged"];
+        fileinto "Invoices/Large";
+        stop;
+    }
+    fileinto "Invoices";
+    stop;
+}
+if allof (string :is "${project}" "apollo",
+          date :value "ge" :originalzone :index 1 "date" "year" "2020") {
+    fileinto "Projects/${project}";
+    stop;
+}
+if date :value "lt" :zone "+0000" "date" "date" "2000-01-01" {
+    fileinto "Old";
+}
+`
+	in.Mailctl(script, "sieve", "put", rcpt, "extensions")
+	in.Mailctl("", "sieve", "activate", rcpt, "extensions")
+	if out := in.Mailctl("", "sieve", "get", rcpt, "extensions"); out != script {
+		t.Fatalf("mailctl sieve get: %q", out)
+	}
+
+	msg := func(subject, date string, extra []string, body string) string {
+		var b strings.Builder
+		b.WriteString("From: Alice <alice@other.test>\r\nTo: <demo@example.test>\r\nSubject: " + subject + "\r\nDate: " + date + "\r\n")
+		b.WriteString("Message-ID: <" + strings.ReplaceAll(subject, " ", ".") + "@other.test>\r\n")
+		for _, h := range extra {
+			b.WriteString(h + "\r\n")
+		}
+		return b.String() + "\r\n" + body
+	}
+	const now = "Tue, 03 Mar 2026 10:00:00 +0100"
+	// "Your invoice is attached." in base64: the body test sees the decoded text.
+	in.sendMail(t, "alice@other.test", rcpt, msg("March", now, []string{"X-Amount: 1500", "MIME-Version: 1.0",
+		"Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: base64"}, "WW91ciBpbnZvaWNlIGlzIGF0dGFjaGVkLg==\r\n"))
+	in.sendMail(t, "alice@other.test", rcpt, msg("Small", now, []string{"X-Amount: 20"}, "The invoice, small.\r\n"))
+	in.sendMail(t, "alice@other.test", rcpt, msg("[Apollo] launch", now, nil, "Countdown.\r\n"))
+	in.sendMail(t, "alice@other.test", rcpt, msg("[Apollo] history", "Fri, 31 Dec 1999 13:00:00 -0500", nil, "Long ago.\r\n"))
+	in.sendMail(t, "alice@other.test", rcpt, msg("Hello", now, nil, "Nothing to file.\r\n"))
+
+	want := map[string]string{"Invoices/Large": "March", "Invoices": "Small", "Projects/apollo": "[Apollo] launch", "Old": "[Apollo] history", "INBOX": "Hello"}
+	in.WaitFor("the five messages filed", 20*time.Second, func() bool {
+		n := 0
+		for _, dir := range []string{"", ".Invoices.Large", ".Invoices", ".Projects.apollo", ".Old"} {
+			for _, sub := range []string{"new", "cur"} {
+				f, _ := filepath.Glob(filepath.Join(in.Maildir(rcpt), dir, sub, "[0-9]*"))
+				n += len(f)
+			}
+		}
+		return n == 5
+	})
+	c := tg.login(t)
+	defer c.Close()
+	for folder, subject := range want {
+		sel, err := c.Select(folder, nil).Wait()
+		if err != nil || sel.NumMessages != 1 {
+			t.Errorf("SELECT %s: %v, %v; want one message", folder, sel, err)
+			continue
+		}
+		hdr := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject"}, Peek: true}
+		msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 1}}, &imap.FetchOptions{Flags: true, BodySection: []*imap.FetchItemBodySection{hdr}}).Collect()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("FETCH in %s: %v %v", folder, msgs, err)
+		}
+		if got := strings.TrimSpace(string(msgs[0].FindBodySection(hdr))); got != "Subject: "+subject {
+			t.Errorf("%s holds %q, want %q", folder, got, subject)
+		}
+		flags := msgs[0].Flags
+		if folder == "Invoices/Large" {
+			if !slices.Contains(flags, imap.FlagFlagged) || !slices.Contains(flags, imap.Flag("$Work")) {
+				t.Errorf("flags in %s: %v, want \\Flagged and $Work set by the script", folder, flags)
+			}
+		} else if slices.Contains(flags, imap.FlagFlagged) || slices.Contains(flags, imap.Flag("$Work")) {
+			t.Errorf("flags in %s: %v, want neither", folder, flags)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(in.Maildir(rcpt), ".Invoices.Large", "new", ".*")); len(left) != 0 {
+		t.Errorf("keywords files left behind: %v", left)
+	}
+}

@@ -50,6 +50,7 @@ type Config struct {
 	SMTPD    SMTPD               `toml:"smtpd"`
 	Queue    Queue               `toml:"queue"`
 	Local    Local               `toml:"local"`
+	Sieve    Sieve               `toml:"sieve"`
 	IMAPD    IMAPD               `toml:"imapd"`
 	Remote   Remote              `toml:"remote"`
 	Spamd    Spamd               `toml:"spamd"`
@@ -179,6 +180,20 @@ type Queue struct {
 type Local struct {
 	// DefaultQuota applies to accounts created without an explicit quota; 0 is unlimited.
 	DefaultQuota Size `toml:"default_quota"`
+}
+
+// Sieve holds the limits of the users' Sieve scripts (RFC 5228): sieved refuses
+// scripts and script sets beyond them and announces MaxRedirects (RFC 5804 §1.7);
+// local stops a run that takes more actions or redirects, and keeps the message.
+type Sieve struct {
+	// MaxScriptSize bounds one script.
+	MaxScriptSize Size `toml:"max_script_size"`
+	// MaxScripts bounds the scripts of one account.
+	MaxScripts int `toml:"max_scripts"`
+	// MaxActions bounds the actions one run takes (fileinto, keep, redirect ...).
+	MaxActions int `toml:"max_actions"`
+	// MaxRedirects bounds the redirects one run takes; 0 allows none.
+	MaxRedirects int `toml:"max_redirects"`
 }
 
 // Remote holds the settings of the outbound SMTP client, the remote daemon.
@@ -419,6 +434,8 @@ func Default() *Config {
 			LocalConcurrency:  20,
 			RemoteConcurrency: 50,
 		},
+		// The defaults of pkg/sieve (MaxScriptSize, MaxActions, MaxRedirects).
+		Sieve: Sieve{MaxScriptSize: 64 << 10, MaxScripts: 32, MaxActions: 32, MaxRedirects: 4},
 		Remote: Remote{
 			Port:                   25,
 			DANE:                   true,
@@ -692,6 +709,9 @@ func (c *Config) validate(data []byte) error {
 	}
 	if c.Queue.MaxBackoff < c.Queue.MinBackoff {
 		return bad("queue.max_backoff", "must not be less than queue.min_backoff")
+	}
+	if err := c.validateSieve(bad); err != nil {
+		return err
 	}
 	names := make([]string, 0, len(c.Services))
 	for name := range c.Services {
@@ -1005,4 +1025,26 @@ func (s *Size) UnmarshalTOML(v any) error {
 		return nil
 	}
 	return fmt.Errorf("bad size %v (write it like 52428800 or \"50M\")", v)
+}
+
+// MaxSieveScriptSize is the largest sieve.max_script_size: the largest literal sieved
+// reads (a script travels as one in PUTSCRIPT, RFC 5804 §2.6).
+const MaxSieveScriptSize = 1 << 20
+
+// validateSieve checks the [sieve] limits.
+func (c *Config) validateSieve(bad func(key, format string, args ...any) error) error {
+	s := c.Sieve
+	if s.MaxScriptSize < 1<<10 || s.MaxScriptSize > MaxSieveScriptSize {
+		return bad("sieve.max_script_size", "must be 1K to 1M, not %d", s.MaxScriptSize)
+	}
+	if s.MaxScripts < 1 || s.MaxScripts > 1000 {
+		return bad("sieve.max_scripts", "must be 1 to 1000, not %d", s.MaxScripts)
+	}
+	if s.MaxActions < 1 || s.MaxActions > 1000 {
+		return bad("sieve.max_actions", "must be 1 to 1000, not %d", s.MaxActions)
+	}
+	if s.MaxRedirects < 0 || s.MaxRedirects > s.MaxActions {
+		return bad("sieve.max_redirects", "must be 0 to sieve.max_actions (%d), not %d", s.MaxActions, s.MaxRedirects)
+	}
+	return nil
 }

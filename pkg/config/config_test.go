@@ -132,3 +132,29 @@ trusted_relays = ["192.0.2.7", "2001:db8::/32"]
 		}
 	}
 }
+
+// TestSieve checks the [sieve] limits: defaults, values, and the errors that name the
+// line of a bad value.
+func TestSieve(t *testing.T) {
+	c, err := Parse("/srv/postern.toml", []byte("[sieve]\nmax_script_size = \"128K\"\nmax_redirects = 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Sieve; s.MaxScriptSize != 128<<10 || s.MaxScripts != 32 || s.MaxActions != 32 || s.MaxRedirects != 0 {
+		t.Errorf("sieve: %+v", s)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"[sieve]\nmax_script_size = \"2M\"\n", "postern.toml:2: sieve.max_script_size: must be 1K to 1M"},
+		{"[sieve]\nmax_script_size = 10\n", "postern.toml:2: sieve.max_script_size"},
+		{"[sieve]\nmax_scripts = 0\n", "postern.toml:2: sieve.max_scripts: must be 1 to 1000"},
+		{"[sieve]\n\nmax_actions = -1\n", "postern.toml:3: sieve.max_actions"},
+		{"[sieve]\nmax_actions = 3\nmax_redirects = 4\n", "postern.toml:3: sieve.max_redirects: must be 0 to sieve.max_actions (3)"},
+		{"[sieve]\nmax_redirects = -1\n", "postern.toml:2: sieve.max_redirects"},
+		{"[sieve]\nmax_vacations = 1\n", "unknown key"},
+	} {
+		_, err := Parse("/x/postern.toml", []byte(tc.file))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want it to contain %q", tc.file, err, tc.want)
+		}
+	}
+}
