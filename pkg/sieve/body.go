@@ -110,12 +110,24 @@ func bodyTexts(m *mime.Message, transform string, types []string) []string {
 		return []string{read(sec)}
 	}
 	var out []string
-	var walk func(p *mime.Part)
-	walk = func(p *mime.Part) {
+	// walk visits p, whose section number is path; msgRoot tells that p is the root
+	// of a message (the whole one, or the one a message/rfc822 part at path holds).
+	var walk func(p *mime.Part, path []int, msgRoot bool)
+	walk = func(p *mime.Part, path []int, msgRoot bool) {
 		switch {
 		case p.IsMultipart() && len(p.Parts) > 0:
-			for _, c := range p.Parts {
-				walk(c)
+			if transform == ":content" && typeMatches(p, types) {
+				// RFC 5173 §5.2: of a multipart, the prologue and the epilogue.
+				sec := mime.Section{Path: path}
+				if msgRoot {
+					sec.Specifier = "TEXT"
+				}
+				if r, err := m.Section(sec); err == nil {
+					out = append(out, outside(read(r), p.Param("boundary"))...)
+				}
+			}
+			for i, c := range p.Parts {
+				walk(c, append(path[:len(path):len(path)], i+1), false)
 			}
 			return
 		case p.Message != nil:
@@ -129,7 +141,7 @@ func bodyTexts(m *mime.Message, transform string, types []string) []string {
 				}
 				out = append(out, read(strings.NewReader(h.String())))
 			}
-			walk(p.Message)
+			walk(p.Message, path, true)
 			return
 		}
 		if transform == ":text" && !p.IsText() || transform == ":content" && !typeMatches(p, types) {
@@ -145,8 +157,33 @@ func bodyTexts(m *mime.Message, transform string, types []string) []string {
 		}
 		out = append(out, s)
 	}
-	walk(m.Root)
+	walk(m.Root, nil, true)
 	return out
+}
+
+// outside returns the prologue and the epilogue of a multipart body: the text before
+// its first boundary line and after its closing one (RFC 2046 §5.1.1).
+func outside(body, boundary string) []string {
+	if boundary == "" {
+		return nil
+	}
+	delim := "--" + boundary
+	var pro, epi strings.Builder
+	state := 0 // 0 prologue, 1 parts, 2 epilogue
+	for _, line := range strings.SplitAfter(body, "\n") {
+		l := strings.TrimRight(line, " \t\r\n")
+		switch {
+		case state == 0 && l == delim:
+			state = 1
+		case state < 2 && l == delim+"--":
+			state = 2
+		case state == 0:
+			pro.WriteString(line)
+		case state == 2:
+			epi.WriteString(line)
+		}
+	}
+	return []string{pro.String(), epi.String()}
 }
 
 // typeMatches tells whether the part's type is one of types (RFC 5173 §5.2): "" is

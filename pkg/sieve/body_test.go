@@ -32,7 +32,8 @@ const mimeMsg = "From: ann@example.org\n" +
 	"Subject: inner secret\n" +
 	"\n" +
 	"inner body MAKE MONEY FAST\n" +
-	"--b1--\n"
+	"--b1--\n" +
+	"epilogue\n"
 
 // TestBody runs the examples of RFC 5173 and the three transforms.
 func TestBody(t *testing.T) {
@@ -57,6 +58,10 @@ func TestBody(t *testing.T) {
 		{`if body :content "" :contains "missile" { fileinto "yes"; }`, yes},
 		{`if body :content "message/rfc822" :contains "inner secret" { fileinto "yes"; }`, yes}, // the enclosed header
 		{`if body :content "text" :contains "prologue" { fileinto "yes"; }`, no},
+		// §5.2: a multipart type tests the prologue and the epilogue only.
+		{`if body :content "multipart" :contains "prologue" { fileinto "yes"; }`, yes},
+		{`if body :content "multipart/mixed" :contains "epilogue" { fileinto "yes"; }`, yes},
+		{`if body :content "multipart" :contains ["missile", "Content-Type"] { fileinto "yes"; }`, no},
 		// :text (the default): text parts, HTML without its markup.
 		{`if body :contains "coordinates & wait" { fileinto "yes"; }`, yes},
 		{`if body :text :contains "<b>" { fileinto "yes"; }`, no},

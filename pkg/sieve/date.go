@@ -117,7 +117,7 @@ func (r *runner) dateTest(t *Test) bool {
 	if !dateParts[part] {
 		return false
 	}
-	loc := r.msg.Now.Location()
+	loc := r.now.Location()
 	if d.hasZone {
 		l, ok := parseZone(r.expand(d.zone))
 		if !ok {
@@ -127,7 +127,7 @@ func (r *runner) dateTest(t *Test) bool {
 	}
 	var vals []string
 	if t.Name == "currentdate" {
-		vals = append(vals, datePart(r.msg.Now.In(loc), part))
+		vals = append(vals, datePart(r.now.In(loc), part))
 	} else {
 		for _, v := range pickIndex(r.msg.Header.Values(r.expand(d.header)), t.index, t.last) {
 			tm, ok := headerDate(v)

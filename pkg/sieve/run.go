@@ -59,15 +59,16 @@ type runner struct {
 	matched   []string
 	body      *bodyCache
 	limits    Limits
+	now       time.Time // Message.Now, or the time the run started
 }
 
 // Run runs the script on m and returns the actions, the implicit keep (RFC 5228
 // §2.10.2) included as a Keep action with the current flags when no action cancelled it.
 // Fileinto the same folder twice, or keep and fileinto INBOX, store one copy (§2.10.3).
 func (s *Script) Run(m *Message) ([]Action, error) {
-	r := &runner{msg: m, keep: true, variables: s.Requires["variables"], limits: s.limits}
-	if r.msg.Now.IsZero() {
-		r.msg.Now = time.Now()
+	r := &runner{msg: m, keep: true, variables: s.Requires["variables"], limits: s.limits, now: m.Now}
+	if r.now.IsZero() {
+		r.now = time.Now()
 	}
 	if err := r.block(s.Commands); err != nil {
 		return nil, err
