@@ -19,6 +19,8 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
 	"postern/pkg/ratelimit"
+	"postern/pkg/smtp"
+	"postern/pkg/srs"
 	"postern/pkg/userdb"
 )
 
@@ -49,6 +51,9 @@ type Authd struct {
 	// operation. DKIMRefused, when set, says why authd must not write keys there
 	// (cleanup, which reads them, runs as another user): dkim.list still answers.
 	DKIMDir, DKIMRefused string
+	// SRS checks the SRS addresses of its domain that bounces come to (pkg/srs); nil
+	// makes them ordinary addresses.
+	SRS *srs.Rewriter
 
 	initOnce     sync.Once
 	loginsMu     sync.Mutex
@@ -280,6 +285,9 @@ func (a *Authd) ipcError(err error) error {
 // --- private/auth ---
 
 func (a *Authd) resolve(ctx context.Context, _ ipc.Cred, req *auth.ResolveRequest) (any, error) {
+	if res, ok := a.resolveSRS(req.Address); ok {
+		return res, nil
+	}
 	r, err := a.DB.Resolve(req.Address)
 	if err != nil {
 		return nil, err
@@ -289,6 +297,33 @@ func (a *Authd) resolve(ctx context.Context, _ ipc.Cred, req *auth.ResolveReques
 		res.Usage = a.usage(ctx, r.Targets)
 	}
 	return res, nil
+}
+
+// resolveSRS answers for an SRS address of our SRS domain (ok true): one whose hash
+// and timestamp check leads to the address it stands for, the original sender of the
+// mail we forwarded, as an alias that forwards would (the bounce is relayed there, and
+// for that address only: no open relay); any other is an unknown recipient of ours,
+// which smtpd refuses with 550 5.1.1. The SRS domain's own aliases and catch-all never
+// see such an address.
+func (a *Authd) resolveSRS(addr string) (auth.ResolveResult, bool) {
+	if a.SRS == nil || !srs.IsSRS(addr) {
+		return auth.ResolveResult{}, false
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || !strings.EqualFold(addr[at+1:], a.SRS.Domain) {
+		return auth.ResolveResult{}, false
+	}
+	orig, err := a.SRS.Reverse(addr)
+	if err == nil {
+		if _, perr := smtp.ParseAddress(orig, true); perr != nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		a.Log.Info("SRS address refused", "to", "<"+clipKey(addr)+">", "err", err)
+		return auth.ResolveResult{Local: true}, true
+	}
+	return auth.ResolveResult{Local: true, Found: true, Targets: []string{orig}}, true
 }
 
 // usage measures the mailboxes of the target accounts that have a quota. authd may not

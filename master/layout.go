@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 	"fmt"
 	"os"
 	"os/user"
@@ -14,6 +15,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/dkim"
 	"postern/pkg/queue"
+	"postern/pkg/srs"
 )
 
 // sharedGroup is the group every daemon's user belongs to (mailctl init makes it): it
@@ -180,6 +182,21 @@ func makeLayout(cfg *config.Config, o owners) error {
 	if fi, err := os.Lstat(db); err == nil && fi.Mode().IsRegular() {
 		if err := setOwner(db, o.Users, modeUsersDB); err != nil {
 			return err
+		}
+	}
+	if cfg.SRS.Enable {
+		// An instance made before SRS existed gets its secret here, readable by the
+		// daemons (group postern) that rewrite and check addresses: authd and qmgr.
+		key := cfg.SRSKeyFile()
+		created, err := srs.EnsureKeyFile(key, o.Root.UID, o.Group)
+		if err != nil {
+			return err
+		}
+		if err := setOwner(key, owner{o.Root.UID, o.Group}, srs.KeyFileMode); err != nil {
+			return err
+		}
+		if created {
+			slog.Info("made the SRS secrets file", "file", key)
 		}
 	}
 	return nil

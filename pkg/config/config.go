@@ -54,6 +54,7 @@ type Config struct {
 	Remote   Remote              `toml:"remote"`
 	Spamd    Spamd               `toml:"spamd"`
 	HTTPD    HTTPD               `toml:"httpd"`
+	SRS      SRS                 `toml:"srs"`
 	Services map[string]*Service `toml:"services"`
 
 	// Submission is the policy of mail from authenticated users (ports 587 and 465).
@@ -179,6 +180,40 @@ type Queue struct {
 type Local struct {
 	// DefaultQuota applies to accounts created without an explicit quota; 0 is unlimited.
 	DefaultQuota Size `toml:"default_quota"`
+}
+
+// SRS holds the Sender Rewriting Scheme (pkg/srs) of forwarded mail: the envelope
+// sender of a message this host forwards to another domain (an alias, a Sieve redirect)
+// becomes an address of Domain, so that it passes SPF at the receiver, and a bounce to
+// such an address goes back to the original sender.
+type SRS struct {
+	// Enable rewrites the senders of forwarded mail and accepts bounces to SRS
+	// addresses; false forwards with the original sender.
+	Enable bool `toml:"enable"`
+	// Domain is the domain of the rewritten addresses: one of this host's domains,
+	// whose SPF record names this host; empty means MyDomain.
+	Domain string `toml:"domain"`
+	// KeyFile holds the secrets (one a line, the first signs); empty means
+	// <data_dir>/srs.key, which mailctl init and master make when it is missing.
+	KeyFile string `toml:"key_file"`
+	// MaxAge is how long a rewritten address accepts bounces.
+	MaxAge Duration `toml:"max_age"`
+}
+
+// SRSDomain is the domain of SRS addresses: [srs] domain, else MyDomain.
+func (c *Config) SRSDomain() string {
+	if c.SRS.Domain != "" {
+		return strings.ToLower(strings.TrimSuffix(c.SRS.Domain, "."))
+	}
+	return c.MyDomain()
+}
+
+// SRSKeyFile is the file of the SRS secrets: [srs] key_file, else <data_dir>/srs.key.
+func (c *Config) SRSKeyFile() string {
+	if c.SRS.KeyFile != "" {
+		return c.SRS.KeyFile
+	}
+	return filepath.Join(c.DataDir, "srs.key")
 }
 
 // Remote holds the settings of the outbound SMTP client, the remote daemon.
@@ -459,6 +494,7 @@ func Default() *Config {
 			ClassifierMinHam:  50,
 		},
 		Submission: Submission{MaxMessagesPerHour: 200, MaxRecipientsPerHour: 1000},
+		SRS:        SRS{Enable: true, MaxAge: Duration(21 * 24 * time.Hour)},
 		IMAPD: IMAPD{
 			MaxConnections:      20000,
 			MaxConnectionsPerIP: 50,
@@ -527,7 +563,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c.Path = abs
 	c.Dir = filepath.Dir(abs)
-	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key}
+	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key, &c.SRS.KeyFile}
 	for i := range c.TLS.Certificates {
 		paths = append(paths, &c.TLS.Certificates[i].Cert, &c.TLS.Certificates[i].Key)
 	}
@@ -689,6 +725,13 @@ func (c *Config) validate(data []byte) error {
 	}
 	if err := c.validateSpamd(bad); err != nil {
 		return err
+	}
+	if a := c.SRS.MaxAge.D(); a < 24*time.Hour || a > 1023*24*time.Hour {
+		// The timestamp counts days, modulo 1024 (pkg/srs).
+		return bad("srs.max_age", "must be between 1 and 1023 days")
+	}
+	if strings.ContainsAny(c.SRS.Domain, " \t\r\n=+@<>") {
+		return bad("srs.domain", "must be a domain name")
 	}
 	if c.Queue.MaxBackoff < c.Queue.MinBackoff {
 		return bad("queue.max_backoff", "must not be less than queue.min_backoff")
