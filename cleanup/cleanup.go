@@ -38,6 +38,8 @@ type Cleanup struct {
 	Spam SpamPolicy
 	// Reports is what cleanup takes from spamd as its reports.
 	Reports ReportPolicy
+	// Forwards holds local's peers to forwarded messages (forward.go).
+	Forwards ForwardPolicy
 
 	wake chan string
 }
@@ -57,6 +59,9 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 		return c.refuseStream(conn, ipc.Errorf("invalid", "decoding envelope: %v", err))
 	}
 	if rerr := c.checkReportEnvelope(peer, &env); rerr != nil {
+		return c.refuseStream(conn, rerr)
+	}
+	if rerr := c.checkForwardEnvelope(peer, &env); rerr != nil {
 		return c.refuseStream(conn, rerr)
 	}
 	return c.enqueue(ctx, conn, &env, nil)
@@ -201,6 +206,11 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 	if err != nil {
 		return nil, err
 	}
+	if env.Forward {
+		for i := range rcpts {
+			rcpts[i].Forward = true
+		}
+	}
 	qe := &queue.Envelope{
 		ID:         queue.NewID(),
 		From:       env.From,
@@ -276,7 +286,11 @@ func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.R
 			continue
 		}
 		for _, t := range res.Targets {
-			add(queue.Recipient{Addr: t, ORcpt: origIfDifferent(orcpt, t), Notify: r.Notify})
+			// A target other than the address itself is forwarded to: when it is
+			// another host's, qmgr sends it from the SRS form of the sender. That is
+			// also how a valid SRS address (authd resolves it to the original sender)
+			// sends its bounce on.
+			add(queue.Recipient{Addr: t, ORcpt: origIfDifferent(orcpt, t), Notify: r.Notify, Forward: !strings.EqualFold(t, r.Addr)})
 		}
 	}
 	return out, nil

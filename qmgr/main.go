@@ -11,11 +11,13 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"time"
 
 	"postern/pkg/daemon"
 	"postern/pkg/metrics"
+	"postern/pkg/srs"
 )
 
 func main() {
@@ -25,6 +27,14 @@ func main() {
 	defer stop()
 	cfg := d.Config
 	q := New(cfg, d.Log)
+	if cfg.SRS.Enable {
+		// Forwarded mail leaves with an SRS sender (pkg/srs).
+		var err error
+		if q.SRS, err = srs.Load(cfg.SRSDomain(), cfg.SRSKeyFile(), cfg.SRS.MaxAge.D()); err != nil {
+			d.Log.Error("[srs] is enabled but its secret cannot be read; run mailctl init, or start master, which makes it", "err", err)
+			os.Exit(1)
+		}
+	}
 	if err := q.OpenState(filepath.Join(cfg.QmgrDir(), "qmgr.db")); err != nil {
 		// Mail goes on; the statistics are not kept, and queue administration
 		// answers that its audit log cannot be written.
