@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"postern/pkg/delivery"
+	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/maildir"
 	"postern/pkg/metrics"
@@ -31,7 +32,10 @@ type Agent struct {
 	// SieveRoot is the directory of the users' Sieve scripts (<data>/sieve), which
 	// sieved writes and local reads: "" runs no scripts.
 	SieveRoot string
-	Log       *slog.Logger
+	// Cleanup queues the messages Sieve scripts redirect (redirect.go); nil keeps them
+	// instead.
+	Cleanup *enqueue.Client
+	Log     *slog.Logger
 
 	// checked remembers, by Maildir path, when mailbox last found it safe: resolving
 	// every symbolic link of the path costs more than writing a small message, and the
@@ -61,7 +65,7 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 	return s
 }
 
-func (a *Agent) serveDeliver(_ context.Context, req *delivery.Request, f *os.File) []delivery.Result {
+func (a *Agent) serveDeliver(ctx context.Context, req *delivery.Request, f *os.File) []delivery.Result {
 	results := make([]delivery.Result, len(req.Recipients))
 	if !queue.ValidID(req.QueueID) {
 		// The queue ID goes into file names: a request without a real one is a bug in
@@ -73,7 +77,7 @@ func (a *Agent) serveDeliver(_ context.Context, req *delivery.Request, f *os.Fil
 		return results
 	}
 	for i, r := range req.Recipients {
-		results[i] = a.deliver(f, req, r)
+		results[i] = a.deliver(ctx, f, req, r)
 	}
 	return results
 }
@@ -112,8 +116,9 @@ func (a *Agent) claim(key string) (release func()) {
 	}
 }
 
-// deliver writes the message into one recipient's mailbox.
-func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient) delivery.Result {
+// deliver writes the message into one recipient's mailbox, or where the recipient's
+// Sieve script sends it.
+func (a *Agent) deliver(ctx context.Context, f *os.File, req *delivery.Request, r delivery.Recipient) delivery.Result {
 	log := a.Log.With("id", req.QueueID, "to", "<"+r.Addr+">")
 	root, err := a.mailbox(r.Maildir)
 	if err != nil {
@@ -135,13 +140,13 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		log.Info("rejected by the recipient's Sieve script")
 		return result(delivery.Bounced, "5.7.1", "rejected by the recipient: "+oneLine(p.reject))
 	}
-	if len(p.targets) == 0 {
+	if len(p.targets) == 0 && len(p.redirects) == 0 {
 		log.Info("discarded by the recipient's Sieve script")
 		return result(delivery.Sent, "2.0.0", "discarded by the recipient's filter")
 	}
 	prefix := []byte("Return-Path: <" + headerSafe(req.From) + ">\r\nDelivered-To: " + headerSafe(r.Addr) + "\r\n")
 	size := int64(len(prefix)) + req.Size
-	if r.Quota > 0 {
+	if r.Quota > 0 && len(p.targets) > 0 {
 		q := maildir.Quota{Bytes: r.Quota}
 		used, count, err := maildir.Usage(root, q)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -161,10 +166,27 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 			return result(delivery.Bounced, "5.2.2", "mailbox full")
 		}
 	}
+	if len(p.redirects) > 0 {
+		err := a.redirect(ctx, f, req, r, root, p.redirects, log)
+		switch {
+		case errors.Is(err, errRedirectRefused):
+			// Mail is never lost to a filter: what cannot go on stays here.
+			log.Error("sieve: redirect refused; keeping the message instead", "redirect", strings.Join(p.redirects, ","), "err", err)
+			p.targets = append(p.targets, target{folder: defaultFolder(req, r)})
+		case err != nil:
+			// RFC 3463 X.3.0: the queue cannot take the redirect now; the whole
+			// delivery is tried again later (what was done is found, not redone).
+			log.Warn("sieve: redirect not queued; deferring", "redirect", strings.Join(p.redirects, ","), "err", err)
+			return result(delivery.Deferred, "4.3.0", "cannot queue the redirected message now")
+		}
+	}
 	for _, t := range p.targets {
 		if res, ok := a.store(f, req, r, root, t, prefix, log); !ok {
 			return res
 		}
+	}
+	if len(p.targets) == 0 {
+		return result(delivery.Sent, "2.0.0", "redirected by the recipient's filter")
 	}
 	if defaultFolder(req, r) == "Junk" {
 		metrics.Inc(metrics.Junk)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern/pkg/delivery"
+	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/maildir"
 	"postern/pkg/queue"
@@ -24,6 +25,8 @@ type env struct {
 	dir    string
 	root   string // the mail root
 	client *delivery.Client
+	// cleanup is the fake cleanup that takes redirected messages (redirect_test.go).
+	cleanup *fakeCleanup
 }
 
 func start(t *testing.T) *env {
@@ -40,11 +43,13 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{MailRoot: filepath.Join(dir, "mail"), SieveRoot: filepath.Join(dir, "sieve"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	fc := startCleanup(t, ctx, filepath.Join(dir, "cleanup.sock"))
+	a := &Agent{MailRoot: filepath.Join(dir, "mail"), SieveRoot: filepath.Join(dir, "sieve"), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Cleanup: enqueue.NewClient(filepath.Join(dir, "cleanup.sock"))}
 	go a.Server(nil).Serve(ctx, l)
 	c := delivery.NewClient(sock)
 	t.Cleanup(c.Close)
-	return &env{dir: dir, root: a.MailRoot, client: c}
+	return &env{dir: dir, root: a.MailRoot, client: c, cleanup: fc}
 }
 
 // queueFile writes a committed queue file holding msg and opens it.
