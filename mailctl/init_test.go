@@ -85,6 +85,8 @@ func TestInitDev(t *testing.T) {
 		cfg.TLS.Key:   0o600,
 		cfg.TLS.Cert:  0o644,
 		cfg.UsersDB(): 0o600,
+		// The SRS secrets (pkg/srs), readable by group postern.
+		cfg.SRSKeyFile(): 0o640,
 		filepath.Join(cfg.MailDir(), "example.test", "demo"): 0o700,
 	}
 	for p, want := range modes {
