@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -89,27 +88,6 @@ func (a *Agent) redirect(ctx context.Context, f *os.File, req *delivery.Request,
 		log.Warn("cannot record the redirect; a repeated attempt would send it again", "file", marker, "err", err)
 	}
 	return nil
-}
-
-// submit streams a new message, made of parts, to cleanup with the envelope env and
-// returns its queue ID, once cleanup has made the queue file durable.
-func (a *Agent) submit(ctx context.Context, env *enqueue.Envelope, parts ...io.Reader) (string, error) {
-	tx, err := a.Cleanup.Begin(ctx, env)
-	if err != nil {
-		return "", err
-	}
-	if _, err := tx.ReadFrom(io.MultiReader(parts...)); err != nil {
-		tx.Abort()
-		return "", fmt.Errorf("streaming the message to cleanup: %w", err)
-	}
-	res, err := tx.Commit()
-	if err != nil {
-		return "", err
-	}
-	if res.QueueID == "" {
-		return "", errors.New("cleanup answered without a queue ID")
-	}
-	return res.QueueID, nil
 }
 
 // writeMarker creates the empty file path in the Maildir's tmp/ durably, and removes

@@ -259,14 +259,12 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsur
 	// the queue file's descriptor is safe, and each fills its own results. A message
 	// with no remote recipient, most of them, needs no second goroutine.
 	var remoteDone sync.WaitGroup
-	if len(remote) > 0 || len(forward) > 0 {
+	if len(remote) > 0 {
 		// An unreachable remote agent named no server: relay=none, as Postfix logs it.
-		remoteDone.Go(func() {
-			run(q.Remote, "none", env.From, remote, remoteRcpts)
-			if len(forward) > 0 {
-				q.forward(qf, run, forward, forwardRcpts)
-			}
-		})
+		remoteDone.Go(func() { run(q.Remote, "none", env.From, remote, remoteRcpts) })
+	}
+	if len(forward) > 0 {
+		remoteDone.Go(func() { q.forward(qf, run, forward, forwardRcpts) })
 	}
 	run(q.Local, "local", env.From, local, localRcpts)
 	remoteDone.Wait()
