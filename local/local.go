@@ -172,7 +172,7 @@ func (a *Agent) deliver(ctx context.Context, f *os.File, req *delivery.Request, 
 		case errors.Is(err, errRedirectRefused):
 			// Mail is never lost to a filter: what cannot go on stays here.
 			log.Error("sieve: redirect refused; keeping the message instead", "redirect", strings.Join(p.redirects, ","), "err", err)
-			p.targets = append(p.targets, target{folder: defaultFolder(req, r)})
+			p.keep(defaultFolder(req, r))
 		case err != nil:
 			// RFC 3463 X.3.0: the queue cannot take the redirect now; the whole
 			// delivery is tried again later (what was done is found, not redone).

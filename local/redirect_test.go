@@ -185,6 +185,15 @@ func TestRedirectNotDone(t *testing.T) {
 	if got := e.files(t, ".Junk"); len(got) != 1 {
 		t.Errorf("the junk was not kept in Junk: %v", got)
 	}
+	// With :copy, the kept copy and the redirect not made are one copy in Junk.
+	e.setScript(t, `require "copy"; redirect :copy "x@example.org";`)
+	spam2 := e.queueFile(t, body)
+	if res := e.deliver(t, spam2, true, bob); res[0].Status != delivery.Sent {
+		t.Fatalf("spam with :copy: %+v", res[0])
+	}
+	if got := e.files(t, ".Junk"); len(got) != 2 {
+		t.Errorf("Junk holds %v, want one more file", got)
+	}
 	if n := len(e.cleanup.queued()); n != 0 {
 		t.Errorf("%d messages redirected, want none", n)
 	}

@@ -34,6 +34,15 @@ type plan struct {
 	reject    string
 }
 
+// keep adds a copy in folder, where a redirect that is not carried out leaves the
+// message, unless the plan stores one there already (RFC 5228 §2.10.3: one copy per
+// folder).
+func (p *plan) keep(folder string) {
+	if !slices.ContainsFunc(p.targets, func(t target) bool { return t.folder == folder }) {
+		p.targets = append(p.targets, target{folder: folder})
+	}
+}
+
 // defaultFolder is where mail goes that no script files elsewhere: INBOX, or Junk when
 // spamd's verdict is spam.
 func defaultFolder(req *delivery.Request, r delivery.Recipient) string {
@@ -105,14 +114,14 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 				// Mail judged junk is not sent on to another host in our name (the SRS
 				// sender is ours): it stays in Junk, where the user can still find it.
 				log.Info("sieve: the message is junk; keeping it instead of redirecting it", "redirect", act.Arg)
-				p.targets = append(p.targets, target{folder: defaultFolder(req, r)})
+				p.keep(defaultFolder(req, r))
 			case loop:
 				// RFC 5228 §4.2: implementations take measures against loops. The
 				// message went through this recipient's redirect once already (it
 				// carries the Delivered-To local puts on what it redirects): it is
 				// kept instead of going round again.
 				log.Warn("sieve: redirect refused, the message was redirected by this recipient before (a forwarding loop); keeping it instead", "redirect", act.Arg)
-				p.targets = append(p.targets, target{folder: defaultFolder(req, r)})
+				p.keep(defaultFolder(req, r))
 			case !slices.ContainsFunc(p.redirects, func(s string) bool { return strings.EqualFold(s, act.Arg) }):
 				// RFC 5228 §2.10.3: the same address twice gets one copy.
 				p.redirects = append(p.redirects, act.Arg)
