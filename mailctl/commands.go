@@ -40,6 +40,7 @@ type options struct {
 	algorithm     string
 	dmarc         string
 	spam, ham     bool
+	onError       bool
 	user          string
 	off           bool
 	limit         int
@@ -424,17 +425,22 @@ delivered (active/), "!" one on hold (hold/), "#" one set aside as corrupt (corr
 		run:     runQueueDelete,
 	},
 	{
-		name: "spam train", args: "--spam|--ham [--user ADDRESS] PATH...", minArgs: 1, maxArgs: -1,
+		name: "spam train", args: "--spam|--ham [--on-error] [--user ADDRESS] PATH...", minArgs: 1, maxArgs: -1,
 		summary: "teach spamd's classifier messages as spam or as ham",
 		detail: `
 Each PATH is a message file, an mbox file (messages after "From " lines) or a Maildir
 folder (the files of its cur/ and new/). Each message goes to spamd over control/spamd
 as a descriptor; spamd learns it into the global corpus, or into the account's own with
 --user. A message learned before counts once; learned the other way before, it moves.
+With --on-error a message is learned only when the classifier, as trained so far, gets
+it wrong or is unsure of it (training on error): run the spam and the ham commands in
+turn, again, until they learn nothing; the corpus then holds the hard cases and tells
+spam from ham better than one that learned every message (bench/README.md).
 The classifier gives no opinion until it has learned enough spam and ham (spam status).`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.BoolVar(&o.spam, "spam", false, "learn the messages as spam")
 			fs.BoolVar(&o.ham, "ham", false, "learn the messages as ham (wanted mail)")
+			fs.BoolVar(&o.onError, "on-error", false, "learn only the messages the classifier gets wrong or is unsure of")
 			fs.StringVar(&o.user, "user", "", "learn into the corpus of the account `ADDRESS` (default: the global one)")
 		},
 		run: runSpamTrain,

@@ -478,7 +478,7 @@ func Default() *Config {
 			DMARCFail:      4,
 			DMARCPass:      -1,
 			GTUBE:          1000,
-			ClassifierSpam: 6,
+			ClassifierSpam: 6.25,
 			RejectSPFFail:  true,
 			DMARCReject:    "reject",
 			LocalPolicy:    "reject",
