@@ -38,6 +38,9 @@ type Cleanup struct {
 	Spam SpamPolicy
 	// Reports is what cleanup takes from spamd as its reports.
 	Reports ReportPolicy
+	// OnlyAutoReplies tells a peer that may queue local's automatic replies alone
+	// (local's uid, autoreply.go); nil: none.
+	OnlyAutoReplies func(ipc.Cred) bool
 
 	wake chan string
 }
@@ -57,6 +60,9 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 		return c.refuseStream(conn, ipc.Errorf("invalid", "decoding envelope: %v", err))
 	}
 	if rerr := c.checkReportEnvelope(peer, &env); rerr != nil {
+		return c.refuseStream(conn, rerr)
+	}
+	if rerr := c.checkAutoReplyEnvelope(peer, &env); rerr != nil {
 		return c.refuseStream(conn, rerr)
 	}
 	return c.enqueue(ctx, conn, &env, nil)
@@ -100,7 +106,7 @@ func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Enve
 	switch {
 	case refusal != nil:
 		dst = io.Discard // read to the end all the same, to stay in step
-	case env.Submission || env.Bounce || env.Report:
+	case env.Submission || env.Bounce || env.Report || env.AutoReply:
 		if signer = c.signer(fixer.section, w); signer != nil {
 			dst = io.MultiWriter(w, signer)
 		}
@@ -225,7 +231,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 		c.Log.Error("cannot create queue file", "err", err)
 		return nil, ipc.Errorf("temporary", "queue file error")
 	}
-	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report, tls: env.TLS, local: local}
+	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report || env.AutoReply, tls: env.TLS, local: local}
 	if c.checked(env) {
 		// Room for spamd's headers and the junk mark, filled in before Commit.
 		if err := w.Reserve(verdictRoom + junkMarkRoom*len(rcpts)); err != nil {

@@ -49,7 +49,9 @@ func main() {
 	}
 	// spamd queues its DMARC aggregate reports here, and nothing else (report.go).
 	c.Reports = ReportPolicy{From: cfg.DMARCReportFrom(), OnlyReports: daemon.Confined(cfg, "spamd", "smtpd", "qmgr")}
-	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr", "spamd"))
+	// local queues its vacation replies here, and nothing else (autoreply.go).
+	c.OnlyAutoReplies = daemon.Confined(cfg, "local", "smtpd", "qmgr", "spamd")
+	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr", "spamd", "local"))
 	go c.Wakeups(ctx)
 	// sendmail(1)'s socket, when master made one (a cleanup run by hand may have none).
 	if l, ok := d.Listeners["public/cleanup"].(*net.UnixListener); ok {
