@@ -4,7 +4,8 @@
 // have mailboxes on this host; local writes the message into each recipient's Maildir
 // (tmp/, fsync, rename into new/) — the INBOX, or Junk for spam, or where the
 // recipient's active Sieve script files it (the script is sieved's, read here) — after checking the
-// mailbox's Maildir++ quota, and answers with one result per recipient. authd asks it to
+// mailbox's Maildir++ quota, and answers with one result per recipient. It sends the
+// scripts' vacation replies through cleanup and remembers them in <data>/local. authd asks it to
 // create the Maildir of a new account. It serves <spool>/private/local and runs as the
 // mail user (vmail), the only user that can write the mailboxes. See local(8).
 package main
@@ -12,17 +13,33 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"time"
 
+	"postern/pkg/auth"
 	"postern/pkg/daemon"
+	"postern/pkg/enqueue"
 )
 
 func main() {
 	d := daemon.Start("local")
-	d.Confine(d.Config.MailDir())
+	cfg := d.Config
+	d.Confine(cfg.MailDir(), cfg.LocalDir())
 	ctx, stop := d.Context()
 	defer stop()
-	a := &Agent{MailRoot: d.Config.MailDir(), SieveRoot: d.Config.SieveDir(), Log: d.Log}
+	a := &Agent{MailRoot: cfg.MailDir(), SieveRoot: cfg.SieveDir(), Log: d.Log}
+	// The vacation replies' memory is local's alone. Without it, mail is delivered
+	// all the same and no reply is sent (a reply not remembered could be sent for
+	// every message).
+	if mem, err := openVacationMemory(filepath.Join(cfg.LocalDir(), "vacation.db")); err != nil {
+		d.Log.Error("vacation replies disabled", "err", err)
+	} else {
+		defer mem.Close()
+		go mem.keepSweeping(ctx, d.Log)
+		queue := enqueue.NewClient(cfg.PrivateSocket("cleanup"))
+		defer queue.Close()
+		a.Vacations, a.Submit, a.SendAs = mem, submitVia(queue), auth.NewClient(cfg.PrivateSocket("auth")).SendAs
+	}
 	srv := a.Server(daemon.Trust(d.Config, "qmgr", "authd"))
 	ctl := a.ControlServer(daemon.Admin(d.Config))
 	go ctl.Serve(ctx, d.Unix("control/local"))

@@ -25,10 +25,13 @@ type target struct {
 }
 
 // plan is what the recipient's Sieve script decided: the copies to store, or a
-// rejection (reason set), or neither (discard).
+// rejection (reason set), or neither (discard); and a vacation reply to send once the
+// message is delivered, with the header of the message it answers.
 type plan struct {
-	targets []target
-	reject  string
+	targets  []target
+	reject   string
+	vacation *sieve.Vacation
+	header   *mime.Header
 }
 
 // defaultFolder is where mail goes that no script files elsewhere: INBOX, or Junk when
@@ -79,7 +82,7 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 		log.Error("sieve: the script failed; delivering to the default folder", "script", path, "err", err)
 		return def
 	}
-	var p plan
+	p := plan{header: &msg.Root.Header}
 	for _, act := range actions {
 		switch act.Kind {
 		case sieve.Keep:
@@ -95,6 +98,8 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 			p.targets = append(p.targets, target{folder: name, flags: flagLetters(act.Flags, log)})
 		case sieve.Reject, sieve.EReject:
 			p.reject = act.Arg
+		case sieve.VacationAction:
+			p.vacation = act.Vacation
 		case sieve.Redirect:
 			// Not carried out yet (it needs the queue and SRS): the message is kept
 			// instead, so that nothing the script meant to forward is lost.
