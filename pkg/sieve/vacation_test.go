@@ -123,7 +123,9 @@ func TestVacationTwice(t *testing.T) {
 
 func TestVacationExempt(t *testing.T) {
 	v := &Vacation{Addresses: []string{"Bob.Extra@example.test"}}
-	mine := func(a string) bool { return strings.EqualFold(a, "bob@example.test") || strings.EqualFold(a, "alias@example.test") }
+	mine := func(a string) bool {
+		return strings.EqualFold(a, "bob@example.test") || strings.EqualFold(a, "alias@example.test")
+	}
 	const personal = "From: ann@example.org\r\nTo: Bob <bob@example.test>\r\nSubject: hi\r\n"
 	for _, c := range []struct {
 		from, header, want string
