@@ -8,7 +8,9 @@ import (
 	"testing"
 )
 
-func sieveReader(s string) *sieveClient { return &sieveClient{r: bufio.NewReader(strings.NewReader(s))} }
+func sieveReader(s string) *sieveClient {
+	return &sieveClient{r: bufio.NewReader(strings.NewReader(s))}
+}
 
 // The responses of sieved as httpd reads them: quoted strings, literals and atoms
 // (RFC 5804 §4), ended by OK, NO or BYE.
