@@ -234,7 +234,7 @@ func (v *Vacation) Reply(orig *mime.Header, rh ReplyHeaders) []byte {
 	field("Subject", encodeWords(subject))
 	field("Date", rh.Date.Format(time.RFC1123Z))
 	field("Message-ID", rh.MessageID)
-	// RFC 3834 §3.1.5 and RFC 5322 §3.6.4: the reply names the message it answers.
+	// RFC 3834 §3.1 and RFC 5322 §3.6.4: the reply names the message it answers.
 	if id, ok := orig.Get("Message-ID"); ok && oneLineSafe(id) {
 		field("In-Reply-To", id)
 		refs, _ := orig.Get("References")
