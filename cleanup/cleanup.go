@@ -38,8 +38,9 @@ type Cleanup struct {
 	Spam SpamPolicy
 	// Reports is what cleanup takes from spamd as its reports.
 	Reports ReportPolicy
-	// Forwards holds local's peers to forwarded messages (forward.go).
-	Forwards ForwardPolicy
+	// OnlyLocal tells a peer that may queue local's messages alone (local's uid):
+	// forwarded messages (forward.go) and automatic replies (autoreply.go); nil: none.
+	OnlyLocal func(ipc.Cred) bool
 
 	wake chan string
 }
@@ -61,7 +62,13 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 	if rerr := c.checkReportEnvelope(peer, &env); rerr != nil {
 		return c.refuseStream(conn, rerr)
 	}
-	if rerr := c.checkForwardEnvelope(peer, &env); rerr != nil {
+	if c.OnlyLocal != nil && c.OnlyLocal(peer) && !env.Forward && !env.AutoReply {
+		return c.refuseStream(conn, ipc.Errorf("denied", "this peer may queue forwarded messages and automatic replies only"))
+	}
+	if rerr := checkForwardEnvelope(&env); rerr != nil {
+		return c.refuseStream(conn, rerr)
+	}
+	if rerr := checkAutoReplyEnvelope(&env); rerr != nil {
 		return c.refuseStream(conn, rerr)
 	}
 	return c.enqueue(ctx, conn, &env, nil)
@@ -105,7 +112,7 @@ func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Enve
 	switch {
 	case refusal != nil:
 		dst = io.Discard // read to the end all the same, to stay in step
-	case env.Submission || env.Bounce || env.Report:
+	case env.Submission || env.Bounce || env.Report || env.AutoReply:
 		if signer = c.signer(fixer.section, w); signer != nil {
 			dst = io.MultiWriter(w, signer)
 		}
@@ -235,7 +242,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 		c.Log.Error("cannot create queue file", "err", err)
 		return nil, ipc.Errorf("temporary", "queue file error")
 	}
-	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report, tls: env.TLS, local: local}
+	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report || env.AutoReply, tls: env.TLS, local: local}
 	if c.checked(env) {
 		// Room for spamd's headers and the junk mark, filled in before Commit.
 		if err := w.Reserve(verdictRoom + junkMarkRoom*len(rcpts)); err != nil {

@@ -11,22 +11,13 @@ import (
 // queue.Recipient.Forward, so that qmgr sends it from the SRS form of the sender
 // (pkg/srs); it does not DKIM-sign it (the From: is the original author's, not ours to
 // sign) and spamd does not judge it a second time. When local runs as a user of its own
-// (vmail), a peer of that uid may send nothing else.
+// (vmail), a peer of that uid may send nothing else than these and its automatic replies
+// (Cleanup.OnlyLocal).
 
-// ForwardPolicy is what cleanup accepts as a forwarded message.
-type ForwardPolicy struct {
-	// OnlyForwards tells a peer that may send forwarded messages alone (local's uid);
-	// nil: none.
-	OnlyForwards func(ipc.Cred) bool
-}
-
-// checkForwardEnvelope holds a forwarded message's envelope (and any envelope of a peer
-// that may send only those) to what a forward is, before anything is written.
-func (c *Cleanup) checkForwardEnvelope(peer ipc.Cred, env *enqueue.Envelope) *ipc.Error {
+// checkForwardEnvelope holds a forwarded message's envelope to what a forward is, before
+// anything is written.
+func checkForwardEnvelope(env *enqueue.Envelope) *ipc.Error {
 	if !env.Forward {
-		if c.Forwards.OnlyForwards != nil && c.Forwards.OnlyForwards(peer) {
-			return ipc.Errorf("denied", "this peer may queue forwarded messages only")
-		}
 		return nil
 	}
 	if env.Submission || env.Bounce || env.Report || env.AuthUser != "" || len(env.SendAs) > 0 ||

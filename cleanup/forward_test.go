@@ -17,7 +17,7 @@ import (
 func TestForwards(t *testing.T) {
 	var onlyForwards bool
 	cl, spool, _ := startSigningWith(t, func(c *Cleanup) {
-		c.Forwards = ForwardPolicy{OnlyForwards: func(ipc.Cred) bool { return onlyForwards }}
+		c.OnlyLocal = func(ipc.Cred) bool { return onlyForwards }
 	})
 	forward := func() *enqueue.Envelope {
 		return &enqueue.Envelope{Forward: true, From: "author@example.test", Recipients: []enqueue.Recipient{{Addr: "target@other.test"}}}

@@ -50,8 +50,9 @@ func main() {
 	}
 	// spamd queues its DMARC aggregate reports here, and nothing else (report.go).
 	c.Reports = ReportPolicy{From: cfg.DMARCReportFrom(), OnlyReports: daemon.Confined(cfg, "spamd", "smtpd", "qmgr")}
-	// local queues the messages Sieve scripts redirect, and nothing else (forward.go).
-	c.Forwards = ForwardPolicy{OnlyForwards: daemon.Confined(cfg, "local", "smtpd", "qmgr", "spamd")}
+	// local queues the messages Sieve scripts redirect (forward.go) and its vacation
+	// replies (autoreply.go) here, and nothing else.
+	c.OnlyLocal = daemon.Confined(cfg, "local", "smtpd", "qmgr", "spamd")
 	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr", "spamd", "local"))
 	go c.Wakeups(ctx)
 	// sendmail(1)'s socket, when master made one (a cleanup run by hand may have none).

@@ -27,7 +27,7 @@ import (
 // just in the envelope (smtpd checks MAIL FROM). The refusal is an ipc error of code enqueue.CodeRejected, which smtpd answers with 550 5.7.1 at the
 // end of the data.
 func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *headerFixer) *ipc.Error {
-	if !env.Submission || env.AuthUser == "" {
+	if !env.Submission && !env.AutoReply || env.AuthUser == "" {
 		return nil
 	}
 	if !h.complete {

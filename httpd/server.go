@@ -48,6 +48,9 @@ type Server struct {
 	// imapAddr and submitAddr are where imapd's "imap" and smtpd's "submission"
 	// listeners are reached from this host.
 	imapAddr, submitAddr string
+	// sieveAddr is where sieved's "sieve" listener is reached from this host, for the
+	// account page's out-of-office reply (sieve.go).
+	sieveAddr string
 	// httpsPort is the port of the https listener, for the redirects from http.
 	httpsPort string
 	maxUpload int64
@@ -82,6 +85,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.imapAddr = localAddr(cfg, "imapd", "imap")
 	s.submitAddr = localAddr(cfg, "smtpd", "submission")
+	s.sieveAddr = localAddr(cfg, "sieved", "sieve")
 	if s.imapAddr == "" || s.submitAddr == "" {
 		log.Warn("webmail needs imapd's imap listener and smtpd's submission listener, reached over loopback", "imap", s.imapAddr, "submission", s.submitAddr)
 	} else if h, _, _ := net.SplitHostPort(s.imapAddr); h != "localhost" && !net.ParseIP(h).IsLoopback() {

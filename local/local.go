@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"postern/pkg/auth"
 	"postern/pkg/delivery"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
@@ -36,6 +37,13 @@ type Agent struct {
 	// instead.
 	Cleanup *enqueue.Client
 	Log     *slog.Logger
+
+	// Vacations is the memory of the vacation replies sent (vacation.go); nil sends
+	// none. Submit queues a reply through cleanup, SendAs asks authd for an account's
+	// addresses.
+	Vacations *vacationMemory
+	Submit    func(ctx context.Context, env *enqueue.Envelope, msg []byte) (string, error)
+	SendAs    func(ctx context.Context, user string) (auth.SendAsResult, error)
 
 	// checked remembers, by Maildir path, when mailbox last found it safe: resolving
 	// every symbolic link of the path costs more than writing a small message, and the
@@ -132,6 +140,16 @@ func (a *Agent) deliver(ctx context.Context, f *os.File, req *delivery.Request, 
 		return result(delivery.Deferred, "4.3.0", "invalid delivery request")
 	}
 	p := a.filter(f, req, r, root, log)
+	res := a.deliverPlan(ctx, f, req, r, root, p, log)
+	if p.vacation != nil && res.Status == delivery.Sent {
+		a.vacation(req, r, p.vacation, p.header, log)
+	}
+	return res
+}
+
+// deliverPlan carries out what the recipient's script decided: the copies to store,
+// the redirects or the rejection.
+func (a *Agent) deliverPlan(ctx context.Context, f *os.File, req *delivery.Request, r delivery.Recipient, root string, p plan, log *slog.Logger) delivery.Result {
 	if p.reject != "" {
 		// RFC 5429 §2.1: the message was accepted already, so the refusal travels as a
 		// DSN, which qmgr sends to the envelope sender for a bounced recipient (none to

@@ -27,11 +27,14 @@ type target struct {
 
 // plan is what the recipient's Sieve script decided: the copies to store and the
 // addresses to redirect to (redirect.go), or a rejection (reason set), or nothing
-// (discard).
+// (discard); and a vacation reply to send once the message is delivered, with the
+// header of the message it answers (vacation.go).
 type plan struct {
 	targets   []target
 	redirects []string
 	reject    string
+	vacation  *sieve.Vacation
+	header    *mime.Header
 }
 
 // keep adds a copy in folder, where a redirect that is not carried out leaves the
@@ -92,7 +95,7 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 		return def
 	}
 	loop := deliveredTo(&msg.Root.Header, r.Addr)
-	var p plan
+	p := plan{header: &msg.Root.Header}
 	for _, act := range actions {
 		switch act.Kind {
 		case sieve.Keep:
@@ -108,6 +111,8 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 			p.targets = append(p.targets, target{folder: name, flags: flagLetters(act.Flags, log)})
 		case sieve.Reject, sieve.EReject:
 			p.reject = act.Arg
+		case sieve.VacationAction:
+			p.vacation = act.Vacation
 		case sieve.Redirect:
 			switch {
 			case req.Spam || r.Spam:

@@ -33,6 +33,7 @@ const (
 	modeMailDir   = 0o700 // local's user (vmail)
 	modeSpamDir   = 0o700 // spamd's user (postern-spam)
 	modeSieveDir  = 0o700 // sieved's user (vmail), which local shares and reads it as
+	modeLocalDir  = 0o700 // local's user (vmail): its vacation memory
 	// modeDKIMDir: cleanup's user, which signs with the keys; authd, the same user by
 	// default, writes them. The public halves are for the admin group's mailctl.
 	modeDKIMDir = 0o755
@@ -61,10 +62,11 @@ type owners struct {
 	Spam  owner // <data>/spam, spamd's
 	Sieve owner // <data>/sieve, sieved's
 	DKIM  owner // <data>/dkim, cleanup's
+	Local owner // <data>/local, local's
 }
 
 // ownersNone are the owners of a development instance: nothing is chowned.
-var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged, Sieve: unchanged, DKIM: unchanged}
+var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged, Sieve: unchanged, DKIM: unchanged, Local: unchanged}
 
 // ownerNotes are what resolveOwners found worth a log line: the configured admin group
 // does not exist, so only root may use the control sockets.
@@ -111,12 +113,13 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 		}
 		return identity{}, false
 	}
-	o.Queue, o.Mail, o.Users, o.Spam, o.Sieve, o.DKIM = unchanged, unchanged, unchanged, unchanged, unchanged, unchanged
+	o.Queue, o.Mail, o.Users, o.Spam, o.Sieve, o.DKIM, o.Local = unchanged, unchanged, unchanged, unchanged, unchanged, unchanged, unchanged
 	if id, ok := of("qmgr"); ok {
 		o.Queue = owner{id.UID, group}
 	}
 	if id, ok := of("local"); ok {
 		o.Mail = owner{id.UID, id.GID}
+		o.Local = owner{id.UID, id.GID}
 	}
 	if id, ok := of("authd"); ok {
 		o.Users = owner{id.UID, group}
@@ -158,6 +161,7 @@ func layoutDirs(cfg *config.Config, o owners) []dirSpec {
 		dirSpec{cfg.SpamDir(), o.Spam, modeSpamDir},
 		dirSpec{cfg.SieveDir(), o.Sieve, modeSieveDir},
 		dirSpec{dkim.Dir(cfg.DataDir), o.DKIM, modeDKIMDir},
+		dirSpec{cfg.LocalDir(), o.Local, modeLocalDir},
 	)
 	return dirs
 }

@@ -911,6 +911,10 @@ func (c *Config) QmgrDir() string { return filepath.Join(c.SpoolDir, "qmgr") }
 // MailDir is the root under which every account's Maildir lives.
 func (c *Config) MailDir() string { return filepath.Join(c.DataDir, "mail") }
 
+// LocalDir is local's own directory: vacation.db, the memory of the vacation replies
+// sent (whom each account answered, until when not again), which only local opens.
+func (c *Config) LocalDir() string { return filepath.Join(c.DataDir, "local") }
+
 // SieveDir is where sieved keeps the users' Sieve scripts, one directory per account
 // (<domain>/<localpart>/), which local reads at delivery.
 func (c *Config) SieveDir() string { return filepath.Join(c.DataDir, "sieve") }

@@ -1,6 +1,6 @@
 // Package enqueue is how a message enters the queue: the protocol of cleanup's socket
 // (<spool>/private/cleanup) and the client that smtpd (and qmgr, for bounces; spamd,
-// for reports; local, for the messages Sieve redirects) use.
+// for reports; local, for the messages Sieve redirects and for vacation replies) use.
 //
 // An exchange on one connection: the client sends an OpEnqueue request with the envelope,
 // streams the message as data frames (ipc.Conn.WriteStream), then sends an End frame that
@@ -114,6 +114,11 @@ type Envelope struct {
 	// queue.Recipient.Forward (qmgr sends it from the SRS form of From), and cleanup
 	// neither DKIM-signs it (its From: is not ours to sign) nor has spamd judge it again.
 	Forward bool `json:"forward,omitempty"`
+	// AutoReply is true for an automatic reply local makes on behalf of the account
+	// AuthUser (a Sieve vacation reply, RFC 5230): from the null sender (RFC 5230 §5.1)
+	// to one recipient, its From: one of AuthUser's addresses, which cleanup checks as
+	// for a submission, DKIM-signed like outbound mail and never judged by spamd.
+	AutoReply bool `json:"auto_reply,omitempty"`
 
 	BodyType string `json:"body_type,omitempty"`
 	SMTPUTF8 bool   `json:"smtputf8,omitempty"`

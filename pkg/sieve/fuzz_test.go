@@ -22,6 +22,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("if header :matches \"subject\" \"*x?\" { keep; } else { discard; }"))
 	f.Add([]byte("reject text:\n..\n.\n"))
+	f.Add([]byte(`require "vacation"; vacation :days 2 :subject "s" :addresses ["a@b"] "r";`))
 	const msg = "From: a@b\r\nSubject: hello\r\n\r\nbody\r\n"
 	m, _ := mime.Parse(strings.NewReader(msg), int64(len(msg)))
 	f.Fuzz(func(t *testing.T, src []byte) {
@@ -32,6 +33,13 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		s.Run(&Message{Header: &m.Root.Header, Size: int64(len(msg)), From: "a@b", To: "c+d@e"})
+		msg := &Message{Header: &m.Root.Header, Size: int64(len(msg)), From: "a@b", To: "c+d@e"}
+		acts, _ := s.Run(msg)
+		for _, a := range acts {
+			if a.Kind == VacationAction {
+				a.Vacation.Exempt(msg, func(string) bool { return false })
+				a.Vacation.Reply(msg.Header, ReplyHeaders{From: "c@e", To: "a@b", MessageID: "<x@e>"})
+			}
+		}
 	})
 }

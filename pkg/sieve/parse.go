@@ -4,8 +4,8 @@
 // script against a message's header and envelope and returns the actions to take.
 //
 // Extensions: fileinto, reject and ereject (RFC 5429), envelope, imap4flags (RFC 5232),
-// copy (RFC 3894), subaddress (RFC 5233) and the comparators i;octet and
-// i;ascii-casemap (RFC 5228 §2.7.3).
+// copy (RFC 3894), subaddress (RFC 5233), vacation (RFC 5230) with vacation-seconds
+// (RFC 6131), and the comparators i;octet and i;ascii-casemap (RFC 5228 §2.7.3).
 package sieve
 
 import (
@@ -87,6 +87,8 @@ type Command struct {
 	has   bool // :flags given
 	str   string
 	strs  []string
+	// vacation holds a vacation command's arguments (vacation.go).
+	vacation *Vacation
 }
 
 // Script is a parsed and validated script.
@@ -97,7 +99,7 @@ type Script struct {
 
 // Extensions lists the capabilities Parse accepts in require, as ManageSieve's SIEVE
 // capability announces them (RFC 5804 §1.7).
-var Extensions = []string{"fileinto", "reject", "ereject", "envelope", "imap4flags", "copy", "subaddress", "comparator-i;octet", "comparator-i;ascii-casemap"}
+var Extensions = []string{"fileinto", "reject", "ereject", "envelope", "imap4flags", "copy", "subaddress", "vacation", "vacation-seconds", "comparator-i;octet", "comparator-i;ascii-casemap"}
 
 // token kinds
 const (
