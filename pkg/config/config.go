@@ -80,9 +80,25 @@ type Authd struct {
 type Log struct {
 	// Level is debug, info, warn or error.
 	Level string `toml:"level"`
-	// Format is text (logfmt) or json.
+	// Format is text (logfmt) or json, on standard error and in File.
 	Format string `toml:"format"`
+	// Target is where the lines go: stderr (master's standard error, which the daemons
+	// share), journal (systemd's journal, in its native protocol, each attribute a
+	// field), file (File, which master opens and gives the daemons as their standard
+	// error) or auto: the journal when standard error is the journal's (JOURNAL_STREAM,
+	// under systemd), standard error otherwise.
+	Target string `toml:"target"`
+	// File is the log file of target "file".
+	File string `toml:"file"`
 }
+
+// Log targets.
+const (
+	LogAuto    = "auto"
+	LogStderr  = "stderr"
+	LogJournal = "journal"
+	LogFile    = "file"
+)
 
 // TLS names the certificate and key served by smtpd and imapd.
 type TLS struct {
@@ -378,7 +394,7 @@ func Default() *Config {
 		DataDir:    "/var/lib/postern",
 		BinDir:     "/usr/lib/postern",
 		AdminGroup: "postern-admin",
-		Log:        Log{Level: "info", Format: "text"},
+		Log:        Log{Level: "info", Format: "text", Target: LogAuto},
 		Authd: Authd{
 			ClientFailures:        10,
 			NetworkFailures:       50,
@@ -527,7 +543,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c.Path = abs
 	c.Dir = filepath.Dir(abs)
-	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key}
+	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key, &c.Log.File}
 	for i := range c.TLS.Certificates {
 		paths = append(paths, &c.TLS.Certificates[i].Cert, &c.TLS.Certificates[i].Key)
 	}
@@ -569,6 +585,15 @@ func (c *Config) validate(data []byte) error {
 	case "text", "json":
 	default:
 		return bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	switch c.Log.Target {
+	case LogAuto, LogStderr, LogJournal:
+	case LogFile:
+		if c.Log.File == "" {
+			return bad("log.target", "is file, but log.file names none")
+		}
+	default:
+		return bad("log.target", "must be auto, stderr, journal or file, not %q", c.Log.Target)
 	}
 	positive := map[string]int{
 		"smtpd.max_recipients":           c.SMTPD.MaxRecipients,
