@@ -189,7 +189,20 @@ type Queue struct {
 	LocalConcurrency int `toml:"local_concurrency"`
 	// RemoteConcurrency is how many messages are handed to remote at once.
 	RemoteConcurrency int `toml:"remote_concurrency"`
+	// MailqUsers says what mailq shows a local user who is not an administrator (root
+	// and the admin group see the whole queue): MailqOwn, MailqAll or MailqAdmin.
+	MailqUsers string `toml:"mailq_users"`
 }
+
+// Values of queue.mailq_users.
+const (
+	// MailqOwn shows a user the messages they submitted with sendmail.
+	MailqOwn = "own"
+	// MailqAll shows everyone the whole queue, as Postfix's default does.
+	MailqAll = "all"
+	// MailqAdmin shows the queue to administrators only.
+	MailqAdmin = "admin"
+)
 
 // Local holds the mailbox policy of local delivery.
 type Local struct {
@@ -363,7 +376,7 @@ var Daemons = []Daemon{
 	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}, Procs: 1},
 	{Name: "local", User: "vmail", Private: []string{"local"}, Control: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
-	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
+	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Public: []string{"qmgr"}, Procs: 1},
 	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Control: []string{"spamd"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Public: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
@@ -432,6 +445,7 @@ func Default() *Config {
 			DelayWarning:      Duration(4 * time.Hour),
 			MaxLifetime:       Duration(5 * 24 * time.Hour),
 			ScanInterval:      Duration(time.Minute),
+			MailqUsers:        MailqOwn,
 			LocalConcurrency:  20,
 			RemoteConcurrency: 50,
 		},
@@ -585,6 +599,11 @@ func (c *Config) validate(data []byte) error {
 	case "text", "json":
 	default:
 		return bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	switch c.Queue.MailqUsers {
+	case MailqOwn, MailqAll, MailqAdmin:
+	default:
+		return bad("queue.mailq_users", "must be own, all or admin, not %q", c.Queue.MailqUsers)
 	}
 	switch c.Log.Target {
 	case LogAuto, LogStderr, LogJournal:
