@@ -52,6 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		return queueCall(cfg.PublicSocket("qmgr"), control.QueueList, nil, func(res *control.QueueListResult) { mailq.Write(stdout, res.Messages) }, fail)
 	case modeFlush:
 		return queueCall(cfg.ControlSocket("qmgr"), control.QueueFlush, control.IDsRequest{}, func(*control.CountResult) {}, fail)
+	case modeSMTP:
+		return serveSMTP(cfg, o, stdin, stdout)
 	}
 	return send(cfg, o, stdin, stderr, fail)
 }
