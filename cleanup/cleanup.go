@@ -103,7 +103,7 @@ func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Enve
 	}
 	// The header section is known: check the author of a submission, and start the
 	// DKIM signatures of outbound mail, computed as the message streams into the file.
-	refusal := c.checkAuthor(ctx, env, fixer)
+	refusal := c.checkAuthor(ctx, w.env.ID, env, fixer)
 	if refusal == nil {
 		refusal = c.checkReportAuthor(env, fixer)
 	}
@@ -209,7 +209,8 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 	if len(env.Recipients) == 0 {
 		return nil, ipc.Errorf("invalid", "no recipients")
 	}
-	rcpts, err := c.expand(ctx, env.Recipients)
+	id := queue.NewID()
+	rcpts, err := c.expand(ctx, id, env.Recipients)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +220,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 		}
 	}
 	qe := &queue.Envelope{
-		ID:         queue.NewID(),
+		ID:         id,
 		From:       env.From,
 		Recipients: rcpts,
 		Arrival:    time.Now(),
@@ -239,7 +240,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 	}
 	w, err := queue.Create(c.Spool.Dir(queue.Incoming), qe)
 	if err != nil {
-		c.Log.Error("cannot create queue file", "err", err)
+		c.Log.Error("cannot create queue file", "id", id, "err", err)
 		return nil, ipc.Errorf("temporary", "queue file error")
 	}
 	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report || env.AutoReply, tls: env.TLS, local: local}
@@ -247,7 +248,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 		// Room for spamd's headers and the junk mark, filled in before Commit.
 		if err := w.Reserve(verdictRoom + junkMarkRoom*len(rcpts)); err != nil {
 			w.Abort()
-			c.Log.Error("cannot create queue file", "err", err)
+			c.Log.Error("cannot create queue file", "id", id, "err", err)
 			return nil, ipc.Errorf("temporary", "queue file error")
 		}
 		qw.checked, qw.authservID = true, c.Spam.AuthservID
@@ -260,7 +261,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 // that every queue recipient is delivered, and recorded, exactly once. A recipient that
 // came in twice, directly or through aliases, is kept once (RFC 5321 §3.3 lets a server
 // drop such duplicates).
-func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.Recipient, error) {
+func (c *Cleanup) expand(ctx context.Context, id string, in []enqueue.Recipient) ([]queue.Recipient, error) {
 	var out []queue.Recipient
 	seen := map[string]bool{}
 	add := func(r queue.Recipient) {
@@ -283,7 +284,7 @@ func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.R
 		} else {
 			var err error
 			if res, err = c.Auth.Resolve(ctx, r.Addr); err != nil {
-				c.Log.Warn("cannot resolve recipient", "to", "<"+r.Addr+">", "err", err)
+				c.Log.Warn("cannot resolve recipient", "id", id, "to", "<"+r.Addr+">", "err", err)
 				return nil, ipc.Errorf("temporary", "recipient lookup failed")
 			}
 		}

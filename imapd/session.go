@@ -366,7 +366,7 @@ func (s *Session) dispatch(c *imap.Command) {
 					b.WriteString(kv[0] + "=" + strconv.Quote(kv[1]) + " ")
 				}
 			}
-			s.log.Debug("client id", "id", strings.TrimSpace(b.String()))
+			s.log.Debug("client id", "client_id", strings.TrimSpace(b.String()))
 		}
 		s.untagged(`ID ("name" "Postern" "vendor" "Postern")`)
 		s.done(c, "ID completed")

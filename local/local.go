@@ -261,7 +261,7 @@ func (a *Agent) store(f *os.File, req *delivery.Request, r delivery.Recipient, r
 			log.Warn("cannot update the mailbox's quota", "maildir", root, "err", err)
 		}
 	}
-	log.Debug("delivered", "file", path, "size", n)
+	log.Info("delivered", "file", path, "size", n)
 	return delivery.Result{}, true
 }
 

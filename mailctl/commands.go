@@ -49,6 +49,8 @@ type options struct {
 	// cert renew
 	directory, email, acmeHTTP, webroot, caFile string
 	renewDays                                   int
+	// log
+	logFile string
 }
 
 // group returns the first word of a two-word command, or "".
@@ -398,6 +400,22 @@ One entry per message: queue ID, size, arrival time and sender, then its recipie
 each under the reason it was deferred for. A "*" after the ID marks a message being
 delivered (active/), "!" one on hold (hold/), "#" one set aside as corrupt (corrupt/).`,
 		run: runQueueList,
+	},
+	{
+		name: "log", args: "[--file FILE] ID", minArgs: 1, maxArgs: 1,
+		summary: "print every log line about a message, from every daemon, as grep ID over a maillog does",
+		detail: `
+The lines whose queue ID is ID (smtpd's, cleanup's, qmgr's, local's, remote's, spamd's),
+and those of the notifications queued about it (bounces, delay warnings), whose own
+queue IDs its lines name, in the order they were logged. They come from the journal
+(journalctl POSTERN_QUEUE_ID=ID) when [log] target is journal, or auto on a machine
+with systemd's journal; from [log] file when the target is file; from --file FILE
+(a saved standard error of master) when given. Reading the journal takes root or the
+systemd-journal or adm group.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.logFile, "file", "", "read the log lines from `FILE` instead of the journal or [log] file")
+		},
+		run: runLog,
 	},
 	{
 		name: "queue show", args: "ID", minArgs: 1, maxArgs: 1,

@@ -219,7 +219,7 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsur
 	var localRcpts, remoteRcpts, forwardRcpts []delivery.Recipient
 	for k, i := range pending {
 		r := env.Recipients[i]
-		route, rcpt, res := q.route(ctx, r)
+		route, rcpt, res := q.route(ctx, env.ID, r)
 		rcpt.Rcpt = i
 		switch route {
 		case routeLocal:
@@ -298,14 +298,14 @@ const (
 
 // route decides where mail for r goes: an account of ours (local delivery), another
 // host (remote), or nowhere (a result saying why).
-func (q *Qmgr) route(ctx context.Context, r queue.Recipient) (int, delivery.Recipient, delivery.Result) {
+func (q *Qmgr) route(ctx context.Context, id string, r queue.Recipient) (int, delivery.Recipient, delivery.Result) {
 	lookupFailed := func(err error) (int, delivery.Recipient, delivery.Result) {
 		if ipc.IsCode(err, "invalid") {
 			// RFC 3463 X.1.3: bad destination mailbox address syntax.
 			return routeNone, delivery.Recipient{}, delivery.Result{Status: delivery.Bounced, Code: "5.1.3", Reason: "bad destination mailbox address"}
 		}
 		// RFC 3463 X.3.0; authd is down or restarting.
-		q.Log.Warn("recipient lookup failed", "to", "<"+r.Addr+">", "err", err)
+		q.Log.Warn("recipient lookup failed", "id", id, "to", "<"+r.Addr+">", "err", err)
 		return routeNone, delivery.Recipient{}, delivery.Result{Status: delivery.Deferred, Code: "4.3.0", Reason: "account lookup failed (" + shortError(err) + ")"}
 	}
 	mb, err := q.Dir.Mailbox(ctx, r.Addr)

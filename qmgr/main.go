@@ -6,7 +6,8 @@
 // queue file, retries temporary failures from deferred/ with exponential backoff, returns
 // permanent failures to the sender as RFC 3464 delivery status notifications, and removes
 // the file once nothing is left to do. It serves <spool>/private/qmgr (wakeups from
-// cleanup) and <spool>/control/qmgr (queue administration for mailctl). See qmgr(8).
+// cleanup), <spool>/control/qmgr (queue administration for mailctl) and
+// <spool>/public/qmgr (mailq for every local user). See qmgr(8).
 package main
 
 import (
@@ -59,11 +60,15 @@ func main() {
 	// cleanup announces messages; smtpd reports its counts (stats.Rejected).
 	priv := q.PrivateServer(daemon.Trust(cfg, "cleanup", "smtpd"))
 	ctl := q.ControlServer(daemon.Admin(cfg))
+	// mailq for every local user (queue.mailq_users).
+	pub := q.PublicServer(daemon.Admin(cfg))
 	go priv.Serve(ctx, d.Unix("private/qmgr"))
 	go ctl.Serve(ctx, d.Unix("control/qmgr"))
+	go pub.Serve(ctx, d.Unix("public/qmgr"))
 	q.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	priv.Shutdown(sctx)
 	ctl.Shutdown(sctx)
+	pub.Shutdown(sctx)
 }

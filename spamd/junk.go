@@ -23,7 +23,7 @@ type junkClassifier struct {
 
 // SpamProbability implements Classifier; no opinion until the corpora hold junk's
 // minimums of spam and ham.
-func (j junkClassifier) SpamProbability(ctx context.Context, user string, msg io.ReaderAt, size int64) (float64, bool, error) {
+func (j junkClassifier) SpamProbability(ctx context.Context, id, user string, msg io.ReaderAt, size int64) (float64, bool, error) {
 	v, err := j.db.Classify(user, msg, size)
 	if err != nil || !v.OK {
 		return 0.5, false, err
@@ -33,7 +33,7 @@ func (j junkClassifier) SpamProbability(ctx context.Context, user string, msg io
 		for _, c := range v.Clues[:min(len(v.Clues), 10)] {
 			clues = append(clues, c.Token)
 		}
-		j.log.Debug("classifier", "user", user, "prob", v.Prob, "clues", clues)
+		j.log.Debug("classifier", "id", id, "user", user, "prob", v.Prob, "clues", clues)
 	}
 	return v.Prob, true, nil
 }

@@ -81,9 +81,25 @@ type Authd struct {
 type Log struct {
 	// Level is debug, info, warn or error.
 	Level string `toml:"level"`
-	// Format is text (logfmt) or json.
+	// Format is text (logfmt) or json, on standard error and in File.
 	Format string `toml:"format"`
+	// Target is where the lines go: stderr (master's standard error, which the daemons
+	// share), journal (systemd's journal, in its native protocol, each attribute a
+	// field), file (File, which master opens and gives the daemons as their standard
+	// error) or auto: the journal when standard error is the journal's (JOURNAL_STREAM,
+	// under systemd), standard error otherwise.
+	Target string `toml:"target"`
+	// File is the log file of target "file".
+	File string `toml:"file"`
 }
+
+// Log targets.
+const (
+	LogAuto    = "auto"
+	LogStderr  = "stderr"
+	LogJournal = "journal"
+	LogFile    = "file"
+)
 
 // TLS names the certificate and key served by smtpd and imapd.
 type TLS struct {
@@ -174,7 +190,20 @@ type Queue struct {
 	LocalConcurrency int `toml:"local_concurrency"`
 	// RemoteConcurrency is how many messages are handed to remote at once.
 	RemoteConcurrency int `toml:"remote_concurrency"`
+	// MailqUsers says what mailq shows a local user who is not an administrator (root
+	// and the admin group see the whole queue): MailqOwn, MailqAll or MailqAdmin.
+	MailqUsers string `toml:"mailq_users"`
 }
+
+// Values of queue.mailq_users.
+const (
+	// MailqOwn shows a user the messages they submitted with sendmail.
+	MailqOwn = "own"
+	// MailqAll shows everyone the whole queue, as Postfix's default does.
+	MailqAll = "all"
+	// MailqAdmin shows the queue to administrators only.
+	MailqAdmin = "admin"
+)
 
 // Local holds the mailbox policy of local delivery.
 type Local struct {
@@ -382,7 +411,7 @@ var Daemons = []Daemon{
 	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}, Procs: 1},
 	{Name: "local", User: "vmail", Private: []string{"local"}, Control: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
-	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
+	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Public: []string{"qmgr"}, Procs: 1},
 	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Control: []string{"spamd"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Public: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
@@ -413,7 +442,7 @@ func Default() *Config {
 		DataDir:    "/var/lib/postern",
 		BinDir:     "/usr/lib/postern",
 		AdminGroup: "postern-admin",
-		Log:        Log{Level: "info", Format: "text"},
+		Log:        Log{Level: "info", Format: "text", Target: LogAuto},
 		Authd: Authd{
 			ClientFailures:        10,
 			NetworkFailures:       50,
@@ -451,6 +480,7 @@ func Default() *Config {
 			DelayWarning:      Duration(4 * time.Hour),
 			MaxLifetime:       Duration(5 * 24 * time.Hour),
 			ScanInterval:      Duration(time.Minute),
+			MailqUsers:        MailqOwn,
 			LocalConcurrency:  20,
 			RemoteConcurrency: 50,
 		},
@@ -563,7 +593,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c.Path = abs
 	c.Dir = filepath.Dir(abs)
-	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key, &c.SRS.KeyFile}
+	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key, &c.SRS.KeyFile, &c.Log.File}
 	for i := range c.TLS.Certificates {
 		paths = append(paths, &c.TLS.Certificates[i].Cert, &c.TLS.Certificates[i].Key)
 	}
@@ -605,6 +635,20 @@ func (c *Config) validate(data []byte) error {
 	case "text", "json":
 	default:
 		return bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	switch c.Queue.MailqUsers {
+	case MailqOwn, MailqAll, MailqAdmin:
+	default:
+		return bad("queue.mailq_users", "must be own, all or admin, not %q", c.Queue.MailqUsers)
+	}
+	switch c.Log.Target {
+	case LogAuto, LogStderr, LogJournal:
+	case LogFile:
+		if c.Log.File == "" {
+			return bad("log.target", "is file, but log.file names none")
+		}
+	default:
+		return bad("log.target", "must be auto, stderr, journal or file, not %q", c.Log.Target)
 	}
 	positive := map[string]int{
 		"smtpd.max_recipients":           c.SMTPD.MaxRecipients,
