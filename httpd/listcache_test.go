@@ -14,12 +14,11 @@ func TestMakeThreads(t *testing.T) {
 		{Chain: []uint32{4}},
 		{SubThreads: []imapclient.ThreadData{{Chain: []uint32{7}}, {Chain: []uint32{8}}}},
 	}
-	byDate := []uint32{1, 2, 4, 3, 7, 5, 8, 6}
-	got := makeThreads(data, byDate)
+	got := makeThreads(data)
 	want := []thread{
-		{uids: []uint32{4}, depths: []int{0}, latest: 2},
-		{uids: []uint32{7, 8}, depths: []int{0, 0}, latest: 6},
-		{uids: []uint32{1, 2, 3, 5, 6}, depths: []int{0, 1, 2, 2, 3}, latest: 7},
+		{uids: []uint32{4}, depths: []int{0}, latest: 4},
+		{uids: []uint32{1, 2, 3, 5, 6}, depths: []int{0, 1, 2, 2, 3}, latest: 6},
+		{uids: []uint32{7, 8}, depths: []int{0, 0}, latest: 8},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("makeThreads:\n got %+v\nwant %+v", got, want)

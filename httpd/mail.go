@@ -157,7 +157,7 @@ func (m msgRow) href(folder string) string {
 }
 
 // threadRow is a conversation in the threaded list: its first message's subject, its
-// latest message's sender and date, and, when it is open, its messages in thread order.
+// latest arrival's sender and date, and, when it is open, its messages in thread order.
 type threadRow struct {
 	ID            imap.UID // the UID of its first message, which open= names
 	Subject, From string
@@ -231,7 +231,8 @@ var sortKeys = map[string]imapclient.SortKey{
 // listPage shows a page of a folder's messages, sorted by imapd (SORT, RFC 5256), or
 // those that match a search (SEARCH TEXT: headers and body, through imapd's index);
 // or, with view=threads (which the session remembers until view=list), a page of its
-// conversations (THREAD=REFERENCES, RFC 5256 §3), newest first, one of them open.
+// conversations (THREAD=REFERENCES, RFC 5256 §3), latest arrival first, one of them
+// open.
 func (s *Server) listPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	q := r.URL.Query()
 	switch q.Get("view") {
@@ -322,41 +323,34 @@ func (s *Server) listOrder(c *imapConn, user string, d *listData) (*order, error
 		return sorted(d.Sort, d.Rev)
 	}
 	return get("threads", func() (*order, error) {
-		byDate, err := sorted("date", false)
-		if err != nil {
-			return nil, err
-		}
 		data, err := c.UIDThread(&imapclient.ThreadOptions{Algorithm: imap.ThreadReferences, SearchCriteria: criteria}).Wait()
 		if err != nil {
 			return nil, fmt.Errorf("threading %s: %w", d.Folder, err)
 		}
-		return &order{threads: makeThreads(data, byDate.uids)}, nil
+		return &order{threads: makeThreads(data)}, nil
 	})
 }
 
 // thread is a conversation of the order cache: its messages in thread order (depth
-// first, as RFC 5256 §4 nests them) with their depths, and the place of its latest
-// message in date order.
+// first, as RFC 5256 §4 nests them) with their depths, and its latest arrival (the
+// highest UID: UIDs ascend as messages arrive, RFC 9051 §2.3.1.1).
 type thread struct {
 	uids   []uint32
 	depths []int
-	latest int
+	latest uint32
 }
 
-// makeThreads flattens THREAD's answer into threads ordered by their latest message,
-// oldest first; byDate is the messages in date order (SORT DATE). A thread whose root
-// is missing (a dummy, RFC 5256 §4) shows its children one level up.
-func makeThreads(data []imapclient.ThreadData, byDate []uint32) []thread {
-	rank := make(map[uint32]int, len(byDate))
-	for i, u := range byDate {
-		rank[u] = i
-	}
+// makeThreads flattens THREAD's answer into threads ordered by their latest arrival,
+// oldest first (THREAD orders them by their first message's date instead, RFC 5256
+// §3, but a conversation that goes on should come back up). A thread whose root is
+// missing (a dummy, RFC 5256 §4) shows its children one level up.
+func makeThreads(data []imapclient.ThreadData) []thread {
 	var walk func(t *thread, d imapclient.ThreadData, depth int)
 	walk = func(t *thread, d imapclient.ThreadData, depth int) {
 		for _, u := range d.Chain {
 			t.uids = append(t.uids, u)
 			t.depths = append(t.depths, depth)
-			t.latest = max(t.latest, rank[u])
+			t.latest = max(t.latest, u)
 			depth++
 		}
 		for _, sub := range d.SubThreads {
@@ -365,18 +359,18 @@ func makeThreads(data []imapclient.ThreadData, byDate []uint32) []thread {
 	}
 	out := make([]thread, 0, len(data))
 	for _, d := range data {
-		t := thread{latest: -1}
+		var t thread
 		walk(&t, d, 0)
 		if len(t.uids) > 0 {
 			out = append(out, t)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].latest < out[j].latest })
+	sort.Slice(out, func(i, j int) bool { return out[i].latest < out[j].latest })
 	return out
 }
 
-// threadPage fills d with a page of threads, newest first unless d.Rev is off, and
-// the messages of the open one.
+// threadPage fills d with a page of threads, latest arrival first unless d.Rev is
+// off, and the messages of the open one.
 func threadPage(c *imapConn, d *listData, threads []thread) error {
 	d.Total = len(threads)
 	d.Pages = max((len(threads)+pageSize-1)/pageSize, 1)
@@ -412,7 +406,7 @@ func threadPage(c *imapConn, d *listData, threads []thread) error {
 			if tr.Count == 0 {
 				tr.Subject = m.Subject
 			}
-			if tr.Count == 0 || !m.Date.Before(tr.Latest.Date) {
+			if tr.Count == 0 || m.UID > tr.Latest.UID {
 				tr.Latest = m
 			}
 			tr.Count++
