@@ -54,6 +54,8 @@ type Server struct {
 	// httpsPort is the port of the https listener, for the redirects from http.
 	httpsPort string
 	maxUpload int64
+	// orders keeps the sorted and threaded message lists (listcache.go).
+	orders *orderCache
 
 	// dns checks the DKIM records of the panel (dnsChecker).
 	dnsOnce sync.Once
@@ -76,6 +78,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		auth:      auth.NewClient(cfg.PrivateSocket("auth")),
 		tmpl:      tmpl,
 		maxUpload: int64(cfg.HTTPD.MaxUpload),
+		orders:    newOrderCache(orderCacheUIDs),
 	}
 	s.sessions = newSessionStore(cfg.HTTPD.IdleTimeout.D(), cfg.HTTPD.SessionLifetime.D(), s.endSession)
 	if svc := cfg.Service("httpd"); svc != nil {
