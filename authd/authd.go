@@ -55,6 +55,11 @@ type Authd struct {
 	// makes them ordinary addresses.
 	SRS *srs.Rewriter
 
+	// WatchTimeout bounds the wait for a subscriber's acknowledgement of an account
+	// change (see watch); zero means auth.WatchAckTimeout.
+	WatchTimeout time.Duration
+	watchers     watchers
+
 	initOnce     sync.Once
 	loginsMu     sync.Mutex
 	loginsPruned time.Time // when users.db's remembered logins were last pruned
@@ -192,6 +197,7 @@ func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(auth.OpWebLogout, handler(a, a.webLogout))
 	s.Handle(auth.OpWebImages, handler(a, a.webImages))
 	s.Handle(auth.OpAccount, handler(a, a.account))
+	s.HandleStream(auth.OpWatch, a.watch)
 	return s
 }
 
@@ -497,8 +503,20 @@ func (a *Authd) domainAdd(_ context.Context, peer ipc.Cred, req *control.DomainR
 }
 
 func (a *Authd) domainDel(_ context.Context, peer ipc.Cred, req *control.DomainRequest) (any, error) {
+	// The accounts a forced delete takes with it: their sessions end as with user.del.
+	var gone []userdb.User
+	if req.Force {
+		us, err := a.DB.Users(req.Name)
+		if err != nil && !errors.Is(err, userdb.ErrNotFound) {
+			return nil, err
+		}
+		gone = us
+	}
 	if err := a.DB.DelDomain(req.Name, req.Force); err != nil {
 		return nil, err
+	}
+	for _, u := range gone {
+		a.accountChanged(u.Address, auth.ChangeDeleted)
 	}
 	a.Log.Info("domain deleted", "domain", canonicalDomain(req.Name), "force", req.Force, "uid", peer.UID)
 	if err := a.record(peer, req.Origin, control.DomainDel, canonicalDomain(req.Name), forceDetail(req.Force)); err != nil {
@@ -563,7 +581,7 @@ func (a *Authd) userDel(_ context.Context, peer ipc.Cred, req *control.UserReque
 	}
 	dir, _ := userdb.Maildir(a.MailRoot, req.Address)
 	a.Log.Info("account deleted; its mail stays on disk", "user", canonical(req.Address), "maildir", dir, "uid", peer.UID)
-	a.Web.RevokeAccount(canonical(req.Address)) // its web sessions end
+	a.accountChanged(canonical(req.Address), auth.ChangeDeleted) // its sessions end
 	if err := a.record(peer, req.Origin, control.UserDel, canonical(req.Address), ""); err != nil {
 		return nil, err
 	}
@@ -575,6 +593,7 @@ func (a *Authd) userPasswd(_ context.Context, peer ipc.Cred, req *control.UserRe
 		return nil, err
 	}
 	a.Log.Info("password changed", "user", canonical(req.Address), "uid", peer.UID)
+	a.accountChanged(canonical(req.Address), auth.ChangePassword) // cached logins go
 	if err := a.record(peer, req.Origin, control.UserPasswd, canonical(req.Address), ""); err != nil {
 		return nil, err
 	}
@@ -680,7 +699,7 @@ func (a *Authd) userDisable(_ context.Context, peer ipc.Cred, req *control.UserD
 	if !req.Disabled {
 		detail = "enabled"
 	} else {
-		a.Web.RevokeAccount(canonical(req.Address)) // its web sessions end
+		a.accountChanged(canonical(req.Address), auth.ChangeDisabled) // its sessions end
 	}
 	if err := a.record(peer, req.Origin, control.UserDisable, canonical(req.Address), detail); err != nil {
 		return nil, err
@@ -715,6 +734,7 @@ func (a *Authd) appPasswordRevoke(_ context.Context, peer ipc.Cred, req *control
 	if err := a.DB.RevokeAppPassword(req.Address, req.Name); err != nil {
 		return nil, err
 	}
+	a.accountChanged(canonical(req.Address), auth.ChangeAppPassword)
 	if err := a.record(peer, req.Origin, control.AppPasswordRevoke, canonical(req.Address), clipKey(strings.TrimSpace(req.Name))); err != nil {
 		return nil, err
 	}
