@@ -13,6 +13,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"time"
@@ -69,12 +70,19 @@ func main() {
 	}
 	defer jdb.Close()
 	var trusted = config.ParseNets(cfg.Spamd.TrustedRelays)
-	local := &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))}
+	authc := auth.NewClient(cfg.PrivateSocket("auth"))
+	local := &authDomains{c: authc}
 	lists, err := openLists(db, local, d.Log)
 	if err != nil {
 		d.Log.Error("cannot open the spam database", "err", err)
 		os.Exit(1)
 	}
+	// A deleted account's lists and corpus go with it (authd tells; see accountSweeper).
+	sweeper := &accountSweeper{lists: lists, junk: jdb, log: d.Log, exists: func(ctx context.Context, addr string) (bool, error) {
+		r, err := authc.Account(ctx, addr)
+		return r.Exists, err
+	}}
+	go auth.Watch(ctx, cfg.PrivateSocket("auth"), d.Log, sweeper)
 	rep := &reporter{
 		db: db, dns: netDNS{R: res}, submit: queueReport(enqueue.NewClient(cfg.PrivateSocket("cleanup"))),
 		enabled: cfg.Spamd.Reports, interval: cfg.Spamd.ReportInterval.D(),
