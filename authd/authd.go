@@ -18,6 +18,7 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
+	"postern/pkg/pwstrength"
 	"postern/pkg/ratelimit"
 	"postern/pkg/smtp"
 	"postern/pkg/srs"
@@ -54,6 +55,9 @@ type Authd struct {
 	// SRS checks the SRS addresses of its domain that bounces come to (pkg/srs); nil
 	// makes them ordinary addresses.
 	SRS *srs.Rewriter
+	// Passwords is the least a password given to an account must be ([authd]
+	// password_min_length and password_min_score); the zero value means the defaults.
+	Passwords pwstrength.Policy
 
 	// WatchTimeout bounds the wait for a subscriber's acknowledgement of an account
 	// change (see watch); zero means auth.WatchAckTimeout.
@@ -89,6 +93,9 @@ func (a *Authd) setDefaults() {
 	}
 	if a.WebPeer == nil {
 		a.WebPeer = func(ipc.Cred) bool { return false }
+	}
+	if a.Passwords == (pwstrength.Policy{}) {
+		a.Passwords = PasswordPolicy(config.Default().Authd)
 	}
 }
 
@@ -554,6 +561,9 @@ func (a *Authd) userAdd(ctx context.Context, peer ipc.Cred, req *control.UserReq
 	if err != nil {
 		return nil, err
 	}
+	if err := a.checkPassword(req.Address, req.Password); err != nil {
+		return nil, err
+	}
 	u, err := a.DB.AddUser(req.Address, req.Password, quota)
 	if err != nil {
 		return nil, err
@@ -589,6 +599,9 @@ func (a *Authd) userDel(_ context.Context, peer ipc.Cred, req *control.UserReque
 }
 
 func (a *Authd) userPasswd(_ context.Context, peer ipc.Cred, req *control.UserRequest) (any, error) {
+	if err := a.checkPassword(req.Address, req.Password); err != nil {
+		return nil, err
+	}
 	if err := a.DB.SetPassword(req.Address, req.Password); err != nil {
 		return nil, err
 	}
@@ -796,4 +809,23 @@ func canonicalDomain(name string) string {
 		return d
 	}
 	return clipKey(name)
+}
+
+// PasswordPolicy is the password minimum of the [authd] settings.
+func PasswordPolicy(c config.Authd) pwstrength.Policy {
+	return pwstrength.Policy{MinLength: c.PasswordMinLength, MinScore: c.PasswordMinScore}
+}
+
+// checkPassword refuses a password too weak to give the account addr, with an answer
+// that says why: the one place every way of setting a password goes through (mailctl
+// user add and passwd, the admin panel, the account page). The address's parts count as
+// words an attacker tries first. An empty password is left to userdb, which refuses it.
+func (a *Authd) checkPassword(addr, password string) error {
+	if password == "" {
+		return nil
+	}
+	if err := a.Passwords.Check(password, addr); err != nil {
+		return ipc.Errorf("invalid", "%v", err)
+	}
+	return nil
 }
