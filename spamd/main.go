@@ -14,10 +14,12 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
+	"blitiri.com.ar/go/spf"
 	bolt "go.etcd.io/bbolt"
 
 	"postern/pkg/auth"
@@ -124,6 +126,12 @@ func main() {
 		if err != nil {
 			d.Log.Error("cannot read the greylisting state", "err", err)
 			os.Exit(1)
+		}
+		// The administrator's allow list spares a client, or a sender SPF vouches for.
+		g.lists = lists
+		g.spf = func(ctx context.Context, ip net.IP, helo, sender string) spf.Result {
+			r, _ := spf.CheckHostWithSender(ip, helo, sender, spf.WithResolver(netDNS{R: res}), spf.WithContext(ctx))
+			return r
 		}
 		go g.run(ctx)
 		srv.Handle(spamcheck.OpGreylist, ipc.Only(grey, g.serveGreylist))
