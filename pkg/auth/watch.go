@@ -95,6 +95,9 @@ func watchOnce(ctx context.Context, path string, w Watcher) error {
 	for {
 		var ev AccountEvent
 		if _, err := c.Receive(&ev); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err() // stopping: nothing is served from now on
+			}
 			w.Lost(err)
 			return fmt.Errorf("reading an account change: %w", err)
 		}
