@@ -108,10 +108,10 @@ func TestWebImages(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "pw"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "plain wooden spoon 19"}, nil)
 	e.webPeer.Store(true)
-	r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret"})
+	r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "quiet violet harbour 7"})
 	if err != nil || !r.OK {
 		t.Fatalf("web.login: %+v, %v", r, err)
 	}
