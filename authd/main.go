@@ -38,6 +38,7 @@ func main() {
 		DefaultQuota: int64(cfg.Local.DefaultQuota),
 		Local:        delivery.NewClient(cfg.PrivateSocket("local")),
 		Throttle:     NewThrottle(LimitsOf(cfg.Authd)),
+		Passwords:    PasswordPolicy(cfg.Authd),
 		Rates:        ratelimit.NewPersistent(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour),
 		Log:          d.Log,
 		Web:          NewWebSessions(cfg.HTTPD.IdleTimeout.D(), cfg.HTTPD.SessionLifetime.D()),

@@ -75,6 +75,11 @@ type Authd struct {
 	BlockTime             Duration `toml:"block_time"`
 	MaxBlockTime          Duration `toml:"max_block_time"`
 	RememberLogins        Duration `toml:"remember_logins"`
+	// PasswordMinLength and PasswordMinScore are the minimum of a password an account
+	// is given (pkg/pwstrength): characters, and the guessability score 0 to 4 (0
+	// checks the length only).
+	PasswordMinLength int `toml:"password_min_length"`
+	PasswordMinScore  int `toml:"password_min_score"`
 }
 
 // Log says how daemons log.
@@ -452,6 +457,8 @@ func Default() *Config {
 			BlockTime:             Duration(time.Minute),
 			MaxBlockTime:          Duration(time.Hour),
 			RememberLogins:        Duration(30 * 24 * time.Hour),
+			PasswordMinLength:     10,
+			PasswordMinScore:      3,
 		},
 		TLS: TLS{Cert: "/etc/postern/tls/cert.pem", Key: "/etc/postern/tls/key.pem"},
 		SMTPD: SMTPD{
@@ -766,6 +773,12 @@ func (c *Config) validate(data []byte) error {
 	}
 	if c.Authd.RememberLogins < 0 {
 		return bad("authd.remember_logins", "must not be negative (0 remembers no client)")
+	}
+	if c.Authd.PasswordMinLength < 1 || c.Authd.PasswordMinLength > 1024 {
+		return bad("authd.password_min_length", "must be 1 to 1024 characters")
+	}
+	if c.Authd.PasswordMinScore < 0 || c.Authd.PasswordMinScore > 4 {
+		return bad("authd.password_min_score", "must be 0 to 4")
 	}
 	if err := c.validateSpamd(bad); err != nil {
 		return err
