@@ -106,6 +106,7 @@ install: $(if $(filter bin,$(BIN)),build)
 	ln -sf sendmail.1 $(DESTDIR)$(PREFIX)/share/man/man1/mailq.1
 	ln -sf sendmail.1 $(DESTDIR)$(PREFIX)/share/man/man1/newaliases.1
 	$(INSTALL) -m 0644 conf/postern.service $(DESTDIR)$(PREFIX)/lib/systemd/system/postern.service
+	$(INSTALL) -m 0644 conf/postern-cert-renew.service conf/postern-cert-renew.timer $(DESTDIR)$(PREFIX)/lib/systemd/system/
 	$(INSTALL) -m 0644 conf/postern-sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/postern.conf
 	$(INSTALL) -m 0644 conf/postern-tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/postern.conf
 	$(INSTALL) -m 0644 README.md conf/postern.toml conf/example.zone $(DESTDIR)$(PREFIX)/share/doc/postern/

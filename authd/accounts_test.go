@@ -8,13 +8,15 @@ import (
 
 	"postern/pkg/auth"
 	"postern/pkg/control"
+	"postern/pkg/ipc"
+	"postern/pkg/pwstrength"
 )
 
 func TestAdminFlagAndAccountOp(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7"}, nil)
 	if r, err := e.auth.Account(ctx, "Alice@Example.org"); err != nil || !r.Exists || r.Admin || r.Address != "alice@example.org" {
 		t.Fatalf("account before user.admin = %+v, %v", r, err)
 	}
@@ -43,7 +45,7 @@ func TestAppPasswordOps(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7"}, nil)
 	var ap control.AppPassword
 	e.call(t, control.AppPasswordAdd, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"}, &ap)
 	if ap.Name != "phone" || len(ap.Password) != 19 {
@@ -56,7 +58,7 @@ func TestAppPasswordOps(t *testing.T) {
 	if err != nil || !v.OK || v.Address != "alice@example.org" || v.AppPassword != "phone" {
 		t.Fatalf("verify with the app password = %+v, %v", v, err)
 	}
-	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); !v.OK || v.AppPassword != "" {
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "quiet violet harbour 7", RemoteAddr: "192.0.2.1"}); !v.OK || v.AppPassword != "" {
 		t.Errorf("verify with the password = %+v", v)
 	}
 	var list control.AppPasswordListResult
@@ -77,9 +79,9 @@ func TestAppPasswordOps(t *testing.T) {
 func TestAuditLog(t *testing.T) {
 	e := start(t, true)
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret",
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7",
 		Origin: control.Origin{Actor: "admin@example.org", RemoteIP: "198.51.100.7"}}, nil)
-	e.call(t, control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "other"}, nil)
+	e.call(t, control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "other maple kettle 3"}, nil)
 	e.call(t, control.UserAdmin, control.UserAdminRequest{Address: "alice@example.org", Admin: true}, nil)
 	e.call(t, control.AliasAdd, control.Alias{Address: "sales@example.org", Targets: []string{"alice@example.org"}}, nil)
 	e.call(t, control.AliasDel, control.Alias{Address: "sales@example.org"}, nil)
@@ -125,7 +127,7 @@ func TestQuotaAndDisable(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret", Quota: 1 << 20}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7", Quota: 1 << 20}, nil)
 	e.call(t, control.UserQuota, control.UserRequest{Address: "alice@example.org", Quota: 5 << 20}, nil)
 	if mb, err := e.auth.Mailbox(ctx, "alice@example.org"); err != nil || mb.Quota != 5<<20 {
 		t.Errorf("quota after user.quota = %+v, %v", mb, err)
@@ -138,7 +140,7 @@ func TestQuotaAndDisable(t *testing.T) {
 	e.callErr(t, "notfound", control.UserQuota, control.UserRequest{Address: "bob@example.org", Quota: 1})
 
 	e.call(t, control.UserDisable, control.UserDisableRequest{Address: "alice@example.org", Disabled: true}, nil)
-	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); v.OK {
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "quiet violet harbour 7", RemoteAddr: "192.0.2.1"}); v.OK {
 		t.Error("a disabled account logs in")
 	}
 	if r, _ := e.auth.Account(ctx, "alice@example.org"); !r.Disabled {
@@ -150,7 +152,7 @@ func TestQuotaAndDisable(t *testing.T) {
 		t.Errorf("user.list = %+v", ul)
 	}
 	e.call(t, control.UserDisable, control.UserDisableRequest{Address: "alice@example.org", Disabled: false}, nil)
-	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); !v.OK {
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "quiet violet harbour 7", RemoteAddr: "192.0.2.1"}); !v.OK {
 		t.Error("an enabled account does not log in")
 	}
 	var res control.AuditResult
@@ -182,7 +184,7 @@ func TestWebSessionsAndAccounts(t *testing.T) {
 	ctx := context.Background()
 	e.webPeer.Store(true)
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7"}, nil)
 	var ap control.AppPassword
 	e.call(t, control.AppPasswordAdd, control.AppPasswordRequest{Address: "alice@example.org", Name: "phone"}, &ap)
 	if r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: ap.Password, RemoteAddr: "192.0.2.1"}); err != nil || r.OK || r.Token != "" {
@@ -190,7 +192,7 @@ func TestWebSessionsAndAccounts(t *testing.T) {
 	}
 	login := func() string {
 		t.Helper()
-		r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"})
+		r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "quiet violet harbour 7", RemoteAddr: "192.0.2.1"})
 		if err != nil || !r.OK {
 			t.Fatalf("web login: %+v, %v", r, err)
 		}
@@ -205,7 +207,7 @@ func TestWebSessionsAndAccounts(t *testing.T) {
 	if live(tok) {
 		t.Error("a disabled account's web session goes on")
 	}
-	if r, _ := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret", RemoteAddr: "192.0.2.1"}); r.OK {
+	if r, _ := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "quiet violet harbour 7", RemoteAddr: "192.0.2.1"}); r.OK {
 		t.Error("a disabled account opens a web session")
 	}
 	e.call(t, control.UserDisable, control.UserDisableRequest{Address: "alice@example.org", Disabled: false}, nil)
@@ -214,4 +216,39 @@ func TestWebSessionsAndAccounts(t *testing.T) {
 	if live(tok) {
 		t.Error("a deleted account's web session goes on")
 	}
+}
+
+// TestPasswordPolicy: user.add and user.passwd (mailctl, the admin panel and the account
+// page all use them) refuse a weak password with an answer that says why, and change
+// nothing; a passphrase passes; a policy of length 4 and score 0 lets a short one by.
+func TestPasswordPolicy(t *testing.T) {
+	e := start(t, true)
+	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
+	for pw, want := range map[string]string{
+		"abc":              "the password is too short: 3 characters, at least 10 are needed",
+		"password123":      "the password is too easy to guess",
+		"AliceExample.org": "made of your own address",
+	} {
+		_, err := e.ctl.Call(context.Background(), control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: pw}, nil)
+		if !ipc.IsCode(err, "invalid") || !strings.Contains(err.Error(), want) {
+			t.Errorf("user.add with %q: %v, want invalid with %q", pw, err, want)
+		}
+	}
+	var list control.UserListResult
+	e.call(t, control.UserList, control.ListRequest{}, &list)
+	if len(list.Users) != 0 {
+		t.Fatalf("refused passwords made accounts: %+v", list.Users)
+	}
+	const good = "Correct horse, battery staple 42!"
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: good}, nil)
+	_, err := e.ctl.Call(context.Background(), control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "password123"}, nil)
+	if !ipc.IsCode(err, "invalid") || !strings.Contains(err.Error(), "it is a common password") {
+		t.Errorf("user.passwd with password123: %v", err)
+	}
+	ctx := context.Background()
+	if v, _ := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: good, RemoteAddr: "192.0.2.1"}); !v.OK {
+		t.Error("a refused password change changed the password")
+	}
+	e.a.Passwords = pwstrength.Policy{MinLength: 4}
+	e.call(t, control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "abcd"}, nil)
 }

@@ -18,7 +18,10 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
+	"postern/pkg/pwstrength"
 	"postern/pkg/ratelimit"
+	"postern/pkg/smtp"
+	"postern/pkg/srs"
 	"postern/pkg/userdb"
 )
 
@@ -49,6 +52,17 @@ type Authd struct {
 	// operation. DKIMRefused, when set, says why authd must not write keys there
 	// (cleanup, which reads them, runs as another user): dkim.list still answers.
 	DKIMDir, DKIMRefused string
+	// SRS checks the SRS addresses of its domain that bounces come to (pkg/srs); nil
+	// makes them ordinary addresses.
+	SRS *srs.Rewriter
+	// Passwords is the least a password given to an account must be ([authd]
+	// password_min_length and password_min_score); the zero value means the defaults.
+	Passwords pwstrength.Policy
+
+	// WatchTimeout bounds the wait for a subscriber's acknowledgement of an account
+	// change (see watch); zero means auth.WatchAckTimeout.
+	WatchTimeout time.Duration
+	watchers     watchers
 
 	initOnce     sync.Once
 	loginsMu     sync.Mutex
@@ -79,6 +93,9 @@ func (a *Authd) setDefaults() {
 	}
 	if a.WebPeer == nil {
 		a.WebPeer = func(ipc.Cred) bool { return false }
+	}
+	if a.Passwords == (pwstrength.Policy{}) {
+		a.Passwords = PasswordPolicy(config.Default().Authd)
 	}
 }
 
@@ -187,6 +204,7 @@ func (a *Authd) PrivateServer(allow func(ipc.Cred) bool) *ipc.Server {
 	s.Handle(auth.OpWebLogout, handler(a, a.webLogout))
 	s.Handle(auth.OpWebImages, handler(a, a.webImages))
 	s.Handle(auth.OpAccount, handler(a, a.account))
+	s.HandleStream(auth.OpWatch, a.watch)
 	return s
 }
 
@@ -280,6 +298,9 @@ func (a *Authd) ipcError(err error) error {
 // --- private/auth ---
 
 func (a *Authd) resolve(ctx context.Context, _ ipc.Cred, req *auth.ResolveRequest) (any, error) {
+	if res, ok := a.resolveSRS(req.Address); ok {
+		return res, nil
+	}
 	r, err := a.DB.Resolve(req.Address)
 	if err != nil {
 		return nil, err
@@ -289,6 +310,33 @@ func (a *Authd) resolve(ctx context.Context, _ ipc.Cred, req *auth.ResolveReques
 		res.Usage = a.usage(ctx, r.Targets)
 	}
 	return res, nil
+}
+
+// resolveSRS answers for an SRS address of our SRS domain (ok true): one whose hash
+// and timestamp check leads to the address it stands for, the original sender of the
+// mail we forwarded, as an alias that forwards would (the bounce is relayed there, and
+// for that address only: no open relay); any other is an unknown recipient of ours,
+// which smtpd refuses with 550 5.1.1. The SRS domain's own aliases and catch-all never
+// see such an address.
+func (a *Authd) resolveSRS(addr string) (auth.ResolveResult, bool) {
+	if a.SRS == nil || !srs.IsSRS(addr) {
+		return auth.ResolveResult{}, false
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || !strings.EqualFold(addr[at+1:], a.SRS.Domain) {
+		return auth.ResolveResult{}, false
+	}
+	orig, err := a.SRS.Reverse(addr)
+	if err == nil {
+		if _, perr := smtp.ParseAddress(orig, true); perr != nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		a.Log.Info("SRS address refused", "to", "<"+clipKey(addr)+">", "err", err)
+		return auth.ResolveResult{Local: true}, true
+	}
+	return auth.ResolveResult{Local: true, Found: true, Targets: []string{orig}}, true
 }
 
 // usage measures the mailboxes of the target accounts that have a quota. authd may not
@@ -462,8 +510,20 @@ func (a *Authd) domainAdd(_ context.Context, peer ipc.Cred, req *control.DomainR
 }
 
 func (a *Authd) domainDel(_ context.Context, peer ipc.Cred, req *control.DomainRequest) (any, error) {
+	// The accounts a forced delete takes with it: their sessions end as with user.del.
+	var gone []userdb.User
+	if req.Force {
+		us, err := a.DB.Users(req.Name)
+		if err != nil && !errors.Is(err, userdb.ErrNotFound) {
+			return nil, err
+		}
+		gone = us
+	}
 	if err := a.DB.DelDomain(req.Name, req.Force); err != nil {
 		return nil, err
+	}
+	for _, u := range gone {
+		a.accountChanged(u.Address, auth.ChangeDeleted)
 	}
 	a.Log.Info("domain deleted", "domain", canonicalDomain(req.Name), "force", req.Force, "uid", peer.UID)
 	if err := a.record(peer, req.Origin, control.DomainDel, canonicalDomain(req.Name), forceDetail(req.Force)); err != nil {
@@ -501,6 +561,9 @@ func (a *Authd) userAdd(ctx context.Context, peer ipc.Cred, req *control.UserReq
 	if err != nil {
 		return nil, err
 	}
+	if err := a.checkPassword(req.Address, req.Password); err != nil {
+		return nil, err
+	}
 	u, err := a.DB.AddUser(req.Address, req.Password, quota)
 	if err != nil {
 		return nil, err
@@ -528,7 +591,7 @@ func (a *Authd) userDel(_ context.Context, peer ipc.Cred, req *control.UserReque
 	}
 	dir, _ := userdb.Maildir(a.MailRoot, req.Address)
 	a.Log.Info("account deleted; its mail stays on disk", "user", canonical(req.Address), "maildir", dir, "uid", peer.UID)
-	a.Web.RevokeAccount(canonical(req.Address)) // its web sessions end
+	a.accountChanged(canonical(req.Address), auth.ChangeDeleted) // its sessions end
 	if err := a.record(peer, req.Origin, control.UserDel, canonical(req.Address), ""); err != nil {
 		return nil, err
 	}
@@ -536,10 +599,14 @@ func (a *Authd) userDel(_ context.Context, peer ipc.Cred, req *control.UserReque
 }
 
 func (a *Authd) userPasswd(_ context.Context, peer ipc.Cred, req *control.UserRequest) (any, error) {
+	if err := a.checkPassword(req.Address, req.Password); err != nil {
+		return nil, err
+	}
 	if err := a.DB.SetPassword(req.Address, req.Password); err != nil {
 		return nil, err
 	}
 	a.Log.Info("password changed", "user", canonical(req.Address), "uid", peer.UID)
+	a.accountChanged(canonical(req.Address), auth.ChangePassword) // cached logins go
 	if err := a.record(peer, req.Origin, control.UserPasswd, canonical(req.Address), ""); err != nil {
 		return nil, err
 	}
@@ -645,7 +712,7 @@ func (a *Authd) userDisable(_ context.Context, peer ipc.Cred, req *control.UserD
 	if !req.Disabled {
 		detail = "enabled"
 	} else {
-		a.Web.RevokeAccount(canonical(req.Address)) // its web sessions end
+		a.accountChanged(canonical(req.Address), auth.ChangeDisabled) // its sessions end
 	}
 	if err := a.record(peer, req.Origin, control.UserDisable, canonical(req.Address), detail); err != nil {
 		return nil, err
@@ -680,6 +747,7 @@ func (a *Authd) appPasswordRevoke(_ context.Context, peer ipc.Cred, req *control
 	if err := a.DB.RevokeAppPassword(req.Address, req.Name); err != nil {
 		return nil, err
 	}
+	a.accountChanged(canonical(req.Address), auth.ChangeAppPassword)
 	if err := a.record(peer, req.Origin, control.AppPasswordRevoke, canonical(req.Address), clipKey(strings.TrimSpace(req.Name))); err != nil {
 		return nil, err
 	}
@@ -741,4 +809,23 @@ func canonicalDomain(name string) string {
 		return d
 	}
 	return clipKey(name)
+}
+
+// PasswordPolicy is the password minimum of the [authd] settings.
+func PasswordPolicy(c config.Authd) pwstrength.Policy {
+	return pwstrength.Policy{MinLength: c.PasswordMinLength, MinScore: c.PasswordMinScore}
+}
+
+// checkPassword refuses a password too weak to give the account addr, with an answer
+// that says why: the one place every way of setting a password goes through (mailctl
+// user add and passwd, the admin panel, the account page). The address's parts count as
+// words an attacker tries first. An empty password is left to userdb, which refuses it.
+func (a *Authd) checkPassword(addr, password string) error {
+	if password == "" {
+		return nil
+	}
+	if err := a.Passwords.Check(password, addr); err != nil {
+		return ipc.Errorf("invalid", "%v", err)
+	}
+	return nil
 }

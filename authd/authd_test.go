@@ -155,25 +155,25 @@ func TestControl(t *testing.T) {
 	e.callErr(t, "invalid", control.DomainAdd, control.DomainRequest{Name: "bad domain"})
 
 	var u UserAddResult
-	e.call(t, control.UserAdd, control.UserRequest{Address: "Alice@Example.org", Password: "secret", Quota: -1}, &u)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "Alice@Example.org", Password: "quiet violet harbour 7", Quota: -1}, &u)
 	wantDir := filepath.Join(e.dir, "mail", "example.org", "alice")
 	if u.Address != "alice@example.org" || u.Quota != 1<<30 || u.Maildir != wantDir || u.Created.IsZero() || u.Warning != "" {
 		t.Errorf("user.add = %+v", u)
 	}
 	var u2 UserAddResult
-	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "pw"}, &u2)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "plain wooden spoon 19"}, &u2)
 	if u2.Quota != 0 {
 		t.Errorf("user.add with quota 0: quota = %d; want unlimited", u2.Quota)
 	}
-	e.call(t, control.UserAdd, control.UserRequest{Address: "carol@b.example", Password: "pw", Quota: 5000}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "carol@b.example", Password: "plain wooden spoon 19", Quota: 5000}, nil)
 	e.mu.Lock()
 	if want := []string{wantDir, filepath.Join(e.dir, "mail", "example.org", "bob"), filepath.Join(e.dir, "mail", "b.example", "carol")}; !reflect.DeepEqual(e.created, want) {
 		t.Errorf("local was asked to create %v; want %v", e.created, want)
 	}
 	e.mu.Unlock()
-	e.callErr(t, "exists", control.UserAdd, control.UserRequest{Address: "ALICE@example.org", Password: "pw"})
-	e.callErr(t, "notfound", control.UserAdd, control.UserRequest{Address: "x@nope.example", Password: "pw"})
-	e.callErr(t, "invalid", control.UserAdd, control.UserRequest{Address: "../x@example.org", Password: "pw"})
+	e.callErr(t, "exists", control.UserAdd, control.UserRequest{Address: "ALICE@example.org", Password: "plain wooden spoon 19"})
+	e.callErr(t, "notfound", control.UserAdd, control.UserRequest{Address: "x@nope.example", Password: "plain wooden spoon 19"})
+	e.callErr(t, "invalid", control.UserAdd, control.UserRequest{Address: "../x@example.org", Password: "plain wooden spoon 19"})
 	e.callErr(t, "invalid", control.UserAdd, control.UserRequest{Address: "dave@example.org", Password: ""})
 
 	var ul control.UserListResult
@@ -194,11 +194,11 @@ func TestControl(t *testing.T) {
 	}
 	e.callErr(t, "notfound", control.UserList, control.ListRequest{Domain: "nope.example"})
 
-	e.call(t, control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "new"}, nil)
-	if r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "new"}); err != nil || !r.OK {
+	e.call(t, control.UserPasswd, control.UserRequest{Address: "alice@example.org", Password: "brand new lantern 52"}, nil)
+	if r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "alice@example.org", Password: "brand new lantern 52"}); err != nil || !r.OK {
 		t.Errorf("verify after user.passwd = %+v, %v", r, err)
 	}
-	e.callErr(t, "notfound", control.UserPasswd, control.UserRequest{Address: "nobody@example.org", Password: "new"})
+	e.callErr(t, "notfound", control.UserPasswd, control.UserRequest{Address: "nobody@example.org", Password: "brand new lantern 52"})
 
 	var al control.Alias
 	e.call(t, control.AliasAdd, control.Alias{Address: "Sales@example.org", Targets: []string{"alice@example.org", "Ext@Elsewhere.example"}}, &al)
@@ -246,7 +246,7 @@ func TestControl(t *testing.T) {
 			t.Errorf("logs lack %q", want)
 		}
 	}
-	for _, secret := range []string{"secret", "new"} {
+	for _, secret := range []string{"quiet violet harbour 7", "brand new lantern 52"} {
 		if strings.Contains(logs, "="+secret+" ") || strings.Contains(logs, "\""+secret+"\"") {
 			t.Errorf("logs contain a password: %s", logs)
 		}
@@ -257,7 +257,7 @@ func TestUserAddWithoutLocal(t *testing.T) {
 	e := start(t, false)
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
 	var u UserAddResult
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "pw", Quota: 10}, &u)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "plain wooden spoon 19", Quota: 10}, &u)
 	if u.Address != "alice@example.org" || u.Quota != 10 || u.Warning == "" {
 		t.Errorf("user.add without local = %+v", u)
 	}
@@ -276,7 +276,7 @@ func TestPrivate(t *testing.T) {
 	ctx := context.Background()
 	db := e.a.DB
 	must(db.AddDomain("example.org"))
-	must(db.AddUser("alice@example.org", "pw", 1000))
+	must(db.AddUser("alice@example.org", "plain wooden spoon 19", 1000))
 	must(db.AddAlias("team@example.org", []string{"alice@example.org", "x@external.example"}))
 
 	res, err := e.auth.Resolve(ctx, "Team+x@EXAMPLE.org")
@@ -311,7 +311,7 @@ func TestPrivate(t *testing.T) {
 		t.Errorf("mailbox without @: err = %v", err)
 	}
 
-	v, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "Alice@Example.org", Password: "pw", RemoteAddr: "192.0.2.1"})
+	v, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "Alice@Example.org", Password: "plain wooden spoon 19", RemoteAddr: "192.0.2.1"})
 	if err != nil || !v.OK || v.Address != "alice@example.org" || v.Throttled {
 		t.Errorf("verify = %+v, %v", v, err)
 	}
@@ -331,8 +331,8 @@ func TestThrottling(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	must(e.a.DB.AddDomain("example.org"))
-	must(e.a.DB.AddUser("alice@example.org", "pw", 0))
-	must(e.a.DB.AddUser("bob@example.org", "pw", 0))
+	must(e.a.DB.AddUser("alice@example.org", "plain wooden spoon 19", 0))
+	must(e.a.DB.AddUser("bob@example.org", "plain wooden spoon 19", 0))
 	verify := func(user, pw, remote string) auth.VerifyResult {
 		t.Helper()
 		r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: user, Password: pw, RemoteAddr: remote})
@@ -342,7 +342,7 @@ func TestThrottling(t *testing.T) {
 		return r
 	}
 	// Bob logged in from his phone before.
-	if r := verify("bob@example.org", "pw", "198.51.100.1"); !r.OK {
+	if r := verify("bob@example.org", "plain wooden spoon 19", "198.51.100.1"); !r.OK {
 		t.Fatalf("bob: %+v", r)
 	}
 	// Ten wrong passwords from one client, for accounts that exist and some that do not:
@@ -355,18 +355,18 @@ func TestThrottling(t *testing.T) {
 	}
 	// Now the right password from that client is refused as throttled, with the wait,
 	// for an account that exists as for one that does not.
-	r := verify("alice@example.org", "pw", "192.0.2.7")
+	r := verify("alice@example.org", "plain wooden spoon 19", "192.0.2.7")
 	if r.OK || !r.Throttled || r.RetryAfter != 60 {
 		t.Errorf("throttled client with the right password got %+v; want throttled for 60s", r)
 	}
-	if r2 := verify("nobody@example.org", "pw", "192.0.2.7"); r2 != r {
+	if r2 := verify("nobody@example.org", "plain wooden spoon 19", "192.0.2.7"); r2 != r {
 		t.Errorf("throttled answer for no account %+v differs from %+v", r2, r)
 	}
 	e.clock.Add(15 * time.Second)
-	if r := verify("alice@example.org", "pw", "192.0.2.7"); r.RetryAfter != 45 {
+	if r := verify("alice@example.org", "plain wooden spoon 19", "192.0.2.7"); r.RetryAfter != 45 {
 		t.Errorf("15s later: %+v; want 45s to wait", r)
 	}
-	if r := verify("alice@example.org", "pw", "198.51.100.2"); !r.OK {
+	if r := verify("alice@example.org", "plain wooden spoon 19", "198.51.100.2"); !r.OK {
 		t.Errorf("another client got %+v", r)
 	}
 	if n := strings.Count(e.logs.String(), `msg="login throttled"`); n != 1 {
@@ -384,7 +384,7 @@ func TestThrottling(t *testing.T) {
 	if len(lift.Lifted) == 0 {
 		t.Errorf("throttle.lift = %+v", lift)
 	}
-	if r := verify("alice@example.org", "pw", "192.0.2.7"); !r.OK {
+	if r := verify("alice@example.org", "plain wooden spoon 19", "192.0.2.7"); !r.OK {
 		t.Errorf("after the lift: %+v", r)
 	}
 	e.call(t, control.ThrottleList, nil, &list)
@@ -398,10 +398,10 @@ func TestThrottling(t *testing.T) {
 	for i := range 100 {
 		verify("bob@example.org", "guess", fmt.Sprintf("10.%d.%d.1", i/100, i%100))
 	}
-	if r := verify("bob@example.org", "pw", "203.0.113.9"); !r.Throttled {
+	if r := verify("bob@example.org", "plain wooden spoon 19", "203.0.113.9"); !r.Throttled {
 		t.Errorf("a new client of the attacked account got %+v", r)
 	}
-	if r := verify("bob@example.org", "pw", "198.51.100.1"); !r.OK {
+	if r := verify("bob@example.org", "plain wooden spoon 19", "198.51.100.1"); !r.OK {
 		t.Errorf("bob's phone got %+v", r)
 	}
 	if strings.Contains(e.logs.String(), "guess") || strings.Contains(e.logs.String(), "pw\"") {
@@ -490,7 +490,7 @@ func TestSendAs(t *testing.T) {
 	ctx := context.Background()
 	db := e.a.DB
 	must(db.AddDomain("example.org"))
-	must(db.AddUser("alice@example.org", "pw", 0))
+	must(db.AddUser("alice@example.org", "plain wooden spoon 19", 0))
 	must(db.AddAlias("team@example.org", []string{"alice@example.org", "x@external.example"}))
 	res, err := e.auth.SendAs(ctx, "Alice@example.org")
 	if want := []string{"alice@example.org", "team@example.org"}; err != nil || !reflect.DeepEqual(res.Addresses, want) {
@@ -521,10 +521,10 @@ func TestRememberedLoginsSurviveRestart(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	must(e.a.DB.AddDomain("example.org"))
-	must(e.a.DB.AddUser("bob@example.org", "pw", 0))
+	must(e.a.DB.AddUser("bob@example.org", "plain wooden spoon 19", 0))
 	login := func() {
 		t.Helper()
-		r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "Bob@example.org", Password: "pw", RemoteAddr: "198.51.100.1"})
+		r, err := e.auth.Verify(ctx, auth.VerifyRequest{User: "Bob@example.org", Password: "plain wooden spoon 19", RemoteAddr: "198.51.100.1"})
 		if err != nil || !r.OK {
 			t.Fatalf("bob: %+v, %v", r, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/dkim"
 	"postern/pkg/ratelimit"
+	"postern/pkg/srs"
 	"postern/pkg/userdb"
 )
 
@@ -37,6 +38,7 @@ func main() {
 		DefaultQuota: int64(cfg.Local.DefaultQuota),
 		Local:        delivery.NewClient(cfg.PrivateSocket("local")),
 		Throttle:     NewThrottle(LimitsOf(cfg.Authd)),
+		Passwords:    PasswordPolicy(cfg.Authd),
 		Rates:        ratelimit.NewPersistent(cfg.Submission.MaxMessagesPerHour, cfg.Submission.MaxRecipientsPerHour, time.Hour),
 		Log:          d.Log,
 		Web:          NewWebSessions(cfg.HTTPD.IdleTimeout.D(), cfg.HTTPD.SessionLifetime.D()),
@@ -46,6 +48,13 @@ func main() {
 	}
 	if !daemon.SameUser(cfg, "authd", "cleanup") {
 		a.DKIMRefused = "cleanup runs as another user than authd, and could not read the DKIM keys authd made: make them with mailctl dkim generate as root while Postern is stopped"
+	}
+	if cfg.SRS.Enable {
+		// Bounces to the SRS addresses of forwarded mail are checked here (pkg/srs).
+		if a.SRS, err = srs.Load(cfg.SRSDomain(), cfg.SRSKeyFile(), cfg.SRS.MaxAge.D()); err != nil {
+			d.Log.Error("[srs] is enabled but its secret cannot be read; run mailctl init, or start master, which makes it", "err", err)
+			os.Exit(1)
+		}
 	}
 	if err := a.LoadRates(); err != nil {
 		// Not fatal: the accounts' counts start from zero.

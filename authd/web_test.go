@@ -16,10 +16,10 @@ func TestWebSessions(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "pw"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "plain wooden spoon 19"}, nil)
 
-	if _, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret"}); !ipc.IsCode(err, "denied") {
+	if _, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "quiet violet harbour 7"}); !ipc.IsCode(err, "denied") {
 		t.Fatalf("web.login from a peer that is not httpd: err = %v; want denied", err)
 	}
 	e.webPeer.Store(true)
@@ -28,7 +28,7 @@ func TestWebSessions(t *testing.T) {
 	}
 	login := func() string {
 		t.Helper()
-		r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "Alice@Example.org", Password: "secret", RemoteAddr: "192.0.2.1"})
+		r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "Alice@Example.org", Password: "quiet violet harbour 7", RemoteAddr: "192.0.2.1"})
 		if err != nil || !r.OK || r.Token == "" || r.Address != "alice@example.org" {
 			t.Fatalf("web.login: %+v, %v", r, err)
 		}
@@ -108,10 +108,10 @@ func TestWebImages(t *testing.T) {
 	e := start(t, true)
 	ctx := context.Background()
 	e.call(t, control.DomainAdd, control.DomainRequest{Name: "example.org"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "secret"}, nil)
-	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "pw"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "alice@example.org", Password: "quiet violet harbour 7"}, nil)
+	e.call(t, control.UserAdd, control.UserRequest{Address: "bob@example.org", Password: "plain wooden spoon 19"}, nil)
 	e.webPeer.Store(true)
-	r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "secret"})
+	r, err := e.auth.WebLogin(ctx, auth.WebLoginRequest{User: "alice@example.org", Password: "quiet violet harbour 7"})
 	if err != nil || !r.OK {
 		t.Fatalf("web.login: %+v, %v", r, err)
 	}

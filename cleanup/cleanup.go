@@ -38,6 +38,9 @@ type Cleanup struct {
 	Spam SpamPolicy
 	// Reports is what cleanup takes from spamd as its reports.
 	Reports ReportPolicy
+	// OnlyLocal tells a peer that may queue local's messages alone (local's uid):
+	// forwarded messages (forward.go) and automatic replies (autoreply.go); nil: none.
+	OnlyLocal func(ipc.Cred) bool
 
 	wake chan string
 }
@@ -57,6 +60,15 @@ func (c *Cleanup) serveEnqueue(ctx context.Context, peer ipc.Cred, conn *ipc.Con
 		return c.refuseStream(conn, ipc.Errorf("invalid", "decoding envelope: %v", err))
 	}
 	if rerr := c.checkReportEnvelope(peer, &env); rerr != nil {
+		return c.refuseStream(conn, rerr)
+	}
+	if c.OnlyLocal != nil && c.OnlyLocal(peer) && !env.Forward && !env.AutoReply {
+		return c.refuseStream(conn, ipc.Errorf("denied", "this peer may queue forwarded messages and automatic replies only"))
+	}
+	if rerr := checkForwardEnvelope(&env); rerr != nil {
+		return c.refuseStream(conn, rerr)
+	}
+	if rerr := checkAutoReplyEnvelope(&env); rerr != nil {
 		return c.refuseStream(conn, rerr)
 	}
 	return c.enqueue(ctx, conn, &env, nil)
@@ -91,7 +103,7 @@ func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Enve
 	}
 	// The header section is known: check the author of a submission, and start the
 	// DKIM signatures of outbound mail, computed as the message streams into the file.
-	refusal := c.checkAuthor(ctx, env, fixer)
+	refusal := c.checkAuthor(ctx, w.env.ID, env, fixer)
 	if refusal == nil {
 		refusal = c.checkReportAuthor(env, fixer)
 	}
@@ -100,7 +112,7 @@ func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Enve
 	switch {
 	case refusal != nil:
 		dst = io.Discard // read to the end all the same, to stay in step
-	case env.Submission || env.Bounce || env.Report:
+	case env.Submission || env.Bounce || env.Report || env.AutoReply:
 		if signer = c.signer(fixer.section, w); signer != nil {
 			dst = io.MultiWriter(w, signer)
 		}
@@ -197,12 +209,18 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 	if len(env.Recipients) == 0 {
 		return nil, ipc.Errorf("invalid", "no recipients")
 	}
-	rcpts, err := c.expand(ctx, env.Recipients)
+	id := queue.NewID()
+	rcpts, err := c.expand(ctx, id, env.Recipients)
 	if err != nil {
 		return nil, err
 	}
+	if env.Forward {
+		for i := range rcpts {
+			rcpts[i].Forward = true
+		}
+	}
 	qe := &queue.Envelope{
-		ID:         queue.NewID(),
+		ID:         id,
 		From:       env.From,
 		Recipients: rcpts,
 		Arrival:    time.Now(),
@@ -222,15 +240,15 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 	}
 	w, err := queue.Create(c.Spool.Dir(queue.Incoming), qe)
 	if err != nil {
-		c.Log.Error("cannot create queue file", "err", err)
+		c.Log.Error("cannot create queue file", "id", id, "err", err)
 		return nil, ipc.Errorf("temporary", "queue file error")
 	}
-	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report, tls: env.TLS, local: local}
+	qw := &queueWriter{Writer: w, env: qe, submission: env.Submission || env.Bounce || env.Report || env.AutoReply, tls: env.TLS, local: local}
 	if c.checked(env) {
 		// Room for spamd's headers and the junk mark, filled in before Commit.
 		if err := w.Reserve(verdictRoom + junkMarkRoom*len(rcpts)); err != nil {
 			w.Abort()
-			c.Log.Error("cannot create queue file", "err", err)
+			c.Log.Error("cannot create queue file", "id", id, "err", err)
 			return nil, ipc.Errorf("temporary", "queue file error")
 		}
 		qw.checked, qw.authservID = true, c.Spam.AuthservID
@@ -243,7 +261,7 @@ func (c *Cleanup) begin(ctx context.Context, env *enqueue.Envelope, local *local
 // that every queue recipient is delivered, and recorded, exactly once. A recipient that
 // came in twice, directly or through aliases, is kept once (RFC 5321 §3.3 lets a server
 // drop such duplicates).
-func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.Recipient, error) {
+func (c *Cleanup) expand(ctx context.Context, id string, in []enqueue.Recipient) ([]queue.Recipient, error) {
 	var out []queue.Recipient
 	seen := map[string]bool{}
 	add := func(r queue.Recipient) {
@@ -266,7 +284,7 @@ func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.R
 		} else {
 			var err error
 			if res, err = c.Auth.Resolve(ctx, r.Addr); err != nil {
-				c.Log.Warn("cannot resolve recipient", "to", "<"+r.Addr+">", "err", err)
+				c.Log.Warn("cannot resolve recipient", "id", id, "to", "<"+r.Addr+">", "err", err)
 				return nil, ipc.Errorf("temporary", "recipient lookup failed")
 			}
 		}
@@ -276,7 +294,11 @@ func (c *Cleanup) expand(ctx context.Context, in []enqueue.Recipient) ([]queue.R
 			continue
 		}
 		for _, t := range res.Targets {
-			add(queue.Recipient{Addr: t, ORcpt: origIfDifferent(orcpt, t), Notify: r.Notify})
+			// A target other than the address itself is forwarded to: when it is
+			// another host's, qmgr sends it from the SRS form of the sender. That is
+			// also how a valid SRS address (authd resolves it to the original sender)
+			// sends its bounce on.
+			add(queue.Recipient{Addr: t, ORcpt: origIfDifferent(orcpt, t), Notify: r.Notify, Forward: !strings.EqualFold(t, r.Addr)})
 		}
 	}
 	return out, nil

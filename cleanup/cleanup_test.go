@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -125,9 +126,11 @@ func TestQueueFileAndExpansion(t *testing.T) {
 	defer qf.Close()
 	var got []string
 	for _, r := range qf.Envelope.Recipients {
-		got = append(got, r.Addr+"/"+r.ORcpt)
+		got = append(got, fmt.Sprintf("%s/%s/%v", r.Addr, r.ORcpt, r.Forward))
 	}
-	want := "a@example.test/team@example.test b@example.test/team@example.test nobody@example.test/"
+	// The alias's targets are forwarded to (qmgr gives them an SRS sender when they
+	// are another host's); the account itself, and the unknown address, are not.
+	want := "a@example.test/team@example.test/true b@example.test/team@example.test/true nobody@example.test//false"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("recipients %q, want %q", got, want)
 	}

@@ -1,14 +1,15 @@
 // Command cleanup writes messages into the queue.
 //
-// smtpd (and qmgr, for bounces) stream each message to cleanup over
-// <spool>/private/cleanup. cleanup expands the recipients through authd's aliases, writes
-// the queue file into incoming/ with a Received header in front (and, for submissions, a
-// Message-ID and Date where missing), fsyncs the file and the directory, answers with the
-// queue ID, and wakes qmgr. An authenticated user's message must name one of the user's
-// addresses in From:; outbound mail (submissions, bounces) is DKIM-signed with the keys
-// in <data_dir>/dkim/<domain>/ as it streams into the queue file. Inbound mail gets
-// spamd's verdict before its file is complete: refused at DATA, or queued with spamd's
-// Authentication-Results and X-Spam-Status, marked for Junk if so judged. See cleanup(8).
+// smtpd (and qmgr, for bounces; spamd, for reports; local, for Sieve redirects) stream
+// each message to cleanup over <spool>/private/cleanup. cleanup expands the recipients
+// through authd's aliases, writes the queue file into incoming/ with a Received header in
+// front (and, for submissions, a Message-ID and Date where missing), fsyncs the file and
+// the directory, answers with the queue ID, and wakes qmgr. An authenticated user's
+// message must name one of the user's addresses in From:; outbound mail (submissions,
+// bounces) is DKIM-signed with the keys in <data_dir>/dkim/<domain>/ as it streams into
+// the queue file. Inbound mail gets spamd's verdict before its file is complete: refused
+// at DATA, or queued with spamd's Authentication-Results and X-Spam-Status, marked for
+// Junk if so judged. See cleanup(8).
 package main
 
 import (
@@ -49,7 +50,10 @@ func main() {
 	}
 	// spamd queues its DMARC aggregate reports here, and nothing else (report.go).
 	c.Reports = ReportPolicy{From: cfg.DMARCReportFrom(), OnlyReports: daemon.Confined(cfg, "spamd", "smtpd", "qmgr")}
-	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr", "spamd"))
+	// local queues the messages Sieve scripts redirect (forward.go) and its vacation
+	// replies (autoreply.go) here, and nothing else.
+	c.OnlyLocal = daemon.Confined(cfg, "local", "smtpd", "qmgr", "spamd")
+	srv := c.Server(daemon.Trust(cfg, "smtpd", "qmgr", "spamd", "local"))
 	go c.Wakeups(ctx)
 	// sendmail(1)'s socket, when master made one (a cleanup run by hand may have none).
 	if l, ok := d.Listeners["public/cleanup"].(*net.UnixListener); ok {

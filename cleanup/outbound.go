@@ -26,8 +26,8 @@ import (
 // user may not send as (authd's sendas answer): a user writes in their own name only, not
 // just in the envelope (smtpd checks MAIL FROM). The refusal is an ipc error of code enqueue.CodeRejected, which smtpd answers with 550 5.7.1 at the
 // end of the data.
-func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *headerFixer) *ipc.Error {
-	if !env.Submission || env.AuthUser == "" {
+func (c *Cleanup) checkAuthor(ctx context.Context, id string, env *enqueue.Envelope, h *headerFixer) *ipc.Error {
+	if !env.Submission && !env.AutoReply || env.AuthUser == "" {
 		return nil
 	}
 	if !h.complete {
@@ -56,7 +56,7 @@ func (c *Cleanup) checkAuthor(ctx context.Context, env *enqueue.Envelope, h *hea
 	if len(sa.Addresses) == 0 {
 		var err error
 		if sa, err = c.Auth.SendAs(ctx, env.AuthUser); err != nil {
-			c.Log.Warn("sender addresses lookup failed", "auth", env.AuthUser, "err", err)
+			c.Log.Warn("sender addresses lookup failed", "id", id, "auth", env.AuthUser, "err", err)
 			return ipc.Errorf("temporary", "sender lookup failed")
 		}
 	}

@@ -53,6 +53,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /account/password", s.authed(s.accountPassword))
 	mux.Handle("POST /account/apppassword", s.authed(s.accountAppPassword))
 	mux.Handle("POST /account/images", s.authed(s.accountImages))
+	mux.Handle("POST /account/vacation", s.authed(s.accountVacation))
 	mux.Handle("GET /account/export", s.authed(s.accountExport))
 	mux.Handle("POST /account/delete", s.authed(s.accountDelete))
 	mux.Handle("GET /account/mobileconfig", s.authed(func(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -330,6 +331,8 @@ type accountData struct {
 	Admin          bool
 	// ImageSenders are the senders whose remote images the user allowed.
 	ImageSenders []string
+	// Vacation is the out-of-office reply (sieve.go).
+	Vacation vacationState
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -351,6 +354,7 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, sess *ses
 	if acct, err := s.auth.Account(r.Context(), sess.user); err == nil {
 		d.Admin = acct.Admin
 	}
+	d.Vacation = s.loadVacation(r.Context(), sess)
 	s.render(w, status, "account.html", d)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -41,6 +42,19 @@ func (w webSASL) Next([]byte) ([]byte, error) {
 type imapConn struct {
 	*imapclient.Client
 	born, used time.Time
+	// view is what the last SELECT said of the selected folder; changed is set when
+	// imapd announced new or expunged messages since (EXISTS, EXPUNGE), so that the
+	// next selectFolder selects again and view stays true (see orderKey).
+	view    folderView
+	changed atomic.Bool
+}
+
+// folderView is the state of a folder as a SELECT reports it. The three numbers fix
+// the set of its messages: UIDs only grow (RFC 9051 §2.3.1.1), so at one UIDNEXT,
+// EXISTS can only fall, and two views with the same numbers hold the same messages.
+type folderView struct {
+	name                         string
+	uidValidity, uidNext, exists uint32
 }
 
 // imapPool is a session's IMAP connections.
@@ -113,12 +127,22 @@ func (p *imapPool) get(ctx context.Context) (*imapConn, error) {
 	if c != nil {
 		return c, nil
 	}
-	cl, err := p.srv.dialIMAP(p.sess, nil)
+	c = &imapConn{born: now, used: now}
+	changed := func() { c.changed.Store(true) }
+	cl, err := p.srv.dialIMAP(p.sess, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Expunge: func(uint32) { changed() },
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				changed()
+			}
+		},
+	}})
 	if err != nil {
 		<-p.sem
 		return nil, err
 	}
-	return &imapConn{Client: cl, born: now, used: now}, nil
+	c.Client = cl
+	return c, nil
 }
 
 // usable reports whether an idle connection may serve another request.

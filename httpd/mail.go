@@ -105,14 +105,20 @@ func specialFolder(fs []folder, use string) string {
 	return use
 }
 
-// selectFolder selects name unless the connection has it selected already.
+// selectFolder selects name unless the connection has it selected already and imapd
+// announced no new or expunged message since; c.view then describes the selection.
 func selectFolder(c *imapConn, name string) (*imapclient.SelectedMailbox, error) {
-	if mb := c.Mailbox(); mb != nil && mb.Name == name {
+	if mb := c.Mailbox(); mb != nil && mb.Name == name && c.view.name == name &&
+		!c.changed.Load() && mb.NumMessages == c.view.exists {
 		return mb, nil
 	}
-	if _, err := c.Select(name, nil).Wait(); err != nil {
+	c.view = folderView{}
+	c.changed.Store(false)
+	data, err := c.Select(name, nil).Wait()
+	if err != nil {
 		return nil, fmt.Errorf("selecting %s: %w", name, err)
 	}
+	c.view = folderView{name: name, uidValidity: data.UIDValidity, uidNext: uint32(data.UIDNext), exists: data.NumMessages}
 	return c.Mailbox(), nil
 }
 
@@ -135,12 +141,42 @@ type msgRow struct {
 	Size                    int64
 	Seen, Flagged, Answered bool
 	Draft                   bool
+	Depth                   int    // in an open thread: how deep in it the message replies, up to maxDepth
+	Href                    string // where a click on it leads: the message, or a draft's compose page
+}
+
+// maxDepth is the deepest indentation of a message in an open thread (style.css).
+const maxDepth = 8
+
+// href is where a click on a message of folder leads.
+func (m msgRow) href(folder string) string {
+	if m.Draft {
+		return "/mail/compose?mode=draft&f=" + url.QueryEscape(folder) + "&uid=" + strconv.FormatUint(uint64(m.UID), 10)
+	}
+	return "/mail/msg?f=" + url.QueryEscape(folder) + "&uid=" + strconv.FormatUint(uint64(m.UID), 10)
+}
+
+// threadRow is a conversation in the threaded list: its first message's subject, its
+// latest arrival's sender and date, and, when it is open, its messages in thread order.
+type threadRow struct {
+	ID            imap.UID // the UID of its first message, which open= names
+	Subject, From string
+	Date          time.Time
+	Count, Unread int
+	Flagged       bool
+	Latest        msgRow // the message a click on a one-message thread opens
+	UIDs          string // all its messages, comma separated, for the checkbox
+	Open          bool
+	Msgs          []msgRow
 }
 
 // listData fills templates/list.html.
 type listData struct {
 	base
 	Rows        []msgRow
+	Threads     []threadRow
+	Threaded    bool
+	Open        imap.UID
 	Page, Pages int
 	Total       int
 	Sort        string
@@ -150,6 +186,42 @@ type listData struct {
 	Sorts       []string
 }
 
+// Toggle is the URL of the list's first page in the other view (threads or list).
+func (d listData) Toggle() string {
+	d.Threaded = !d.Threaded
+	return d.Link(1, 0)
+}
+
+// Reversed is the URL of the list's first page in the opposite order.
+func (d listData) Reversed() string {
+	d.Rev = !d.Rev
+	return d.Link(1, 0)
+}
+
+// Link is the URL of the list as it is, with page and open set as given (0: none).
+func (d listData) Link(page int, open imap.UID) string {
+	v := url.Values{"f": {d.Folder}}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	if d.Threaded {
+		v.Set("view", "threads")
+	} else {
+		v.Set("view", "list")
+		v.Set("sort", d.Sort)
+	}
+	if !d.Rev {
+		v.Set("rev", "0")
+	}
+	if d.Query != "" {
+		v.Set("q", d.Query)
+	}
+	if open != 0 {
+		v.Set("open", strconv.FormatUint(uint64(open), 10))
+	}
+	return "/mail?" + v.Encode()
+}
+
 // sortKeys are the orders of the message list, by their names in URLs.
 var sortKeys = map[string]imapclient.SortKey{
 	"date": imapclient.SortKeyDate, "arrival": imapclient.SortKeyArrival, "from": imapclient.SortKeyFrom,
@@ -157,11 +229,21 @@ var sortKeys = map[string]imapclient.SortKey{
 }
 
 // listPage shows a page of a folder's messages, sorted by imapd (SORT, RFC 5256), or
-// those that match a search (SEARCH TEXT: headers and body, through imapd's index).
+// those that match a search (SEARCH TEXT: headers and body, through imapd's index);
+// or, with view=threads (which the session remembers until view=list), a page of its
+// conversations (THREAD=REFERENCES, RFC 5256 §3), latest arrival first, one of them
+// open.
 func (s *Server) listPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	q := r.URL.Query()
+	switch q.Get("view") {
+	case "threads":
+		sess.threads.Store(true)
+	case "list":
+		sess.threads.Store(false)
+	}
 	d := listData{base: s.base(r, sess), Sort: q.Get("sort"), Rev: q.Get("rev") != "0", Query: strings.TrimSpace(q.Get("q")),
-		Page: max(atoi(q.Get("page")), 1), Sorts: []string{"date", "from", "subject", "size"}}
+		Page: max(atoi(q.Get("page")), 1), Sorts: []string{"date", "from", "subject", "size"},
+		Threaded: sess.threads.Load(), Open: uidParam(q.Get("open"))}
 	if _, ok := sortKeys[d.Sort]; !ok {
 		d.Sort = "date"
 	}
@@ -179,20 +261,18 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, sess *session)
 		if _, err := selectFolder(c, d.Folder); err != nil {
 			return err
 		}
-		criteria := &imap.SearchCriteria{}
-		if d.Query != "" {
-			criteria.Text = []string{d.Query}
-		}
-		uids, err := c.UIDSort(&imapclient.SortOptions{SearchCriteria: criteria,
-			SortCriteria: []imapclient.SortCriterion{{Key: sortKeys[d.Sort], Reverse: d.Rev}}}).Wait()
+		o, err := s.listOrder(c, sess.user, &d)
 		if err != nil {
-			return fmt.Errorf("sorting %s: %w", d.Folder, err)
+			return err
 		}
-		d.Total = len(uids)
-		d.Pages = max((len(uids)+pageSize-1)/pageSize, 1)
+		if d.Threaded {
+			return threadPage(c, &d, o.threads)
+		}
+		d.Total = len(o.uids)
+		d.Pages = max((len(o.uids)+pageSize-1)/pageSize, 1)
 		d.Page = min(d.Page, d.Pages)
 		from := (d.Page - 1) * pageSize
-		page := uids[from:min(from+pageSize, len(uids))]
+		page := o.uids[from:min(from+pageSize, len(o.uids))]
 		d.Rows, err = rows(c, page)
 		return err
 	})
@@ -203,10 +283,170 @@ func (s *Server) listPage(w http.ResponseWriter, r *http.Request, sess *session)
 	s.render(w, http.StatusOK, "list.html", d)
 }
 
+// listOrder returns the folder's messages in the list's order (d.Sort, d.Rev) or its
+// threads, from the order cache when the folder is as it was (listcache.go); a search
+// is asked of imapd each time.
+func (s *Server) listOrder(c *imapConn, user string, d *listData) (*order, error) {
+	criteria := &imap.SearchCriteria{}
+	if d.Query != "" {
+		criteria.Text = []string{d.Query}
+	}
+	cached := d.Query == "" && c.view.name == d.Folder
+	get := func(name string, build func() (*order, error)) (*order, error) {
+		k := orderKey{user: user, view: c.view, order: name}
+		if cached {
+			if o := s.orders.get(k); o != nil {
+				return o, nil
+			}
+		}
+		o, err := build()
+		if err == nil && cached {
+			s.orders.put(k, o)
+		}
+		return o, err
+	}
+	sorted := func(key string, rev bool) (*order, error) {
+		name := key
+		if rev {
+			name += "-r"
+		}
+		return get(name, func() (*order, error) {
+			uids, err := c.UIDSort(&imapclient.SortOptions{SearchCriteria: criteria,
+				SortCriteria: []imapclient.SortCriterion{{Key: sortKeys[key], Reverse: rev}}}).Wait()
+			if err != nil {
+				return nil, fmt.Errorf("sorting %s: %w", d.Folder, err)
+			}
+			return &order{uids: uids}, nil
+		})
+	}
+	if !d.Threaded {
+		return sorted(d.Sort, d.Rev)
+	}
+	return get("threads", func() (*order, error) {
+		data, err := c.UIDThread(&imapclient.ThreadOptions{Algorithm: imap.ThreadReferences, SearchCriteria: criteria}).Wait()
+		if err != nil {
+			return nil, fmt.Errorf("threading %s: %w", d.Folder, err)
+		}
+		return &order{threads: makeThreads(data)}, nil
+	})
+}
+
+// thread is a conversation of the order cache: its messages in thread order (depth
+// first, as RFC 5256 §4 nests them) with their depths, and its latest arrival (the
+// highest UID: UIDs ascend as messages arrive, RFC 9051 §2.3.1.1).
+type thread struct {
+	uids   []uint32
+	depths []int
+	latest uint32
+}
+
+// makeThreads flattens THREAD's answer into threads ordered by their latest arrival,
+// oldest first (THREAD orders them by their first message's date instead, RFC 5256
+// §3, but a conversation that goes on should come back up). A thread whose root is
+// missing (a dummy, RFC 5256 §4) shows its children one level up.
+func makeThreads(data []imapclient.ThreadData) []thread {
+	var walk func(t *thread, d imapclient.ThreadData, depth int)
+	walk = func(t *thread, d imapclient.ThreadData, depth int) {
+		for _, u := range d.Chain {
+			t.uids = append(t.uids, u)
+			t.depths = append(t.depths, depth)
+			t.latest = max(t.latest, u)
+			depth++
+		}
+		for _, sub := range d.SubThreads {
+			walk(t, sub, depth)
+		}
+	}
+	out := make([]thread, 0, len(data))
+	for _, d := range data {
+		var t thread
+		walk(&t, d, 0)
+		if len(t.uids) > 0 {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].latest < out[j].latest })
+	return out
+}
+
+// threadPage fills d with a page of threads, latest arrival first unless d.Rev is
+// off, and the messages of the open one.
+func threadPage(c *imapConn, d *listData, threads []thread) error {
+	d.Total = len(threads)
+	d.Pages = max((len(threads)+pageSize-1)/pageSize, 1)
+	d.Page = min(d.Page, d.Pages)
+	from := (d.Page - 1) * pageSize
+	page := make([]thread, 0, pageSize)
+	for i := from; i < min(from+pageSize, len(threads)); i++ {
+		if d.Rev {
+			page = append(page, threads[len(threads)-1-i])
+		} else {
+			page = append(page, threads[i])
+		}
+	}
+	var uids []uint32
+	for _, t := range page {
+		uids = append(uids, t.uids...)
+	}
+	byUID, err := fetchRows(c, uids)
+	if err != nil {
+		return err
+	}
+	for _, t := range page {
+		tr := threadRow{ID: imap.UID(t.uids[0]), Open: d.Open == imap.UID(t.uids[0])}
+		ids := make([]string, 0, len(t.uids))
+		for i, u := range t.uids {
+			m, ok := byUID[imap.UID(u)]
+			if !ok {
+				continue // expunged since
+			}
+			m.Depth = min(t.depths[i], maxDepth)
+			m.Href = m.href(d.Folder)
+			ids = append(ids, strconv.FormatUint(uint64(u), 10))
+			if tr.Count == 0 {
+				tr.Subject = m.Subject
+			}
+			if tr.Count == 0 || m.UID > tr.Latest.UID {
+				tr.Latest = m
+			}
+			tr.Count++
+			if !m.Seen {
+				tr.Unread++
+			}
+			tr.Flagged = tr.Flagged || m.Flagged
+			if tr.Open {
+				tr.Msgs = append(tr.Msgs, m)
+			}
+		}
+		if tr.Count == 0 {
+			continue
+		}
+		tr.From, tr.Date, tr.UIDs = tr.Latest.From, tr.Latest.Date, strings.Join(ids, ",")
+		d.Threads = append(d.Threads, tr)
+	}
+	return nil
+}
+
 // rows fetches the list lines of the messages uids, in that order.
 func rows(c *imapConn, uids []uint32) ([]msgRow, error) {
+	byUID, err := fetchRows(c, uids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]msgRow, 0, len(uids))
+	for _, u := range uids {
+		if row, ok := byUID[imap.UID(u)]; ok {
+			out = append(out, row)
+		}
+	}
+	return out, nil
+}
+
+// fetchRows fetches the list lines of the messages uids; expunged ones are absent.
+func fetchRows(c *imapConn, uids []uint32) (map[imap.UID]msgRow, error) {
+	byUID := map[imap.UID]msgRow{}
 	if len(uids) == 0 {
-		return nil, nil
+		return byUID, nil
 	}
 	var set imap.UIDSet
 	for _, u := range uids {
@@ -216,7 +456,6 @@ func rows(c *imapConn, uids []uint32) ([]msgRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetching the message list: %w", err)
 	}
-	byUID := map[imap.UID]msgRow{}
 	for _, m := range msgs {
 		row := msgRow{UID: m.UID, Size: m.RFC822Size}
 		if e := m.Envelope; e != nil {
@@ -231,13 +470,7 @@ func rows(c *imapConn, uids []uint32) ([]msgRow, error) {
 		row.Draft = slices.Contains(m.Flags, imap.FlagDraft)
 		byUID[m.UID] = row
 	}
-	out := make([]msgRow, 0, len(uids))
-	for _, u := range uids {
-		if row, ok := byUID[imap.UID(u)]; ok {
-			out = append(out, row)
-		}
-	}
-	return out, nil
+	return byUID, nil
 }
 
 // displayAddr is a name, else the address.
@@ -693,8 +926,10 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request, sess *session) {
 	f, op := r.PostFormValue("f"), r.PostFormValue("op")
 	var set imap.UIDSet
 	for _, v := range r.PostForm["uid"] {
-		if u := uidParam(v); u != 0 {
-			set.AddNum(u)
+		for _, v := range strings.Split(v, ",") { // a thread's checkbox: its messages
+			if u := uidParam(v); u != 0 {
+				set.AddNum(u)
+			}
 		}
 	}
 	back := safeNext(r.PostFormValue("back"))

@@ -48,9 +48,14 @@ type Server struct {
 	// imapAddr and submitAddr are where imapd's "imap" and smtpd's "submission"
 	// listeners are reached from this host.
 	imapAddr, submitAddr string
+	// sieveAddr is where sieved's "sieve" listener is reached from this host, for the
+	// account page's out-of-office reply (sieve.go).
+	sieveAddr string
 	// httpsPort is the port of the https listener, for the redirects from http.
 	httpsPort string
 	maxUpload int64
+	// orders keeps the sorted and threaded message lists (listcache.go).
+	orders *orderCache
 
 	// dns checks the DKIM records of the panel (dnsChecker).
 	dnsOnce sync.Once
@@ -73,6 +78,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		auth:      auth.NewClient(cfg.PrivateSocket("auth")),
 		tmpl:      tmpl,
 		maxUpload: int64(cfg.HTTPD.MaxUpload),
+		orders:    newOrderCache(orderCacheUIDs),
 	}
 	s.sessions = newSessionStore(cfg.HTTPD.IdleTimeout.D(), cfg.HTTPD.SessionLifetime.D(), s.endSession)
 	if svc := cfg.Service("httpd"); svc != nil {
@@ -82,6 +88,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.imapAddr = localAddr(cfg, "imapd", "imap")
 	s.submitAddr = localAddr(cfg, "smtpd", "submission")
+	s.sieveAddr = localAddr(cfg, "sieved", "sieve")
 	if s.imapAddr == "" || s.submitAddr == "" {
 		log.Warn("webmail needs imapd's imap listener and smtpd's submission listener, reached over loopback", "imap", s.imapAddr, "submission", s.submitAddr)
 	} else if h, _, _ := net.SplitHostPort(s.imapAddr); h != "localhost" && !net.ParseIP(h).IsLoopback() {

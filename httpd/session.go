@@ -34,6 +34,8 @@ type session struct {
 	pool    *imapPool
 	// streams counts the open event streams (each holds an IMAP connection).
 	streams atomic.Int32
+	// threads is set while the message list shows conversations (RFC 5256 threads).
+	threads atomic.Bool
 
 	mu       sync.Mutex
 	lastSeen time.Time

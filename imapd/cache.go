@@ -240,11 +240,24 @@ func (mb *Mailbox) readCached(uids []uint32, decode func(v []byte) (*cached, boo
 		if cb == nil {
 			return nil
 		}
+		cur := cb.Cursor()
+		var k, v []byte
 		for _, u := range uids {
-			if v := cb.Get(uidKey(u)); v != nil {
-				if c, ok := decode(v); ok {
-					out[u] = c
-				}
+			want := uidKey(u)
+			// uids mostly come in mailbox order, which is the order of the keys: the
+			// record after the last one read is then the one wanted, and Next finds it
+			// without the descent from the root that Seek (or Get) makes.
+			if k != nil && bytes.Compare(k, want) < 0 {
+				k, v = cur.Next()
+			}
+			if k == nil || !bytes.Equal(k, want) {
+				k, v = cur.Seek(want)
+			}
+			if k == nil || !bytes.Equal(k, want) {
+				continue
+			}
+			if c, ok := decode(v); ok {
+				out[u] = c
 			}
 		}
 		return nil

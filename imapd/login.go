@@ -25,6 +25,12 @@ const maxLoginFailures = 3
 
 var errAuthFailed = errors.New("authentication failed")
 
+// errAccountsChanging refuses a login, for now, when accounts kept changing while it was
+// being checked (maxLoginRetries times).
+var errAccountsChanging = errors.New("accounts changed while the login was checked")
+
+const maxLoginRetries = 3
+
 // throttledError is authd's refusal of a login after too many failures (from the client,
 // its network, or for the account): the password was not checked.
 type throttledError struct{ retryAfter int }
@@ -45,26 +51,53 @@ func (s *Session) login(c *imap.Command) {
 // verify asks authd; the remote IP lets it throttle guessing. On success the session
 // has its account open.
 func (s *Session) verify(user, password string) error {
-	e, err := s.srv.checkLogin(s.log, s.ip, user, password)
-	if err != nil {
-		return err
+	return s.loginRetrying(func() (loginEntry, uint64, error) {
+		return s.srv.checkLogin(s.log, s.ip, user, password)
+	})
+}
+
+// loginRetrying opens the account that check answers and binds the session to it
+// (Server.bind), so that a change of the account from now on ends the session. If an
+// account changed while check was asking (Server.gen moved), its answer may be stale:
+// it is asked again, a few times.
+func (s *Session) loginRetrying(check func() (loginEntry, uint64, error)) error {
+	for try := 0; ; try++ {
+		e, gen, err := check()
+		if err != nil {
+			return err
+		}
+		if err := s.open(e.addr, e.maildir, e.quota); err != nil {
+			return err
+		}
+		if s.srv.bind(s, e.addr, gen) {
+			return nil
+		}
+		s.srv.closeAccount(s.acct)
+		s.acct, s.user = nil, ""
+		if try == maxLoginRetries {
+			return errAccountsChanging
+		}
 	}
-	return s.open(e.addr, e.maildir, e.quota)
 }
 
 // checkLogin verifies user's password for a client at ip, the same way for IMAP and
 // POP3: through the login cache or authd, which throttles guessing by client address,
 // network and account. It returns the account's address, Maildir and quota, or
-// errAuthFailed, a throttledError, or the error that kept authd from answering.
-func (srv *Server) checkLogin(log *slog.Logger, ip netip.Addr, user, password string) (loginEntry, error) {
+// errAuthFailed, a throttledError, or the error that kept authd from answering; and the
+// generation of account changes (Server.gen) its answer is as of, for Server.bind.
+func (srv *Server) checkLogin(log *slog.Logger, ip netip.Addr, user, password string) (loginEntry, uint64, error) {
 	if user == "" || password == "" || len(user) > 320 || len(password) > 1024 {
-		return loginEntry{}, errAuthFailed
+		return loginEntry{}, 0, errAuthFailed
 	}
+	gen, live := srv.generation()
 	// The cache answers only the client address that logged in with these credentials:
 	// a guesser elsewhere, throttled by authd, must not get its one right guess through
-	// here.
-	if e, ok := srv.logins.get(user, password, ip); ok {
-		return e, nil
+	// here. It answers only while authd's account changes reach imapd (see
+	// accountWatch): without them a disabled account could log in from it.
+	if live {
+		if e, ok := srv.logins.get(user, password, ip); ok {
+			return e, gen, nil
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -75,30 +108,28 @@ func (srv *Server) checkLogin(log *slog.Logger, ip netip.Addr, user, password st
 	r, err := srv.auth.Verify(ctx, req)
 	if err != nil {
 		log.Error("asking authd to verify a password", "err", err)
-		return loginEntry{}, err
+		return loginEntry{}, 0, err
 	}
 	if r.Throttled {
 		log.Info("login throttled", "user", user, "client", ip.String(), "retry_after", r.RetryAfter)
-		return loginEntry{}, throttledError{retryAfter: max(r.RetryAfter, 1)}
+		return loginEntry{}, 0, throttledError{retryAfter: max(r.RetryAfter, 1)}
 	}
 	if !r.OK {
 		log.Info("login failed", "user", user, "client", ip.String())
-		return loginEntry{}, errAuthFailed
+		return loginEntry{}, 0, errAuthFailed
 	}
 	mb, err := srv.auth.Mailbox(ctx, r.Address)
 	if err != nil {
 		log.Error("asking authd for the mailbox", "user", r.Address, "err", err)
-		return loginEntry{}, err
+		return loginEntry{}, 0, err
 	}
 	if !mb.Exists || mb.Maildir == "" {
-		return loginEntry{}, errAuthFailed
+		return loginEntry{}, 0, errAuthFailed
 	}
-	if r.AppPassword == "" {
-		// A login with an app password is not remembered: revoking it (a lost device)
-		// takes effect at the next login, not a minute later.
-		srv.logins.put(user, password, ip, mb.Address, mb.Maildir, mb.Quota)
-	}
-	return loginEntry{addr: mb.Address, maildir: mb.Maildir, quota: mb.Quota}, nil
+	// Logins with an app password are remembered too: revoking one drops the
+	// account's entries at once (auth.ChangeAppPassword), as a password change does.
+	srv.remember(gen, user, password, ip, mb.Address, mb.Maildir, mb.Quota)
+	return loginEntry{addr: mb.Address, maildir: mb.Maildir, quota: mb.Quota}, gen, nil
 }
 
 func (s *Session) open(addr, root string, quota int64) error {
@@ -242,26 +273,29 @@ func (s *Session) fromWeb() bool {
 
 // verifyWeb asks authd whether token is a live web session token of user.
 func (s *Session) verifyWeb(user, token string) error {
-	ctx, cancel := s.ctx()
-	defer cancel()
-	r, err := s.srv.auth.WebCheck(ctx, user, token)
-	if err != nil {
-		s.log.Error("asking authd to check a web session token", "err", err)
-		return err
-	}
-	if !r.OK {
-		s.log.Info("web session token refused", "user", user)
-		return errAuthFailed
-	}
-	mb, err := s.srv.auth.Mailbox(ctx, r.Address)
-	if err != nil {
-		s.log.Error("asking authd for the mailbox", "user", r.Address, "err", err)
-		return err
-	}
-	if !mb.Exists || mb.Maildir == "" {
-		return errAuthFailed
-	}
-	return s.open(mb.Address, mb.Maildir, mb.Quota)
+	return s.loginRetrying(func() (loginEntry, uint64, error) {
+		gen, _ := s.srv.generation()
+		ctx, cancel := s.ctx()
+		defer cancel()
+		r, err := s.srv.auth.WebCheck(ctx, user, token)
+		if err != nil {
+			s.log.Error("asking authd to check a web session token", "err", err)
+			return loginEntry{}, 0, err
+		}
+		if !r.OK {
+			s.log.Info("web session token refused", "user", user)
+			return loginEntry{}, 0, errAuthFailed
+		}
+		mb, err := s.srv.auth.Mailbox(ctx, r.Address)
+		if err != nil {
+			s.log.Error("asking authd for the mailbox", "user", r.Address, "err", err)
+			return loginEntry{}, 0, err
+		}
+		if !mb.Exists || mb.Maildir == "" {
+			return loginEntry{}, 0, errAuthFailed
+		}
+		return loginEntry{addr: mb.Address, maildir: mb.Maildir, quota: mb.Quota}, gen, nil
+	})
 }
 
 // webServer is the server side of auth.WebMechanism: one message from the client, the

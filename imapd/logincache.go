@@ -16,8 +16,9 @@ import (
 // made at start; failures always go to authd, which throttles them. The client address is
 // part of the key so that a login from elsewhere always reaches authd's throttling: else
 // a guesser that authd refuses would still get the right password through here within a
-// minute of the owner's login. A changed or removed password stops working here within
-// loginCacheTTL.
+// minute of the owner's login. authd's account changes drop an account's entries (see
+// accountWatch): a changed password, a revoked app password, a disabled or deleted
+// account stop working here at once.
 type loginCache struct {
 	key []byte
 
@@ -25,6 +26,7 @@ type loginCache struct {
 	entries map[[32]byte]loginEntry
 }
 
+// loginEntry is a remembered login: the account's address, Maildir and quota.
 type loginEntry struct {
 	addr, maildir string
 	quota         int64
@@ -82,4 +84,25 @@ func (c *loginCache) put(user, password string, client netip.Addr, addr, maildir
 		}
 	}
 	c.entries[k] = loginEntry{addr: addr, maildir: maildir, quota: quota, expires: now.Add(loginCacheTTL)}
+}
+
+// dropAccount removes the entries of the account addr and returns how many there were.
+func (c *loginCache) dropAccount(addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, e := range c.entries {
+		if e.addr == addr {
+			delete(c.entries, k)
+			n++
+		}
+	}
+	return n
+}
+
+// clear removes every entry.
+func (c *loginCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
 }

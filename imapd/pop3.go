@@ -72,6 +72,7 @@ type pop3Session struct {
 	log      *slog.Logger
 	started  time.Time
 	closing  atomic.Bool
+	byeText  atomic.Pointer[string] // see revoke
 
 	r *pop3.Reader
 	w *bufio.Writer
@@ -106,6 +107,22 @@ func (p *pop3Session) secure() bool { return p.tls || p.ip.IsLoopback() }
 
 // shutdown makes the session end, at once if it waits for a command. The deadline is
 // set on the TCP connection, under TLS too, since the session may be swapping p.conn.
+// revoke ends the session because its account was disabled or deleted: the client
+// gets -ERR [AUTH] (RFC 3206 §4: a problem with the user's credentials) and the
+// connection closes without the UPDATE state, so that nothing is deleted.
+func (p *pop3Session) revoke(reason string) {
+	p.byeText.Store(&reason)
+	p.shutdown()
+}
+
+// bye is the last answer of a closing session.
+func (p *pop3Session) bye() string {
+	if t := p.byeText.Load(); t != nil {
+		return "-ERR [AUTH] " + *t + "; session ended"
+	}
+	return "-ERR [SYS/TEMP] Server shutting down"
+}
+
 func (p *pop3Session) shutdown() {
 	p.closing.Store(true)
 	p.raw.SetReadDeadline(time.Now())
@@ -141,7 +158,7 @@ func (p *pop3Session) serve() {
 	p.w.Flush()
 	for p.state != popDone {
 		if p.closing.Load() {
-			p.reply("-ERR [SYS/TEMP] Server shutting down")
+			p.reply(p.bye())
 			break
 		}
 		p.setReadDeadline()
@@ -152,7 +169,7 @@ func (p *pop3Session) serve() {
 		case errors.Is(err, pop3.ErrLineTooLong):
 			p.syntaxError("Line too long")
 		case p.closing.Load():
-			p.reply("-ERR [SYS/TEMP] Server shutting down")
+			p.reply(p.bye())
 			p.state = popDone
 		case isTimeout(err):
 			// RFC 1939 §3: the autologout timer; no UPDATE state, nothing deleted.
@@ -338,12 +355,30 @@ func (p *pop3Session) pass(c pop3.Command) {
 	p.finishLogin(p.login(user, c.Arg))
 }
 
-// login checks the password exactly as IMAP LOGIN does and takes the maildrop.
+// login checks the password exactly as IMAP LOGIN does, takes the maildrop and binds
+// the session to the account (see Session.loginRetrying).
 func (p *pop3Session) login(user, password string) error {
-	e, err := p.srv.checkLogin(p.log, p.ip, user, password)
-	if err != nil {
-		return err
+	for try := 0; ; try++ {
+		e, gen, err := p.srv.checkLogin(p.log, p.ip, user, password)
+		if err != nil {
+			return err
+		}
+		if err := p.take(e); err != nil {
+			return err
+		}
+		if p.srv.bind(p, e.addr, gen) {
+			p.log = p.log.With("user", e.addr)
+			return nil
+		}
+		p.release()
+		if try == maxLoginRetries {
+			return errAccountsChanging
+		}
 	}
+}
+
+// take opens the account of e and takes its maildrop.
+func (p *pop3Session) take(e loginEntry) error {
 	a, err := p.srv.openAccount(e.addr, e.maildir, e.quota)
 	if err != nil {
 		p.log.Error("opening the mailbox", "user", e.addr, "err", err)
@@ -373,7 +408,6 @@ func (p *pop3Session) login(user, password string) error {
 		p.msgs[i] = popMessage{uid: m.uid, size: m.size}
 	}
 	mb.mu.RUnlock()
-	p.log = p.log.With("user", e.addr)
 	return nil
 }
 

@@ -34,8 +34,12 @@ const (
 	listenPOP3S = "pop3s" // port 995, implicit TLS (RFC 8314 §3.3)
 )
 
-// conn is a session of either protocol, as the server tracks it to end it at shutdown.
-type conn interface{ shutdown() }
+// conn is a session of either protocol, as the server tracks it to end it at shutdown,
+// or when its account is disabled or deleted (revoke, with the reason to tell the client).
+type conn interface {
+	shutdown()
+	revoke(reason string)
+}
 
 // Server is the IMAP server: it accepts connections and runs one session (one
 // goroutine) per connection.
@@ -66,6 +70,13 @@ type Server struct {
 	accounts map[string]*Account
 	perIP    map[netip.Addr]int
 	sessions map[conn]struct{} // IMAP and POP3 sessions
+	// bound maps each logged-in session to its account's address (see bind).
+	bound map[conn]string
+	// gen counts the account changes heard from authd and the subscriptions lost;
+	// authLive says whether the subscription is up (see accountWatch).
+	gen      uint64
+	authLive bool
+	authPath string
 	conns    atomic.Int64
 	nextID   atomic.Uint64
 	wg       sync.WaitGroup
@@ -93,6 +104,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		accounts:       map[string]*Account{},
 		perIP:          map[netip.Addr]int{},
 		sessions:       map[conn]struct{}{},
+		bound:          map[conn]string{},
+		authPath:       cfg.PrivateSocket("auth"),
 		logins:         newLoginCache(),
 		webPeer:        daemon.Only(cfg, "imapd", "httpd"),
 	}
@@ -148,7 +161,15 @@ func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) err
 	if err != nil {
 		return fmt.Errorf("imapd: %w (want imap, imaps, pop3 or pop3s)", err)
 	}
+	wctx, wcancel := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		auth.Watch(wctx, s.authPath, s.log, accountWatch{s})
+	}()
 	<-ctx.Done()
+	wcancel()
+	<-watched
 	s.stopping.Store(true)
 	stop()
 	s.mu.Lock()
@@ -263,6 +284,7 @@ func (s *Server) start(c net.Conn, listener string, implicitTLS bool) {
 		sess.serve()
 		s.mu.Lock()
 		delete(s.sessions, sess)
+		delete(s.bound, sess)
 		metrics.SetGauge(metrics.Sessions, float64(len(s.sessions)), "daemon", "imapd")
 		if s.perIP[ip]--; s.perIP[ip] <= 0 {
 			delete(s.perIP, ip)

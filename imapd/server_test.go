@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,12 @@ type testEnv struct {
 	cancel   context.CancelFunc
 	done     chan error
 	authStop context.CancelFunc
+	// passwords are the fake authd's passwords of a@ and b@ ("pw" unless changed).
+	passwords sync.Map
+	// events are sent to imapd's account change subscription; acked hears each
+	// acknowledgement.
+	events chan auth.AccountEvent
+	acked  chan struct{}
 }
 
 func (e *testEnv) maildir(user string) string {
@@ -48,7 +55,7 @@ func newTestEnv(t testing.TB) *testEnv {
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.TLS = config.TLS{}
 	os.MkdirAll(filepath.Join(cfg.SpoolDir, "private"), 0o755)
-	e := &testEnv{t: t, cfg: cfg}
+	e := &testEnv{t: t, cfg: cfg, events: make(chan auth.AccountEvent), acked: make(chan struct{})}
 	// The fake authd.
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: cfg.PrivateSocket("auth"), Net: "unix"})
 	if err != nil {
@@ -58,7 +65,11 @@ func newTestEnv(t testing.TB) *testEnv {
 	as.Handle(auth.OpVerify, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
 		var r auth.VerifyRequest
 		json.Unmarshal(body, &r)
-		if (r.User == "a@example.test" || r.User == "b@example.test") && r.Password == "pw" {
+		pw := "pw"
+		if v, ok := e.passwords.Load(r.User); ok {
+			pw = v.(string)
+		}
+		if (r.User == "a@example.test" || r.User == "b@example.test") && r.Password == pw {
 			return auth.VerifyResult{OK: true, Address: r.User}, nil
 		}
 		if r.User == "throttled@example.test" && r.RemoteAddr == "127.0.0.1" {
@@ -80,6 +91,27 @@ func newTestEnv(t testing.TB) *testEnv {
 		json.Unmarshal(body, &r)
 		local, _, _ := strings.Cut(r.Address, "@")
 		return auth.MailboxResult{Exists: true, Address: r.Address, Maildir: e.maildir(local)}, nil
+	})
+	// Account changes, as authd sends them (authd/watch.go).
+	as.HandleStream(auth.OpWatch, func(ctx context.Context, _ ipc.Cred, c *ipc.Conn, _ json.RawMessage, _ []*os.File) error {
+		if err := c.Reply(nil, nil); err != nil {
+			return err
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case ev := <-e.events:
+				if err := c.Send(ev); err != nil {
+					return err
+				}
+				var ack auth.WatchAck
+				if _, err := c.Receive(&ack); err != nil {
+					return err
+				}
+				e.acked <- struct{}{}
+			}
+		}
 	})
 	actx, acancel := context.WithCancel(context.Background())
 	go as.Serve(actx, l)

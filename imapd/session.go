@@ -85,6 +85,9 @@ type Session struct {
 	idling  atomic.Bool
 	waking  atomic.Bool
 	closing atomic.Bool
+	// byeText is what the BYE that ends a closing session says (revoke); nil means the
+	// server is shutting down.
+	byeText atomic.Pointer[string]
 }
 
 func newSession(s *Server, c net.Conn, ip netip.Addr, listener string, implicitTLS bool) *Session {
@@ -126,7 +129,7 @@ func (s *Session) serve() {
 		if s.closing.Load() {
 			s.mu.Lock()
 			s.begin()
-			s.untagged("BYE Server shutting down")
+			s.untagged(s.bye())
 			s.end()
 			s.mu.Unlock()
 			return
@@ -140,7 +143,7 @@ func (s *Session) serve() {
 			if !errors.As(err, &pe) {
 				switch {
 				case s.closing.Load():
-					s.untagged("BYE Server shutting down")
+					s.untagged(s.bye())
 				case isTimeout(err):
 					// RFC 9051 §5.4: the autologout timer.
 					s.untagged("BYE Autologout; idle for too long")
@@ -204,6 +207,22 @@ func (s *Session) parseError(pe *imap.ParseError) {
 		return
 	}
 	s.tagged(pe.Tag, "BAD", code+"Syntax error: "+pe.Msg)
+}
+
+// revoke ends the session because its account was disabled or deleted, with a BYE that
+// says so (RFC 9051 §7.1.5): at once if it waits for a command or idles, else after the
+// command it runs.
+func (s *Session) revoke(reason string) {
+	s.byeText.Store(&reason)
+	s.shutdown()
+}
+
+// bye is the BYE response of a closing session.
+func (s *Session) bye() string {
+	if t := s.byeText.Load(); t != nil {
+		return "BYE " + *t
+	}
+	return "BYE Server shutting down"
 }
 
 // shutdown makes the session end: at once if it waits for a command or idles.
@@ -366,7 +385,7 @@ func (s *Session) dispatch(c *imap.Command) {
 					b.WriteString(kv[0] + "=" + strconv.Quote(kv[1]) + " ")
 				}
 			}
-			s.log.Debug("client id", "id", strings.TrimSpace(b.String()))
+			s.log.Debug("client id", "client_id", strings.TrimSpace(b.String()))
 		}
 		s.untagged(`ID ("name" "Postern" "vendor" "Postern")`)
 		s.done(c, "ID completed")

@@ -310,7 +310,7 @@ func (s *Session) idle(c *imap.Command) {
 		if isTimeout(err) && !s.closing.Load() {
 			s.untagged("BYE Autologout; idle for too long")
 		} else if s.closing.Load() {
-			s.untagged("BYE Server shutting down")
+			s.untagged(s.bye())
 		}
 		s.state = stateLogout
 		return

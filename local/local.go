@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"postern/pkg/auth"
 	"postern/pkg/delivery"
+	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/maildir"
 	"postern/pkg/metrics"
@@ -35,7 +37,17 @@ type Agent struct {
 	// SieveLimits bound the scripts (postern.toml's [sieve]); zero means
 	// sieve.DefaultLimits.
 	SieveLimits sieve.Limits
-	Log         *slog.Logger
+	// Cleanup queues the messages Sieve scripts redirect (redirect.go); nil keeps them
+	// instead.
+	Cleanup *enqueue.Client
+	Log     *slog.Logger
+
+	// Vacations is the memory of the vacation replies sent (vacation.go); nil sends
+	// none. Submit queues a reply through cleanup, SendAs asks authd for an account's
+	// addresses.
+	Vacations *vacationMemory
+	Submit    func(ctx context.Context, env *enqueue.Envelope, msg []byte) (string, error)
+	SendAs    func(ctx context.Context, user string) (auth.SendAsResult, error)
 
 	// checked remembers, by Maildir path, when mailbox last found it safe: resolving
 	// every symbolic link of the path costs more than writing a small message, and the
@@ -65,7 +77,7 @@ func (a *Agent) Server(allow func(ipc.Cred) bool) *ipc.Server {
 	return s
 }
 
-func (a *Agent) serveDeliver(_ context.Context, req *delivery.Request, f *os.File) []delivery.Result {
+func (a *Agent) serveDeliver(ctx context.Context, req *delivery.Request, f *os.File) []delivery.Result {
 	results := make([]delivery.Result, len(req.Recipients))
 	if !queue.ValidID(req.QueueID) {
 		// The queue ID goes into file names: a request without a real one is a bug in
@@ -77,7 +89,7 @@ func (a *Agent) serveDeliver(_ context.Context, req *delivery.Request, f *os.Fil
 		return results
 	}
 	for i, r := range req.Recipients {
-		results[i] = a.deliver(f, req, r)
+		results[i] = a.deliver(ctx, f, req, r)
 	}
 	return results
 }
@@ -116,8 +128,9 @@ func (a *Agent) claim(key string) (release func()) {
 	}
 }
 
-// deliver writes the message into one recipient's mailbox.
-func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient) delivery.Result {
+// deliver writes the message into one recipient's mailbox, or where the recipient's
+// Sieve script sends it.
+func (a *Agent) deliver(ctx context.Context, f *os.File, req *delivery.Request, r delivery.Recipient) delivery.Result {
 	log := a.Log.With("id", req.QueueID, "to", "<"+r.Addr+">")
 	root, err := a.mailbox(r.Maildir)
 	if err != nil {
@@ -131,6 +144,16 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		return result(delivery.Deferred, "4.3.0", "invalid delivery request")
 	}
 	p := a.filter(f, req, r, root, log)
+	res := a.deliverPlan(ctx, f, req, r, root, p, log)
+	if p.vacation != nil && res.Status == delivery.Sent {
+		a.vacation(req, r, p.vacation, p.header, log)
+	}
+	return res
+}
+
+// deliverPlan carries out what the recipient's script decided: the copies to store,
+// the redirects or the rejection.
+func (a *Agent) deliverPlan(ctx context.Context, f *os.File, req *delivery.Request, r delivery.Recipient, root string, p plan, log *slog.Logger) delivery.Result {
 	if p.reject != "" {
 		// RFC 5429 §2.1: the message was accepted already, so the refusal travels as a
 		// DSN, which qmgr sends to the envelope sender for a bounced recipient (none to
@@ -139,13 +162,13 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 		log.Info("rejected by the recipient's Sieve script")
 		return result(delivery.Bounced, "5.7.1", "rejected by the recipient: "+oneLine(p.reject))
 	}
-	if len(p.targets) == 0 {
+	if len(p.targets) == 0 && len(p.redirects) == 0 {
 		log.Info("discarded by the recipient's Sieve script")
 		return result(delivery.Sent, "2.0.0", "discarded by the recipient's filter")
 	}
 	prefix := []byte("Return-Path: <" + headerSafe(req.From) + ">\r\nDelivered-To: " + headerSafe(r.Addr) + "\r\n")
 	size := int64(len(prefix)) + req.Size
-	if r.Quota > 0 {
+	if r.Quota > 0 && len(p.targets) > 0 {
 		q := maildir.Quota{Bytes: r.Quota}
 		used, count, err := maildir.Usage(root, q)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -165,10 +188,27 @@ func (a *Agent) deliver(f *os.File, req *delivery.Request, r delivery.Recipient)
 			return result(delivery.Bounced, "5.2.2", "mailbox full")
 		}
 	}
+	if len(p.redirects) > 0 {
+		err := a.redirect(ctx, f, req, r, root, p.redirects, log)
+		switch {
+		case errors.Is(err, errRedirectRefused):
+			// Mail is never lost to a filter: what cannot go on stays here.
+			log.Error("sieve: redirect refused; keeping the message instead", "redirect", strings.Join(p.redirects, ","), "err", err)
+			p.keep(defaultFolder(req, r))
+		case err != nil:
+			// RFC 3463 X.3.0: the queue cannot take the redirect now; the whole
+			// delivery is tried again later (what was done is found, not redone).
+			log.Warn("sieve: redirect not queued; deferring", "redirect", strings.Join(p.redirects, ","), "err", err)
+			return result(delivery.Deferred, "4.3.0", "cannot queue the redirected message now")
+		}
+	}
 	for _, t := range p.targets {
 		if res, ok := a.store(f, req, r, root, t, prefix, log); !ok {
 			return res
 		}
+	}
+	if len(p.targets) == 0 {
+		return result(delivery.Sent, "2.0.0", "redirected by the recipient's filter")
 	}
 	if defaultFolder(req, r) == "Junk" {
 		metrics.Inc(metrics.Junk)
@@ -225,7 +265,7 @@ func (a *Agent) store(f *os.File, req *delivery.Request, r delivery.Recipient, r
 			log.Warn("cannot update the mailbox's quota", "maildir", root, "err", err)
 		}
 	}
-	log.Debug("delivered", "file", path, "size", n)
+	log.Info("delivered", "file", path, "size", n)
 	return delivery.Result{}, true
 }
 

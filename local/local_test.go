@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern/pkg/delivery"
+	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 	"postern/pkg/maildir"
 	"postern/pkg/queue"
@@ -24,9 +25,15 @@ type env struct {
 	dir    string
 	root   string // the mail root
 	client *delivery.Client
+	// cleanup is the fake cleanup that takes redirected messages (redirect_test.go).
+	cleanup *fakeCleanup
+	agent   *Agent
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { t.Helper(); return startWith(t, nil) }
+
+// startWith starts an agent that configure may set up further before it serves.
+func startWith(t *testing.T, configure func(a *Agent, dir string)) *env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "local")
 	if err != nil {
@@ -40,19 +47,30 @@ func start(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{MailRoot: filepath.Join(dir, "mail"), SieveRoot: filepath.Join(dir, "sieve"), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	fc := startCleanup(t, ctx, filepath.Join(dir, "cleanup.sock"))
+	a := &Agent{MailRoot: filepath.Join(dir, "mail"), SieveRoot: filepath.Join(dir, "sieve"), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Cleanup: enqueue.NewClient(filepath.Join(dir, "cleanup.sock"))}
+	if configure != nil {
+		configure(a, dir)
+	}
 	go a.Server(nil).Serve(ctx, l)
 	c := delivery.NewClient(sock)
 	t.Cleanup(c.Close)
-	return &env{dir: dir, root: a.MailRoot, client: c}
+	return &env{dir: dir, root: a.MailRoot, client: c, cleanup: fc, agent: a}
 }
 
 // queueFile writes a committed queue file holding msg and opens it.
 func (e *env) queueFile(t *testing.T, msg string) *queue.File {
 	t.Helper()
+	return e.queueFileFrom(t, "a@far.test", msg)
+}
+
+// queueFileFrom is queueFile with the envelope sender from ("" for <>).
+func (e *env) queueFileFrom(t *testing.T, from, msg string) *queue.File {
+	t.Helper()
 	qdir := filepath.Join(e.dir, "queue")
 	os.MkdirAll(qdir, 0o700)
-	qe := &queue.Envelope{ID: queue.NewID(), From: "a@far.test", Recipients: []queue.Recipient{{Addr: "bob@example.test"}}, Arrival: time.Now()}
+	qe := &queue.Envelope{ID: queue.NewID(), From: from, Recipients: []queue.Recipient{{Addr: "bob@example.test"}}, Arrival: time.Now()}
 	w, err := queue.Create(qdir, qe)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"postern/pkg/delivery"
@@ -26,11 +27,25 @@ type target struct {
 	keywords []string
 }
 
-// plan is what the recipient's Sieve script decided: the copies to store, or a
-// rejection (reason set), or neither (discard).
+// plan is what the recipient's Sieve script decided: the copies to store and the
+// addresses to redirect to (redirect.go), or a rejection (reason set), or nothing
+// (discard); and a vacation reply to send once the message is delivered, with the
+// header of the message it answers (vacation.go).
 type plan struct {
-	targets []target
-	reject  string
+	targets   []target
+	redirects []string
+	reject    string
+	vacation  *sieve.Vacation
+	header    *mime.Header
+}
+
+// keep adds a copy in folder, where a redirect that is not carried out leaves the
+// message, unless the plan stores one there already (RFC 5228 §2.10.3: one copy per
+// folder).
+func (p *plan) keep(folder string) {
+	if !slices.ContainsFunc(p.targets, func(t target) bool { return t.folder == folder }) {
+		p.targets = append(p.targets, target{folder: folder})
+	}
 }
 
 // defaultFolder is where mail goes that no script files elsewhere: INBOX, or Junk when
@@ -85,7 +100,8 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 		log.Error("sieve: the script failed; delivering to the default folder", "script", path, "err", err)
 		return def
 	}
-	var p plan
+	loop := deliveredTo(&msg.Root.Header, r.Addr)
+	p := plan{header: &msg.Root.Header}
 	for _, act := range actions {
 		switch act.Kind {
 		case sieve.Keep:
@@ -103,15 +119,40 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 			p.targets = append(p.targets, target{folder: name, flags: letters, keywords: kws})
 		case sieve.Reject, sieve.EReject:
 			p.reject = act.Arg
+		case sieve.VacationAction:
+			p.vacation = act.Vacation
 		case sieve.Redirect:
-			// Not carried out yet (it needs the queue and SRS): the message is kept
-			// instead, so that nothing the script meant to forward is lost.
-			log.Warn("sieve: redirect is not supported yet; keeping the message instead", "to", act.Arg)
-			p.targets = append(p.targets, target{folder: defaultFolder(req, r)})
+			switch {
+			case req.Spam || r.Spam:
+				// Mail judged junk is not sent on to another host in our name (the SRS
+				// sender is ours): it stays in Junk, where the user can still find it.
+				log.Info("sieve: the message is junk; keeping it instead of redirecting it", "redirect", act.Arg)
+				p.keep(defaultFolder(req, r))
+			case loop:
+				// RFC 5228 §4.2: implementations take measures against loops. The
+				// message went through this recipient's redirect once already (it
+				// carries the Delivered-To local puts on what it redirects): it is
+				// kept instead of going round again.
+				log.Warn("sieve: redirect refused, the message was redirected by this recipient before (a forwarding loop); keeping it instead", "redirect", act.Arg)
+				p.keep(defaultFolder(req, r))
+			case !slices.ContainsFunc(p.redirects, func(s string) bool { return strings.EqualFold(s, act.Arg) }):
+				// RFC 5228 §2.10.3: the same address twice gets one copy.
+				p.redirects = append(p.redirects, act.Arg)
+			}
 		}
 	}
 	log.Info("sieve", "script", path, "actions", describe(actions))
 	return p
+}
+
+// deliveredTo reports whether the header has a Delivered-To field naming addr.
+func deliveredTo(h *mime.Header, addr string) bool {
+	for _, v := range h.Values("Delivered-To") {
+		if strings.EqualFold(strings.TrimSpace(v), addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // readLimited reads a file of at most max octets.

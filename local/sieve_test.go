@@ -85,7 +85,7 @@ func TestSieveDelivery(t *testing.T) {
 		{"broken script", `if true { fileinto "x" }`, false, delivery.Sent, "2.0.0", map[string]string{"": ""}},
 		{"run-time error", `require "reject"; reject "x"; keep;`, false, delivery.Sent, "2.0.0", map[string]string{"": ""}},
 		{"bad folder", `require "fileinto"; fileinto "a/../b";`, false, delivery.Sent, "2.0.0", map[string]string{"": ""}},
-		{"redirect keeps", `redirect "x@example.org";`, false, delivery.Sent, "2.0.0", map[string]string{"": ""}},
+		{"redirect stores nothing", `redirect "x@example.org";`, false, delivery.Sent, "2.0.0", map[string]string{"": "-"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := start(t)

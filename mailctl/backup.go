@@ -57,6 +57,11 @@ func runBackup(a *app, o *options, args []string) error {
 	if _, err := copyTree(filepath.Join(cfg.DataDir, "dkim"), filepath.Join(dir, "dkim"), nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("backing up the DKIM keys: %w", err)
 	}
+	// The SRS secrets: bounces to the addresses forwarded mail went out from keep
+	// working on the restored instance.
+	if err := copyFile(cfg.SRSKeyFile(), filepath.Join(dir, "srs.key")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("backing up the SRS secrets: %w", err)
+	}
 	fmt.Fprintf(a.stdout, "Backed up users.db (%d octets), %d message files and the DKIM keys into %s.\n", res.Size, msgs, dir)
 	return nil
 }
@@ -196,6 +201,10 @@ func runRestore(a *app, o *options, args []string) error {
 	}
 	if _, err := copyTree(filepath.Join(dir, "dkim"), filepath.Join(cfg.DataDir, "dkim"), nil); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("restoring the DKIM keys: %w", err)
+	}
+	// master gives the SRS secrets their owner and mode at its next start.
+	if err := copyFile(filepath.Join(dir, "srs.key"), cfg.SRSKeyFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("restoring the SRS secrets: %w", err)
 	}
 	if a.root {
 		if err := restoreOwners(cfg); err != nil {

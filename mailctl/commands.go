@@ -40,6 +40,7 @@ type options struct {
 	algorithm     string
 	dmarc         string
 	spam, ham     bool
+	onError       bool
 	user          string
 	off           bool
 	limit         int
@@ -48,6 +49,8 @@ type options struct {
 	// cert renew
 	directory, email, acmeHTTP, webroot, caFile string
 	renewDays                                   int
+	// log
+	logFile string
 }
 
 // group returns the first word of a two-word command, or "".
@@ -399,6 +402,22 @@ delivered (active/), "!" one on hold (hold/), "#" one set aside as corrupt (corr
 		run: runQueueList,
 	},
 	{
+		name: "log", args: "[--file FILE] ID", minArgs: 1, maxArgs: 1,
+		summary: "print every log line about a message, from every daemon, as grep ID over a maillog does",
+		detail: `
+The lines whose queue ID is ID (smtpd's, cleanup's, qmgr's, local's, remote's, spamd's),
+and those of the notifications queued about it (bounces, delay warnings), whose own
+queue IDs its lines name, in the order they were logged. They come from the journal
+(journalctl POSTERN_QUEUE_ID=ID) when [log] target is journal, or auto on a machine
+with systemd's journal; from [log] file when the target is file; from --file FILE
+(a saved standard error of master) when given. Reading the journal takes root or the
+systemd-journal or adm group.`,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.logFile, "file", "", "read the log lines from `FILE` instead of the journal or [log] file")
+		},
+		run: runLog,
+	},
+	{
 		name: "queue show", args: "ID", minArgs: 1, maxArgs: 1,
 		summary: "show a queued message: envelope, recipients' status, header section",
 		run:     runQueueShow,
@@ -424,17 +443,22 @@ delivered (active/), "!" one on hold (hold/), "#" one set aside as corrupt (corr
 		run:     runQueueDelete,
 	},
 	{
-		name: "spam train", args: "--spam|--ham [--user ADDRESS] PATH...", minArgs: 1, maxArgs: -1,
+		name: "spam train", args: "--spam|--ham [--on-error] [--user ADDRESS] PATH...", minArgs: 1, maxArgs: -1,
 		summary: "teach spamd's classifier messages as spam or as ham",
 		detail: `
 Each PATH is a message file, an mbox file (messages after "From " lines) or a Maildir
 folder (the files of its cur/ and new/). Each message goes to spamd over control/spamd
 as a descriptor; spamd learns it into the global corpus, or into the account's own with
 --user. A message learned before counts once; learned the other way before, it moves.
+With --on-error a message is learned only when the classifier, as trained so far, gets
+it wrong or is unsure of it (training on error): run the spam and the ham commands in
+turn, again, until they learn nothing; the corpus then holds the hard cases and tells
+spam from ham better than one that learned every message (bench/README.md).
 The classifier gives no opinion until it has learned enough spam and ham (spam status).`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.BoolVar(&o.spam, "spam", false, "learn the messages as spam")
 			fs.BoolVar(&o.ham, "ham", false, "learn the messages as ham (wanted mail)")
+			fs.BoolVar(&o.onError, "on-error", false, "learn only the messages the classifier gets wrong or is unsure of")
 			fs.StringVar(&o.user, "user", "", "learn into the corpus of the account `ADDRESS` (default: the global one)")
 		},
 		run: runSpamTrain,

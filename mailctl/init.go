@@ -17,6 +17,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/maildir"
 	"postern/pkg/smtp"
+	"postern/pkg/srs"
 	"postern/pkg/userdb"
 )
 
@@ -195,6 +196,10 @@ func runInit(a *app, o *options, args []string) error {
 		}
 	}
 	if _, err := mkdirAll(cfg.MailDir(), 0o700); err != nil {
+		return err
+	}
+	// The secret of the Sender Rewriting Scheme (pkg/srs), for forwarded mail.
+	if _, err := srs.EnsureKeyFile(cfg.SRSKeyFile(), -1, -1); err != nil {
 		return err
 	}
 
@@ -400,6 +405,10 @@ func (a *app) chownInstance(cfg *config.Config) error {
 	}
 	if err := os.Chmod(cfg.UsersDB(), 0o600); err != nil {
 		return err
+	}
+	// Group postern (authd's), which qmgr shares, reads the SRS secrets.
+	if err := os.Chown(cfg.SRSKeyFile(), 0, gid); err != nil {
+		return fmt.Errorf("giving the SRS secrets to group %d: %w", gid, err)
 	}
 	vuid, vgid, err := ids(cfg.Service("local").User)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"postern/pkg/config"
+	"postern/pkg/pwstrength"
 	"postern/pkg/userdb"
 )
 
@@ -33,6 +34,10 @@ func TestInitDev(t *testing.T) {
 		t.Fatalf("no password in the output:\n%s", out)
 	}
 	password := m[1]
+	// authd would take the generated password (init writes users.db itself).
+	if err := (pwstrength.Policy{MinLength: config.Default().Authd.PasswordMinLength, MinScore: config.Default().Authd.PasswordMinScore}).Check(password, "demo@example.test"); err != nil {
+		t.Errorf("the demo password: %v", err)
+	}
 	for _, want := range []string{path, "demo@example.test", "swaks --server 127.0.0.2:20025 --to demo@example.test",
 		filepath.Join(filepath.Dir(mustExe(t, ta)), "master") + " -c " + path, "127.0.0.2:20143", "https://127.0.0.2:20443/",
 		"pop3         127.0.0.2:20110", "pop3s        127.0.0.2:20995", "POP3 port 20995 (TLS) or 20110 (STLS)"} {
@@ -85,6 +90,8 @@ func TestInitDev(t *testing.T) {
 		cfg.TLS.Key:   0o600,
 		cfg.TLS.Cert:  0o644,
 		cfg.UsersDB(): 0o600,
+		// The SRS secrets (pkg/srs), readable by group postern.
+		cfg.SRSKeyFile(): 0o640,
 		filepath.Join(cfg.MailDir(), "example.test", "demo"): 0o700,
 	}
 	for p, want := range modes {

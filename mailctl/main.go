@@ -39,6 +39,9 @@ type app struct {
 	executable func() (string, error)
 	// terminal is the file to prompt for passwords on, when it is a terminal.
 	terminal *os.File
+	// tool runs a shadow tool (useradd, groupadd, usermod) and returns its output; nil
+	// runs the real one.
+	tool func(name string, args ...string) ([]byte, error)
 
 	// configPath is the -c flag; configSet says whether -c or POSTERN_CONFIG gave it.
 	configPath string

@@ -133,7 +133,7 @@ func runSpamTrain(a *app, o *options, args []string) error {
 			}
 		}
 		var res control.SpamLearnResult
-		req := control.SpamLearnRequest{Spam: o.spam, User: user, Offset: m.offset, Size: m.size}
+		req := control.SpamLearnRequest{Spam: o.spam, User: user, Offset: m.offset, Size: m.size, OnError: o.onError}
 		if err := a.call(cfg, "spamd", control.SpamLearn, req, &res, f); err != nil {
 			return fmt.Errorf("learning %s: %w", m.path, err)
 		}
@@ -145,7 +145,11 @@ func runSpamTrain(a *app, o *options, args []string) error {
 	if o.spam {
 		kind = "spam"
 	}
-	fmt.Fprintf(a.stdout, "%d messages learned as %s, %d known already\n", learned, kind, len(msgs)-learned)
+	known := "known already"
+	if o.onError {
+		known = "known already or classified right"
+	}
+	fmt.Fprintf(a.stdout, "%d messages learned as %s, %d %s\n", learned, kind, len(msgs)-learned, known)
 	return nil
 }
 

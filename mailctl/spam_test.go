@@ -65,6 +65,12 @@ func TestSpamTrain(t *testing.T) {
 	if c := fi.last(); code != 0 || c.body != `{"spam":false,"user":"bob@example.test","offset":0,"size":`+strconv.Itoa(len(m1))+`}` {
 		t.Errorf("train --user: exit %d, sent %s", code, c.body)
 	}
+	fi.reply(control.SpamLearn, control.SpamLearnResult{Changed: false})
+	code, out, _ = fi.run("", "spam", "train", "--spam", "--on-error", filepath.Join(dir, "single.eml"))
+	if c := fi.last(); code != 0 || c.body != `{"spam":true,"offset":0,"size":`+strconv.Itoa(len(m1))+`,"on_error":true}` ||
+		out != "0 messages learned as spam, 1 known already or classified right\n" {
+		t.Errorf("train --on-error: exit %d, sent %s, printed %q", code, c.body, out)
+	}
 
 	fi.reply(control.SpamStatus, control.SpamStatusResult{Global: control.SpamCorpus{Spam: 60, Ham: 12, Tokens: 900},
 		Users: []control.SpamCorpus{{User: "bob@example.test", Ham: 40, Tokens: 300}}, MinSpam: 50, MinHam: 50})

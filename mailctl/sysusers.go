@@ -37,8 +37,15 @@ func systemUsers(cfg *config.Config) []string {
 // ensureSystemUsers creates, as root, the group postern, the daemons' users (each in
 // group postern; postern's primary group is postern) and the admin group, where they do
 // not exist yet. Existing users that are not in group postern are added to it, and
-// httpd's user to the admin group.
+// httpd's user to the admin group. It says on stdout what it creates or changes and
+// which users it found already there, so that a change to the host's accounts is never
+// silent.
 func (a *app) ensureSystemUsers(cfg *config.Config) error {
+	fmt.Fprintf(a.stdout, "system users and groups (as root): %s, groups %s", strings.Join(systemUsers(cfg), ", "), sharedGroup)
+	if cfg.AdminGroup != "" {
+		fmt.Fprintf(a.stdout, " and %s", cfg.AdminGroup)
+	}
+	fmt.Fprintln(a.stdout)
 	nologin := "/usr/sbin/nologin"
 	if _, err := os.Stat(nologin); err != nil {
 		nologin = "/sbin/nologin"
@@ -60,9 +67,13 @@ func (a *app) ensureSystemUsers(cfg *config.Config) error {
 				if _, lerr := user.Lookup(name); lerr != nil {
 					return err
 				}
+				fmt.Fprintf(a.stdout, "system user %s exists (made meanwhile)\n", name)
+				continue
 			}
+			fmt.Fprintf(a.stdout, "created system user %s (no login, no home, group %s)\n", name, sharedGroup)
 			continue
 		}
+		fmt.Fprintf(a.stdout, "system user %s exists (uid %s), kept\n", name, u.Uid)
 		in, err := inGroup(u, sharedGroup)
 		if err != nil {
 			return err
@@ -100,7 +111,8 @@ func (a *app) ensureSystemUsers(cfg *config.Config) error {
 
 // ensureGroup creates a system group unless it exists.
 func (a *app) ensureGroup(name string) error {
-	if _, err := user.LookupGroup(name); err == nil {
+	if g, err := user.LookupGroup(name); err == nil {
+		fmt.Fprintf(a.stdout, "system group %s exists (gid %s), kept\n", name, g.Gid)
 		return nil
 	}
 	if err := a.runTool("groupadd", "--system", name); err != nil {
@@ -108,13 +120,19 @@ func (a *app) ensureGroup(name string) error {
 		if _, lerr := user.LookupGroup(name); lerr != nil {
 			return err
 		}
+		return nil
 	}
+	fmt.Fprintf(a.stdout, "created system group %s\n", name)
 	return nil
 }
 
 // runTool runs one of the shadow tools (useradd, groupadd, usermod) and says what it did.
 func (a *app) runTool(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
+	run := a.tool
+	if run == nil {
+		run = func(name string, args ...string) ([]byte, error) { return exec.Command(name, args...).CombinedOutput() }
+	}
+	out, err := run(name, args...)
 	if err != nil {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/dkim"
 	"postern/pkg/queue"
+	"postern/pkg/srs"
 )
 
 // sharedGroup is the group every daemon's user belongs to (mailctl init makes it): it
@@ -31,6 +33,7 @@ const (
 	modeMailDir   = 0o700 // local's user (vmail)
 	modeSpamDir   = 0o700 // spamd's user (postern-spam)
 	modeSieveDir  = 0o700 // sieved's user (vmail), which local shares and reads it as
+	modeLocalDir  = 0o700 // local's user (vmail): its vacation memory
 	// modeDKIMDir: cleanup's user, which signs with the keys; authd, the same user by
 	// default, writes them. The public halves are for the admin group's mailctl.
 	modeDKIMDir = 0o755
@@ -59,10 +62,11 @@ type owners struct {
 	Spam  owner // <data>/spam, spamd's
 	Sieve owner // <data>/sieve, sieved's
 	DKIM  owner // <data>/dkim, cleanup's
+	Local owner // <data>/local, local's
 }
 
 // ownersNone are the owners of a development instance: nothing is chowned.
-var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged, Sieve: unchanged, DKIM: unchanged}
+var ownersNone = owners{Root: unchanged, Queue: unchanged, Group: -1, Admin: -1, Mail: unchanged, Users: unchanged, Spam: unchanged, Sieve: unchanged, DKIM: unchanged, Local: unchanged}
 
 // ownerNotes are what resolveOwners found worth a log line: the configured admin group
 // does not exist, so only root may use the control sockets.
@@ -109,12 +113,13 @@ func resolveOwners(cfg *config.Config, root bool, ids map[string]identity) (owne
 		}
 		return identity{}, false
 	}
-	o.Queue, o.Mail, o.Users, o.Spam, o.Sieve, o.DKIM = unchanged, unchanged, unchanged, unchanged, unchanged, unchanged
+	o.Queue, o.Mail, o.Users, o.Spam, o.Sieve, o.DKIM, o.Local = unchanged, unchanged, unchanged, unchanged, unchanged, unchanged, unchanged
 	if id, ok := of("qmgr"); ok {
 		o.Queue = owner{id.UID, group}
 	}
 	if id, ok := of("local"); ok {
 		o.Mail = owner{id.UID, id.GID}
+		o.Local = owner{id.UID, id.GID}
 	}
 	if id, ok := of("authd"); ok {
 		o.Users = owner{id.UID, group}
@@ -156,6 +161,7 @@ func layoutDirs(cfg *config.Config, o owners) []dirSpec {
 		dirSpec{cfg.SpamDir(), o.Spam, modeSpamDir},
 		dirSpec{cfg.SieveDir(), o.Sieve, modeSieveDir},
 		dirSpec{dkim.Dir(cfg.DataDir), o.DKIM, modeDKIMDir},
+		dirSpec{cfg.LocalDir(), o.Local, modeLocalDir},
 	)
 	return dirs
 }
@@ -180,6 +186,21 @@ func makeLayout(cfg *config.Config, o owners) error {
 	if fi, err := os.Lstat(db); err == nil && fi.Mode().IsRegular() {
 		if err := setOwner(db, o.Users, modeUsersDB); err != nil {
 			return err
+		}
+	}
+	if cfg.SRS.Enable {
+		// An instance made before SRS existed gets its secret here, readable by the
+		// daemons (group postern) that rewrite and check addresses: authd and qmgr.
+		key := cfg.SRSKeyFile()
+		created, err := srs.EnsureKeyFile(key, o.Root.UID, o.Group)
+		if err != nil {
+			return err
+		}
+		if err := setOwner(key, owner{o.Root.UID, o.Group}, srs.KeyFileMode); err != nil {
+			return err
+		}
+		if created {
+			slog.Info("made the SRS secrets file", "file", key)
 		}
 	}
 	return nil

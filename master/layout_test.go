@@ -59,9 +59,17 @@ func TestLayoutWithoutRoot(t *testing.T) {
 			t.Errorf("%s: mode %v, want %v", rel, fi.Mode(), mode)
 		}
 	}
+	// An instance without SRS secrets (made before SRS existed) gets them.
+	key, err := os.ReadFile(cfg.SRSKeyFile())
+	if fi, serr := os.Stat(cfg.SRSKeyFile()); err != nil || serr != nil || fi.Mode().Perm() != 0o640 || len(key) != 45 {
+		t.Errorf("SRS secrets %q: %v %v", key, err, serr)
+	}
 	// Running again changes nothing and fails on nothing.
 	if err := makeLayout(cfg, ownersNone); err != nil {
 		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(cfg.SRSKeyFile()); string(again) != string(key) {
+		t.Error("a second start replaced the SRS secrets")
 	}
 	// A file where a directory belongs is an error, not a surprise.
 	os.RemoveAll(cfg.MailDir())

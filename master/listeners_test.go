@@ -25,7 +25,7 @@ func TestSocketsFor(t *testing.T) {
 	}
 	for d, want := range map[string][]string{
 		"authd":   {"private/auth", "control/authd"},
-		"qmgr":    {"private/qmgr", "control/qmgr"},
+		"qmgr":    {"private/qmgr", "control/qmgr", "public/qmgr"},
 		"local":   {"private/local", "control/local"},
 		"cleanup": {"private/cleanup", "public/cleanup"},
 		"smtpd":   {"smtp", "submission"}, // submissions is not configured

@@ -78,6 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *dry {
 		return check(cfg, os.Geteuid() == 0, stdout)
 	}
+	if err := openLogFile(cfg); err != nil {
+		fmt.Fprintf(stderr, "master: %v\n", err)
+		return exitFail
+	}
 	m, err := newMaster(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "master: %v\n", err)

@@ -78,16 +78,7 @@ func newMaster(cfg *config.Config) (*Master, error) {
 // newLogger is master's logger: like every daemon's (daemon.NewLogger) but without a pid
 // attribute, since master's lines carry the pids of its children under "pid".
 func newLogger(cfg *config.Config) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
-	if cfg.Log.Format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	} else {
-		h = slog.NewTextHandler(os.Stderr, opts)
-	}
-	return slog.New(h).With("daemon", "master")
+	return slog.New(daemon.LogHandler(cfg, "master")).With("daemon", "master")
 }
 
 func (m *Master) logNotes(cfg *config.Config, notes ownerNotes) {

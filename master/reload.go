@@ -127,6 +127,11 @@ func (m *Master) reload() error {
 		}
 	}
 
+	if cfg.Log != old.Log {
+		if err := openLogFile(cfg); err != nil {
+			log.Warn("log file not changed", "err", err)
+		}
+	}
 	newLog := newLogger(cfg)
 	m.mu.Lock()
 	history := map[string]control.DaemonStatus{}

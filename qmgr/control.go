@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"postern/pkg/config"
 	"postern/pkg/control"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
@@ -108,7 +109,7 @@ func (q *Qmgr) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 			return res, err
 		})
 	}
-	handle(control.QueueList, func(control.IDsRequest) (any, error) { return q.List() })
+	handle(control.QueueList, func(control.IDsRequest) (any, error) { return q.List(nil) })
 	handle(control.QueueShow, func(r control.IDsRequest) (any, error) {
 		if len(r.IDs) != 1 {
 			return nil, ipc.Errorf("invalid", "queue.show takes one queue ID")
@@ -135,8 +136,10 @@ func (q *Qmgr) ControlServer(allow func(ipc.Cred) bool) *ipc.Server {
 // listed are the queue directories that queue.list shows, in mailq's order.
 var listed = []string{queue.Active, queue.Incoming, queue.Deferred, queue.Hold, queue.Corrupt}
 
-// List describes every message in the queue, like mailq.
-func (q *Qmgr) List() (control.QueueListResult, error) {
+// List describes the messages in the queue, like mailq: every one when keep is nil, else
+// those whose envelope keep accepts (a corrupt file, whose envelope cannot be read, is
+// then left out).
+func (q *Qmgr) List(keep func(*queue.Envelope) bool) (control.QueueListResult, error) {
 	res := control.QueueListResult{Messages: []control.QueueEntry{}}
 	for _, state := range listed {
 		ids, err := q.Spool.List(state)
@@ -144,14 +147,36 @@ func (q *Qmgr) List() (control.QueueListResult, error) {
 			return res, ipc.Errorf("temporary", "reading the queue: %v", err)
 		}
 		for _, id := range ids {
-			e, err := q.entry(state, id)
-			if err != nil {
-				continue // moved or removed meanwhile, or incomplete
+			e, ok, err := q.entry(state, id, keep)
+			if err != nil || !ok {
+				continue // moved or removed meanwhile, or incomplete, or not shown
 			}
 			res.Messages = append(res.Messages, e)
 		}
 	}
 	return res, nil
+}
+
+// PublicServer returns the ipc server of public/qmgr, open to every local user: it
+// answers queue.list (mailq) and nothing else, with what queue.mailq_users lets the
+// caller see. Root and the admin group (admin) see the whole queue, as on the control
+// socket; with "own", another user sees the messages they submitted with sendmail, whose
+// queue files record their uid as the kernel gave it to cleanup (SO_PEERCRED); with
+// "all", the whole queue, as Postfix's mailq shows it to anyone; with "admin", nothing:
+// the call is denied.
+func (q *Qmgr) PublicServer(admin func(ipc.Cred) bool) *ipc.Server {
+	s := &ipc.Server{Name: "qmgr-public", Logger: q.Log}
+	s.Handle(control.QueueList, func(_ context.Context, peer ipc.Cred, _ json.RawMessage, files []*os.File) (any, error) {
+		ipc.CloseFiles(files)
+		switch {
+		case admin(peer) || q.Queue.MailqUsers == config.MailqAll:
+			return q.List(nil)
+		case q.Queue.MailqUsers == config.MailqOwn:
+			return q.List(func(env *queue.Envelope) bool { return env.Local && env.LocalUID == peer.UID })
+		}
+		return nil, ipc.Errorf("denied", "the queue is shown to administrators only (queue.mailq_users = %q)", q.Queue.MailqUsers)
+	})
+	return s
 }
 
 // Show describes one message and returns its header section.
@@ -178,23 +203,27 @@ func (q *Qmgr) Show(id string) (control.QueueShowResult, error) {
 	return control.QueueShowResult{}, ipc.Errorf("notfound", "no message %s in the queue", id)
 }
 
-// entry describes the message id in state.
-func (q *Qmgr) entry(state, id string) (control.QueueEntry, error) {
+// entry describes the message id in state, when keep (nil: every message) accepts its
+// envelope.
+func (q *Qmgr) entry(state, id string, keep func(*queue.Envelope) bool) (control.QueueEntry, bool, error) {
 	path := q.Spool.Path(state, id)
 	qf, err := queue.Open(path)
 	if err != nil {
-		if state != queue.Corrupt {
-			return control.QueueEntry{}, err
+		if state != queue.Corrupt || keep != nil {
+			return control.QueueEntry{}, false, err
 		}
 		// A corrupt file says little; list it anyway, for the postmaster.
 		st, serr := os.Stat(path)
 		if serr != nil {
-			return control.QueueEntry{}, serr
+			return control.QueueEntry{}, false, serr
 		}
-		return control.QueueEntry{ID: id, State: state, Size: st.Size(), Arrival: queue.IDTime(id), Recipients: []control.QueueRecipient{}}, nil
+		return control.QueueEntry{ID: id, State: state, Size: st.Size(), Arrival: queue.IDTime(id), Recipients: []control.QueueRecipient{}}, true, nil
 	}
 	defer qf.Close()
-	return q.describe(state, qf), nil
+	if keep != nil && !keep(&qf.Envelope) {
+		return control.QueueEntry{}, false, nil
+	}
+	return q.describe(state, qf), true, nil
 }
 
 // describe makes the queue entry of an open queue file.

@@ -215,11 +215,11 @@ func (q *Qmgr) attempt(ctx context.Context, qf *queue.File, unsure bool) attempt
 func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsure bool) []delivery.Result {
 	env := &qf.Envelope
 	results := make([]delivery.Result, len(pending))
-	var local, remote []int // indexes into pending
-	var localRcpts, remoteRcpts []delivery.Recipient
+	var local, remote, forward []int // indexes into pending
+	var localRcpts, remoteRcpts, forwardRcpts []delivery.Recipient
 	for k, i := range pending {
 		r := env.Recipients[i]
-		route, rcpt, res := q.route(ctx, r)
+		route, rcpt, res := q.route(ctx, env.ID, r)
 		rcpt.Rcpt = i
 		switch route {
 		case routeLocal:
@@ -229,17 +229,22 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsur
 			local = append(local, k)
 			localRcpts = append(localRcpts, rcpt)
 		case routeRemote:
+			if r.Forward && q.SRS != nil {
+				forward = append(forward, k)
+				forwardRcpts = append(forwardRcpts, rcpt)
+				break
+			}
 			remote = append(remote, k)
 			remoteRcpts = append(remoteRcpts, rcpt)
 		default:
 			results[k] = res
 		}
 	}
-	run := func(t Transport, relay string, idx []int, rcpts []delivery.Recipient) {
+	run := func(t Transport, relay, from string, idx []int, rcpts []delivery.Recipient) {
 		if len(idx) == 0 {
 			return
 		}
-		res, err := t.Deliver(ctx, qf, rcpts)
+		res, err := t.Deliver(ctx, qf, from, rcpts)
 		for n, k := range idx {
 			if err != nil {
 				// RFC 3463 X.3.0: the mail system cannot deliver just now.
@@ -256,11 +261,32 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsur
 	var remoteDone sync.WaitGroup
 	if len(remote) > 0 {
 		// An unreachable remote agent named no server: relay=none, as Postfix logs it.
-		remoteDone.Go(func() { run(q.Remote, "none", remote, remoteRcpts) })
+		remoteDone.Go(func() { run(q.Remote, "none", env.From, remote, remoteRcpts) })
 	}
-	run(q.Local, "local", local, localRcpts)
+	if len(forward) > 0 {
+		remoteDone.Go(func() { q.forward(qf, run, forward, forwardRcpts) })
+	}
+	run(q.Local, "local", env.From, local, localRcpts)
 	remoteDone.Wait()
 	return results
+}
+
+// forward hands remote the recipients this host forwards to (queue.Recipient.Forward),
+// in a transaction of their own whose envelope sender is the SRS form of the message's
+// (pkg/srs): the receiver's SPF check then asks about our domain, not the original
+// sender's, whose record does not name us. A sender that cannot be rewritten (no
+// domain) goes as it is, which is what forwarding without SRS does.
+func (q *Qmgr) forward(qf *queue.File, run func(Transport, string, string, []int, []delivery.Recipient), idx []int, rcpts []delivery.Recipient) {
+	env := &qf.Envelope
+	from, err := q.SRS.Forward(env.From)
+	if err != nil {
+		q.Log.Warn("sender not rewritten for forwarding", "id", env.ID, "from", "<"+env.From+">", "err", err)
+		from = env.From
+	}
+	if from != env.From {
+		q.Log.Info("forwarding with an SRS sender", "id", env.ID, "from", "<"+env.From+">", "srs", "<"+from+">", "nrcpt", len(rcpts))
+	}
+	run(q.Remote, "none", from, idx, rcpts)
 }
 
 // Routes of a recipient.
@@ -272,14 +298,14 @@ const (
 
 // route decides where mail for r goes: an account of ours (local delivery), another
 // host (remote), or nowhere (a result saying why).
-func (q *Qmgr) route(ctx context.Context, r queue.Recipient) (int, delivery.Recipient, delivery.Result) {
+func (q *Qmgr) route(ctx context.Context, id string, r queue.Recipient) (int, delivery.Recipient, delivery.Result) {
 	lookupFailed := func(err error) (int, delivery.Recipient, delivery.Result) {
 		if ipc.IsCode(err, "invalid") {
 			// RFC 3463 X.1.3: bad destination mailbox address syntax.
 			return routeNone, delivery.Recipient{}, delivery.Result{Status: delivery.Bounced, Code: "5.1.3", Reason: "bad destination mailbox address"}
 		}
 		// RFC 3463 X.3.0; authd is down or restarting.
-		q.Log.Warn("recipient lookup failed", "to", "<"+r.Addr+">", "err", err)
+		q.Log.Warn("recipient lookup failed", "id", id, "to", "<"+r.Addr+">", "err", err)
 		return routeNone, delivery.Recipient{}, delivery.Result{Status: delivery.Deferred, Code: "4.3.0", Reason: "account lookup failed (" + shortError(err) + ")"}
 	}
 	mb, err := q.Dir.Mailbox(ctx, r.Addr)

@@ -6,16 +6,19 @@
 // queue file, retries temporary failures from deferred/ with exponential backoff, returns
 // permanent failures to the sender as RFC 3464 delivery status notifications, and removes
 // the file once nothing is left to do. It serves <spool>/private/qmgr (wakeups from
-// cleanup) and <spool>/control/qmgr (queue administration for mailctl). See qmgr(8).
+// cleanup), <spool>/control/qmgr (queue administration for mailctl) and
+// <spool>/public/qmgr (mailq for every local user). See qmgr(8).
 package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"time"
 
 	"postern/pkg/daemon"
 	"postern/pkg/metrics"
+	"postern/pkg/srs"
 )
 
 func main() {
@@ -25,6 +28,14 @@ func main() {
 	defer stop()
 	cfg := d.Config
 	q := New(cfg, d.Log)
+	if cfg.SRS.Enable {
+		// Forwarded mail leaves with an SRS sender (pkg/srs).
+		var err error
+		if q.SRS, err = srs.Load(cfg.SRSDomain(), cfg.SRSKeyFile(), cfg.SRS.MaxAge.D()); err != nil {
+			d.Log.Error("[srs] is enabled but its secret cannot be read; run mailctl init, or start master, which makes it", "err", err)
+			os.Exit(1)
+		}
+	}
 	if err := q.OpenState(filepath.Join(cfg.QmgrDir(), "qmgr.db")); err != nil {
 		// Mail goes on; the statistics are not kept, and queue administration
 		// answers that its audit log cannot be written.
@@ -49,11 +60,15 @@ func main() {
 	// cleanup announces messages; smtpd reports its counts (stats.Rejected).
 	priv := q.PrivateServer(daemon.Trust(cfg, "cleanup", "smtpd"))
 	ctl := q.ControlServer(daemon.Admin(cfg))
+	// mailq for every local user (queue.mailq_users).
+	pub := q.PublicServer(daemon.Admin(cfg))
 	go priv.Serve(ctx, d.Unix("private/qmgr"))
 	go ctl.Serve(ctx, d.Unix("control/qmgr"))
+	go pub.Serve(ctx, d.Unix("public/qmgr"))
 	q.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	priv.Shutdown(sctx)
 	ctl.Shutdown(sctx)
+	pub.Shutdown(sctx)
 }

@@ -14,6 +14,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/enqueue"
 	"postern/pkg/queue"
+	"postern/pkg/srs"
 	"postern/pkg/stats"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,7 +58,10 @@ type Qmgr struct {
 	Remote Transport
 	// Bounces submits delivery status notifications to cleanup.
 	Bounces *enqueue.Client
-	Log     *slog.Logger
+	// SRS rewrites the envelope sender of the recipients this host forwards to other
+	// hosts (queue.Recipient.Forward); nil sends them with the original sender.
+	SRS *srs.Rewriter
+	Log *slog.Logger
 	// Stats counts what happens to mail (pkg/stats); nil counts nothing. OpenState
 	// sets it and keeps it in the state database.
 	Stats *stats.Counters

@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"postern/pkg/delivery"
 	"postern/pkg/ipc"
 	"postern/pkg/queue"
+	"postern/pkg/srs"
 )
 
 // report is a notification taken apart.
@@ -566,7 +568,7 @@ func TestWantNotice(t *testing.T) {
 // transportFunc is a Transport made of a function.
 type transportFunc func(ctx context.Context, qf *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error)
 
-func (f transportFunc) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error) {
+func (f transportFunc) Deliver(ctx context.Context, qf *queue.File, _ string, rcpts []delivery.Recipient) ([]delivery.Result, error) {
 	return f(ctx, qf, rcpts)
 }
 
@@ -597,5 +599,63 @@ func TestLocalAndRemoteSideBySide(t *testing.T) {
 		if r.Status != delivery.Sent {
 			t.Errorf("recipient %d: %+v", i, r)
 		}
+	}
+}
+
+// senderTransport records the envelope sender of each call, by recipient.
+type senderTransport struct {
+	mu   sync.Mutex
+	from map[string]string
+}
+
+func (s *senderTransport) Deliver(_ context.Context, _ *queue.File, from string, rcpts []delivery.Recipient) ([]delivery.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := make([]delivery.Result, len(rcpts))
+	for i, r := range rcpts {
+		s.from[r.Addr] = from
+		res[i] = delivery.Result{Status: delivery.Sent, Code: "2.0.0"}
+	}
+	return res, nil
+}
+
+// Recipients this host forwards (an alias's foreign target, a Sieve redirect) go to
+// remote in a transaction of their own, from the SRS form of the sender; the others
+// keep the sender, and so does a forward of the null sender or without SRS.
+func TestForwardedRecipientsGetSRSSender(t *testing.T) {
+	h := newHarness(t)
+	remote := &senderTransport{from: map[string]string{}}
+	q := &Qmgr{Dir: auth.NewClient(h.sock("auth")), Local: remote, Remote: remote,
+		Log: slog.New(slog.NewTextHandler(h.logBuf, nil)),
+		SRS: &srs.Rewriter{Domain: "example.test", Secrets: [][]byte{[]byte("k")}}}
+	r := rcpts("plain@other.test", "fwd@other.test", "bob@example.test")
+	r[1].Forward, r[2].Forward = true, true
+	qf := &queue.File{Envelope: queue.Envelope{ID: "Q1", From: "sender@origin.test", Recipients: r}}
+	for i, res := range q.deliver(context.Background(), qf, []int{0, 1, 2}, false) {
+		if res.Status != delivery.Sent {
+			t.Errorf("recipient %d: %+v", i, res)
+		}
+	}
+	if got := remote.from["plain@other.test"]; got != "sender@origin.test" {
+		t.Errorf("a recipient not forwarded went from <%s>", got)
+	}
+	got := remote.from["fwd@other.test"]
+	if back, err := q.SRS.Reverse(got); !strings.HasPrefix(got, "SRS0=") || !strings.HasSuffix(got, "@example.test") || err != nil || back != "sender@origin.test" {
+		t.Errorf("the forwarded recipient went from <%s> (%q, %v)", got, back, err)
+	}
+	if got := remote.from["bob@example.test"]; got != "sender@origin.test" {
+		t.Errorf("a local delivery was given <%s>", got)
+	}
+
+	qf.Envelope.From = ""
+	q.deliver(context.Background(), qf, []int{1}, false)
+	if got := remote.from["fwd@other.test"]; got != "" {
+		t.Errorf("the null sender became <%s>", got)
+	}
+	q.SRS = nil
+	qf.Envelope.From = "sender@origin.test"
+	q.deliver(context.Background(), qf, []int{1}, false)
+	if got := remote.from["fwd@other.test"]; got != "sender@origin.test" {
+		t.Errorf("without SRS: <%s>", got)
 	}
 }

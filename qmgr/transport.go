@@ -14,11 +14,12 @@ import (
 )
 
 // Transport hands a message to the delivery agent for one kind of destination: local
-// mailboxes now, other hosts later. Deliver returns one result per recipient, in order;
-// an error means the agent gave no answer at all (it is down, or died mid-delivery), and
-// every recipient is deferred.
+// mailboxes now, other hosts later. from is the envelope sender to give ("" for <>):
+// the queue file's, or its SRS form for forwarded recipients. Deliver returns one result
+// per recipient, in order; an error means the agent gave no answer at all (it is down,
+// or died mid-delivery), and every recipient is deferred.
 type Transport interface {
-	Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error)
+	Deliver(ctx context.Context, qf *queue.File, from string, rcpts []delivery.Recipient) ([]delivery.Result, error)
 }
 
 // Agent is a Transport that talks to a delivery agent over its private socket with the
@@ -36,7 +37,7 @@ func NewAgent(relay string, client *delivery.Client, concurrency int) *Agent {
 }
 
 // Deliver implements Transport.
-func (a *Agent) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error) {
+func (a *Agent) Deliver(ctx context.Context, qf *queue.File, from string, rcpts []delivery.Recipient) ([]delivery.Result, error) {
 	select {
 	case a.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -46,7 +47,7 @@ func (a *Agent) Deliver(ctx context.Context, qf *queue.File, rcpts []delivery.Re
 	env := &qf.Envelope
 	req := &delivery.Request{
 		QueueID:    env.ID,
-		From:       env.From,
+		From:       from,
 		Offset:     qf.BodyOffset(),
 		Size:       qf.BodySize(),
 		Recipients: rcpts,
@@ -78,7 +79,7 @@ type Unavailable struct {
 }
 
 // Deliver implements Transport.
-func (u Unavailable) Deliver(_ context.Context, _ *queue.File, rcpts []delivery.Recipient) ([]delivery.Result, error) {
+func (u Unavailable) Deliver(_ context.Context, _ *queue.File, _ string, rcpts []delivery.Recipient) ([]delivery.Result, error) {
 	res := make([]delivery.Result, len(rcpts))
 	for i := range res {
 		res[i] = delivery.Result{Status: delivery.Deferred, Code: "4.3.0", Reason: u.Reason, Relay: u.Relay}

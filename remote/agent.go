@@ -164,7 +164,7 @@ func (a *Agent) deliverDomain(ctx context.Context, msg *message, domain string, 
 	// The route comes first, even when a connection is cached: a cached connection is
 	// used only if its server is still one of the domain's and was checked by the TLS
 	// policy (DANE, MTA-STS) that applies now.
-	targets, err := a.route(ctx, domain)
+	targets, err := a.route(ctx, domain, log)
 	if err != nil {
 		var re *routeError
 		if errors.As(err, &re) {

@@ -928,7 +928,7 @@ func TestEqualPreferencesInRandomOrder(t *testing.T) {
 		"one.b.test. A 127.0.0.1", "two.b.test. A 127.0.0.2", "first.b.test. A 127.0.0.3")
 	seen := map[string]int{}
 	for range 64 {
-		targets, err := e.agent.route(context.Background(), "b.test")
+		targets, err := e.agent.route(context.Background(), "b.test", e.agent.Log)
 		if err != nil || len(targets) != 3 {
 			t.Fatalf("%+v %v", targets, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -78,8 +79,9 @@ const maxTargets = 10
 // route finds the servers that take mail for domain, in the order to try them
 // (RFC 5321 §5.1): the MX records by preference, in random order among equal
 // preferences, each host's IPv4 then IPv6 addresses; without MX records the domain's
-// own addresses (the implicit MX); an address literal ("[192.0.2.1]") as it is.
-func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
+// own addresses (the implicit MX); an address literal ("[192.0.2.1]") as it is. It logs
+// on log, which names the message and the domain.
+func (a *Agent) route(ctx context.Context, domain string, log *slog.Logger) ([]target, error) {
 	port := strconv.Itoa(a.Port)
 	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
 		lit := strings.TrimSuffix(strings.TrimPrefix(domain, "["), "]")
@@ -124,7 +126,7 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 	if a.STS != nil {
 		p, err := a.STS.Get(ctx, name)
 		if err != nil {
-			a.Log.Warn("MTA-STS", "domain", domain, "err", err)
+			log.Warn("MTA-STS", "err", err)
 		}
 		if p != nil && p.Mode != mtasts.None {
 			sts = p
@@ -144,11 +146,11 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 			if !sts.Matches(mx.Host) {
 				if sts.Mode == mtasts.Enforce {
 					// RFC 8461 §4.1: an MX host the policy does not name is not used.
-					a.Log.Warn("MX host skipped: not in the MTA-STS policy", "domain", domain, "mx", mx.Host)
+					log.Warn("MX host skipped: not in the MTA-STS policy", "mx", mx.Host)
 					unmatched++
 					continue
 				}
-				a.Log.Warn("MTA-STS policy in testing mode would skip this MX host", "domain", domain, "mx", mx.Host)
+				log.Warn("MTA-STS policy in testing mode would skip this MX host", "mx", mx.Host)
 				stsMode = ""
 			}
 		}
@@ -157,7 +159,7 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 			if resolver.IsTemporary(err) {
 				tempErr = err
 			}
-			a.Log.Info("MX host has no address", "domain", domain, "mx", mx.Host, "err", err)
+			log.Info("MX host has no address", "mx", mx.Host, "err", err)
 			continue
 		}
 		var policy *danePolicy
@@ -166,7 +168,7 @@ func (a *Agent) route(ctx context.Context, domain string) ([]target, error) {
 			// and address records.
 			if policy, err = a.danePolicyFor(ctx, name, mx.Host); err != nil {
 				tempErr = err
-				a.Log.Warn("MX host skipped", "domain", domain, "mx", mx.Host, "err", err)
+				log.Warn("MX host skipped", "mx", mx.Host, "err", err)
 				continue
 			}
 		}

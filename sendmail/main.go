@@ -3,7 +3,8 @@
 // sendmail. It hands the message to cleanup over <spool>/public/cleanup, which records
 // the submitting Unix user from the socket's peer credentials, and exits 0 only once
 // cleanup has answered that the queue file is durable. Run as mailq (or with -bp) it
-// lists the queue; as newaliases (-bi, -I) it says that aliases live in authd. See
+// lists the queue; as newaliases (-bi, -I) it says that aliases live in authd; with -bs
+// it speaks SMTP on standard input and output (smtp.go). See
 // sendmail(1).
 package main
 

@@ -28,6 +28,7 @@ const (
 	modeSend       mode = iota // -bm, the default: read a message and queue it
 	modeMailq                  // -bp, or run as mailq: list the queue
 	modeNewaliases             // -bi, -I, or run as newaliases
+	modeSMTP                   // -bs: SMTP on standard input and output
 	modeFlush                  // -q: try the deferred mail again now
 )
 
@@ -172,7 +173,7 @@ func (o *options) value(c byte, v string) error {
 		case "i":
 			o.mode = modeNewaliases
 		case "s":
-			return usageError("-bs (SMTP on standard input) is not supported: hand the message over on standard input, or use smtpd's submission port")
+			o.mode = modeSMTP
 		case "d", "l":
 			return usageError(fmt.Sprintf("-b%s: Postern's daemons run under master (systemctl start postern)", v))
 		default:

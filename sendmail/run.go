@@ -48,9 +48,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 	}
 	switch o.mode {
 	case modeMailq:
-		return queueCall(cfg, control.QueueList, nil, func(res *control.QueueListResult) { mailq.Write(stdout, res.Messages) }, fail)
+		// public/qmgr, open to every user: qmgr shows what queue.mailq_users allows.
+		return queueCall(cfg.PublicSocket("qmgr"), control.QueueList, nil, func(res *control.QueueListResult) { mailq.Write(stdout, res.Messages) }, fail)
 	case modeFlush:
-		return queueCall(cfg, control.QueueFlush, control.IDsRequest{}, func(*control.CountResult) {}, fail)
+		return queueCall(cfg.ControlSocket("qmgr"), control.QueueFlush, control.IDsRequest{}, func(*control.CountResult) {}, fail)
+	case modeSMTP:
+		return serveSMTP(cfg, o, stdin, stdout)
 	}
 	return send(cfg, o, stdin, stderr, fail)
 }
@@ -158,10 +161,9 @@ func failSubmit(err error, sock string, fail func(int, string, ...any) int) int 
 	return fail(exTempFail, "message not queued: %v", err)
 }
 
-// queueCall makes a request to qmgr's control socket (mailq, -q) and hands the answer
-// to show.
-func queueCall[T any](cfg *config.Config, op string, req any, show func(*T), fail func(int, string, ...any) int) int {
-	sock := cfg.ControlSocket("qmgr")
+// queueCall makes a request to one of qmgr's sockets, sock (public/qmgr for mailq,
+// control/qmgr for -q), and hands the answer to show.
+func queueCall[T any](sock, op string, req any, show func(*T), fail func(int, string, ...any) int) int {
 	cl := ipc.NewClient(sock)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -173,9 +175,10 @@ func queueCall[T any](cfg *config.Config, op string, req any, show func(*T), fai
 	case err == nil:
 		show(&res)
 		return exOK
-	case errors.As(err, &ie) && ie.Code == "denied",
-		errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
-		return fail(exNoPerm, "the queue is open to root and to group %s only (%s)", cfg.AdminGroup, sock)
+	case errors.As(err, &ie) && ie.Code == "denied":
+		return fail(exNoPerm, "%s", ie.Message)
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return fail(exNoPerm, "permission denied on %s (the control socket is open to root and the admin group only)", sock)
 	case errors.As(err, &ie):
 		return fail(exSoftware, "%s", ie.Message)
 	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):

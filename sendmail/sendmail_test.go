@@ -30,6 +30,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"sendmail", "-bi"}, options{mode: modeNewaliases}},
 		{[]string{"sendmail", "-I"}, options{mode: modeNewaliases}},
 		{[]string{"sendmail", "-q"}, options{mode: modeFlush}},
+		{[]string{"sendmail", "-bs"}, options{mode: modeSMTP}},
 		{[]string{"sendmail", "-q30m"}, options{mode: modeFlush}},
 		{[]string{"sendmail", "-Am", "-G", "-U", "-h", "10", "-O", "x=y", "-om", "-v", "a"}, options{verbose: true, recipients: []string{"a"}}},
 	} {
@@ -43,7 +44,7 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{
-		{"sendmail", "-f"}, {"sendmail", "-Z"}, {"sendmail", "-bs"}, {"sendmail", "-bd"},
+		{"sendmail", "-f"}, {"sendmail", "-Z"}, {"sendmail", "-bd"},
 		{"sendmail", "-B", "9BIT"}, {"sendmail", "-N", "never,success"}, {"sendmail", "-R", "all"},
 		{"sendmail", "-V", "has space"}, {"sendmail", "-qRexample.test"},
 	} {

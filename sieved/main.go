@@ -2,7 +2,9 @@
 // and choose their Sieve filters (RFC 5228), which local runs at delivery.
 //
 // It serves the listener master hands it, "sieve" (port 4190, STARTTLS), with logins
-// (SASL PLAIN) checked by authd, only over TLS or from loopback, and control/sieved for
+// (SASL PLAIN) checked by authd, only over TLS or from loopback — and httpd's web session
+// tokens (X-POSTERN-WEB), from httpd's user only, for the account page's out-of-office
+// reply — and control/sieved for
 // mailctl's sieve commands. It runs as the mail user and alone writes <data>/sieve,
 // one directory per account (<domain>/<localpart>/: name.sieve files and the "active"
 // link local reads). See sieved(8).

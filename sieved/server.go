@@ -18,6 +18,8 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/config"
 	"postern/pkg/daemon"
+	"postern/pkg/ipc"
+	"postern/pkg/peeruid"
 	"postern/pkg/sieve"
 	"postern/pkg/tlsconf"
 )
@@ -38,12 +40,15 @@ type Server struct {
 	certs    *tlsconf.Store
 	tls      *tls.Config
 	hostname string
-	wg       sync.WaitGroup
+	// webPeer admits httpd's user to auth.WebMechanism (see fromWeb).
+	webPeer func(ipc.Cred) bool
+	wg      sync.WaitGroup
 }
 
 // New makes the server from the configuration.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{log: log, auth: auth.NewClient(cfg.PrivateSocket("auth")), store: NewStore(cfg.SieveDir(), cfg.Sieve), hostname: cfg.Hostname}
+	s := &Server{log: log, auth: auth.NewClient(cfg.PrivateSocket("auth")), store: NewStore(cfg.SieveDir(), cfg.Sieve), hostname: cfg.Hostname,
+		webPeer: daemon.Only(cfg, "sieved", "httpd")}
 	certs, err := tlsconf.Load(cfg.TLS)
 	if err != nil {
 		log.Warn("no TLS certificate: STARTTLS not offered, logins only from loopback", "err", err)
@@ -100,6 +105,7 @@ func (s *Server) Run(ctx context.Context, listeners map[string]net.Listener) err
 
 type session struct {
 	srv   *Server
+	raw   net.Conn // the TCP connection, under TLS once STARTTLS is done
 	conn  net.Conn
 	r     *bufio.Reader
 	w     *bufio.Writer
@@ -114,7 +120,7 @@ type session struct {
 
 func (s *Server) serve(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	ss := &session{srv: s, conn: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), log: s.log}
+	ss := &session{srv: s, raw: c, conn: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), log: s.log}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		ss.ip = ap.Addr().Unmap()
 	}
@@ -404,7 +410,8 @@ func (ss *session) authenticate(c *command) bool {
 		ss.no("", "Already logged in")
 		return true
 	}
-	if !strings.EqualFold(c.args[0], "PLAIN") {
+	web := strings.EqualFold(c.args[0], auth.WebMechanism)
+	if !strings.EqualFold(c.args[0], "PLAIN") && (!web || !ss.fromWeb()) {
 		ss.no("", "Only PLAIN is supported")
 		return true
 	}
@@ -433,6 +440,9 @@ func (ss *session) authenticate(c *command) bool {
 		return true
 	}
 	dec, err := base64.StdEncoding.DecodeString(resp)
+	if web {
+		return ss.authenticateWeb(dec, err)
+	}
 	parts := strings.Split(string(dec), "\x00")
 	if err != nil || len(parts) != 3 {
 		ss.no("", "Bad SASL PLAIN response")
@@ -467,11 +477,60 @@ func (ss *session) authenticate(c *command) bool {
 		ss.log.Info("login failed", "user", user)
 		return ss.authFailed()
 	}
-	ss.user = r.Address
+	return ss.loggedIn(r.Address, "")
+}
+
+// loggedIn starts the session of the account addr.
+func (ss *session) loggedIn(addr, how string) bool {
+	ss.user = addr
 	ss.log = ss.log.With("user", ss.user)
-	ss.log.Info("login", "tls", ss.tls)
+	if how != "" {
+		ss.log.Info("login", "tls", ss.tls, "with", how)
+	} else {
+		ss.log.Info("login", "tls", ss.tls)
+	}
 	ss.ok("", "Logged in")
 	return true
+}
+
+// fromWeb reports whether the client is httpd: the other end of the connection is a
+// socket of this host owned by httpd's user (pkg/peeruid). Only httpd may present a
+// web session token (auth.WebMechanism), as imapd and smtpd hold it, so that a token
+// stolen from it is useless; to anybody else the mechanism does not exist.
+func (ss *session) fromWeb() bool {
+	uid, err := peeruid.Of(ss.raw)
+	if err != nil {
+		ss.log.Info("web session login refused: the client is not local", "err", err)
+		return false
+	}
+	if ss.srv.webPeer == nil || !ss.srv.webPeer(ipc.Cred{UID: uid}) {
+		ss.log.Warn("web session login refused: the client is not httpd", "uid", uid)
+		return false
+	}
+	return true
+}
+
+// authenticateWeb checks the message of auth.WebMechanism, dec (or its base64 error),
+// with authd: the account's live web session token.
+func (ss *session) authenticateWeb(dec []byte, derr error) bool {
+	user, token, err := auth.ParseWebResponse(dec)
+	if derr != nil || err != nil {
+		ss.no("", "Bad "+auth.WebMechanism+" response")
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := ss.srv.auth.WebCheck(ctx, user, token)
+	switch {
+	case err != nil:
+		ss.log.Error("asking authd to check a web session token", "err", err)
+		ss.no("TRYLATER", "Authentication is unavailable, try again later")
+		return true
+	case !r.OK:
+		ss.log.Info("web session token refused", "user", user)
+		return ss.authFailed()
+	}
+	return ss.loggedIn(r.Address, "web session")
 }
 
 func (ss *session) authFailed() bool {

@@ -23,7 +23,7 @@ func (s *session) greylisted(tx *transaction, addr string, res *auth.ResolveResu
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), greylistTimeout)
 	defer cancel()
-	ans, err := s.srv.greylist.Greylist(ctx, &spamcheck.GreylistRequest{ClientAddr: s.ip.Unmap().String(), From: tx.from.String(), Rcpt: addr})
+	ans, err := s.srv.greylist.Greylist(ctx, &spamcheck.GreylistRequest{ClientAddr: s.ip.Unmap().String(), From: tx.from.String(), Rcpt: addr, Helo: s.helo})
 	if err != nil {
 		s.log.Warn("greylisting not checked, recipient accepted", "to", "<"+addr+">", "err", err)
 		return reply{}, false

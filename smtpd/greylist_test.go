@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -43,7 +44,7 @@ func TestGreylistAtRcpt(t *testing.T) {
 	expect(t, c.cmd("RCPT TO:<user@example.test>"), "250")
 	expect(t, c.cmd("RCPT TO:<x@elsewhere.test>"), "554 5.7.1")
 	mu.Lock()
-	if len(asked) != 2 || asked[0] != (spamcheck.GreylistRequest{ClientAddr: "127.0.0.1", From: "a@sender.test", Rcpt: "demo@example.test"}) || asked[1].Rcpt != "user@example.test" {
+	if len(asked) != 2 || asked[0] != (spamcheck.GreylistRequest{ClientAddr: "127.0.0.1", From: "a@sender.test", Rcpt: "demo@example.test", Helo: "client.test"}) || asked[1].Rcpt != "user@example.test" {
 		t.Errorf("spamd was asked %+v", asked)
 	}
 	mu.Unlock()
@@ -58,5 +59,51 @@ func TestGreylistAtRcpt(t *testing.T) {
 	expect(t, c.cmd("RCPT TO:<demo@example.test>"), "250")
 	if _, ok := e.waitLog("greylisting not checked, recipient accepted"); !ok {
 		t.Errorf("no warning in the log")
+	}
+}
+
+// TestGreylistNeverForSubmission: greylisting is for strangers on port 25; an
+// authenticated client on 587 (STARTTLS) or 465 (implicit TLS) is never asked about,
+// though spamd here would hold back every triplet (as it does on port 25, shown first).
+func TestGreylistNeverForSubmission(t *testing.T) {
+	e := startEnv(t, func(c *config.Config) { c.Spamd.Greylist.Greylist = true })
+	var mu sync.Mutex
+	var asked []spamcheck.GreylistRequest
+	spamd := &ipc.Server{Name: "fake-spamd"}
+	spamd.Handle(spamcheck.OpGreylist, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
+		req, err := spamcheck.DecodeGreylistRequest(body)
+		if err != nil {
+			return nil, ipc.Errorf("invalid", "%v", err)
+		}
+		mu.Lock()
+		asked = append(asked, *req)
+		mu.Unlock()
+		return spamcheck.GreylistResult{Retry: 300}, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go spamd.Serve(ctx, listenUnix(t, e.cfg.PrivateSocket("spamd")))
+
+	c := e.session()
+	expect(t, c.cmd("MAIL FROM:<a@sender.test>"), "250")
+	expect(t, c.cmd("RCPT TO:<demo@example.test>"), "451 4.7.1")
+
+	auth := "AUTH PLAIN " + b64("\x00demo@example.test\x00"+demoPassword)
+	sub := e.submission()
+	expect(t, sub.cmd(auth), "235")
+	implicit, greeting := e.dial(listenSubmissions)
+	expect(t, greeting, "220")
+	expect(t, implicit.cmd("EHLO client.test"), "250")
+	expect(t, implicit.cmd(auth), "235")
+	for name, cl := range map[string]*client{"587": sub, "465": implicit} {
+		expect(t, cl.cmd("MAIL FROM:<demo@example.test>"), "250")
+		if got := cl.cmd("RCPT TO:<user@example.test>"); !strings.HasPrefix(got, "250") {
+			t.Errorf("port %s, authenticated: RCPT to a local user got %q", name, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 1 {
+		t.Errorf("spamd was asked about authenticated submissions: %+v", asked)
 	}
 }

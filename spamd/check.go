@@ -23,10 +23,10 @@ import (
 
 // Classifier is a learning filter (the Bayesian classifier of issue 10.4): the
 // probability p, from 0 to 1, that a message to user ("" when there is no single local
-// recipient) is spam, and ok false when it has no opinion yet. spamd adds classifier_spam
+// recipient) is spam, and ok false when it has no opinion yet; id is the queue ID, for the log. spamd adds classifier_spam
 // times (2p-1) to the score, so that a message the classifier finds hammy lowers it.
 type Classifier interface {
-	SpamProbability(ctx context.Context, user string, msg io.ReaderAt, size int64) (p float64, ok bool, err error)
+	SpamProbability(ctx context.Context, id, user string, msg io.ReaderAt, size int64) (p float64, ok bool, err error)
 }
 
 // LocalDomains says whether a domain is one of ours (authd knows).
@@ -294,7 +294,7 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	}
 	if c.Classifier != nil && !allowed {
 		user := c.classifierUser(ctx, req)
-		p, ok, err := c.Classifier.SpamProbability(ctx, user, io.NewSectionReader(msg, req.Offset, size), size)
+		p, ok, err := c.Classifier.SpamProbability(ctx, req.QueueID, user, io.NewSectionReader(msg, req.Offset, size), size)
 		switch {
 		case err != nil:
 			c.Log.Warn("classifier failed", "id", req.QueueID, "err", err)

@@ -173,7 +173,7 @@ func TestDNSFailure(t *testing.T) {
 
 type fixedClassifier float64
 
-func (f fixedClassifier) SpamProbability(context.Context, string, io.ReaderAt, int64) (float64, bool, error) {
+func (f fixedClassifier) SpamProbability(context.Context, string, string, io.ReaderAt, int64) (float64, bool, error) {
 	return float64(f), true, nil
 }
 

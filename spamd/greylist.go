@@ -12,9 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"blitiri.com.ar/go/spf"
 	bolt "go.etcd.io/bbolt"
 
 	"postern/pkg/config"
+	"postern/pkg/control"
 	"postern/pkg/ipc"
 	"postern/pkg/spamcheck"
 )
@@ -39,9 +41,14 @@ type greylister struct {
 	// senders are exempt sender addresses and domains (greylist_exempt).
 	exempt  []*net.IPNet
 	senders []string
-	db      *bolt.DB
-	log     *slog.Logger
-	now     func() time.Time
+	// lists are the administrator's block and allow lists (nil: none): an allowed
+	// client is never greylisted, nor an allowed MAIL FROM address or domain that SPF
+	// vouches for (spf, nil: never).
+	lists *senderLists
+	spf   func(ctx context.Context, ip net.IP, helo, sender string) spf.Result
+	db    *bolt.DB
+	log   *slog.Logger
+	now   func() time.Time
 
 	mu       sync.Mutex
 	triplets map[string]*triplet
@@ -201,8 +208,45 @@ func (g *greylister) exemptSender(from string) bool {
 	return false
 }
 
+// greylistSPFTimeout bounds the SPF check of an allowed sender: smtpd waits two seconds
+// for the answer (greylistTimeout in smtpd).
+const greylistSPFTimeout = 1500 * time.Millisecond
+
+// allowed reports whether the administrator's allow list admits the client or the
+// sender, by its rules (lists.go): an allowed client address or network always; an
+// allowed MAIL FROM address or domain only when SPF passes for it, which is checked now
+// (the full check with DKIM and DMARC comes with the message). A From: address is not
+// known at RCPT: an allow entry that only it would match does not spare the greylisting.
+// A block entry that matches wins, as at DATA.
+func (g *greylister) allowed(ctx context.Context, req *spamcheck.GreylistRequest, ip net.IP) string {
+	if g.lists == nil {
+		return ""
+	}
+	ids := senderIdentities(ip, req.From, nil)
+	if len(g.lists.match("", ids, control.SpamBlock)) > 0 {
+		return ""
+	}
+	ms := g.lists.match("", ids, control.SpamAllow)
+	sender := false
+	for _, m := range ms {
+		if m.id.kind == "client" {
+			return "allowed client " + m.reason("ALLOWLIST")
+		}
+		sender = true
+	}
+	if !sender || g.spf == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, greylistSPFTimeout)
+	defer cancel()
+	if r := g.spf(ctx, ip, req.Helo, req.From); r != spf.Pass {
+		return ""
+	}
+	return "allowed sender with SPF pass " + ms[0].reason("ALLOWLIST")
+}
+
 // Check decides about a triplet.
-func (g *greylister) Check(req *spamcheck.GreylistRequest) spamcheck.GreylistResult {
+func (g *greylister) Check(ctx context.Context, req *spamcheck.GreylistRequest) spamcheck.GreylistResult {
 	ip, err := netip.ParseAddr(req.ClientAddr)
 	if err != nil {
 		return spamcheck.GreylistResult{Pass: true, Reason: "no client address"}
@@ -214,6 +258,9 @@ func (g *greylister) Check(req *spamcheck.GreylistRequest) spamcheck.GreylistRes
 	}
 	if req.From != "" && g.exemptSender(req.From) {
 		return spamcheck.GreylistResult{Pass: true, Reason: "exempt sender"}
+	}
+	if why := g.allowed(ctx, req, net.IP(ip.Unmap().AsSlice())); why != "" {
+		return spamcheck.GreylistResult{Pass: true, Reason: why}
 	}
 	netKey := networkOf(ip)
 	key := netKey + " " + normalizeSender(req.From) + " " + strings.ToLower(req.Rcpt)
@@ -339,13 +386,13 @@ func (g *greylister) sweep() {
 }
 
 // serveGreylist answers smtpd's OpGreylist on private/spamd.
-func (g *greylister) serveGreylist(_ context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
+func (g *greylister) serveGreylist(ctx context.Context, _ ipc.Cred, body json.RawMessage, files []*os.File) (any, error) {
 	ipc.CloseFiles(files)
 	req, err := spamcheck.DecodeGreylistRequest(body)
 	if err != nil {
 		return nil, ipc.Errorf("invalid", "%v", err)
 	}
-	res := g.Check(req)
+	res := g.Check(ctx, req)
 	if !res.Pass {
 		g.log.Info("greylisted", "client", req.ClientAddr, "from", "<"+req.From+">", "to", "<"+req.Rcpt+">", "reason", res.Reason, "retry", res.Retry)
 	} else {

@@ -4,13 +4,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"blitiri.com.ar/go/spf"
 	bolt "go.etcd.io/bbolt"
 
 	"postern/pkg/config"
+	"postern/pkg/control"
 	"postern/pkg/spamcheck"
 )
 
@@ -41,7 +45,7 @@ func TestGreylist(t *testing.T) {
 	clock := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	g := newTestGreylister(t, nil, &clock)
 	ask := func(ip, from, rcpt string) spamcheck.GreylistResult {
-		return g.Check(&spamcheck.GreylistRequest{ClientAddr: ip, From: from, Rcpt: rcpt})
+		return g.Check(context.Background(), &spamcheck.GreylistRequest{ClientAddr: ip, From: from, Rcpt: rcpt})
 	}
 	expect := func(what string, got spamcheck.GreylistResult, pass bool, retry int) {
 		t.Helper()
@@ -94,7 +98,7 @@ func TestGreylistPersists(t *testing.T) {
 	done := make(chan struct{})
 	go func() { g.run(ctx); close(done) }()
 	ask := func(g *greylister, rcpt string) bool {
-		return g.Check(&spamcheck.GreylistRequest{ClientAddr: "192.0.2.1", From: "a@sender.example", Rcpt: rcpt}).Pass
+		return g.Check(context.Background(), &spamcheck.GreylistRequest{ClientAddr: "192.0.2.1", From: "a@sender.example", Rcpt: rcpt}).Pass
 	}
 	ask(g, "passed@example.test")
 	ask(g, "pending@example.test")
@@ -146,6 +150,70 @@ func TestNormalizeSender(t *testing.T) {
 	} {
 		if got := normalizeSender(in); got != want {
 			t.Errorf("normalizeSender(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestGreylistAllowList: the administrator's allow list spares greylisting, by its
+// rules: an allowed client network always; an allowed sender domain or address only
+// with SPF pass for it (checked at RCPT, with the client's HELO name); never when a
+// block entry matches too.
+func TestGreylistAllowList(t *testing.T) {
+	clock := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "spamd.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	g := newTestGreylister(t, db, &clock)
+	l, err := openLists(db, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for action, entries := range map[string][]string{
+		control.SpamAllow: {"192.0.2.0/25", "friend.test", "boss@corp.test", "pest.test"},
+		control.SpamBlock: {"192.0.2.66", "pest.test"},
+	} {
+		if _, err := l.add(ctx, control.SpamListAddRequest{Action: action, Entries: entries}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.lists = l
+	var spfAsked []string
+	g.spf = func(_ context.Context, ip net.IP, helo, sender string) spf.Result {
+		spfAsked = append(spfAsked, ip.String()+" "+helo+" "+sender)
+		if ip.Equal(net.ParseIP("198.18.0.7")) {
+			return spf.Pass
+		}
+		return spf.SoftFail
+	}
+	ask := func(ip, from string) spamcheck.GreylistResult {
+		return g.Check(ctx, &spamcheck.GreylistRequest{ClientAddr: ip, From: from, Rcpt: "demo@example.test", Helo: "mx.sender.test"})
+	}
+	for _, c := range []struct {
+		ip, from string
+		pass     bool
+	}{
+		{"192.0.2.5", "anyone@anywhere.test", true},   // allowed network
+		{"192.0.2.66", "anyone@anywhere.test", false}, // not in the /25
+		{"198.18.0.7", "a@friend.test", true},         // allowed domain, SPF pass
+		{"198.18.0.7", "boss@corp.test", true},        // allowed address, SPF pass
+		{"198.18.0.7", "other@corp.test", false},      // not the allowed address
+		{"203.0.113.50", "a@friend.test", false},      // allowed domain, SPF softfail
+		{"198.18.0.7", "x@pest.test", false},          // blocked too
+		{"198.18.0.7", "", false},                     // the null sender
+	} {
+		if r := ask(c.ip, c.from); r.Pass != c.pass {
+			t.Errorf("%s <%s>: %+v, want pass %v", c.ip, c.from, r, c.pass)
+		}
+	}
+	if len(spfAsked) == 0 || spfAsked[0] != "198.18.0.7 mx.sender.test a@friend.test" {
+		t.Errorf("SPF was asked %q", spfAsked)
+	}
+	for _, a := range spfAsked {
+		if strings.Contains(a, "anywhere.test") || strings.Contains(a, "other@corp.test") {
+			t.Errorf("SPF asked about a sender no allow entry names: %q", a)
 		}
 	}
 }

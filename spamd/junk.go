@@ -23,7 +23,7 @@ type junkClassifier struct {
 
 // SpamProbability implements Classifier; no opinion until the corpora hold junk's
 // minimums of spam and ham.
-func (j junkClassifier) SpamProbability(ctx context.Context, user string, msg io.ReaderAt, size int64) (float64, bool, error) {
+func (j junkClassifier) SpamProbability(ctx context.Context, id, user string, msg io.ReaderAt, size int64) (float64, bool, error) {
 	v, err := j.db.Classify(user, msg, size)
 	if err != nil || !v.OK {
 		return 0.5, false, err
@@ -33,7 +33,7 @@ func (j junkClassifier) SpamProbability(ctx context.Context, user string, msg io
 		for _, c := range v.Clues[:min(len(v.Clues), 10)] {
 			clues = append(clues, c.Token)
 		}
-		j.log.Debug("classifier", "user", user, "prob", v.Prob, "clues", clues)
+		j.log.Debug("classifier", "id", id, "user", user, "prob", v.Prob, "clues", clues)
 	}
 	return v.Prob, true, nil
 }
@@ -61,7 +61,7 @@ func (t *trainer) serveLearn(_ context.Context, peer ipc.Cred, body json.RawMess
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, ipc.Errorf("invalid", "decoding spam.learn: %v", err)
 	}
-	changed, err := learnMessage(t.db, t.log.With("uid", peer.UID), req.User, req.Spam, files, req.Offset, req.Size)
+	changed, err := learnMessage(t.db, t.log.With("uid", peer.UID), req.User, req.Spam, req.OnError, files, req.Offset, req.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -69,23 +69,29 @@ func (t *trainer) serveLearn(_ context.Context, peer ipc.Cred, body json.RawMess
 }
 
 // learnMessage learns the one message handed over in files (size octets from offset) as spam
-// or ham into user's corpus ("" for the global one): the work of both learn ops, the
-// admin's spam.learn on control/spamd and imapd's learn on private/spamd.
-func learnMessage(db *junk.DB, log *slog.Logger, user string, spam bool, files []*os.File, offset, size int64) (bool, error) {
+// or ham into user's corpus ("" for the global one), with onError only when the
+// classifier gets it wrong or is unsure (junk.DB.LearnOnError): the work of both learn
+// ops, the admin's spam.learn on control/spamd and imapd's learn on private/spamd (a
+// user's move into or out of Junk, always learned).
+func learnMessage(db *junk.DB, log *slog.Logger, user string, spam, onError bool, files []*os.File, offset, size int64) (bool, error) {
 	if len(files) != 1 {
 		return false, ipc.Errorf("invalid", "learn request with %d descriptors, want the message's", len(files))
 	}
 	if offset < 0 || size < 0 || size > maxLearn || offset > 1<<40 {
 		return false, ipc.Errorf("invalid", "learn request with a bad message offset or size")
 	}
-	changed, err := db.Learn(user, io.NewSectionReader(files[0], offset, size), size, spam)
+	learn := db.Learn
+	if onError {
+		learn = db.LearnOnError
+	}
+	changed, err := learn(user, io.NewSectionReader(files[0], offset, size), size, spam)
 	if errors.Is(err, junk.ErrUser) {
 		return false, ipc.Errorf("invalid", "%v", err)
 	}
 	if err != nil {
 		return false, fmt.Errorf("learning a message of %q: %w", user, err)
 	}
-	log.Info("learned", "spam", spam, "user", user, "changed", changed)
+	log.Info("learned", "spam", spam, "user", user, "on_error", onError, "changed", changed)
 	return changed, nil
 }
 

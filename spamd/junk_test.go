@@ -85,6 +85,59 @@ func TestJunkClassifier(t *testing.T) {
 	}
 }
 
+// trainerClient serves control/spamd for db on a socket of the test and returns a
+// client of it.
+func trainerClient(t *testing.T, db *junk.DB) *ipc.Client {
+	t.Helper()
+	tr := &trainer{db: db, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	sock := filepath.Join(t.TempDir(), "ctl")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := tr.ControlServer(func(ipc.Cred) bool { return true })
+	go srv.Serve(t.Context(), l)
+	cl := ipc.NewClient(sock)
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// TestTrainerOnError checks spam.learn with on_error (mailctl spam train --on-error): a
+// message the trained classifier is sure of is not learned, one it gets wrong is.
+func TestTrainerOnError(t *testing.T) {
+	db, err := junk.Open(filepath.Join(t.TempDir(), "junk.db"), &junk.Options{MinSpam: 5, MinHam: 5, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	learn(t, db, "", 10)
+	cl := trainerClient(t, db)
+	learnOne := func(msg string, spam bool) bool {
+		t.Helper()
+		f, err := os.CreateTemp(t.TempDir(), "msg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.WriteString(msg)
+		var res control.SpamLearnResult
+		req := control.SpamLearnRequest{Spam: spam, Size: int64(len(msg)), OnError: true}
+		if _, err := cl.Call(t.Context(), control.SpamLearn, req, &res, f); err != nil {
+			t.Fatal(err)
+		}
+		return res.Changed
+	}
+	if learnOne(spamMsg(50), true) {
+		t.Error("on_error learned a spam message the classifier was sure of")
+	}
+	if !learnOne(hamMsg(51), true) {
+		t.Error("on_error did not learn a message the classifier got wrong")
+	}
+	if st, err := db.Stats(""); err != nil || st.Spam != 11 || st.Ham != 10 {
+		t.Errorf("stats %+v %v, want 11 spam and 10 ham", st, err)
+	}
+}
+
 // TestTrainer checks control/spamd: spam.learn reads the message from the descriptor at
 // its offset, learning it twice changes nothing, and spam.status counts what was learned.
 func TestTrainer(t *testing.T) {
@@ -94,16 +147,7 @@ func TestTrainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	tr := &trainer{db: db, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	sock := filepath.Join(dir, "ctl")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := tr.ControlServer(func(ipc.Cred) bool { return true })
-	go srv.Serve(t.Context(), l)
-	cl := ipc.NewClient(sock)
-	defer cl.Close()
+	cl := trainerClient(t, db)
 
 	// An mbox-like file: two messages, learned by offset and size.
 	first, second := spamMsg(1), hamMsg(2)

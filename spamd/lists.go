@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -653,4 +654,44 @@ func (c *Checker) userLists(req *spamcheck.Request, ids []identity, auth authFac
 		s.reasons = append(s.reasons, "USER_ALLOWLIST")
 	}
 	return junk, inbox
+}
+
+// forgetUser deletes every entry of user's own lists (a deleted account's) and returns
+// how many there were.
+func (l *senderLists) forgetUser(user string) (int, error) {
+	if user == "" {
+		return 0, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	prefix := []byte(user + "\x00")
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(listsBucket).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("deleting the lists of %s: %w", user, err)
+	}
+	delete(l.scopes, user)
+	return n, nil
+}
+
+// users returns the users who have lists of their own.
+func (l *senderLists) users() []string {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []string
+	for u, sc := range l.scopes {
+		if u != "" && len(sc.entries) > 0 {
+			out = append(out, u)
+		}
+	}
+	return out
 }

@@ -13,10 +13,13 @@
 package main
 
 import (
+	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
+	"blitiri.com.ar/go/spf"
 	bolt "go.etcd.io/bbolt"
 
 	"postern/pkg/auth"
@@ -69,12 +72,19 @@ func main() {
 	}
 	defer jdb.Close()
 	var trusted = config.ParseNets(cfg.Spamd.TrustedRelays)
-	local := &authDomains{c: auth.NewClient(cfg.PrivateSocket("auth"))}
+	authc := auth.NewClient(cfg.PrivateSocket("auth"))
+	local := &authDomains{c: authc}
 	lists, err := openLists(db, local, d.Log)
 	if err != nil {
 		d.Log.Error("cannot open the spam database", "err", err)
 		os.Exit(1)
 	}
+	// A deleted account's lists and corpus go with it (authd tells; see accountSweeper).
+	sweeper := &accountSweeper{lists: lists, junk: jdb, log: d.Log, exists: func(ctx context.Context, addr string) (bool, error) {
+		r, err := authc.Account(ctx, addr)
+		return r.Exists, err
+	}}
+	go auth.Watch(ctx, cfg.PrivateSocket("auth"), d.Log, sweeper)
 	rep := &reporter{
 		db: db, dns: netDNS{R: res}, submit: queueReport(enqueue.NewClient(cfg.PrivateSocket("cleanup"))),
 		enabled: cfg.Spamd.Reports, interval: cfg.Spamd.ReportInterval.D(),
@@ -116,6 +126,12 @@ func main() {
 		if err != nil {
 			d.Log.Error("cannot read the greylisting state", "err", err)
 			os.Exit(1)
+		}
+		// The administrator's allow list spares a client, or a sender SPF vouches for.
+		g.lists = lists
+		g.spf = func(ctx context.Context, ip net.IP, helo, sender string) spf.Result {
+			r, _ := spf.CheckHostWithSender(ip, helo, sender, spf.WithResolver(netDNS{R: res}), spf.WithContext(ctx))
+			return r
 		}
 		go g.run(ctx)
 		srv.Handle(spamcheck.OpGreylist, ipc.Only(grey, g.serveGreylist))

@@ -50,7 +50,7 @@ func (d *Spamd) serveLearn(_ context.Context, _ ipc.Cred, body json.RawMessage, 
 	if req.User == "" || d.Junk == nil {
 		return nil, ipc.Errorf("invalid", "learn request without a user or a classifier")
 	}
-	if _, err := learnMessage(d.Junk, d.Log, strings.ToLower(req.User), req.Spam, files, 0, req.Size); err != nil {
+	if _, err := learnMessage(d.Junk, d.Log, strings.ToLower(req.User), req.Spam, false, files, 0, req.Size); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil

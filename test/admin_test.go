@@ -41,7 +41,7 @@ func send(t *testing.T, in *Instance, from, to, msgid string) string {
 func TestAccountsAliasesAndQueue(t *testing.T) {
 	in := NewInstance(t, "")
 	in.Mailctl("", "domain", "add", "other.test")
-	in.Mailctl("secret-bob\n", "user", "add", "bob@other.test", "--password-stdin")
+	in.Mailctl("secret-bob-Kq73-lantern\n", "user", "add", "bob@other.test", "--password-stdin")
 	in.Mailctl("", "alias", "add", "team@other.test", "bob@other.test", "demo@example.test")
 	in.Mailctl("", "alias", "add", "@other.test", "bob@other.test")
 	if out := in.Mailctl("", "domain", "list"); !strings.Contains(out, "other.test") || !strings.Contains(out, "example.test") {

@@ -66,6 +66,12 @@ func TestBackupRestoreExport(t *testing.T) {
 	if out := b.Mailctl("", "restore", dir); !strings.Contains(out, "Restored users.db") {
 		t.Fatalf("restore: %s", out)
 	}
+	// The SRS secrets came along: an address a made for forwarded mail still takes
+	// bounces on b.
+	aKey, _ := os.ReadFile(a.Cfg.SRSKeyFile())
+	if bKey, err := os.ReadFile(b.Cfg.SRSKeyFile()); err != nil || len(aKey) == 0 || string(bKey) != string(aKey) {
+		t.Errorf("SRS secrets after restore: %q, want %q (%v)", bKey, aKey, err)
+	}
 	b.Start()
 	tg := imapTargetOf(t, b)
 	for _, acct := range []struct{ user, pass, subject string }{

@@ -243,8 +243,9 @@ func (b *browser) screenshot() {
 
 // TestWebmailBrowser: in headless Chromium a user logs in and sees the message list; a
 // message that arrives meanwhile shows up without a reload (server-sent events fed by
-// IMAP IDLE); a hostile HTML message runs no script (the flag its payloads set stays
-// unset, in the page and in the message's frame) and loads no remote resource.
+// IMAP IDLE); the thread toggle switches to conversations and back; a hostile HTML
+// message runs no script (the flag its payloads set stays unset, in the page and in the
+// message's frame) and loads no remote resource.
 func TestWebmailBrowser(t *testing.T) {
 	b := newBrowser(t)
 	in := NewInstance(t, "")
@@ -269,6 +270,12 @@ func TestWebmailBrowser(t *testing.T) {
 	if b.eval(`window.sameDocument === true`) != "true" {
 		t.Error("the page was reloaded")
 	}
+
+	// The thread toggle: two one-message conversations, then the flat list again.
+	b.eval(`document.getElementById("threadtoggle").click(); true`)
+	b.waitFor("the threaded list", `location.search.includes("view=threads") && document.querySelectorAll("#messages tr.thread").length === 2`)
+	b.eval(`document.getElementById("threadtoggle").click(); true`)
+	b.waitFor("the flat list again", `location.search.includes("view=list") && !document.querySelector("#messages tr.thread") && document.getElementById("messages").textContent.includes("Hostile page")`)
 
 	// Open the hostile message in the page, then its frame's document by itself.
 	b.eval(`Array.from(document.querySelectorAll("#messages a")).find(a => a.textContent.includes("Hostile page")).click(); true`)

@@ -116,7 +116,9 @@ func TestCrashLosesNothing(t *testing.T) {
 	victims := []string{"cleanup", "qmgr", "local", "cleanup", "qmgr", "local", "smtpd", "authd", "spamd"}
 	kills := map[string]int{}
 	restarted := false
-	deadline := time.Now().Add(90 * time.Second)
+	// The loop ends on progress; the deadline is only a bound for a machine so loaded
+	// that the load cannot reach 70 %: the test is about losses, not speed.
+	deadline := time.Now().Add(240 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
 		mu.Lock()

@@ -9,7 +9,7 @@ import (
 // TestGreylisting turns greylisting on with a delay of 8 seconds: the first attempt of a
 // new (client, sender, recipient) is refused at RCPT with 451 4.7.1, a retry before the
 // delay too, and one after it is accepted and delivered; the same triplet then passes
-// at once. (The delay is long enough that the first two attempts, a few milliseconds
+// at once; a client on the administrator's allow list is not greylisted. (The delay is long enough that the first two attempts, a few milliseconds
 // apart, cannot straddle it on a loaded machine.)
 func TestGreylisting(t *testing.T) {
 	in := NewInstance(t, "")
@@ -36,5 +36,17 @@ func TestGreylisting(t *testing.T) {
 	in.WaitMessages(rcpt, 2, 10*time.Second)
 	if log := in.Log(); !strings.Contains(log, "msg=greylisted daemon=spamd") {
 		t.Errorf("no greylisted line in the log:\n%s", tail(log, 20))
+	}
+
+	// A client on the administrator's allow list is not greylisted: a new sender is
+	// held back, then, once the client's network is allowed, another new one passes.
+	other := strings.Replace(msg, "x@grey-sender.test", "y@other-sender.test", 1)
+	if got := dataReply(t, in, "y@other-sender.test", rcpt, other); !strings.HasPrefix(got, "451 4.7.1 ") {
+		t.Fatalf("a new sender: %q", got)
+	}
+	in.Mailctl("", "spam", "allow", "127.0.0.0/8")
+	third := strings.Replace(msg, "x@grey-sender.test", "z@third-sender.test", 1)
+	if got := dataReply(t, in, "z@third-sender.test", rcpt, third); !strings.HasPrefix(got, "250 ") {
+		t.Errorf("a new sender from an allowed client: %q", got)
 	}
 }

@@ -57,6 +57,23 @@ func main() {
 	measure(c, *runs, "open a message with attachments (page)", web+"/mail/msg?f=INBOX&uid="+attUID)
 	measure(c, *runs, "open a message with attachments (body)", web+"/mail/body?f=INBOX&uid="+attUID)
 	measure(c, *runs, "search (SEARCH TEXT, 1 match)", web+"/mail?f=INBOX&q=needle-4242")
+	// The threaded view (the session remembers it): fill made threads of 5 messages.
+	threads := get(c, web+"/mail?f=INBOX&view=threads")
+	fmt.Println("threaded view (THREAD=REFERENCES, threads of 5):")
+	measure(c, *runs, "threads, first page", web+"/mail?f=INBOX&view=threads")
+	measure(c, *runs, fmt.Sprintf("threads, page %d", pages/5*3/4), fmt.Sprintf("%s/mail?f=INBOX&view=threads&page=%d", web, pages/5*3/4))
+	if m := regexp.MustCompile(`data-thread="(\d+)"`).FindStringSubmatch(threads); m != nil {
+		measure(c, *runs, "threads, first page with one open", web+"/mail?f=INBOX&view=threads&open="+m[1])
+	}
+	// Cold: a message APPENDed before each request changes the folder, so httpd's
+	// cached order does not serve and imapd sorts or threads the whole folder again.
+	fmt.Println("after a new message each time (the folder changed: imapd sorts or threads it again):")
+	ic := dial(*base, *user, password)
+	measureAfter(c, *runs, "threads, first page", web+"/mail?f=INBOX&view=threads", ic)
+	get(c, web+"/mail?f=INBOX&view=list")
+	measureAfter(c, *runs, "message list, first page", web+"/mail?f=INBOX", ic)
+	measureAfter(c, *runs, "message list sorted by subject", web+"/mail?f=INBOX&sort=subject", ic)
+	ic.Close()
 
 	if *pid > 0 && *sessions > 0 {
 		before := rss(*pid)
@@ -73,17 +90,34 @@ func main() {
 	}
 }
 
-// fill APPENDs n small messages, every 100th with an attachment, message 4242 with the
-// word the search looks for.
-func fill(base int, user, password string, n int) {
+// dial logs in to imapd over TLS.
+func dial(base int, user, password string) *imapclient.Client {
 	c, err := imapclient.DialTLS(fmt.Sprintf("127.0.0.1:%d", base+993), &imapclient.Options{TLSConfig: &tls.Config{InsecureSkipVerify: true}})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer c.Close()
 	if err := c.Login(user, password).Wait(); err != nil {
 		log.Fatal(err)
 	}
+	return c
+}
+
+// appendOne APPENDs a small message to INBOX.
+func appendOne(c *imapclient.Client, i int) {
+	msg := fmt.Sprintf("From: Late <late@other.test>\r\nSubject: Late %d\r\nMessage-ID: <late%d@other.test>\r\n\r\nlate\r\n", i, i)
+	cmd := c.Append("INBOX", int64(len(msg)), nil)
+	io.WriteString(cmd, msg)
+	cmd.Close()
+	if _, err := cmd.Wait(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// fill APPENDs n small messages, every 100th with an attachment, message 4242 with the
+// word the search looks for; they come in threads of 5, each replying to the one before.
+func fill(base int, user, password string, n int) {
+	c := dial(base, user, password)
+	defer c.Close()
 	start := time.Now()
 	for i := 1; i <= n; i++ {
 		word := "filler"
@@ -93,6 +127,9 @@ func fill(base int, user, password string, n int) {
 		var msg string
 		head := fmt.Sprintf("From: Sender %d <s%d@other.test>\r\nTo: %s\r\nSubject: Message %d %s\r\nDate: %s\r\nMessage-ID: <m%d@other.test>\r\nMIME-Version: 1.0\r\n",
 			i%97, i%97, user, i, word, time.Unix(1700000000+int64(i)*60, 0).UTC().Format(time.RFC1123Z), i)
+		if root := i - (i-1)%5; root != i {
+			head += fmt.Sprintf("In-Reply-To: <m%d@other.test>\r\nReferences: <m%d@other.test> <m%d@other.test>\r\n", i-1, root, i-1)
+		}
 		if i%100 == 0 {
 			msg = head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Body <b>" + word + "</b></p>\r\n" +
 				"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
@@ -169,6 +206,23 @@ func measure(c *http.Client, runs int, what, u string) {
 	slices.Sort(ds)
 	fmt.Printf("  %-45s %6.1f ms / %6.1f ms\n", what, ms(ds[len(ds)/2]), ms(ds[len(ds)*9/10]))
 }
+
+// measureAfter is measure with a message APPENDed (untimed) before each request.
+func measureAfter(c *http.Client, runs int, what, u string, im *imapclient.Client) {
+	var ds []time.Duration
+	for i := 0; i < runs; i++ {
+		appendOne(im, late)
+		late++
+		start := time.Now()
+		get(c, u)
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	fmt.Printf("  %-45s %6.1f ms / %6.1f ms\n", what, ms(ds[len(ds)/2]), ms(ds[len(ds)*9/10]))
+}
+
+// late numbers the messages measureAfter APPENDs.
+var late int
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 

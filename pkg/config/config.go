@@ -55,6 +55,7 @@ type Config struct {
 	Remote   Remote              `toml:"remote"`
 	Spamd    Spamd               `toml:"spamd"`
 	HTTPD    HTTPD               `toml:"httpd"`
+	SRS      SRS                 `toml:"srs"`
 	Services map[string]*Service `toml:"services"`
 
 	// Submission is the policy of mail from authenticated users (ports 587 and 465).
@@ -75,15 +76,36 @@ type Authd struct {
 	BlockTime             Duration `toml:"block_time"`
 	MaxBlockTime          Duration `toml:"max_block_time"`
 	RememberLogins        Duration `toml:"remember_logins"`
+	// PasswordMinLength and PasswordMinScore are the minimum of a password an account
+	// is given (pkg/pwstrength): characters, and the guessability score 0 to 4 (0
+	// checks the length only).
+	PasswordMinLength int `toml:"password_min_length"`
+	PasswordMinScore  int `toml:"password_min_score"`
 }
 
 // Log says how daemons log.
 type Log struct {
 	// Level is debug, info, warn or error.
 	Level string `toml:"level"`
-	// Format is text (logfmt) or json.
+	// Format is text (logfmt) or json, on standard error and in File.
 	Format string `toml:"format"`
+	// Target is where the lines go: stderr (master's standard error, which the daemons
+	// share), journal (systemd's journal, in its native protocol, each attribute a
+	// field), file (File, which master opens and gives the daemons as their standard
+	// error) or auto: the journal when standard error is the journal's (JOURNAL_STREAM,
+	// under systemd), standard error otherwise.
+	Target string `toml:"target"`
+	// File is the log file of target "file".
+	File string `toml:"file"`
 }
+
+// Log targets.
+const (
+	LogAuto    = "auto"
+	LogStderr  = "stderr"
+	LogJournal = "journal"
+	LogFile    = "file"
+)
 
 // TLS names the certificate and key served by smtpd and imapd.
 type TLS struct {
@@ -174,7 +196,20 @@ type Queue struct {
 	LocalConcurrency int `toml:"local_concurrency"`
 	// RemoteConcurrency is how many messages are handed to remote at once.
 	RemoteConcurrency int `toml:"remote_concurrency"`
+	// MailqUsers says what mailq shows a local user who is not an administrator (root
+	// and the admin group see the whole queue): MailqOwn, MailqAll or MailqAdmin.
+	MailqUsers string `toml:"mailq_users"`
 }
+
+// Values of queue.mailq_users.
+const (
+	// MailqOwn shows a user the messages they submitted with sendmail.
+	MailqOwn = "own"
+	// MailqAll shows everyone the whole queue, as Postfix's default does.
+	MailqAll = "all"
+	// MailqAdmin shows the queue to administrators only.
+	MailqAdmin = "admin"
+)
 
 // Local holds the mailbox policy of local delivery.
 type Local struct {
@@ -194,6 +229,40 @@ type Sieve struct {
 	MaxActions int `toml:"max_actions"`
 	// MaxRedirects bounds the redirects one run takes; 0 allows none.
 	MaxRedirects int `toml:"max_redirects"`
+}
+
+// SRS holds the Sender Rewriting Scheme (pkg/srs) of forwarded mail: the envelope
+// sender of a message this host forwards to another domain (an alias, a Sieve redirect)
+// becomes an address of Domain, so that it passes SPF at the receiver, and a bounce to
+// such an address goes back to the original sender.
+type SRS struct {
+	// Enable rewrites the senders of forwarded mail and accepts bounces to SRS
+	// addresses; false forwards with the original sender.
+	Enable bool `toml:"enable"`
+	// Domain is the domain of the rewritten addresses: one of this host's domains,
+	// whose SPF record names this host; empty means MyDomain.
+	Domain string `toml:"domain"`
+	// KeyFile holds the secrets (one a line, the first signs); empty means
+	// <data_dir>/srs.key, which mailctl init and master make when it is missing.
+	KeyFile string `toml:"key_file"`
+	// MaxAge is how long a rewritten address accepts bounces.
+	MaxAge Duration `toml:"max_age"`
+}
+
+// SRSDomain is the domain of SRS addresses: [srs] domain, else MyDomain.
+func (c *Config) SRSDomain() string {
+	if c.SRS.Domain != "" {
+		return strings.ToLower(strings.TrimSuffix(c.SRS.Domain, "."))
+	}
+	return c.MyDomain()
+}
+
+// SRSKeyFile is the file of the SRS secrets: [srs] key_file, else <data_dir>/srs.key.
+func (c *Config) SRSKeyFile() string {
+	if c.SRS.KeyFile != "" {
+		return c.SRS.KeyFile
+	}
+	return filepath.Join(c.DataDir, "srs.key")
 }
 
 // Remote holds the settings of the outbound SMTP client, the remote daemon.
@@ -362,7 +431,7 @@ var Daemons = []Daemon{
 	{Name: "authd", User: "postern", Private: []string{"auth"}, Control: []string{"authd"}, Procs: 1},
 	{Name: "local", User: "vmail", Private: []string{"local"}, Control: []string{"local"}, Procs: 1},
 	{Name: "remote", User: "postern", Private: []string{"remote"}},
-	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Procs: 1},
+	{Name: "qmgr", User: "postern", Private: []string{"qmgr"}, Control: []string{"qmgr"}, Public: []string{"qmgr"}, Procs: 1},
 	{Name: "spamd", User: "postern-spam", Private: []string{"spamd"}, Control: []string{"spamd"}, Procs: 1},
 	{Name: "cleanup", User: "postern", Private: []string{"cleanup"}, Public: []string{"cleanup"}, Procs: 1},
 	{Name: "smtpd", User: "postern", Listeners: []string{"smtp", "submission", "submissions"}, ReloadsOnHUP: true},
@@ -393,7 +462,7 @@ func Default() *Config {
 		DataDir:    "/var/lib/postern",
 		BinDir:     "/usr/lib/postern",
 		AdminGroup: "postern-admin",
-		Log:        Log{Level: "info", Format: "text"},
+		Log:        Log{Level: "info", Format: "text", Target: LogAuto},
 		Authd: Authd{
 			ClientFailures:        10,
 			NetworkFailures:       50,
@@ -403,6 +472,8 @@ func Default() *Config {
 			BlockTime:             Duration(time.Minute),
 			MaxBlockTime:          Duration(time.Hour),
 			RememberLogins:        Duration(30 * 24 * time.Hour),
+			PasswordMinLength:     10,
+			PasswordMinScore:      3,
 		},
 		TLS: TLS{Cert: "/etc/postern/tls/cert.pem", Key: "/etc/postern/tls/key.pem"},
 		SMTPD: SMTPD{
@@ -431,6 +502,7 @@ func Default() *Config {
 			DelayWarning:      Duration(4 * time.Hour),
 			MaxLifetime:       Duration(5 * 24 * time.Hour),
 			ScanInterval:      Duration(time.Minute),
+			MailqUsers:        MailqOwn,
 			LocalConcurrency:  20,
 			RemoteConcurrency: 50,
 		},
@@ -460,7 +532,7 @@ func Default() *Config {
 			DMARCFail:      4,
 			DMARCPass:      -1,
 			GTUBE:          1000,
-			ClassifierSpam: 6,
+			ClassifierSpam: 6.25,
 			RejectSPFFail:  true,
 			DMARCReject:    "reject",
 			LocalPolicy:    "reject",
@@ -476,6 +548,7 @@ func Default() *Config {
 			ClassifierMinHam:  50,
 		},
 		Submission: Submission{MaxMessagesPerHour: 200, MaxRecipientsPerHour: 1000},
+		SRS:        SRS{Enable: true, MaxAge: Duration(21 * 24 * time.Hour)},
 		IMAPD: IMAPD{
 			MaxConnections:      20000,
 			MaxConnectionsPerIP: 50,
@@ -544,7 +617,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c.Path = abs
 	c.Dir = filepath.Dir(abs)
-	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key}
+	paths := []*string{&c.SpoolDir, &c.DataDir, &c.BinDir, &c.TLS.Cert, &c.TLS.Key, &c.SRS.KeyFile, &c.Log.File}
 	for i := range c.TLS.Certificates {
 		paths = append(paths, &c.TLS.Certificates[i].Cert, &c.TLS.Certificates[i].Key)
 	}
@@ -586,6 +659,20 @@ func (c *Config) validate(data []byte) error {
 	case "text", "json":
 	default:
 		return bad("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	switch c.Queue.MailqUsers {
+	case MailqOwn, MailqAll, MailqAdmin:
+	default:
+		return bad("queue.mailq_users", "must be own, all or admin, not %q", c.Queue.MailqUsers)
+	}
+	switch c.Log.Target {
+	case LogAuto, LogStderr, LogJournal:
+	case LogFile:
+		if c.Log.File == "" {
+			return bad("log.target", "is file, but log.file names none")
+		}
+	default:
+		return bad("log.target", "must be auto, stderr, journal or file, not %q", c.Log.Target)
 	}
 	positive := map[string]int{
 		"smtpd.max_recipients":           c.SMTPD.MaxRecipients,
@@ -704,8 +791,21 @@ func (c *Config) validate(data []byte) error {
 	if c.Authd.RememberLogins < 0 {
 		return bad("authd.remember_logins", "must not be negative (0 remembers no client)")
 	}
+	if c.Authd.PasswordMinLength < 1 || c.Authd.PasswordMinLength > 1024 {
+		return bad("authd.password_min_length", "must be 1 to 1024 characters")
+	}
+	if c.Authd.PasswordMinScore < 0 || c.Authd.PasswordMinScore > 4 {
+		return bad("authd.password_min_score", "must be 0 to 4")
+	}
 	if err := c.validateSpamd(bad); err != nil {
 		return err
+	}
+	if a := c.SRS.MaxAge.D(); a < 24*time.Hour || a > 1023*24*time.Hour {
+		// The timestamp counts days, modulo 1024 (pkg/srs).
+		return bad("srs.max_age", "must be between 1 and 1023 days")
+	}
+	if strings.ContainsAny(c.SRS.Domain, " \t\r\n=+@<>") {
+		return bad("srs.domain", "must be a domain name")
 	}
 	if c.Queue.MaxBackoff < c.Queue.MinBackoff {
 		return bad("queue.max_backoff", "must not be less than queue.min_backoff")
@@ -887,6 +987,10 @@ func (c *Config) QmgrDir() string { return filepath.Join(c.SpoolDir, "qmgr") }
 
 // MailDir is the root under which every account's Maildir lives.
 func (c *Config) MailDir() string { return filepath.Join(c.DataDir, "mail") }
+
+// LocalDir is local's own directory: vacation.db, the memory of the vacation replies
+// sent (whom each account answered, until when not again), which only local opens.
+func (c *Config) LocalDir() string { return filepath.Join(c.DataDir, "local") }
 
 // SieveDir is where sieved keeps the users' Sieve scripts, one directory per account
 // (<domain>/<localpart>/), which local reads at delivery.

@@ -50,6 +50,8 @@ func TestErrorsNameTheLine(t *testing.T) {
 		{"[services.smtpd]\nlisten = { pop3 = \"1.2.3.4:110\" }\n", "has no listener \"pop3\""},
 		{"[services.frobd]\nenable = true\n", "postern.toml:1: services.frobd: no such daemon"},
 		{"[log]\nlevel = \"loud\"\n", "postern.toml:2: log.level"},
+		{"[log]\ntarget = \"syslog\"\n", "postern.toml:2: log.target"},
+		{"[log]\ntarget = \"file\"\n", "postern.toml:2: log.target: is file, but log.file names none"},
 		{"hostname = \n", "postern.toml:1:"},
 		{"[services.imapd]\nuser = \"vmail\"\n", "postern.toml:1: services.imapd.listen: imapd is enabled but has no listener"},
 		{"[queue]\nmin_backoff = \"99h\"\n", "postern.toml:1: queue.max_backoff: must not be less"},

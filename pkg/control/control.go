@@ -230,16 +230,18 @@ const (
 
 // SpamLearnRequest is the body of spam.learn: the message lies at Offset, Size octets
 // long, in the descriptor sent along (a file, or one message of an mbox). User names the
-// corpus, "" the global one.
+// corpus, "" the global one. With OnError the message is learned only when the classifier
+// gets it wrong or is unsure of it (training on error, junk.DB.LearnOnError).
 type SpamLearnRequest struct {
-	Spam   bool   `json:"spam"`
-	User   string `json:"user,omitempty"`
-	Offset int64  `json:"offset"`
-	Size   int64  `json:"size"`
+	Spam    bool   `json:"spam"`
+	User    string `json:"user,omitempty"`
+	Offset  int64  `json:"offset"`
+	Size    int64  `json:"size"`
+	OnError bool   `json:"on_error,omitempty"`
 }
 
 // SpamLearnResult answers spam.learn: Changed is false when the message had been learned
-// so already.
+// so already, or with OnError when the classifier was sure of it.
 type SpamLearnResult struct {
 	Changed bool `json:"changed"`
 }

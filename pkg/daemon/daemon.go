@@ -28,6 +28,7 @@ import (
 
 	"postern/pkg/config"
 	"postern/pkg/ipc"
+	"postern/pkg/journal"
 	"postern/pkg/landlock"
 	"postern/pkg/metrics"
 	"postern/pkg/tlsconf"
@@ -134,19 +135,59 @@ func profile(d *Daemon) {
 	}()
 }
 
-// NewLogger returns the logger of a daemon: one line per event on standard error,
-// carrying the daemon's name and pid, as Postfix's "postfix/smtpd[123]:" prefix does.
+// NewLogger returns the logger of a daemon: one line per event where [log] target says
+// (LogHandler), carrying the daemon's name and pid, as Postfix's "postfix/smtpd[123]:"
+// prefix does.
 func NewLogger(cfg *config.Config, name string) *slog.Logger {
+	return slog.New(LogHandler(cfg, name)).With("daemon", name, "pid", os.Getpid())
+}
+
+// QueueIDKey is the attribute that names the message a log line is about (its queue
+// ID), on every such line; DSNIDKey names the notification (bounce, delay warning)
+// queued about it, which `mailctl log` follows.
+const (
+	QueueIDKey = "id"
+	DSNIDKey   = "dsn_id"
+)
+
+// Journal fields of the queue ID attributes (the others become POSTERN_<KEY>), so that
+// `journalctl POSTERN_QUEUE_ID=ID` finds every line about a message.
+const (
+	JournalQueueID = "POSTERN_QUEUE_ID"
+	JournalDSNID   = "POSTERN_DSN_ID"
+)
+
+// LogHandler is the slog handler of the named daemon (or master): the journal, in its
+// native protocol with SYSLOG_IDENTIFIER=postern/NAME and each attribute a field, when
+// [log] target is journal, or auto and standard error is the journal's (systemd); text
+// or JSON lines on standard error otherwise (with target file, master made that the
+// log file). When the journal's socket cannot be opened it says so on standard error
+// and logs there.
+func LogHandler(cfg *config.Config, name string) slog.Handler {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
-	if cfg.Log.Format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	} else {
-		h = slog.NewTextHandler(os.Stderr, opts)
+	target := cfg.Log.Target
+	if target == config.LogAuto && journal.StderrIsJournal() {
+		target = config.LogJournal
 	}
-	return slog.New(h).With("daemon", name, "pid", os.Getpid())
+	if target == config.LogJournal {
+		conn, err := journal.Dial(journal.SocketPath)
+		if err == nil {
+			return journal.NewHandler(conn, journal.HandlerOptions{
+				Level:      level,
+				Identifier: "postern/" + name,
+				Prefix:     "POSTERN_",
+				Names:      map[string]string{QueueIDKey: JournalQueueID, DSNIDKey: JournalDSNID},
+				Fallback:   os.Stderr,
+			})
+		}
+		fmt.Fprintf(os.Stderr, "%s: logging to standard error: %v\n", name, err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.NewJSONHandler(os.Stderr, opts)
+	}
+	return slog.NewTextHandler(os.Stderr, opts)
 }
 
 // Context returns a context cancelled by SIGTERM or SIGINT.

@@ -1,5 +1,6 @@
 // Package enqueue is how a message enters the queue: the protocol of cleanup's socket
-// (<spool>/private/cleanup) and the client that smtpd (and qmgr, for bounces) use.
+// (<spool>/private/cleanup) and the client that smtpd (and qmgr, for bounces; spamd,
+// for reports; local, for the messages Sieve redirects and for vacation replies) use.
 //
 // An exchange on one connection: the client sends an OpEnqueue request with the envelope,
 // streams the message as data frames (ipc.Conn.WriteStream), then sends an End frame that
@@ -108,6 +109,16 @@ type Envelope struct {
 	// §7.2): from the null sender, with the From: address cleanup is configured to
 	// expect, DKIM-signed like outbound mail and never judged by spamd.
 	Report bool `json:"report,omitempty"`
+	// Forward is true for a message local forwards for a recipient (a Sieve redirect,
+	// RFC 5228 §4.2): From is the original envelope sender, every recipient is marked
+	// queue.Recipient.Forward (qmgr sends it from the SRS form of From), and cleanup
+	// neither DKIM-signs it (its From: is not ours to sign) nor has spamd judge it again.
+	Forward bool `json:"forward,omitempty"`
+	// AutoReply is true for an automatic reply local makes on behalf of the account
+	// AuthUser (a Sieve vacation reply, RFC 5230): from the null sender (RFC 5230 §5.1)
+	// to one recipient, its From: one of AuthUser's addresses, which cleanup checks as
+	// for a submission, DKIM-signed like outbound mail and never judged by spamd.
+	AutoReply bool `json:"auto_reply,omitempty"`
 
 	BodyType string `json:"body_type,omitempty"`
 	SMTPUTF8 bool   `json:"smtputf8,omitempty"`

@@ -134,6 +134,59 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// LearnOnError learns everything until the corpus gives an opinion, then only what it
+// gets wrong or is unsure of; a message it is sure of but that was learned as the other
+// kind still moves.
+func TestLearnOnError(t *testing.T) {
+	db := openTest(t, &Options{MinSpam: 5, MinHam: 5})
+	learnOnError := func(user, msg string, spam bool) bool {
+		t.Helper()
+		changed, err := db.LearnOnError(user, strings.NewReader(msg), int64(len(msg)), spam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changed
+	}
+	for i := 0; i < 5; i++ {
+		if !learnOnError("", spamMsg(i), true) || !learnOnError("", hamMsg(i), false) {
+			t.Fatalf("message %d not learned before the corpus gives an opinion", i)
+		}
+	}
+	for i := 0; i < 15; i++ {
+		learnOnError("", spamMsg(i+5), true)
+		learnOnError("", hamMsg(i+5), false)
+	}
+	// The corpus is sure of these: nothing learned, counts unchanged.
+	before, _ := db.Stats("")
+	if v := classify(t, db, "", spamMsg(100)); v.Prob < 0.5+OnErrorMargin {
+		t.Fatalf("trained corpus unsure of a spam message: %.3f", v.Prob)
+	}
+	if learnOnError("", spamMsg(100), true) || learnOnError("", hamMsg(100), false) {
+		t.Error("LearnOnError learned messages the corpus was sure of")
+	}
+	if after, _ := db.Stats(""); after != before {
+		t.Errorf("stats %+v after LearnOnError of known kinds, were %+v", after, before)
+	}
+	// A message it gets wrong is learned.
+	wrong := hamMsg(101)
+	if !learnOnError("", wrong, true) {
+		t.Error("LearnOnError skipped a message the corpus got wrong")
+	}
+	if after, _ := db.Stats(""); after.Spam != before.Spam+1 {
+		t.Errorf("spam count %d after learning a mistake, want %d", after.Spam, before.Spam+1)
+	}
+	// A spam message learned as ham by mistake moves when learned as spam, even though
+	// the corpus is sure it is spam.
+	spam := spamMsg(102)
+	learn(t, db, "", spam, false)
+	if !learnOnError("", spam, true) {
+		t.Error("LearnOnError did not move a message learned as the other kind")
+	}
+	if learn(t, db, "", spam, true) {
+		t.Error("the moved message was not learned as spam")
+	}
+}
+
 // Unlearning a message restores the counts exactly; learning twice counts once;
 // learning the other way moves the message (Junk → INBOX).
 // Both storage layouts: the global corpus (a key per token) and a user's (packed).

@@ -86,8 +86,10 @@ func Tokenize(r io.ReaderAt, size int64) (Tokens, error) {
 	return t.list, nil
 }
 
-// header adds the tokens of the fields of a message header, each prefixed by the
-// lower-cased name of its field.
+// header adds the tokens of the fields of a message header: the lower-cased name of
+// every field, and the words, addresses or hosts of the fields that say who sent the
+// message and how (Subject, the address fields, Received, Message-ID, X-Mailer ...),
+// each prefixed by the name of its field.
 func (t *tokenizer) header(h *mime.Header) {
 	for i := 0; i < h.Len() && i < maxFields && !t.full(); i++ {
 		name, value := h.Field(i)
@@ -116,16 +118,11 @@ func (t *tokenizer) header(h *mime.Header) {
 			v := strings.ToLower(strings.Join(strings.Fields(mime.DecodeHeader(value)), " "))
 			t.add(name + ":" + v)
 			t.words(name+":", v, maxFieldWords)
-		case "date", "references", "in-reply-to", "dkim-signature", "domainkey-signature",
-			"arc-seal", "arc-message-signature", "content-type", "content-transfer-encoding",
-			"content-disposition", "mime-version":
-			// Unique per message, or read from the parts below.
 		default:
-			if strings.HasSuffix(name, "date") {
-				// Delivery-Date, X-Original-Date ...: times, different in every message.
-				continue
-			}
-			t.words(name+":", mime.DecodeHeader(value), maxFieldWords)
+			// Any other field counts by its name alone ("header:list-id" above), as in
+			// SpamBayes: the words of List-*, X-* and the like were learned as the
+			// mailing lists that carried them, so that spam sent through a list read
+			// as ham. Chosen by cross-validation on the training half of bench/spam.
 		}
 	}
 }

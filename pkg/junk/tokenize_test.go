@@ -27,6 +27,7 @@ func TestTokenizeMIME(t *testing.T) {
 		"Subject: =?utf-8?b?R3LDvMOfZSBhdXMgV2llbg==?=\r\n" +
 		"Received: from relay.spammer.example (relay.spammer.example [192.0.2.77])\r\n\tby mx.example.test with ESMTP\r\n" +
 		"X-Mailer: Bulk Sender 3.1\r\n" +
+		"List-Id: Discussion of things <things.lists.example>\r\n" +
 		"X-Spam-Status: Yes, score=99\r\n" +
 		"MIME-Version: 1.0\r\n" +
 		"Content-Type: multipart/mixed; boundary=b1\r\n\r\n" +
@@ -46,7 +47,7 @@ func TestTokenizeMIME(t *testing.T) {
 		"from:addr:andre@mail.shop.example", "from:domain:mail.shop.example", "from:domain:shop.example",
 		"from:name:andré", "to:count:2", "subject:grüße", "subject:wien",
 		"received:relay.spammer.example", "received:spammer.example", "received:ip:192.0.2",
-		"x-mailer:bulk sender 3.1", "header:mime-version",
+		"x-mailer:bulk sender 3.1", "header:mime-version", "header:list-id",
 		"content-type:multipart/alternative", "content-type:text/html", "charset:iso-8859-1", "encoding:base64",
 		"hello", "worldwide", "moneymakers", // base64 decoded
 		"café", "viagra", "friends", // QP decoded, charset converted, comment joined, soft break joined
@@ -58,7 +59,7 @@ func TestTokenizeMIME(t *testing.T) {
 			t.Errorf("no token %q in %q", want, toks)
 		}
 	}
-	for _, bad := range []string{"notatoken", ".hidden{}", "header:x-spam-status", "x-spam-status:yes", "jvberi0xljqk", "v"} {
+	for _, bad := range []string{"notatoken", ".hidden{}", "header:x-spam-status", "x-spam-status:yes", "list-id:discussion", "list-id:things", "jvberi0xljqk", "v"} {
 		if slices.Contains(toks, bad) {
 			t.Errorf("unexpected token %q", bad)
 		}

@@ -107,6 +107,11 @@ type Recipient struct {
 	// spamd's junk verdict when another recipient's allow list keeps theirs out);
 	// Envelope.Spam does it for every recipient.
 	Spam bool `json:"spam,omitempty"`
+	// Forward says this host forwards the message to Addr on its recipient's behalf:
+	// an alias that leads there, a Sieve redirect, the bounce to an SRS address. Sent
+	// to another host, it goes from the SRS form of the envelope sender (pkg/srs), so
+	// that it passes SPF there.
+	Forward bool `json:"forward,omitempty"`
 }
 
 // Original returns the address the client gave for this recipient.

@@ -45,8 +45,6 @@ func checkCases(t *testing.T, req, msg string, now time.Time, cases []extCase) {
 	}
 }
 
-func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
-
 // TestSeedScripts checks that the fuzz seeds in testdata parse, so that the fuzzer
 // starts from scripts that reach the interpreter, and runs them on a MIME message.
 func TestSeedScripts(t *testing.T) {
@@ -58,6 +56,14 @@ func TestSeedScripts(t *testing.T) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if filepath.Base(p) == "vacation.sieve" {
+			// The vacation seed takes a second vacation, a run-time error (RFC 5230
+			// §4.7) the fuzzer is to reach: it only has to parse.
+			if _, err := Parse(b); err != nil {
+				t.Errorf("Parse(%s): %v", p, err)
+			}
+			continue
 		}
 		runOn(t, string(b), crlf(mimeMsg), time.Now())
 	}

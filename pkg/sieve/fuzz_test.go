@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("reject text:\n..\n.\n"))
 	f.Add([]byte("require \"variables\"; set :upper \"a\" \"${b}\"; if string :matches \"${a}\" \"*\" { set \"c\" \"${1}\"; }"))
 	f.Add([]byte("require [\"date\", \"index\"]; if date :index 1 :last :zone \"+0100\" \"date\" \"julian\" \"1\" {}"))
+	f.Add([]byte(`require ["vacation", "variables"]; set "s" "x"; vacation :days 2 :subject "${s}" :addresses ["a@b"] "r";`))
+	f.Add([]byte(`require "vacation"; vacation :days 2 :subject "s" :addresses ["a@b"] "r";`))
 	const msg = "From: a@b\r\nSubject: hello\r\nDate: Mon, 08 Aug 2005 17:45:00 -0700\r\n" +
 		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>body</p>\r\n--x--\r\n"
 	m, _ := mime.Parse(strings.NewReader(msg), int64(len(msg)))
@@ -35,6 +37,13 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		s.Run(&Message{Header: &m.Root.Header, MIME: m, Size: int64(len(msg)), From: "a@b", To: "c+d@e"})
+		msg := &Message{Header: &m.Root.Header, MIME: m, Size: int64(len(msg)), From: "a@b", To: "c+d@e"}
+		acts, _ := s.Run(msg)
+		for _, a := range acts {
+			if a.Kind == VacationAction {
+				a.Vacation.Exempt(msg, func(string) bool { return false })
+				a.Vacation.Reply(msg.Header, ReplyHeaders{From: "c@e", To: "a@b", MessageID: "<x@e>"})
+			}
+		}
 	})
 }

@@ -4,10 +4,11 @@
 // script against a message's header and envelope and returns the actions to take.
 //
 // Extensions: fileinto, reject and ereject (RFC 5429), envelope, imap4flags (RFC 5232),
-// copy (RFC 3894), subaddress (RFC 5233), variables (RFC 5229, variables.go), body
-// (RFC 5173, body.go), relational (RFC 5231, relational.go), date and index (RFC 5260,
-// date.go, index.go) and the comparators i;octet, i;ascii-casemap (RFC 5228 §2.7.3) and
-// i;ascii-numeric (RFC 4790 §9.1).
+// copy (RFC 3894), subaddress (RFC 5233), vacation (RFC 5230) with vacation-seconds
+// (RFC 6131), variables (RFC 5229, variables.go), body (RFC 5173, body.go), relational
+// (RFC 5231, relational.go), date and index (RFC 5260, date.go, index.go) and the
+// comparators i;octet, i;ascii-casemap (RFC 5228 §2.7.3) and i;ascii-numeric
+// (RFC 4790 §9.1).
 package sieve
 
 import (
@@ -111,6 +112,8 @@ type Command struct {
 	// for the internal one.
 	flagVar string
 	set     *setArgs
+	// vacation holds a vacation command's arguments (vacation.go).
+	vacation *Vacation
 }
 
 // Script is a parsed and validated script.
@@ -124,7 +127,7 @@ type Script struct {
 // Extensions lists the capabilities Parse accepts in require, as ManageSieve's SIEVE
 // capability announces them (RFC 5804 §1.7).
 var Extensions = []string{"fileinto", "reject", "ereject", "envelope", "imap4flags", "copy", "subaddress",
-	"variables", "body", "relational", "date", "index",
+	"vacation", "vacation-seconds", "variables", "body", "relational", "date", "index",
 	"comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric"}
 
 // token kinds

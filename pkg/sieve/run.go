@@ -39,6 +39,8 @@ type Action struct {
 	Kind  string
 	Arg   string   // the folder (fileinto), address (redirect) or reason (reject)
 	Flags []string // IMAP flags of the stored copy (keep, fileinto)
+	// Vacation is the reply a vacation action asks for.
+	Vacation *Vacation
 }
 
 // ErrRun wraps the faults a script meets as it runs (too many actions, reject with
@@ -185,6 +187,10 @@ func (r *runner) block(cmds []*Command) error {
 		case "reject", "ereject":
 			r.keep = false
 			if err := r.add(Action{Kind: c.Name, Arg: r.expand(c.str)}); err != nil {
+				return err
+			}
+		case "vacation":
+			if err := r.runVacation(c); err != nil {
 				return err
 			}
 		case "setflag":

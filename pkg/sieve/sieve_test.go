@@ -133,7 +133,7 @@ func TestParseErrors(t *testing.T) {
 	for _, c := range []struct{ script, want string }{
 		{"keep", "line 1:5: expected ';' or '{' after keep"},
 		{"keep;\n  fileinto \"x\";", "line 2:3: fileinto needs require \"fileinto\""},
-		{"require \"vacation\";", "line 1:9: unsupported extension \"vacation\""},
+		{"require \"x-unknown\";", "line 1:9: unsupported extension \"x-unknown\""},
 		{"keep;\nrequire \"fileinto\";", "line 2:1: require must come before"},
 		{"if true keep;", "line 1:1: if needs a block"},
 		{"else { keep; }", "line 1:1: else without if"},

@@ -252,6 +252,8 @@ func (s *Script) command(c *Command, top bool, prev string) error {
 		}
 		c.str = c.Args[0].Strs[0]
 		return nil
+	case "vacation":
+		return s.validateVacation(c)
 	case "setflag", "addflag", "removeflag":
 		if err := noBlock(); err != nil {
 			return err

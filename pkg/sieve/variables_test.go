@@ -1,6 +1,7 @@
 package sieve
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -130,5 +131,36 @@ func TestVariablesParseErrors(t *testing.T) {
 	acts := runOn(t, `require "fileinto"; fileinto "${x}";`, crlf(listMsg), time.Now())
 	if len(acts) != 1 || acts[0].Arg != "${x}" {
 		t.Errorf("without variables: %+v", acts)
+	}
+}
+
+// TestVariablesVacation checks that vacation's string arguments expand (RFC 5229 §3),
+// that the handle derives from the expanded ones (RFC 5230 §4.2), and that a :from
+// expansion makes into no address is a run-time error (RFC 5230 §4.3).
+func TestVariablesVacation(t *testing.T) {
+	const req = `require ["vacation", "variables"]; if header :matches "Subject" "[*] *" { set "list" "${1}"; }` + "\n"
+	run := func(script string) *Vacation {
+		t.Helper()
+		acts := runOn(t, req+script, crlf(listMsg), time.Now())
+		if len(acts) != 2 || acts[0].Kind != VacationAction || acts[1].Kind != Keep { // and the implicit keep
+			t.Fatalf("%s: actions %+v", script, acts)
+		}
+		return acts[0].Vacation
+	}
+	v := run(`vacation :subject "Re: ${list}" :from "${list}@example.org" :addresses ["me@${list}.org"] :handle "h-${list}" "away from ${list}";`)
+	if v.Subject != "Re: acme-users" || v.From != "acme-users@example.org" || v.Reason != "away from acme-users" ||
+		len(v.Addresses) != 1 || v.Addresses[0] != "me@acme-users.org" || v.Handle != "handle:h-acme-users" {
+		t.Errorf("expanded vacation %+v", v)
+	}
+	a, b := run(`vacation "away from ${list}";`), run(`vacation "away from acme-users";`)
+	if a.Reason != b.Reason || a.Handle != b.Handle {
+		t.Errorf("handle of the expanded reason %q, of the same literal %q", a.Handle, b.Handle)
+	}
+	s, err := Parse([]byte(req + `vacation :from "${nothing}" "r";`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(&Message{Header: header(t, "Subject: x\r\n"), From: "ann@example.org", To: "bob@example.net"}); !errors.Is(err, ErrRun) {
+		t.Errorf(":from expanding to nothing: %v, want ErrRun", err)
 	}
 }

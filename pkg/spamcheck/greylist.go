@@ -18,6 +18,9 @@ type GreylistRequest struct {
 	ClientAddr string `json:"client_addr"`
 	From       string `json:"from"`
 	Rcpt       string `json:"rcpt"`
+	// Helo is the client's HELO/EHLO name, for the SPF check of a sender on the
+	// administrator's allow list (RFC 7208 §4.1: an input of check_host).
+	Helo string `json:"helo,omitempty"`
 }
 
 // GreylistResult is spamd's answer: Pass, or not before Retry seconds; Reason says why,
@@ -40,7 +43,7 @@ func DecodeGreylistRequest(body []byte) (*GreylistRequest, error) {
 	if r.Rcpt == "" {
 		return nil, fmt.Errorf("greylist request without a recipient")
 	}
-	for _, s := range []string{r.From, r.Rcpt} {
+	for _, s := range []string{r.From, r.Rcpt, r.Helo} {
 		if len(s) > maxField || strings.ContainsAny(s, "\r\n\x00") {
 			return nil, fmt.Errorf("greylist request: bad field %q", trim(s))
 		}

@@ -1,0 +1,146 @@
+package sieve
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The out-of-office reply of the account page lives in the user's active script as a
+// block of its own between two marker comments, as Roundcube's managesieve plugin keeps
+// its rules: placed after the script's require commands and before the first of the
+// user's own commands, so that it runs whatever the user's filters do next (a stop, a
+// discard), and replaced or removed whole when the page changes it. The rest of the
+// script, the user's own filters from any client, is kept as it is.
+
+// The marker lines of the managed block.
+const (
+	ManagedBegin = "# BEGIN postern vacation (set on the account page; edits in this block are replaced)"
+	ManagedEnd   = "# END postern vacation"
+)
+
+// ManagedVacation is the out-of-office reply the account page sets.
+type ManagedVacation struct {
+	Subject string
+	Message string
+	Days    int
+}
+
+// ErrOwnVacation is SetManagedVacation's error for a script whose own commands, outside
+// the managed block, take a vacation action already: two would fail the script at run
+// time (RFC 5230 §4.7).
+var ErrOwnVacation = errors.New("the script has a vacation rule of its own")
+
+// GetManagedVacation returns the managed reply of script, if it has one.
+func GetManagedVacation(script []byte) (ManagedVacation, bool) {
+	block, _, ok := cutManaged(string(script))
+	if !ok {
+		return ManagedVacation{}, false
+	}
+	s, err := Parse([]byte(block))
+	if err != nil {
+		return ManagedVacation{}, false
+	}
+	for _, c := range s.Commands {
+		if c.vacation != nil {
+			v := c.vacation
+			return ManagedVacation{Subject: v.Subject, Message: strings.ReplaceAll(v.Reason, "\r\n", "\n"), Days: int(v.Period / (24 * time.Hour))}, true
+		}
+	}
+	return ManagedVacation{}, false
+}
+
+// SetManagedVacation returns script with its managed block replaced by one for v, or
+// removed when v is nil. The script must parse (sieved stores no other), and so does
+// the result.
+func SetManagedVacation(script []byte, v *ManagedVacation) ([]byte, error) {
+	_, rest, _ := cutManaged(string(script))
+	s, err := Parse([]byte(rest))
+	if err != nil {
+		return nil, fmt.Errorf("the active script: %w", err)
+	}
+	if v == nil {
+		return []byte(rest), nil
+	}
+	if hasVacation(s.Commands) {
+		return nil, ErrOwnVacation
+	}
+	days := min(max(v.Days, MinVacationDays), MaxVacationDays)
+	block := ManagedBegin + "\n" +
+		"require \"vacation\";\n" +
+		fmt.Sprintf("vacation :days %d", days)
+	if subj := strings.TrimSpace(v.Subject); subj != "" {
+		block += " :subject " + quoteString(strings.Join(strings.Fields(subj), " "))
+	}
+	block += " " + quoteString(v.Message) + ";\n" + ManagedEnd + "\n"
+	// The block goes before the first command that is not require (RFC 5228 §3.2:
+	// require comes first), at the start of its line when it starts one.
+	at := len(rest)
+	for _, c := range s.Commands {
+		if c.Name != "require" {
+			at = offsetOf(rest, c.Pos)
+			break
+		}
+	}
+	prefix := rest[:at]
+	if prefix != "" && !strings.HasSuffix(prefix, "\n") {
+		prefix += "\n"
+	}
+	out := prefix + block + rest[at:]
+	if _, err := Parse([]byte(out)); err != nil {
+		return nil, fmt.Errorf("the script with the reply: %w", err)
+	}
+	return []byte(out), nil
+}
+
+// cutManaged splits script into its managed block (the text between the markers) and
+// the rest.
+func cutManaged(script string) (block, rest string, ok bool) {
+	i := strings.Index(script, ManagedBegin)
+	if i < 0 || (i > 0 && script[i-1] != '\n') {
+		return "", script, false
+	}
+	j := strings.Index(script[i:], ManagedEnd)
+	if j < 0 {
+		return "", script, false
+	}
+	end := i + j + len(ManagedEnd)
+	if end < len(script) && script[end] == '\r' {
+		end++
+	}
+	if end < len(script) && script[end] == '\n' {
+		end++
+	}
+	return script[i+len(ManagedBegin) : i+j], script[:i] + script[end:], true
+}
+
+// hasVacation reports whether any command, in any block, is vacation.
+func hasVacation(cmds []*Command) bool {
+	for _, c := range cmds {
+		if c.Name == "vacation" || hasVacation(c.Block) {
+			return true
+		}
+	}
+	return false
+}
+
+// offsetOf returns the byte offset of p in src (the lexer counts columns in bytes).
+func offsetOf(src string, p Pos) int {
+	off := 0
+	for line := 1; line < p.Line; line++ {
+		i := strings.IndexByte(src[off:], '\n')
+		if i < 0 {
+			return len(src)
+		}
+		off += i + 1
+	}
+	return min(off+p.Col-1, len(src))
+}
+
+// quoteString writes s as a Sieve quoted string (RFC 5228 §2.4.2), which may span lines.
+func quoteString(s string) string {
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", "\r\n")
+	return `"` + r.Replace(s) + `"`
+}
