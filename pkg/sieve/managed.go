@@ -20,6 +20,15 @@ const (
 	ManagedEnd   = "# END postern vacation"
 )
 
+// When the user's script requires variables, the block's strings are expanded as the
+// script runs (RFC 5229 §3), so a "${" typed on the page is written "${postern_dollar}{"
+// after the block sets postern_dollar to "$": an expansion is not expanded again, and
+// the reply says "${" as typed.
+const (
+	dollarSet = "set \"postern_dollar\" \"$\";\n"
+	dollarRef = "${postern_dollar}"
+)
+
 // ManagedVacation is the out-of-office reply the account page sets.
 type ManagedVacation struct {
 	Subject string
@@ -38,14 +47,24 @@ func GetManagedVacation(script []byte) (ManagedVacation, bool) {
 	if !ok {
 		return ManagedVacation{}, false
 	}
+	escaped := strings.Contains(block, dollarSet)
+	if escaped {
+		block = "require \"variables\";\n" + block
+	}
 	s, err := Parse([]byte(block))
 	if err != nil {
 		return ManagedVacation{}, false
 	}
+	unescape := func(s string) string {
+		if escaped {
+			s = strings.ReplaceAll(s, dollarRef+"{", "${")
+		}
+		return s
+	}
 	for _, c := range s.Commands {
 		if c.vacation != nil {
 			v := c.vacation
-			return ManagedVacation{Subject: v.Subject, Message: strings.ReplaceAll(v.Reason, "\r\n", "\n"), Days: int(v.Period / (24 * time.Hour))}, true
+			return ManagedVacation{Subject: unescape(v.Subject), Message: unescape(strings.ReplaceAll(v.Reason, "\r\n", "\n")), Days: int(v.Period / (24 * time.Hour))}, true
 		}
 	}
 	return ManagedVacation{}, false
@@ -67,13 +86,20 @@ func SetManagedVacation(script []byte, v *ManagedVacation) ([]byte, error) {
 		return nil, ErrOwnVacation
 	}
 	days := min(max(v.Days, MinVacationDays), MaxVacationDays)
+	subj, msg := strings.Join(strings.Fields(v.Subject), " "), v.Message
 	block := ManagedBegin + "\n" +
-		"require \"vacation\";\n" +
-		fmt.Sprintf("vacation :days %d", days)
-	if subj := strings.TrimSpace(v.Subject); subj != "" {
-		block += " :subject " + quoteString(strings.Join(strings.Fields(subj), " "))
+		"require \"vacation\";\n"
+	if s.Requires["variables"] && strings.Contains(subj+msg, "${") {
+		// The user's script requires variables, so the block's strings are expanded
+		// too (RFC 5229 §3): a "${" typed on the page is kept as typed.
+		block += dollarSet
+		subj, msg = strings.ReplaceAll(subj, "${", dollarRef+"{"), strings.ReplaceAll(msg, "${", dollarRef+"{")
 	}
-	block += " " + quoteString(v.Message) + ";\n" + ManagedEnd + "\n"
+	block += fmt.Sprintf("vacation :days %d", days)
+	if subj != "" {
+		block += " :subject " + quoteString(subj)
+	}
+	block += " " + quoteString(msg) + ";\n" + ManagedEnd + "\n"
 	// The block goes before the first command that is not require (RFC 5228 §3.2:
 	// require comes first), at the start of its line when it starts one.
 	at := len(rest)

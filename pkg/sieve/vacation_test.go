@@ -255,3 +255,33 @@ func TestManagedVacation(t *testing.T) {
 		t.Errorf("a script with its own vacation: %v", err)
 	}
 }
+
+// A "${" typed on the account page reaches the reply as typed, also when the user's own
+// script requires variables and so expands every string (RFC 5229 §3).
+func TestManagedVacationVariables(t *testing.T) {
+	own := "require [\"variables\"];\r\nset \"x\" \"1\";\r\n"
+	v := &ManagedVacation{Subject: "Away ${x}", Message: "Costs ${x} and ${", Days: 2}
+	with, err := SetManagedVacation([]byte(own), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := GetManagedVacation(with); !ok || got != *v {
+		t.Errorf("read back %+v %v, want %+v", got, ok, *v)
+	}
+	sc, err := Parse(with)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, with)
+	}
+	acts, err := sc.Run(&Message{Header: header(t, "Subject: x\r\n"), From: "a@b.test"})
+	if err != nil || len(acts) == 0 || acts[0].Kind != VacationAction {
+		t.Fatalf("actions %+v %v", acts, err)
+	}
+	if r := acts[0].Vacation; r.Subject != "Away ${x}" || r.Reason != "Costs ${x} and ${" {
+		t.Errorf("reply subject %q, reason %q", r.Subject, r.Reason)
+	}
+	// Without variables nothing is escaped.
+	plain, err := SetManagedVacation(nil, v)
+	if err != nil || strings.Contains(string(plain), "postern_dollar") {
+		t.Errorf("script without variables: %v\n%s", err, plain)
+	}
+}
