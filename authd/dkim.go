@@ -29,6 +29,17 @@ func (a *Authd) dkimDir() (string, error) {
 	return a.DKIMDir, nil
 }
 
+// dkimTarget returns the key directory and the canonical domain a write request acts on.
+func (a *Authd) dkimTarget(req *control.DKIMRequest) (dir, domain string, err error) {
+	if dir, err = a.dkimDir(); err != nil {
+		return "", "", err
+	}
+	if domain, err = dkim.CanonicalDomain(req.Domain); err != nil {
+		return "", "", ipc.Errorf("invalid", "%v", err)
+	}
+	return dir, domain, nil
+}
+
 // dkimError gives a pkg/dkim error its ipc code: a key directory authd may not write
 // (master makes <data_dir>/dkim cleanup's) is "unavailable", on which mailctl does the
 // work itself.
@@ -71,13 +82,9 @@ func (a *Authd) dkimList(_ context.Context, _ ipc.Cred, req *control.DKIMRequest
 }
 
 func (a *Authd) dkimGenerate(_ context.Context, peer ipc.Cred, req *control.DKIMRequest) (any, error) {
-	dir, err := a.dkimDir()
+	dir, domain, err := a.dkimTarget(req)
 	if err != nil {
 		return nil, err
-	}
-	domain, err := dkim.CanonicalDomain(req.Domain)
-	if err != nil {
-		return nil, ipc.Errorf("invalid", "%v", err)
 	}
 	// cleanup signs only the mail of users who may send as the domain: a key of another
 	// domain would never be used.
@@ -112,13 +119,9 @@ func (a *Authd) dkimGenerate(_ context.Context, peer ipc.Cred, req *control.DKIM
 }
 
 func (a *Authd) dkimRemove(_ context.Context, peer ipc.Cred, req *control.DKIMRequest) (any, error) {
-	dir, err := a.dkimDir()
+	dir, domain, err := a.dkimTarget(req)
 	if err != nil {
 		return nil, err
-	}
-	domain, err := dkim.CanonicalDomain(req.Domain)
-	if err != nil {
-		return nil, ipc.Errorf("invalid", "%v", err)
 	}
 	if err := dkim.Remove(dir, domain, req.Selector); err != nil {
 		return nil, dkimError(err)
