@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"postern/pkg/dirsync"
 )
 
 // Algorithms of Generate.
@@ -341,10 +343,9 @@ func Remove(dir, domain, selector string) error {
 	if err := os.Remove(filepath.Join(ddir, selector+".pub")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing the public key of %s: %w", selector, err)
 	}
-	if d, err := os.Open(ddir); err == nil { // the removal survives a crash
-		d.Sync()
-		d.Close()
-	}
+	// The removal survives a crash; the key is gone already, so a failed fsync is not
+	// reported as a failed removal.
+	dirsync.Sync(ddir)
 	return nil
 }
 
