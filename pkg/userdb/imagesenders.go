@@ -2,7 +2,6 @@ package userdb
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -110,8 +109,7 @@ func (db *DB) ImageSenders(addr string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the image senders of %s: %w", a, err)
 	}
-	sort.Strings(out)
-	return out, nil
+	return out, nil // bolt walks its keys in byte order: sorted already
 }
 
 // forgetImageSendersOf deletes the image senders of the accounts that match.
