@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"postern/pkg/dirsync"
 )
 
 // KeyFileMode is the mode of the secrets file: readable by its group (postern, which
@@ -86,12 +88,8 @@ func EnsureKeyFile(path string, uid, gid int) (created bool, err error) {
 		}
 		return false, fmt.Errorf("writing the SRS secrets: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return true, fmt.Errorf("writing the SRS secrets: %w", err)
-		}
+	if err := dirsync.Sync(dir); err != nil {
+		return true, fmt.Errorf("writing the SRS secrets: %w", err)
 	}
 	return true, nil
 }
