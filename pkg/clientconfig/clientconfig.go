@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"postern/pkg/config"
+	"postern/pkg/smtp"
 )
 
 // Settings are the servers a client is given.
@@ -88,22 +89,9 @@ func splitAddress(addr string) (string, string, bool) {
 	return addr, domain, true
 }
 
-// validDomain checks the syntax of a domain name: dot-separated labels of letters, digits
-// and hyphens (or UTF-8, for internationalized names), each 1 to 63 octets.
+// validDomain checks the syntax of a domain name with smtp.ParseDomain (RFC 5321
+// §4.1.2, U-labels allowed), refusing address literals: autoconfiguration is per domain.
 func validDomain(d string) bool {
-	if d == "" || len(d) > 253 {
-		return false
-	}
-	for l := range strings.SplitSeq(d, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c >= 0x80) {
-				return false
-			}
-		}
-	}
-	return true
+	_, err := smtp.ParseDomain(d, true)
+	return err == nil && !strings.HasPrefix(d, "[")
 }
