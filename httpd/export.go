@@ -3,6 +3,7 @@ package main
 import (
 	"archive/zip"
 	"fmt"
+	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -38,9 +39,9 @@ func (s *Server) accountExport(w http.ResponseWriter, r *http.Request, sess *ses
 		http.Error(w, "the mail service is unavailable; try again later", http.StatusServiceUnavailable)
 		return
 	}
-	name := fmt.Sprintf("mail-%s-%s.zip", strings.NewReplacer("@", "_at_", "/", "_", `"`, "_").Replace(sess.user), time.Now().UTC().Format("20060102"))
+	name := fmt.Sprintf("mail-%s-%s.zip", strings.ReplaceAll(sess.user, "@", "_at_"), time.Now().UTC().Format("20060102"))
 	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	zw := zip.NewWriter(w)
 	n := 0
 	for _, f := range folders {
@@ -79,6 +80,9 @@ func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
 	return false
 }
 
+// exportNameFix makes a folder name's part safe as a path element of the zip.
+var exportNameFix = strings.NewReplacer("/", "_", "\\", "_", "\x00", "_")
+
 // exportPath is the name in the zip of a folder's mbox: its hierarchy as directories,
 // with no empty, "." or ".." part.
 func exportPath(f *imap.ListData) string {
@@ -87,7 +91,7 @@ func exportPath(f *imap.ListData) string {
 		parts = strings.Split(f.Mailbox, string(f.Delim))
 	}
 	for i, p := range parts {
-		p = strings.NewReplacer("/", "_", "\\", "_", "\x00", "_").Replace(p)
+		p = exportNameFix.Replace(p)
 		if p == "" || p == "." || p == ".." {
 			p = "_" + p
 		}
