@@ -358,10 +358,17 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, sess *ses
 	s.render(w, status, "account.html", d)
 }
 
+// maxPassword is the longest password the account page takes, in octets.
+const maxPassword = 1024
+
 // checkPassword asks authd, with its throttling, whether password is the session
 // user's own password (an app password is not enough to change the account): status 0
 // when it is, else the HTTP status and the message to show, wrong's when it is wrong.
+// A password over maxPassword octets is refused before authd is asked.
 func (s *Server) checkPassword(r *http.Request, sess *session, password, wrong string) (status int, msg string) {
+	if len(password) > maxPassword {
+		return http.StatusBadRequest, "The password is too long."
+	}
 	v, err := s.auth.Verify(r.Context(), auth.VerifyRequest{User: sess.user, Password: password, RemoteAddr: clientIP(r)})
 	switch {
 	case err != nil:
@@ -383,7 +390,7 @@ func (s *Server) accountPassword(w http.ResponseWriter, r *http.Request, sess *s
 	case pw == "" || pw != again:
 		fail(http.StatusBadRequest, "The new password is empty, or its two copies differ.")
 		return
-	case len(pw) > 1024 || len(cur) > 1024:
+	case len(pw) > maxPassword:
 		fail(http.StatusBadRequest, "The password is too long.")
 		return
 	}

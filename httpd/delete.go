@@ -34,10 +34,6 @@ func (s *Server) accountDelete(w http.ResponseWriter, r *http.Request, sess *ses
 		fail(http.StatusBadRequest, "Type your address to confirm that the account is to be deleted.")
 		return
 	}
-	if len(cur) > 1024 {
-		fail(http.StatusBadRequest, "The password is too long.")
-		return
-	}
 	if status, msg := s.checkPassword(r, sess, cur, "The password is wrong; the account is not deleted."); status != 0 {
 		fail(status, msg)
 		return
