@@ -49,7 +49,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		setCookie(w, loginCookie, tok, 3600)
 		s.render(w, status, "login.html", loginData{Token: tok, Next: next, Error: msg, User: user})
 	}
-	if user == "" || password == "" || len(user) > 320 || len(password) > 1024 {
+	if user == "" || password == "" || len(user) > 320 || len(password) > maxPassword {
 		fail(http.StatusUnauthorized, "Enter your address and password.")
 		return
 	}
