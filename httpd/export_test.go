@@ -47,6 +47,7 @@ func TestAccountDeleteRefused(t *testing.T) {
 	}{
 		{url.Values{"csrf": {sess.csrf}, "confirm": {"bob@example.test"}, "current": {"pw"}}, http.StatusBadRequest},
 		{url.Values{"csrf": {sess.csrf}, "confirm": {"alice@example.test"}, "current": {"wrong"}}, http.StatusForbidden},
+		{url.Values{"csrf": {sess.csrf}, "confirm": {"alice@example.test"}, "current": {strings.Repeat("x", maxPassword+1)}}, http.StatusBadRequest},
 	} {
 		if w := do(s, "POST", "/account/delete", tc.form, c); w.Code != tc.code {
 			t.Errorf("delete with %v: %d, want %d", tc.form, w.Code, tc.code)
