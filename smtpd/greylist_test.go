@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,22 +20,10 @@ import (
 // one are not delayed; spamd down means accepted.
 func TestGreylistAtRcpt(t *testing.T) {
 	e := startEnv(t, func(c *config.Config) { c.Spamd.Greylist.Greylist = true })
-	var mu sync.Mutex
-	var asked []spamcheck.GreylistRequest
-	spamd := &ipc.Server{Name: "fake-spamd"}
-	spamd.Handle(spamcheck.OpGreylist, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
-		req, err := spamcheck.DecodeGreylistRequest(body)
-		if err != nil {
-			return nil, ipc.Errorf("invalid", "%v", err)
-		}
-		mu.Lock()
-		asked = append(asked, *req)
-		mu.Unlock()
-		return spamcheck.GreylistResult{Pass: req.Rcpt != "demo@example.test", Retry: 299}, nil
-	})
 	ctx, cancel := context.WithCancel(context.Background())
-	l := listenUnix(t, e.cfg.PrivateSocket("spamd"))
-	go spamd.Serve(ctx, l)
+	asked := fakeGreylistSpamd(ctx, t, e, func(req *spamcheck.GreylistRequest) spamcheck.GreylistResult {
+		return spamcheck.GreylistResult{Pass: req.Rcpt != "demo@example.test", Retry: 299}
+	})
 
 	c := e.session()
 	expect(t, c.cmd("EHLO client.test"), "250")
@@ -43,11 +32,9 @@ func TestGreylistAtRcpt(t *testing.T) {
 	expect(t, c.cmd("RCPT TO:<nobody@example.test>"), "550 5.1.1")
 	expect(t, c.cmd("RCPT TO:<user@example.test>"), "250")
 	expect(t, c.cmd("RCPT TO:<x@elsewhere.test>"), "554 5.7.1")
-	mu.Lock()
-	if len(asked) != 2 || asked[0] != (spamcheck.GreylistRequest{ClientAddr: "127.0.0.1", From: "a@sender.test", Rcpt: "demo@example.test", Helo: "client.test"}) || asked[1].Rcpt != "user@example.test" {
-		t.Errorf("spamd was asked %+v", asked)
+	if a := asked(); len(a) != 2 || a[0] != (spamcheck.GreylistRequest{ClientAddr: "127.0.0.1", From: "a@sender.test", Rcpt: "demo@example.test", Helo: "client.test"}) || a[1].Rcpt != "user@example.test" {
+		t.Errorf("spamd was asked %+v", a)
 	}
-	mu.Unlock()
 
 	cancel()
 
@@ -67,22 +54,9 @@ func TestGreylistAtRcpt(t *testing.T) {
 // though spamd here would hold back every triplet (as it does on port 25, shown first).
 func TestGreylistNeverForSubmission(t *testing.T) {
 	e := startEnv(t, func(c *config.Config) { c.Spamd.Greylist.Greylist = true })
-	var mu sync.Mutex
-	var asked []spamcheck.GreylistRequest
-	spamd := &ipc.Server{Name: "fake-spamd"}
-	spamd.Handle(spamcheck.OpGreylist, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
-		req, err := spamcheck.DecodeGreylistRequest(body)
-		if err != nil {
-			return nil, ipc.Errorf("invalid", "%v", err)
-		}
-		mu.Lock()
-		asked = append(asked, *req)
-		mu.Unlock()
-		return spamcheck.GreylistResult{Retry: 300}, nil
+	asked := fakeGreylistSpamd(t.Context(), t, e, func(*spamcheck.GreylistRequest) spamcheck.GreylistResult {
+		return spamcheck.GreylistResult{Retry: 300}
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go spamd.Serve(ctx, listenUnix(t, e.cfg.PrivateSocket("spamd")))
 
 	c := e.session()
 	expect(t, c.cmd("MAIL FROM:<a@sender.test>"), "250")
@@ -101,9 +75,32 @@ func TestGreylistNeverForSubmission(t *testing.T) {
 			t.Errorf("port %s, authenticated: RCPT to a local user got %q", name, got)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(asked) != 1 {
-		t.Errorf("spamd was asked about authenticated submissions: %+v", asked)
+	if a := asked(); len(a) != 1 {
+		t.Errorf("spamd was asked about authenticated submissions: %+v", a)
+	}
+}
+
+// fakeGreylistSpamd serves spamd's greylist operation on e's spamd socket until ctx ends,
+// answering with answer, and returns a function that lists the requests it got.
+func fakeGreylistSpamd(ctx context.Context, t *testing.T, e *testEnv, answer func(*spamcheck.GreylistRequest) spamcheck.GreylistResult) func() []spamcheck.GreylistRequest {
+	t.Helper()
+	var mu sync.Mutex
+	var asked []spamcheck.GreylistRequest
+	spamd := &ipc.Server{Name: "fake-spamd"}
+	spamd.Handle(spamcheck.OpGreylist, func(_ context.Context, _ ipc.Cred, body json.RawMessage, _ []*os.File) (any, error) {
+		req, err := spamcheck.DecodeGreylistRequest(body)
+		if err != nil {
+			return nil, ipc.Errorf("invalid", "%v", err)
+		}
+		mu.Lock()
+		asked = append(asked, *req)
+		mu.Unlock()
+		return answer(req), nil
+	})
+	go spamd.Serve(ctx, listenUnix(t, e.cfg.PrivateSocket("spamd")))
+	return func() []spamcheck.GreylistRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(asked)
 	}
 }

@@ -353,13 +353,6 @@ func resValue(s string) string {
 	return s
 }
 
-// headerFrom returns the domain of the From: address; "" when there is none, or several
-// of different domains (RFC 7489 §6.6.1 leaves those to local policy; they are scored by
-// the other signals).
-func headerFrom(r io.Reader) string {
-	return fromDomain(fromAddresses(r))
-}
-
 // fromAddresses returns the addresses of the From: field, lower-cased; none when the
 // header section or the field does not parse.
 func fromAddresses(r io.Reader) []string {
@@ -379,7 +372,8 @@ func fromAddresses(r io.Reader) []string {
 }
 
 // fromDomain returns the domain of the From: addresses, "" when there are none or
-// several of different domains.
+// several of different domains (RFC 7489 §6.6.1 leaves those to local policy; they are
+// scored by the other signals).
 func fromDomain(addrs []string) string {
 	if len(addrs) == 0 {
 		return ""

@@ -51,22 +51,19 @@ func dnsListsOf(s config.Spamd) []dnsList {
 // reverse order (RFC 5782 §2.1: 192.0.2.99 in bl.example is 99.2.0.192.bl.example), for
 // IPv6 the 32 nibbles of the address in reverse order, as in ip6.arpa (RFC 5782 §2.4).
 func dnsxlName(ip net.IP, zone string) string {
-	var b strings.Builder
-	if ip4 := ip.To4(); ip4 != nil {
-		fmt.Fprintf(&b, "%d.%d.%d.%d.", ip4[3], ip4[2], ip4[1], ip4[0])
-	} else if ip16 := ip.To16(); ip16 != nil {
-		const hexDigits = "0123456789abcdef"
-		for i := len(ip16) - 1; i >= 0; i-- {
-			b.WriteByte(hexDigits[ip16[i]&0xf])
-			b.WriteByte('.')
-			b.WriteByte(hexDigits[ip16[i]>>4])
-			b.WriteByte('.')
-		}
-	} else {
+	if ip == nil {
 		return ""
 	}
-	b.WriteString(zone)
-	return b.String()
+	rev, err := dns.ReverseAddr(ip.String())
+	if err != nil {
+		return ""
+	}
+	for _, arpa := range []string{"in-addr.arpa.", "ip6.arpa."} {
+		if r, ok := strings.CutSuffix(rev, arpa); ok {
+			return r + zone
+		}
+	}
+	return ""
 }
 
 // errorCodes are answers some lists give for an error instead of a listing: Spamhaus's

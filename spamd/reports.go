@@ -136,7 +136,12 @@ func (r *reporter) collect(end time.Time) (map[string]*pending, uint64, error) {
 			if p.policy.Domain == "" {
 				p.policy = dmarc.PolicyPublished{Domain: rec.RecordDomain, P: rec.Published, SP: rec.Published, Pct: 100, FO: "0"}
 			}
-			p.begin, p.last = minTime(p.begin, rec.At), maxTime(p.last, rec.At)
+			if rec.At.Before(p.begin) {
+				p.begin = rec.At
+			}
+			if rec.At.After(p.last) {
+				p.last = rec.At
+			}
 			p.messages++
 			key := rowOf(&rec)
 			if _, ok := p.rows[key]; !ok {
@@ -151,20 +156,6 @@ func (r *reporter) collect(end time.Time) (map[string]*pending, uint64, error) {
 		return nil, 0, fmt.Errorf("reading the DMARC evaluations: %w", err)
 	}
 	return out, maxSeq, nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.IsZero() || b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // rowOf returns the row an evaluation counts in.

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -63,13 +64,7 @@ func main() {
 	close(jobs)
 	wg.Wait()
 	fmt.Printf("%d messages in %.1fs, replies to the final dot:", *n, time.Since(start).Seconds())
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range replies {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(replies)) {
 		fmt.Printf(" %s×%d", k, replies[k])
 	}
 	fmt.Println()
