@@ -178,49 +178,21 @@ func readLimited(path string, max int64) ([]byte, error) {
 // the keywords file that imapd reads as it takes the message (see
 // maildir.KeywordsPath). A flag that is neither is dropped, and logged.
 func flagLetters(flags []string, log *slog.Logger) (string, []string) {
+	letters, rest := maildir.FlagLetters(flags)
 	var kws []string
-	var have [256]bool
-	for _, f := range flags {
-		switch strings.ToLower(f) {
-		case `\seen`:
-			have['S'] = true
-		case `\answered`:
-			have['R'] = true
-		case `\flagged`:
-			have['F'] = true
-		case `\deleted`:
-			have['T'] = true
-		case `\draft`:
-			have['D'] = true
-		default:
-			// RFC 5232 §3 leaves invalid flags to the implementation: a keyword must
-			// be an IMAP atom (RFC 3501 §9), and \Recent or unknown system flags
-			// cannot be set.
-			if !imap.ValidKeyword(f) {
-				log.Info("sieve: not a flag IMAP can store; dropped", "flag", f)
-				continue
-			}
-			if !containsFold(kws, f) {
-				kws = append(kws, f)
-			}
+	for _, f := range rest {
+		// RFC 5232 §3 leaves invalid flags to the implementation: a keyword must
+		// be an IMAP atom (RFC 3501 §9), and \Recent or unknown system flags
+		// cannot be set.
+		if !imap.ValidKeyword(f) {
+			log.Info("sieve: not a flag IMAP can store; dropped", "flag", f)
+			continue
+		}
+		if !slices.ContainsFunc(kws, func(k string) bool { return strings.EqualFold(k, f) }) {
+			kws = append(kws, f)
 		}
 	}
-	var b []byte
-	for _, c := range []byte("DFRST") {
-		if have[c] {
-			b = append(b, c)
-		}
-	}
-	return string(b), kws
-}
-
-func containsFold(list []string, s string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, s) {
-			return true
-		}
-	}
-	return false
+	return letters, kws
 }
 
 func describe(actions []sieve.Action) string {
