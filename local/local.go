@@ -53,6 +53,9 @@ type Agent struct {
 	// every symbolic link of the path costs more than writing a small message, and the
 	// tree under the mail root belongs to local's own user.
 	checked sync.Map // string → time.Time
+	// scripts keeps each active Sieve script parsed, by path, with the file it came
+	// from (sieve.go's loadScript): a recipient's script is parsed once, not per message.
+	scripts sync.Map // string → *cachedScript
 
 	// busy holds the deliveries in progress by the path their file gets in new/, each
 	// with a channel closed when it ends: a repeated delivery waits for the first to

@@ -76,17 +76,12 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 	if limits == (sieve.Limits{}) {
 		limits = sieve.DefaultLimits()
 	}
-	src, err := readLimited(path, int64(limits.ScriptSize))
+	script, err := a.loadScript(path, limits)
 	if errors.Is(err, fs.ErrNotExist) {
 		return def
 	}
 	if err != nil {
-		log.Error("sieve: cannot read the active script; delivering without it", "script", path, "err", err)
-		return def
-	}
-	script, err := sieve.ParseLimits(src, limits)
-	if err != nil {
-		log.Error("sieve: the active script does not parse; delivering without it", "script", path, "err", err)
+		log.Error("sieve: cannot use the active script; delivering without it", "script", path, "err", err)
 		return def
 	}
 	msg, err := mime.Parse(io.NewSectionReader(f, req.Offset, req.Size), req.Size)
@@ -155,21 +150,46 @@ func deliveredTo(h *mime.Header, addr string) bool {
 	return false
 }
 
-// readLimited reads a file of at most max octets.
-func readLimited(path string, max int64) ([]byte, error) {
+// cachedScript is a parsed script and the file it was read from.
+type cachedScript struct {
+	fi     os.FileInfo
+	script *sieve.Script
+}
+
+// loadScript returns the script at path parsed, from a.scripts when the file is the
+// one parsed before: the same file (sieved replaces a script by rename, and "active"
+// is a symbolic link it repoints), with the same size and modification time. A Script
+// is only read by Run, so one parse serves concurrent deliveries.
+func (a *Agent) loadScript(path string, limits sieve.Limits) (*sieve.Script, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sieve: reading %s: %w", path, err)
 	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("script larger than %d octets", max)
+	if v, ok := a.scripts.Load(path); ok {
+		c := v.(*cachedScript)
+		if os.SameFile(c.fi, fi) && c.fi.Size() == fi.Size() && c.fi.ModTime().Equal(fi.ModTime()) {
+			return c.script, nil
+		}
 	}
-	return b, nil
+	max := int64(limits.ScriptSize)
+	src, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("sieve: reading %s: %w", path, err)
+	}
+	if int64(len(src)) > max {
+		return nil, fmt.Errorf("sieve: %s is larger than %d octets", path, max)
+	}
+	script, err := sieve.ParseLimits(src, limits)
+	if err != nil {
+		return nil, fmt.Errorf("sieve: parsing %s: %w", path, err)
+	}
+	a.scripts.Store(path, &cachedScript{fi: fi, script: script})
+	return script, nil
 }
 
 // flagLetters turns IMAP system flags into the letters of a Maildir file's info, in

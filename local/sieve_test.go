@@ -8,6 +8,8 @@ import (
 
 	"postern/pkg/delivery"
 	"postern/pkg/maildir"
+	"postern/pkg/mime"
+	"postern/pkg/sieve"
 )
 
 // setScript installs script as the active Sieve script of the mailbox example.test/bob,
@@ -111,5 +113,53 @@ func TestSieveDelivery(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLoadScriptCache: the active script is parsed once while its file stays the same,
+// and again when sieved replaces it (a new file renamed over the old).
+func TestLoadScriptCache(t *testing.T) {
+	a := &Agent{}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "active")
+	write := func(src string) {
+		tmp := filepath.Join(dir, "tmp")
+		if err := os.WriteFile(tmp, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("keep;\n")
+	first, err := a.loadScript(path, sieve.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.loadScript(path, sieve.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Error("an unchanged script was parsed again")
+	}
+	write("discard;\n")
+	changed, err := a.loadScript(path, sieve.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed == first {
+		t.Fatal("a replaced script was served from the cache")
+	}
+	acts, err := changed.Run(&sieve.Message{Header: &mime.Header{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acts) != 0 {
+		t.Errorf("replaced script (discard) gave %v", acts)
+	}
+	write("not sieve")
+	if _, err := a.loadScript(path, sieve.DefaultLimits()); err == nil {
+		t.Error("a script that does not parse was accepted")
 	}
 }
