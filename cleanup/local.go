@@ -85,6 +85,8 @@ func (c *Cleanup) serveSubmit(ctx context.Context, peer ipc.Cred, conn *ipc.Conn
 // address without a domain is the user's own at this host, as in Postfix
 // (append_at_myorigin): "root" is root@hostname.
 func localEnvelope(req *enqueue.Local, l *localSubmission, hostname string) (*enqueue.Envelope, error) {
+	env := &enqueue.Envelope{Submission: true, BodyType: req.BodyType, Ret: req.Ret, EnvID: req.EnvID}
+	// qualify also marks the envelope SMTPUTF8 when an address is not ASCII.
 	qualify := func(a string) (string, error) {
 		a = strings.TrimSpace(a)
 		if !strings.Contains(a, "@") {
@@ -94,9 +96,11 @@ func localEnvelope(req *enqueue.Local, l *localSubmission, hostname string) (*en
 		if err != nil {
 			return "", enqueue.Refusal(enqueue.CodeRejected, "5.1.3", "Bad address syntax: "+strconv.Quote(a))
 		}
+		if !addr.IsASCII() {
+			env.SMTPUTF8 = true
+		}
 		return addr.String(), nil
 	}
-	env := &enqueue.Envelope{Submission: true, BodyType: req.BodyType, Ret: req.Ret, EnvID: req.EnvID}
 	switch req.BodyType {
 	case "", "7BIT", "8BITMIME":
 	default:
@@ -143,12 +147,6 @@ func localEnvelope(req *enqueue.Local, l *localSubmission, hostname string) (*en
 			return nil, err
 		}
 		env.Recipients = append(env.Recipients, enqueue.Recipient{Addr: a, Notify: notify})
-		if !isASCII(a) {
-			env.SMTPUTF8 = true
-		}
-	}
-	if !isASCII(env.From) {
-		env.SMTPUTF8 = true
 	}
 	// The name goes into a header field: no control characters (a CRLF would start a
 	// field of the user's choosing).
@@ -159,13 +157,4 @@ func localEnvelope(req *enqueue.Local, l *localSubmission, hostname string) (*en
 		return r
 	}, req.FullName)
 	return env, nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }

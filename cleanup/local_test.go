@@ -132,3 +132,25 @@ func TestLocalSubmissionRefusals(t *testing.T) {
 		t.Errorf("%d files in incoming, want the one accepted", len(ids))
 	}
 }
+
+// TestLocalEnvelopeSMTPUTF8: a local submission with a non-ASCII address, sender or
+// recipient, needs SMTPUTF8 (RFC 6531 §3.4); an ASCII one does not.
+func TestLocalEnvelopeSMTPUTF8(t *testing.T) {
+	l := &localSubmission{uid: 1000, name: "bob"}
+	for _, c := range []struct {
+		req  enqueue.Local
+		utf8 bool
+	}{
+		{enqueue.Local{Recipients: []string{"alice@example.test"}}, false},
+		{enqueue.Local{Recipients: []string{"alice@example.test", "jöe@example.test"}}, true},
+		{enqueue.Local{Sender: "bjørn@example.test", Recipients: []string{"alice@example.test"}}, true},
+	} {
+		env, err := localEnvelope(&c.req, l, "mail.example.test")
+		if err != nil {
+			t.Fatalf("%+v: %v", c.req, err)
+		}
+		if env.SMTPUTF8 != c.utf8 {
+			t.Errorf("%+v: SMTPUTF8 = %v, want %v", c.req, env.SMTPUTF8, c.utf8)
+		}
+	}
+}
