@@ -41,11 +41,12 @@ func (a *Agent) serveImport(_ context.Context, peer ipc.Cred, body json.RawMessa
 	if err != nil {
 		return nil, ipc.Errorf("invalid", "%v", err)
 	}
-	folder := root
+	folder, name := root, ""
 	if req.Folder != "" && !strings.EqualFold(req.Folder, "INBOX") {
 		if folder, err = maildir.FolderPath(root, req.Folder); err != nil {
 			return nil, ipc.Errorf("invalid", "%v", err)
 		}
+		name = req.Folder
 	}
 	content := func() io.Reader {
 		return mbox.Content(io.NewSectionReader(files[0], req.Offset, req.Size), req.Mbox)
@@ -53,11 +54,7 @@ func (a *Agent) serveImport(_ context.Context, peer ipc.Cred, body json.RawMessa
 	_, n, err := maildir.Import(folder, content(), req.Flags, req.Date)
 	if errors.Is(err, fs.ErrNotExist) {
 		// The account's Maildir, or the folder, does not exist yet.
-		folders := maildir.DefaultFolders
-		if folder != root {
-			folders = append(folders[:len(folders):len(folders)], req.Folder)
-		}
-		if cerr := maildir.Create(root, folders); cerr != nil {
+		if cerr := a.createMailbox(root, name, a.Log); cerr != nil {
 			return nil, ipc.Errorf("temporary", "creating %s: %v", folder, cerr)
 		}
 		_, n, err = maildir.Import(folder, content(), req.Flags, req.Date)
