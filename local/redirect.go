@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern/pkg/delivery"
+	"postern/pkg/dirsync"
 	"postern/pkg/enqueue"
 	"postern/pkg/ipc"
 )
@@ -111,15 +112,10 @@ func writeMarker(tmp, path string) error {
 	if err != nil {
 		return err
 	}
-	d, err := os.Open(tmp)
-	if err != nil {
+	if err := dirsync.Sync(tmp); err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return err
-	}
-	ents, err := d.ReadDir(-1)
+	ents, err := os.ReadDir(tmp)
 	if err != nil {
 		return nil
 	}
