@@ -112,7 +112,7 @@ func (c *Cleanup) enqueue(ctx context.Context, conn *ipc.Conn, env *enqueue.Enve
 	switch {
 	case refusal != nil:
 		dst = io.Discard // read to the end all the same, to stay in step
-	case env.Submission || env.Bounce || env.Report || env.AutoReply:
+	case w.submission: // outbound mail, set by begin
 		if signer = c.signer(fixer.section, w); signer != nil {
 			dst = io.MultiWriter(w, signer)
 		}
