@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"postern/pkg/enqueue"
@@ -105,12 +106,7 @@ func (c *Cleanup) judge(ctx context.Context, w *queueWriter, env *enqueue.Envelo
 // reports whether env changed.
 func markJunk(env *queue.Envelope, v *spamcheck.Verdict) bool {
 	in := func(list []string, addr string) bool {
-		for _, a := range list {
-			if strings.EqualFold(a, addr) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(list, func(a string) bool { return strings.EqualFold(a, addr) })
 	}
 	if v.Action == spamcheck.Junk && len(v.Inbox) == 0 {
 		env.Spam = true
