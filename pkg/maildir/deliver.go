@@ -55,7 +55,7 @@ func DeliverWithPrefix(dir string, prefix []byte, r io.Reader) (path string, siz
 // new/ (rename(2) is atomic) instead of adding a second one. The file in tmp/ keeps a
 // unique name, so two such deliveries never write into the same file.
 func DeliverNamed(dir, base string, prefix []byte, r io.Reader) (path string, size int64, err error) {
-	return DeliverNamedFlags(dir, base, "", prefix, r)
+	return DeliverNamedKeywords(dir, base, "", nil, prefix, r)
 }
 
 // Import is Deliver for a message brought from elsewhere (mailctl import): its file in
@@ -71,17 +71,12 @@ func Import(dir string, r io.Reader, info string, date time.Time) (path string, 
 	return deliverAs(dir, "", nil, r, info, date, nil)
 }
 
-// DeliverNamedFlags is DeliverNamed for a message that arrives with flags (a Sieve
+// DeliverNamedKeywords is DeliverNamed for a message that arrives with flags (a Sieve
 // script's imap4flags, RFC 5232): the file becomes new/<base>,S=<size>:2,<flags>, the
 // info part of the Maildir protocol, which imapd reads when it takes the file. flags
-// are the Maildir letters of system flags (D, F, R, S, T) in ASCII order.
-func DeliverNamedFlags(dir, base, flags string, prefix []byte, r io.Reader) (path string, size int64, err error) {
-	return DeliverNamedKeywords(dir, base, flags, nil, prefix, r)
-}
-
-// DeliverNamedKeywords is DeliverNamedFlags for a message that also arrives with IMAP
-// keywords: they go into new/ in the message's keywords file (see KeywordsPath) before
-// the message, for imapd to take with it.
+// are the Maildir letters of system flags (D, F, R, S, T) in ASCII order (FlagLetters).
+// The IMAP keywords go into new/ in the message's keywords file (see KeywordsPath)
+// before the message, for imapd to take with it.
 func DeliverNamedKeywords(dir, base, flags string, keywords []string, prefix []byte, r io.Reader) (path string, size int64, err error) {
 	if base == "" || strings.ContainsAny(base, "/:,") || base[0] == '.' {
 		return "", 0, fmt.Errorf("maildir: delivering to %s: bad file name %q", dir, base)

@@ -401,7 +401,7 @@ func TestDeliverNamedFlags(t *testing.T) {
 	if err := Create(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	p, _, err := DeliverNamedFlags(dir, "1.Qx.h", "FS", nil, strings.NewReader("x\r\n"))
+	p, _, err := DeliverNamedKeywords(dir, "1.Qx.h", "FS", nil, nil, strings.NewReader("x\r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func TestDeliverNamedFlags(t *testing.T) {
 		t.Errorf("Find = %s, %v", f, err)
 	}
 	for _, bad := range []string{"SF", "x", "SS", "a/b"} {
-		if _, _, err := DeliverNamedFlags(dir, "2.Qx.h", bad, nil, strings.NewReader("x")); err == nil {
+		if _, _, err := DeliverNamedKeywords(dir, "2.Qx.h", bad, nil, nil, strings.NewReader("x")); err == nil {
 			t.Errorf("flags %q accepted", bad)
 		}
 	}

@@ -17,7 +17,7 @@ var systemFlags = [...]struct {
 }
 
 // FlagLetters turns IMAP flags into the Maildir info letters of the system flags among
-// them, in ASCII order (what DeliverNamedFlags takes), and returns the other flags
+// them, in ASCII order (what DeliverNamedKeywords takes), and returns the other flags
 // apart, in their order: keywords, or flags no letter stands for.
 func FlagLetters(flags []string) (letters string, rest []string) {
 	var have [len(systemFlags)]bool
