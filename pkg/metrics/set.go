@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -23,6 +24,14 @@ type Series struct {
 // key identifies a series: its name and labels.
 func (s *Series) key() string {
 	return string(appendKey(nil, s.Name, s.Labels))
+}
+
+// compareSeries orders series as their keys do, without building them.
+func compareSeries(a, b Series) int {
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	return slices.Compare(a.Labels, b.Labels)
 }
 
 // appendKey appends the key of a series to b without allocating a string, so an update
@@ -164,6 +173,6 @@ func (s *Set) Snapshot() ([]Series, uint64) {
 		c.Buckets = slices.Clone(se.Buckets)
 		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key() < out[j].key() })
+	slices.SortFunc(out, compareSeries)
 	return out, s.version
 }
