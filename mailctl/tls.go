@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"postern/pkg/acmecert"
 )
 
 // certValidity is how long a self-signed certificate made by init is valid.
@@ -78,38 +80,11 @@ func writeSelfSigned(certPath, keyPath string, names []string) error {
 			return fmt.Errorf("creating the TLS directory: %w", err)
 		}
 	}
-	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+	if err := acmecert.ReplaceFile(keyPath, keyPEM, 0o600); err != nil {
 		return fmt.Errorf("writing the TLS key: %w", err)
 	}
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := acmecert.ReplaceFile(certPath, certPEM, 0o644); err != nil {
 		return fmt.Errorf("writing the TLS certificate: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path with the given mode,
-// fsyncs it and renames it to path.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename this fails harmlessly
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

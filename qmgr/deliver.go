@@ -264,29 +264,28 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsur
 		remoteDone.Go(func() { run(q.Remote, "none", env.From, remote, remoteRcpts) })
 	}
 	if len(forward) > 0 {
-		remoteDone.Go(func() { q.forward(qf, run, forward, forwardRcpts) })
+		remoteDone.Go(func() { run(q.Remote, "none", q.forwardSender(env, len(forwardRcpts)), forward, forwardRcpts) })
 	}
 	run(q.Local, "local", env.From, local, localRcpts)
 	remoteDone.Wait()
 	return results
 }
 
-// forward hands remote the recipients this host forwards to (queue.Recipient.Forward),
-// in a transaction of their own whose envelope sender is the SRS form of the message's
-// (pkg/srs): the receiver's SPF check then asks about our domain, not the original
+// forwardSender is the envelope sender of the transaction of their own in which remote
+// gets the nrcpt recipients this host forwards to (queue.Recipient.Forward): the SRS
+// form of the message's sender (pkg/srs): the receiver's SPF check then asks about our domain, not the original
 // sender's, whose record does not name us. A sender that cannot be rewritten (no
 // domain) goes as it is, which is what forwarding without SRS does.
-func (q *Qmgr) forward(qf *queue.File, run func(Transport, string, string, []int, []delivery.Recipient), idx []int, rcpts []delivery.Recipient) {
-	env := &qf.Envelope
+func (q *Qmgr) forwardSender(env *queue.Envelope, nrcpt int) string {
 	from, err := q.SRS.Forward(env.From)
 	if err != nil {
 		q.Log.Warn("sender not rewritten for forwarding", "id", env.ID, "from", "<"+env.From+">", "err", err)
 		from = env.From
 	}
 	if from != env.From {
-		q.Log.Info("forwarding with an SRS sender", "id", env.ID, "from", "<"+env.From+">", "srs", "<"+from+">", "nrcpt", len(rcpts))
+		q.Log.Info("forwarding with an SRS sender", "id", env.ID, "from", "<"+env.From+">", "srs", "<"+from+">", "nrcpt", nrcpt)
 	}
-	run(q.Remote, "none", from, idx, rcpts)
+	return from
 }
 
 // Routes of a recipient.

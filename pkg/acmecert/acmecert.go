@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/acme"
+
+	"postern/pkg/dirsync"
 )
 
 // LetsEncrypt is the directory of Let's Encrypt's production CA.
@@ -251,10 +253,10 @@ func (m *Manager) Obtain(ctx context.Context) (*x509.Certificate, error) {
 	}
 	// The key first: a watcher that sees the new key with the old certificate fails to
 	// load the pair and keeps the old one until the certificate follows.
-	if err := replaceFile(m.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o640); err != nil {
+	if err := ReplaceFile(m.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o640); err != nil {
 		return nil, err
 	}
-	if err := replaceFile(m.CertFile, certPEM, 0o644); err != nil {
+	if err := ReplaceFile(m.CertFile, certPEM, 0o644); err != nil {
 		return nil, err
 	}
 	log.Info("certificate obtained", "names", strings.Join(leaf.DNSNames, ","), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "issuer", leaf.Issuer.CommonName)
@@ -322,15 +324,18 @@ func loadOrCreateKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := replaceFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := ReplaceFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return nil, err
 	}
 	return k, nil
 }
 
-// replaceFile writes data to path through a temporary file renamed over it, fsynced,
-// with the mode and owner of the file it replaces (or mode for a new one).
-func replaceFile(path string, data []byte, mode os.FileMode) error {
+// ReplaceFile writes data to path through a temporary file beside it, fsynced and renamed
+// over path, then syncs the directory: a reader sees the old file or the new one, never
+// a partial one, and the new one survives a crash once ReplaceFile returns. The new file
+// keeps the mode and owner of the file it replaces, or gets mode for a new one; the
+// temporary file has that mode before any data is written to it.
+func ReplaceFile(path string, data []byte, mode os.FileMode) error {
 	uid, gid := -1, -1
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
@@ -342,11 +347,14 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err == nil && uid >= 0 {
-		tmp.Chown(uid, gid)
+	defer os.Remove(tmp.Name()) // after the rename this fails harmlessly
+	err = tmp.Chmod(mode)
+	if err == nil && uid >= 0 {
+		tmp.Chown(uid, gid) // best effort: only root may give a file away
 	}
-	_, err = tmp.Write(data)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -356,12 +364,11 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
+	if err == nil {
+		err = dirsync.Sync(filepath.Dir(path))
+	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

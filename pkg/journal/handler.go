@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // HandlerOptions configure a Handler.
@@ -34,20 +35,36 @@ type HandlerOptions struct {
 type Handler struct {
 	conn *Conn
 	opts HandlerOptions
-	// steps replays WithAttrs and WithGroup on the text handler that formats MESSAGE.
-	steps  []step
+	// text formats MESSAGE into sink; WithAttrs and WithGroup derive it once, as they
+	// derive the Handler, so that a record does not pay for them again.
+	text   slog.Handler
+	sink   *sink
 	fields []Field
 	group  string // the open groups, joined by "." and ending with one
 }
 
-type step struct {
-	group string
-	attrs []slog.Attr
+// sink is the buffer the text handlers of a Handler and those derived from it write to;
+// mu makes each record's formatting and reading of it one step.
+type sink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
+
+func (s *sink) Write(p []byte) (int, error) { return s.buf.Write(p) }
 
 // NewHandler returns a Handler sending to conn.
 func NewHandler(conn *Conn, opts HandlerOptions) *Handler {
-	return &Handler{conn: conn, opts: opts}
+	sk := &sink{}
+	text := slog.NewTextHandler(sk, &slog.HandlerOptions{
+		Level: slog.LevelDebug,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
+				return slog.Attr{}
+			}
+			return a
+		},
+	})
+	return &Handler{conn: conn, opts: opts, text: text, sink: sk}
 }
 
 // Enabled implements slog.Handler.
@@ -62,7 +79,7 @@ func (h *Handler) Enabled(_ context.Context, l slog.Level) bool {
 // WithAttrs implements slog.Handler.
 func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	h2 := *h
-	h2.steps = append(h.steps[:len(h.steps):len(h.steps)], step{attrs: attrs})
+	h2.text = h.text.WithAttrs(attrs)
 	h2.fields = h.fields[:len(h.fields):len(h.fields)]
 	for _, a := range attrs {
 		h2.fields = h2.appendAttr(h2.fields, h.group, a)
@@ -76,7 +93,7 @@ func (h *Handler) WithGroup(name string) slog.Handler {
 		return h
 	}
 	h2 := *h
-	h2.steps = append(h.steps[:len(h.steps):len(h.steps)], step{group: name})
+	h2.text = h.text.WithGroup(name)
 	h2.group = h.group + name + "."
 	return &h2
 }
@@ -106,25 +123,11 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 // message formats MESSAGE with slog's text handler, so that it reads as the text
 // format's lines do, quoting included.
 func (h *Handler) message(ctx context.Context, r slog.Record) string {
-	var buf bytes.Buffer
-	var th slog.Handler = slog.NewTextHandler(&buf, &slog.HandlerOptions{
-		Level: slog.LevelDebug,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
-				return slog.Attr{}
-			}
-			return a
-		},
-	})
-	for _, s := range h.steps {
-		if s.group != "" {
-			th = th.WithGroup(s.group)
-		} else {
-			th = th.WithAttrs(s.attrs)
-		}
-	}
-	th.Handle(ctx, r)
-	rest := strings.TrimSuffix(buf.String(), "\n")
+	h.sink.mu.Lock()
+	h.sink.buf.Reset()
+	h.text.Handle(ctx, r)
+	rest := strings.TrimSuffix(h.sink.buf.String(), "\n")
+	h.sink.mu.Unlock()
 	if rest == "" {
 		return r.Message
 	}

@@ -191,6 +191,7 @@ func Content(r io.Reader, mboxrd bool) io.Reader {
 type content struct {
 	br       *bufio.Reader
 	unescape bool
+	asIs     bool // keep the line endings (for Read)
 	buf      []byte
 	out      []byte
 	midline  bool
@@ -220,7 +221,10 @@ func (c *content) Read(p []byte) (int, error) {
 				chunk = chunk[1:]
 			}
 		}
-		if chunk[len(chunk)-1] == '\n' {
+		if c.asIs {
+			c.out = append(c.out, chunk...)
+			c.midline = chunk[len(chunk)-1] != '\n'
+		} else if chunk[len(chunk)-1] == '\n' {
 			body := chunk[:len(chunk)-1]
 			cr := len(body) > 0 && body[len(body)-1] == '\r' || len(body) == 0 && c.lastCR
 			c.out = append(c.out, body...)

@@ -196,45 +196,33 @@ type Entry struct {
 	Body []byte
 }
 
-// Read parses a whole mbox (the tests read back what Writer wrote): a message starts at a
-// line beginning with "From " at the start of the file or after a blank line; the blank
-// line before the next one ends the message and is not part of it.
+// Read parses a whole mbox (the tests read back what Writer wrote) with Scanner, and
+// unquotes each message as Content does, keeping its line endings.
 func Read(r io.Reader) ([]Entry, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("reading the mbox: %w", err)
 	}
-	if len(data) == 0 {
-		return nil, nil
-	}
-	if !bytes.HasPrefix(data, []byte(fromPrefix)) {
-		return nil, errors.New("the mbox does not start with a From line")
-	}
-	var msgs []Entry
-	var cur *Entry
-	for len(data) > 0 {
-		i := bytes.IndexByte(data, '\n')
-		line := data
-		if i >= 0 {
-			line = data[:i+1]
-		}
-		data = data[len(line):]
-		if bytes.HasPrefix(line, []byte(fromPrefix)) && (cur == nil || bytes.HasSuffix(cur.Body, []byte("\n\n")) || string(cur.Body) == "\n") {
-			if cur != nil {
-				cur.Body = cur.Body[:len(cur.Body)-1]
-			}
-			msgs = append(msgs, Entry{Separator: strings.TrimSuffix(string(line), "\n")})
-			cur = &msgs[len(msgs)-1]
-			continue
-		}
-		if n := len(line) - len(bytes.TrimLeft(line, ">")); n > 0 && bytes.HasPrefix(line[n:], []byte(fromPrefix)) {
-			line = line[1:]
-		}
-		cur.Body = append(cur.Body, line...)
-	}
-	if !bytes.HasSuffix(cur.Body, []byte("\n")) {
+	if len(data) > 0 && data[len(data)-1] != '\n' {
 		return nil, errors.New("the mbox does not end with a blank line")
 	}
-	cur.Body = cur.Body[:len(cur.Body)-1]
-	return msgs, nil
+	var msgs []Entry
+	sc := NewScanner(bytes.NewReader(data))
+	for {
+		m, err := sc.Next()
+		if err == io.EOF {
+			return msgs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		sep := data[:m.Offset-1] // the "From " line ends just before the message
+		sep = sep[bytes.LastIndexByte(sep, '\n')+1:]
+		c := &content{br: bufio.NewReader(bytes.NewReader(data[m.Offset : m.Offset+m.Size])), unescape: true, asIs: true}
+		body, err := io.ReadAll(c)
+		if err != nil {
+			return nil, fmt.Errorf("reading message %d of the mbox: %w", len(msgs)+1, err)
+		}
+		msgs = append(msgs, Entry{Separator: string(sep), Body: body})
+	}
 }

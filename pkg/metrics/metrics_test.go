@@ -209,3 +209,18 @@ func TestVersionCountsChanges(t *testing.T) {
 		t.Errorf("a snapshot moved the version or carries another: %d, want %d", v, v3)
 	}
 }
+
+// TestSetKeepsLabelsOfCaller checks that a series does not share the caller's labels
+// slice: a caller reusing its slice must not rename a series already recorded.
+func TestSetKeepsLabelsOfCaller(t *testing.T) {
+	s := NewSet()
+	labels := []string{"queue", "deferred"}
+	s.Set(Queue, 3, labels...)
+	labels[1] = "hold"
+	s.Set(Queue, 4, labels...)
+	series, _ := s.Snapshot()
+	if len(series) != 2 || series[0].Labels[1] != "deferred" || series[0].Value != 3 ||
+		series[1].Labels[1] != "hold" || series[1].Value != 4 {
+		t.Fatalf("series = %+v, want deferred=3 and hold=4", series)
+	}
+}

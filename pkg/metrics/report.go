@@ -73,7 +73,6 @@ func Report(ctx context.Context, socket, daemon string, log *slog.Logger) {
 		// The version is read first so that an idle daemon does not copy and sort its
 		// series each second for nothing.
 		if conn == nil || Default.Version() != sent || now.Sub(sentAt) >= resendEvery {
-			series, version := Default.Snapshot()
 			if conn == nil {
 				c, err := ipc.Dial(socket)
 				if err != nil {
@@ -86,6 +85,8 @@ func Report(ctx context.Context, socket, daemon string, log *slog.Logger) {
 				}
 			}
 			if conn != nil {
+				// Copied only when there is somewhere to send it.
+				series, version := Default.Snapshot()
 				conn.SetDeadline(time.Now().Add(5 * time.Second))
 				if err := conn.SendRequest(OpReport, Snapshot{Daemon: daemon, PID: os.Getpid(), Series: series}); err != nil {
 					log.Debug("sending metrics", "err", err)

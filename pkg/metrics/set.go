@@ -23,7 +23,26 @@ type Series struct {
 
 // key identifies a series: its name and labels.
 func (s *Series) key() string {
-	return s.Name + "\x00" + strings.Join(s.Labels, "\x00")
+	return string(appendKey(nil, s.Name, s.Labels))
+}
+
+// compareSeries orders series as their keys do, without building them.
+func compareSeries(a, b Series) int {
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	return slices.Compare(a.Labels, b.Labels)
+}
+
+// appendKey appends the key of a series to b without allocating a string, so an update
+// of an existing series looks it up with no allocation.
+func appendKey(b []byte, name string, labels []string) []byte {
+	b = append(b, name...)
+	for _, l := range labels {
+		b = append(b, 0)
+		b = append(b, l...)
+	}
+	return b
 }
 
 // Snapshot is what a daemon reports: every series it has, with the process it comes from.
@@ -65,19 +84,33 @@ func (s *Set) get(name string, want Type, labels []string) (*Series, Def) {
 	if !ok || d.Type != want || len(labels)%2 != 0 {
 		panic(fmt.Sprintf("metrics: %s is not a %s with labels in pairs (%q)", name, want, labels))
 	}
-	ls := sortLabels(labels)
-	probe := Series{Name: name, Labels: ls}
-	k := probe.key()
-	se := s.series[k]
+	if !sortedPairs(labels) {
+		labels = sortLabels(labels)
+	}
+	var buf [128]byte
+	k := appendKey(buf[:0], name, labels)
+	se := s.series[string(k)] // no allocation: the compiler looks up with the bytes
 	if se == nil {
-		se = &probe
+		// The caller's labels slice may be reused: keep a copy.
+		se = &Series{Name: name, Labels: slices.Clone(labels)}
 		if d.Type == Histogram {
 			se.Buckets = make([]uint64, len(d.Buckets)+1)
 		}
-		s.series[k] = se
+		s.series[string(k)] = se
 	}
 	s.version++
 	return se, d
+}
+
+// sortedPairs reports whether the pairs are already sorted by label name, as the callers
+// usually write them.
+func sortedPairs(labels []string) bool {
+	for i := 2; i+1 < len(labels); i += 2 {
+		if labels[i] < labels[i-2] {
+			return false
+		}
+	}
+	return true
 }
 
 // sortLabels returns the pairs sorted by label name.
@@ -140,6 +173,6 @@ func (s *Set) Snapshot() ([]Series, uint64) {
 		c.Buckets = slices.Clone(se.Buckets)
 		out = append(out, c)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key() < out[j].key() })
+	slices.SortFunc(out, compareSeries)
 	return out, s.version
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,7 +66,9 @@ func (st *Store) Merge(s Snapshot) {
 	last := make(map[string]Series, len(s.Series))
 	for _, se := range s.Series {
 		if valid(&se) {
-			se.Labels = sortLabels(se.Labels)
+			if !sortedPairs(se.Labels) {
+				se.Labels = sortLabels(se.Labels)
+			}
 			last[se.key()] = se
 		}
 	}
@@ -128,7 +129,7 @@ func (st *Store) Series() []Series {
 	for _, se := range sum {
 		out = append(out, se)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key() < out[j].key() })
+	slices.SortFunc(out, compareSeries)
 	return out
 }
 
