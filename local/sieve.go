@@ -80,8 +80,12 @@ func (a *Agent) filter(f *os.File, req *delivery.Request, r delivery.Recipient, 
 	if errors.Is(err, fs.ErrNotExist) {
 		return def
 	}
+	if errors.Is(err, errScriptSyntax) {
+		log.Error("sieve: the active script does not parse; delivering without it", "script", path, "err", err)
+		return def
+	}
 	if err != nil {
-		log.Error("sieve: cannot use the active script; delivering without it", "script", path, "err", err)
+		log.Error("sieve: cannot read the active script; delivering without it", "script", path, "err", err)
 		return def
 	}
 	msg, err := mime.Parse(io.NewSectionReader(f, req.Offset, req.Size), req.Size)
@@ -150,6 +154,9 @@ func deliveredTo(h *mime.Header, addr string) bool {
 	return false
 }
 
+// errScriptSyntax is loadScript's error for a script that does not parse.
+var errScriptSyntax = errors.New("the script does not parse")
+
 // cachedScript is a parsed script and the file it was read from.
 type cachedScript struct {
 	fi     os.FileInfo
@@ -186,7 +193,7 @@ func (a *Agent) loadScript(path string, limits sieve.Limits) (*sieve.Script, err
 	}
 	script, err := sieve.ParseLimits(src, limits)
 	if err != nil {
-		return nil, fmt.Errorf("sieve: parsing %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %w", errScriptSyntax, err)
 	}
 	a.scripts.Store(path, &cachedScript{fi: fi, script: script})
 	return script, nil
