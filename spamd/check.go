@@ -21,7 +21,7 @@ import (
 	"postern/pkg/spamcheck"
 )
 
-// Classifier is a learning filter (the Bayesian classifier of issue 10.4): the
+// Classifier is a learning filter (pkg/junk's, issue 10.4): the
 // probability p, from 0 to 1, that a message to user ("" when there is no single local
 // recipient) is spam, and ok false when it has no opinion yet; id is the queue ID, for the log. spamd adds classifier_spam
 // times (2p-1) to the score, so that a message the classifier finds hammy lowers it.

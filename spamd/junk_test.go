@@ -73,10 +73,10 @@ func TestJunkClassifier(t *testing.T) {
 	learn(t, db, "", 3)
 	learn(t, db, "a@example.test", 3)
 	v := check(c, "203.0.113.5", "x@soft.test", spam)
-	if v.Action != spamcheck.Junk || !strings.HasPrefix(bayes(v), "BAYES_99=") {
+	if v.Action != spamcheck.Junk || !strings.HasPrefix(bayes(v), "BAYES_9") {
 		t.Errorf("spam: %+v", v)
 	}
-	if v := check(c, "203.0.113.5", "x@soft.test", ham); v.Action != spamcheck.Accept || !strings.HasPrefix(bayes(v), "BAYES_00=-") {
+	if v := check(c, "203.0.113.5", "x@soft.test", ham); v.Action != spamcheck.Accept || !strings.HasPrefix(bayes(v), "BAYES_0") || !strings.Contains(bayes(v), "=-") {
 		t.Errorf("ham: %+v", v)
 	}
 	req := &spamcheck.Request{QueueID: "Q2", From: "x@soft.test", Recipients: []string{"a@example.test", "b@example.test"}, ClientAddr: "203.0.113.5", Helo: "client.test", Size: int64(len(spam))}

@@ -71,6 +71,9 @@ func main() {
 		os.Exit(1)
 	}
 	defer jdb.Close()
+	if jdb.Emptied() {
+		d.Log.Warn("the classifier's database held the counts of the Bayesian classifier of earlier versions, which the present one cannot use: it starts empty; train it again with mailctl spam train")
+	}
 	var trusted = config.ParseNets(cfg.Spamd.TrustedRelays)
 	authc := auth.NewClient(cfg.PrivateSocket("auth"))
 	local := &authDomains{c: authc}

@@ -1,4 +1,4 @@
-// Command spam measures the accuracy and the cost of the Bayesian classifier (pkg/junk)
+// Command spam measures the accuracy and the cost of the learning spam filter (pkg/junk)
 // on the SpamAssassin public corpus, as bench/spam/run.sh fetches it: a fresh database is
 // trained on a deterministic half of each group (the messages at even positions in file
 // name order), the other half is classified, and the spam recall and ham false-positive
@@ -13,7 +13,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"flag"
 	"fmt"
 	"log"
@@ -28,9 +27,8 @@ import (
 )
 
 var (
-	onError  = flag.Bool("toe", false, "train on error (junk's LearnOnError, as mailctl spam train --on-error): passes over the training messages until one learns nothing")
-	toeOrder = flag.String("toe-order", "mixed", "order of the messages with -toe: mixed (spam and ham interleaved), spam-first or ham-first")
-	toeMax   = flag.Int("toe-passes", 10, "at most this many passes with -toe")
+	passes  = flag.Int("passes", junk.DefaultPasses, "passes over the training messages, in junk.TrainingOrder (as mailctl spam train --passes)")
+	onError = flag.Bool("toe", false, "train on error (junk's LearnOnError, as mailctl spam train --on-error) in each pass, stopping early after a pass that learns nothing")
 )
 
 type message struct {
@@ -172,15 +170,7 @@ func learnAll(path string, msgs []message) *junk.DB {
 		log.Fatal(err)
 	}
 	start := time.Now()
-	if *onError {
-		toe(db, msgs)
-	} else {
-		for _, m := range msgs {
-			if _, err := db.Learn("", bytes.NewReader(m.data), int64(len(m.data)), m.spam); err != nil {
-				log.Fatalf("learning %s: %v", m.name, err)
-			}
-		}
-	}
+	train(db, msgs)
 	if err := db.Sync(); err != nil {
 		log.Fatal(err)
 	}
@@ -216,7 +206,7 @@ func classifyAll(db *junk.DB, msgs []message, out *os.File, verbose bool) ([]flo
 		if verbose && (m.spam != (v.Prob > 0.9)) {
 			fmt.Printf("  miss %s spam=%v prob=%.4f clues:", m.name, m.spam, v.Prob)
 			for _, c := range v.Clues[:min(8, len(v.Clues))] {
-				fmt.Printf(" %q=%.2f", c.Token, c.Prob)
+				fmt.Printf(" %q=%+.2f", c.Token, c.Weight)
 			}
 			fmt.Println()
 		}
@@ -366,44 +356,24 @@ func fpPoints(test []message, probs []float64, nspam, nham int) {
 	}
 }
 
-// toe trains on error: passes over msgs, each message learned with LearnOnError, until a
-// pass learns nothing (or -toe-passes). -toe-order says in which order: "mixed" is a fixed
-// pseudo-random order (by a hash of the file names) that interleaves spam and ham; the
-// others give one class after the other, as two mailctl spam train commands would.
-func toe(db *junk.DB, msgs []message) {
-	order := make([]int, len(msgs))
-	for i := range order {
-		order[i] = i
+// train makes -passes passes over msgs, each in junk.TrainingOrder, as mailctl spam train
+// does; with -toe each message is learned with LearnOnError and the passes stop after
+// one that learns nothing.
+func train(db *junk.DB, msgs []message) {
+	keys := make([]string, len(msgs))
+	for i, m := range msgs {
+		keys[i] = m.name
 	}
-	hash := func(i int) uint32 { // FNV-1a
-		h := uint32(2166136261)
-		for _, c := range []byte(msgs[i].name) {
-			h = (h ^ uint32(c)) * 16777619
-		}
-		return h
-	}
-	class := func(i int) int {
-		if msgs[i].spam {
-			return 0
-		}
-		return 1
-	}
-	switch *toeOrder {
-	case "mixed":
-		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(hash(a), hash(b)) })
-	case "spam-first":
-		slices.SortStableFunc(order, func(a, b int) int { return class(a) - class(b) })
-	case "ham-first":
-		slices.SortStableFunc(order, func(a, b int) int { return class(b) - class(a) })
-	default:
-		log.Fatalf("-toe-order %q: want mixed, spam-first or ham-first", *toeOrder)
-	}
-	var passes []string
-	for pass := 0; pass < *toeMax; pass++ {
+	var counts []string
+	for pass := 0; pass < *passes; pass++ {
 		learned := 0
-		for _, i := range order {
+		for _, i := range junk.TrainingOrder(keys, pass) {
 			m := msgs[i]
-			changed, err := db.LearnOnError("", bytes.NewReader(m.data), int64(len(m.data)), m.spam)
+			learn := db.Learn
+			if *onError {
+				learn = db.LearnOnError
+			}
+			changed, err := learn("", bytes.NewReader(m.data), int64(len(m.data)), m.spam)
 			if err != nil {
 				log.Fatalf("learning %s: %v", m.name, err)
 			}
@@ -411,10 +381,14 @@ func toe(db *junk.DB, msgs []message) {
 				learned++
 			}
 		}
-		passes = append(passes, fmt.Sprint(learned))
-		if learned == 0 {
+		counts = append(counts, fmt.Sprint(learned))
+		if *onError && learned == 0 {
 			break
 		}
 	}
-	fmt.Printf("trained on error, messages learned in each pass: %s\n", strings.Join(passes, ", "))
+	what := "new or moved"
+	if *onError {
+		what = "learned on error"
+	}
+	fmt.Printf("%d passes, messages %s in each: %s\n", len(counts), what, strings.Join(counts, ", "))
 }

@@ -532,7 +532,7 @@ func Default() *Config {
 			DMARCFail:      4,
 			DMARCPass:      -1,
 			GTUBE:          1000,
-			ClassifierSpam: 6.25,
+			ClassifierSpam: 8.5,
 			RejectSPFFail:  true,
 			DMARCReject:    "reject",
 			LocalPolicy:    "reject",

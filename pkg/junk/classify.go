@@ -1,103 +1,124 @@
 package junk
 
 import (
+	"cmp"
 	"math"
-	"sort"
+	"slices"
 )
 
-// Parameters of the classifier, SpamBayes' defaults.
+// Parameters of the classifier, chosen by cross-validation on the training half of
+// bench/spam (see bench/README.md).
 const (
-	// strength is Robinson's s: how many messages' worth of weight the prior x has
-	// against a token's own counts.
-	strength = 0.45
-	// unknownProb is Robinson's x: the probability of a token never seen.
-	unknownProb = 0.5
-	// minStrength drops tokens whose probability is nearer than this to 0.5.
-	minStrength = 0.1
-	// maxClues is the most tokens (the strongest) that take part in a verdict.
-	maxClues = 150
+	// learningRate is the size of a learning step (η of stochastic gradient descent).
+	learningRate = 0.3
+	// normFeatures scales a message's sum of weights by sqrt(normFeatures / n) for its n
+	// features, so that a long message, which has many features, does not get a surer
+	// verdict for its length alone, and a learning step moves a long message's verdict
+	// as far as a short one's.
+	normFeatures = 100
+	// maxClues is the most features a verdict reports as its clues.
+	maxClues = 20
+	// maxLogit bounds the model's output before the logistic function: a verdict is never
+	// more certain than 1 - 1e-13.
+	maxLogit = 30
 )
 
-// Clue is one token that took part in a verdict.
+// Clue is one feature of a message that took part in a verdict.
 type Clue struct {
-	Token string  // the token, as Tokenize made it
-	Prob  float64 // Robinson's f(w): the probability that a message with it is spam
-	Spam  int     // trained spam messages that contained it
-	Ham   int     // trained ham messages that contained it
+	// Token is the token as Tokenize made it, or two tokens found one after the other,
+	// joined by a space.
+	Token string
+	// Weight is what the feature added to the verdict's log-odds: above 0 towards spam,
+	// below 0 towards ham.
+	Weight float64
 }
 
-// counts are the trained messages that contained a token.
-type counts struct{ spam, ham uint32 }
-
-// tokenProb is Robinson's f(w) (with s and x above) of a token seen in c.spam of nspam
-// spam and c.ham of nham ham messages: the ratio of its spam and ham frequencies, pulled
-// towards x by strength when it was seen little.
-//
-// How much a token was seen, Robinson's n, counts the messages of the larger class at the
-// weight of the smaller one (SpamBayes' experimental_ham_spam_imbalance_adjustment): a
-// corpus of 1,000 ham and 200 spam that has a word in 10 ham and no spam has seen it in
-// 2 % of each class's worth, as much as in 2 ham of 200, not as much as in 10 messages of
-// a balanced corpus. Without it, every word of everyday prose that the larger ham corpus
-// happened to hold and the spam did not counted as certain ham, and long spam written as
-// prose came out as ham. Chosen by cross-validation on the training half of bench/spam
-// (see bench/README.md).
-func tokenProb(c counts, nspam, nham int) float64 {
-	if nspam == 0 || nham == 0 {
-		return unknownProb
+// features returns the keys of the features of a message: its tokens, then each pair of
+// tokens that Tokenize found one after the other (words of a phrase, header fields in
+// their order), as bogofilter and DSPAM chain tokens. A linear model learns from a pair
+// what neither word says alone.
+func features(toks Tokens) [][8]byte {
+	if len(toks) == 0 {
+		return nil
 	}
-	sr := float64(c.spam) / float64(nspam)
-	hr := float64(c.ham) / float64(nham)
-	p := unknownProb
-	if sr+hr > 0 {
-		p = sr / (sr + hr)
+	keys := make([][8]byte, 0, 2*len(toks)-1)
+	for _, t := range toks {
+		keys = append(keys, tokenKey(t))
 	}
-	spam2ham := min(float64(nspam)/float64(nham), 1)
-	ham2spam := min(float64(nham)/float64(nspam), 1)
-	n := float64(c.spam)*ham2spam + float64(c.ham)*spam2ham
-	return (strength*unknownProb + n*p) / (strength + n)
+	for i := 1; i < len(toks); i++ {
+		keys = append(keys, pairKey(toks[i-1], toks[i]))
+	}
+	return keys
 }
 
-// chi2Q is the probability that a chi-squared variable with v (even) degrees of freedom
-// exceeds x2: the series of the Poisson tail, as SpamBayes computes it.
-func chi2Q(x2 float64, v int) float64 {
-	m := x2 / 2
-	term := math.Exp(-m)
-	sum := term
-	for i := 1; i < v/2; i++ {
-		term *= m / float64(i)
-		sum += term
+// featureName is the name of feature i of features(toks), for a Clue.
+func featureName(toks Tokens, i int) string {
+	if i < len(toks) {
+		return toks[i]
 	}
-	return math.Min(sum, 1)
+	i -= len(toks) - 1
+	return toks[i-1] + " " + toks[i]
 }
 
-// combine returns the spam indicator (1 + S - H) / 2 of the clues (Fisher's method on
-// both tails: H from the product of f(w), S from the product of 1 - f(w)) and the clues
-// that took part, strongest first. With no clue it is 0.5.
-func combine(clues []Clue) (float64, []Clue) {
-	kept := clues[:0]
-	for _, c := range clues {
-		if math.Abs(c.Prob-0.5) >= minStrength {
-			kept = append(kept, c)
-		}
+// scale is what a message of n features multiplies its sum of weights by (normFeatures).
+func scale(n int) float64 {
+	if n == 0 {
+		return 0
 	}
-	sort.SliceStable(kept, func(i, j int) bool {
-		return math.Abs(kept[i].Prob-0.5) > math.Abs(kept[j].Prob-0.5)
+	return math.Sqrt(normFeatures / float64(n))
+}
+
+// logistic is 1 / (1 + e^-z), with z bounded by maxLogit.
+func logistic(z float64) float64 {
+	z = math.Max(-maxLogit, math.Min(maxLogit, z))
+	return 1 / (1 + math.Exp(-z))
+}
+
+// model is the part of one or two corpora that a verdict or a learning step reads: the
+// biases and the weights of a message's features, global and the user's own.
+type model struct {
+	bias    float64   // the global corpus's and the user's together
+	weights []float64 // of each feature, global and the user's added
+	scale   float64
+}
+
+// logit is the model's log-odds that the message is spam, before the correction for the
+// proportion of spam in the corpus (see Verdict.Prob).
+func (m *model) logit() float64 {
+	var sum float64
+	for _, w := range m.weights {
+		sum += w
+	}
+	return m.bias + m.scale*sum
+}
+
+// step is the change that learning the message as spam (or ham) makes to the bias and
+// to the weight of each of its features: one step of stochastic gradient descent on the
+// logistic loss, learningRate times the error, spread over the features by scale.
+func (m *model) step(spam bool) (bias, weight float64) {
+	y := 0.0
+	if spam {
+		y = 1
+	}
+	g := learningRate * (y - logistic(m.logit()))
+	return g, g * m.scale
+}
+
+// clues returns the features that moved the verdict most, strongest first.
+func (m *model) clues(toks Tokens) []Clue {
+	idx := make([]int, len(m.weights))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		return cmp.Compare(math.Abs(m.weights[b]), math.Abs(m.weights[a]))
 	})
-	if len(kept) > maxClues {
-		kept = kept[:maxClues]
+	var out []Clue
+	for _, i := range idx[:min(len(idx), maxClues)] {
+		if m.weights[i] == 0 {
+			break
+		}
+		out = append(out, Clue{Token: featureName(toks, i), Weight: m.weights[i] * m.scale})
 	}
-	if len(kept) == 0 {
-		return 0.5, kept
-	}
-	// Sums of logarithms: products of 150 small numbers underflow.
-	var lnH, lnS float64
-	for _, c := range kept {
-		p := math.Min(math.Max(c.Prob, 1e-12), 1-1e-12)
-		lnH += math.Log(p)
-		lnS += math.Log(1 - p)
-	}
-	n := 2 * len(kept)
-	h := 1 - chi2Q(-2*lnH, n) // near 1 when the clues say ham...
-	s := 1 - chi2Q(-2*lnS, n) // ...near 1 when they say spam
-	return (1 + s - h) / 2, kept
+	return out
 }

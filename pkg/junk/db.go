@@ -1,41 +1,50 @@
 package junk
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // The file holds one bucket per corpus: "global", and "users" with a bucket per user
 // name. A corpus bucket holds
 //
-//	"n" → nspam, nham (two big-endian uint32): the messages learned
-//	"t" → bucket: token hash (8 octets, FNV-1a 64) → spam, ham counts (two uint32);
+//	"n" → nspam, nham (two big-endian uint32): the messages learned; then the corpus's
+//	      bias (a big-endian IEEE 754 float32)
+//	"t" → bucket: feature hash (8 octets, FNV-1a 64) → its weight (float32);
 //	      in a user's corpus: the hash's first octet → the sorted entries of the
-//	      tokens whose hash starts with it (see shard.go)
+//	      features whose hash starts with it (see shard.go)
 //	"s" → bucket: message digest (16 octets) → 's' or 'h', how it was learned
 //
-// Tokens are stored as hashes: 8-octet keys whatever the token, and a database that does
-// not keep the words of anyone's mail in clear. A user's bucket is created when the
+// and the root bucket "format" → "weights": files written by the Bayesian classifier
+// that came before (token counts in "t") have none, and Open empties them.
+//
+// Features are stored as hashes: 8-octet keys whatever the token, and a database that
+// does not keep the words of anyone's mail in clear. A user's bucket is created when the
 // user's first message is learned; small buckets live inline in their parent's page, so
-// a user who trained a few messages costs a few hundred octets. A user's tokens are
-// packed 15 octets each into 256 values instead of a bbolt key each (32 octets plus page
+// a user who trained a few messages costs a few hundred octets. A user's features are
+// packed 11 octets each into 256 values instead of a bbolt key each (32 octets plus page
 // slack): a thousand users who learned 20 messages each take about a third of the space.
-// The global corpus keeps a key per token, so that learning one message rewrites the
-// pages of its tokens only, not the whole corpus.
+// The global corpus keeps a key per feature, so that learning one message rewrites the
+// pages of its features only, not the whole corpus.
 var (
 	bucketGlobal = []byte("global")
 	bucketUsers  = []byte("users")
+	bucketFormat = []byte("format")
 	keyCounts    = []byte("n")
 	bucketTokens = []byte("t")
 	bucketSeen   = []byte("s")
+	formatName   = []byte("weights")
 )
 
 // Default minimums of trained messages before Classify gives an opinion.
@@ -62,6 +71,7 @@ type DB struct {
 	bolt    *bolt.DB
 	minSpam int
 	minHam  int
+	emptied bool
 }
 
 // Open opens (or creates, mode 0600) the database file at path. A second process that
@@ -81,7 +91,33 @@ func Open(path string, opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("junk: opening %s: %w", path, err)
 	}
+	emptied := false
 	err = b.Update(func(tx *bolt.Tx) error {
+		if f := tx.Bucket(bucketFormat); f == nil || !bytes.Equal(f.Get(bucketFormat), formatName) {
+			// A new file, or one of the Bayesian classifier: its counts cannot become
+			// weights, so it starts empty.
+			if g := tx.Bucket(bucketGlobal); g != nil {
+				n, h := readCounts(g)
+				emptied = n+h > 0
+			}
+			if u := tx.Bucket(bucketUsers); u != nil {
+				if k, _ := u.Cursor().First(); k != nil {
+					emptied = true
+				}
+			}
+			for _, name := range [][]byte{bucketGlobal, bucketUsers, bucketFormat} {
+				if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+					return err
+				}
+			}
+			f, err := tx.CreateBucket(bucketFormat)
+			if err != nil {
+				return err
+			}
+			if err := f.Put(bucketFormat, formatName); err != nil {
+				return err
+			}
+		}
 		for _, name := range [][]byte{bucketGlobal, bucketUsers} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
@@ -93,8 +129,12 @@ func Open(path string, opts *Options) (*DB, error) {
 		b.Close()
 		return nil, fmt.Errorf("junk: creating the buckets of %s: %w", path, err)
 	}
-	return &DB{bolt: b, minSpam: o.MinSpam, minHam: o.MinHam}, nil
+	return &DB{bolt: b, minSpam: o.MinSpam, minHam: o.MinHam, emptied: emptied}, nil
 }
+
+// Emptied reports whether Open found a database of the Bayesian classifier that came
+// before and emptied it: what it had learned must be learned again (mailctl spam train).
+func (db *DB) Emptied() bool { return db.emptied }
 
 // Minimums returns the spam and ham that must have been learned before Classify gives an
 // opinion (Options.MinSpam and MinHam, defaults applied).
@@ -152,10 +192,31 @@ func readCounts(b *bolt.Bucket) (nspam, nham int) {
 		return 0, 0
 	}
 	v := b.Get(keyCounts)
-	if len(v) != 8 {
+	if len(v) < 8 {
 		return 0, 0
 	}
 	return int(binary.BigEndian.Uint32(v)), int(binary.BigEndian.Uint32(v[4:]))
+}
+
+// readBias returns the bias of corpus b (nil: none).
+func readBias(b *bolt.Bucket) float64 {
+	if b == nil {
+		return 0
+	}
+	v := b.Get(keyCounts)
+	if len(v) != 12 {
+		return 0
+	}
+	return float64(math.Float32frombits(binary.BigEndian.Uint32(v[8:])))
+}
+
+// writeCounts stores the message counts and the bias of corpus b.
+func writeCounts(b *bolt.Bucket, nspam, nham int, bias float64) error {
+	var v [12]byte
+	binary.BigEndian.PutUint32(v[:], uint32(max(nspam, 0)))
+	binary.BigEndian.PutUint32(v[4:], uint32(max(nham, 0)))
+	binary.BigEndian.PutUint32(v[8:], math.Float32bits(float32(bias)))
+	return b.Put(keyCounts, v[:])
 }
 
 func tokenKey(tok string) [8]byte {
@@ -166,15 +227,27 @@ func tokenKey(tok string) [8]byte {
 	return k
 }
 
-func readToken(b *bolt.Bucket, k []byte) counts {
-	if b == nil {
-		return counts{}
+// pairKey is the key of the feature "a then b"; the NUL keeps it apart from any token's.
+func pairKey(a, b string) [8]byte {
+	h := fnv.New64a()
+	io.WriteString(h, a)
+	h.Write([]byte{0})
+	io.WriteString(h, b)
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], h.Sum64())
+	return k
+}
+
+// readWeight returns the weight of feature hash k in the global corpus's bucket tb.
+func readWeight(tb *bolt.Bucket, k []byte) float64 {
+	if tb == nil {
+		return 0
 	}
-	v := b.Get(k)
-	if len(v) != 8 {
-		return counts{}
+	v := tb.Get(k)
+	if len(v) != 4 {
+		return 0
 	}
-	return counts{binary.BigEndian.Uint32(v), binary.BigEndian.Uint32(v[4:])}
+	return float64(math.Float32frombits(binary.BigEndian.Uint32(v)))
 }
 
 // digest identifies a message by its set of tokens, so that the copy of a message in a
@@ -191,10 +264,27 @@ func digest(toks Tokens) []byte {
 	return h.Sum(nil)[:16]
 }
 
-// Learn adds the message of size octets in r to user's corpus ("" is the global one) as
-// spam or as ham. A message already learned the same way is not counted twice; one
-// learned the other way is moved (what a message moved out of Junk needs: Learn it as
-// ham). changed says whether the corpus changed.
+// readModel reads what a verdict on the features keys needs from the global corpus g
+// and the user's u (nil: none).
+func readModel(g, u *bolt.Bucket, keys [][8]byte) *model {
+	m := &model{bias: readBias(g) + readBias(u), weights: make([]float64, len(keys)), scale: scale(len(keys))}
+	var gt, ut *bolt.Bucket
+	if g != nil {
+		gt = g.Bucket(bucketTokens)
+	}
+	if u != nil {
+		ut = u.Bucket(bucketTokens)
+	}
+	for i, k := range keys {
+		m.weights[i] = readWeight(gt, k[:]) + readShard(ut, k)
+	}
+	return m
+}
+
+// Learn teaches user's corpus ("" is the global one) the message of size octets in r as
+// spam or as ham: one step of the model towards the right verdict on it (see
+// DB.LearnTokens). changed says whether the message was new to the corpus or moved from
+// the other class.
 func (db *DB) Learn(user string, r io.ReaderAt, size int64, spam bool) (changed bool, err error) {
 	toks, err := Tokenize(r, size)
 	if err != nil {
@@ -204,34 +294,20 @@ func (db *DB) Learn(user string, r io.ReaderAt, size int64, spam bool) (changed 
 }
 
 // LearnTokens is Learn for a message already tokenized.
+//
+// The model is a logistic regression over the message's features, learned online: each
+// call takes one step of stochastic gradient descent, in proportion to how wrong the
+// verdict on the message is, so that learning a message again (the passes of a training
+// run) moves the model less as it gets the message right. A user's corpus learns on top
+// of the global one: the step is computed from the verdict that the user's mail gets
+// (both corpora) and changes the user's weights alone. The counts of messages, which
+// decide when the corpora give an opinion (Options.MinSpam), count a message once: a
+// message learned the same way before is not counted again, one learned the other way
+// moves (what a message moved out of Junk needs: Learn it as ham).
 func (db *DB) LearnTokens(user string, toks Tokens, spam bool) (changed bool, err error) {
-	class := byte('h')
-	if spam {
-		class = 's'
-	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		b, err := corpus(tx, user, true)
-		if err != nil {
-			return err
-		}
-		seen, err := b.CreateBucketIfNotExists(bucketSeen)
-		if err != nil {
-			return err
-		}
-		d := digest(toks)
-		switch prev := seen.Get(d); {
-		case len(prev) == 1 && prev[0] == class:
-			return nil
-		case len(prev) == 1:
-			if err := update(b, toks, prev[0] == 's', -1, user != ""); err != nil {
-				return err
-			}
-		}
-		if err := update(b, toks, spam, +1, user != ""); err != nil {
-			return err
-		}
-		changed = true
-		return seen.Put(d, []byte{class})
+		changed, err = db.learnTx(tx, user, toks, spam, false)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("junk: learning a message for %q: %w", user, err)
@@ -239,163 +315,110 @@ func (db *DB) LearnTokens(user string, toks Tokens, spam bool) (changed bool, er
 	return changed, nil
 }
 
-// OnErrorMargin is how sure of the right answer the corpus must be for LearnOnError to
-// leave a message out: it learns a spam message unless its verdict is at least
+// learnTx learns a message in tx (LearnTokens). With onError it leaves the message out,
+// and reports false, when the corpora are sure of the right verdict already
+// (OnErrorMargin) and did not learn it the other way before.
+func (db *DB) learnTx(tx *bolt.Tx, user string, toks Tokens, spam, onError bool) (changed bool, err error) {
+	class, other := byte('h'), byte('s')
+	if spam {
+		class, other = 's', 'h'
+	}
+	b, err := corpus(tx, user, true)
+	if err != nil {
+		return false, err
+	}
+	seen, err := b.CreateBucketIfNotExists(bucketSeen)
+	if err != nil {
+		return false, err
+	}
+	g, u, err := corpora(tx, user)
+	if err != nil {
+		return false, err
+	}
+	d := digest(toks)
+	prev := seen.Get(d)
+	keys := features(toks)
+	m := readModel(g, u, keys)
+	if onError && !(len(prev) == 1 && prev[0] == other) {
+		nspam, nham, err := corpusCounts(tx, user)
+		if err != nil {
+			return false, err
+		}
+		p := logistic(m.logit())
+		opinion := nspam >= db.minSpam && nham >= db.minHam
+		if opinion && (spam && p >= 0.5+OnErrorMargin || !spam && p <= 0.5-OnErrorMargin) {
+			return false, nil
+		}
+	}
+
+	nspam, nham := readCounts(b)
+	if len(prev) != 1 || prev[0] != class {
+		if len(prev) == 1 { // learned the other way: moved
+			if spam {
+				nham--
+			} else {
+				nspam--
+			}
+		}
+		if spam {
+			nspam++
+		} else {
+			nham++
+		}
+		if err := seen.Put(d, []byte{class}); err != nil {
+			return false, err
+		}
+		changed = true
+	}
+	dbias, dw := m.step(spam)
+	if err := writeCounts(b, nspam, nham, readBias(b)+dbias); err != nil {
+		return false, err
+	}
+	tb, err := b.CreateBucketIfNotExists(bucketTokens)
+	if err != nil {
+		return false, err
+	}
+	// Sorted keys: bbolt writes sequential keys into fewer, fuller pages.
+	slices.SortFunc(keys, func(a, b [8]byte) int { return slices.Compare(a[:], b[:]) })
+	if user != "" {
+		return onError || changed, updateShards(tb, keys, dw)
+	}
+	for i, k := range keys {
+		if i > 0 && k == keys[i-1] {
+			continue
+		}
+		var v [4]byte
+		binary.BigEndian.PutUint32(v[:], math.Float32bits(float32(readWeight(tb, k[:])+dw)))
+		if err := tb.Put(k[:], v[:]); err != nil {
+			return false, err
+		}
+	}
+	return onError || changed, nil
+}
+
+// OnErrorMargin is how sure of the right answer the corpora must be for LearnOnError to
+// leave a message out: it learns a spam message unless the model gives it at least
 // 0.5 + OnErrorMargin (0.95), a ham message unless at most 0.5 - OnErrorMargin (0.05).
-// Chosen by cross-validation on the training half of bench/spam (see bench/README.md).
 const OnErrorMargin = 0.45
 
-// LearnOnError is Learn for training on error: it learns the message only when user's
-// corpora (the global one and the user's own, as Classify uses them) do not yet give an
-// opinion, or give one that is wrong or not sure enough (OnErrorMargin). A message learned
-// the other way before is moved whatever the verdict. Trained this way, over the mail
-// given again until nothing more is learned, the corpus holds the messages that were
-// hard to tell rather than every ordinary one: on the SpamAssassin corpus it holds about a
-// third of the messages and tells spam from ham better (bench/README.md). changed says
-// whether the corpus changed.
+// LearnOnError is Learn for training on error: it takes a step only when user's corpora
+// (the global one and the user's own, as Classify uses them) do not yet give an opinion
+// (Options.MinSpam), get the message wrong or are not sure enough of it (OnErrorMargin),
+// or learned it the other way before.
+// changed says whether it took a step.
 func (db *DB) LearnOnError(user string, r io.ReaderAt, size int64, spam bool) (changed bool, err error) {
 	toks, err := Tokenize(r, size)
 	if err != nil {
 		return false, err
 	}
-	v, err := db.ClassifyTokens(user, toks)
-	if err != nil {
-		return false, err
-	}
-	sure := v.OK && (spam && v.Prob >= 0.5+OnErrorMargin || !spam && v.Prob <= 0.5-OnErrorMargin)
-	if sure {
-		other := byte('s')
-		if spam {
-			other = 'h'
-		}
-		err := db.bolt.View(func(tx *bolt.Tx) error {
-			b, err := corpus(tx, user, false)
-			if err != nil || b == nil {
-				return err
-			}
-			if seen := b.Bucket(bucketSeen); seen != nil {
-				if prev := seen.Get(digest(toks)); len(prev) == 1 && prev[0] == other {
-					sure = false
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return false, fmt.Errorf("junk: learning a message for %q: %w", user, err)
-		}
-		if sure {
-			return false, nil
-		}
-	}
-	return db.LearnTokens(user, toks, spam)
-}
-
-// Unlearn removes the message of size octets in r from user's corpus, as whatever it was
-// learned as. changed is false when it had not been learned.
-func (db *DB) Unlearn(user string, r io.ReaderAt, size int64) (changed bool, err error) {
-	toks, err := Tokenize(r, size)
-	if err != nil {
-		return false, err
-	}
-	return db.UnlearnTokens(user, toks)
-}
-
-// UnlearnTokens is Unlearn for a message already tokenized.
-func (db *DB) UnlearnTokens(user string, toks Tokens) (changed bool, err error) {
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		b, err := corpus(tx, user, false)
-		if err != nil || b == nil {
-			return err
-		}
-		seen := b.Bucket(bucketSeen)
-		if seen == nil {
-			return nil
-		}
-		d := digest(toks)
-		prev := seen.Get(d)
-		if len(prev) != 1 {
-			return nil
-		}
-		if err := update(b, toks, prev[0] == 's', -1, user != ""); err != nil {
-			return err
-		}
-		changed = true
-		return seen.Delete(d)
+		changed, err = db.learnTx(tx, user, toks, spam, true)
+		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("junk: unlearning a message for %q: %w", user, err)
+		return false, fmt.Errorf("junk: learning a message for %q: %w", user, err)
 	}
 	return changed, nil
-}
-
-// update adds delta (+1 or -1) to the message count of corpus b and to the count of each
-// token, as spam or ham. Counts stop at 0; a token counted in neither is deleted.
-func update(b *bolt.Bucket, toks Tokens, spam bool, delta int, sharded bool) error {
-	add := func(v uint32) uint32 {
-		if delta < 0 {
-			if v == 0 {
-				return 0
-			}
-			return v - 1
-		}
-		if v == ^uint32(0) {
-			return v
-		}
-		return v + 1
-	}
-	nspam, nham := readCounts(b)
-	c := counts{uint32(nspam), uint32(nham)}
-	if spam {
-		c.spam = add(c.spam)
-	} else {
-		c.ham = add(c.ham)
-	}
-	var v [8]byte
-	binary.BigEndian.PutUint32(v[:], c.spam)
-	binary.BigEndian.PutUint32(v[4:], c.ham)
-	if err := b.Put(keyCounts, v[:]); err != nil {
-		return err
-	}
-	tb, err := b.CreateBucketIfNotExists(bucketTokens)
-	if err != nil {
-		return err
-	}
-	// Sorted keys: bbolt writes sequential keys into fewer, fuller pages.
-	keys := make([][8]byte, len(toks))
-	for i, t := range toks {
-		keys[i] = tokenKey(t)
-	}
-	slices.SortFunc(keys, func(a, b [8]byte) int { return slices.Compare(a[:], b[:]) })
-	if sharded {
-		return updateShards(tb, keys, func(c *counts) {
-			if spam {
-				c.spam = add(c.spam)
-			} else {
-				c.ham = add(c.ham)
-			}
-		})
-	}
-	for _, k := range keys {
-		c := readToken(tb, k[:])
-		if spam {
-			c.spam = add(c.spam)
-		} else {
-			c.ham = add(c.ham)
-		}
-		if c.spam == 0 && c.ham == 0 {
-			if err := tb.Delete(k[:]); err != nil {
-				return err
-			}
-			continue
-		}
-		var v [8]byte
-		binary.BigEndian.PutUint32(v[:], c.spam)
-		binary.BigEndian.PutUint32(v[4:], c.ham)
-		if err := tb.Put(k[:], v[:]); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Verdict is what Classify says of a message.
@@ -403,18 +426,20 @@ type Verdict struct {
 	// OK is false when the corpus is too small for an opinion (fewer than the minimum
 	// spam or ham messages learned): Prob is then 0.5 and means nothing.
 	OK bool
-	// Prob is the spam indicator, from 0 (ham) to 1 (spam); SpamBayes calls a message
-	// ham below 0.20 and spam above 0.90, and unsure between.
+	// Prob is the probability that the message is spam, from 0 (ham) to 1, for mail
+	// that is as often spam as ham: the model's own probability with the proportion of
+	// spam in the corpora taken out (their log-odds, log(Spam/Ham), subtracted), so that
+	// a corpus of mostly ham, as most are, does not pull every verdict towards ham.
 	Prob float64
-	// Clues are the tokens that decided, strongest first.
+	// Clues are the features that moved the verdict most, strongest first.
 	Clues []Clue
 	// Spam and Ham are the messages learned in the corpora that were used.
 	Spam, Ham int
 }
 
 // Classify returns the verdict on the message of size octets in r for user: the global
-// corpus and the user's own taken together (their counts added). user "" uses the global
-// corpus alone.
+// corpus and the user's own taken together (their biases and weights added). user ""
+// uses the global corpus alone.
 func (db *DB) Classify(user string, r io.ReaderAt, size int64) (Verdict, error) {
 	// Until enough mail is learned there is no opinion whatever the tokens: the
 	// message is not read and tokenized for nothing (every message of a fresh install).
@@ -441,7 +466,7 @@ func (db *DB) Classify(user string, r io.ReaderAt, size int64) (Verdict, error) 
 // ClassifyTokens is Classify for a message already tokenized.
 func (db *DB) ClassifyTokens(user string, toks Tokens) (Verdict, error) {
 	var v Verdict
-	var clues []Clue
+	var m *model
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		g, u, err := corpora(tx, user)
 		if err != nil {
@@ -454,22 +479,7 @@ func (db *DB) ClassifyTokens(user string, toks Tokens) (Verdict, error) {
 			return nil
 		}
 		v.OK = true
-		gt := g.Bucket(bucketTokens)
-		var ut *bolt.Bucket
-		if u != nil {
-			ut = u.Bucket(bucketTokens)
-		}
-		clues = make([]Clue, 0, len(toks))
-		for _, t := range toks {
-			k := tokenKey(t)
-			c := readToken(gt, k[:])
-			if ut != nil {
-				uc := readShard(ut, k)
-				c.spam += uc.spam
-				c.ham += uc.ham
-			}
-			clues = append(clues, Clue{Token: t, Prob: tokenProb(c, v.Spam, v.Ham), Spam: int(c.spam), Ham: int(c.ham)})
-		}
+		m = readModel(g, u, features(toks))
 		return nil
 	})
 	if err != nil {
@@ -479,7 +489,8 @@ func (db *DB) ClassifyTokens(user string, toks Tokens) (Verdict, error) {
 		v.Prob = 0.5
 		return v, nil
 	}
-	v.Prob, v.Clues = combine(clues)
+	v.Prob = logistic(m.logit() - math.Log(float64(v.Spam)/float64(v.Ham)))
+	v.Clues = m.clues(toks)
 	return v, nil
 }
 

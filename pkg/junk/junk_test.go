@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Training sets built from a few patterns with varying words, so that the corpus has
@@ -116,16 +118,23 @@ func TestClassify(t *testing.T) {
 	}
 	v := classify(t, db, "", spamMsg(200))
 	var toks []string
-	for _, c := range v.Clues {
+	var sum float64
+	for i, c := range v.Clues {
 		toks = append(toks, c.Token)
-		if c.Prob < 0 || c.Prob > 1 || math.Abs(c.Prob-0.5) < minStrength {
-			t.Errorf("clue %+v out of range", c)
+		sum += c.Weight
+		if i > 0 && math.Abs(c.Weight) > math.Abs(v.Clues[i-1].Weight) {
+			t.Errorf("clue %+v stronger than the one before it, %+v", c, v.Clues[i-1])
 		}
 	}
-	for _, want := range []string{"url:deals.example", "from:domain:deals.example", "x-mailer:massmailer 9"} {
-		if !slices.Contains(toks, want) {
-			t.Errorf("clues %v lack %q", toks, want)
-		}
+	if len(v.Clues) == 0 || len(v.Clues) > maxClues || sum <= 0 {
+		t.Errorf("clues of a spam message: %v (sum %.3f), want 1 to %d that add up towards spam", v.Clues, sum, maxClues)
+	}
+	found := false
+	for _, want := range []string{"url:deals.example", "from:domain:deals.example", "x-mailer:massmailer 9", "url:claim.deals.example"} {
+		found = found || slices.Contains(toks, want)
+	}
+	if !found {
+		t.Errorf("clues %v name none of the spam's own tokens", toks)
 	}
 	// A message of neither kind (its only known token is in every message) is unsure.
 	neutral := "Content-Type: text/enriched\r\n\r\nqwertyuiop asdfghjkl zxcvbnm\r\n"
@@ -187,50 +196,37 @@ func TestLearnOnError(t *testing.T) {
 	}
 }
 
-// Unlearning a message restores the counts exactly; learning twice counts once;
-// learning the other way moves the message (Junk → INBOX).
-// Both storage layouts: the global corpus (a key per token) and a user's (packed).
-func TestUnlearnReversesLearn(t *testing.T) {
+// Learning counts a message once and moves one learned the other way (Junk → INBOX);
+// each Learn takes a step towards the right verdict, smaller as the verdict gets right.
+// Both storage layouts: the global corpus (a key per feature) and a user's (packed).
+func TestLearnCountsOnceAndSteps(t *testing.T) {
 	for _, user := range []string{"", "dave@example.test"} {
-		t.Run("user="+user, func(t *testing.T) { testUnlearnReversesLearn(t, user) })
+		t.Run("user="+user, func(t *testing.T) { testLearnCountsOnceAndSteps(t, user) })
 	}
 }
 
-func testUnlearnReversesLearn(t *testing.T, user string) {
+func testLearnCountsOnceAndSteps(t *testing.T, user string) {
 	db := openTest(t, &Options{MinSpam: 5, MinHam: 5})
 	train(t, db, user, 10)
 	before, _ := db.Stats(user)
-	probe := spamMsg(300)
-	vBefore := classify(t, db, user, probe)
-
-	extra := spamMsg(7) + "unique words here: borogoves mimsy\r\n"
+	extra := hamMsg(7) + "unique words here: borogoves mimsy\r\n"
+	p0 := classify(t, db, user, extra).Prob
 	if !learn(t, db, user, extra, true) {
 		t.Fatal("first Learn: changed = false")
 	}
+	p1 := classify(t, db, user, extra).Prob
 	if learn(t, db, user, extra, true) {
 		t.Fatal("second Learn of the same message: changed = true")
+	}
+	p2 := classify(t, db, user, extra).Prob
+	if !(p0 < p1 && p1 < p2) || p2-p1 > p1-p0 {
+		t.Fatalf("verdicts %.4f, then %.4f, then %.4f after learning it as spam twice: want each higher, the second step smaller", p0, p1, p2)
 	}
 	mid, _ := db.Stats(user)
 	if mid.Spam != before.Spam+1 || mid.Ham != before.Ham || mid.Tokens <= before.Tokens {
 		t.Fatalf("after Learn: %+v, before %+v", mid, before)
 	}
-	changed, err := db.Unlearn(user, strings.NewReader(extra), int64(len(extra)))
-	if err != nil || !changed {
-		t.Fatalf("Unlearn: %v %v", changed, err)
-	}
-	after, _ := db.Stats(user)
-	if after != before {
-		t.Fatalf("after Unlearn %+v, want %+v", after, before)
-	}
-	if v := classify(t, db, user, probe); v.Prob != vBefore.Prob {
-		t.Fatalf("verdict after learn+unlearn %.6f, before %.6f", v.Prob, vBefore.Prob)
-	}
-	if changed, _ := db.Unlearn(user, strings.NewReader(extra), int64(len(extra))); changed {
-		t.Fatal("Unlearn of a message not learned: changed = true")
-	}
-
-	// Moved out of Junk: learned as spam, then as ham.
-	learn(t, db, user, extra, true)
+	// Moved out of Junk: learned as ham now.
 	if !learn(t, db, user, extra, false) {
 		t.Fatal("Learn as ham of a spam-learned message: changed = false")
 	}
@@ -238,13 +234,13 @@ func testUnlearnReversesLearn(t *testing.T, user string) {
 	if moved.Spam != before.Spam || moved.Ham != before.Ham+1 {
 		t.Fatalf("after the move %+v, before %+v", moved, before)
 	}
+	if p3 := classify(t, db, user, extra).Prob; p3 >= p2 {
+		t.Fatalf("verdict %.4f after learning it as ham, %.4f before", p3, p2)
+	}
 	// A copy with a filter's X-Spam-* header is the same message.
 	withHeader := "X-Spam-Status: Yes, score=9\r\n" + extra
-	if changed, _ := db.Unlearn(user, strings.NewReader(withHeader), int64(len(withHeader))); !changed {
-		t.Fatal("Unlearn of the copy with an X-Spam-Status header: not found")
-	}
-	if s, _ := db.Stats(user); s != before {
-		t.Fatalf("after unlearning the moved message %+v, want %+v", s, before)
+	if learn(t, db, user, withHeader, false) {
+		t.Fatal("the copy with an X-Spam-Status header counted as a new message")
 	}
 }
 
@@ -316,60 +312,52 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// The combination follows the textbook figures: all-spam clues give 1, all-ham 0,
-// balanced 0.5.
-func TestCombine(t *testing.T) {
-	mk := func(ps ...float64) []Clue {
-		var cs []Clue
-		for i, p := range ps {
-			cs = append(cs, Clue{Token: fmt.Sprint(i), Prob: p})
-		}
-		return cs
+// The model's arithmetic: the logistic function, the scale, and a step that goes the
+// right way by the error times the learning rate.
+func TestModel(t *testing.T) {
+	if logistic(0) != 0.5 || logistic(1000) != logistic(maxLogit) || logistic(-1000) <= 0 {
+		t.Errorf("logistic: %v %v %v", logistic(0), logistic(1000), logistic(-1000))
 	}
-	if p, _ := combine(mk(0.99, 0.99, 0.95, 0.9)); p < 0.99 {
-		t.Errorf("spam clues: %.4f", p)
+	if scale(100) != 1 || scale(400) != 0.5 || scale(0) != 0 {
+		t.Errorf("scale: %v %v %v", scale(100), scale(400), scale(0))
 	}
-	if p, _ := combine(mk(0.01, 0.02, 0.05, 0.1)); p > 0.01 {
-		t.Errorf("ham clues: %.4f", p)
+	m := &model{bias: 0, weights: make([]float64, 400), scale: scale(400)}
+	if m.logit() != 0 {
+		t.Fatalf("empty model: logit %v", m.logit())
 	}
-	if p, _ := combine(mk(0.99, 0.01)); math.Abs(p-0.5) > 1e-9 {
-		t.Errorf("balanced clues: %.4f", p)
+	b, w := m.step(true)
+	if b != learningRate*0.5 || w != b*0.5 {
+		t.Errorf("first step towards spam: bias %+v, weight %+v; want %v and %v", b, w, learningRate*0.5, learningRate*0.25)
 	}
-	if p, kept := combine(mk(0.5, 0.55, 0.45)); p != 0.5 || len(kept) != 0 {
-		t.Errorf("weak clues only: %.4f %v", p, kept)
+	for i := range m.weights {
+		m.weights[i] += w
 	}
-	// Robinson's f(w): unseen is x; seen only in spam tends to 1 with more evidence.
-	if p := tokenProb(counts{}, 10, 10); p != unknownProb {
-		t.Errorf("unseen token: %v", p)
+	m.bias += b
+	// One step moves the message's log-odds by learningRate × error × (1 + normFeatures).
+	if got, want := m.logit(), learningRate*0.5*(1+normFeatures); math.Abs(got-want) > 1e-9 {
+		t.Errorf("log-odds after one step %v, want %v", got, want)
 	}
-	p1, p10 := tokenProb(counts{1, 0}, 10, 10), tokenProb(counts{10, 0}, 10, 10)
-	if !(0.5 < p1 && p1 < p10 && p10 < 1) {
-		t.Errorf("f(w) for 1 and 10 spam: %v %v", p1, p10)
+	if b2, _ := m.step(true); !(b2 > 0 && b2 < b) {
+		t.Errorf("second step towards spam %v after %v: want smaller and positive", b2, b)
 	}
-	// With five times as much ham as spam, a token in 10 of 100 ham and no spam is as
-	// certain as one in 2 of 20 ham of a balanced corpus (10 % of each class's worth of
-	// mail either way), not as certain as one in 10 of 20: the larger class counts at the
-	// weight of the smaller one. Likewise the other way round.
-	if got, want := tokenProb(counts{0, 10}, 20, 100), tokenProb(counts{0, 2}, 20, 20); math.Abs(got-want) > 1e-12 {
-		t.Errorf("10 of 100 ham (20 spam): f(w) %v, want %v as for 2 of 20 ham (20 spam)", got, want)
+	if b3, _ := m.step(false); b3 >= 0 {
+		t.Errorf("step towards ham %v: want negative", b3)
 	}
-	if got, want := tokenProb(counts{10, 0}, 100, 20), tokenProb(counts{2, 0}, 20, 20); math.Abs(got-want) > 1e-12 {
-		t.Errorf("10 of 100 spam (20 ham): f(w) %v, want %v as for 2 of 20 spam (20 ham)", got, want)
+	// Features: every token, then every pair in order; their names for clues.
+	toks := Tokens{"a", "b", "c"}
+	keys := features(toks)
+	if len(keys) != 5 || keys[0] != tokenKey("a") || keys[3] != pairKey("a", "b") || keys[4] != pairKey("b", "c") {
+		t.Errorf("features of a b c: %v", keys)
 	}
-	// A balanced corpus is unchanged: Robinson's (s x + n p) / (s + n) with n = 3, p = 1.
-	if got, want := tokenProb(counts{3, 0}, 50, 50), (strength*unknownProb+3)/(strength+3); math.Abs(got-want) > 1e-12 {
-		t.Errorf("3 of 50 spam (50 ham): f(w) %v, want %v", got, want)
+	if featureName(toks, 2) != "c" || featureName(toks, 3) != "a b" || featureName(toks, 4) != "b c" {
+		t.Errorf("feature names %q %q %q", featureName(toks, 2), featureName(toks, 3), featureName(toks, 4))
 	}
-	// chi2Q against known values: Q(2, 2) = e^-1, Q(0, n) = 1.
-	if q := chi2Q(2, 2); math.Abs(q-math.Exp(-1)) > 1e-12 {
-		t.Errorf("chi2Q(2,2) = %v", q)
-	}
-	if q := chi2Q(0, 10); q != 1 {
-		t.Errorf("chi2Q(0,10) = %v", q)
+	if pairKey("a", "b") == tokenKey("a b") || pairKey("ab", "") == pairKey("a", "b") {
+		t.Error("a pair's key equals a token's or another pair's")
 	}
 }
 
-// The packed layout of users' corpora counts exactly as the global one does.
+// The packed layout of users' corpora learns exactly as the global one does.
 func TestLayoutsAgree(t *testing.T) {
 	global := openTest(t, &Options{MinSpam: 5, MinHam: 5})
 	user := openTest(t, &Options{MinSpam: 5, MinHam: 5})
@@ -379,10 +367,9 @@ func TestLayoutsAgree(t *testing.T) {
 		learn(t, global, "", hamMsg(i), false)
 		learn(t, user, "u", hamMsg(i), false)
 	}
-	for i := 0; i < 30; i += 3 { // unlearn a few, move a few
-		m := spamMsg(i)
-		global.Unlearn("", strings.NewReader(m), int64(len(m)))
-		user.Unlearn("u", strings.NewReader(m), int64(len(m)))
+	for i := 0; i < 30; i += 3 { // learn a few again, move a few
+		learn(t, global, "", spamMsg(i), true)
+		learn(t, user, "u", spamMsg(i), true)
 		learn(t, global, "", hamMsg(i+1), true)
 		learn(t, user, "u", hamMsg(i+1), true)
 	}
@@ -405,3 +392,50 @@ func TestLayoutsAgree(t *testing.T) {
 type failingReader struct{}
 
 func (failingReader) ReadAt([]byte, int64) (int, error) { return 0, errors.New("read") }
+
+// A file of the Bayesian classifier that came before (token counts, no format mark) is
+// emptied on Open, which says so; a file of this one is kept.
+func TestOpenEmptiesBayesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "junk.db")
+	b, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		g, _ := tx.CreateBucket(bucketGlobal)
+		g.Put(keyCounts, []byte{0, 0, 0, 60, 0, 0, 1, 44})
+		tb, _ := g.CreateBucket(bucketTokens)
+		tb.Put([]byte("12345678"), []byte{0, 0, 0, 3, 0, 0, 0, 1})
+		u, _ := tx.CreateBucket(bucketUsers)
+		_, err := u.CreateBucket([]byte("bob"))
+		return err
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := db.Stats(""); !db.Emptied() || st != (Stats{}) {
+		t.Fatalf("Bayes file: Emptied %v, stats %+v; want true and empty", db.Emptied(), st)
+	}
+	if users, _ := db.Users(); len(users) != 0 {
+		t.Fatalf("Bayes file: users %v kept", users)
+	}
+	train(t, db, "", 3)
+	db.Close()
+	db, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if st, _ := db.Stats(""); db.Emptied() || st.Spam != 3 || st.Ham != 3 {
+		t.Fatalf("reopened: Emptied %v, stats %+v; want false and 3/3", db.Emptied(), st)
+	}
+	// A fresh file is not "emptied".
+	if fresh := openTest(t, nil); fresh.Emptied() {
+		t.Fatal("fresh file: Emptied")
+	}
+}

@@ -3,16 +3,17 @@ package junk
 import (
 	"bytes"
 	"encoding/binary"
+	"math"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// A user's tokens are packed: the token bucket maps the first octet of a token's hash to
-// a value holding the tokens whose hash starts with that octet, sorted, each an entry of
-// entrySize octets: the other 7 octets of the hash, then the spam and ham counts
-// (big-endian uint32).
-const entrySize = 7 + 4 + 4
+// A user's features are packed: the feature bucket maps the first octet of a feature's
+// hash to a value holding the features whose hash starts with that octet, sorted, each an
+// entry of entrySize octets: the other 7 octets of the hash, then the weight (big-endian
+// IEEE 754 float32).
+const entrySize = 7 + 4
 
 // findEntry returns the index of the entry for hash rest (7 octets) in the packed value
 // v, or where it would be inserted, and whether it is there.
@@ -22,24 +23,23 @@ func findEntry(v, rest []byte) (int, bool) {
 	return i, i < n && bytes.Equal(v[i*entrySize:i*entrySize+7], rest)
 }
 
-// readShard returns the counts of token hash k in the packed token bucket tb (nil: none).
-func readShard(tb *bolt.Bucket, k [8]byte) counts {
+// readShard returns the weight of feature hash k in the packed feature bucket tb (nil:
+// none).
+func readShard(tb *bolt.Bucket, k [8]byte) float64 {
 	if tb == nil {
-		return counts{}
+		return 0
 	}
 	v := tb.Get(k[:1])
 	i, ok := findEntry(v, k[1:])
 	if !ok {
-		return counts{}
+		return 0
 	}
-	e := v[i*entrySize+7:]
-	return counts{binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:])}
+	return float64(math.Float32frombits(binary.BigEndian.Uint32(v[i*entrySize+7:])))
 }
 
-// updateShards applies change to the counts of every token hash in keys (sorted) in the
-// packed token bucket tb, rewriting each value once; entries counted in neither class
-// are removed.
-func updateShards(tb *bolt.Bucket, keys [][8]byte, change func(*counts)) error {
+// updateShards adds dw to the weight of every feature hash in keys (sorted) in the packed
+// feature bucket tb, rewriting each value once; a weight that comes to 0 is removed.
+func updateShards(tb *bolt.Bucket, keys [][8]byte, dw float64) error {
 	for len(keys) > 0 {
 		shard := keys[0][0]
 		n := 1
@@ -61,19 +61,17 @@ func updateShards(tb *bolt.Bucket, keys [][8]byte, change func(*counts)) error {
 				out = append(out, old[i*entrySize:(i+1)*entrySize]...)
 				i++
 			}
-			var c counts
+			var w float64
 			if i*entrySize < len(old) && bytes.Equal(old[i*entrySize:i*entrySize+7], k[1:]) {
-				e := old[i*entrySize+7:]
-				c = counts{binary.BigEndian.Uint32(e), binary.BigEndian.Uint32(e[4:])}
+				w = float64(math.Float32frombits(binary.BigEndian.Uint32(old[i*entrySize+7:])))
 				i++
 			}
-			change(&c)
-			if c.spam == 0 && c.ham == 0 {
+			w32 := float32(w + dw)
+			if w32 == 0 {
 				continue
 			}
 			out = append(out, k[1:]...)
-			out = binary.BigEndian.AppendUint32(out, c.spam)
-			out = binary.BigEndian.AppendUint32(out, c.ham)
+			out = binary.BigEndian.AppendUint32(out, math.Float32bits(w32))
 		}
 		out = append(out, old[i*entrySize:]...)
 		var err error
