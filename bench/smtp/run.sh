@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/smtp: SMTP → Maildir throughput, measured with Postfix's smtp-source.
 #
-#   bench/smtp/run.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-k] [-x | -c] [-t HOST:PORT -m MAILDIR]
+#   bench/smtp/run.sh [-n MESSAGES] [-s SESSIONS] [-l BYTES] [-k] [-x | -c] [-j JUNKDB] [-t HOST:PORT -m MAILDIR]
 #
 # Without -t it creates a fresh development instance in a temporary directory (fsync on,
 # as always), starts master, pushes MESSAGES messages of BYTES bytes over SESSIONS
@@ -15,20 +15,23 @@
 # without spamd, to measure what it costs; -c does both, one after the other with a fresh
 # instance each, and prints both rates and their ratio. With spamd on, it also prints
 # spamd's time per verdict (median and 99th percentile of the ms= of its log lines).
+# -j JUNKDB puts a trained classifier database (bench/spam -db FILE) in the instance, so
+# that the classifier gives an opinion on every message as well (a fresh one has none).
 # smtp-source comes from Debian's postfix package.
 set -euo pipefail
 
-n=5000 sessions=10 size=4096 target="" maildir="" keep="" nospamd="" compare=""
-while getopts "n:s:l:t:m:kxc" opt; do
+n=5000 sessions=10 size=4096 target="" maildir="" keep="" nospamd="" compare="" junkdb=""
+while getopts "n:s:l:t:m:j:kxc" opt; do
 	case $opt in
 	n) n=$OPTARG ;; s) sessions=$OPTARG ;; l) size=$OPTARG ;;
 	t) target=$OPTARG ;; m) maildir=$OPTARG ;; k) keep=1 ;; x) nospamd=1 ;; c) compare=1 ;;
-	*) sed -n '2,19p' "$0"; exit 2 ;;
+	j) junkdb=$(realpath "$OPTARG") ;;
+	*) sed -n '2,21p' "$0"; exit 2 ;;
 	esac
 done
 if [ -n "$compare" ]; then
 	# spamd on, then off, each on a fresh instance; the rates and their ratio.
-	on=$("$0" -n "$n" -s "$sessions" -l "$size") || { echo "$on"; exit 1; }
+	on=$("$0" -n "$n" -s "$sessions" -l "$size" ${junkdb:+-j "$junkdb"}) || { echo "$on"; exit 1; }
 	echo "$on"
 	off=$("$0" -n "$n" -s "$sessions" -l "$size" -x) || { echo "$off"; exit 1; }
 	echo "$off"
@@ -64,6 +67,13 @@ if [ -z "$target" ]; then
 		echo "spamd: off"
 	else
 		echo "spamd: on"
+	fi
+	if [ -n "$junkdb" ]; then
+		spamdir=$dir/data/spam # the development instance's data directory, as bench/spamd
+		mkdir -p "$spamdir"
+		cp "$junkdb" "$spamdir/junk.db"
+		[ "$(id -u)" != 0 ] || chown -R postern-spam "$spamdir"
+		echo "classifier: trained ($junkdb)"
 	fi
 	"$top/bin/master" -c "$dir/postern.toml" 2>"$dir/master.log" &
 	master=$!
