@@ -497,7 +497,7 @@ func (db *DB) ClassifyTokens(user string, toks Tokens) (Verdict, error) {
 // Stats are the size of a corpus.
 type Stats struct {
 	Spam, Ham int // messages learned
-	Tokens    int // distinct tokens
+	Tokens    int // distinct features (tokens and pairs of tokens) with a weight
 }
 
 // Stats returns the size of user's corpus ("" is the global one); a user who learned
