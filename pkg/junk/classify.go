@@ -106,19 +106,24 @@ func (m *model) step(spam bool) (bias, weight float64) {
 
 // clues returns the features that moved the verdict most, strongest first.
 func (m *model) clues(toks Tokens) []Clue {
-	idx := make([]int, len(m.weights))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		return cmp.Compare(math.Abs(m.weights[b]), math.Abs(m.weights[a]))
-	})
-	var out []Clue
-	for _, i := range idx[:min(len(idx), maxClues)] {
-		if m.weights[i] == 0 {
-			break
+	// The maxClues strongest, kept sorted by insertion: a message has a thousand
+	// features and a verdict wants twenty.
+	top := make([]int, 0, maxClues+1)
+	for i, w := range m.weights {
+		if w == 0 || len(top) == maxClues && math.Abs(w) <= math.Abs(m.weights[top[maxClues-1]]) {
+			continue
 		}
-		out = append(out, Clue{Token: featureName(toks, i), Weight: m.weights[i] * m.scale})
+		j, _ := slices.BinarySearchFunc(top, math.Abs(w), func(e int, t float64) int {
+			return cmp.Compare(t, math.Abs(m.weights[e]))
+		})
+		top = slices.Insert(top, j, i)
+		if len(top) > maxClues {
+			top = top[:maxClues]
+		}
+	}
+	out := make([]Clue, len(top))
+	for n, i := range top {
+		out[n] = Clue{Token: featureName(toks, i), Weight: m.weights[i] * m.scale}
 	}
 	return out
 }

@@ -1,7 +1,9 @@
 package junk
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/fnv"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -355,6 +357,19 @@ func TestModel(t *testing.T) {
 	if pairKey("a", "b") == tokenKey("a b") || pairKey("ab", "") == pairKey("a", "b") {
 		t.Error("a pair's key equals a token's or another pair's")
 	}
+	// The keys are hash/fnv's FNV-1a 64: the files written before stay readable.
+	for _, tok := range []string{"", "a", "subject:viagra", "ünïcode \x00 bytes"} {
+		h := fnv.New64a()
+		h.Write([]byte(tok))
+		if k := tokenKey(tok); binary.BigEndian.Uint64(k[:]) != h.Sum64() {
+			t.Errorf("tokenKey(%q) is not FNV-1a 64", tok)
+		}
+		h.Write([]byte{0})
+		h.Write([]byte("next"))
+		if k := pairKey(tok, "next"); binary.BigEndian.Uint64(k[:]) != h.Sum64() {
+			t.Errorf("pairKey(%q, next) is not FNV-1a 64 of the two joined by NUL", tok)
+		}
+	}
 }
 
 // The packed layout of users' corpora learns exactly as the global one does.
@@ -437,5 +452,41 @@ func TestOpenEmptiesBayesFile(t *testing.T) {
 	// A fresh file is not "emptied".
 	if fresh := openTest(t, nil); fresh.Emptied() {
 		t.Fatal("fresh file: Emptied")
+	}
+}
+
+// The global weights that verdicts read from memory are the file's: a database opened
+// again gives the same verdicts to the last bit, and learning goes on from them.
+func TestGlobalWeightsReopened(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "junk.db")
+	db, err := Open(path, &Options{MinSpam: 5, MinHam: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	train(t, db, "", 10)
+	learn(t, db, "u", hamMsg(3), true) // a user's corpus reads the global weights too
+	probes := []string{spamMsg(100), hamMsg(100), spamMsg(101)}
+	var before []float64
+	for _, m := range probes {
+		before = append(before, classify(t, db, "", m).Prob)
+	}
+	user := classify(t, db, "u", hamMsg(3)).Prob
+	db.Close()
+	db, err = Open(path, &Options{MinSpam: 5, MinHam: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i, m := range probes {
+		if p := classify(t, db, "", m).Prob; p != before[i] {
+			t.Errorf("probe %d: %v after reopening, %v before", i, p, before[i])
+		}
+	}
+	if p := classify(t, db, "u", hamMsg(3)).Prob; p != user {
+		t.Errorf("user's verdict %v after reopening, %v before", p, user)
+	}
+	learn(t, db, "", hamMsg(100), true)
+	if p := classify(t, db, "", hamMsg(100)).Prob; p <= before[1] {
+		t.Errorf("learning after reopening: %v, was %v", p, before[1])
 	}
 }
