@@ -3,8 +3,8 @@ package junk
 import (
 	"encoding/binary"
 	"errors"
-	"hash/fnv"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"path/filepath"
 	"slices"
