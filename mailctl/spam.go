@@ -177,7 +177,8 @@ func runSpamTrain(a *app, o *options, args []string) error {
 	files := &openFiles{max: maxOpenFiles}
 	defer files.closeAll()
 	gone := make([]bool, len(samples))
-	// The counts per class, spam at 1 and ham at 0; learned[c] of sent[c] messages.
+	// The classes given, and the counts of each (indexed by b2i): of sent[c] messages,
+	// learned[c] changed the corpus or, with --on-error, the classifier.
 	var given [2]bool
 	for _, s := range isSpam {
 		given[b2i(s)] = true
