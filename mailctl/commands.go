@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"postern/pkg/junk"
 )
 
 // command is one subcommand of mailctl, such as "user add".
@@ -24,7 +26,12 @@ type command struct {
 	detail string
 	// flags declares the command's flags into o.
 	flags func(fs *flag.FlagSet, o *options)
-	run   func(a *app, o *options, args []string) error
+	// placed names boolean flags whose place among the positional arguments matters
+	// (spam train's --spam and --ham, which give the class of the PATHs after them):
+	// execute lists them in options.placed instead of setting a value. flags declares
+	// them too, for the help.
+	placed []string
+	run    func(a *app, o *options, args []string) error
 }
 
 // options holds every flag any subcommand has; each command declares the ones it takes.
@@ -39,8 +46,8 @@ type options struct {
 	selector      string
 	algorithm     string
 	dmarc         string
-	spam, ham     bool
 	onError       bool
+	passes        int
 	user          string
 	off           bool
 	limit         int
@@ -51,6 +58,8 @@ type options struct {
 	renewDays                                   int
 	// log
 	logFile string
+	// placed lists the command's placed flags as given, in order.
+	placed []placedFlag
 }
 
 // group returns the first word of a two-word command, or "".
@@ -443,22 +452,34 @@ systemd-journal or adm group.`,
 		run:     runQueueDelete,
 	},
 	{
-		name: "spam train", args: "--spam|--ham [--on-error] [--user ADDRESS] PATH...", minArgs: 1, maxArgs: -1,
+		name: "spam train", args: "[--on-error] [--passes N] [--user ADDRESS] --spam|--ham PATH... [--spam|--ham PATH...]", minArgs: 1, maxArgs: -1,
 		summary: "teach spamd's classifier messages as spam or as ham",
 		detail: `
 Each PATH is a message file, an mbox file (messages after "From " lines) or a Maildir
-folder (the files of its cur/ and new/). Each message goes to spamd over control/spamd
-as a descriptor; spamd learns it into the global corpus, or into the account's own with
---user. A message learned before counts once; learned the other way before, it moves.
-With --on-error a message is learned only when the classifier, as trained so far, gets
-it wrong or is unsure of it (training on error): run the spam and the ham commands in
-turn, again, until they learn nothing; the corpus then holds the hard cases and tells
-spam from ham better than one that learned every message (bench/README.md).
+folder (the files of its cur/ and new/). --spam or --ham gives the class of the PATHs
+after it, so that one command trains both classes, as it should:
+
+  mailctl spam train --spam spam.mbox Maildir/.Junk --ham Maildir sent.mbox
+
+Each message goes to spamd over control/spamd as a descriptor; spamd learns it into the
+global corpus, or into the account's own with --user. The classifier learns by small
+steps, one for each message it is sent: the command lists every message first, then
+sends them all --passes times (` + strconv.Itoa(junk.DefaultPasses) + ` by default), in another order each pass that mixes
+the spam and the ham. Train spam and ham together: after all the spam and then all
+the ham (two commands), the classifier's verdicts lean toward the class it learned
+last.
+Prints a line per class: N messages learned (new to the corpus, or moved from the other
+class) and M known already.
+With --on-error a message takes a step only when the classifier, as trained so far, gets
+it wrong or is unsure of it (training on error); a line per pass and class says how
+many did, and the command stops after a pass in which none did.
 The classifier gives no opinion until it has learned enough spam and ham (spam status).`,
+		placed: []string{"spam", "ham"},
 		flags: func(fs *flag.FlagSet, o *options) {
-			fs.BoolVar(&o.spam, "spam", false, "learn the messages as spam")
-			fs.BoolVar(&o.ham, "ham", false, "learn the messages as ham (wanted mail)")
+			fs.Bool("spam", false, "learn the PATHs that follow as spam")
+			fs.Bool("ham", false, "learn the PATHs that follow as ham (wanted mail)")
 			fs.BoolVar(&o.onError, "on-error", false, "learn only the messages the classifier gets wrong or is unsure of")
+			fs.IntVar(&o.passes, "passes", junk.DefaultPasses, "send every message `N` times (1 to 100), in another order each pass")
 			fs.StringVar(&o.user, "user", "", "learn into the corpus of the account `ADDRESS` (default: the global one)")
 		},
 		run: runSpamTrain,

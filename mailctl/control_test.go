@@ -28,7 +28,8 @@ type fakeInstance struct {
 
 	mu    sync.Mutex
 	calls []call
-	// replies maps an op to its answer: a response body, or an error.
+	// replies maps an op to its answer: a response body, an error, or a func(call) any
+	// that gives one for each call.
 	replies map[string]any
 }
 
@@ -86,6 +87,12 @@ func newFakeInstance(t *testing.T, daemons ...string) *fakeInstance {
 				ipc.CloseFiles(files)
 				fi.calls = append(fi.calls, c)
 				switch r := fi.replies[op].(type) {
+				case func(call) any:
+					v := r(c)
+					if err, ok := v.(error); ok {
+						return nil, err
+					}
+					return v, nil
 				case error:
 					return nil, r
 				case nil:
@@ -117,6 +124,13 @@ func (fi *fakeInstance) last() call {
 	c := fi.calls[len(fi.calls)-1]
 	fi.calls = nil
 	return c
+}
+
+// count returns how many calls the fake daemons received since last forgot them.
+func (fi *fakeInstance) count() int {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	return len(fi.calls)
 }
 
 func (fi *fakeInstance) reply(op string, v any) {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 )
 
@@ -173,13 +174,14 @@ func (a *app) execute(cmd *command, args []string) error {
 	if cmd.flags != nil {
 		cmd.flags(fs, o)
 	}
-	pos, err := parseInterspersed(fs, args)
+	pos, placed, err := parseInterspersed(fs, args, cmd.placed)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return usagef("%v", err)
 	}
+	o.placed = placed
 	if len(pos) < cmd.minArgs {
 		return usagef("missing arguments (expected %s)", cmd.args)
 	}
@@ -194,10 +196,69 @@ func (a *app) execute(cmd *command, args []string) error {
 	return cmd.run(a, o, pos)
 }
 
+// placedFlag is a flag whose place among the positional arguments matters (command's
+// placed): At positional arguments came before it.
+type placedFlag struct {
+	Name string
+	At   int
+}
+
 // parseInterspersed parses flags wherever they are among the arguments, so that both
 // `user add --password-stdin a@b` and `user add a@b --password-stdin` work. "--" ends
-// the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+// the flags. The flags named in placed (without a value: "-name" or "--name") are not
+// given to fs: they are returned in order, each with the number of positional arguments
+// before it.
+func parseInterspersed(fs *flag.FlagSet, args []string, placed []string) ([]string, []placedFlag, error) {
+	var pos []string
+	var marks []placedFlag
+	for {
+		// The words up to the next placed flag, or all of them.
+		n, name := len(args), ""
+		for i, w := range args {
+			if w == "--" {
+				break
+			}
+			nm, err := placedName(w, placed)
+			if err != nil {
+				return nil, nil, err
+			}
+			if nm != "" {
+				n, name = i, nm
+				break
+			}
+		}
+		p, err := parseWords(fs, args[:n])
+		if err != nil {
+			return nil, nil, err
+		}
+		pos = append(pos, p...)
+		if n == len(args) {
+			return pos, marks, nil
+		}
+		marks = append(marks, placedFlag{Name: name, At: len(pos)})
+		args = args[n+1:]
+	}
+}
+
+// placedName returns the name of the placed flag that w is, or "".
+func placedName(w string, placed []string) (string, error) {
+	name, ok := strings.CutPrefix(w, "-")
+	if !ok {
+		return "", nil
+	}
+	name = strings.TrimPrefix(name, "-")
+	name, _, value := strings.Cut(name, "=")
+	if !slices.Contains(placed, name) {
+		return "", nil
+	}
+	if value {
+		return "", fmt.Errorf("--%s takes no value", name)
+	}
+	return name, nil
+}
+
+// parseWords is parseInterspersed without placed flags.
+func parseWords(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

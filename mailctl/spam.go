@@ -6,11 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"postern/pkg/control"
+	"postern/pkg/junk"
 	"postern/pkg/mbox"
 )
 
@@ -91,66 +94,205 @@ func splitMbox(path string, r io.Reader, size int64) ([]message, error) {
 	}
 }
 
+// key names m in a training run (junk.TrainingOrder orders by it): its file, and for a
+// message of an mbox its offset too (never 0: the "From " line comes first).
+func (m message) key() string {
+	p := filepath.Clean(m.path)
+	if m.offset == 0 {
+		return p
+	}
+	return p + "#" + strconv.FormatInt(m.offset, 10)
+}
+
+// sample is a message of a training run and its class.
+type sample struct {
+	message
+	spam bool
+}
+
+// classes returns whether each of the PATHs of spam train is spam or ham: the class of
+// the last --spam or --ham before it.
+func classes(paths []string, placed []placedFlag) ([]bool, error) {
+	spam := make([]bool, len(paths))
+	for i, p := range paths {
+		j := len(placed) - 1
+		for j >= 0 && placed[j].At > i {
+			j--
+		}
+		if j < 0 {
+			return nil, usagef("%s comes before --spam or --ham: give the class of the PATHs that follow (--spam PATH... --ham PATH...)", p)
+		}
+		spam[i] = placed[j].Name == "spam"
+	}
+	for i, f := range placed {
+		if i+1 < len(placed) && placed[i+1].At == f.At || f.At == len(paths) {
+			return nil, usagef("--%s is followed by no PATH", f.Name)
+		}
+	}
+	return spam, nil
+}
+
 func runSpamTrain(a *app, o *options, args []string) error {
-	if o.spam == o.ham {
-		return usagef("give one of --spam and --ham")
+	if o.passes < 1 || o.passes > 100 {
+		return usagef("--passes is %d: give 1 to 100", o.passes)
+	}
+	isSpam, err := classes(args, o.placed)
+	if err != nil {
+		return err
 	}
 	user := ""
 	if o.user != "" {
-		var err error
 		if user, err = checkAddress(o.user, false); err != nil {
 			return usagef("%v", err)
 		}
 		// spamd names a recipient's corpus by the lower-cased address.
 		user = strings.ToLower(user)
 	}
-	var msgs []message
-	for _, p := range args {
-		m, err := messagesIn(p)
+	// Every message first: each pass takes them in its own order.
+	var samples []sample
+	var keys []string
+	seen := map[string]int{}
+	for i, p := range args {
+		ms, err := messagesIn(p)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", p, err)
 		}
-		msgs = append(msgs, m...)
+		for _, m := range ms {
+			k := m.key()
+			if j, ok := seen[k]; ok {
+				if samples[j].spam != isSpam[i] {
+					return fmt.Errorf("%s is given both as spam and as ham", k)
+				}
+				continue // named twice: learned once
+			}
+			seen[k] = len(samples)
+			samples = append(samples, sample{m, isSpam[i]})
+			keys = append(keys, k)
+		}
 	}
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return err
 	}
-	learned := 0
-	var f *os.File
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
-	for _, m := range msgs {
-		if f == nil || f.Name() != m.path {
-			if f != nil {
-				f.Close()
+	files := &openFiles{max: maxOpenFiles}
+	defer files.closeAll()
+	gone := make([]bool, len(samples))
+	// The classes given, and the counts of each (indexed by b2i): of sent[c] messages,
+	// learned[c] changed the corpus or, with --on-error, the classifier.
+	var given [2]bool
+	for _, s := range isSpam {
+		given[b2i(s)] = true
+	}
+	var firstLearned, firstSent [2]int
+	for pass := range o.passes {
+		var learned, sent [2]int
+		for _, i := range junk.TrainingOrder(keys, pass) {
+			s := samples[i]
+			if gone[i] {
+				continue
 			}
-			if f, err = os.Open(m.path); err != nil {
+			f, err := files.open(s.path)
+			if errors.Is(err, os.ErrNotExist) {
+				// A Maildir message moved from new/ to cur/ or deleted since it was
+				// listed: whatever the rest of the run teaches is still right.
+				fmt.Fprintf(a.stderr, "mailctl spam train: skipped %s: it is gone since the start of the run\n", clean(s.key()))
+				gone[i] = true
+				continue
+			}
+			if err != nil {
 				return fmt.Errorf("opening a message: %w", err)
 			}
+			var res control.SpamLearnResult
+			req := control.SpamLearnRequest{Spam: s.spam, User: user, Offset: s.offset, Size: s.size, OnError: o.onError}
+			if err := a.call(cfg, "spamd", control.SpamLearn, req, &res, f); err != nil {
+				return fmt.Errorf("learning %s: %w", s.key(), err)
+			}
+			sent[b2i(s.spam)]++
+			if res.Changed {
+				learned[b2i(s.spam)]++
+			}
 		}
-		var res control.SpamLearnResult
-		req := control.SpamLearnRequest{Spam: o.spam, User: user, Offset: m.offset, Size: m.size, OnError: o.onError}
-		if err := a.call(cfg, "spamd", control.SpamLearn, req, &res, f); err != nil {
-			return fmt.Errorf("learning %s: %w", m.path, err)
+		if pass == 0 {
+			firstLearned, firstSent = learned, sent
 		}
-		if res.Changed {
-			learned++
+		if !o.onError {
+			continue
+		}
+		for _, c := range []int{1, 0} {
+			if given[c] {
+				fmt.Fprintf(a.stdout, "pass %d: %d messages learned as %s, %d classified right\n", pass+1, learned[c], className(c), sent[c]-learned[c])
+			}
+		}
+		if learned == [2]int{} {
+			// The classifier did not change: another pass would find it the same.
+			if pass+1 < o.passes {
+				fmt.Fprintf(a.stdout, "stopped after pass %d: it learned nothing\n", pass+1)
+			}
+			break
 		}
 	}
-	kind := "ham"
-	if o.spam {
-		kind = "spam"
+	if !o.onError {
+		for _, c := range []int{1, 0} {
+			if given[c] {
+				fmt.Fprintf(a.stdout, "%d messages learned as %s, %d known already\n", firstLearned[c], className(c), firstSent[c]-firstLearned[c])
+			}
+		}
 	}
-	known := "known already"
-	if o.onError {
-		known = "known already or classified right"
-	}
-	fmt.Fprintf(a.stdout, "%d messages learned as %s, %d %s\n", learned, kind, len(msgs)-learned, known)
 	return nil
+}
+
+// b2i is 1 for spam and 0 for ham, the index of a class in spam train's counts.
+func b2i(spam bool) int {
+	if spam {
+		return 1
+	}
+	return 0
+}
+
+func className(c int) string {
+	if c == 1 {
+		return "spam"
+	}
+	return "ham"
+}
+
+// maxOpenFiles bounds the files a training run keeps open at once, far below the usual
+// limit of 1,024 descriptors.
+const maxOpenFiles = 64
+
+// openFiles keeps the files of a training run open from one message to the next, up to
+// max at once: an mbox holds many messages, and each pass takes them in another order.
+// Beyond max, the file used least recently is closed.
+type openFiles struct {
+	max   int
+	files []*os.File // least recently used first
+}
+
+func (of *openFiles) open(path string) (*os.File, error) {
+	for i, f := range of.files {
+		if f.Name() == path {
+			copy(of.files[i:], of.files[i+1:])
+			of.files[len(of.files)-1] = f
+			return f, nil
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(of.files) == of.max {
+		of.files[0].Close()
+		of.files = slices.Delete(of.files, 0, 1)
+	}
+	of.files = append(of.files, f)
+	return f, nil
+}
+
+func (of *openFiles) closeAll() {
+	for _, f := range of.files {
+		f.Close()
+	}
+	of.files = nil
 }
 
 func runSpamStatus(a *app, o *options, args []string) error {
