@@ -305,7 +305,7 @@ func runSpamStatus(a *app, o *options, args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CORPUS\tSPAM\tHAM\tTOKENS")
+	fmt.Fprintln(tw, "CORPUS\tSPAM\tHAM\tFEATURES")
 	fmt.Fprintf(tw, "global\t%d\t%d\t%d\n", res.Global.Spam, res.Global.Ham, res.Global.Tokens)
 	for _, u := range res.Users {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", clean(u.User), u.Spam, u.Ham, u.Tokens)
