@@ -75,7 +75,7 @@ type DB struct {
 
 	// global holds the weights of the global corpus, as in the file: every verdict
 	// reads a thousand or more of them, a map lookup each instead of a search of
-	// bbolt's B+tree (a fifth of the time of a verdict on the SpamAssassin corpus).
+	// bbolt's B+tree, where most of a verdict's time went (bench/README.md).
 	// Learning into the global corpus holds mu for writing from its transaction to
 	// the update of the map, so that a verdict never reads weights the file does not
 	// hold; learning into a user's corpus and verdicts hold it for reading.
