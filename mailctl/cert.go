@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,28 +21,58 @@ import (
 // runCertRenew gets a certificate for the host names from an ACME CA when the one
 // [tls] names is due (or --force), answering HTTP-01 through httpd (which serves
 // <data_dir>/acme on its http listener), on --http itself, or through --webroot.
-// smtpd, imapd and httpd notice the new files by themselves.
+// Names given are kept in acme-names beside the TLS key once the run succeeds; a run
+// without names (the timer's) takes them from there, or the hostname when none are
+// kept. smtpd, imapd, httpd and sieved notice the new files by themselves.
 func runCertRenew(a *app, o *options, args []string) error {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return err
-	}
-	names := args
-	if len(names) == 0 {
-		names = []string{strings.TrimSuffix(strings.ToLower(cfg.Hostname), ".")}
-	}
-	for i, n := range names {
-		n = strings.TrimSuffix(strings.ToLower(n), ".")
-		if net.ParseIP(n) != nil || !strings.Contains(n, ".") || strings.ContainsAny(n, "/ *") {
-			return usagef("%q is not a host name a CA certifies", n)
-		}
-		names[i] = n
 	}
 	if o.acmeHTTP != "" && o.webroot != "" {
 		return usagef("--http and --webroot exclude each other")
 	}
 	if cfg.TLS.Cert == "" || cfg.TLS.Key == "" {
 		return errors.New("[tls] cert and key name no files to write the certificate to")
+	}
+	namesFile := filepath.Join(filepath.Dir(cfg.TLS.Key), acmecert.NamesFileName)
+	var names []string
+	for _, arg := range args {
+		n, err := acmecert.CheckName(arg)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	kept, err := acmecert.ReadNames(namesFile)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(names) > 0:
+	case len(kept) > 0:
+		names = kept
+		fmt.Fprintf(a.stdout, "Names kept in %s: %s.\n", namesFile, strings.Join(names, ", "))
+	default:
+		n, err := acmecert.CheckName(cfg.Hostname)
+		if err != nil {
+			return fmt.Errorf("hostname: %w; give the names to certify", err)
+		}
+		names = []string{n}
+	}
+	// keep records the names given, for the runs that give none, once this one
+	// succeeded: a name the CA refused is not kept.
+	keep := func() error {
+		if len(args) == 0 || slices.Equal(names, kept) {
+			return nil
+		}
+		if err := acmecert.WriteNames(namesFile, names); err != nil {
+			return fmt.Errorf("keeping the names for the next renewals: %w", err)
+		}
+		fmt.Fprintf(a.stdout, "Kept the names in %s: cert renew without names renews them.\n", namesFile)
+		return nil
 	}
 	m := &acmecert.Manager{
 		DirectoryURL: o.directory, Email: o.email, Names: names,
@@ -63,7 +94,7 @@ func runCertRenew(a *app, o *options, args []string) error {
 	due, why := m.Due(time.Now())
 	if !due && !o.force {
 		fmt.Fprintf(a.stdout, "Not renewed: %s.\n", why)
-		return nil
+		return keep()
 	}
 	fmt.Fprintf(a.stdout, "Renewing: %s.\n", why)
 	httpd := cfg.Service("httpd")
@@ -95,8 +126,8 @@ func runCertRenew(a *app, o *options, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Wrote %s and %s: %s, from %s, valid until %s.\nsmtpd, imapd and httpd serve it within %s, without a restart.\n",
+	fmt.Fprintf(a.stdout, "Wrote %s and %s: %s, from %s, valid until %s.\nsmtpd, imapd, httpd and sieved serve it within %s, without a restart.\n",
 		m.CertFile, m.KeyFile, strings.Join(leaf.DNSNames, ", "), leaf.Issuer.CommonName,
 		leaf.NotAfter.UTC().Format(time.DateOnly), daemon.CertCheckInterval)
-	return nil
+	return keep()
 }

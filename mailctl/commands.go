@@ -647,18 +647,20 @@ or a required one missing. Nothing is changed.`,
 		name: "cert renew", args: "[NAME...] [--email ADDR] [--http ADDR | --webroot DIR] [--force]", maxArgs: -1,
 		summary: "get or renew the TLS certificate from an ACME CA such as Let's Encrypt",
 		detail: `
-Gets a certificate for NAME... (default: hostname) from an ACME certificate authority
-(RFC 8555; Let's Encrypt unless --directory says otherwise) when the certificate that
-[tls] cert names is due: missing, self-signed, not covering every name, or expiring
-within --renew-before days. The CA checks each name with the HTTP-01 challenge: it
-fetches http://NAME/.well-known/acme-challenge/... on port 80. When httpd runs with an
-http listener, cert renew leaves the answers in data_dir/acme and httpd serves them;
-otherwise cert renew answers itself (--http, default :80, so it runs as root), or, when
-another web server holds port 80, writes them under --webroot DIR. The new key and
-certificate replace [tls] key and cert (with their owner and mode); smtpd, imapd and
-httpd notice the new files within seconds and serve them without a restart. The account key is kept beside the
-TLS key (acme-account.key). Run it daily (a systemd timer or cron): it does nothing until
-the certificate is due.`,
+Gets a certificate for NAME... from an ACME certificate authority (RFC 8555; Let's
+Encrypt unless --directory says otherwise) when the certificate that [tls] cert names
+is due: missing, self-signed, not covering every name, or expiring within
+--renew-before days. Without NAME, the names kept in acme-names beside the TLS key are
+used, or the hostname when none are kept; names given are kept there once the run
+succeeds, so that the daily run (a systemd timer or cron) needs none. The CA checks
+each name with the HTTP-01 challenge: it fetches
+http://NAME/.well-known/acme-challenge/... on port 80. When httpd runs with an http listener, cert renew leaves the answers in
+data_dir/acme and httpd serves them; otherwise cert renew answers itself (--http,
+default :80, so it runs as root), or, when another web server holds port 80, writes
+them under --webroot DIR. The new key and certificate replace [tls] key and cert (with
+their owner and mode); smtpd, imapd, httpd and sieved notice the new files within
+seconds and serve them without a restart or a signal. The account key is kept beside
+the TLS key (acme-account.key). It does nothing until the certificate is due.`,
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.directory, "directory", "", "the ACME directory `URL` (default Let's Encrypt's)")
 			fs.StringVar(&o.email, "email", "", "the account's contact `ADDRESS`, for the CA's expiry warnings")

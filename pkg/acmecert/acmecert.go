@@ -6,8 +6,10 @@
 // Postern has it, httpd) or a Webroot serves (files for another web server).
 //
 // The certificate and its key are written where [tls] names them, each replaced in
-// one rename(2), so that smtpd and imapd, which watch the files (pkg/tlsconf), serve
-// the new pair without a restart or a signal.
+// one rename(2), so that smtpd, imapd, httpd and sieved, which watch the files
+// (pkg/tlsconf), serve the new pair without a restart or a signal. The names a
+// certificate was obtained for can be kept in a file (ReadNames, WriteNames), for the
+// renewals that give none.
 package acmecert
 
 import (
