@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"postern/pkg/auth"
+	"postern/pkg/metrics"
 )
 
 // loginData fills templates/login.html.
@@ -66,6 +67,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusTooManyRequests, "Too many failed logins; try again in "+itoa(res.RetryAfter)+" seconds.")
 		return
 	case !res.OK || res.Token == "":
+		metrics.Inc(metrics.AuthFailures, "daemon", "httpd", "service", "web")
 		s.log.Info("web login failed", "user", user, "client", clientIP(r))
 		fail(http.StatusUnauthorized, "Wrong address or password.")
 		return

@@ -153,7 +153,7 @@ func (s *Session) finishLogin(c *imap.Command, err error) {
 		// RFC 9051 §6.2.3: the capabilities may change after login; send them.
 		s.tagged(c.Tag, "OK", "[CAPABILITY "+s.capabilities()+"] Logged in")
 	case errors.Is(err, errAuthFailed):
-		metrics.Inc(metrics.AuthFailures, "daemon", "imapd")
+		metrics.Inc(metrics.AuthFailures, "daemon", "imapd", "service", "imap")
 		s.fails++
 		s.no(c, "[AUTHENTICATIONFAILED] Authentication failed")
 		if s.fails >= maxLoginFailures {

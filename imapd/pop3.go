@@ -45,6 +45,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"postern/pkg/imap"
+	"postern/pkg/metrics"
 	"postern/pkg/pop3"
 )
 
@@ -425,6 +426,7 @@ func (p *pop3Session) finishLogin(err error) {
 	case errors.Is(err, errInUse):
 		p.reply("-ERR [IN-USE] Another POP3 session has this maildrop; try again later")
 	case errors.Is(err, errAuthFailed):
+		metrics.Inc(metrics.AuthFailures, "daemon", "imapd", "service", "pop3")
 		p.fails++
 		p.reply("-ERR [AUTH] Authentication failed")
 	case errors.As(err, &te):

@@ -19,6 +19,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/daemon"
 	"postern/pkg/ipc"
+	"postern/pkg/metrics"
 	"postern/pkg/peeruid"
 	"postern/pkg/sieve"
 	"postern/pkg/tlsconf"
@@ -534,6 +535,7 @@ func (ss *session) authenticateWeb(dec []byte, derr error) bool {
 }
 
 func (ss *session) authFailed() bool {
+	metrics.Inc(metrics.AuthFailures, "daemon", "sieved", "service", "managesieve")
 	ss.fails++
 	ss.no("", "Authentication failed")
 	if ss.fails >= maxLoginFails {

@@ -319,7 +319,7 @@ func (s *session) authDone(mech string, out *authOutcome, err error) {
 	switch {
 	case err == nil && out.res.OK:
 	case out.authzDiff:
-		metrics.Inc(metrics.AuthFailures, "daemon", "smtpd")
+		metrics.Inc(metrics.AuthFailures, "daemon", "smtpd", "service", "smtp")
 		s.reply(rAuthFailed, "method", mech, "user", clip(out.user), "why", "authorization identity differs")
 		return
 	case !out.asked:
@@ -335,7 +335,7 @@ func (s *session) authDone(mech string, out *authOutcome, err error) {
 		s.reply(authThrottled(out.res.RetryAfter), "method", mech, "user", clip(out.user))
 		return
 	default:
-		metrics.Inc(metrics.AuthFailures, "daemon", "smtpd")
+		metrics.Inc(metrics.AuthFailures, "daemon", "smtpd", "service", "smtp")
 		s.reply(rAuthFailed, "method", mech, "user", clip(out.user))
 		return
 	}

@@ -51,6 +51,38 @@ func (c *sieveConn) cmd(line string) ([]string, string) {
 	return c.response()
 }
 
+// dialSieve connects to sieved's listener, waiting for sieved, and returns the
+// connection with the greeting: its capability lines and its last line.
+func dialSieve(t *testing.T, in *Instance) (*sieveConn, []string, string) {
+	t.Helper()
+	addr := in.Cfg.Service("sieved").Listen["sieve"]
+	var conn net.Conn
+	var err error
+	in.WaitFor("sieved", 20*time.Second, func() bool {
+		conn, err = net.Dial("tcp", addr)
+		return err == nil
+	})
+	t.Cleanup(func() { conn.Close() })
+	c := &sieveConn{t: t, conn: conn, r: bufio.NewReader(conn), log: in.Log}
+	caps, last := c.response()
+	return c, caps, last
+}
+
+// startTLS runs STARTTLS (RFC 5804 §2.2) and returns the capabilities sieved sends
+// over TLS and the line that ends them.
+func (c *sieveConn) startTLS(in *Instance) ([]string, string) {
+	c.t.Helper()
+	if _, ok := c.cmd("STARTTLS"); !strings.HasPrefix(ok, "OK") {
+		c.t.Fatalf("STARTTLS: %s", ok)
+	}
+	tc := tls.Client(c.conn, in.tlsConfig())
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	return c.response()
+}
+
 // literal writes s as a non-synchronizing literal (RFC 5804 §4).
 func literal(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
 
@@ -67,29 +99,11 @@ func TestManageSieve(t *testing.T) {
 	in.Stop()
 	in.Start()
 	tg := imapTargetOf(t, in)
-	addr := in.Cfg.Service("sieved").Listen["sieve"]
-	var conn net.Conn
-	var err error
-	in.WaitFor("sieved", 20*time.Second, func() bool {
-		conn, err = net.Dial("tcp", addr)
-		return err == nil
-	})
-	defer conn.Close()
-	c := &sieveConn{t: t, conn: conn, r: bufio.NewReader(conn)}
-	c.log = in.Log
-	caps, ok := c.response()
+	c, caps, ok := dialSieve(t, in)
 	if ok != `OK "Postern ManageSieve ready"` || !slices.Contains(caps, `"STARTTLS"`) || !strings.Contains(strings.Join(caps, "\n"), "fileinto") {
 		t.Fatalf("greeting %q %q", caps, ok)
 	}
-	if _, ok := c.cmd("STARTTLS"); !strings.HasPrefix(ok, "OK") {
-		t.Fatalf("STARTTLS: %s", ok)
-	}
-	tc := tls.Client(conn, in.tlsConfig())
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn, c.r = tc, bufio.NewReader(tc)
-	if caps, ok := c.response(); ok != `OK "TLS active"` || !slices.Contains(caps, `"SASL" "PLAIN"`) || slices.Contains(caps, `"STARTTLS"`) {
+	if caps, ok := c.startTLS(in); ok != `OK "TLS active"` || !slices.Contains(caps, `"SASL" "PLAIN"`) || slices.Contains(caps, `"STARTTLS"`) {
 		t.Fatalf("capabilities after STARTTLS: %q %s", caps, ok)
 	}
 	if _, ok := c.cmd("LISTSCRIPTS"); !strings.HasPrefix(ok, "NO") {

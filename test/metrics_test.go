@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -50,7 +51,8 @@ func scrape(t *testing.T, url string) map[string]float64 {
 
 // TestMetricsCountTheMailPath sends mail through the real daemons and checks that the
 // counters metricsd serves moved: received, delivered (with its latency), a rejected
-// recipient by its code, connections, a failed IMAP login, queue sizes, and the restart
+// recipient by its code, connections, a failed login over SMTP AUTH, IMAP, POP3,
+// ManageSieve and the webmail's form (each by its service), queue sizes, and the restart
 // of a daemon killed with SIGKILL, whose counts survive it.
 func TestMetricsCountTheMailPath(t *testing.T) {
 	in := NewInstance(t, "")
@@ -70,8 +72,27 @@ func TestMetricsCountTheMailPath(t *testing.T) {
 	command(t, c, r, "QUIT")
 	c.Close()
 
+	// One failed login by each service that takes a password: four from this client for
+	// demo (under authd's account_client_failures, so none is throttled, which would not
+	// count), and SMTP AUTH for another name.
+	sub, _ := in.dialRaw(t, in.SubmissionsAddr(), true)
+	sub.expect(plainAuth("nobody@example.test", "not-the-password"), "535 5.7.8")
 	raw := imapTargetOf(t, in).rawDial(t, true)
 	raw.Expect("NO", `LOGIN "demo@example.test" "not-the-password"`)
+	pop := dialPOP3(t, in)
+	pop.ok("USER demo@example.test")
+	if l := pop.cmd("PASS not-the-password"); !strings.HasPrefix(l, "-ERR [AUTH]") {
+		t.Fatalf("POP3 PASS with a wrong password: %q", l)
+	}
+	sv, _, _ := dialSieve(t, in)
+	sv.startTLS(in)
+	bad := base64.StdEncoding.EncodeToString([]byte("\x00demo@example.test\x00not-the-password"))
+	if _, ok := sv.cmd(`AUTHENTICATE "PLAIN" "` + bad + `"`); !strings.HasPrefix(ok, "NO") {
+		t.Fatalf("ManageSieve AUTHENTICATE with a wrong password: %s", ok)
+	}
+	if code := in.newWebClient(t).login("demo@example.test", "not-the-password"); code != http.StatusUnauthorized {
+		t.Fatalf("web login with a wrong password: %d", code)
+	}
 
 	wait := func(what string, want map[string]func(float64) bool) map[string]float64 {
 		t.Helper()
@@ -105,7 +126,11 @@ func TestMetricsCountTheMailPath(t *testing.T) {
 		`postern_smtp_rejected_total{code="5.1.1",command="RCPT"}`:              is(1),
 		`postern_connections_total{daemon="smtpd",listener="smtp"}`:             atLeast(2),
 		`postern_connections_total{daemon="imapd",listener="imap"}`:             atLeast(1),
-		`postern_auth_failures_total{daemon="imapd"}`:                           is(1),
+		`postern_auth_failures_total{daemon="smtpd",service="smtp"}`:            is(1),
+		`postern_auth_failures_total{daemon="imapd",service="imap"}`:            is(1),
+		`postern_auth_failures_total{daemon="imapd",service="pop3"}`:            is(1),
+		`postern_auth_failures_total{daemon="sieved",service="managesieve"}`:    is(1),
+		`postern_auth_failures_total{daemon="httpd",service="web"}`:             is(1),
 		`postern_queue_messages{queue="deferred"}`:                              is(0),
 		`postern_daemon_up{daemon="qmgr"}`:                                      is(1),
 	})

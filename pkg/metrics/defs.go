@@ -51,7 +51,10 @@ const (
 	// number open now.
 	Connections = "postern_connections_total"
 	Sessions    = "postern_sessions"
-	// AuthFailures counts failed logins (SMTP AUTH, IMAP LOGIN/AUTHENTICATE) per daemon.
+	// AuthFailures counts failed logins (credentials refused, not logins throttled or
+	// left unanswered) by daemon and service: smtpd "smtp" (AUTH), imapd "imap"
+	// (LOGIN, AUTHENTICATE) and "pop3" (PASS, AUTH), sieved "managesieve"
+	// (AUTHENTICATE), httpd "web" (the login form).
 	AuthFailures = "postern_auth_failures_total"
 	// DeliveryDuration is the time from arrival in the queue to a successful delivery,
 	// per transport.
@@ -73,7 +76,7 @@ var Defs = []Def{
 	{Name: Queue, Type: Gauge, Help: "Messages in each queue directory."},
 	{Name: Connections, Type: Counter, Help: "Connections accepted, by daemon and listener."},
 	{Name: Sessions, Type: Gauge, Help: "Sessions open now, by daemon."},
-	{Name: AuthFailures, Type: Counter, Help: "Failed logins, by daemon."},
+	{Name: AuthFailures, Type: Counter, Help: "Failed logins, by daemon and service (smtp, imap, pop3, managesieve, web)."},
 	{Name: DeliveryDuration, Type: Histogram, Help: "Seconds from arrival to successful delivery, by transport.",
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400}},
 	{Name: Restarts, Type: Counter, Help: "Restarts of a daemon by master after it died."},
