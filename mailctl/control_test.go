@@ -133,6 +133,15 @@ func (fi *fakeInstance) count() int {
 	return len(fi.calls)
 }
 
+// take returns the calls made so far and forgets them.
+func (fi *fakeInstance) take() []call {
+	fi.mu.Lock()
+	defer fi.mu.Unlock()
+	calls := fi.calls
+	fi.calls = nil
+	return calls
+}
+
 func (fi *fakeInstance) reply(op string, v any) {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()

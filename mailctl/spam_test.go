@@ -41,10 +41,7 @@ func TestSpamTrain(t *testing.T) {
 	if code != 0 || out != "5 messages learned as spam, 0 known already\n" {
 		t.Fatalf("spam train: exit %d, %q %q", code, out, errOut)
 	}
-	fi.mu.Lock()
-	calls := fi.calls
-	fi.calls = nil
-	fi.mu.Unlock()
+	calls := fi.take()
 	var got []string
 	for _, c := range calls {
 		if c.op != control.SpamLearn || !strings.Contains(c.body, `"spam":true`) {
@@ -158,10 +155,7 @@ func TestSpamTrainPasses(t *testing.T) {
 	if code != 0 || out != "4 messages learned as spam, 0 known already\n3 messages learned as ham, 0 known already\n" {
 		t.Fatalf("spam train: exit %d, %q %q", code, out, errOut)
 	}
-	fi.mu.Lock()
-	calls := fi.calls
-	fi.calls = nil
-	fi.mu.Unlock()
+	calls := fi.take()
 	const passes = 3
 	if len(calls) != passes*len(keys) {
 		t.Fatalf("%d calls for %d messages in %d passes", len(calls), len(keys), passes)
