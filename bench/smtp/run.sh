@@ -48,6 +48,14 @@ command -v smtp-source >/dev/null || { echo "smtp-source missing: apt-get instal
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
 count() { { find "$1" -maxdepth 1 -type f 2>/dev/null || true; } | wc -l; }
+# daemon_cpu prints "name seconds" for each daemon master started: user + system CPU
+# time from /proc (clock ticks of 1/100 s).
+daemon_cpu() {
+	local p
+	for p in $(pgrep -P "$master" 2>/dev/null); do
+		awk -v p="$p" '{ sub(/^[0-9]+ \(/, ""); split($0, a, /\) /); split(a[2], f, " "); printf "%s %.2f\n", a[1], (f[12] + f[13]) / 100 }' "/proc/$p/stat" 2>/dev/null || true
+	done | sort
+}
 now() { date +%s.%N; }
 
 if [ -z "$target" ]; then
@@ -89,6 +97,12 @@ if [ -z "$target" ]; then
 		(exec 3<>/dev/tcp/127.0.0.1/$((base + 25))) 2>/dev/null && break
 		sleep 0.1
 	done
+	# spamd listens once it has opened its databases (a trained classifier's weights
+	# take a moment to load): the load starts when it does, not during its start.
+	if [ -z "$nospamd" ]; then
+		for _ in $(seq 300); do [ -S "$dir/spool/private/spamd" ] && break; sleep 0.1; done
+	fi
+	cpu_before=$(daemon_cpu)
 fi
 [ -n "$maildir" ] || { echo "-t needs -m MAILDIR"; exit 2; }
 
@@ -109,6 +123,14 @@ awk -v n="$n" -v s="$start" -v a="$accepted" -v d="$delivered" 'BEGIN {
 	printf "accepted:  %6.0f msg/s  (%.2f s)\n", n / (a - s), a - s
 	printf "delivered: %6.0f msg/s  (%.2f s)\n", n / (d - s), d - s
 }'
+if [ -n "${dir:-}" ]; then
+	# CPU seconds each daemon spent on the load (summed over its processes), per
+	# message: where the machine's time went.
+	join -a 2 -e 0 -o 0,1.2,2.2 <(echo "$cpu_before" | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }' | sort) \
+		<(daemon_cpu | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }' | sort) |
+		awk -v n="$n" '{ d = $3 - $2; if (d > 0) { printf "%s%s %.0f µs", sep, $1, 1e6 * d / n; sep = ", " } } END { print "" }' |
+		sed 's/^/CPU per message: /'
+fi
 if [ -n "${dir:-}" ] && [ -z "$nospamd" ]; then
 	# spamd's own time per verdict, from the ms= of its "verdict" log lines.
 	grep 'msg=verdict daemon=spamd' "$dir/master.log" | sed -n 's/.* ms=\([0-9.]*\).*/\1/p' | sort -g | awk '
