@@ -7,6 +7,7 @@ import (
 	"net"
 	"path"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -77,7 +78,9 @@ func Tokenize(r io.ReaderAt, size int64) (Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("junk: tokenizing message: %w", err)
 	}
-	t := &tokenizer{seen: make(map[string]struct{}, 256), msg: m}
+	t := tokenizers.Get().(*tokenizer)
+	defer t.release()
+	t.msg = m
 	t.header(&m.Root.Header)
 	parts := 0
 	if err := t.part(m.Root, &parts); err != nil {
@@ -85,6 +88,25 @@ func Tokenize(r io.ReaderAt, size int64) (Tokens, error) {
 	}
 	return t.list, nil
 }
+
+// tokenizers keeps the set of seen tokens and the text buffer from one message to the
+// next: spamd tokenizes every message it judges.
+var tokenizers = sync.Pool{New: func() any {
+	return &tokenizer{seen: make(map[string]struct{}, 256)}
+}}
+
+// release returns t to tokenizers; the list of tokens now belongs to the caller.
+func (t *tokenizer) release() {
+	clear(t.seen)
+	t.list, t.msg, t.textRead = nil, nil, 0
+	if cap(t.buf) > maxPooledText {
+		t.buf = nil
+	}
+	tokenizers.Put(t)
+}
+
+// maxPooledText is the largest text buffer kept in tokenizers.
+const maxPooledText = 64 << 10
 
 // header adds the tokens of the fields of a message header: the lower-cased name of
 // every field, and the words, addresses or hosts of the fields that say who sent the
@@ -168,7 +190,7 @@ func (t *tokenizer) received(value string) {
 			break
 		}
 		if (w == "from" || w == "by") && i+1 < len(ws) {
-			h := strings.Trim(ws[i+1], "()[];<>")
+			h := receivedPunct.trim(ws[i+1])
 			if ip := net.ParseIP(h); ip != nil {
 				t.ip("received:ip:", ip)
 			} else if strings.Contains(h, ".") {
@@ -311,8 +333,8 @@ func (t *tokenizer) text(b []byte) {
 		// The next run of non-space characters.
 		i := 0
 		for i < len(b) {
-			r, n := utf8.DecodeRune(b[i:])
-			if !unicode.IsSpace(r) {
+			space, n := spaceAt(b[i:])
+			if !space {
 				break
 			}
 			i += n
@@ -320,8 +342,8 @@ func (t *tokenizer) text(b []byte) {
 		b = b[i:]
 		j := 0
 		for j < len(b) {
-			r, n := utf8.DecodeRune(b[j:])
-			if unicode.IsSpace(r) {
+			space, n := spaceAt(b[j:])
+			if space {
 				break
 			}
 			j += n
@@ -333,6 +355,48 @@ func (t *tokenizer) text(b []byte) {
 		b = b[j:]
 	}
 }
+
+// spaceAt reports whether b begins with a space character (unicode.IsSpace) and how
+// long the character is; ASCII, most of mail, without decoding.
+func spaceAt(b []byte) (bool, int) {
+	if c := b[0]; c < utf8.RuneSelf {
+		return c == ' ' || '\t' <= c && c <= '\r', 1
+	}
+	r, n := utf8.DecodeRune(b)
+	return unicode.IsSpace(r), n
+}
+
+// asciiSet is a set of ASCII octets to trim from both ends of a word: strings.Trim with
+// a cutset of several characters builds the set anew at each call, once per word.
+type asciiSet [utf8.RuneSelf]bool
+
+func newASCIISet(chars string) *asciiSet {
+	var s asciiSet
+	for i := 0; i < len(chars); i++ {
+		s[chars[i]] = true
+	}
+	return &s
+}
+
+// trim is strings.Trim(w, the set's characters).
+func (s *asciiSet) trim(w string) string {
+	i, j := 0, len(w)
+	for i < j && w[i] < utf8.RuneSelf && s[w[i]] {
+		i++
+	}
+	for j > i && w[j-1] < utf8.RuneSelf && s[w[j-1]] {
+		j--
+	}
+	return w[i:j]
+}
+
+// The punctuation trimmed from the words of body text, of header fields, and from the
+// host names of Received fields.
+var (
+	wordPunct     = newASCIISet(".,;:!?\"'()[]{}<>*-_=/\\|`~")
+	headerPunct   = newASCIISet(".,;:!?\"'()[]{}<>")
+	receivedPunct = newASCIISet("()[];<>")
+)
 
 // word adds the token(s) of one run of non-space characters of body text.
 func (t *tokenizer) word(w string) {
@@ -352,7 +416,7 @@ func (t *tokenizer) word(w string) {
 		t.domain("email:", host)
 		lw = lw[:k]
 	}
-	lw = strings.Trim(lw, ".,;:!?\"'()[]{}<>*-_=/\\|`~")
+	lw = wordPunct.trim(lw)
 	n := utf8.RuneCountInString(lw)
 	switch {
 	case n < minWordLen:
@@ -402,7 +466,7 @@ func (t *tokenizer) words(prefix, v string, limit int) {
 			return
 		}
 		n++
-		w = strings.ToLower(strings.Trim(w, ".,;:!?\"'()[]{}<>"))
+		w = strings.ToLower(headerPunct.trim(w))
 		if w == "" {
 			continue
 		}
