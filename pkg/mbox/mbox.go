@@ -158,6 +158,32 @@ var statusFlags = [...]struct {
 	{"x-status", 'T', `\Draft`},
 }
 
+// StatusFields returns the values of the Status and X-Status header fields that stand
+// for the flags of a Maildir file's info letters (the reverse of Message.Flags): Status
+// "RO" for a message seen, else "O"; X-Status the letters of the other flags, in the
+// order of info, "" when there are none.
+func StatusFields(info string) (status, xstatus string) {
+	status = "O"
+	var x []byte
+	for _, c := range []byte(info) {
+		for _, mf := range maildir.SystemFlags {
+			if mf.Letter != c || mf.IMAP == "" {
+				continue
+			}
+			for _, sf := range statusFlags {
+				switch {
+				case sf.flag != mf.IMAP:
+				case sf.field == "status":
+					status = string(sf.letter) + "O"
+				default:
+					x = append(x, sf.letter)
+				}
+			}
+		}
+	}
+	return status, string(x)
+}
+
 func (s *Scanner) finishFlags() {
 	s.cur.Flags, _ = maildir.FlagLetters(s.flags)
 }

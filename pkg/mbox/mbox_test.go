@@ -90,6 +90,32 @@ func TestScannerFlags(t *testing.T) {
 	}
 }
 
+// TestStatusFields checks the Status and X-Status of Maildir letters, and that Scanner
+// reads every combination back as the same letters.
+func TestStatusFields(t *testing.T) {
+	for info, want := range map[string][2]string{
+		"": {"O", ""}, "S": {"RO", ""}, "FS": {"RO", "F"}, "DFPRST": {"RO", "TFAD"}, "Pab": {"O", ""},
+	} {
+		if st, x := StatusFields(info); st != want[0] || x != want[1] {
+			t.Errorf("%q: %q %q, want %q %q", info, st, x, want[0], want[1])
+		}
+	}
+	const letters = "DFRST"
+	for set := range 1 << len(letters) {
+		var info []byte
+		for i := range len(letters) {
+			if set&(1<<i) != 0 {
+				info = append(info, letters[i])
+			}
+		}
+		st, x := StatusFields(string(info))
+		data := "From a@b.test Mon Dec  7 10:00:00 2026\nStatus: " + st + "\nX-Status: " + x + "\n\nbody\n"
+		if m, err := NewScanner(strings.NewReader(data)).Next(); err != nil || m.Flags != string(info) {
+			t.Errorf("%q: Status %q X-Status %q read back as %q %v", info, st, x, m.Flags, err)
+		}
+	}
+}
+
 func TestContent(t *testing.T) {
 	in := "Subject: one\n\nbody\r\n>From the start\n>>From deeper\n>Fromage\nlast"
 	b, err := io.ReadAll(Content(iotest.OneByteReader(strings.NewReader(in)), true))
