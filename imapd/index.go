@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"postern/pkg/maildir"
 )
 
 // The index: one bbolt database per account, <maildir>/postern-imap.db, written by
@@ -58,20 +60,35 @@ const (
 	flagCRLF
 )
 
-// systemFlags maps IMAP system flags (RFC 3501 §2.3.2) to bits and Maildir letters
-// (https://cr.yp.to/proto/maildir.html: D draft, F flagged, P passed, R replied,
-// S seen, T trashed), in the Maildir letters' ASCII order.
-var systemFlags = []struct {
-	name   string
+// systemFlags are the flags of pkg/maildir's table (maildir.SystemFlags: the IMAP
+// system flags and Maildir's P, with their letters, in the letters' ASCII order, the
+// order a file name lists them in), each with its bit in the index.
+var systemFlags = indexFlags()
+
+// indexFlag is one of the flags a Maildir file name carries, with its bit.
+type indexFlag struct {
+	name   string // the IMAP flag; "" for P
 	bit    flagBits
 	letter byte
-}{
-	{`\Draft`, flagDraft, 'D'},
-	{`\Flagged`, flagFlagged, 'F'},
-	{"", flagPassed, 'P'},
-	{`\Answered`, flagAnswered, 'R'},
-	{`\Seen`, flagSeen, 'S'},
-	{`\Deleted`, flagDeleted, 'T'},
+}
+
+// indexFlags gives each flag of maildir.SystemFlags its bit. The bits are stored in
+// the index (message.marshal): a flag keeps its bit for ever.
+func indexFlags() []indexFlag {
+	bits := map[string]flagBits{
+		`\Seen`: flagSeen, `\Answered`: flagAnswered, `\Flagged`: flagFlagged,
+		`\Deleted`: flagDeleted, `\Draft`: flagDraft,
+		"": flagPassed, // P, which no IMAP flag stands for
+	}
+	var out []indexFlag
+	for _, f := range maildir.SystemFlags {
+		bit, ok := bits[f.IMAP]
+		if !ok {
+			panic(fmt.Sprintf("imapd: the index has no bit for the Maildir flag %c (%s)", f.Letter, f.IMAP))
+		}
+		out = append(out, indexFlag{f.IMAP, bit, f.Letter})
+	}
+	return out
 }
 
 // message is what the index knows of one message.

@@ -506,6 +506,18 @@ func TestFileNames(t *testing.T) {
 	if err != nil || r.base != m.base || r.flags != m.flags || len(r.keywords) != 2 || r.uid != 7 {
 		t.Errorf("record round trip: %+v %v", r, err)
 	}
+	// Every flag pkg/maildir's table has: its letter in the name, its IMAP name (but P's)
+	// in FETCH FLAGS.
+	all := &message{base: "1.M3.host", flags: flagSeen | flagAnswered | flagFlagged | flagDeleted | flagDraft | flagPassed}
+	if name := mb.fileName(all); name != "1.M3.host:2,DFPRST" {
+		t.Errorf("fileName %q", name)
+	}
+	if _, flags, _ := mb.parseFileName("1.M3.host:2,DFPRST"); flags != all.flags {
+		t.Errorf("parseFileName: flags %b, want %b", flags, all.flags)
+	}
+	if got := string(all.appendFlags(nil, false)); got != `(\Draft \Flagged \Answered \Seen \Deleted)` {
+		t.Errorf("appendFlags %s", got)
+	}
 }
 
 // Stopping the daemon ends every session with BYE (RFC 3501 §7.1.5), idle or not.

@@ -56,6 +56,9 @@ type Agent struct {
 	// scripts keeps each active Sieve script parsed, by path, with the file it came
 	// from (sieve.go's loadScript): a recipient's script is parsed once, not per message.
 	scripts sync.Map // string → *cachedScript
+	// swept remembers, by tmp/ directory, when writeMarker last removed the old redirect
+	// markers there (redirect.go).
+	swept sync.Map // string → time.Time
 
 	// busy holds the deliveries in progress by the path their file gets in new/, each
 	// with a channel closed when it ends: a repeated delivery waits for the first to

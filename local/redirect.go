@@ -83,7 +83,7 @@ func (a *Agent) redirect(ctx context.Context, f *os.File, req *delivery.Request,
 		return err
 	}
 	log.Info("redirected", "redirect", strings.Join(to, ","), "redirect_id", id)
-	if err := writeMarker(tmp, marker); err != nil {
+	if err := a.writeMarker(tmp, marker); err != nil {
 		// The message is queued: a repeated attempt would send it twice only if this
 		// one is not recorded, which is what the marker was for.
 		log.Warn("cannot record the redirect; a repeated attempt would send it again", "file", marker, "err", err)
@@ -91,9 +91,16 @@ func (a *Agent) redirect(ctx context.Context, f *os.File, req *delivery.Request,
 	return nil
 }
 
+// markerSweepEvery is how often the old markers of one Maildir are looked for: listing
+// tmp/ at every redirect would cost a directory read and a stat per marker kept (a month
+// of them for a user who redirects all their mail) for each message.
+const markerSweepEvery = 24 * time.Hour
+
 // writeMarker creates the empty file path in the Maildir's tmp/ durably, and removes
-// the markers older than markerAge beside it.
-func writeMarker(tmp, path string) error {
+// the markers older than markerAge beside it when it has not done so for
+// markerSweepEvery. Whether a redirect was made is looked up by the marker's own name
+// (os.Lstat in redirect), never by reading tmp/.
+func (a *Agent) writeMarker(tmp, path string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		// A Maildir without tmp/: made for the marker alone (the message went
@@ -112,20 +119,31 @@ func writeMarker(tmp, path string) error {
 	if err != nil {
 		return err
 	}
+	// The marker counts once its directory entry is durable too.
 	if err := dirsync.Sync(tmp); err != nil {
 		return err
 	}
+	now := time.Now()
+	if last, ok := a.swept.Load(tmp); ok && now.Sub(last.(time.Time)) < markerSweepEvery {
+		return nil
+	}
+	a.swept.Store(tmp, now)
+	sweepMarkers(tmp, now)
+	return nil
+}
+
+// sweepMarkers removes the redirect markers in tmp older than markerAge.
+func sweepMarkers(tmp string, now time.Time) {
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
-		return nil
+		return
 	}
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), "redirect-") {
 			continue
 		}
-		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > markerAge {
+		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > markerAge {
 			os.Remove(filepath.Join(tmp, e.Name()))
 		}
 	}
-	return nil
 }

@@ -7,9 +7,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"postern/pkg/delivery"
 	"postern/pkg/enqueue"
@@ -124,6 +126,100 @@ func TestRedirect(t *testing.T) {
 			}
 			if got := e.files(t, ""); len(got) != c.inbox {
 				t.Errorf("after the repeated attempt the INBOX holds %v", got)
+			}
+		})
+	}
+}
+
+// The redirect markers of a Maildir older than markerAge are removed by the first
+// redirect into it, and then at most once every markerSweepEvery: a redirect in between
+// does not read tmp/. Fresh markers and files that are no markers stay.
+func TestRedirectMarkerSweep(t *testing.T) {
+	e := start(t)
+	e.setScript(t, `redirect "x@example.org";`)
+	bob := delivery.Recipient{Addr: "bob@example.test", Maildir: filepath.Join(e.root, "example.test", "bob")}
+	tmp := filepath.Join(bob.Maildir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-markerAge - time.Hour)
+	plant := func(name string) {
+		t.Helper()
+		p := filepath.Join(tmp, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(name string) bool { _, err := os.Lstat(filepath.Join(tmp, name)); return err == nil }
+	redirect := func() string {
+		t.Helper()
+		qf := e.queueFile(t, body)
+		if res := e.deliver(t, qf, false, bob); res[0].Status != delivery.Sent {
+			t.Fatalf("result %+v", res[0])
+		}
+		marker := "redirect-Q" + qf.Envelope.ID + "R0"
+		if !exists(marker) {
+			t.Fatalf("no marker %s after the redirect", marker)
+		}
+		return marker
+	}
+
+	plant("redirect-QOLD1R0")
+	plant("1700000000.M1P2.other") // not local's
+	first := redirect()
+	if exists("redirect-QOLD1R0") {
+		t.Error("the first redirect left a marker older than markerAge")
+	}
+	if !exists("1700000000.M1P2.other") {
+		t.Error("the sweep removed a file that is no redirect marker")
+	}
+	plant("redirect-QOLD2R0")
+	second := redirect()
+	if !exists("redirect-QOLD2R0") {
+		t.Error("a second redirect within markerSweepEvery swept tmp/ again")
+	}
+	// A day later, the next redirect sweeps.
+	e.agent.swept.Range(func(k, _ any) bool {
+		e.agent.swept.Store(k, time.Now().Add(-markerSweepEvery-time.Minute))
+		return true
+	})
+	third := redirect()
+	if exists("redirect-QOLD2R0") {
+		t.Error("a redirect after markerSweepEvery left a marker older than markerAge")
+	}
+	for _, m := range []string{first, second, third} {
+		if !exists(m) {
+			t.Errorf("the sweep removed the fresh marker %s", m)
+		}
+	}
+	if n := len(e.cleanup.queued()); n != 3 {
+		t.Errorf("%d messages queued, want 3", n)
+	}
+}
+
+// BenchmarkWriteMarker writes redirect markers into a tmp/ that holds n of them
+// already, as a Maildir whose user redirects all their mail does.
+func BenchmarkWriteMarker(b *testing.B) {
+	for _, n := range []int{0, 1000, 10000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			tmp := filepath.Join(b.TempDir(), "tmp")
+			if err := os.MkdirAll(tmp, 0o700); err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				if err := os.WriteFile(filepath.Join(tmp, "redirect-QKEPT"+strconv.Itoa(i)+"R0"), nil, 0o600); err != nil {
+					b.Fatal(err)
+				}
+			}
+			a := &Agent{}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := a.writeMarker(tmp, filepath.Join(tmp, "redirect-QNEW"+strconv.Itoa(i)+"R0")); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	"postern/pkg/config"
 	"postern/pkg/control"
 	"postern/pkg/maildir"
+	"postern/pkg/mbox"
 )
 
 // indexFile is imapd's index in each Maildir folder: a cache that imapd rebuilds from
@@ -337,21 +338,7 @@ func exportMbox(folder string, names []string, path string) (int, error) {
 		fi, _ := f.Stat()
 		_, info, _ := strings.Cut(filepath.Base(cur), ":2,")
 		fmt.Fprintf(w, "From MAILER-DAEMON %s\n", fi.ModTime().UTC().Format(time.ANSIC))
-		status, xstatus := "O", ""
-		for _, c := range info {
-			switch c {
-			case 'S':
-				status = "RO"
-			case 'R':
-				xstatus += "A"
-			case 'F':
-				xstatus += "F"
-			case 'T':
-				xstatus += "D"
-			case 'D':
-				xstatus += "T"
-			}
-		}
+		status, xstatus := mbox.StatusFields(info)
 		fmt.Fprintf(w, "Status: %s\n", status)
 		if xstatus != "" {
 			fmt.Fprintf(w, "X-Status: %s\n", xstatus)

@@ -16,7 +16,6 @@ import (
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
 	"postern/pkg/config"
-	"postern/pkg/control"
 	"postern/pkg/dmarc"
 	"postern/pkg/spamcheck"
 )
@@ -134,18 +133,21 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	fromAddrs := fromAddresses(io.NewSectionReader(msg, req.Offset, min(size, maxHeader)))
 	ids := senderIdentities(ip, req.From, fromAddrs)
 
-	// The administrator's block list refuses the message whatever else it is.
+	// The lists, read once: the administrator's and the recipients' own.
+	var lists messageLists
 	if c.Lists != nil {
-		if m := c.Lists.match("", ids, control.SpamBlock); len(m) > 0 {
-			v.Action, v.Code, v.Text = spamcheck.Reject, "5.7.1", m[0].blockedText()
-			s.reasons = append(s.reasons, m[0].reason("BLOCKLIST"))
-			return finish()
-		}
+		lists = c.Lists.read(ids, req.Recipients)
+	}
+	// The administrator's block list refuses the message whatever else it is.
+	if m := lists.block; len(m) > 0 {
+		v.Action, v.Code, v.Text = spamcheck.Reject, "5.7.1", m[0].blockedText()
+		s.reasons = append(s.reasons, m[0].reason("BLOCKLIST"))
+		return finish()
 	}
 	// The DNS lists are asked while SPF, DKIM and DMARC are checked; not about a client
 	// the administrator allowed.
 	var dnsListings chan []dnsListing
-	if len(c.DNSLists) > 0 && (c.Lists == nil || len(c.Lists.match("", ids[:1], control.SpamAllow)) == 0) {
+	if len(c.DNSLists) > 0 && !lists.allowsClient() {
 		dnsListings = make(chan []dnsListing, 1)
 		go func() { dnsListings <- queryDNSLists(ctx, c.DNS.R, c.DNSLists, ip) }()
 	}
@@ -276,11 +278,9 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 
 	// The allow lists, now that SPF, DKIM and DMARC say which identities are genuine.
 	auth := authFacts{spfPass: spfRes == spf.Pass && req.From != "", spfDomain: spfDomain, dkimPass: dkimPass, dmarcFail: dmarcResult == dmarc.Fail}
-	if c.Lists != nil {
-		for _, m := range auth.authenticated(c.Lists.match("", ids, control.SpamAllow)) {
-			allowed = true
-			s.reasons = append(s.reasons, m.reason("ALLOWLIST"))
-		}
+	for _, m := range auth.authenticated(lists.allow) {
+		allowed = true
+		s.reasons = append(s.reasons, m.reason("ALLOWLIST"))
 	}
 	if dnsListings != nil && !allowed {
 		applyDNSListings(<-dnsListings, req.ClientAddr, &s, v)
@@ -289,9 +289,7 @@ func (c *Checker) Check(ctx context.Context, req *spamcheck.Request, msg io.Read
 	if containsGTUBE(io.NewSectionReader(msg, req.Offset, size)) {
 		s.add("GTUBE", c.Policy.GTUBE)
 	}
-	if c.Lists != nil {
-		userJunk, userInbox = c.userLists(req, ids, auth, &s)
-	}
+	userJunk, userInbox = userLists(&lists, auth, &s)
 	if c.Classifier != nil && !allowed {
 		user := c.classifierUser(ctx, req)
 		p, ok, err := c.Classifier.SpamProbability(ctx, req.QueueID, user, io.NewSectionReader(msg, req.Offset, size), size)

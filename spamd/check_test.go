@@ -33,7 +33,7 @@ func (authdDown) IsLocal(context.Context, string) (bool, error) {
 
 // newChecker returns a Checker with the default policy asking a fake DNS server that
 // publishes the records of the test domains.
-func newChecker(t *testing.T) (*Checker, *resolvertest.Server, *[]dmarcRecord) {
+func newChecker(t testing.TB) (*Checker, *resolvertest.Server, *[]dmarcRecord) {
 	t.Helper()
 	dns, err := resolvertest.Start("127.0.0.1")
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"postern/pkg/config"
-	"postern/pkg/control"
 	"postern/pkg/ipc"
 	"postern/pkg/spamcheck"
 )
@@ -222,11 +221,11 @@ func (g *greylister) allowed(ctx context.Context, req *spamcheck.GreylistRequest
 	if g.lists == nil {
 		return ""
 	}
-	ids := senderIdentities(ip, req.From, nil)
-	if len(g.lists.match("", ids, control.SpamBlock)) > 0 {
+	lists := g.lists.read(senderIdentities(ip, req.From, nil), nil)
+	if len(lists.block) > 0 {
 		return ""
 	}
-	ms := g.lists.match("", ids, control.SpamAllow)
+	ms := lists.allow
 	sender := false
 	for _, m := range ms {
 		if m.id.kind == "client" {

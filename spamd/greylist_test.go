@@ -173,7 +173,7 @@ func TestGreylistAllowList(t *testing.T) {
 	ctx := context.Background()
 	for action, entries := range map[string][]string{
 		control.SpamAllow: {"192.0.2.0/25", "friend.test", "boss@corp.test", "pest.test"},
-		control.SpamBlock: {"192.0.2.66", "pest.test"},
+		control.SpamBlock: {"192.0.2.66", "x@pest.test"},
 	} {
 		if _, err := l.add(ctx, control.SpamListAddRequest{Action: action, Entries: entries}); err != nil {
 			t.Fatal(err)
@@ -196,12 +196,13 @@ func TestGreylistAllowList(t *testing.T) {
 		pass     bool
 	}{
 		{"192.0.2.5", "anyone@anywhere.test", true},   // allowed network
-		{"192.0.2.66", "anyone@anywhere.test", false}, // not in the /25
+		{"192.0.2.66", "anyone@anywhere.test", false}, // in the /25, but blocked
 		{"198.18.0.7", "a@friend.test", true},         // allowed domain, SPF pass
 		{"198.18.0.7", "boss@corp.test", true},        // allowed address, SPF pass
 		{"198.18.0.7", "other@corp.test", false},      // not the allowed address
 		{"203.0.113.50", "a@friend.test", false},      // allowed domain, SPF softfail
-		{"198.18.0.7", "x@pest.test", false},          // blocked too
+		{"198.18.0.7", "x@pest.test", false},          // allowed domain, blocked address
+		{"198.18.0.7", "y@pest.test", true},           // allowed domain, SPF pass
 		{"198.18.0.7", "", false},                     // the null sender
 	} {
 		if r := ask(c.ip, c.from); r.Pass != c.pass {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,7 +20,6 @@ import (
 	"postern/pkg/control"
 	"postern/pkg/dmarc"
 	"postern/pkg/ipc"
-	"postern/pkg/spamcheck"
 )
 
 // The block and allow lists of senders: the administrator's (IP addresses and networks,
@@ -251,7 +251,10 @@ type senderLists struct {
 
 	mu     sync.RWMutex
 	scopes map[string]*scope // "" the administrator's, else the user's address
-	now    func() time.Time
+	// reads counts the times read took mu, which TestListVerdicts and
+	// BenchmarkCheckLists look at: a check takes it once per message.
+	reads atomic.Int64
+	now   func() time.Time
 }
 
 // openLists loads the lists from db.
@@ -296,19 +299,57 @@ func (l *senderLists) scope(user string) *scope {
 	return sc
 }
 
-// match returns the entries of user's scope ("" the administrator's) of action that
-// match one of ids.
-func (l *senderLists) match(user string, ids []identity, action string) []listMatch {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.scopes[user].match(ids, action)
+// messageLists is what the lists say about one message, read under one read lock: a
+// check waits on the lists once whatever the number of recipients, and sees them as
+// they were at one moment.
+type messageLists struct {
+	block []listMatch   // the administrator's block entries that match
+	allow []listMatch   // the administrator's allow entries that match, genuine or not
+	users []userMatches // the recipients who have lists of their own, in order
 }
 
-// hasUser reports whether user has entries of their own.
-func (l *senderLists) hasUser(user string) bool {
+// userMatches is what one recipient's own lists say about a message.
+type userMatches struct {
+	rcpt  string      // as the request names the recipient
+	block []listMatch // the block entries that match
+	allow []listMatch // the allow entries that match when no block entry does
+}
+
+// read matches ids against the administrator's lists and the own lists of each of
+// rcpts that has any.
+func (l *senderLists) read(ids []identity, rcpts []string) messageLists {
+	l.reads.Add(1)
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	return l.scopes[user] != nil && len(l.scopes[user].entries) > 0
+	admin := l.scopes[""]
+	ml := messageLists{block: admin.match(ids, control.SpamBlock), allow: admin.match(ids, control.SpamAllow)}
+	for _, r := range rcpts {
+		sc := l.scopes[strings.ToLower(r)]
+		if sc == nil || len(sc.entries) == 0 {
+			continue
+		}
+		um := userMatches{rcpt: r, block: sc.match(ids, control.SpamBlock)}
+		if len(um.block) == 0 {
+			// A block entry wins: the allow entries count only without one.
+			um.allow = sc.match(ids, control.SpamAllow)
+		}
+		if ml.users == nil {
+			ml.users = make([]userMatches, 0, len(rcpts))
+		}
+		ml.users = append(ml.users, um)
+	}
+	return ml
+}
+
+// allowsClient reports whether the administrator's allow list holds the client's
+// address or network.
+func (ml *messageLists) allowsClient() bool {
+	for _, m := range ml.allow {
+		if m.id.kind == "client" {
+			return true
+		}
+	}
+	return false
 }
 
 func dbKey(user string, e *listEntry) []byte { return []byte(user + "\x00" + e.key()) }
@@ -630,20 +671,16 @@ func (a authFacts) authenticated(ms []listMatch) []listMatch {
 	return out
 }
 
-// userLists applies the recipients' own lists: it returns the recipients whose block
-// list matches the sender (their copy goes into Junk) and those whose allow list matches
-// an authenticated identity (their copy stays out of Junk unless policy put it there).
-// A block entry wins over an allow entry.
-func (c *Checker) userLists(req *spamcheck.Request, ids []identity, auth authFacts, s *score) (junk, inbox []string) {
-	for _, r := range req.Recipients {
-		u := strings.ToLower(r)
-		if !c.Lists.hasUser(u) {
-			continue
-		}
-		if len(c.Lists.match(u, ids, control.SpamBlock)) > 0 {
-			junk = append(junk, r)
-		} else if len(auth.authenticated(c.Lists.match(u, ids, control.SpamAllow))) > 0 {
-			inbox = append(inbox, r)
+// userLists applies the recipients' own lists, as read in ml: it returns the recipients
+// whose block list matches the sender (their copy goes into Junk) and those whose allow
+// list matches an authenticated identity (their copy stays out of Junk unless policy put
+// it there). A block entry wins over an allow entry.
+func userLists(ml *messageLists, auth authFacts, s *score) (junk, inbox []string) {
+	for _, u := range ml.users {
+		if len(u.block) > 0 {
+			junk = append(junk, u.rcpt)
+		} else if len(auth.authenticated(u.allow)) > 0 {
+			inbox = append(inbox, u.rcpt)
 		}
 	}
 	// The reasons do not name the users: every recipient sees X-Spam-Status.

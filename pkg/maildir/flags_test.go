@@ -16,4 +16,8 @@ func TestFlagLetters(t *testing.T) {
 	if letters, rest := FlagLetters(nil); letters != "" || rest != nil {
 		t.Errorf("FlagLetters(nil) = %q, %q", letters, rest)
 	}
+	// P is no IMAP flag: an empty flag is not it.
+	if letters, rest := FlagLetters([]string{""}); letters != "" || len(rest) != 1 {
+		t.Errorf(`FlagLetters("") = %q, %q`, letters, rest)
+	}
 }

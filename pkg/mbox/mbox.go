@@ -14,6 +14,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"postern/pkg/maildir"
 )
 
 // Message is one message of an mbox file.
@@ -26,9 +28,8 @@ type Message struct {
 	// Date is the date of the "From " line (the delivery date), zero when it has none
 	// that parses.
 	Date time.Time
-	// Flags are the Maildir flag letters (in order: D F R S T) that the Status and
-	// X-Status header fields of mutt, Thunderbird and Dovecot give: R (read) is S,
-	// A (answered) R, F F, D (deleted) T, T (draft) D.
+	// Flags are the Maildir flag letters (maildir.FlagLetters: in ASCII order) of the
+	// IMAP flags that the Status and X-Status header fields give (statusFlags).
 	Flags string
 }
 
@@ -47,7 +48,7 @@ type Scanner struct {
 	inHeader bool
 	prevNL   int64 // length of the line ending of the previous line if it was empty, else 0
 	partial  bool
-	flags    map[byte]bool
+	flags    []string // the IMAP flags of the current message's header so far
 	err      error
 }
 
@@ -83,7 +84,7 @@ func (s *Scanner) Next() (Message, error) {
 					done = s.cur
 				}
 				s.cur = &Message{Offset: s.pos, Line: s.line, Date: envelopeDate(string(chunk))}
-				s.inHeader, s.flags = true, map[byte]bool{}
+				s.inHeader, s.flags = true, s.flags[:0]
 				s.prevNL = 0
 				if done != nil {
 					return *done, nil
@@ -132,37 +133,59 @@ func (s *Scanner) header(line []byte) {
 	if !ok {
 		return
 	}
-	switch strings.ToLower(string(bytes.TrimSpace(name))) {
-	case "status":
-		for _, c := range bytes.TrimSpace(value) {
-			if c == 'R' {
-				s.flags['S'] = true
-			}
-		}
-	case "x-status":
-		for _, c := range bytes.TrimSpace(value) {
-			switch c {
-			case 'A':
-				s.flags['R'] = true
-			case 'F':
-				s.flags['F'] = true
-			case 'D':
-				s.flags['T'] = true
-			case 'T':
-				s.flags['D'] = true
+	field := strings.ToLower(string(bytes.TrimSpace(name)))
+	for _, c := range bytes.TrimSpace(value) {
+		for _, sf := range statusFlags {
+			if sf.field == field && sf.letter == c {
+				s.flags = append(s.flags, sf.flag)
 			}
 		}
 	}
 }
 
-func (s *Scanner) finishFlags() {
-	var b []byte
-	for _, c := range []byte("DFRST") {
-		if s.flags[c] {
-			b = append(b, c)
+// statusFlags are the letters of the Status and X-Status header fields that mutt,
+// Thunderbird and Dovecot write, with the IMAP flag each stands for; pkg/maildir has the
+// Maildir letter of each IMAP flag.
+var statusFlags = [...]struct {
+	field  string // lower case
+	letter byte
+	flag   string
+}{
+	{"status", 'R', `\Seen`}, // read
+	{"x-status", 'A', `\Answered`},
+	{"x-status", 'F', `\Flagged`},
+	{"x-status", 'D', `\Deleted`},
+	{"x-status", 'T', `\Draft`},
+}
+
+// StatusFields returns the values of the Status and X-Status header fields that stand
+// for the flags of a Maildir file's info letters (the reverse of Message.Flags): Status
+// "RO" for a message seen, else "O"; X-Status the letters of the other flags, in the
+// order of info, "" when there are none.
+func StatusFields(info string) (status, xstatus string) {
+	status = "O"
+	var x []byte
+	for _, c := range []byte(info) {
+		for _, mf := range maildir.SystemFlags {
+			if mf.Letter != c || mf.IMAP == "" {
+				continue
+			}
+			for _, sf := range statusFlags {
+				switch {
+				case sf.flag != mf.IMAP:
+				case sf.field == "status":
+					status = string(sf.letter) + "O"
+				default:
+					x = append(x, sf.letter)
+				}
+			}
 		}
 	}
-	s.cur.Flags = string(b)
+	return status, string(x)
+}
+
+func (s *Scanner) finishFlags() {
+	s.cur.Flags, _ = maildir.FlagLetters(s.flags)
 }
 
 // envelopeDate parses the date of a "From sender date" line: asctime's layout, as

@@ -63,6 +63,59 @@ func TestNotMbox(t *testing.T) {
 	}
 }
 
+// TestScannerFlags checks each letter of Status and X-Status that stands for a flag,
+// and that the fields count in the header section only, per message.
+func TestScannerFlags(t *testing.T) {
+	for header, want := range map[string]string{
+		"Status: RO":                        "S",
+		"Status: O":                         "",
+		"X-Status: A":                       "R",
+		"X-Status: F":                       "F",
+		"X-Status: D":                       "T",
+		"X-Status: T":                       "D",
+		"STATUS: R\nx-status: TDFA":         "DFRST",
+		"X-Status: af\nStatus: r":           "",
+		"Subject: x\n\nX-Status: F":         "", // in the body
+		"Status: R\nX-Status: R\nStatus: A": "S",
+	} {
+		data := "From a@b.test Mon Dec  7 10:00:00 2026\n" + header + "\n\nbody\n\nFrom c@d.test Mon Dec  7 11:00:00 2026\nSubject: next\n\nx\n"
+		s := NewScanner(strings.NewReader(data))
+		m, err := s.Next()
+		if err != nil || m.Flags != want {
+			t.Errorf("%q: flags %q %v, want %q", header, m.Flags, err, want)
+		}
+		if m, err := s.Next(); err != nil || m.Flags != "" {
+			t.Errorf("%q: the next message has flags %q %v", header, m.Flags, err)
+		}
+	}
+}
+
+// TestStatusFields checks the Status and X-Status of Maildir letters, and that Scanner
+// reads every combination back as the same letters.
+func TestStatusFields(t *testing.T) {
+	for info, want := range map[string][2]string{
+		"": {"O", ""}, "S": {"RO", ""}, "FS": {"RO", "F"}, "DFPRST": {"RO", "TFAD"}, "Pab": {"O", ""},
+	} {
+		if st, x := StatusFields(info); st != want[0] || x != want[1] {
+			t.Errorf("%q: %q %q, want %q %q", info, st, x, want[0], want[1])
+		}
+	}
+	const letters = "DFRST"
+	for set := range 1 << len(letters) {
+		var info []byte
+		for i := range len(letters) {
+			if set&(1<<i) != 0 {
+				info = append(info, letters[i])
+			}
+		}
+		st, x := StatusFields(string(info))
+		data := "From a@b.test Mon Dec  7 10:00:00 2026\nStatus: " + st + "\nX-Status: " + x + "\n\nbody\n"
+		if m, err := NewScanner(strings.NewReader(data)).Next(); err != nil || m.Flags != string(info) {
+			t.Errorf("%q: Status %q X-Status %q read back as %q %v", info, st, x, m.Flags, err)
+		}
+	}
+}
+
 func TestContent(t *testing.T) {
 	in := "Subject: one\n\nbody\r\n>From the start\n>>From deeper\n>Fromage\nlast"
 	b, err := io.ReadAll(Content(iotest.OneByteReader(strings.NewReader(in)), true))
