@@ -21,6 +21,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/microcosm-cc/bluemonday"
 
@@ -41,6 +42,10 @@ type composeData struct {
 	// Kept are the attachments of the resumed draft, carried into what is saved or
 	// sent unless their remove box is ticked (form field "drop", by part path).
 	Kept []partInfo
+	// Inline are the images of the resumed draft's text (parts with a Content-ID that
+	// its HTML shows as cid: URLs, RFC 2392), kept as Kept are; Body shows each where
+	// the draft had it as its imageMarker.
+	Inline []partInfo
 }
 
 // composePage shows the compose form: blank, or a reply, reply to all, forward, or a
@@ -95,6 +100,9 @@ func (s *Server) composePage(w http.ResponseWriter, r *http.Request, sess *sessi
 				return err
 			}
 			if text.Type == "text/html" {
+				if mode == "draft" {
+					body = markImages(body)
+				}
 				body = htmlToText(body)
 			}
 		}
@@ -146,10 +154,12 @@ func (s *Server) composePage(w http.ResponseWriter, r *http.Request, sess *sessi
 			d.Body = "\n\n-------- Forwarded message (attached) --------\nFrom: " + plainAddrs(e.From) + "\nSubject: " + e.Subject + "\n\n" + body
 		case "draft":
 			d.Draft = uid
-			_, _, d.Kept = structure(m.BodyStructure)
-			for i, k := range d.Kept {
-				if strings.EqualFold(k.single.Encoding, "base64") {
-					d.Kept[i].Size = k.Size * 3 / 4 // about the decoded size: base64 is 4 octets for 3
+			_, d.Inline, d.Kept = structure(m.BodyStructure)
+			for _, ps := range [][]partInfo{d.Kept, d.Inline} {
+				for i, k := range ps {
+					if strings.EqualFold(k.single.Encoding, "base64") {
+						ps[i].Size = k.Size * 3 / 4 // about the decoded size: base64 is 4 octets for 3
+					}
 				}
 			}
 			d.To, d.Cc, d.Subject, d.Body = plainAddrs(e.To), plainAddrs(e.Cc), e.Subject, body
@@ -192,6 +202,42 @@ var (
 	blockEnd   = regexp.MustCompile(`(?i)</(p|div|tr|h[1-6]|li)>|<br\s*/?>`)
 	blankLines = regexp.MustCompile(`\n{3,}`)
 )
+
+// cidImg is an image of an HTML body that shows a part of the message (a cid: URL,
+// RFC 2392).
+var cidImg = regexp.MustCompile(`(?i)<img\b[^>]*?\bsrc\s*=\s*["']?cid:([^"'\s>]+)[^>]*>`)
+
+// imageMarker is how the compose form's text holds an image of the draft's text, by
+// its Content-ID, where the draft shows it: sending makes the marker of a kept image
+// that image again (htmlText).
+func imageMarker(id string) string { return "[image cid:" + id + "]" }
+
+// markImages replaces the cid: images of an HTML body by their imageMarkers, before
+// htmlToText.
+func markImages(s string) string {
+	return cidImg.ReplaceAllStringFunc(s, func(m string) string {
+		return html.EscapeString(imageMarker(unescapeCID(cidImg.FindStringSubmatch(m)[1])))
+	})
+}
+
+// htmlText is the HTML version of the text of a message with images (RFC 2387): the
+// text as typed, each imageMarker of one of the images made that image (a cid: URL,
+// RFC 2392), and after the text the images that have no marker in it (the user took it
+// out, or the draft was plain text), so that every image sent is shown.
+func htmlText(text string, images []keptPart) string {
+	out := html.EscapeString(text)
+	var after strings.Builder
+	for _, k := range images {
+		img := `<img src="cid:` + html.EscapeString(url.PathEscape(k.ID)) + `" alt="` + html.EscapeString(k.Name) + `">`
+		if m := html.EscapeString(imageMarker(k.ID)); strings.Contains(out, m) {
+			out = strings.ReplaceAll(out, m, img)
+		} else {
+			after.WriteString("<p>" + img + "</p>\r\n")
+		}
+	}
+	return "<!doctype html>\r\n<html><head><meta charset=\"utf-8\"></head><body>\r\n<div style=\"white-space: pre-wrap\">" + out + "</div>\r\n" +
+		after.String() + "</body></html>\r\n"
+}
 
 // htmlToText is the text of an HTML body, for quoting in a reply.
 func htmlToText(s string) string {
@@ -365,9 +411,11 @@ func appendMessage(c *imapConn, box string, flags []imap.Flag, msg []byte) error
 }
 
 // buildMessage writes the message (RFC 5322, MIME): the text, and as attachments those
-// kept from a resumed draft, the uploaded files and the forwarded message. A draft keeps
-// its Bcc header; a sent message does not carry it (RFC 5322 §3.6.3 leaves that to the
-// sender; recipients must not see it).
+// kept from a resumed draft, the uploaded files and the forwarded message. The images
+// kept from the text of a resumed draft go with the text in a multipart/related part
+// (RFC 2387) whose root is the text as plain text and as HTML (htmlText), which shows
+// them by their Content-IDs. A draft keeps its Bcc header; a sent message does not
+// carry it (RFC 5322 §3.6.3 leaves that to the sender; recipients must not see it).
 func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, draft bool, files []*multipart.FileHeader, fwd []byte, kept []keptPart) ([]byte, error) {
 	var h gomail.Header
 	h.SetDate(time.Now())
@@ -399,11 +447,17 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 		h.Set("References", strings.Join(refs, " "))
 	}
 	body := strings.ReplaceAll(strings.ReplaceAll(d.Body, "\r\n", "\n"), "\n", "\r\n")
+	var atts, images []keptPart
+	for _, k := range kept {
+		if k.ID != "" {
+			images = append(images, k)
+		} else {
+			atts = append(atts, k)
+		}
+	}
 	var b bytes.Buffer
-	var th gomail.InlineHeader
-	th.Set("Content-Type", "text/plain; charset=utf-8")
-	th.Set("Content-Transfer-Encoding", "quoted-printable")
-	if len(files) == 0 && fwd == nil && len(kept) == 0 {
+	mixed := len(files) > 0 || fwd != nil || len(atts) > 0
+	if !mixed && len(images) == 0 {
 		w, err := gomail.CreateSingleInlineWriter(&b, h)
 		if err != nil {
 			return nil, err
@@ -414,32 +468,51 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 		}
 		return b.Bytes(), nil
 	}
-	mw, err := gomail.CreateWriter(&b, h)
+	// RFC 2387 §3.1: the type parameter of multipart/related names its root's type.
+	related := func(h *message.Header) {
+		h.SetContentType("multipart/related", map[string]string{"type": "multipart/alternative"})
+	}
+	top := h.Header.Copy()
+	if mixed {
+		top.Set("Content-Type", "multipart/mixed")
+	} else {
+		related(&top)
+	}
+	mw, err := message.CreateWriter(&b, top)
 	if err != nil {
 		return nil, err
 	}
-	tw, err := mw.CreateSingleInline(th)
-	if err != nil {
-		return nil, err
+	switch {
+	case len(images) > 0 && mixed:
+		var rh message.Header
+		related(&rh)
+		rw, err := mw.CreatePart(rh)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeRelated(rw, body, images); err != nil {
+			return nil, err
+		}
+		if err := rw.Close(); err != nil {
+			return nil, err
+		}
+	case len(images) > 0:
+		if err := writeRelated(mw, body, images); err != nil {
+			return nil, err
+		}
+	default:
+		if err := writePart(mw, textHeader("text/plain"), func(w io.Writer) error { _, err := io.WriteString(w, body); return err }); err != nil {
+			return nil, err
+		}
 	}
-	io.WriteString(tw, body)
-	tw.Close()
-	for _, k := range kept {
+	for _, k := range atts {
 		var ah gomail.AttachmentHeader
 		ah.SetContentType(k.Type, k.Params) // its charset, if any, with it
 		if k.Type == "message/rfc822" {
 			ah.Set("Content-Transfer-Encoding", "8bit") // RFC 2046 §5.2.1: no base64 for message/rfc822
 		}
 		ah.SetFilename(k.Name)
-		aw, err := mw.CreateAttachment(ah)
-		if err != nil {
-			return nil, err
-		}
-		err = k.write(aw)
-		if cerr := aw.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := writePart(mw, attachmentHeader(ah), k.write); err != nil {
 			return nil, fmt.Errorf("attaching %s from the draft: %w", k.Name, err)
 		}
 	}
@@ -455,11 +528,7 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 		if err != nil {
 			return nil, fmt.Errorf("reading the upload %s: %w", fh.Filename, err)
 		}
-		aw, err := mw.CreateAttachment(ah)
-		if err == nil {
-			_, err = io.Copy(aw, f)
-			aw.Close()
-		}
+		err = writePart(mw, attachmentHeader(ah), func(w io.Writer) error { _, err := io.Copy(w, f); return err })
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("attaching %s: %w", fh.Filename, err)
@@ -470,12 +539,9 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 		ah.Set("Content-Type", "message/rfc822")
 		ah.Set("Content-Transfer-Encoding", "8bit") // RFC 2046 §5.2.1: no base64 for message/rfc822
 		ah.SetFilename("forwarded.eml")
-		aw, err := mw.CreateAttachment(ah)
-		if err != nil {
+		if err := writePart(mw, attachmentHeader(ah), func(w io.Writer) error { _, err := w.Write(fwd); return err }); err != nil {
 			return nil, err
 		}
-		aw.Write(fwd)
-		aw.Close()
 	}
 	if err := mw.Close(); err != nil {
 		return nil, err
@@ -483,17 +549,84 @@ func buildMessage(hostname string, d composeData, to, cc, bcc []*mail.Address, d
 	return b.Bytes(), nil
 }
 
-// keptPart is an attachment of a resumed draft that goes into its successor: write
-// copies its content (decoded) from imapd.
+// writeRelated writes the parts of a multipart/related rw: its root, the text as
+// plain text and as HTML (multipart/alternative, RFC 2046 §5.1.4, simplest first),
+// then the images, each with its Content-ID (RFC 2045 §7), which the HTML names.
+func writeRelated(rw *message.Writer, text string, images []keptPart) error {
+	var ah message.Header
+	ah.Set("Content-Type", "multipart/alternative")
+	alt, err := rw.CreatePart(ah)
+	if err != nil {
+		return err
+	}
+	for _, v := range []struct{ typ, text string }{{"text/plain", text}, {"text/html", htmlText(text, images)}} {
+		if err := writePart(alt, textHeader(v.typ), func(w io.Writer) error { _, err := io.WriteString(w, v.text); return err }); err != nil {
+			return err
+		}
+	}
+	if err := alt.Close(); err != nil {
+		return err
+	}
+	for _, k := range images {
+		var ih message.Header
+		ih.SetContentType(k.Type, k.Params)
+		ih.Set("Content-ID", "<"+k.ID+">")
+		disp := map[string]string{}
+		if k.Name != "" {
+			disp["filename"] = k.Name
+		}
+		ih.SetContentDisposition("inline", disp)
+		ih.Set("Content-Transfer-Encoding", "base64")
+		if err := writePart(rw, ih, k.write); err != nil {
+			return fmt.Errorf("putting image %s of the draft in the text: %w", k.ID, err)
+		}
+	}
+	return nil
+}
+
+// textHeader is the header of a part of the text, of type typ (text/plain, text/html).
+func textHeader(typ string) message.Header {
+	var th message.Header
+	th.SetContentType(typ, map[string]string{"charset": "utf-8"})
+	th.SetContentDisposition("inline", nil)
+	th.Set("Content-Transfer-Encoding", "quoted-printable")
+	return th
+}
+
+// attachmentHeader is ah's header, encoded in base64 unless it says otherwise.
+func attachmentHeader(ah gomail.AttachmentHeader) message.Header {
+	if !ah.Has("Content-Transfer-Encoding") {
+		ah.Set("Content-Transfer-Encoding", "base64")
+	}
+	return ah.Header
+}
+
+// writePart writes a part of the multipart mw with header h, its body written by write
+// (and encoded as h's Content-Transfer-Encoding says).
+func writePart(mw *message.Writer, h message.Header, write func(io.Writer) error) error {
+	pw, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	err = write(pw)
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// keptPart is an attachment, or an image of the text, of a resumed draft that goes
+// into its successor: write copies its content (decoded) from imapd.
 type keptPart struct {
 	Name, Type string
 	Params     map[string]string // of Content-Type, but the name
+	ID         string            // an image's Content-ID, without its angle brackets; "" for an attachment
 	write      func(io.Writer) error
 }
 
-// draftParts selects the folder drafts and returns the attachments of the draft uid,
-// but those whose part path is in drop, each written by streaming it from imapd
-// (streamPart) while drafts stays selected.
+// draftParts selects the folder drafts and returns the attachments and the images of
+// the text of the draft uid, but those whose part path is in drop, each written by
+// streaming it from imapd (streamPart) while drafts stays selected.
 func draftParts(c *imapConn, drafts string, uid imap.UID, drop map[string]bool) ([]keptPart, error) {
 	if _, err := selectFolder(c, drafts); err != nil {
 		return nil, err
@@ -502,9 +635,12 @@ func draftParts(c *imapConn, drafts string, uid imap.UID, drop map[string]bool) 
 	if err != nil {
 		return nil, err
 	}
-	_, _, atts := structure(m.BodyStructure)
+	_, images, atts := structure(m.BodyStructure)
+	for i := range atts {
+		atts[i].ID = "" // an attachment, though it may have a Content-ID
+	}
 	var out []keptPart
-	for _, p := range atts {
+	for _, p := range append(atts, images...) {
 		if drop[p.Path] {
 			continue
 		}
@@ -514,7 +650,7 @@ func draftParts(c *imapConn, drafts string, uid imap.UID, drop map[string]bool) 
 				params[k] = v
 			}
 		}
-		out = append(out, keptPart{Name: p.Name, Type: p.Type, Params: params, write: func(w io.Writer) error {
+		out = append(out, keptPart{Name: p.Name, Type: p.Type, Params: params, ID: p.ID, write: func(w io.Writer) error {
 			return streamPart(c, uid, p.path, p.Type == "message/rfc822", w)
 		}})
 	}

@@ -81,7 +81,8 @@ func newTestServer(t *testing.T) (*Server, *fakeAuthd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{log: quiet, cfg: cfg, auth: auth.NewClient(cfg.PrivateSocket("auth")), tmpl: tmpl, maxUpload: 1 << 20, orders: newOrderCache(orderCacheUIDs)}
+	s := &Server{log: quiet, cfg: cfg, auth: auth.NewClient(cfg.PrivateSocket("auth")), tmpl: tmpl, maxUpload: 1 << 20, orders: newOrderCache(orderCacheUIDs),
+		bodies: newBodyCache(bodyCacheBytes)}
 	s.sessions = newSessionStore(30*time.Minute, 12*time.Hour, s.endSession)
 	s.handler = s.routes()
 	t.Cleanup(s.auth.Close)

@@ -1,10 +1,5 @@
 package main
 
-import (
-	"container/list"
-	"sync"
-)
-
 // The message list asks imapd to SORT or THREAD the whole folder, and a page shows 50
 // of the answer. The answer depends only on which messages the folder holds (their
 // sort keys never change: RFC 5256 sorts on the envelope, the dates and the size), so
@@ -36,60 +31,18 @@ func (o *order) size() int {
 }
 
 // orderCache holds the most recently used orders up to a budget of UIDs.
-type orderCache struct {
-	max int
-
-	mu   sync.Mutex
-	used int
-	lru  *list.List // of *orderItem, most recent first
-	m    map[orderKey]*list.Element
-}
-
-type orderItem struct {
-	key orderKey
-	o   *order
-}
+type orderCache struct{ *lruCache[orderKey, *order] }
 
 // orderCacheUIDs is the budget of the order cache: 4 MiB of UIDs (a 10,000-message
 // folder in every order and threaded weighs under 100,000).
 const orderCacheUIDs = 1 << 20
 
-func newOrderCache(max int) *orderCache {
-	return &orderCache{max: max, lru: list.New(), m: map[orderKey]*list.Element{}}
+func newOrderCache(max int) orderCache {
+	return orderCache{newLRUCache[orderKey](max, (*order).size)}
 }
 
 // get returns the order under k, nil if none.
-func (c *orderCache) get(k orderKey) *order {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.m[k]
-	if e == nil {
-		return nil
-	}
-	c.lru.MoveToFront(e)
-	return e.Value.(*orderItem).o
-}
-
-// put keeps o under k, dropping the least recently used orders past the budget. An
-// order larger than the whole budget is not kept.
-func (c *orderCache) put(k orderKey, o *order) {
-	n := o.size()
-	if n > c.max {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.m[k]; e != nil {
-		c.used -= e.Value.(*orderItem).o.size()
-		c.lru.Remove(e)
-	}
-	c.m[k] = c.lru.PushFront(&orderItem{k, o})
-	c.used += n
-	for c.used > c.max {
-		e := c.lru.Back()
-		it := e.Value.(*orderItem)
-		c.lru.Remove(e)
-		delete(c.m, it.key)
-		c.used -= it.o.size()
-	}
+func (c orderCache) get(k orderKey) *order {
+	o, _ := c.lruCache.get(k)
+	return o
 }

@@ -701,8 +701,9 @@ func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, sess *sessi
 }
 
 // remoteImages fills the remote image fields of d for message m: whether its body has
-// remote images and, when it has and they are not allowed already, whether its sender
-// is authenticated and trusted by the user, which allows them.
+// remote images (which loads the body for the frame's request, bodycache.go) and, when
+// it has and they are not allowed already, whether its sender is authenticated and
+// trusted by the user, which allows them.
 func (s *Server) remoteImages(ctx context.Context, c *imapConn, sess *session, m *imapclient.FetchMessageBuffer, d *msgData) error {
 	if d.Images {
 		return nil
@@ -710,8 +711,8 @@ func (s *Server) remoteImages(ctx context.Context, c *imapConn, sess *session, m
 	if text, _, _ := structure(m.BodyStructure); text == nil || text.Type != "text/html" {
 		return nil
 	}
-	body, err := loadBody(c, m.UID, m.BodyStructure, false, false)
-	if err != nil || !body.Remote {
+	body, err := s.loadBody(c, sess.user, m.UID, m.BodyStructure)
+	if err != nil || !body.remote {
 		return err
 	}
 	d.Remote = true
@@ -753,12 +754,18 @@ func (s *Server) messageBody(w http.ResponseWriter, r *http.Request, sess *sessi
 		if _, err := selectFolder(c, f); err != nil {
 			return err
 		}
-		m, err := fetchMessage(c, uid)
-		if err != nil {
-			return err
+		b, ok := s.cachedBody(c, sess.user, uid) // the message page loaded it, usually
+		if !ok {
+			m, err := fetchMessage(c, uid)
+			if err != nil {
+				return err
+			}
+			if b, err = s.loadBody(c, sess.user, uid, m.BodyStructure); err != nil {
+				return err
+			}
 		}
-		d, err = loadBody(c, uid, m.BodyStructure, images, true)
-		return err
+		d = b.data(images)
+		return nil
 	})
 	if err != nil {
 		s.fail(w, r, sess, err)
@@ -771,53 +778,6 @@ func (s *Server) messageBody(w http.ResponseWriter, r *http.Request, sess *sessi
 	w.Header().Set("Content-Security-Policy", csp)
 	w.Header().Set("X-Frame-Options", "SAMEORIGIN")
 	s.render(w, http.StatusOK, "body.html", d)
-}
-
-// loadBody fetches and renders the text of message uid (of structure bs) in the
-// selected folder: HTML sanitized, with its remote images kept when images, and its
-// inline (cid:) images put in when inline.
-func loadBody(c *imapConn, uid imap.UID, bs imap.BodyStructure, images, inline bool) (bodyData, error) {
-	var d bodyData
-	text, parts, _ := structure(bs)
-	if text == nil {
-		return d, nil
-	}
-	sections := []*imap.FetchItemBinarySection{{Part: text.path, Peek: true}}
-	var total int64
-	var shown []partInfo
-	if text.Type == "text/html" && inline {
-		for _, p := range parts {
-			if total += p.Size; total > maxInline {
-				break
-			}
-			shown = append(shown, p)
-			sections = append(sections, &imap.FetchItemBinarySection{Part: p.path, Peek: true})
-		}
-	}
-	msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BinarySection: sections}).Collect()
-	if err != nil {
-		return d, fmt.Errorf("fetching the body of message %d: %w", uid, err)
-	}
-	if len(msgs) == 0 {
-		return d, errNoMessage
-	}
-	raw := msgs[0].FindBinarySection(sections[0])
-	body, err := decodeCharset(raw, text.single.Params["charset"])
-	if err != nil {
-		return d, err
-	}
-	if text.Type != "text/html" {
-		d.Text = body
-		return d, nil
-	}
-	byID := map[string]inlinePart{}
-	for i, p := range shown {
-		byID[p.ID] = inlinePart{Type: p.Type, Data: msgs[0].FindBinarySection(sections[i+1])}
-	}
-	d.IsHTML = true
-	safe, remote := sanitizeHTML([]byte(body), byID, images)
-	d.HTML, d.Remote = template.HTML(safe), remote // the one place untrusted markup becomes template.HTML
-	return d, nil
 }
 
 // decodeCharset turns a text part into UTF-8.

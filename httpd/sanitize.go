@@ -43,10 +43,25 @@ var remoteSrc = regexp.MustCompile(`(?i)(<img\s[^>]*?)src="((?:https?:)?//[^"]*)
 // replaced by data: URLs from inline (the parts of the message by Content-ID, without
 // angle brackets), and remote tells whether the message refers to remote images. Unless
 // allowRemote, their sources are renamed data-remote-src, so that the browser does not
-// even try to fetch them (the frame's policy would block them anyway).
+// even try to fetch them (the frame's policy would block them anyway). It is cleanHTML
+// then showHTML, which the webmail calls apart to keep the first's work (bodycache.go).
 func sanitizeHTML(body []byte, inline map[string]inlinePart, allowRemote bool) (safe string, remote bool) {
-	out := mailPolicy.SanitizeBytes(body)
-	remote = remoteSrc.Match(out)
+	clean, remote := cleanHTML(body)
+	return showHTML(clean, remote, inline, allowRemote), remote
+}
+
+// cleanHTML rebuilds an HTML body from mailPolicy's allow-list, and tells whether the
+// result refers to remote images.
+func cleanHTML(body []byte) (clean []byte, remote bool) {
+	clean = mailPolicy.SanitizeBytes(body)
+	return clean, remoteSrc.Match(clean)
+}
+
+// showHTML turns the output of cleanHTML (which found remote images or not) into the
+// page the frame shows: remote image sources renamed unless allowRemote, cid: sources
+// made data: URLs from inline. clean is not changed.
+func showHTML(clean []byte, remote bool, inline map[string]inlinePart, allowRemote bool) string {
+	out := clean
 	if remote && !allowRemote {
 		out = remoteSrc.ReplaceAll(out, []byte(`${1}data-remote-src="${2}"`))
 	}
@@ -60,7 +75,7 @@ func sanitizeHTML(body []byte, inline map[string]inlinePart, allowRemote bool) (
 			return []byte(`src="data:` + p.Type + `;base64,` + base64.StdEncoding.EncodeToString(p.Data) + `"`)
 		})
 	}
-	return string(out), remote
+	return string(out)
 }
 
 // cidSrc is an image source naming a part of the message (RFC 2392).

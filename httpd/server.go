@@ -55,7 +55,9 @@ type Server struct {
 	httpsPort string
 	maxUpload int64
 	// orders keeps the sorted and threaded message lists (listcache.go).
-	orders *orderCache
+	orders orderCache
+	// bodies keeps the sanitized bodies of the messages opened (bodycache.go).
+	bodies *lruCache[bodyKey, *renderedBody]
 
 	// dns checks the DKIM records of the panel (dnsChecker).
 	dnsOnce sync.Once
@@ -79,6 +81,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		tmpl:      tmpl,
 		maxUpload: int64(cfg.HTTPD.MaxUpload),
 		orders:    newOrderCache(orderCacheUIDs),
+		bodies:    newBodyCache(bodyCacheBytes),
 	}
 	s.sessions = newSessionStore(cfg.HTTPD.IdleTimeout.D(), cfg.HTTPD.SessionLifetime.D(), s.endSession)
 	if svc := cfg.Service("httpd"); svc != nil {

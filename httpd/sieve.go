@@ -224,11 +224,14 @@ type vacationState struct {
 	// host runs no sieved.
 	Unavailable string
 	Disabled    bool
+	// Zone is the time zone of this host's clock now, in which local, running the
+	// script, tells the day (sieve.ManagedVacation's First and Last).
+	Zone string
 }
 
 // loadVacation reads the user's reply from the active script.
 func (s *Server) loadVacation(ctx context.Context, sess *session) vacationState {
-	st := vacationState{ManagedVacation: sieve.ManagedVacation{Days: 7}}
+	st := vacationState{ManagedVacation: sieve.ManagedVacation{Days: 7}, Zone: time.Now().Format("MST, UTC-07:00")}
 	ctx, cancel := context.WithTimeout(ctx, sieveTimeout)
 	defer cancel()
 	c, err := s.dialSieve(ctx, sess)
@@ -254,8 +257,8 @@ func (s *Server) loadVacation(ctx context.Context, sess *session) vacationState 
 	return st
 }
 
-// accountVacation sets (op=set, with subject, message and days) or clears (op=clear)
-// the user's out-of-office reply.
+// accountVacation sets (op=set, with subject, message, days and optional first and
+// last days) or clears (op=clear) the user's out-of-office reply.
 func (s *Server) accountVacation(w http.ResponseWriter, r *http.Request, sess *session) {
 	fail := func(status int, msg string) { s.renderAccount(w, r, sess, accountData{Error: msg}, status) }
 	var v *sieve.ManagedVacation
@@ -266,7 +269,12 @@ func (s *Server) accountVacation(w http.ResponseWriter, r *http.Request, sess *s
 			fail(http.StatusBadRequest, fmt.Sprintf("Answer each sender once every %d to %d days.", sieve.MinVacationDays, sieve.MaxVacationDays))
 			return
 		}
-		v = &sieve.ManagedVacation{Subject: strings.TrimSpace(r.PostFormValue("subject")), Message: r.PostFormValue("message"), Days: days}
+		v = &sieve.ManagedVacation{Subject: strings.TrimSpace(r.PostFormValue("subject")), Message: r.PostFormValue("message"), Days: days,
+			First: strings.TrimSpace(r.PostFormValue("first")), Last: strings.TrimSpace(r.PostFormValue("last"))}
+		if err := sieve.CheckVacationDates(v.First, v.Last); err != nil {
+			fail(http.StatusBadRequest, "Check the first and last days of the reply: "+err.Error()+".")
+			return
+		}
 		switch {
 		case strings.TrimSpace(v.Message) == "":
 			fail(http.StatusBadRequest, "The out-of-office reply needs a message.")

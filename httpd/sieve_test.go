@@ -3,6 +3,9 @@ package main
 import (
 	"bufio"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -40,4 +43,29 @@ func FuzzSieveResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		sieveReader(s).response()
 	})
+}
+
+// TestVacationDatesChecked: the reply's first and last days are checked before sieved is
+// asked: a date not written YYYY-MM-DD, or a last day before the first, is refused with
+// the reason; good days go on to sieved (which this test has not: 503).
+func TestVacationDatesChecked(t *testing.T) {
+	s, _ := newTestServer(t)
+	newFakeControl(t, s)
+	c := login(t, s)
+	sess := s.sessions.get(c.Value)
+	post := func(first, last string) *httptest.ResponseRecorder {
+		return do(s, "POST", "/account/vacation", url.Values{"csrf": {sess.csrf}, "op": {"set"}, "message": {"Away"}, "days": {"7"},
+			"first": {first}, "last": {last}}, c)
+	}
+	for _, bad := range [][2]string{{"2026-12-20", "2026-12-10"}, {"12/10/2026", ""}, {"", "2026-12-32"}, {"tomorrow", ""}} {
+		w := post(bad[0], bad[1])
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "Check the first and last days of the reply") {
+			t.Errorf("%q..%q: %d\n%s", bad[0], bad[1], w.Code, w.Body)
+		}
+	}
+	for _, good := range [][2]string{{"2026-12-10", "2026-12-20"}, {"2026-12-10", ""}, {"", "2026-12-20"}, {"2026-12-10", "2026-12-10"}, {"", ""}} {
+		if w := post(good[0], good[1]); w.Code != http.StatusServiceUnavailable {
+			t.Errorf("%q..%q: %d, want 503 (good days, no sieved)\n%s", good[0], good[1], w.Code, w.Body)
+		}
+	}
 }

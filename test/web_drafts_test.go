@@ -3,15 +3,22 @@ package test
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
+	"html"
 	"io"
 	"mime"
 	"mime/multipart"
+	"mime/quotedprintable"
 	"net/http"
 	"net/mail"
+	"net/textproto"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // TestWebmailDraftAttachments: a draft saved with attachments keeps them when resumed:
@@ -123,4 +130,131 @@ func attachments(t *testing.T, raw []byte) map[string][]byte {
 			out[p.FileName()] = data
 		}
 	}
+}
+
+// TestWebmailDraftInlineImages: a draft written by another client, its HTML text
+// showing an image of its own (multipart/related, a cid: URL, RFC 2387 and 2392),
+// resumed in the webmail and sent: the image keeps its place in the text (a marker in
+// the form), and the message bob receives has it with the same Content-ID and bytes
+// in a multipart/related beside an HTML text whose cid: URL names it; the draft's
+// attachment is kept too.
+func TestWebmailDraftInlineImages(t *testing.T) {
+	in := NewInstance(t, "")
+	const demo, bob, cid = "demo@example.test", "bob@example.test", "logo.part1@client.test"
+	in.addUser(t, bob)
+	logo := make([]byte, 5000) // every octet value
+	for i := range logo {
+		logo[i] = byte(i * 13 % 256)
+	}
+	draft := "From: <" + demo + ">\r\nTo: <" + bob + ">\r\nSubject: Draft with a logo\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=mixed\r\n\r\n" +
+		"--mixed\r\nContent-Type: multipart/related; boundary=rel; type=\"text/html\"\r\n\r\n" +
+		"--rel\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+		"<html><body><p>Our new logo:</p><p><img alt=\"logo\" src=\"cid:" + cid + "\" width=\"40\"></p><p>What do you think?</p></body></html>\r\n" +
+		"--rel\r\nContent-Type: image/png; name=logo.png\r\nContent-Disposition: inline; filename=logo.png\r\nContent-ID: <" + cid + ">\r\n" +
+		"Content-Transfer-Encoding: base64\r\n\r\n" + lines(base64.StdEncoding.EncodeToString(logo), 76) + "--rel--\r\n" +
+		"--mixed\r\nContent-Type: text/plain; name=notes.txt\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\nthe notes\r\n--mixed--\r\n"
+	c := imapTargetOf(t, in).login(t)
+	uid := appendMsg(t, c, "Drafts", draft, &imap.AppendOptions{Flags: []imap.Flag{imap.FlagDraft, imap.FlagSeen}})
+	c.Close()
+
+	w := in.newWebClient(t)
+	if code := w.login(demo, in.Password); code != http.StatusSeeOther {
+		t.Fatalf("login: %d", code)
+	}
+	_, resumed := w.get(fmt.Sprintf("/mail/compose?mode=draft&f=Drafts&uid=%d", uid))
+	bm := regexp.MustCompile(`(?s)<textarea name="body"[^>]*>(.*?)</textarea>`).FindStringSubmatch(resumed)
+	if bm == nil || !strings.Contains(html.UnescapeString(bm[1]), "Our new logo:\n[image cid:"+cid+"]") || !strings.Contains(resumed, `id="keptinline"`) ||
+		!strings.Contains(resumed, "logo.png") || !strings.Contains(resumed, "notes.txt") {
+		t.Fatalf("the resumed draft does not show its image and attachment:\n%s", resumed)
+	}
+	text := strings.Replace(html.UnescapeString(bm[1]), "What do you think?", "What do you think? Bob, say yes.", 1)
+	resp, b := w.post("/mail/send", url.Values{"csrf": {w.csrf(resumed)}, "from": {demo}, "to": {bob}, "subject": {"Draft with a logo"},
+		"body": {text}, "action": {"send"}, "draft": {fmt.Sprint(uid)}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("send the draft: %d\n%s\n%s", resp.StatusCode, b, tail(in.Log(), 20))
+	}
+	got := in.WaitMessages(bob, 1, 20*time.Second)
+	parts := mimeParts(t, got[0])
+	var image, htmlPart *sentPart
+	for i, p := range parts {
+		switch {
+		case p.header.Get("Content-Id") == "<"+cid+">":
+			image = &parts[i]
+		case p.typ == "text/html":
+			htmlPart = &parts[i]
+		}
+	}
+	if image == nil || !bytes.Equal(image.body, logo) || image.parent != "multipart/related" || image.typ != "image/png" {
+		t.Fatalf("the received message does not have the image (Content-ID <%s>, %d octets) in a multipart/related: %+v\n%s", cid, len(logo), image, got[0])
+	}
+	if htmlPart == nil || !strings.Contains(string(htmlPart.body), `<img src="cid:`+cid+`"`) || !strings.Contains(string(htmlPart.body), "Bob, say yes.") ||
+		strings.Index(string(htmlPart.body), "Our new logo:") > strings.Index(string(htmlPart.body), "cid:") {
+		t.Errorf("the HTML text does not show the image where the draft had it:\n%s", got[0])
+	}
+	if atts := attachments(t, got[0]); string(atts["notes.txt"]) != "the notes\r\n" && string(atts["notes.txt"]) != "the notes" {
+		t.Errorf("the draft's attachment: %q", atts["notes.txt"])
+	}
+}
+
+// lines breaks s into lines of n characters, each ended by CRLF.
+func lines(s string, n int) string {
+	var b strings.Builder
+	for len(s) > n {
+		b.WriteString(s[:n] + "\r\n")
+		s = s[n:]
+	}
+	return b.String() + s + "\r\n"
+}
+
+// sentPart is a leaf of a MIME message: its type, header, decoded body, and the type of
+// the multipart holding it.
+type sentPart struct {
+	typ, parent string
+	header      textproto.MIMEHeader
+	body        []byte
+}
+
+// mimeParts returns the leaves of a MIME message, depth first.
+func mimeParts(t *testing.T, raw []byte) []sentPart {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sentPart
+	var walk func(h textproto.MIMEHeader, body io.Reader, parent string)
+	walk = func(h textproto.MIMEHeader, body io.Reader, parent string) {
+		typ, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+		if err != nil {
+			typ = "text/plain"
+		}
+		if strings.HasPrefix(typ, "multipart/") {
+			mr := multipart.NewReader(body, params["boundary"])
+			for {
+				p, err := mr.NextRawPart()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					t.Fatalf("reading a part of a %s: %v", typ, err)
+				}
+				walk(p.Header, p, typ)
+			}
+		}
+		var r io.Reader = body
+		switch strings.ToLower(h.Get("Content-Transfer-Encoding")) {
+		case "base64":
+			r = base64.NewDecoder(base64.StdEncoding, body)
+		case "quoted-printable":
+			r = quotedprintable.NewReader(body)
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("decoding a %s part: %v", typ, err)
+		}
+		out = append(out, sentPart{typ: typ, parent: parent, header: h, body: data})
+	}
+	walk(textproto.MIMEHeader(m.Header), m.Body, "")
+	return out
 }

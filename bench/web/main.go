@@ -56,6 +56,7 @@ func main() {
 	measure(c, *runs, "message list sorted by subject", web+"/mail?f=INBOX&sort=subject")
 	measure(c, *runs, "open a message with attachments (page)", web+"/mail/msg?f=INBOX&uid="+attUID)
 	measure(c, *runs, "open a message with attachments (body)", web+"/mail/body?f=INBOX&uid="+attUID)
+	measureOpen(c, web, *runs, attUID)
 	measure(c, *runs, "search (SEARCH TEXT, 1 match)", web+"/mail?f=INBOX&q=needle-4242")
 	// The threaded view (the session remembers it): fill made threads of 5 messages.
 	threads := get(c, web+"/mail?f=INBOX&view=threads")
@@ -205,6 +206,34 @@ func measure(c *http.Client, runs int, what, u string) {
 	}
 	slices.Sort(ds)
 	fmt.Printf("  %-45s %6.1f ms / %6.1f ms\n", what, ms(ds[len(ds)/2]), ms(ds[len(ds)*9/10]))
+}
+
+// measureOpen times what a click on a message costs: its page, then the body of its
+// frame, a message not opened before each time (the HTML messages with attachments,
+// biggest first, up to runs of them, but skip, opened already).
+func measureOpen(c *http.Client, web string, runs int, skip string) {
+	page := get(c, web+"/mail?f=INBOX&sort=size")
+	var uids []string
+	for _, m := range regexp.MustCompile(`uid=(\d+)`).FindAllStringSubmatch(page, -1) {
+		if m[1] != skip && !slices.Contains(uids, m[1]) {
+			uids = append(uids, m[1])
+		}
+	}
+	var ds []time.Duration
+	for i, u := range uids {
+		if i == runs {
+			break
+		}
+		start := time.Now()
+		get(c, web+"/mail/msg?f=INBOX&uid="+u)
+		get(c, web+"/mail/body?f=INBOX&uid="+u)
+		ds = append(ds, time.Since(start))
+	}
+	if len(ds) == 0 {
+		log.Fatal("no message to open")
+	}
+	slices.Sort(ds)
+	fmt.Printf("  %-45s %6.1f ms / %6.1f ms (%d messages)\n", "open a message, page + frame, first time", ms(ds[len(ds)/2]), ms(ds[len(ds)*9/10]), len(ds))
 }
 
 // measureAfter is measure with a message APPENDed (untimed) before each request.

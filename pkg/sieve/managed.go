@@ -34,6 +34,31 @@ type ManagedVacation struct {
 	Subject string
 	Message string
 	Days    int
+	// First and Last are the first and last days of the reply, YYYY-MM-DD, "" for no
+	// bound. The block tests them with currentdate (RFC 5260 §5), whose days are those
+	// of the time of delivery in the local time zone of the delivering process (Run's
+	// Message.Now).
+	First, Last string
+}
+
+// ErrVacationDates is CheckVacationDates's error.
+var ErrVacationDates = errors.New("the first and last days are dates YYYY-MM-DD, the last not before the first")
+
+// CheckVacationDates checks the bounds of a reply: each empty or a date YYYY-MM-DD,
+// and the last not before the first.
+func CheckVacationDates(first, last string) error {
+	for _, d := range []string{first, last} {
+		if d == "" {
+			continue
+		}
+		if _, err := time.Parse(time.DateOnly, d); err != nil || len(d) != len(time.DateOnly) {
+			return fmt.Errorf("%w: %q is not a date", ErrVacationDates, d)
+		}
+	}
+	if first != "" && last != "" && last < first {
+		return fmt.Errorf("%w: %s is before %s", ErrVacationDates, last, first)
+	}
+	return nil
 }
 
 // ErrOwnVacation is SetManagedVacation's error for a script whose own commands, outside
@@ -61,13 +86,40 @@ func GetManagedVacation(script []byte) (ManagedVacation, bool) {
 		}
 		return s
 	}
+	var first, last string
 	for _, c := range s.Commands {
+		if c.Name == "if" && len(c.Tests) == 1 && len(c.Block) == 1 {
+			// The reply between its first and last days (SetManagedVacation).
+			first, last = managedDates(c.Tests[0])
+			c = c.Block[0]
+		}
 		if c.vacation != nil {
 			v := c.vacation
-			return ManagedVacation{Subject: unescape(v.Subject), Message: unescape(strings.ReplaceAll(v.Reason, "\r\n", "\n")), Days: int(v.Period / (24 * time.Hour))}, true
+			return ManagedVacation{Subject: unescape(v.Subject), Message: unescape(strings.ReplaceAll(v.Reason, "\r\n", "\n")),
+				Days: int(v.Period / (24 * time.Hour)), First: first, Last: last}, true
 		}
 	}
 	return ManagedVacation{}, false
+}
+
+// managedDates reads the first and last days of the test that SetManagedVacation
+// writes: allof(currentdate :value "ge" "date" first, currentdate :value "le" "date" last).
+func managedDates(t *Test) (first, last string) {
+	if t.Name != "allof" {
+		return "", ""
+	}
+	for _, c := range t.Tests {
+		if c.Name != "currentdate" || c.match != ":value" || c.date == nil || c.date.part != "date" || len(c.keys) != 1 {
+			continue
+		}
+		switch c.rel {
+		case "ge":
+			first = c.keys[0]
+		case "le":
+			last = c.keys[0]
+		}
+	}
+	return first, last
 }
 
 // SetManagedVacation returns script with its managed block replaced by one for v, or
@@ -85,21 +137,40 @@ func SetManagedVacation(script []byte, v *ManagedVacation) ([]byte, error) {
 	if hasVacation(s.Commands) {
 		return nil, ErrOwnVacation
 	}
+	if err := CheckVacationDates(v.First, v.Last); err != nil {
+		return nil, err
+	}
 	days := min(max(v.Days, MinVacationDays), MaxVacationDays)
 	subj, msg := strings.Join(strings.Fields(v.Subject), " "), v.Message
 	block := ManagedBegin + "\n" +
 		"require \"vacation\";\n"
+	var bounds []string
+	if v.First != "" {
+		bounds = append(bounds, `currentdate :value "ge" "date" "`+v.First+`"`)
+	}
+	if v.Last != "" {
+		bounds = append(bounds, `currentdate :value "le" "date" "`+v.Last+`"`)
+	}
+	if bounds != nil {
+		// RFC 5260 §5 (currentdate, date-part "date": YYYY-MM-DD) with RFC 5231's
+		// :value, whose "ge" and "le" order such dates as they order days.
+		block = ManagedBegin + "\n" + "require [\"vacation\", \"date\", \"relational\"];\n"
+	}
 	if s.Requires["variables"] && strings.Contains(subj+msg, "${") {
 		// The user's script requires variables, so the block's strings are expanded
 		// too (RFC 5229 §3): a "${" typed on the page is kept as typed.
 		block += dollarSet
 		subj, msg = strings.ReplaceAll(subj, "${", dollarRef+"{"), strings.ReplaceAll(msg, "${", dollarRef+"{")
 	}
-	block += fmt.Sprintf("vacation :days %d", days)
+	reply := fmt.Sprintf("vacation :days %d", days)
 	if subj != "" {
-		block += " :subject " + quoteString(subj)
+		reply += " :subject " + quoteString(subj)
 	}
-	block += " " + quoteString(msg) + ";\n" + ManagedEnd + "\n"
+	reply += " " + quoteString(msg) + ";\n"
+	if bounds != nil {
+		reply = "if allof(" + strings.Join(bounds, ", ") + ") {\n" + reply + "}\n"
+	}
+	block += reply + ManagedEnd + "\n"
 	// The block goes before the first command that is not require (RFC 5228 §3.2:
 	// require comes first), at the start of its line when it starts one.
 	at := len(rest)

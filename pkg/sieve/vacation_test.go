@@ -2,6 +2,7 @@ package sieve
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -283,5 +284,69 @@ func TestManagedVacationVariables(t *testing.T) {
 	plain, err := SetManagedVacation(nil, v)
 	if err != nil || strings.Contains(string(plain), "postern_dollar") {
 		t.Errorf("script without variables: %v\n%s", err, plain)
+	}
+}
+
+// The reply's first and last days: a block that tests currentdate (RFC 5260), which
+// answers only on the days given, in the zone of the time of delivery, and reads back.
+func TestManagedVacationDates(t *testing.T) {
+	own := "require \"fileinto\";\nfileinto \"X\";\n"
+	zone := time.FixedZone("+0100", 3600)
+	for _, c := range []struct {
+		first, last string
+		want        string // the test the block writes
+		on, off     []time.Time
+	}{
+		{"2026-12-10", "2026-12-20", `if allof(currentdate :value "ge" "date" "2026-12-10", currentdate :value "le" "date" "2026-12-20") {`,
+			[]time.Time{time.Date(2026, 12, 10, 0, 0, 0, 0, zone), time.Date(2026, 12, 20, 23, 59, 0, 0, zone)},
+			[]time.Time{time.Date(2026, 12, 9, 23, 59, 0, 0, zone), time.Date(2026, 12, 21, 0, 0, 0, 0, zone), time.Date(2027, 1, 1, 0, 0, 0, 0, zone)}},
+		{"2026-12-10", "", `if allof(currentdate :value "ge" "date" "2026-12-10") {`,
+			[]time.Time{time.Date(2026, 12, 10, 0, 0, 0, 0, zone), time.Date(2030, 1, 1, 0, 0, 0, 0, zone)},
+			[]time.Time{time.Date(2026, 12, 9, 23, 59, 0, 0, zone)}},
+		{"", "2026-12-20", `if allof(currentdate :value "le" "date" "2026-12-20") {`,
+			[]time.Time{time.Date(2020, 1, 1, 0, 0, 0, 0, zone), time.Date(2026, 12, 20, 23, 59, 0, 0, zone)},
+			[]time.Time{time.Date(2026, 12, 21, 0, 0, 0, 0, zone)}},
+		{"2026-12-10", "2026-12-10", `if allof(currentdate :value "ge" "date" "2026-12-10", currentdate :value "le" "date" "2026-12-10") {`,
+			[]time.Time{time.Date(2026, 12, 10, 12, 0, 0, 0, zone)},
+			[]time.Time{time.Date(2026, 12, 11, 0, 0, 0, 0, zone), time.Date(2026, 12, 9, 23, 0, 0, 0, zone)}},
+	} {
+		v := &ManagedVacation{Subject: "Away", Message: "Back later", Days: 7, First: c.first, Last: c.last}
+		out, err := SetManagedVacation([]byte(own), v)
+		if err != nil {
+			t.Fatalf("%s..%s: %v", c.first, c.last, err)
+		}
+		if !strings.Contains(string(out), `require ["vacation", "date", "relational"];`) || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s..%s: the block lacks %s:\n%s", c.first, c.last, c.want, out)
+		}
+		if got, ok := GetManagedVacation(out); !ok || got != *v {
+			t.Errorf("%s..%s: read back %+v %v", c.first, c.last, got, ok)
+		}
+		sc, err := Parse(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, now := range append(c.on, c.off...) {
+			acts, err := sc.Run(&Message{Header: header(t, "Subject: x\r\n"), From: "a@b.test", Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			replied := len(acts) > 0 && acts[0].Kind == VacationAction
+			if want := slices.Contains(c.on, now); replied != want {
+				t.Errorf("%s..%s at %v: replied %v, want %v (%+v)", c.first, c.last, now, replied, want, acts)
+			}
+		}
+	}
+	// Without dates, the block is as before: no date test.
+	out, err := SetManagedVacation([]byte(own), &ManagedVacation{Message: "m", Days: 7})
+	if err != nil || strings.Contains(string(out), "currentdate") || !strings.Contains(string(out), "require \"vacation\";\n") {
+		t.Errorf("a reply without dates: %v\n%s", err, out)
+	}
+	for _, bad := range [][2]string{{"2026-12-20", "2026-12-10"}, {"10.12.2026", ""}, {"", "2026-2-3"}, {"2026-13-01", ""}, {`2026-12-10" { discard; } if true {`, ""}} {
+		if err := CheckVacationDates(bad[0], bad[1]); !errors.Is(err, ErrVacationDates) {
+			t.Errorf("%q..%q accepted: %v", bad[0], bad[1], err)
+		}
+		if _, err := SetManagedVacation([]byte(own), &ManagedVacation{Message: "m", Days: 7, First: bad[0], Last: bad[1]}); !errors.Is(err, ErrVacationDates) {
+			t.Errorf("%q..%q written: %v", bad[0], bad[1], err)
+		}
 	}
 }
