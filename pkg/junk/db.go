@@ -208,9 +208,16 @@ func corpusCounts(tx *bolt.Tx, user string) (nspam, nham int, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	nspam, nham = sumCounts(g, u)
+	return nspam, nham, nil
+}
+
+// sumCounts returns the messages learned in the global corpus g and the user's u (nil:
+// none) together, the counts that decide whether the corpora give an opinion.
+func sumCounts(g, u *bolt.Bucket) (nspam, nham int) {
 	gs, gh := readCounts(g)
 	us, uh := readCounts(u)
-	return gs + us, gh + uh, nil
+	return gs + us, gh + uh
 }
 
 // readCounts returns the messages learned in corpus b (nil: none).
@@ -345,7 +352,6 @@ func (db *DB) learn(user string, toks Tokens, spam, onError bool) (changed bool,
 		defer db.mu.RUnlock()
 	}
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		clear(global)
 		changed, err = db.learnTx(tx, user, toks, spam, onError, global)
 		return err
 	})
@@ -384,10 +390,7 @@ func (db *DB) learnTx(tx *bolt.Tx, user string, toks Tokens, spam, onError bool,
 	keys := features(toks)
 	m := db.readModel(g, u, keys)
 	if onError && !(len(prev) == 1 && prev[0] == other) {
-		nspam, nham, err := corpusCounts(tx, user)
-		if err != nil {
-			return false, err
-		}
+		nspam, nham := sumCounts(g, u)
 		p := logistic(m.logit())
 		opinion := nspam >= db.minSpam && nham >= db.minHam
 		if opinion && (spam && p >= 0.5+OnErrorMargin || !spam && p <= 0.5-OnErrorMargin) {
@@ -514,9 +517,7 @@ func (db *DB) ClassifyTokens(user string, toks Tokens) (Verdict, error) {
 		if err != nil {
 			return err
 		}
-		gs, gh := readCounts(g)
-		us, uh := readCounts(u)
-		v.Spam, v.Ham = gs+us, gh+uh
+		v.Spam, v.Ham = sumCounts(g, u)
 		if v.Spam < db.minSpam || v.Ham < db.minHam {
 			return nil
 		}
