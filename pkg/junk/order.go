@@ -3,8 +3,6 @@ package junk
 import (
 	"cmp"
 	"encoding/binary"
-	"hash/fnv"
-	"io"
 	"slices"
 )
 
@@ -24,12 +22,10 @@ func TrainingOrder(keys []string, pass int) []int {
 	hashes := make([]uint64, len(keys))
 	var p [8]byte
 	binary.BigEndian.PutUint64(p[:], uint64(pass))
+	seed := fnvString(fnvOffset64, string(p[:])) // FNV-1a 64 of pass, then of each key
 	for i, k := range keys {
 		order[i] = i
-		h := fnv.New64a()
-		h.Write(p[:])
-		io.WriteString(h, k)
-		hashes[i] = h.Sum64()
+		hashes[i] = fnvString(seed, k)
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(hashes[a], hashes[b]) })
 	return order
