@@ -35,7 +35,7 @@ type Store struct {
 func NewStore(root string, c config.Sieve) *Store {
 	return &Store{
 		Root:       root,
-		Limits:     sieve.Limits{ScriptSize: int(c.MaxScriptSize), Actions: c.MaxActions, Redirects: c.MaxRedirects},
+		Limits:     sieve.ConfigLimits(c),
 		MaxScripts: c.MaxScripts,
 	}
 }
