@@ -1,15 +1,16 @@
 // Command cleanup writes messages into the queue.
 //
-// smtpd (and qmgr, for bounces; spamd, for reports; local, for Sieve redirects) stream
-// each message to cleanup over <spool>/private/cleanup. cleanup expands the recipients
-// through authd's aliases, writes the queue file into incoming/ with a Received header in
-// front (and, for submissions, a Message-ID and Date where missing), fsyncs the file and
-// the directory, answers with the queue ID, and wakes qmgr. An authenticated user's
-// message must name one of the user's addresses in From:; outbound mail (submissions,
-// bounces) is DKIM-signed with the keys in <data_dir>/dkim/<domain>/ as it streams into
-// the queue file. Inbound mail gets spamd's verdict before its file is complete: refused
-// at DATA, or queued with spamd's Authentication-Results and X-Spam-Status, marked for
-// Junk if so judged. See cleanup(8).
+// smtpd (and qmgr, for bounces; spamd, for reports; local, for Sieve redirects and
+// vacation replies) stream each message to cleanup over <spool>/private/cleanup. cleanup
+// expands the recipients through authd's aliases, writes the queue file into incoming/
+// with a Received header in front (and, for submissions, a Message-ID and Date where
+// missing), fsyncs the file and the directory, answers with the queue ID, and wakes
+// qmgr. An authenticated user's message must name one of the user's addresses in From:;
+// outbound mail (submissions, bounces, reports, vacation replies; not redirects) is
+// DKIM-signed with the keys in <data_dir>/dkim/<domain>/ as it streams into the queue
+// file. Inbound mail gets spamd's verdict before its file is complete: refused at DATA,
+// or queued with spamd's Authentication-Results and X-Spam-Status, marked for Junk if so
+// judged. See cleanup(8).
 package main
 
 import (

@@ -30,9 +30,8 @@ func main() {
 	d.Confine(cfg.MailDir(), cfg.LocalDir())
 	ctx, stop := d.Context()
 	defer stop()
-	sv := cfg.Sieve
 	a := &Agent{MailRoot: cfg.MailDir(), SieveRoot: cfg.SieveDir(), Log: d.Log,
-		SieveLimits: sieve.Limits{ScriptSize: int(sv.MaxScriptSize), Actions: sv.MaxActions, Redirects: sv.MaxRedirects},
+		SieveLimits: sieve.ConfigLimits(cfg.Sieve),
 		Cleanup:     enqueue.NewClient(cfg.PrivateSocket("cleanup"))}
 	defer a.Cleanup.Close()
 	// The vacation replies' memory is local's alone. Without it, mail is delivered

@@ -273,9 +273,10 @@ func (q *Qmgr) deliver(ctx context.Context, qf *queue.File, pending []int, unsur
 
 // forwardSender is the envelope sender of the transaction of their own in which remote
 // gets the nrcpt recipients this host forwards to (queue.Recipient.Forward): the SRS
-// form of the message's sender (pkg/srs): the receiver's SPF check then asks about our domain, not the original
-// sender's, whose record does not name us. A sender that cannot be rewritten (no
-// domain) goes as it is, which is what forwarding without SRS does.
+// form of the message's sender (pkg/srs), so that the receiver's SPF check asks about
+// our domain, not the original sender's, whose record does not name us. A sender that
+// cannot be rewritten (no domain) goes as it is, which is what forwarding without SRS
+// does.
 func (q *Qmgr) forwardSender(env *queue.Envelope, nrcpt int) string {
 	from, err := q.SRS.Forward(env.From)
 	if err != nil {

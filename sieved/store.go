@@ -35,7 +35,7 @@ type Store struct {
 func NewStore(root string, c config.Sieve) *Store {
 	return &Store{
 		Root:       root,
-		Limits:     sieve.Limits{ScriptSize: int(c.MaxScriptSize), Actions: c.MaxActions, Redirects: c.MaxRedirects},
+		Limits:     sieve.ConfigLimits(c),
 		MaxScripts: c.MaxScripts,
 	}
 }
@@ -88,7 +88,6 @@ func (s *Store) path(addr, name string) (string, error) {
 type ScriptInfo struct {
 	Name   string `json:"name"`
 	Active bool   `json:"active"`
-	size   int64
 }
 
 // List returns the account's scripts in name order.
@@ -111,12 +110,7 @@ func (s *Store) List(addr string) ([]ScriptInfo, error) {
 		if !ok || !e.Type().IsRegular() {
 			continue
 		}
-		info, _ := e.Info()
-		var size int64
-		if info != nil {
-			size = info.Size()
-		}
-		out = append(out, ScriptInfo{Name: n, Active: e.Name() == active, size: size})
+		out = append(out, ScriptInfo{Name: n, Active: e.Name() == active})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -147,19 +141,15 @@ func (s *Store) HaveSpace(addr, name string, size int64) error {
 	if err != nil {
 		return err
 	}
-	total, n := size, 1
+	// Each script is bounded by ScriptSize, so MaxScripts bounds the account's total.
+	n := 1
 	for _, x := range list {
-		if x.Name == name {
-			continue
+		if x.Name != name {
+			n++
 		}
-		total += x.size
-		n++
 	}
 	if n > s.MaxScripts {
 		return errScriptCount
-	}
-	if total > int64(s.MaxScripts)*int64(s.Limits.ScriptSize) {
-		return errScriptSize
 	}
 	return nil
 }

@@ -54,7 +54,9 @@ func TestWebLogin(t *testing.T) {
 			go s.serve(ctx, c)
 		}
 	}()
-	login := func(token string) string {
+	// login sends the web login with token, then the commands then; it returns the
+	// last reply.
+	login := func(token string, then ...string) string {
 		t.Helper()
 		c, err := net.Dial("tcp", tl.Addr().String())
 		if err != nil {
@@ -76,7 +78,12 @@ func TestWebLogin(t *testing.T) {
 		}
 		readOK()
 		fmt.Fprintf(c, "AUTHENTICATE \"X-POSTERN-WEB\" \"%s\"\r\n", base64.StdEncoding.EncodeToString(auth.WebResponse("demo@example.test", token)))
-		return readOK()
+		got := readOK()
+		for _, cmd := range then {
+			fmt.Fprintf(c, "%s\r\n", cmd)
+			got = readOK()
+		}
+		return got
 	}
 	if got := login("good"); got != `NO "Only PLAIN is supported"` {
 		t.Errorf("from a peer that is not httpd: %s", got)
@@ -84,6 +91,13 @@ func TestWebLogin(t *testing.T) {
 	fromHTTPD = true
 	if got := login("good"); got != `OK "Logged in"` {
 		t.Errorf("from httpd with a good token: %s", got)
+	}
+	// RFC 5804 §2.14.1: UNAUTHENTICATE goes back to the state before the login.
+	if got := login("good", "LISTSCRIPTS"); !strings.HasPrefix(got, "OK") {
+		t.Errorf("LISTSCRIPTS logged in: %s", got)
+	}
+	if got := login("good", "UNAUTHENTICATE", "LISTSCRIPTS"); got != `NO "Log in first"` {
+		t.Errorf("LISTSCRIPTS after UNAUTHENTICATE: %s", got)
 	}
 	if got := login("stolen"); got != `NO "Authentication failed"` {
 		t.Errorf("from httpd with a bad token: %s", got)

@@ -61,11 +61,6 @@ func (s *Script) validateBody(t *Test) error {
 	return nil
 }
 
-// bodyCache keeps what the body tests of one run read, by transform and types.
-type bodyCache struct {
-	texts map[string][]string
-}
-
 // bodyTest runs the body test: each text it extracts is a value. It does not set the
 // match variables (RFC 5173 updates RFC 5229 so: a body is no place to cut values out
 // of).
@@ -73,12 +68,12 @@ func (r *runner) bodyTest(t *Test) bool {
 	types := r.expandList(t.body.types)
 	key := t.body.transform + "\x00" + strings.Join(types, "\x00")
 	if r.body == nil {
-		r.body = &bodyCache{texts: map[string][]string{}}
+		r.body = map[string][]string{}
 	}
-	vals, ok := r.body.texts[key]
+	vals, ok := r.body[key]
 	if !ok {
 		vals = bodyTexts(r.msg.MIME, t.body.transform, types)
-		r.body.texts[key] = vals
+		r.body[key] = vals
 	}
 	saved := r.matched
 	ok = r.compare(t, vals)

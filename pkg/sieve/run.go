@@ -59,7 +59,7 @@ type runner struct {
 	variables bool
 	vars      map[string]string
 	matched   []string
-	body      *bodyCache
+	body      map[string][]string // what the body tests read, by transform and types
 	limits    Limits
 	now       time.Time // Message.Now, or the time the run started
 }
