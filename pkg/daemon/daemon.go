@@ -30,6 +30,7 @@ import (
 	"postern/pkg/ipc"
 	"postern/pkg/journal"
 	"postern/pkg/landlock"
+	"postern/pkg/logtrace"
 	"postern/pkg/metrics"
 	"postern/pkg/tlsconf"
 )
@@ -144,10 +145,11 @@ func NewLogger(cfg *config.Config, name string) *slog.Logger {
 
 // QueueIDKey is the attribute that names the message a log line is about (its queue
 // ID), on every such line; DSNIDKey names the notification (bounce, delay warning)
-// queued about it, which `mailctl log` follows.
+// queued about it, which `mailctl log` follows. They are pkg/logtrace's, which reads
+// them back.
 const (
-	QueueIDKey = "id"
-	DSNIDKey   = "dsn_id"
+	QueueIDKey = logtrace.IDKey
+	DSNIDKey   = logtrace.DSNIDKey
 )
 
 // Journal fields of the queue ID attributes (the others become POSTERN_<KEY>), so that

@@ -15,7 +15,8 @@ import (
 )
 
 // Attribute keys: the queue ID a line is about, and the queue ID of a notification
-// queued about it (pkg/daemon's QueueIDKey and DSNIDKey).
+// queued about it; pkg/daemon's QueueIDKey and DSNIDKey, with which the daemons
+// write them, are these.
 const (
 	IDKey    = "id"
 	DSNIDKey = "dsn_id"
