@@ -173,7 +173,7 @@ func LogHandler(cfg *config.Config, name string) slog.Handler {
 		target = config.LogJournal
 	}
 	if target == config.LogJournal {
-		conn, err := journal.Dial(journal.SocketPath)
+		conn, err := journalConn()
 		if err == nil {
 			return journal.NewHandler(conn, journal.HandlerOptions{
 				Level:      level,
@@ -190,6 +190,27 @@ func LogHandler(cfg *config.Config, name string) slog.Handler {
 		return slog.NewJSONHandler(os.Stderr, opts)
 	}
 	return slog.NewTextHandler(os.Stderr, opts)
+}
+
+var journalOnce struct {
+	sync.Mutex
+	conn *journal.Conn
+}
+
+// journalConn is the process's one connection to the journal: a logger made again (by
+// master at every reload) shares it rather than opening another socket, and a
+// journal.Conn is safe for concurrent use.
+func journalConn() (*journal.Conn, error) {
+	journalOnce.Lock()
+	defer journalOnce.Unlock()
+	if journalOnce.conn == nil {
+		c, err := journal.Dial(journal.SocketPath)
+		if err != nil {
+			return nil, err
+		}
+		journalOnce.conn = c
+	}
+	return journalOnce.conn, nil
 }
 
 // Context returns a context cancelled by SIGTERM or SIGINT.
