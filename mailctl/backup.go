@@ -63,7 +63,7 @@ func runBackup(a *app, o *options, args []string) error {
 	if err := copyFile(cfg.SRSKeyFile(), filepath.Join(dir, "srs.key")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("backing up the SRS secrets: %w", err)
 	}
-	fmt.Fprintf(a.stdout, "Backed up users.db (%d octets), %d message files and the DKIM keys into %s.\n", res.Size, msgs, dir)
+	fmt.Fprintf(a.stdout, "Backed up users.db (%d octets), %d message files, the DKIM keys and the SRS secrets into %s.\n", res.Size, msgs, dir)
 	return nil
 }
 

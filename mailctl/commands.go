@@ -702,12 +702,12 @@ moves meanwhile is found again by its name.`,
 	},
 	{
 		name: "backup", args: "DIR", minArgs: 1, maxArgs: 1,
-		summary: "copy users.db, the Maildirs and the DKIM keys into DIR while Postern runs",
+		summary: "copy users.db, the Maildirs, the DKIM keys and the SRS secrets into DIR while Postern runs",
 		detail: `
 Copies, into the new or empty directory DIR, users.db as one consistent snapshot (authd
 writes it with bbolt's online backup, in one read transaction, while it goes on
 serving), every Maildir with its folders, flags (file names), UIDs (dovecot-uidlist)
-and dates (file times), and the DKIM keys. imapd's index (postern-imap.db) is left out:
+and dates (file times), the DKIM keys and the SRS secrets. imapd's index (postern-imap.db) is left out:
 it is a cache that imapd rebuilds from the file names and dovecot-uidlist, and a copy taken
 while imapd writes it could be torn. A message that imapd moves while it is copied is
 found again by its name. Restore with mailctl restore DIR.`,
@@ -718,8 +718,8 @@ found again by its name. Restore with mailctl restore DIR.`,
 		summary: "put a backup back (Postern stopped)",
 		detail: `
 Puts back what mailctl backup copied into DIR: users.db (the one in place is kept as
-users.db.before-restore), the Maildirs and the DKIM keys, given to the daemons' users when
-run as root. Postern must be stopped (the files belong to authd, local and imapd while it
+users.db.before-restore), the Maildirs, the DKIM keys and the SRS secrets, given to the
+daemons' users when run as root (the SRS secrets by master at its next start). Postern must be stopped (the files belong to authd, local and imapd while it
 runs): restore refuses while master answers. imapd rebuilds its indexes when each account
 is next opened; the UIDs and flags are those of the backup.`,
 		run: runRestore,

@@ -47,7 +47,7 @@ func TestLayoutWithoutRoot(t *testing.T) {
 	want := map[string]os.FileMode{
 		"spool": 0o755, "spool/incoming": 0o700, "spool/active": 0o700, "spool/deferred": 0o700,
 		"spool/hold": 0o700, "spool/corrupt": 0o700, "spool/private": 0o750, "spool/control": 0o750,
-		"spool/public": 0o755, "data": 0o755, "data/mail": 0o700,
+		"spool/public": 0o755, "data": 0o755, "data/mail": 0o700, "data/local": 0o700,
 	}
 	for rel, mode := range want {
 		fi, err := os.Stat(filepath.Join(dir, rel))

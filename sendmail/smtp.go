@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
@@ -48,13 +47,10 @@ type smtpSession struct {
 }
 
 // reply writes one reply (RFC 5321 §4.2: the code, the enhanced status code of RFC 3463
-// and a text) and sends it.
+// and a text) and sends it, formatted by pkg/smtp as smtpd's are: a newline in the text
+// (a refusal's, say) starts a new reply line rather than a forged one.
 func (s *smtpSession) reply(code int, enhanced, format string, a ...any) error {
-	text := fmt.Sprintf(format, a...)
-	if enhanced != "" {
-		text = enhanced + " " + text
-	}
-	fmt.Fprintf(s.bw, "%d %s\r\n", code, text)
+	s.bw.WriteString(smtp.NewReply(code, enhanced, format, a...).String())
 	return s.bw.Flush()
 }
 
@@ -129,8 +125,7 @@ func (s *smtpSession) command(cmd smtp.Command) (ok, quit bool) {
 		// RFC 5321 §4.1.1.1; the extensions of RFC 6152 (8BITMIME), RFC 2920
 		// (PIPELINING: every reply is sent in order), RFC 2034 (ENHANCEDSTATUSCODES)
 		// and RFC 1870 (SIZE).
-		fmt.Fprintf(s.bw, "250-%s\r\n250-PIPELINING\r\n250-SIZE %d\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n", host, s.cfg.SMTPD.MaxMessageSize)
-		return s.bw.Flush() == nil, false
+		return s.reply(250, "", "%s\nPIPELINING\nSIZE %d\n8BITMIME\nENHANCEDSTATUSCODES", host, s.cfg.SMTPD.MaxMessageSize) == nil, false
 	case "HELO":
 		if cmd.Arg == "" {
 			return s.fail(501, "5.5.4", "Syntax: HELO hostname"), false

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"postern/pkg/sieve"
 )
 
 // DefaultPath is where the system instance keeps its configuration.
@@ -506,8 +508,7 @@ func Default() *Config {
 			LocalConcurrency:  20,
 			RemoteConcurrency: 50,
 		},
-		// The defaults of pkg/sieve (MaxScriptSize, MaxActions, MaxRedirects).
-		Sieve: Sieve{MaxScriptSize: 64 << 10, MaxScripts: 32, MaxActions: 32, MaxRedirects: 4},
+		Sieve: Sieve{MaxScriptSize: sieve.MaxScriptSize, MaxScripts: 32, MaxActions: sieve.MaxActions, MaxRedirects: sieve.MaxRedirects},
 		Remote: Remote{
 			Port:                   25,
 			DANE:                   true,

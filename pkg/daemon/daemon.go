@@ -30,6 +30,7 @@ import (
 	"postern/pkg/ipc"
 	"postern/pkg/journal"
 	"postern/pkg/landlock"
+	"postern/pkg/logtrace"
 	"postern/pkg/metrics"
 	"postern/pkg/tlsconf"
 )
@@ -144,10 +145,11 @@ func NewLogger(cfg *config.Config, name string) *slog.Logger {
 
 // QueueIDKey is the attribute that names the message a log line is about (its queue
 // ID), on every such line; DSNIDKey names the notification (bounce, delay warning)
-// queued about it, which `mailctl log` follows.
+// queued about it, which `mailctl log` follows. They are pkg/logtrace's, which reads
+// them back.
 const (
-	QueueIDKey = "id"
-	DSNIDKey   = "dsn_id"
+	QueueIDKey = logtrace.IDKey
+	DSNIDKey   = logtrace.DSNIDKey
 )
 
 // Journal fields of the queue ID attributes (the others become POSTERN_<KEY>), so that
@@ -171,7 +173,7 @@ func LogHandler(cfg *config.Config, name string) slog.Handler {
 		target = config.LogJournal
 	}
 	if target == config.LogJournal {
-		conn, err := journal.Dial(journal.SocketPath)
+		conn, err := journalConn()
 		if err == nil {
 			return journal.NewHandler(conn, journal.HandlerOptions{
 				Level:      level,
@@ -188,6 +190,27 @@ func LogHandler(cfg *config.Config, name string) slog.Handler {
 		return slog.NewJSONHandler(os.Stderr, opts)
 	}
 	return slog.NewTextHandler(os.Stderr, opts)
+}
+
+var journalOnce struct {
+	sync.Mutex
+	conn *journal.Conn
+}
+
+// journalConn is the process's one connection to the journal: a logger made again (by
+// master at every reload) shares it rather than opening another socket, and a
+// journal.Conn is safe for concurrent use.
+func journalConn() (*journal.Conn, error) {
+	journalOnce.Lock()
+	defer journalOnce.Unlock()
+	if journalOnce.conn == nil {
+		c, err := journal.Dial(journal.SocketPath)
+		if err != nil {
+			return nil, err
+		}
+		journalOnce.conn = c
+	}
+	return journalOnce.conn, nil
 }
 
 // Context returns a context cancelled by SIGTERM or SIGINT.

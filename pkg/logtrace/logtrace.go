@@ -15,7 +15,8 @@ import (
 )
 
 // Attribute keys: the queue ID a line is about, and the queue ID of a notification
-// queued about it (pkg/daemon's QueueIDKey and DSNIDKey).
+// queued about it; pkg/daemon's QueueIDKey and DSNIDKey, with which the daemons
+// write them, are these.
 const (
 	IDKey    = "id"
 	DSNIDKey = "dsn_id"
@@ -100,7 +101,11 @@ func Trace(open func() (io.ReadCloser, error), ids ...string) ([]string, error) 
 	for {
 		var lines []string
 		grew := false
-		err := scan(open, func(line string, attrs map[string]string) {
+		err := scan(open, func(line string) {
+			if !mentions(line, want) {
+				return // most lines: not worth parsing
+			}
+			attrs := Attrs(line)
 			if !want[attrs[IDKey]] {
 				return
 			}
@@ -117,7 +122,18 @@ func Trace(open func() (io.ReadCloser, error), ids ...string) ([]string, error) 
 	}
 }
 
-func scan(open func() (io.ReadCloser, error), f func(string, map[string]string)) error {
+// mentions tells whether line holds one of the queue IDs wanted anywhere: a line about
+// one of them does, for slog writes a queue ID as it is (letters and digits).
+func mentions(line string, want map[string]bool) bool {
+	for id := range want {
+		if strings.Contains(line, id) {
+			return true
+		}
+	}
+	return false
+}
+
+func scan(open func() (io.ReadCloser, error), f func(string)) error {
 	r, err := open()
 	if err != nil {
 		return err
@@ -126,9 +142,8 @@ func scan(open func() (io.ReadCloser, error), f func(string, map[string]string))
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadString('\n')
-		if len(line) > 0 && len(line) <= MaxLine && (strings.Contains(line, IDKey+"=") || strings.Contains(line, `"`+IDKey+`"`)) {
-			line = strings.TrimRight(line, "\r\n")
-			f(line, Attrs(line))
+		if len(line) > 0 && len(line) <= MaxLine {
+			f(strings.TrimRight(line, "\r\n"))
 		}
 		if err == io.EOF {
 			return nil
