@@ -21,7 +21,6 @@ import (
 	"postern/pkg/auth"
 	"postern/pkg/daemon"
 	"postern/pkg/enqueue"
-	"postern/pkg/sieve"
 )
 
 func main() {
@@ -31,7 +30,7 @@ func main() {
 	ctx, stop := d.Context()
 	defer stop()
 	a := &Agent{MailRoot: cfg.MailDir(), SieveRoot: cfg.SieveDir(), Log: d.Log,
-		SieveLimits: sieve.ConfigLimits(cfg.Sieve),
+		SieveLimits: cfg.Sieve.Limits(),
 		Cleanup:     enqueue.NewClient(cfg.PrivateSocket("cleanup"))}
 	defer a.Cleanup.Close()
 	// The vacation replies' memory is local's alone. Without it, mail is delivered

@@ -35,7 +35,7 @@ type Store struct {
 func NewStore(root string, c config.Sieve) *Store {
 	return &Store{
 		Root:       root,
-		Limits:     sieve.ConfigLimits(c),
+		Limits:     c.Limits(),
 		MaxScripts: c.MaxScripts,
 	}
 }

@@ -233,6 +233,11 @@ type Sieve struct {
 	MaxRedirects int `toml:"max_redirects"`
 }
 
+// Limits returns the limits of pkg/sieve that the table sets.
+func (s Sieve) Limits() sieve.Limits {
+	return sieve.Limits{ScriptSize: int(s.MaxScriptSize), Actions: s.MaxActions, Redirects: s.MaxRedirects}
+}
+
 // SRS holds the Sender Rewriting Scheme (pkg/srs) of forwarded mail: the envelope
 // sender of a message this host forwards to another domain (an alias, a Sieve redirect)
 // becomes an address of Domain, so that it passes SPF at the receiver, and a bounce to

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	"postern/pkg/config"
 )
 
 // Limits on what a script may be and do: the defaults of Limits.
@@ -41,11 +40,6 @@ type Limits struct {
 // DefaultLimits returns MaxScriptSize, MaxActions and MaxRedirects.
 func DefaultLimits() Limits {
 	return Limits{ScriptSize: MaxScriptSize, Actions: MaxActions, Redirects: MaxRedirects}
-}
-
-// ConfigLimits returns the limits postern.toml's [sieve] table sets.
-func ConfigLimits(c config.Sieve) Limits {
-	return Limits{ScriptSize: int(c.MaxScriptSize), Actions: c.MaxActions, Redirects: c.MaxRedirects}
 }
 
 // Error is a fault of a script, at a line and column (both from 1).
