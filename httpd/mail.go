@@ -738,14 +738,14 @@ func (s *Server) remoteImages(ctx context.Context, c *imapConn, sess *session, m
 
 // bodyData fills templates/body.html.
 type bodyData struct {
-	HTML   template.HTML // sanitized by sanitizeHTML
+	HTML   template.HTML // sanitized by cleanHTML, shown by showHTML
 	Text   string
 	IsHTML bool
 	Remote bool // the message has remote images, blocked
 }
 
 // messageBody serves the body of a message as the document of the sandboxed frame of
-// the message page: HTML sanitized (sanitizeHTML) under bodyCSP, or plain text.
+// the message page: HTML sanitized (cleanHTML, kept in the body cache) under bodyCSP, or plain text.
 func (s *Server) messageBody(w http.ResponseWriter, r *http.Request, sess *session) {
 	f, uid := r.URL.Query().Get("f"), uidParam(r.URL.Query().Get("uid"))
 	images := r.URL.Query().Get("images") == "1"
