@@ -106,8 +106,6 @@ func newPOP3Session(s *Server, c net.Conn, ip netip.Addr, listener string, impli
 // secure reports whether passwords may be sent: over TLS or from this host, as for IMAP.
 func (p *pop3Session) secure() bool { return p.tls || p.ip.IsLoopback() }
 
-// shutdown makes the session end, at once if it waits for a command. The deadline is
-// set on the TCP connection, under TLS too, since the session may be swapping p.conn.
 // revoke ends the session because its account was disabled or deleted: the client
 // gets -ERR [AUTH] (RFC 3206 §4: a problem with the user's credentials) and the
 // connection closes without the UPDATE state, so that nothing is deleted.
@@ -124,6 +122,8 @@ func (p *pop3Session) bye() string {
 	return "-ERR [SYS/TEMP] Server shutting down"
 }
 
+// shutdown makes the session end, at once if it waits for a command. The deadline is
+// set on the TCP connection, under TLS too, since the session may be swapping p.conn.
 func (p *pop3Session) shutdown() {
 	p.closing.Store(true)
 	p.raw.SetReadDeadline(time.Now())
