@@ -357,25 +357,19 @@ func (p *pop3Session) pass(c pop3.Command) {
 }
 
 // login checks the password exactly as IMAP LOGIN does, takes the maildrop and binds
-// the session to the account (see Session.loginRetrying).
+// the session to the account (see Server.loginBound).
 func (p *pop3Session) login(user, password string) error {
-	for try := 0; ; try++ {
-		e, gen, err := p.srv.checkLogin(p.log, p.ip, user, password)
-		if err != nil {
-			return err
-		}
-		if err := p.take(e); err != nil {
-			return err
-		}
-		if p.srv.bind(p, e.addr, gen) {
-			p.log = p.log.With("user", e.addr)
-			return nil
-		}
-		p.release()
-		if try == maxLoginRetries {
-			return errAccountsChanging
-		}
+	var addr string
+	err := p.srv.loginBound(p, func() (loginEntry, uint64, error) {
+		return p.srv.checkLogin(p.log, p.ip, user, password)
+	}, func(e loginEntry) error {
+		addr = e.addr
+		return p.take(e)
+	}, p.release)
+	if err == nil {
+		p.log = p.log.With("user", addr)
 	}
+	return err
 }
 
 // take opens the account of e and takes its maildrop.
