@@ -57,23 +57,34 @@ func (s *Session) verify(user, password string) error {
 }
 
 // loginRetrying opens the account that check answers and binds the session to it
-// (Server.bind), so that a change of the account from now on ends the session. If an
-// account changed while check was asking (Server.gen moved), its answer may be stale:
-// it is asked again, a few times.
+// (see Server.loginBound).
 func (s *Session) loginRetrying(check func() (loginEntry, uint64, error)) error {
+	return s.srv.loginBound(s, check,
+		func(e loginEntry) error { return s.open(e.addr, e.maildir, e.quota) },
+		func() {
+			s.srv.closeAccount(s.acct)
+			s.acct, s.user = nil, ""
+		})
+}
+
+// loginBound opens, with open, the account that check answers and binds the session c
+// to it (Server.bind), so that a change of the account from now on ends the session.
+// If an account changed while check was asking (Server.gen moved), its answer may be
+// stale: undo closes what open opened and check is asked again, a few times. IMAP and
+// POP3 logins both go through it.
+func (srv *Server) loginBound(c conn, check func() (loginEntry, uint64, error), open func(loginEntry) error, undo func()) error {
 	for try := 0; ; try++ {
 		e, gen, err := check()
 		if err != nil {
 			return err
 		}
-		if err := s.open(e.addr, e.maildir, e.quota); err != nil {
+		if err := open(e); err != nil {
 			return err
 		}
-		if s.srv.bind(s, e.addr, gen) {
+		if srv.bind(c, e.addr, gen) {
 			return nil
 		}
-		s.srv.closeAccount(s.acct)
-		s.acct, s.user = nil, ""
+		undo()
 		if try == maxLoginRetries {
 			return errAccountsChanging
 		}

@@ -106,8 +106,6 @@ func newPOP3Session(s *Server, c net.Conn, ip netip.Addr, listener string, impli
 // secure reports whether passwords may be sent: over TLS or from this host, as for IMAP.
 func (p *pop3Session) secure() bool { return p.tls || p.ip.IsLoopback() }
 
-// shutdown makes the session end, at once if it waits for a command. The deadline is
-// set on the TCP connection, under TLS too, since the session may be swapping p.conn.
 // revoke ends the session because its account was disabled or deleted: the client
 // gets -ERR [AUTH] (RFC 3206 §4: a problem with the user's credentials) and the
 // connection closes without the UPDATE state, so that nothing is deleted.
@@ -124,6 +122,8 @@ func (p *pop3Session) bye() string {
 	return "-ERR [SYS/TEMP] Server shutting down"
 }
 
+// shutdown makes the session end, at once if it waits for a command. The deadline is
+// set on the TCP connection, under TLS too, since the session may be swapping p.conn.
 func (p *pop3Session) shutdown() {
 	p.closing.Store(true)
 	p.raw.SetReadDeadline(time.Now())
@@ -357,25 +357,19 @@ func (p *pop3Session) pass(c pop3.Command) {
 }
 
 // login checks the password exactly as IMAP LOGIN does, takes the maildrop and binds
-// the session to the account (see Session.loginRetrying).
+// the session to the account (see Server.loginBound).
 func (p *pop3Session) login(user, password string) error {
-	for try := 0; ; try++ {
-		e, gen, err := p.srv.checkLogin(p.log, p.ip, user, password)
-		if err != nil {
-			return err
-		}
-		if err := p.take(e); err != nil {
-			return err
-		}
-		if p.srv.bind(p, e.addr, gen) {
-			p.log = p.log.With("user", e.addr)
-			return nil
-		}
-		p.release()
-		if try == maxLoginRetries {
-			return errAccountsChanging
-		}
+	var addr string
+	err := p.srv.loginBound(p, func() (loginEntry, uint64, error) {
+		return p.srv.checkLogin(p.log, p.ip, user, password)
+	}, func(e loginEntry) error {
+		addr = e.addr
+		return p.take(e)
+	}, p.release)
+	if err == nil {
+		p.log = p.log.With("user", addr)
 	}
+	return err
 }
 
 // take opens the account of e and takes its maildrop.
