@@ -82,7 +82,7 @@ func (c *Cleanup) judge(ctx context.Context, w *queueWriter, env *enqueue.Envelo
 	if err != nil {
 		return noVerdict(err)
 	}
-	c.Log.Info("verdict", "id", id, "action", v.Action, "score", v.Score, "reasons", strings.Join(v.Reasons, ","))
+	// spamd logs the verdict (id, action, score, reasons, client): not again here.
 	switch v.Action {
 	case spamcheck.Reject:
 		return enqueue.Refusal(enqueue.CodeRejected, cmp.Or(v.Code, "5.7.1"), printable(cmp.Or(v.Text, "Message refused")))
