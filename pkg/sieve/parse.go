@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
 )
 
 // Limits on what a script may be and do: the defaults of Limits.
